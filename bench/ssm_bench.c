@@ -1,0 +1,27 @@
+/*
+ * ssm_bench -- libssm's benchmark program (never run by CTest).
+ *   ssm_bench conv    S4/S4D kernels, FFT convolution vs the bare FFTW floor
+ *   ssm_bench scan    selective scan vs a plain scalar loop
+ *   ssm_bench mamba   Mamba stack shaped like mamba-130m
+ *   ssm_bench all     everything
+ * Every figure is a median of repeats; ratios are measured in one process.
+ */
+#include <ssm.h>
+#include "bench_util.h"
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "all";
+    printf("libssm %s benchmark, %d processors\n", ssm_version(), bu_max_threads());
+    if (!strcmp(cmd, "conv")) return bench_conv(argc - 1, argv + 1);
+    if (!strcmp(cmd, "scan")) return bench_scan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "mamba")) return bench_mamba(argc - 1, argv + 1);
+    if (!strcmp(cmd, "all")) {
+        int rc = bench_conv(argc - 1, argv + 1);
+        rc |= bench_scan(argc - 1, argv + 1);
+        rc |= bench_mamba(argc - 1, argv + 1);
+        return rc;
+    }
+    fprintf(stderr, "usage: ssm_bench [conv|scan|mamba|all]\n");
+    return 2;
+}

@@ -1,0 +1,32 @@
+/*
+ * ssm.h -- libssm: state-space sequence models in C.
+ *
+ * This header is not a manual; README.md is.  It includes every module:
+ *
+ *   ssm/common.h   status codes, version
+ *   ssm/hippo.h    HiPPO matrices, NPLR form, S4D initialisations   (LAPACKE)
+ *   ssm/s4.h       discretization and convolution kernels           (FFTW)
+ *   ssm/conv.h     batched causal FFT convolution, diagonal LTI scan (FFTW)
+ *   ssm/layer.h    the S4D layer (convolution and recurrent modes)
+ *   ssm/scan.h     the selective scan (Mamba S6)
+ *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (CBLAS)
+ *
+ * Shape legend used in every header, slowest dimension first (C order):
+ *   B batch, H (or D) channels, G groups, N state size, R rank, L length.
+ */
+#ifndef SSM_H
+#define SSM_H
+
+#define SSM_VERSION_MAJOR 0
+#define SSM_VERSION_MINOR 1
+#define SSM_VERSION_PATCH 0
+
+#include "ssm/common.h"
+#include "ssm/hippo.h"
+#include "ssm/s4.h"
+#include "ssm/conv.h"
+#include "ssm/layer.h"
+#include "ssm/scan.h"
+#include "ssm/mamba.h"
+
+#endif /* SSM_H */

@@ -1,0 +1,55 @@
+/*
+ * ssm/common.h -- status codes, version, export macro.
+ *
+ * Every public function that can fail returns ssm_status.  On error nothing
+ * is written out of bounds, nothing leaks, nothing aborts or prints; the
+ * outputs may then hold anything.
+ */
+#ifndef SSM_COMMON_H
+#define SSM_COMMON_H
+
+#include <stdint.h>
+#ifndef __cplusplus
+#include <complex.h>
+#endif
+
+#if defined(_WIN32) && defined(SSM_BUILDING_SHARED)
+#  define SSM_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#  define SSM_API __attribute__((visibility("default")))
+#else
+#  define SSM_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ssm_status {
+    SSM_OK          =  0,
+    SSM_ERR_ARG     = -1,  /* NULL where not allowed, size < 1, bad enum, NaN/Inf or non-positive scalar dt, non-finite small matrix input */
+    SSM_ERR_NOMEM   = -2,
+    SSM_ERR_LAPACK  = -3,  /* a LAPACK eigensolver did not converge */
+    SSM_ERR_FFTW    = -4,  /* FFTW could not make a plan */
+    SSM_ERR_NUMERIC = -5   /* singular system (e.g. I - alpha dt A), or a result that would not be finite */
+} ssm_status;
+
+/* A short English description of s; never NULL, also for unknown codes. */
+SSM_API const char *ssm_status_string(ssm_status s);
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked (compare with the
+ * SSM_VERSION_* macros of the header compiled against). */
+SSM_API const char *ssm_version(void);
+
+/* Evaluation mode of an LTI layer: the convolution mode (kernel + FFT) and
+ * the recurrent mode (scan over time) compute the same outputs. */
+typedef enum ssm_mode {
+    SSM_MODE_CONV      = 0,
+    SSM_MODE_RECURRENT = 1
+} ssm_mode;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SSM_COMMON_H */
