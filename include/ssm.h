@@ -8,6 +8,7 @@
  *   ssm/s4.h       discretization and convolution kernels           (FFTW)
  *   ssm/conv.h     batched causal FFT convolution, diagonal LTI scan (FFTW)
  *   ssm/layer.h    the S4D layer (convolution and recurrent modes)
+ *   ssm/lti.h      dense LTI recurrences (recurrent mode of dense systems)
  *   ssm/scan.h     the selective scan (Mamba S6)
  *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (CBLAS)
  *
@@ -26,6 +27,7 @@
 #include "ssm/s4.h"
 #include "ssm/conv.h"
 #include "ssm/layer.h"
+#include "ssm/lti.h"
 #include "ssm/scan.h"
 #include "ssm/mamba.h"
 
