@@ -21,28 +21,49 @@ typedef enum ssm_measure {
     SSM_FOUT = 3    /* translated Fourier, sliding window of length 1; n even */
 } ssm_measure;
 
-/* Continuous-time HiPPO system dx/dt = A x + B u with n states.
- * A: [n][n] row-major, B: [n].  With s_k = sqrt(2k+1):
- *   LEGS  A[n][k] = -s_n s_k (n > k), -(n+1) (n = k), 0 (n < k); B[n] = s_n
- *   LEGT  A[n][k] = -s_n s_k (n >= k), -s_n s_k (-1)^(n-k) (n < k); B[n] = s_n
- *   LAGT  A[n][k] = -1/2 (n = k), -1 (n > k), 0 (n < k); B[n] = 1
+/* Continuous-time HiPPO system dx/dt = A x + B u with n states (Gu et al.
+ * 2020).  A: [n][n] row-major, B: [n], both written in full.
+ * With s_k = sqrt(2k+1), rows i and columns k from 0:
+ *   LEGS  A[i][k] = -s_i s_k (i > k), -(i+1) (i = k), 0 (i < k); B[i] = s_i
+ *         (used as dx/dt = (1/t)(A x + B u): x holds the Legendre
+ *         coefficients of u on [0, t], u(r) ~ sum x_i s_i P_i(2r/t - 1))
+ *   LEGT  A[i][k] = -s_i s_k (i >= k), -s_i s_k (-1)^(i-k) (i < k); B[i] = s_i
+ *         (u(t - s) ~ sum x_i s_i P_i(1 - 2s), s in [0, 1])
+ *   LAGT  A[i][k] = -1/2 (i = k), -1 (i > k), 0 (i < k); B[i] = 1
+ *         (u(t - s) ~ sum x_i L_i(s) e^(-s/2), s >= 0)
  *   FOUT  A = 2(pi R - b b^T), R[2j+1][2j] = j, R[2j][2j+1] = -j; B = 2b,
- *         b = [1, 0, sqrt2, 0, sqrt2, 0, ...]; n must be even.
+ *         b = [1, 0, sqrt2, 0, sqrt2, 0, ...]; n must be even
+ *         (u(t - s) ~ x_0 + sqrt2 sum_j (x_2j cos 2 pi j s + x_2j+1 sin 2 pi j s))
  * A window of length theta is A/theta, B/theta.
- * Errors: SSM_ERR_ARG (NULL, n < 1, bad measure, odd n for FOUT). */
+ * Errors: SSM_ERR_ARG (A or B NULL, n < 1, unknown measure, odd n for FOUT,
+ * n*n overflowing int64_t or the address space).
+ * Thread-safety: pure function of its arguments, no allocation. */
 SSM_API ssm_status ssm_hippo(ssm_measure m, int64_t n, double *A, double *B);
 
-/* Normal-plus-low-rank form
+/* Normal-plus-low-rank form (S4, Gu et al. 2022, Theorem 1)
  *   A = V (diag(lambda) - sum_r pt_r pt_r^*) V^*,   pt_r = V^* p_r,
  * V unitary; p_r are the rows of the measure's real low-rank factor P:
- *   LEGS: p_0[n] = sqrt(n + 1/2)
- *   LEGT: p_0[n] = s_n if n even else 0, p_1[n] = s_n if n odd else 0
- *   LAGT: p_0[n] = sqrt(1/2)
- *   FOUT: p_0 = sqrt2 b
- * rank >= 1 (>= 2 for LEGT); rows beyond the measure's are zero.
- * All n eigenvalues are returned; order and eigenvector phases unspecified.
- * lambda: [n]; Pt: [rank][n]; Bt = V^* B: [n]; V: [n][n].
- * Errors: SSM_ERR_ARG, SSM_ERR_NOMEM, SSM_ERR_LAPACK. */
+ *   LEGS: p_0[i] = sqrt(i + 1/2)          (A + p p^T = -1/2 I + skew)
+ *   LEGT: p_0[i] = s_i if i even else 0, p_1[i] = s_i if i odd else 0
+ *   LAGT: p_0[i] = sqrt(1/2)
+ *   FOUT: p_0 = sqrt2 b                    (the others: A + P^T P skew)
+ * so Re(lambda) = -1/2 for LEGS and 0 for the others.
+ * rank >= 1 (>= 2 for LEGT); rows of Pt beyond the measure's are zero.
+ * All n eigenvalues are returned (no conjugate halving); order and
+ * eigenvector phases are unspecified.
+ * Shapes: lambda [n]; Pt [rank][n] (Pt[r*n + j] = (pt_r)_j); Bt = V^* B [n];
+ * V [n][n] with V[i*n + j] = component i of eigenvector j.
+ * Method: the skew part K is diagonalised through LAPACK's real symmetric
+ * dsyevd on the 2n x 2n embedding [[0, K], [-K, 0]] of the Hermitian -iK
+ * (no complex BLAS/LAPACK is called); workspace (about 12 n^2 doubles plus
+ * 3 n^2 complex) is allocated inside.  Accuracy: ||V^*V - I|| and
+ * ||A - reconstruction|| / ||A|| are a small multiple of n eps.
+ * Errors: SSM_ERR_ARG (NULL pointer, n < 1, rank below the minimum, unknown
+ * measure, odd n for FOUT, n*n or rank*n overflowing int64_t);
+ * SSM_ERR_NOMEM (workspace not allocatable, or beyond LAPACK's 32-bit
+ * index range: n > 16383); SSM_ERR_LAPACK (dsyevd did not converge).
+ * Thread-safety: reentrant, no global state; results depend on the BLAS
+ * thread count to rounding only. */
 SSM_API ssm_status ssm_hippo_nplr(ssm_measure m, int64_t n, int64_t rank,
                                   double complex *lambda, double complex *Pt,
                                   double complex *Bt, double complex *V);
@@ -54,10 +75,17 @@ typedef enum ssm_s4d_init {
     SSM_S4D_REAL = 3    /* -(k+1),                               k = 0..n-1 */
 } ssm_s4d_init;
 
-/* Diagonal state matrix of an S4D layer with n modes (lambda: [n]).
- * A complex init stands for a real state of size 2n through conjugate pairs
- * (kernels use 2 Re); REAL is a real state of size n (kernels use Re).
- * Errors: SSM_ERR_ARG, SSM_ERR_NOMEM, SSM_ERR_LAPACK (LEGS only). */
+/* Diagonal state matrix of an S4D layer with n modes (S4D, Gu et al. 2022),
+ * lambda: [n].  A complex init stands for a real state of size 2n through
+ * conjugate pairs (kernels use 2 Re; PyTorch S4 keeps the Im < 0 halves, the
+ * conjugates of these); REAL is a real state of size n (kernels use Re).
+ * LEGS computes the eigenvalues of the LegS normal part of size 2n with
+ * LAPACK (dsyevd on the real embedding, as ssm_hippo_nplr) and returns
+ * them by decreasing imaginary part; the others are closed forms.
+ * Errors: SSM_ERR_ARG (lambda NULL, n < 1, unknown init); SSM_ERR_NOMEM
+ * (LEGS only: workspace not allocatable or n > 8191); SSM_ERR_LAPACK
+ * (LEGS only).
+ * Thread-safety: reentrant, no global state. */
 SSM_API ssm_status ssm_s4d_lambda(ssm_s4d_init init, int64_t n,
                                   double complex *lambda);
 
