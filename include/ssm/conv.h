@@ -14,27 +14,117 @@
 extern "C" {
 #endif
 
-/* Batched causal convolution through FFTW, plan made once, run many times:
+/* ---- FFT convolution (S4 eq. (4)-(5): y = K * u + D u) ----------------
+ *
+ * Batched causal convolution through FFTW (single precision), plan made
+ * once, run many times:
  *   y[b,c,t] = sum_{s<=t} K[c,s] u[b,c,t-s] + D[c] u[b,c,t].
- * K: channels*L, D: channels or NULL, u and y: batch*channels*L.
- * The plan is immutable after creation; ssm_conv_execute may run on one plan
- * from many threads at once.  Plans are made with FFTW_ESTIMATE so the same
- * input gives the same bytes in every run and for any thread count. */
+ * Shapes: K [channels][L]; D [channels] or NULL (no skip term);
+ * u, y [batch][channels][L].  y must not overlap u, K or D.
+ *
+ * The plan pads to the smallest length N = 2^a 3^b 5^c 7^d >= 2L (so the
+ * circular FFT product is the linear convolution) and holds an r2c and a
+ * c2r FFTW plan of length N made with FFTW_ESTIMATE on buffers it owns: the
+ * same input gives the same bytes in every run and for any number of OpenMP
+ * threads.  The plan is immutable after creation.
+ *
+ * Accuracy: the usual FFT convolution bound, |y - y_exact| of order
+ * eps_float log2(N) ||K[c]||_2 ||u[b,c]||_2 per output (normwise, not
+ * relative to each output).
+ *
+ * Threads: ssm_conv_execute and ssm_conv_execute_spectrum may run on one
+ * plan (and one spectrum) from many threads at once; each call takes its
+ * own scratch from fftwf_malloc (about N floats + N+2 complex per OpenMP
+ * thread, plus the spectra of all channels, channels x (N/2+1) complex,
+ * when ssm_conv_execute runs with fewer than 2 channels per thread) and
+ * runs OpenMP-parallel over the rows, one writer per row.  Create and
+ * destroy take the library's FFTW lock, so they too may run concurrently
+ * with anything (but destroy only once no call uses the plan).
+ *
+ * Memory: an allocation made by libssm that fails is SSM_ERR_NOMEM; FFTW
+ * itself aborts the process when one of its internal allocations fails
+ * (inside the planner), which cannot be intercepted. */
 typedef struct ssm_conv_plan ssm_conv_plan;
+
+/* Plan for `channels` rows of length L.
+ * Errors: SSM_ERR_ARG (plan NULL, channels or L < 1, product overflow, 2L or
+ * its padding not representable as int for FFTW), SSM_ERR_NOMEM,
+ * SSM_ERR_FFTW (FFTW returned no plan).  *plan is NULL on error. */
 SSM_API ssm_status ssm_conv_plan_create(ssm_conv_plan **plan, int64_t channels,
                                         int64_t L);
+
+/* Convolve every row.  Each kernel spectrum is computed once per channel
+ * (not per batch row): with at least 2 channels per OpenMP thread, in
+ * parallel over channels, each thread transforming its channel's kernel
+ * and then its batch rows; otherwise all spectra first, then the (batch,
+ * channel) rows in parallel.  Both orders give the same bytes.
+ * Errors: SSM_ERR_ARG (plan, K, u or y NULL, batch < 1, overflow of
+ * batch*channels*L), SSM_ERR_NOMEM.  K, D, u are never inspected: non-finite
+ * values propagate. */
 SSM_API ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
                                     const float *K, const float *D,
                                     const float *u, float *y);
+
 SSM_API void       ssm_conv_plan_destroy(ssm_conv_plan *plan);  /* NULL is a no-op */
 
-/* Recurrent twin of the convolution mode for a diagonal complex LTI system
- * (S4D), per batch b, channel c, mode k, step t:
+/* Sizes of a plan (any output may be NULL): channels, L and the padded FFT
+ * length N.  Errors: SSM_ERR_ARG (plan NULL). */
+SSM_API ssm_status ssm_conv_plan_info(const ssm_conv_plan *plan,
+                                      int64_t *channels, int64_t *L,
+                                      int64_t *fft_length);
+
+/* Kernel spectra kept between calls, for inference with a fixed kernel: the
+ * FFT of every kernel row (padded, scaled by 1/N), about 4N bytes per
+ * channel.  Immutable after creation; usable with any plan of the same
+ * channels and L, from many threads at once. */
+typedef struct ssm_conv_spectrum ssm_conv_spectrum;
+
+/* Spectra of K [channels][L] for `plan`.
+ * Errors: SSM_ERR_ARG (spec, plan or K NULL), SSM_ERR_NOMEM. */
+SSM_API ssm_status ssm_conv_spectrum_create(ssm_conv_spectrum **spec,
+                                            const ssm_conv_plan *plan,
+                                            const float *K);
+SSM_API void ssm_conv_spectrum_destroy(ssm_conv_spectrum *spec); /* NULL: no-op */
+
+/* ssm_conv_execute with the kernel spectra precomputed: the same bytes as
+ * ssm_conv_execute(plan, batch, K, D, u, y) for the K of `spec`, without
+ * the kernel transforms.  Errors: SSM_ERR_ARG (NULL, batch < 1, overflow,
+ * spec made for another channels/L), SSM_ERR_NOMEM. */
+SSM_API ssm_status ssm_conv_execute_spectrum(const ssm_conv_plan *plan,
+                                             const ssm_conv_spectrum *spec,
+                                             int64_t batch, const float *D,
+                                             const float *u, float *y);
+
+/* Double-precision twin of ssm_conv_execute for verification paths, in
+ * one call: K [channels][L], D [channels] or NULL, u, y
+ * [batch][channels][L].  Makes and destroys its FFTW plans inside (under
+ * the library's FFTW lock, FFTW_ESTIMATE), OpenMP-parallel over rows, the
+ * same bytes for any thread count.  Error about
+ * eps_double log2(N) ||K[c]|| ||u[b,c]||.
+ * Errors: SSM_ERR_ARG (NULL, sizes < 1, overflow, 2L too large for int),
+ * SSM_ERR_NOMEM, SSM_ERR_FFTW.  Reentrant. */
+SSM_API ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels,
+                                      int64_t L, const double *K,
+                                      const double *D, const double *u,
+                                      double *y);
+
+/* ---- recurrent twin (S4D eq. (2), diagonal Abar) ------------------------
+ *
+ * Diagonal complex LTI recurrence, per batch b, channel c, mode k, step t:
  *   x[k] = Ad[c,k] x[k] + Bd[c,k] u[b,c,t]
  *   y[b,c,t] = Re(sum_k C[c,k] x[k]) + D[c] u[b,c,t]
- * Ad, Bd, C: channels*n; x0, x_last: batch*channels*n or NULL (zeros / not
- * wanted); D: channels or NULL; u, y: batch*channels*L.  x0 == x_last is
- * allowed (state carried in place). */
+ * Shapes: Ad, Bd, C [channels][n]; D [channels] or NULL;
+ * x0, x_last [batch][channels][n] or NULL (zero initial state / final
+ * state not wanted); u, y [batch][channels][L].  x0 == x_last is allowed
+ * (state carried in place); y must not overlap the inputs.
+ * For a conjugate-halved S4D system pass 2*C (the state of the other half
+ * is the conjugate, so Re doubles).
+ * Float arithmetic in a fixed order (8 partial sums over the modes, fixed
+ * tree): the same bytes for any number of OpenMP threads (parallel over
+ * (batch, channel) rows) and any vector width.  O(batch channels n L).
+ * Errors: SSM_ERR_ARG (Ad, Bd, C, u, y NULL, sizes < 1 or overflowing,
+ * non-finite Ad, Bd, C or D), SSM_ERR_NOMEM.  u and x0 are not inspected.
+ * Reentrant. */
 SSM_API ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n,
                                  int64_t L, const float complex *Ad,
                                  const float complex *Bd,
@@ -43,8 +133,10 @@ SSM_API ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n,
                                  float complex *x_last, float *y);
 
 /* One step of the same recurrence for streaming (one sample per channel):
- * x: batch*channels*n, read and updated in place; u, y: batch*channels.
- * Bit for bit the results of ssm_diag_scan with L = 1. */
+ * x [batch][channels][n] is read and updated in place; u, y
+ * [batch][channels].  Bit for bit ssm_diag_scan with L = 1 and
+ * x0 == x_last == x (it runs the very same code), so L calls equal one scan
+ * of length L.  Errors: as ssm_diag_scan, and x NULL.  Reentrant. */
 SSM_API ssm_status ssm_diag_step(int64_t batch, int64_t channels, int64_t n,
                                  const float complex *Ad,
                                  const float complex *Bd,

@@ -3,8 +3,25 @@
  * Initialization of Diagonal State Space Models"): H independent channels,
  * each a diagonal SSM with n complex modes, usable without knowing the math.
  *
- * Shapes: lambda, B, C [H][N]; dt, D [H]; u, y [B][H][L];
- * state x [B][H][N] (float complex).
+ * Shapes (C order, slowest first): lambda, B, C [H][N]; dt, D [H];
+ * u, y [B][H][L]; state x [B][H][N] (float complex).
+ *
+ * Per channel c the layer is the continuous system
+ *   x' = diag(lambda_c) x + B_c u,   y = Re(Ce_c x) + D_c u,
+ * with Ce = 2 C for the complex inits (LEGS, LIN, INV: each mode stands for
+ * a conjugate pair of a real state of size 2n, S4D sec. 3.2) and Ce = C for
+ * REAL (a real state of size n).  It is discretized with step dt_c by the
+ * layer's method (ssm_discretize_diag), and the discrete Ad, Bd, Ce are
+ * rounded to float once: BOTH modes use those same floats (the convolution
+ * kernel is ssm_kernel_diag of the floats promoted to double, rounded to
+ * float), so the convolution and recurrent modes agree to float rounding
+ * (normwise ~1e-6 at L = 16384) at every dt.
+ *
+ * Threads: forward, forward_state, step, get_params, get_discrete, kernel
+ * and info may run concurrently on one layer (forward's cache of the
+ * kernel spectra is behind a mutex and shared by concurrent calls).
+ * set_params and destroy need exclusive use of the layer: no other call on
+ * it may run at the same time.
  */
 #ifndef SSM_LAYER_H
 #define SSM_LAYER_H
@@ -19,36 +36,85 @@ extern "C" {
 
 typedef struct ssm_s4d_layer ssm_s4d_layer;
 
-/* New layer: lambda from ssm_s4d_lambda(init, n) for every channel,
- * dt log-uniform in [1e-3, 1e-1] per channel, B = 1, C ~ complex N(0, 1),
- * D ~ N(0, 1), all drawn from `seed`; discretization `disc` (ZOH or
- * BILINEAR).  Errors: SSM_ERR_ARG, SSM_ERR_NOMEM, SSM_ERR_LAPACK. */
+/* New layer of `channels` channels and n modes each: lambda =
+ * ssm_s4d_lambda(init, n) for every channel, and from the seeded generator
+ * (per channel in this order): dt log-uniform in [1e-3, 1e-1], C ~ complex
+ * N(0, 1) (real and imaginary parts N(0, 1/2)), D ~ N(0, 1); B = 1.
+ * disc: any ssm_disc (ZOH and BILINEAR are the S4D choices; EULER is only
+ * stable for small dt).  The same seed gives the same layer.
+ * Errors: SSM_ERR_ARG (layer NULL, channels or n < 1, overflow, bad init or
+ * disc), SSM_ERR_NOMEM, SSM_ERR_LAPACK (LEGS init), SSM_ERR_NUMERIC.
+ * *layer is NULL on error. */
 SSM_API ssm_status ssm_s4d_layer_create(ssm_s4d_layer **layer, int64_t channels,
                                         int64_t n, ssm_s4d_init init,
                                         ssm_disc disc, uint64_t seed);
 SSM_API void ssm_s4d_layer_destroy(ssm_s4d_layer *layer);   /* NULL is a no-op */
 
-/* Set any subset of the continuous parameters (NULL: unchanged).  lambda
- * must have Re < 0... see layer docs.  Changes invalidate cached kernels. */
+/* Set any subset of the continuous parameters (NULL: unchanged): lambda,
+ * B, C [H][N] (C is the half-system C; the layer applies the 2 of
+ * conjugate pairs itself), dt, D [H].  Checks: lambda finite with
+ * Re(lambda) <= 0 (a stable layer), dt finite and > 0, B, C, D finite.
+ * All or nothing: on any error the layer is unchanged.  Recomputes the
+ * discrete parameters and drops the cached kernel (D alone keeps it).
+ * Errors: SSM_ERR_ARG (layer NULL, a check above), SSM_ERR_NOMEM,
+ * SSM_ERR_NUMERIC (singular GBT step or discrete values overflowing float).
+ * Not thread-safe on one layer (see above). */
 SSM_API ssm_status ssm_s4d_layer_set_params(ssm_s4d_layer *layer,
                                             const double complex *lambda,
                                             const double *dt,
                                             const double complex *B,
                                             const double complex *C,
                                             const float *D);
-/* Read any subset back (NULL: not wanted). */
+
+/* Read any subset back (NULL: not wanted); shapes as set_params.
+ * Errors: SSM_ERR_ARG (layer NULL). */
 SSM_API ssm_status ssm_s4d_layer_get_params(const ssm_s4d_layer *layer,
                                             double complex *lambda, double *dt,
                                             double complex *B,
                                             double complex *C, float *D);
 
-/* y = layer(u) over [batch][H][L] in either mode, from zero state. */
+/* Sizes and methods (any output may be NULL).  Errors: SSM_ERR_ARG. */
+SSM_API ssm_status ssm_s4d_layer_info(const ssm_s4d_layer *layer,
+                                      int64_t *channels, int64_t *n,
+                                      ssm_s4d_init *init, ssm_disc *disc);
+
+/* The float discrete parameters both modes use (any output may be NULL):
+ * Ad, Bd, Ceff [H][N], Ceff = 2C (complex inits) or C (REAL), so that
+ * ssm_diag_scan(batch, H, n, L, Ad, Bd, Ceff, D, ...) is the recurrent
+ * mode exactly.  Errors: SSM_ERR_ARG (layer NULL). */
+SSM_API ssm_status ssm_s4d_layer_get_discrete(const ssm_s4d_layer *layer,
+                                              float complex *Ad,
+                                              float complex *Bd,
+                                              float complex *Ceff);
+
+/* The convolution kernel K [H][L] of the convolution mode (the bytes the
+ * layer convolves with).  O(H n L), parallel over channels.
+ * Errors: SSM_ERR_ARG (NULL, L < 1, overflow), SSM_ERR_NOMEM. */
+SSM_API ssm_status ssm_s4d_layer_kernel(const ssm_s4d_layer *layer, int64_t L,
+                                        float *K);
+
+/* y = layer(u) over [batch][H][L] from the zero state.
+ *   SSM_MODE_CONV: FFT convolution with the kernel of length L.  The FFT
+ *     plan and kernel spectra of the last L are cached in the layer and
+ *     rebuilt when L or the parameters change (first call for an L costs
+ *     the kernel, O(H n L), and its FFTs); the cache holds H (N/2+1)
+ *     complex floats, N ~ 2L (about 8 H L bytes) until the layer is
+ *     destroyed or L changes.  L must satisfy 2L <= INT_MAX.
+ *   SSM_MODE_RECURRENT: ssm_diag_scan on the discrete parameters, O(B H n L).
+ * The two modes agree to float rounding, not bit for bit.
+ * Errors: SSM_ERR_ARG (NULL, bad mode, batch or L < 1, overflow, L too
+ * large for the FFT in conv mode), SSM_ERR_NOMEM, SSM_ERR_FFTW.
+ * Concurrent calls on one layer are safe. */
 SSM_API ssm_status ssm_s4d_layer_forward(ssm_s4d_layer *layer, ssm_mode mode,
                                          int64_t batch, int64_t L,
                                          const float *u, float *y);
 
 /* Recurrent forward with explicit state: x0 [batch][H][N] or NULL (zeros),
- * x_last [batch][H][N] or NULL; x0 == x_last allowed. */
+ * x_last [batch][H][N] or NULL (not wanted); x0 == x_last allowed (state
+ * carried in place), so a sequence may be fed in pieces: the pieces give
+ * the bytes of the whole.  With x0 NULL: the bytes of forward in
+ * SSM_MODE_RECURRENT.  Errors: SSM_ERR_ARG (NULL, sizes < 1, overflow),
+ * SSM_ERR_NOMEM.  Reentrant. */
 SSM_API ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
                                                int64_t batch, int64_t L,
                                                const float *u,
@@ -56,7 +122,10 @@ SSM_API ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
                                                float complex *x_last,
                                                float *y);
 
-/* One sample per channel: x [batch][H][N] updated in place, u, y [batch][H]. */
+/* One sample per channel (streaming inference): x [batch][H][N] updated in
+ * place (start from zeros), u, y [batch][H].  L steps give bit for bit the
+ * recurrent forward of length L.  Errors: SSM_ERR_ARG (NULL, batch < 1,
+ * overflow), SSM_ERR_NOMEM.  Reentrant. */
 SSM_API ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, int64_t batch,
                                       float complex *x, const float *u,
                                       float *y);

@@ -1,0 +1,189 @@
+/*
+ * diag_scan.c -- the recurrent mode of S4D (Gu et al. 2022, "On the
+ * Parameterization and Initialization of Diagonal State Space Models",
+ * eq. (2): x_t = Abar x_{t-1} + Bbar u_t, y_t = C x_t + D u_t with a
+ * diagonal complex Abar), the twin of the convolution mode in conv.c.
+ *
+ * Per (batch b, channel c) row, mode k, step t, in float complex:
+ *   x[k] = Ad[c,k] x[k] + Bd[c,k] u[b,c,t]
+ *   y[b,c,t] = Re(sum_k C[c,k] x[k]) + D[c] u[b,c,t]
+ *
+ * Fixed accumulation order: the modes go into 8 partial sums (mode k into
+ * lane k mod 8 of its block, in increasing k), summed at the end of each
+ * step by a fixed tree.  The lanes let the compiler vectorize without
+ * reassociating anything, so the bytes do not depend on the machine's
+ * vector width or on the number of threads.  ssm_diag_step is the scan with
+ * L = 1 and runs the same (non-inlined) row function, so it is bit for bit
+ * the scan.
+ */
+#include <string.h>
+
+#include "conv_internal.h"
+
+#define LANES 8
+
+int ssm_finite_cf(const float complex *x, int64_t n)
+{
+    const float *f = (const float *)x;
+    for (int64_t i = 0; i < 2 * n; i++)
+        if (!isfinite(f[i])) return 0;
+    return 1;
+}
+
+int ssm_finite_f(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+/* One row, state in split re/im arrays (n each).  noinline: the scan and
+ * the step must run the very same machine code.  On x86-64 an AVX2 clone
+ * is picked at load time where the CPU has it: every lane does the same
+ * IEEE operations in the same order (no FMA, no reassociation), so both
+ * clones give the same bytes, only 8 lanes at once instead of 4. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(SSM_NO_CLONES)
+__attribute__((noinline, target_clones("avx2", "default")))
+#else
+__attribute__((noinline))
+#endif
+static void diag_row(int64_t n, int64_t L,
+                     const float *restrict ar, const float *restrict ai,
+                     const float *restrict br, const float *restrict bi,
+                     const float *restrict cr, const float *restrict ci,
+                     float *restrict xr, float *restrict xi,
+                     int hasd, float d, const float *restrict u,
+                     float *restrict y)
+{
+    const int64_t nb = n - n % LANES;
+    for (int64_t t = 0; t < L; t++) {
+        const float ut = u[t];
+        float acc[LANES] = {0};
+        for (int64_t k0 = 0; k0 < nb; k0 += LANES) {
+            for (int j = 0; j < LANES; j++) {
+                const int64_t k = k0 + j;
+                const float nr = (ar[k] * xr[k] - ai[k] * xi[k]) + br[k] * ut;
+                const float ni = (ar[k] * xi[k] + ai[k] * xr[k]) + bi[k] * ut;
+                xr[k] = nr;
+                xi[k] = ni;
+                acc[j] += cr[k] * nr - ci[k] * ni;
+            }
+        }
+        for (int64_t k = nb; k < n; k++) {
+            const float nr = (ar[k] * xr[k] - ai[k] * xi[k]) + br[k] * ut;
+            const float ni = (ar[k] * xi[k] + ai[k] * xr[k]) + bi[k] * ut;
+            xr[k] = nr;
+            xi[k] = ni;
+            acc[k - nb] += cr[k] * nr - ci[k] * ni;
+        }
+        const float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+                        ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        y[t] = hasd ? s + d * ut : s;
+    }
+}
+
+static void split(const float complex *z, int64_t n, float *re, float *im)
+{
+    const float *f = (const float *)z;
+    for (int64_t k = 0; k < n; k++) {
+        re[k] = f[2 * k];
+        im[k] = f[2 * k + 1];
+    }
+}
+
+ssm_status ssm_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
+                                   int64_t L, const float complex *Ad,
+                                   const float complex *Bd,
+                                   const float complex *C, const float *D,
+                                   const float *u, const float complex *x0,
+                                   float complex *x_last, float *y)
+{
+    const int64_t H = channels;
+    /* Split arrays padded to whole 64-byte lines. */
+    const int64_t np = (n + 15) / 16 * 16;
+    int fail = 0;
+    /* A parallel region costs more than a short row; the `if` only decides
+     * who runs a row, never how. */
+    const double work = (double)batch * (double)H * (double)n * (double)L;
+#pragma omp parallel if (work > 65536.0)
+    {
+        float *w = ssm_alloc((size_t)(8 * np), sizeof(float));
+        if (w == NULL) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t b = 0; b < batch; b++) {
+            for (int64_t c = 0; c < H; c++) {
+                if (w == NULL) continue;
+                float *ar = w, *ai = w + np, *br = w + 2 * np, *bi = w + 3 * np;
+                float *cr = w + 4 * np, *ci = w + 5 * np;
+                float *xr = w + 6 * np, *xi = w + 7 * np;
+                split(Ad + c * n, n, ar, ai);
+                split(Bd + c * n, n, br, bi);
+                split(C + c * n, n, cr, ci);
+                const int64_t row = b * H + c;
+                if (x0 != NULL) {
+                    split(x0 + row * n, n, xr, xi);
+                } else {
+                    memset(xr, 0, (size_t)n * sizeof(float));
+                    memset(xi, 0, (size_t)n * sizeof(float));
+                }
+                diag_row(n, L, ar, ai, br, bi, cr, ci, xr, xi, D != NULL,
+                         D != NULL ? D[c] : 0.0f, u + row * L, y + row * L);
+                if (x_last != NULL) {
+                    float *f = (float *)(x_last + row * n);
+                    for (int64_t k = 0; k < n; k++) {
+                        f[2 * k] = xr[k];
+                        f[2 * k + 1] = xi[k];
+                    }
+                }
+            }
+        }
+        ssm_free(w);
+    }
+    return fail ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_OK;
+}
+
+static ssm_status scan_check(int64_t batch, int64_t channels, int64_t n,
+                             int64_t L, const float complex *Ad,
+                             const float complex *Bd, const float complex *C,
+                             const float *D, const float *u, const float *y)
+{
+    int64_t t;
+    if (Ad == NULL || Bd == NULL || C == NULL || u == NULL || y == NULL)
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (!ssm_sizes_ok(&t, sizeof(float), 3, batch, channels, L) ||
+        !ssm_sizes_ok(&t, sizeof(float complex), 3, batch, channels, n))
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (!ssm_finite_cf(Ad, channels * n) || !ssm_finite_cf(Bd, channels * n) ||
+        !ssm_finite_cf(C, channels * n))
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (D != NULL && !ssm_finite_f(D, channels)) return SSM_FAIL(SSM_ERR_ARG);
+    return SSM_OK;
+}
+
+ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n, int64_t L,
+                         const float complex *Ad, const float complex *Bd,
+                         const float complex *C, const float *D,
+                         const float *u, const float complex *x0,
+                         float complex *x_last, float *y)
+{
+    SSM_TRY(scan_check(batch, channels, n, L, Ad, Bd, C, D, u, y));
+    return ssm_diag_scan_unchecked(batch, channels, n, L, Ad, Bd, C, D, u, x0,
+                                   x_last, y);
+}
+
+ssm_status ssm_diag_step(int64_t batch, int64_t channels, int64_t n,
+                         const float complex *Ad, const float complex *Bd,
+                         const float complex *C, const float *D,
+                         float complex *x, const float *u, float *y)
+{
+    if (x == NULL) return SSM_FAIL(SSM_ERR_ARG);
+    SSM_TRY(scan_check(batch, channels, n, 1, Ad, Bd, C, D, u, y));
+    /* u, y [batch][channels] are the [batch][channels][1] of a scan with
+     * L = 1; the state is carried in place. */
+    return ssm_diag_scan_unchecked(batch, channels, n, 1, Ad, Bd, C, D, u, x,
+                                   x, y);
+}
