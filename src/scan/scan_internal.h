@@ -1,0 +1,53 @@
+/*
+ * scan_internal.h -- private entry points of the selective scan (src/scan),
+ * for the white-box tests and the benchmark.  Never installed.
+ */
+#ifndef SSM_SCAN_INTERNAL_H
+#define SSM_SCAN_INTERNAL_H
+
+#include "internal.h"
+
+/* Instruction sets of the kernels, chosen at run time (__builtin_cpu_supports).
+ * Within one ISA the results are bit-for-bit reproducible; across ISAs they
+ * agree to rounding only. */
+enum {
+    SSM_SCAN_ISA_AUTO    = -1,
+    SSM_SCAN_ISA_GENERIC = 0,   /* portable C, scalar fmaf */
+    SSM_SCAN_ISA_AVX2    = 1,   /* AVX2 + FMA, 8 lanes */
+    SSM_SCAN_ISA_AVX512  = 2    /* AVX-512F, 16 lanes */
+};
+
+/* Paths of the driver. */
+enum {
+    SSM_SCAN_PATH_AUTO    = 0,
+    SSM_SCAN_PATH_SEQ     = 1,  /* parallel over (batch, channel blocks), sequential in time */
+    SSM_SCAN_PATH_CHUNKED = 2   /* also parallel over time chunks, carries passed across */
+};
+
+/* Best ISA this CPU supports (compiled-in and reported by the CPU). */
+int ssm_scan_best_isa(void);
+/* Nonzero when `isa` can run here. */
+int ssm_scan_isa_ok(int isa);
+
+/* The float exp of the scan, scalar form: x = k ln2 + r (two-constant
+ * Cody-Waite split, k rounded to nearest even), e^r by its degree-7 Taylor
+ * polynomial in Horner form with fmaf, times 2^k built in the exponent bits.
+ * x < -88 gives 0 (about 2^-127: no subnormal garbage), x > 88 gives +inf,
+ * NaN gives NaN.  The vector kernels compute exactly this, lane by lane. */
+float ssm_scan_expf(float x);
+
+/* y[i] = exp(x[i]) for i < n with the vector body of `isa` and its scalar
+ * tail (white-box accuracy tests).  Returns 0, or -1 if isa cannot run. */
+int ssm_scan_vexpf(int isa, const float *x, float *y, int64_t n);
+
+/* The scan with the path, chunk length (chunked path only; 0: the automatic
+ * one) and ISA forced.  Same validation and semantics as ssm_selective_scan. */
+ssm_status ssm_selective_scan_ex(const ssm_scan_args *args, int path,
+                                 int64_t chunk_len, int isa);
+
+/* What ssm_selective_scan chooses for these shapes: the path, and the chunk
+ * length of the chunked path. */
+int ssm_scan_auto_path(int64_t batch, int64_t dim, int64_t len);
+int64_t ssm_scan_auto_chunk(int64_t len);
+
+#endif /* SSM_SCAN_INTERNAL_H */

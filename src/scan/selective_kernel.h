@@ -1,0 +1,335 @@
+/*
+ * selective_kernel.h -- the inner kernels of the selective scan, written once
+ * and instantiated per instruction set by selective.c (portable C, AVX2+FMA,
+ * AVX-512F).  Not a normal header: it is included several times, each time
+ * with these macros defined:
+ *   KSFX   name suffix          KTGT   function attribute (target(...))
+ *   VL     lanes                VT     vector type
+ *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VADD(a,b) VFMA(a,b,c)=a*b+c
+ *   VHSUM(v) VEXP(v) VSOFTPLUS(v) VSILU(v)
+ * VEXP, VSOFTPLUS and VSILU must compute scan_expf, scan_softplus and
+ * scan_silu lane by lane, bit for bit, and VHSUM must sum
+ * the lanes in a fixed order: the vector body and the scalar tail then give
+ * the same numbers, so where the split falls (a function of dstate only)
+ * never shows in the results.
+ *
+ * The recurrence (Mamba, Gu and Dao 2023, eq. 2a-2b with the ZOH of A and
+ * the Euler step for B of their Algorithm 2 / selective_scan_ref):
+ *   h_n <- exp(dt A_n) h_n + (dt u) B_n,    y = sum_n C_n h_n.
+ * In "chunk" mode the tile also stores the decays, Q[t][n] = exp(dt_t A_n),
+ * so that the fix-up can run a state h0 entering the chunk later through the
+ * same decays (h' <- Q[t] h', y_t += sum_n C_t,n h'_n) without one more exp.
+ */
+
+#define KNAME2_(a, b) a##_##b
+#define KNAME1_(a, b) KNAME2_(a, b)
+#define KN(name) KNAME1_(name, KSFX)
+
+/* y[i] = exp(x[i]): vector body, scalar tail (white-box tests). */
+static KTGT void KN(vexp_arr)(const float *x, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL)
+        VSTORE(y + i, VEXP(VLOAD(x + i)));
+    for (; i < n; i++)
+        y[i] = scan_expf(x[i]);
+}
+
+/* T steps of one channel, NV (compile-time) vectors of state in registers.
+ * A: [N] this channel's row; Bt, Ct: [T][N] (transposed tiles); dt, u: [T];
+ * h: [N] in/out; ys: [T] out (sum_n C h); Q: [T][N] out, the decays
+ * (only when CH). */
+static inline __attribute__((always_inline)) KTGT void
+KN(tile_nv)(const int NV, const int CH, int64_t T, int64_t N,
+            const float *A, const float *Bt, const float *Ct,
+            const float *dt, const float *u, float *h, float *ys,
+            float *Q)
+{
+    VT hv[4], av[4];
+    float ht[16], at[16];
+    const int64_t n0 = (int64_t)NV * VL;
+    const int nt = (int)(N - n0);   /* < VL <= 16 */
+    for (int j = 0; j < NV; j++) {
+        hv[j] = VLOAD(h + j * VL);
+        av[j] = VLOAD(A + j * VL);
+    }
+    for (int i = 0; i < nt; i++) {
+        ht[i] = h[n0 + i];
+        at[i] = A[n0 + i];
+    }
+    /* One step of the vector part: updates hv (and stores the decays in
+     * Q), leaves the lane sums of C h in acc. */
+#define TILE_STEP_(t)                                                        \
+    do {                                                                     \
+        const float dtv_ = dt[t], dtu_ = dtv_ * u[t];                        \
+        const VT vdt_ = VSET1(dtv_), vdtu_ = VSET1(dtu_);                    \
+        const float *bt_ = Bt + (t) * N, *ct_ = Ct + (t) * N;                \
+        for (int j = 0; j < NV; j++) {                                       \
+            const VT a_ = VEXP(VMUL(vdt_, av[j]));                           \
+            const VT c_ = VLOAD(ct_ + j * VL);                               \
+            hv[j] = VFMA(a_, hv[j], VMUL(VLOAD(bt_ + j * VL), vdtu_));       \
+            acc = j == 0 ? VMUL(c_, hv[j]) : VFMA(c_, hv[j], acc);           \
+            if (CH)                                                          \
+                VSTORE(Q + (t) * N + j * VL, a_);                            \
+        }                                                                    \
+    } while (0)
+    int64_t t = 0;
+#ifdef VHSUM_BLOCK
+    /* No scalar tail: VL steps at a time, their VL lane sums reduced
+     * together (VHSUM_BLOCK sums each vector in VHSUM's order). */
+    if (nt == 0 && NV > 0) {
+        for (; t + VL <= T; t += VL) {
+            VT accb[VL];
+            for (int tt = 0; tt < VL; tt++) {
+                VT acc = VSET1(0.0f);
+                TILE_STEP_(t + tt);
+                accb[tt] = acc;
+            }
+            VSTORE(ys + t, VHSUM_BLOCK(accb));
+        }
+    }
+#endif
+    for (; t < T; t++) {
+        const float dtv = dt[t], dtu = dtv * u[t];
+        const float *bt = Bt + t * N, *ct = Ct + t * N;
+        VT acc = VSET1(0.0f);
+        TILE_STEP_(t);
+        float s = NV ? VHSUM(acc) : 0.0f;
+        for (int i = 0; i < nt; i++) {
+            const float a = scan_expf(dtv * at[i]);
+            ht[i] = fmaf(a, ht[i], bt[n0 + i] * dtu);
+            s = fmaf(ct[n0 + i], ht[i], s);
+            if (CH)
+                Q[t * N + n0 + i] = a;
+        }
+        ys[t] = s;
+    }
+#undef TILE_STEP_
+    for (int j = 0; j < NV; j++)
+        VSTORE(h + j * VL, hv[j]);
+    for (int i = 0; i < nt; i++)
+        h[n0 + i] = ht[i];
+}
+
+/* The same for any number of vectors, the state kept in memory (large
+ * dstate: the arithmetic per lane is the same as in tile_nv). */
+static KTGT void
+KN(tile_mem)(int CH, int64_t T, int64_t N, const float *A, const float *Bt,
+             const float *Ct, const float *dt, const float *u, float *h,
+             float *ys, float *Q)
+{
+    const int64_t nv = N / VL, n0 = nv * VL;
+    for (int64_t t = 0; t < T; t++) {
+        const float dtv = dt[t], dtu = dtv * u[t];
+        const VT vdt = VSET1(dtv), vdtu = VSET1(dtu);
+        const float *bt = Bt + t * N, *ct = Ct + t * N;
+        VT acc = VSET1(0.0f);
+        for (int64_t j = 0; j < nv; j++) {
+            const VT a = VEXP(VMUL(vdt, VLOAD(A + j * VL)));
+            const VT c = VLOAD(ct + j * VL);
+            const VT hj = VFMA(a, VLOAD(h + j * VL), VMUL(VLOAD(bt + j * VL), vdtu));
+            VSTORE(h + j * VL, hj);
+            acc = j == 0 ? VMUL(c, hj) : VFMA(c, hj, acc);
+            if (CH)
+                VSTORE(Q + t * N + j * VL, a);
+        }
+        float s = nv ? VHSUM(acc) : 0.0f;
+        for (int64_t n = n0; n < N; n++) {
+            const float a = scan_expf(dtv * A[n]);
+            h[n] = fmaf(a, h[n], bt[n] * dtu);
+            s = fmaf(ct[n], h[n], s);
+            if (CH)
+                Q[t * N + n] = a;
+        }
+        ys[t] = s;
+    }
+}
+
+/* One tile of one channel; Q NULL outside chunk mode. */
+static KTGT void
+KN(tile)(int64_t T, int64_t N, const float *A, const float *Bt,
+         const float *Ct, const float *dt, const float *u, float *h,
+         float *ys, float *Q)
+{
+    const int64_t nv = N / VL;
+    if (Q) {
+        switch (nv) {
+        case 0: KN(tile_nv)(0, 1, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+        case 1: KN(tile_nv)(1, 1, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+        case 2: KN(tile_nv)(2, 1, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+        case 4: KN(tile_nv)(4, 1, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+        default: KN(tile_mem)(1, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+        }
+    }
+    switch (nv) {
+    case 0: KN(tile_nv)(0, 0, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+    case 1: KN(tile_nv)(1, 0, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+    case 2: KN(tile_nv)(2, 0, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+    case 3: KN(tile_nv)(3, 0, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+    case 4: KN(tile_nv)(4, 0, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+    default: KN(tile_mem)(0, T, N, A, Bt, Ct, dt, u, h, ys, Q); return;
+    }
+}
+
+/* Fix-up of a chunk: the state hp entering it (in: carry, out: its part of
+ * the state leaving) decays through the stored decays Q, and
+ * ys[t] += sum_n C[t][n] hp_n in VHSUM's order.  NV vectors in registers. */
+static inline __attribute__((always_inline)) KTGT void
+KN(fixup_nv)(const int NV, int64_t T, int64_t N, const float *Q,
+             const float *Ct, float *hp, float *ys)
+{
+    VT hv[4];
+    float ht[16];
+    const int64_t n0 = (int64_t)NV * VL;
+    const int nt = (int)(N - n0);
+    for (int j = 0; j < NV; j++)
+        hv[j] = VLOAD(hp + j * VL);
+    for (int i = 0; i < nt; i++)
+        ht[i] = hp[n0 + i];
+#define FIX_STEP_(t)                                                         \
+    do {                                                                     \
+        const float *q_ = Q + (t) * N, *c_ = Ct + (t) * N;                   \
+        for (int j = 0; j < NV; j++) {                                       \
+            hv[j] = VMUL(VLOAD(q_ + j * VL), hv[j]);                         \
+            acc = j == 0 ? VMUL(VLOAD(c_), hv[0])                            \
+                         : VFMA(VLOAD(c_ + j * VL), hv[j], acc);             \
+        }                                                                    \
+    } while (0)
+    int64_t t = 0;
+#ifdef VHSUM_BLOCK
+    if (nt == 0 && NV > 0) {
+        for (; t + VL <= T; t += VL) {
+            VT accb[VL];
+            for (int tt = 0; tt < VL; tt++) {
+                VT acc = VSET1(0.0f);
+                FIX_STEP_(t + tt);
+                accb[tt] = acc;
+            }
+            VSTORE(ys + t, VADD(VLOAD(ys + t), VHSUM_BLOCK(accb)));
+        }
+    }
+#endif
+    for (; t < T; t++) {
+        VT acc = VSET1(0.0f);
+        FIX_STEP_(t);
+        float s = NV ? VHSUM(acc) : 0.0f;
+        for (int i = 0; i < nt; i++) {
+            ht[i] = Q[t * N + n0 + i] * ht[i];
+            s = fmaf(Ct[t * N + n0 + i], ht[i], s);
+        }
+        ys[t] += s;
+    }
+#undef FIX_STEP_
+    for (int j = 0; j < NV; j++)
+        VSTORE(hp + j * VL, hv[j]);
+    for (int i = 0; i < nt; i++)
+        hp[n0 + i] = ht[i];
+}
+
+static KTGT void
+KN(fixup_mem)(int64_t T, int64_t N, const float *Q, const float *Ct,
+              float *hp, float *ys)
+{
+    const int64_t nv = N / VL, n0 = nv * VL;
+    for (int64_t t = 0; t < T; t++) {
+        const float *q = Q + t * N, *c = Ct + t * N;
+        VT acc = VSET1(0.0f);
+        for (int64_t j = 0; j < nv; j++) {
+            const VT hj = VMUL(VLOAD(q + j * VL), VLOAD(hp + j * VL));
+            VSTORE(hp + j * VL, hj);
+            acc = j == 0 ? VMUL(VLOAD(c), hj) : VFMA(VLOAD(c + j * VL), hj, acc);
+        }
+        float s = nv ? VHSUM(acc) : 0.0f;
+        for (int64_t n = n0; n < N; n++) {
+            hp[n] = q[n] * hp[n];
+            s = fmaf(c[n], hp[n], s);
+        }
+        ys[t] += s;
+    }
+}
+
+static KTGT void
+KN(fixup)(int64_t T, int64_t N, const float *Q, const float *Ct, float *hp,
+          float *ys)
+{
+    switch (N / VL) {
+    case 0: KN(fixup_nv)(0, T, N, Q, Ct, hp, ys); return;
+    case 1: KN(fixup_nv)(1, T, N, Q, Ct, hp, ys); return;
+    case 2: KN(fixup_nv)(2, T, N, Q, Ct, hp, ys); return;
+    case 4: KN(fixup_nv)(4, T, N, Q, Ct, hp, ys); return;
+    default: KN(fixup_mem)(T, N, Q, Ct, hp, ys); return;
+    }
+}
+
+/* Bt[t][n] = Bg[n][t0 + t] for a tile (t < T, n < N): moves only. */
+static KTGT void KN(transpose)(const float *Bg, int64_t L, int64_t t0,
+                               int64_t T, int64_t N, float *Bt)
+{
+    int64_t n = 0;
+#ifdef VTRANSPOSE8
+    for (; n + 8 <= N; n += 8) {
+        int64_t t = 0;
+        for (; t + 8 <= T; t += 8)
+            VTRANSPOSE8(Bg + n * L + t0 + t, L, Bt + t * N + n, N);
+        for (; t < T; t++)
+            for (int64_t i = 0; i < 8; i++)
+                Bt[t * N + n + i] = Bg[(n + i) * L + t0 + t];
+    }
+#endif
+    for (; n < N; n++) {
+        const float *src = Bg + n * L + t0;
+        for (int64_t t = 0; t < T; t++)
+            Bt[t * N + n] = src[t];
+    }
+}
+
+/* dt for T steps of one channel: softplus(delta + bias) or delta + bias. */
+static KTGT void KN(dt_tile)(int64_t T, const float *delta, const float *bias_d,
+                             int softplus, float *dt)
+{
+    int64_t t = 0;
+    const float bb = bias_d ? *bias_d : 0.0f;
+    const VT vb = VSET1(bb);
+    if (softplus && bias_d) {
+        for (; t + VL <= T; t += VL)
+            VSTORE(dt + t, VSOFTPLUS(VADD(VLOAD(delta + t), vb)));
+        for (; t < T; t++)
+            dt[t] = scan_softplus(delta[t] + bb);
+    } else if (softplus) {
+        for (; t + VL <= T; t += VL)
+            VSTORE(dt + t, VSOFTPLUS(VLOAD(delta + t)));
+        for (; t < T; t++)
+            dt[t] = scan_softplus(delta[t]);
+    } else if (bias_d) {
+        for (; t < T; t++)
+            dt[t] = delta[t] + bb;
+    } else {
+        memcpy(dt, delta, (size_t)T * sizeof(float));
+    }
+}
+
+/* y = (y + D u) * silu(z) for T steps of one channel. */
+static KTGT void KN(finish_tile)(int64_t T, float *y, const float *u,
+                                 const float *D_d, const float *z)
+{
+    if (D_d) {
+        const float dd = *D_d;
+        const VT vd = VSET1(dd);
+        int64_t t = 0;
+        for (; t + VL <= T; t += VL)
+            VSTORE(y + t, VFMA(vd, VLOAD(u + t), VLOAD(y + t)));
+        for (; t < T; t++)
+            y[t] = fmaf(dd, u[t], y[t]);
+    }
+    if (z) {
+        int64_t t = 0;
+        for (; t + VL <= T; t += VL)
+            VSTORE(y + t, VMUL(VLOAD(y + t), VSILU(VLOAD(z + t))));
+        for (; t < T; t++)
+            y[t] = y[t] * scan_silu(z[t]);
+    }
+}
+
+#undef KN
+#undef KNAME1_
+#undef KNAME2_

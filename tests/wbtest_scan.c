@@ -1,0 +1,352 @@
+/*
+ * wbtest_scan.c -- white-box tests of the selective scan: the accuracy of its
+ * float exp (max and mean error), vector body == scalar tail bit for bit,
+ * every ISA the machine runs, both paths forced (time-chunked vs channel
+ * sequential), thread counts 1/2/3/8 on each, the convolution mode against
+ * the recurrent mode, and a 2^22-step sequence.
+ */
+#include <ssm.h>
+#include "testutil.h"
+#include "scan/scan_internal.h"
+
+/* ---------------------------------------------------------------- exp --- */
+
+/* Signed error of y in units in the last place of the float nearest ref. */
+static double ulp_err(float y, double ref)
+{
+    int e;
+    frexp(ref, &e);                  /* ref = f 2^e, f in [0.5, 1) */
+    return ((double)y - ref) / ldexp(1.0, e - 24);
+}
+
+static const int isas[] = { SSM_SCAN_ISA_GENERIC, SSM_SCAN_ISA_AVX2, SSM_SCAN_ISA_AVX512 };
+
+START_TEST(exp_accuracy_max_and_mean)
+{
+    /* Two ranges: the decays of the scan, dt*A in [-20, 0], densely; and
+     * all normal results, [-87, 88]. */
+    const double lo[2] = { -20.0, -87.0 }, hi[2] = { 0.0, 88.0 };
+    const int64_t n = 1 << 21;
+    float *x = tu_alloc((size_t)n, sizeof(float)), *y = tu_alloc((size_t)n, sizeof(float));
+    float *ys = tu_alloc((size_t)n, sizeof(float));
+    tu_rng r = { 11 };
+    for (int k = 0; k < 2; k++) {
+        for (int64_t i = 0; i < n; i++)
+            x[i] = (float)tu_range(&r, lo[k], hi[k]);
+        for (int64_t i = 0; i < n; i++)
+            ys[i] = ssm_scan_expf(x[i]);
+        double maxe = 0, sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double e = ulp_err(ys[i], exp((double)x[i]));
+            sum += e;
+            if (fabs(e) > maxe) maxe = fabs(e);
+        }
+        double mean = sum / (double)n;
+        printf("scan exp on [%g, %g]: max %.3f ulp, mean %+.4f ulp\n", lo[k], hi[k], maxe, mean);
+        /* Degree-7 Taylor: truncation < 0.03 ulp on |r| <= ln2/2; the final
+         * fma rounds once (0.5 ulp) and the Horner steps before it add at most
+         * |r| (< 0.35) times their own half ulp: < 1.5 ulp.  A sound exp has
+         * no bias beyond the sampling noise (0.3/sqrt(2^21) ~ 2e-4 ulp) and
+         * the truncation: |mean| < 0.02 ulp.  (A +2 ulp bias would cost ~1e-5
+         * normwise over 1/(dt |A|) steps.) */
+        TU_CHECK_ERR(maxe, 1.5, "max ulp error on [%g, %g]", lo[k], hi[k]);
+        TU_CHECK_ERR(fabs(mean), 0.02, "mean ulp error on [%g, %g]", lo[k], hi[k]);
+        /* Every ISA this machine runs: the same bits as the scalar form, for
+         * a length that leaves a tail. */
+        for (int j = 0; j < 3; j++) {
+            if (!ssm_scan_isa_ok(isas[j]))
+                continue;
+            ck_assert_int_eq(ssm_scan_vexpf(isas[j], x, y, n - 5), 0);
+            ck_assert_msg(memcmp(y, ys, (size_t)(n - 5) * sizeof(float)) == 0,
+                          "ISA %d: vector exp differs from the scalar exp", isas[j]);
+        }
+    }
+    free(x); free(y); free(ys);
+}
+END_TEST
+
+START_TEST(exp_special_values)
+{
+    const float x[] = { 0.0f, -0.0f, NAN, -INFINITY, INFINITY, -1000.0f, 1000.0f,
+                        -88.5f, -87.9f, -87.5f, -87.0f, -86.0f, 88.5f, 1.0f, -1.0f,
+                        1e-30f, -1e-30f };
+    const int n = (int)(sizeof x / sizeof x[0]);
+    float y[32];
+    for (int j = 0; j < 3; j++) {
+        if (!ssm_scan_isa_ok(isas[j]))
+            continue;
+        ck_assert_int_eq(ssm_scan_vexpf(isas[j], x, y, n), 0);
+        for (int i = 0; i < n; i++) {
+            float s = ssm_scan_expf(x[i]);
+            ck_assert_msg(memcmp(&s, &y[i], sizeof s) == 0 || (isnan(s) && isnan(y[i])),
+                          "ISA %d x = %g: vector %g scalar %g", isas[j], x[i], y[i], s);
+        }
+    }
+    ck_assert(ssm_scan_expf(0.0f) == 1.0f);
+    ck_assert(ssm_scan_expf(-0.0f) == 1.0f);
+    ck_assert(ssm_scan_expf(1e-30f) == 1.0f);
+    ck_assert(isnan(ssm_scan_expf(NAN)));
+    ck_assert(ssm_scan_expf(-INFINITY) == 0.0f);
+    ck_assert(ssm_scan_expf(-1000.0f) == 0.0f);
+    ck_assert(ssm_scan_expf(INFINITY) == INFINITY);
+    ck_assert(ssm_scan_expf(1000.0f) == INFINITY);
+    /* Down to the underflow: never negative, never NaN, never above the
+     * true value by more than an ulp of FLT_MIN, 0 below -88. */
+    for (float v = -95.0f; v < -80.0f; v += 0.001f) {
+        float e = ssm_scan_expf(v);
+        ck_assert_msg(e >= 0.0f && isfinite(e), "exp(%g) = %g", v, e);
+        ck_assert_msg((double)e <= exp((double)v) * (1 + 1e-6) + FLT_MIN * 0x1p-23,
+                      "exp(%g) = %g above %g", v, e, exp((double)v));
+        if (v < -88.0f)
+            ck_assert(e == 0.0f);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ problems -- */
+
+typedef struct prob {
+    int64_t batch, dim, dstate, len, ngroups;
+    float *u, *delta, *A, *B, *C, *D, *z, *bias, *h0;
+} prob;
+
+static void prob_make(prob *p, int64_t batch, int64_t dim, int64_t dstate,
+                      int64_t len, int64_t ngroups, uint64_t seed)
+{
+    tu_rng r = { seed };
+    memset(p, 0, sizeof *p);
+    p->batch = batch; p->dim = dim; p->dstate = dstate; p->len = len; p->ngroups = ngroups;
+    const int64_t nx = batch * dim * len, nbc = batch * ngroups * dstate * len;
+    p->u = tu_alloc((size_t)nx, sizeof(float));
+    p->delta = tu_alloc((size_t)nx, sizeof(float));
+    p->z = tu_alloc((size_t)nx, sizeof(float));
+    p->A = tu_alloc((size_t)(dim * dstate), sizeof(float));
+    p->B = tu_alloc((size_t)nbc, sizeof(float));
+    p->C = tu_alloc((size_t)nbc, sizeof(float));
+    p->D = tu_alloc((size_t)dim, sizeof(float));
+    p->bias = tu_alloc((size_t)dim, sizeof(float));
+    p->h0 = tu_alloc((size_t)(batch * dim * dstate), sizeof(float));
+    tu_fill_normal_f(&r, p->u, nx, 1.0);
+    tu_fill_normal_f(&r, p->z, nx, 1.0);
+    tu_fill_normal_f(&r, p->B, nbc, 1.0);
+    tu_fill_normal_f(&r, p->C, nbc, 1.0);
+    tu_fill_normal_f(&r, p->D, dim, 1.0);
+    tu_fill_normal_f(&r, p->h0, batch * dim * dstate, 1.0);
+    for (int64_t i = 0; i < dim * dstate; i++)
+        p->A[i] = (float)-exp(tu_range(&r, 0.0, log(16.0)));
+    for (int64_t d = 0; d < dim; d++)
+        p->bias[d] = (float)tu_range(&r, -0.1, 0.1);
+    for (int64_t i = 0; i < nx; i++)
+        p->delta[i] = (float)log(expm1(exp(tu_range(&r, log(1e-3), log(1e-1)))));
+}
+
+static void prob_free(prob *p)
+{
+    free(p->u); free(p->delta); free(p->z); free(p->A); free(p->B); free(p->C);
+    free(p->D); free(p->bias); free(p->h0);
+}
+
+static ssm_scan_args prob_args(const prob *p, float *y, float *hl)
+{
+    ssm_scan_args a = { .batch = p->batch, .dim = p->dim, .dstate = p->dstate, .len = p->len,
+                        .ngroups = p->ngroups, .u = p->u, .delta = p->delta, .A = p->A,
+                        .B = p->B, .C = p->C, .D = p->D, .z = p->z, .delta_bias = p->bias,
+                        .delta_softplus = 1, .h0 = p->h0, .y = y, .h_last = hl };
+    return a;
+}
+
+/* API.md's recurrence in double (independent of the library). */
+static void ref_scan(const prob *p, double *y)
+{
+    const int64_t N = p->dstate, L = p->len, dim = p->dim, G = p->ngroups;
+    double *h = tu_alloc((size_t)N, sizeof(double));
+    for (int64_t b = 0; b < p->batch; b++)
+        for (int64_t d = 0; d < dim; d++) {
+            const int64_t g = d / (dim / G), bd = b * dim + d;
+            for (int64_t n = 0; n < N; n++)
+                h[n] = p->h0[bd * N + n];
+            for (int64_t t = 0; t < L; t++) {
+                double x = (double)p->delta[bd * L + t] + p->bias[d];
+                double dt = x <= 20.0 ? log1p(exp(x)) : x, uu = p->u[bd * L + t], s = 0;
+                for (int64_t n = 0; n < N; n++) {
+                    int64_t ib = ((b * G + g) * N + n) * L + t;
+                    h[n] = exp(dt * p->A[d * N + n]) * h[n] + dt * p->B[ib] * uu;
+                    s += p->C[ib] * h[n];
+                }
+                double zz = p->z[bd * L + t];
+                y[bd * L + t] = (s + p->D[d] * uu) * (zz / (1.0 + exp(-zz)));
+            }
+        }
+    free(h);
+}
+
+/* ------------------------------ test 3: both paths, every ISA, threads --- */
+
+static const int64_t path_shapes[][6] = {
+    /* batch dim dstate len ngroups chunk */
+    { 2, 4, 16, 1000, 2, 64 },
+    { 1, 3, 19, 777, 1, 100 },
+    { 1, 1, 8, 2049, 1, 1024 },
+    { 3, 2, 5, 301, 2, 37 },
+    { 1, 2, 40, 513, 1, 128 },
+};
+
+START_TEST(paths_isas_threads)
+{
+    const int64_t *s = path_shapes[_i];
+    prob p;
+    prob_make(&p, s[0], s[1], s[2], s[3], s[4], 21 + (uint64_t)_i);
+    const int64_t ny = s[0] * s[1] * s[3], nh = s[0] * s[1] * s[2];
+    double *yr = tu_alloc((size_t)ny, sizeof(double));
+    ref_scan(&p, yr);
+    float *ys = tu_alloc((size_t)ny, sizeof(float)), *hs = tu_alloc((size_t)nh, sizeof(float));
+    float *yc = tu_alloc((size_t)ny, sizeof(float)), *hc = tu_alloc((size_t)nh, sizeof(float));
+    float *y2 = tu_alloc((size_t)ny, sizeof(float)), *h2 = tu_alloc((size_t)nh, sizeof(float));
+    const int threads[] = { 2, 3, 8 };
+    for (int j = 0; j < 3; j++) {
+        const int isa = isas[j];
+        if (!ssm_scan_isa_ok(isa))
+            continue;
+        tu_set_threads(1);
+        ssm_scan_args a = prob_args(&p, ys, hs);
+        ck_assert_int_eq(ssm_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, isa), SSM_OK);
+        ssm_scan_args c = prob_args(&p, yc, hc);
+        ck_assert_int_eq(ssm_selective_scan_ex(&c, SSM_SCAN_PATH_CHUNKED, s[5], isa), SSM_OK);
+        /* Both within float rounding of the reference (see test_scan.c), and
+         * of each other: the chunked path regroups the same products. */
+        TU_CHECK_ERR(tu_relerr_f(ys, yr, ny), 1e-5, "sequential, ISA %d", isa);
+        TU_CHECK_ERR(tu_relerr_f(yc, yr, ny), 1e-5, "chunked, ISA %d", isa);
+        TU_CHECK_ERR(tu_relerr_ff(yc, ys, ny), 1e-5, "chunked vs sequential, ISA %d", isa);
+        TU_CHECK_ERR(tu_relerr_ff(hc, hs, nh), 1e-5, "h_last chunked vs sequential, ISA %d", isa);
+        for (int k = 0; k < 3; k++) {
+            tu_set_threads(threads[k]);
+            ssm_scan_args b = prob_args(&p, y2, h2);
+            ck_assert_int_eq(ssm_selective_scan_ex(&b, SSM_SCAN_PATH_SEQ, 0, isa), SSM_OK);
+            ck_assert_msg(!memcmp(y2, ys, (size_t)ny * 4) && !memcmp(h2, hs, (size_t)nh * 4),
+                          "sequential path, ISA %d: %d threads differ from 1", isa, threads[k]);
+            ck_assert_int_eq(ssm_selective_scan_ex(&b, SSM_SCAN_PATH_CHUNKED, s[5], isa), SSM_OK);
+            ck_assert_msg(!memcmp(y2, yc, (size_t)ny * 4) && !memcmp(h2, hc, (size_t)nh * 4),
+                          "chunked path, ISA %d: %d threads differ from 1", isa, threads[k]);
+        }
+    }
+    free(yr); free(ys); free(hs); free(yc); free(hc); free(y2); free(h2);
+    prob_free(&p);
+}
+END_TEST
+
+START_TEST(path_choice_depends_on_shapes_only)
+{
+    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 1 << 22), SSM_SCAN_PATH_CHUNKED);
+    ck_assert_int_eq(ssm_scan_auto_path(1, 4, 1 << 22), SSM_SCAN_PATH_CHUNKED);
+    ck_assert_int_eq(ssm_scan_auto_path(1, 1536, 2048), SSM_SCAN_PATH_SEQ);
+    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 1), SSM_SCAN_PATH_SEQ);
+    ck_assert_int_le(ssm_scan_auto_chunk(1 << 22) * 2048, (int64_t)1 << 22);
+    ck_assert_int_ge(ssm_scan_auto_chunk(1 << 30) * 2048, (int64_t)1 << 30);
+}
+END_TEST
+
+/* ------------------------ test 5: convolution mode == recurrent mode --- */
+
+START_TEST(scan_equals_convolution_mode)
+{
+    /* delta, B, C constant over time and over batch rows, no z, no h0, no
+     * softplus: the scan is LTI per channel, with kernel
+     * K[l] = sum_n C_n exp(dt A_n)^l dt B_n (exp: the scan's own). */
+    const int64_t Bn = 2, dim = 3, N = 16, L = 16384;
+    tu_rng r = { 5 };
+    float *u = tu_alloc((size_t)(Bn * dim * L), sizeof(float));
+    float *delta = tu_alloc((size_t)(Bn * dim * L), sizeof(float));
+    float *B = tu_alloc((size_t)(Bn * N * L), sizeof(float)), *C = tu_alloc((size_t)(Bn * N * L), sizeof(float));
+    float *A = tu_alloc((size_t)(dim * N), sizeof(float)), D[3], dt[3];
+    float Bc[16], Cc[16];
+    float *y = tu_alloc((size_t)(Bn * dim * L), sizeof(float)), *yc = tu_alloc((size_t)(Bn * dim * L), sizeof(float));
+    tu_fill_normal_f(&r, u, Bn * dim * L, 1.0);
+    tu_fill_normal_f(&r, Bc, N, 1.0);
+    tu_fill_normal_f(&r, Cc, N, 1.0);
+    tu_fill_normal_f(&r, D, dim, 1.0);
+    for (int64_t i = 0; i < dim * N; i++)
+        A[i] = (float)-exp(tu_range(&r, 0.0, log(16.0)));
+    for (int64_t d = 0; d < dim; d++)
+        dt[d] = (float)exp(tu_range(&r, log(1e-3), log(1e-1)));
+    for (int64_t b = 0; b < Bn; b++) {
+        for (int64_t d = 0; d < dim; d++)
+            for (int64_t t = 0; t < L; t++)
+                delta[(b * dim + d) * L + t] = dt[d];
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t t = 0; t < L; t++) {
+                B[(b * N + n) * L + t] = Bc[n];
+                C[(b * N + n) * L + t] = Cc[n];
+            }
+    }
+    ssm_scan_args a = { .batch = Bn, .dim = dim, .dstate = N, .len = L, .ngroups = 1,
+                        .u = u, .delta = delta, .A = A, .B = B, .C = C, .D = D, .y = y };
+    ck_assert_int_eq(ssm_selective_scan(&a), SSM_OK);
+
+    float *K = tu_alloc((size_t)(dim * L), sizeof(float));
+    double *Kd = tu_alloc((size_t)L, sizeof(double));
+    double complex Ad[16], Bd[16], Cd[16];
+    for (int64_t d = 0; d < dim; d++) {
+        for (int64_t n = 0; n < N; n++) {
+            Ad[n] = ssm_scan_expf(dt[d] * A[d * N + n]);
+            Bd[n] = (double)dt[d] * Bc[n];
+            Cd[n] = Cc[n];
+        }
+        ck_assert_int_eq(ssm_kernel_diag(N, Ad, Bd, Cd, L, Kd), SSM_OK);
+        for (int64_t l = 0; l < L; l++)
+            K[d * L + l] = (float)Kd[l];
+    }
+    ssm_conv_plan *plan = NULL;
+    ck_assert_int_eq(ssm_conv_plan_create(&plan, dim, L), SSM_OK);
+    ck_assert_int_eq(ssm_conv_execute(plan, Bn, K, D, u, yc), SSM_OK);
+    ssm_conv_plan_destroy(plan);
+    /* Both sides in float: the scan's recurrence rounding (~1e-6, see
+     * test_scan.c) and the FFT convolution's (eps log2(2L) ~ 1e-6 of
+     * ||K|| ||u||): 1e-5 normwise. */
+    double e = tu_relerr_ff(y, yc, Bn * dim * L);
+    printf("scan vs convolution mode, L = %lld: %.2e\n", (long long)L, e);
+    TU_CHECK_ERR(e, 1e-5, "scan vs ssm_kernel_diag + ssm_conv_execute");
+    free(u); free(delta); free(B); free(C); free(A); free(y); free(yc); free(K); free(Kd);
+}
+END_TEST
+
+/* ------------------------------------------- test 6: a long sequence --- */
+
+START_TEST(long_sequence_chunked_vs_sequential)
+{
+    const int64_t Bn = 1, dim = 4, N = 16, L = (int64_t)1 << 22;
+    prob p;
+    prob_make(&p, Bn, dim, N, L, 1, 8);
+    ck_assert_int_eq(ssm_scan_auto_path(Bn, dim, L), SSM_SCAN_PATH_CHUNKED);
+    const int64_t ny = Bn * dim * L, nh = Bn * dim * N;
+    float *ys = tu_alloc((size_t)ny, sizeof(float)), *yc = tu_alloc((size_t)ny, sizeof(float));
+    float hs[64], hc[64];
+    tu_set_threads(2);
+    ssm_scan_args a = prob_args(&p, ys, hs);
+    ck_assert_int_eq(ssm_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, SSM_SCAN_ISA_AUTO), SSM_OK);
+    ssm_scan_args c = prob_args(&p, yc, hc);
+    ck_assert_int_eq(ssm_selective_scan(&c), SSM_OK);
+    /* Same rounding budget as the short cases: the memory of the recurrence
+     * (<= 1000 steps here) bounds how errors accumulate, not L. */
+    double e = tu_relerr_ff(yc, ys, ny), eh = tu_relerr_ff(hc, hs, nh);
+    printf("len 2^22: chunked vs sequential %.2e, h_last %.2e\n", e, eh);
+    TU_CHECK_ERR(e, 1e-5, "y, len 2^22");
+    TU_CHECK_ERR(eh, 1e-5, "h_last, len 2^22");
+    free(ys); free(yc);
+    prob_free(&p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("scan-whitebox");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 900);
+    tcase_add_test(tc, exp_accuracy_max_and_mean);
+    tcase_add_test(tc, exp_special_values);
+    tcase_add_loop_test(tc, paths_isas_threads, 0, (int)(sizeof path_shapes / sizeof path_shapes[0]));
+    tcase_add_test(tc, path_choice_depends_on_shapes_only);
+    tcase_add_test(tc, scan_equals_convolution_mode);
+    tcase_add_test(tc, long_sequence_chunked_vs_sequential);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
