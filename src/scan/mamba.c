@@ -1,0 +1,988 @@
+/*
+ * mamba.c -- the Mamba block (Gu and Dao 2023, section 3.4, figure 3 right)
+ * and Mamba's residual backbone (pre-norm blocks with RMSNorm), on top of
+ * ssm_selective_scan / ssm_selective_step.  Layouts: include/ssm/mamba.h.
+ *
+ * Matrix products: CBLAS sgemm/sgemv only (never complex BLAS: Debian's
+ * OpenBLAS zgemv is defective).  BLAS is never called from inside one of
+ * our OpenMP regions, so the BLAS pool and libgomp's pool never nest.
+ *
+ * Prompt path (per batch b, L tokens), chosen so that the scan's
+ * channel-major layout [Di][L] comes straight out of the GEMMs:
+ *   xp[Di][K-1+L] (x half, after K-1 columns of left context) = Win_x x^T
+ *   z [Di][L] = Win_z x^T
+ *   u [Di][L] = silu(causal depthwise conv of xp rows + bias)
+ *   dtl[R][L], Bt[N][L], Ct[N][L] = Wx rows * u
+ *   delta[Di][L] = Wdt dtl
+ *   ys = selective_scan(...)   [Di][L]
+ *   y [L][Dm] = ys^T Wout^T
+ * Step path (one token, [B][...] rows): the same products as x W^T, with
+ * sgemv for batch 1.
+ */
+#define _GNU_SOURCE 1   /* RTLD_DEFAULT, RTLD_NOLOAD, dladdr */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <cblas.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------------ */
+/* BLAS identification                                                */
+
+typedef int (*ssm_int_fn)(void);
+typedef char *(*ssm_str_fn)(void);
+
+/* Look up an OpenBLAS symbol: first in the global scope, then (libssm
+ * itself dlopen'ed RTLD_LOCAL) in the library that provides cblas_sgemm. */
+static void *blas_sym(const char *name)
+{
+    void *s = dlsym(RTLD_DEFAULT, name);
+    if (s)
+        return s;
+    void (*f)(void) = (void (*)(void))cblas_sgemm;
+    void *addr;
+    Dl_info info;
+    memcpy(&addr, &f, sizeof addr);
+    if (!dladdr(addr, &info) || !info.dli_fname)
+        return NULL;
+    void *h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!h)
+        return NULL;
+    s = dlsym(h, name);
+    dlclose(h);   /* RTLD_NOLOAD: only drops the reference just taken */
+    return s;
+}
+
+ssm_blas_threading ssm_blas_threading_model(void)
+{
+    void *s = blas_sym("openblas_get_parallel");
+    ssm_int_fn fn;
+    if (!s)
+        return SSM_BLAS_THREADS_UNKNOWN;
+    memcpy(&fn, &s, sizeof fn);
+    switch (fn()) {
+    case 0: return SSM_BLAS_THREADS_SEQUENTIAL;
+    case 1: return SSM_BLAS_THREADS_PTHREADS;
+    case 2: return SSM_BLAS_THREADS_OPENMP;
+    default: return SSM_BLAS_THREADS_UNKNOWN;
+    }
+}
+
+ssm_status ssm_blas_describe(char *buf, int64_t size)
+{
+    if (!buf || size < 1)
+        return SSM_FAIL(SSM_ERR_ARG);
+    size_t cap = size > 4096 ? 4096 : (size_t)size;
+    void *s = blas_sym("openblas_get_config");
+    if (!s) {
+        snprintf(buf, cap, "unknown CBLAS");
+        return SSM_OK;
+    }
+    ssm_str_fn fn;
+    memcpy(&fn, &s, sizeof fn);
+    const char *cfg = fn();
+    /* openblas_get_config: "OpenBLAS 0.3.21 DYNAMIC_ARCH ...": keep the
+     * first two words, the name and the version. */
+    char head[64] = "OpenBLAS";
+    if (cfg) {
+        size_t n = 0;
+        int words = 0;
+        while (cfg[n] && n < sizeof head - 1) {
+            if (cfg[n] == ' ' && ++words == 2)
+                break;
+            n++;
+        }
+        memcpy(head, cfg, n);
+        head[n] = '\0';
+    }
+    const char *kind;
+    switch (ssm_blas_threading_model()) {
+    case SSM_BLAS_THREADS_SEQUENTIAL: kind = "sequential"; break;
+    case SSM_BLAS_THREADS_PTHREADS:   kind = "pthreads"; break;
+    case SSM_BLAS_THREADS_OPENMP:     kind = "OpenMP"; break;
+    default:                          kind = "threading unknown"; break;
+    }
+    snprintf(buf, cap, "%s (%s)", head, kind);
+    return SSM_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* objects                                                            */
+
+struct ssm_mamba {
+    int64_t dm, di, n, k, r, xr;     /* xr = R + 2N: rows of x_proj */
+    int64_t cnt[SSM_MAMBA_NPARAMS];
+    float *p[SSM_MAMBA_NPARAMS];
+    float *A;                        /* [Di][N] = -exp(A_log) */
+};
+
+struct ssm_mamba_state {
+    int64_t dm, di, n, k, r, maxb;
+    float *conv;     /* [maxB][Di][K]: last K pre-conv inputs, oldest first */
+    float *h;        /* [maxB][Di][N] */
+    float *ws;       /* step workspace, one block */
+    float *xi, *z, *u, *dtl, *bt, *ct, *delta, *ys;   /* views into ws */
+};
+
+struct ssm_mamba_stack {
+    int64_t nl, dm;
+    ssm_mamba **blk;     /* [nl] */
+    float *norm;         /* [nl + 1][Dm] */
+};
+
+struct ssm_mamba_stack_state {
+    int64_t nl, dm, maxb;
+    ssm_mamba_state **st;   /* [nl] */
+    float *normed, *out;    /* [maxB][Dm] each */
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+/* Stage timing for the _ex functions: t0 is the caller's clock variable. */
+#define TM_START(tm, t0) do { if (tm) (t0) = now_s(); } while (0)
+#define TM_LAP(tm, t0, field) do { if (tm) { double tm_t1_ = now_s(); \
+    (tm)->field += tm_t1_ - (t0); (t0) = tm_t1_; } } while (0)
+
+/* ------------------------------------------------------------------ */
+/* configuration                                                      */
+
+ssm_status ssm_mamba_config_resolve(const ssm_mamba_config *cfg,
+                                    ssm_mamba_config *out)
+{
+    if (!cfg || !out)
+        return SSM_FAIL(SSM_ERR_ARG);
+    ssm_mamba_config c = *cfg;
+    if (c.d_model < 1 || c.d_state < 0 || c.d_conv < 0 || c.expand < 0 ||
+        c.dt_rank < 0)
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (c.d_state == 0) c.d_state = 16;
+    if (c.d_conv == 0) c.d_conv = 4;
+    if (c.expand == 0) c.expand = 2;
+    if (c.dt_rank == 0) c.dt_rank = c.d_model / 16 + (c.d_model % 16 != 0);
+    int64_t di, two_di, xr, tmp;
+    if (!ssm_mul_ok(c.expand, c.d_model, &di) || !ssm_mul_ok(2, di, &two_di) ||
+        __builtin_add_overflow(c.dt_rank, c.d_state, &xr) ||
+        __builtin_add_overflow(xr, c.d_state, &xr))
+        return SSM_FAIL(SSM_ERR_ARG);
+    /* The BLAS takes int dimensions. */
+    if (two_di > INT_MAX || c.d_model > INT_MAX || xr > INT_MAX ||
+        c.d_conv > INT_MAX / 2)
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (!ssm_sizes_ok(&tmp, sizeof(float), 2, two_di, c.d_model) ||
+        !ssm_sizes_ok(&tmp, sizeof(float), 2, xr, di) ||
+        !ssm_sizes_ok(&tmp, sizeof(float), 2, di, c.d_state) ||
+        !ssm_sizes_ok(&tmp, sizeof(float), 2, di, c.d_conv) ||
+        !ssm_sizes_ok(&tmp, sizeof(float), 2, di, c.dt_rank))
+        return SSM_FAIL(SSM_ERR_ARG);
+    *out = c;
+    return SSM_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* block: create, parameters                                          */
+
+void ssm_mamba_destroy(ssm_mamba *blk)
+{
+    if (!blk)
+        return;
+    for (int i = 0; i < SSM_MAMBA_NPARAMS; i++)
+        ssm_free(blk->p[i]);
+    ssm_free(blk->A);
+    ssm_free(blk);
+}
+
+static void fill_uniform(ssm_rng *g, float *x, int64_t n, double bound)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)(bound * (2.0 * ssm_rng_uniform(g) - 1.0));
+}
+
+static void update_A(ssm_mamba *m)
+{
+    const float *al = m->p[SSM_MAMBA_A_LOG];
+    for (int64_t i = 0; i < m->di * m->n; i++)
+        m->A[i] = -expf(al[i]);
+}
+
+ssm_status ssm_mamba_create(ssm_mamba **blk, const ssm_mamba_config *cfg,
+                            uint64_t seed)
+{
+    if (!blk)
+        return SSM_FAIL(SSM_ERR_ARG);
+    *blk = NULL;
+    ssm_mamba_config c;
+    SSM_TRY(ssm_mamba_config_resolve(cfg, &c));
+    ssm_mamba *m = ssm_alloc(1, sizeof *m);
+    if (!m)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    memset(m, 0, sizeof *m);
+    m->dm = c.d_model; m->di = c.expand * c.d_model; m->n = c.d_state;
+    m->k = c.d_conv; m->r = c.dt_rank; m->xr = m->r + 2 * m->n;
+    m->cnt[SSM_MAMBA_IN_PROJ] = 2 * m->di * m->dm;
+    m->cnt[SSM_MAMBA_CONV_W] = m->di * m->k;
+    m->cnt[SSM_MAMBA_CONV_B] = m->di;
+    m->cnt[SSM_MAMBA_X_PROJ] = m->xr * m->di;
+    m->cnt[SSM_MAMBA_DT_PROJ_W] = m->di * m->r;
+    m->cnt[SSM_MAMBA_DT_PROJ_B] = m->di;
+    m->cnt[SSM_MAMBA_A_LOG] = m->di * m->n;
+    m->cnt[SSM_MAMBA_D] = m->di;
+    m->cnt[SSM_MAMBA_OUT_PROJ] = m->dm * m->di;
+    for (int i = 0; i < SSM_MAMBA_NPARAMS; i++) {
+        m->p[i] = ssm_alloc((size_t)m->cnt[i], sizeof(float));
+        if (!m->p[i]) {
+            ssm_mamba_destroy(m);
+            return SSM_FAIL(SSM_ERR_NOMEM);
+        }
+    }
+    m->A = ssm_alloc((size_t)(m->di * m->n), sizeof(float));
+    if (!m->A) {
+        ssm_mamba_destroy(m);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+
+    /* Default initialisation of Mamba's reference implementation (fixed
+     * draw order: the tensors in enum order). */
+    ssm_rng g = { seed };
+    fill_uniform(&g, m->p[SSM_MAMBA_IN_PROJ], m->cnt[SSM_MAMBA_IN_PROJ],
+                 1.0 / sqrt((double)m->dm));
+    fill_uniform(&g, m->p[SSM_MAMBA_CONV_W], m->cnt[SSM_MAMBA_CONV_W],
+                 1.0 / sqrt((double)m->k));
+    fill_uniform(&g, m->p[SSM_MAMBA_CONV_B], m->cnt[SSM_MAMBA_CONV_B],
+                 1.0 / sqrt((double)m->k));
+    fill_uniform(&g, m->p[SSM_MAMBA_X_PROJ], m->cnt[SSM_MAMBA_X_PROJ],
+                 1.0 / sqrt((double)m->di));
+    fill_uniform(&g, m->p[SSM_MAMBA_DT_PROJ_W], m->cnt[SSM_MAMBA_DT_PROJ_W],
+                 1.0 / sqrt((double)m->r));
+    /* dt log-uniform in [1e-3, 1e-1], floored at 1e-4, stored through the
+     * inverse of softplus so that softplus(bias) = dt at zero input
+     * (Mamba, section 3.6 / appendix: dt initialisation). */
+    for (int64_t d = 0; d < m->di; d++) {
+        double lo = log(1e-3), hi = log(1e-1);
+        double dt = exp(lo + (hi - lo) * ssm_rng_uniform(&g));
+        if (dt < 1e-4)
+            dt = 1e-4;
+        m->p[SSM_MAMBA_DT_PROJ_B][d] = (float)(dt + log(-expm1(-dt)));
+    }
+    /* S4D-Real: A = -(n + 1) (Mamba, section 3.6). */
+    for (int64_t d = 0; d < m->di; d++)
+        for (int64_t n = 0; n < m->n; n++)
+            m->p[SSM_MAMBA_A_LOG][d * m->n + n] = (float)log((double)(n + 1));
+    for (int64_t d = 0; d < m->di; d++)
+        m->p[SSM_MAMBA_D][d] = 1.0f;
+    fill_uniform(&g, m->p[SSM_MAMBA_OUT_PROJ], m->cnt[SSM_MAMBA_OUT_PROJ],
+                 1.0 / sqrt((double)m->di));
+    update_A(m);
+    *blk = m;
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_get_config(const ssm_mamba *blk, ssm_mamba_config *cfg)
+{
+    if (!blk || !cfg)
+        return SSM_FAIL(SSM_ERR_ARG);
+    cfg->d_model = blk->dm;
+    cfg->d_state = blk->n;
+    cfg->d_conv = blk->k;
+    cfg->expand = blk->di / blk->dm;
+    cfg->dt_rank = blk->r;
+    return SSM_OK;
+}
+
+static int param_ok(int p)
+{
+    return p >= 0 && p < SSM_MAMBA_NPARAMS;
+}
+
+ssm_status ssm_mamba_param_count(const ssm_mamba *blk, ssm_mamba_param p,
+                                 int64_t *count)
+{
+    if (!blk || !count || !param_ok((int)p))
+        return SSM_FAIL(SSM_ERR_ARG);
+    *count = blk->cnt[p];
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_set_param(ssm_mamba *blk, ssm_mamba_param p,
+                               const float *src, int64_t count)
+{
+    if (!blk || !src || !param_ok((int)p) || count != blk->cnt[p])
+        return SSM_FAIL(SSM_ERR_ARG);
+    for (int64_t i = 0; i < count; i++) {
+        if (!isfinite(src[i]))
+            return SSM_FAIL(SSM_ERR_ARG);
+        if (p == SSM_MAMBA_A_LOG && !isfinite(expf(src[i])))
+            return SSM_FAIL(SSM_ERR_ARG);
+    }
+    memcpy(blk->p[p], src, (size_t)count * sizeof(float));
+    if (p == SSM_MAMBA_A_LOG)
+        update_A(blk);
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_get_param(const ssm_mamba *blk, ssm_mamba_param p,
+                               float *dst, int64_t count)
+{
+    if (!blk || !dst || !param_ok((int)p) || count != blk->cnt[p])
+        return SSM_FAIL(SSM_ERR_ARG);
+    memcpy(dst, blk->p[p], (size_t)count * sizeof(float));
+    return SSM_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* state                                                              */
+
+void ssm_mamba_state_destroy(ssm_mamba_state *st)
+{
+    if (!st)
+        return;
+    ssm_free(st->conv);
+    ssm_free(st->h);
+    ssm_free(st->ws);
+    ssm_free(st);
+}
+
+ssm_status ssm_mamba_state_create(ssm_mamba_state **st, const ssm_mamba *blk,
+                                  int64_t max_batch)
+{
+    if (!st)
+        return SSM_FAIL(SSM_ERR_ARG);
+    *st = NULL;
+    if (!blk || max_batch < 1 || max_batch > INT_MAX)
+        return SSM_FAIL(SSM_ERR_ARG);
+    int64_t nconv, nh, per, nws;
+    /* per-sequence step workspace: xi, z, u, delta, ys (Di each), dtl (R),
+     * bt, ct (N each) */
+    per = 5 * blk->di + blk->xr;
+    if (!ssm_sizes_ok(&nconv, sizeof(float), 3, max_batch, blk->di, blk->k) ||
+        !ssm_sizes_ok(&nh, sizeof(float), 3, max_batch, blk->di, blk->n) ||
+        !ssm_sizes_ok(&nws, sizeof(float), 2, max_batch, per))
+        return SSM_FAIL(SSM_ERR_ARG);
+    ssm_mamba_state *s = ssm_alloc(1, sizeof *s);
+    if (!s)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    memset(s, 0, sizeof *s);
+    s->dm = blk->dm; s->di = blk->di; s->n = blk->n; s->k = blk->k;
+    s->r = blk->r; s->maxb = max_batch;
+    s->conv = ssm_alloc((size_t)nconv, sizeof(float));
+    s->h = ssm_alloc((size_t)nh, sizeof(float));
+    s->ws = ssm_alloc((size_t)nws, sizeof(float));
+    if (!s->conv || !s->h || !s->ws) {
+        ssm_mamba_state_destroy(s);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+    float *w = s->ws;
+    int64_t bd = max_batch * blk->di;
+    s->xi = w; w += bd;
+    s->z = w; w += bd;
+    s->u = w; w += bd;
+    s->delta = w; w += bd;
+    s->ys = w; w += bd;
+    s->dtl = w; w += max_batch * blk->r;
+    s->bt = w; w += max_batch * blk->n;
+    s->ct = w;
+    memset(s->conv, 0, (size_t)nconv * sizeof(float));
+    memset(s->h, 0, (size_t)nh * sizeof(float));
+    *st = s;
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_state_reset(ssm_mamba_state *st)
+{
+    if (!st)
+        return SSM_FAIL(SSM_ERR_ARG);
+    memset(st->conv, 0, (size_t)(st->maxb * st->di * st->k) * sizeof(float));
+    memset(st->h, 0, (size_t)(st->maxb * st->di * st->n) * sizeof(float));
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_state_get(const ssm_mamba_state *st, int64_t batch,
+                               float *conv, float *h)
+{
+    if (!st || batch < 1 || batch > st->maxb)
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (conv)
+        memcpy(conv, st->conv, (size_t)(batch * st->di * st->k) * sizeof(float));
+    if (h)
+        memcpy(h, st->h, (size_t)(batch * st->di * st->n) * sizeof(float));
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_state_set(ssm_mamba_state *st, int64_t batch,
+                               const float *conv, const float *h)
+{
+    if (!st || batch < 1 || batch > st->maxb)
+        return SSM_FAIL(SSM_ERR_ARG);
+    const int64_t nc = batch * st->di * st->k, nh = batch * st->di * st->n;
+    for (int64_t i = 0; conv && i < nc; i++)
+        if (!isfinite(conv[i]))
+            return SSM_FAIL(SSM_ERR_ARG);
+    for (int64_t i = 0; h && i < nh; i++)
+        if (!isfinite(h[i]))
+            return SSM_FAIL(SSM_ERR_ARG);
+    if (conv)
+        memcpy(st->conv, conv, (size_t)nc * sizeof(float));
+    if (h)
+        memcpy(st->h, h, (size_t)nh * sizeof(float));
+    return SSM_OK;
+}
+
+static int state_matches(const ssm_mamba_state *st, const ssm_mamba *m)
+{
+    return st->dm == m->dm && st->di == m->di && st->n == m->n &&
+           st->k == m->k && st->r == m->r;
+}
+
+/* ------------------------------------------------------------------ */
+/* kernels shared by forward and step (same code: same rounding)      */
+
+/* silu(v) = v * sigmoid(v) (Mamba's activation after the conv and on z). */
+static inline float silu_f(float v)
+{
+    return v / (1.0f + expf(-v));
+}
+
+/* Causal depthwise conv output from a window of the K newest inputs,
+ * oldest first (win[K-1] = current token): bias + sum_k w[k] win[k], in
+ * this order (the prompt path sums in the same order), so the prompt path
+ * and the step path round identically. */
+static inline float conv_window(const float *w, const float *win, int64_t k,
+                                float bias)
+{
+    float acc = bias;
+    for (int64_t j = 0; j < k; j++)
+        acc += w[j] * win[j];
+    return acc;
+}
+
+/* out[M][N] = X[M][K] W[N][K]^T with row strides ldx, ldw, ldo: sgemv when
+ * M == 1 (one token), sgemm otherwise. */
+static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                   const float *W, int64_t ldw, float *out, int64_t ldo)
+{
+    if (M == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W,
+                    (int)ldw, X, 1, 0.0f, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
+                    (int)K, 1.0f, X, (int)ldx, W, (int)ldw, 0.0f, out,
+                    (int)ldo);
+}
+
+/* Work threshold below which an OpenMP region costs more than it saves. */
+#define PAR_MIN 32768
+
+/* ------------------------------------------------------------------ */
+/* block forward                                                      */
+
+/* Workspace floats of a block forward: xp [B][Di][L+K-1], z, u, delta, ys
+ * [B][Di][L], dtl [B][R][L], bt, ct [B][N][L]; -1 on overflow. */
+static int64_t block_ws_count(const ssm_mamba *m, int64_t B, int64_t L)
+{
+    int64_t lp, per, a, b, tot;
+    if (__builtin_add_overflow(L, m->k - 1, &lp) || lp > INT_MAX || L > INT_MAX)
+        return -1;
+    if (!ssm_mul_ok(m->di, lp, &a) || !ssm_mul_ok(4 * m->di + m->xr, L, &b) ||
+        __builtin_add_overflow(a, b, &per) ||
+        !ssm_sizes_ok(&tot, sizeof(float), 2, B, per))
+        return -1;
+    return tot;
+}
+
+static ssm_status block_forward_ws(const ssm_mamba *m, int64_t B, int64_t L,
+                             const float *x, float *y, ssm_mamba_state *st,
+                             float *ws, ssm_mamba_timing *tm)
+{
+    const int64_t dm = m->dm, di = m->di, n = m->n, k = m->k, r = m->r;
+    const int64_t lp = L + k - 1;
+    float *xp = ws;                  /* [B][Di][Lp] */
+    float *z = xp + B * di * lp;     /* [B][Di][L] */
+    float *u = z + B * di * L;
+    float *delta = u + B * di * L;
+    float *ys = delta + B * di * L;
+    float *dtl = ys + B * di * L;    /* [B][R][L] */
+    float *bt = dtl + B * r * L;     /* [B][N][L] */
+    float *ct = bt + B * n * L;
+    const float *win = m->p[SSM_MAMBA_IN_PROJ];
+    const float *wx = m->p[SSM_MAMBA_X_PROJ];
+    double t0 = 0.0;
+    TM_START(tm, t0);
+
+    /* in_proj, channel-major: xp_b[:, K-1:] = Win_x x_b^T, z_b = Win_z x_b^T */
+    for (int64_t b = 0; b < B; b++) {
+        const float *xb = x + b * L * dm;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)di, (int)L,
+                    (int)dm, 1.0f, win, (int)dm, xb, (int)dm, 0.0f,
+                    xp + b * di * lp + (k - 1), (int)lp);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)di, (int)L,
+                    (int)dm, 1.0f, win + di * dm, (int)dm, xb, (int)dm, 0.0f,
+                    z + b * di * L, (int)L);
+    }
+    TM_LAP(tm, t0, gemm);
+
+    /* Causal depthwise conv (left context: the state's last K-1 inputs, or
+     * zeros), bias, silu; then the new conv state = last K inputs. */
+    {
+        const float *cw = m->p[SSM_MAMBA_CONV_W], *cb = m->p[SSM_MAMBA_CONV_B];
+        float *cs = st ? st->conv : NULL;
+        #pragma omp parallel for collapse(2) schedule(static) if (B * di * L > PAR_MIN)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t d = 0; d < di; d++) {
+                float *row = xp + (b * di + d) * lp;
+                float *ub = u + (b * di + d) * L;
+                float *csd = cs ? cs + (b * di + d) * k : NULL;
+                for (int64_t j = 0; j < k - 1; j++)
+                    row[j] = csd ? csd[j + 1] : 0.0f;
+                /* Tap-outer, time-inner: the inner loops vectorize, and each
+                 * output still sums bias, tap 0, tap 1, ... in the order of
+                 * conv_window (the step path), so both round alike. */
+                for (int64_t t = 0; t < L; t++)
+                    ub[t] = cb[d];
+                for (int64_t j = 0; j < k; j++) {
+                    const float wj = cw[d * k + j];
+                    const float *src = row + j;
+                    for (int64_t t = 0; t < L; t++)
+                        ub[t] += wj * src[t];
+                }
+                for (int64_t t = 0; t < L; t++)
+                    ub[t] = silu_f(ub[t]);
+                if (csd)
+                    memcpy(csd, row + lp - k, (size_t)k * sizeof(float));
+            }
+    }
+    TM_LAP(tm, t0, conv);
+
+    /* x_proj (dt | B | C rows) and dt_proj, all channel-major [.][L]. */
+    for (int64_t b = 0; b < B; b++) {
+        const float *ub = u + b * di * L;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)L,
+                    (int)di, 1.0f, wx, (int)di, ub, (int)L, 0.0f,
+                    dtl + b * r * L, (int)L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)L,
+                    (int)di, 1.0f, wx + r * di, (int)di, ub, (int)L, 0.0f,
+                    bt + b * n * L, (int)L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)L,
+                    (int)di, 1.0f, wx + (r + n) * di, (int)di, ub, (int)L,
+                    0.0f, ct + b * n * L, (int)L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)di, (int)L,
+                    (int)r, 1.0f, m->p[SSM_MAMBA_DT_PROJ_W], (int)r,
+                    dtl + b * r * L, (int)L, 0.0f, delta + b * di * L, (int)L);
+    }
+    TM_LAP(tm, t0, gemm);
+
+    /* Selective scan (Mamba, algorithm 2): dt = softplus(delta + dt bias),
+     * y = (C h + D u) * silu(z). */
+    ssm_scan_args a;
+    memset(&a, 0, sizeof a);
+    a.batch = B; a.dim = di; a.dstate = n; a.len = L; a.ngroups = 1;
+    a.u = u; a.delta = delta; a.A = m->A; a.B = bt; a.C = ct;
+    a.D = m->p[SSM_MAMBA_D]; a.z = z; a.delta_bias = m->p[SSM_MAMBA_DT_PROJ_B];
+    a.delta_softplus = 1;
+    a.h0 = st ? st->h : NULL;
+    a.h_last = st ? st->h : NULL;
+    a.y = ys;
+    /* Arguments were validated above: a failure here is a library bug, but
+     * it is still reported rather than ignored. */
+    SSM_TRY(ssm_selective_scan(&a));
+    TM_LAP(tm, t0, scan);
+
+    /* out_proj back to token-major: y_b [L][Dm] = ys_b^T Wout^T. */
+    for (int64_t b = 0; b < B; b++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)L, (int)dm,
+                    (int)di, 1.0f, ys + b * di * L, (int)L,
+                    m->p[SSM_MAMBA_OUT_PROJ], (int)di, 0.0f, y + b * L * dm,
+                    (int)dm);
+    TM_LAP(tm, t0, gemm);
+    return SSM_OK;
+}
+
+static ssm_status block_forward_check(const ssm_mamba *m, int64_t B, int64_t L,
+                                      const float *x, const float *y,
+                                      const ssm_mamba_state *st)
+{
+    int64_t tmp;
+    if (!m || !x || !y || B < 1 || L < 1 || B > INT_MAX || L > INT_MAX ||
+        !ssm_sizes_ok(&tmp, sizeof(float), 3, B, L, m->dm))
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (st && (!state_matches(st, m) || B > st->maxb))
+        return SSM_FAIL(SSM_ERR_ARG);
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_forward_ex(const ssm_mamba *blk, int64_t batch, int64_t L,
+                                const float *x, float *y, ssm_mamba_state *st,
+                                ssm_mamba_timing *timing)
+{
+    SSM_TRY(block_forward_check(blk, batch, L, x, y, st));
+    int64_t nws = block_ws_count(blk, batch, L);
+    if (nws < 0)
+        return SSM_FAIL(SSM_ERR_ARG);
+    float *ws = ssm_alloc((size_t)nws, sizeof(float));
+    if (!ws)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    ssm_status e = block_forward_ws(blk, batch, L, x, y, st, ws, timing);
+    ssm_free(ws);
+    return e;
+}
+
+ssm_status ssm_mamba_forward(const ssm_mamba *blk, int64_t batch, int64_t L,
+                             const float *x, float *y, ssm_mamba_state *st)
+{
+    return ssm_mamba_forward_ex(blk, batch, L, x, y, st, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* block step                                                         */
+
+static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t B,
+                          const float *x, float *y, ssm_mamba_timing *tm)
+{
+    const int64_t dm = m->dm, di = m->di, n = m->n, k = m->k, r = m->r;
+    const float *win = m->p[SSM_MAMBA_IN_PROJ];
+    const float *wx = m->p[SSM_MAMBA_X_PROJ];
+    double t0 = 0.0;
+    TM_START(tm, t0);
+
+    mm_xwt(B, di, dm, x, dm, win, dm, st->xi, di);
+    mm_xwt(B, di, dm, x, dm, win + di * dm, dm, st->z, di);
+    TM_LAP(tm, t0, gemm);
+
+    /* Conv step: shift the window, append the new input, same dot as the
+     * prompt path. */
+    {
+        const float *cw = m->p[SSM_MAMBA_CONV_W], *cb = m->p[SSM_MAMBA_CONV_B];
+        #pragma omp parallel for collapse(2) schedule(static) if (B * di * k > 4 * PAR_MIN)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t d = 0; d < di; d++) {
+                const int64_t i = b * di + d;
+                float *win_i = st->conv + i * k;
+                for (int64_t j = 0; j + 1 < k; j++)   /* K is small: no memmove */
+                    win_i[j] = win_i[j + 1];
+                win_i[k - 1] = st->xi[i];
+                st->u[i] = silu_f(conv_window(cw + d * k, win_i, k, cb[d]));
+            }
+    }
+    TM_LAP(tm, t0, conv);
+
+    mm_xwt(B, r, di, st->u, di, wx, di, st->dtl, r);
+    mm_xwt(B, n, di, st->u, di, wx + r * di, di, st->bt, n);
+    mm_xwt(B, n, di, st->u, di, wx + (r + n) * di, di, st->ct, n);
+    mm_xwt(B, di, r, st->dtl, r, m->p[SSM_MAMBA_DT_PROJ_W], r, st->delta, di);
+    TM_LAP(tm, t0, gemm);
+
+    SSM_TRY(ssm_selective_step(B, di, n, 1, st->h, st->u, st->delta, m->A,
+                               st->bt, st->ct, m->p[SSM_MAMBA_D], st->z,
+                               m->p[SSM_MAMBA_DT_PROJ_B], 1, st->ys));
+    TM_LAP(tm, t0, scan);
+
+    mm_xwt(B, dm, di, st->ys, di, m->p[SSM_MAMBA_OUT_PROJ], di, y, dm);
+    TM_LAP(tm, t0, gemm);
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_step_ex(const ssm_mamba *blk, ssm_mamba_state *st,
+                             int64_t batch, const float *x, float *y,
+                             ssm_mamba_timing *timing)
+{
+    if (!blk || !st || !x || !y || batch < 1 || batch > st->maxb ||
+        !state_matches(st, blk))
+        return SSM_FAIL(SSM_ERR_ARG);
+    return block_step_ws(blk, st, batch, x, y, timing);
+}
+
+ssm_status ssm_mamba_step(const ssm_mamba *blk, ssm_mamba_state *st,
+                          int64_t batch, const float *x, float *y)
+{
+    return ssm_mamba_step_ex(blk, st, batch, x, y, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* stack                                                              */
+
+void ssm_mamba_stack_destroy(ssm_mamba_stack *stk)
+{
+    if (!stk)
+        return;
+    if (stk->blk)
+        for (int64_t l = 0; l < stk->nl; l++)
+            ssm_mamba_destroy(stk->blk[l]);
+    ssm_free(stk->blk);
+    ssm_free(stk->norm);
+    ssm_free(stk);
+}
+
+ssm_status ssm_mamba_stack_create(ssm_mamba_stack **stk,
+                                  const ssm_mamba_config *cfg,
+                                  int64_t n_layers, uint64_t seed)
+{
+    if (!stk)
+        return SSM_FAIL(SSM_ERR_ARG);
+    *stk = NULL;
+    ssm_mamba_config c;
+    int64_t nn;
+    SSM_TRY(ssm_mamba_config_resolve(cfg, &c));
+    if (n_layers < 1 || n_layers > INT_MAX ||
+        !ssm_sizes_ok(&nn, sizeof(float), 2, n_layers + 1, c.d_model))
+        return SSM_FAIL(SSM_ERR_ARG);
+    ssm_mamba_stack *s = ssm_alloc(1, sizeof *s);
+    if (!s)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    memset(s, 0, sizeof *s);
+    s->nl = n_layers;
+    s->dm = c.d_model;
+    s->blk = ssm_alloc((size_t)n_layers, sizeof *s->blk);
+    s->norm = ssm_alloc((size_t)nn, sizeof(float));
+    if (!s->blk || !s->norm) {
+        ssm_mamba_stack_destroy(s);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+    memset(s->blk, 0, (size_t)n_layers * sizeof *s->blk);
+    for (int64_t i = 0; i < nn; i++)
+        s->norm[i] = 1.0f;
+    ssm_rng g = { seed };
+    /* Mamba's rescale_prenorm_residual: out_proj / sqrt(n_layers), so the
+     * residual stream's variance does not grow with depth. */
+    float oscale = (float)(1.0 / sqrt((double)n_layers));
+    for (int64_t l = 0; l < n_layers; l++) {
+        ssm_status st = ssm_mamba_create(&s->blk[l], &c, ssm_rng_u64(&g));
+        if (st != SSM_OK) {
+            ssm_mamba_stack_destroy(s);
+            return st;
+        }
+        float *w = s->blk[l]->p[SSM_MAMBA_OUT_PROJ];
+        for (int64_t i = 0; i < s->blk[l]->cnt[SSM_MAMBA_OUT_PROJ]; i++)
+            w[i] *= oscale;
+    }
+    *stk = s;
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_stack_layers(const ssm_mamba_stack *stk, int64_t *n_layers)
+{
+    if (!stk || !n_layers)
+        return SSM_FAIL(SSM_ERR_ARG);
+    *n_layers = stk->nl;
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_stack_block(ssm_mamba_stack *stk, int64_t layer,
+                                 ssm_mamba **blk)
+{
+    if (!stk || !blk || layer < 0 || layer >= stk->nl)
+        return SSM_FAIL(SSM_ERR_ARG);
+    *blk = stk->blk[layer];
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_stack_set_norm(ssm_mamba_stack *stk, int64_t layer,
+                                    const float *w, int64_t count)
+{
+    if (!stk || !w || layer < 0 || layer > stk->nl || count != stk->dm)
+        return SSM_FAIL(SSM_ERR_ARG);
+    for (int64_t i = 0; i < count; i++)
+        if (!isfinite(w[i]))
+            return SSM_FAIL(SSM_ERR_ARG);
+    memcpy(stk->norm + layer * stk->dm, w, (size_t)count * sizeof(float));
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_stack_get_norm(const ssm_mamba_stack *stk, int64_t layer,
+                                    float *w, int64_t count)
+{
+    if (!stk || !w || layer < 0 || layer > stk->nl || count != stk->dm)
+        return SSM_FAIL(SSM_ERR_ARG);
+    memcpy(w, stk->norm + layer * stk->dm, (size_t)count * sizeof(float));
+    return SSM_OK;
+}
+
+void ssm_mamba_stack_state_destroy(ssm_mamba_stack_state *st)
+{
+    if (!st)
+        return;
+    if (st->st)
+        for (int64_t l = 0; l < st->nl; l++)
+            ssm_mamba_state_destroy(st->st[l]);
+    ssm_free(st->st);
+    ssm_free(st->normed);
+    ssm_free(st->out);
+    ssm_free(st);
+}
+
+ssm_status ssm_mamba_stack_state_create(ssm_mamba_stack_state **st,
+                                        const ssm_mamba_stack *stk,
+                                        int64_t max_batch)
+{
+    if (!st)
+        return SSM_FAIL(SSM_ERR_ARG);
+    *st = NULL;
+    int64_t nb;
+    if (!stk || max_batch < 1 || max_batch > INT_MAX ||
+        !ssm_sizes_ok(&nb, sizeof(float), 2, max_batch, stk->dm))
+        return SSM_FAIL(SSM_ERR_ARG);
+    ssm_mamba_stack_state *s = ssm_alloc(1, sizeof *s);
+    if (!s)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    memset(s, 0, sizeof *s);
+    s->nl = stk->nl; s->dm = stk->dm; s->maxb = max_batch;
+    s->st = ssm_alloc((size_t)stk->nl, sizeof *s->st);
+    s->normed = ssm_alloc((size_t)nb, sizeof(float));
+    s->out = ssm_alloc((size_t)nb, sizeof(float));
+    if (!s->st || !s->normed || !s->out) {
+        ssm_mamba_stack_state_destroy(s);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+    memset(s->st, 0, (size_t)stk->nl * sizeof *s->st);
+    for (int64_t l = 0; l < stk->nl; l++) {
+        ssm_status e = ssm_mamba_state_create(&s->st[l], stk->blk[l], max_batch);
+        if (e != SSM_OK) {
+            ssm_mamba_stack_state_destroy(s);
+            return e;
+        }
+    }
+    *st = s;
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_stack_state_reset(ssm_mamba_stack_state *st)
+{
+    if (!st)
+        return SSM_FAIL(SSM_ERR_ARG);
+    for (int64_t l = 0; l < st->nl; l++)
+        SSM_TRY(ssm_mamba_state_reset(st->st[l]));
+    return SSM_OK;
+}
+
+static int stack_state_matches(const ssm_mamba_stack_state *st,
+                               const ssm_mamba_stack *stk)
+{
+    if (st->nl != stk->nl || st->dm != stk->dm)
+        return 0;
+    for (int64_t l = 0; l < stk->nl; l++)
+        if (!state_matches(st->st[l], stk->blk[l]))
+            return 0;
+    return 1;
+}
+
+/* out[row] = in[row] / sqrt(mean(in[row]^2) + eps) * w over rows of dm
+ * (Zhang and Sennrich 2019, as Mamba's backbone).  The sum of squares is
+ * accumulated in double, in order: one writer per row, fixed order.
+ * in == out is allowed. */
+static void rmsnorm_rows(int64_t rows, int64_t dm, const float *in, float *out,
+                         const float *w)
+{
+    #pragma omp parallel for schedule(static) if (rows * dm > PAR_MIN)
+    for (int64_t i = 0; i < rows; i++) {
+        const float *v = in + i * dm;
+        float *o = out + i * dm;
+        double ss = 0.0;
+        for (int64_t j = 0; j < dm; j++)
+            ss += (double)v[j] * v[j];
+        float sc = (float)(1.0 / sqrt(ss / (double)dm + (double)SSM_MAMBA_RMS_EPS));
+        for (int64_t j = 0; j < dm; j++)
+            o[j] = (v[j] * sc) * w[j];
+    }
+}
+
+static void add_inplace(int64_t cnt, float *y, const float *a)
+{
+    #pragma omp parallel for schedule(static) if (cnt > 4 * PAR_MIN)
+    for (int64_t i = 0; i < cnt; i++)
+        y[i] += a[i];
+}
+
+ssm_status ssm_mamba_stack_forward_ex(const ssm_mamba_stack *stk, int64_t batch,
+                                      int64_t L, const float *x, float *y,
+                                      ssm_mamba_stack_state *st,
+                                      ssm_mamba_timing *timing)
+{
+    int64_t ntok, nact, nblk = 0;
+    if (!stk || !x || !y || batch < 1 || L < 1 || batch > INT_MAX ||
+        L > INT_MAX || !ssm_sizes_ok(&ntok, sizeof(float), 2, batch, L) ||
+        !ssm_sizes_ok(&nact, sizeof(float), 2, ntok, stk->dm))
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (st && (!stack_state_matches(st, stk) || batch > st->maxb))
+        return SSM_FAIL(SSM_ERR_ARG);
+    for (int64_t l = 0; l < stk->nl; l++) {
+        int64_t c = block_ws_count(stk->blk[l], batch, L);
+        if (c < 0)
+            return SSM_FAIL(SSM_ERR_ARG);
+        if (c > nblk)
+            nblk = c;
+    }
+    int64_t tot;
+    if (__builtin_add_overflow(nblk, 2 * nact, &tot) ||
+        !ssm_sizes_ok(&tot, sizeof(float), 1, tot))
+        return SSM_FAIL(SSM_ERR_ARG);
+    float *ws = ssm_alloc((size_t)tot, sizeof(float));
+    if (!ws)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    float *normed = ws, *out = ws + nact, *bws = ws + 2 * nact;
+    ssm_status e = SSM_OK;
+    double t0 = 0.0;
+    TM_START(timing, t0);
+    if (y != x)
+        memmove(y, x, (size_t)nact * sizeof(float));
+    /* Pre-norm residual blocks (Mamba's backbone): h += block(norm(h)). */
+    for (int64_t l = 0; l < stk->nl; l++) {
+        rmsnorm_rows(ntok, stk->dm, y, normed, stk->norm + l * stk->dm);
+        TM_LAP(timing, t0, norm);
+        e = block_forward_ws(stk->blk[l], batch, L, normed, out,
+                             st ? st->st[l] : NULL, bws, timing);
+        if (e != SSM_OK)
+            break;
+        TM_START(timing, t0);
+        add_inplace(nact, y, out);
+    }
+    if (e == SSM_OK) {
+        rmsnorm_rows(ntok, stk->dm, y, y, stk->norm + stk->nl * stk->dm);
+        TM_LAP(timing, t0, norm);
+    }
+    ssm_free(ws);
+    return e;
+}
+
+ssm_status ssm_mamba_stack_forward(const ssm_mamba_stack *stk, int64_t batch,
+                                   int64_t L, const float *x, float *y,
+                                   ssm_mamba_stack_state *st)
+{
+    return ssm_mamba_stack_forward_ex(stk, batch, L, x, y, st, NULL);
+}
+
+ssm_status ssm_mamba_stack_step_ex(const ssm_mamba_stack *stk,
+                                   ssm_mamba_stack_state *st, int64_t batch,
+                                   const float *x, float *y,
+                                   ssm_mamba_timing *timing)
+{
+    if (!stk || !st || !x || !y || batch < 1 || batch > st->maxb ||
+        !stack_state_matches(st, stk))
+        return SSM_FAIL(SSM_ERR_ARG);
+    const int64_t nact = batch * stk->dm;
+    double t0 = 0.0;
+    TM_START(timing, t0);
+    if (y != x)
+        memmove(y, x, (size_t)nact * sizeof(float));
+    for (int64_t l = 0; l < stk->nl; l++) {
+        rmsnorm_rows(batch, stk->dm, y, st->normed, stk->norm + l * stk->dm);
+        TM_LAP(timing, t0, norm);
+        SSM_TRY(block_step_ws(stk->blk[l], st->st[l], batch, st->normed,
+                              st->out, timing));
+        TM_START(timing, t0);
+        add_inplace(nact, y, st->out);
+    }
+    rmsnorm_rows(batch, stk->dm, y, y, stk->norm + stk->nl * stk->dm);
+    TM_LAP(timing, t0, norm);
+    return SSM_OK;
+}
+
+ssm_status ssm_mamba_stack_step(const ssm_mamba_stack *stk,
+                                ssm_mamba_stack_state *st, int64_t batch,
+                                const float *x, float *y)
+{
+    return ssm_mamba_stack_step_ex(stk, st, batch, x, y, NULL);
+}
