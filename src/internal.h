@@ -10,6 +10,9 @@
 #include <complex.h>
 
 #include "ssm.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Every failure goes through this one non-inlined function, so a single
  * debugger breakpoint (break ssm_fail_) catches every error where it is
@@ -46,6 +49,17 @@ void  ssm_free(void *p);
  * double and the float library: FFTW's planner is not thread-safe. */
 void ssm_fftw_lock(void);
 void ssm_fftw_unlock(void);
+
+/* OpenMP's thread count for the next parallel region (1 without OpenMP):
+ * sizes per-thread scratch; never used to choose what is computed. */
+static inline int ssm_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
 
 /* Small seeded generator for default initialisations (splitmix64):
  * explicit state, no globals. */

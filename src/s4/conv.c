@@ -54,15 +54,6 @@ struct ssm_conv_spectrum {
     fftwf_complex *Kf;  /* [channels][ncs], already scaled by 1/N */
 };
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
 /* Per-thread scratch of one execution, see ws_init. */
 typedef struct conv_ws {
     float *rin, *rout;
@@ -70,7 +61,7 @@ typedef struct conv_ws {
 } conv_ws;
 
 /* Smallest 2^a 3^b 5^c 7^d >= m, or -1 when it does not fit in int. */
-static int64_t fast_length(int64_t m)
+int64_t ssm_conv_fast_length(int64_t m)
 {
     for (int64_t c = m; c <= INT_MAX; c++) {
         int64_t r = c;
@@ -93,7 +84,7 @@ ssm_status ssm_conv_plan_create(ssm_conv_plan **plan, int64_t channels,
         return SSM_FAIL(SSM_ERR_ARG);
     /* FFTW's basic interface takes int sizes: 2L and its padding must fit. */
     if (L > INT_MAX / 2) return SSM_FAIL(SSM_ERR_ARG);
-    int64_t N = fast_length(2 * L);
+    int64_t N = ssm_conv_fast_length(2 * L);
     if (N < 0) return SSM_FAIL(SSM_ERR_ARG);
     int64_t nc = N / 2 + 1;
     int64_t ncs = (nc + 7) / 8 * 8;
@@ -372,7 +363,7 @@ ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
      * array through memory); otherwise all spectra first, then the rows in
      * parallel over (batch, channel).  Both give the same bytes, so the
      * choice may depend on the thread count. */
-    if (plan->channels >= 2 * (int64_t)max_threads())
+    if (plan->channels >= 2 * (int64_t)ssm_max_threads())
         return conv_fused(plan, K, batch, D, u, y);
     fftwf_complex *Kf = fftwf_malloc((size_t)(plan->channels * plan->ncs) *
                                      sizeof(fftwf_complex));

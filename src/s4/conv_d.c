@@ -11,20 +11,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "conv_internal.h"
 #include <fftw3.h>   /* after <complex.h>: fftw_complex is double complex */
-
-static int64_t fast_length_d(int64_t m)
-{
-    for (int64_t c = m; c <= INT_MAX; c++) {
-        int64_t r = c;
-        while (r % 2 == 0) r /= 2;
-        while (r % 3 == 0) r /= 3;
-        while (r % 5 == 0) r /= 5;
-        while (r % 7 == 0) r /= 7;
-        if (r == 1) return c;
-    }
-    return -1;
-}
 
 ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
                               const double *K, const double *D,
@@ -35,7 +23,7 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
         !ssm_sizes_ok(&tot, sizeof(double), 3, batch, channels, L) ||
         L > INT_MAX / 2)
         return SSM_FAIL(SSM_ERR_ARG);
-    const int64_t N = fast_length_d(2 * L);
+    const int64_t N = ssm_conv_fast_length(2 * L);
     if (N < 0) return SSM_FAIL(SSM_ERR_ARG);
     const int64_t nc = N / 2 + 1, ncs = (nc + 3) / 4 * 4;
     if (!ssm_sizes_ok(&tot, sizeof(fftw_complex), 2, channels, ncs))

@@ -17,6 +17,10 @@ ssm_status ssm_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
                                    const float *u, const float complex *x0,
                                    float complex *x_last, float *y);
 
+/* Smallest 2^a 3^b 5^c 7^d >= m (a length FFTW transforms fast), or -1
+ * when it does not fit in int. */
+int64_t ssm_conv_fast_length(int64_t m);
+
 /* 1 if all n float complex values are finite. */
 int ssm_finite_cf(const float complex *x, int64_t n);
 int ssm_finite_f(const float *x, int64_t n);

@@ -514,15 +514,6 @@ int ssm_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 
 /* ------------------------------------------------------ per-step parts -- */
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
 static int thread_num(void)
 {
 #ifdef _OPENMP
@@ -557,7 +548,7 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
     const int64_t units = a->batch * G * nblk;
     const int64_t T = tile_len(N, L);
     const int64_t per = pad16(T * N) * 2 + pad16(T) + pad16(cbs * N);
-    int nt = max_threads();
+    int nt = ssm_max_threads();
     if ((int64_t)nt > units)
         nt = (int)units;
     if (nt < 1)
@@ -659,7 +650,7 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
     const int64_t per = pad16(T * N) + pad16(LC * N) + pad16(T)
                         + 2 * pad16(cbs * N) + pad16(cbs * LC * N);
     const int64_t nbd = a->batch * dim;
-    int nt = max_threads();
+    int nt = ssm_max_threads();
     if ((int64_t)nt > units)
         nt = (int)units;
     if (nt < 1)
