@@ -22,7 +22,7 @@ cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
 echo "== 3/3 LAPACK-backed paths under valgrind, reference and OpenBLAS =="
-vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
+vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite"
 for blas in reference openblas; do
   if [ $blas = reference ]; then
     libs="/usr/lib/$arch/blas:/usr/lib/$arch/lapack"
