@@ -9,8 +9,21 @@
 #define SSM_COMMON_H
 
 #include <stdint.h>
-#ifndef __cplusplus
+
+/* Complex arguments.  In C they ARE the C99 types of API.md:
+ *   ssm_cdouble = double complex, ssm_cfloat = float complex
+ * (interleaved re, im).  In C++, which has no C99 complex types, they are
+ * std::complex<double> / std::complex<float>, which the C++ standard lays out
+ * the same way ([complex.numbers]), so C++ programs pass std::complex arrays
+ * directly.  The same idea as fftw_complex in <fftw3.h>. */
+#ifdef __cplusplus
+#include <complex>
+typedef std::complex<double> ssm_cdouble;
+typedef std::complex<float>  ssm_cfloat;
+#else
 #include <complex.h>
+typedef double complex ssm_cdouble;
+typedef float complex  ssm_cfloat;
 #endif
 
 #if defined(_WIN32) && defined(SSM_BUILDING_SHARED)

@@ -126,11 +126,11 @@ SSM_API ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels,
  * non-finite Ad, Bd, C or D), SSM_ERR_NOMEM.  u and x0 are not inspected.
  * Reentrant. */
 SSM_API ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n,
-                                 int64_t L, const float complex *Ad,
-                                 const float complex *Bd,
-                                 const float complex *C, const float *D,
-                                 const float *u, const float complex *x0,
-                                 float complex *x_last, float *y);
+                                 int64_t L, const ssm_cfloat *Ad,
+                                 const ssm_cfloat *Bd,
+                                 const ssm_cfloat *C, const float *D,
+                                 const float *u, const ssm_cfloat *x0,
+                                 ssm_cfloat *x_last, float *y);
 
 /* One step of the same recurrence for streaming (one sample per channel):
  * x [batch][channels][n] is read and updated in place; u, y
@@ -138,10 +138,10 @@ SSM_API ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n,
  * x0 == x_last == x (it runs the very same code), so L calls equal one scan
  * of length L.  Errors: as ssm_diag_scan, and x NULL.  Reentrant. */
 SSM_API ssm_status ssm_diag_step(int64_t batch, int64_t channels, int64_t n,
-                                 const float complex *Ad,
-                                 const float complex *Bd,
-                                 const float complex *C, const float *D,
-                                 float complex *x, const float *u, float *y);
+                                 const ssm_cfloat *Ad,
+                                 const ssm_cfloat *Bd,
+                                 const ssm_cfloat *C, const float *D,
+                                 ssm_cfloat *x, const float *u, float *y);
 
 #ifdef __cplusplus
 }

@@ -65,8 +65,8 @@ SSM_API ssm_status ssm_hippo(ssm_measure m, int64_t n, double *A, double *B);
  * Thread-safety: reentrant, no global state; results depend on the BLAS
  * thread count to rounding only. */
 SSM_API ssm_status ssm_hippo_nplr(ssm_measure m, int64_t n, int64_t rank,
-                                  double complex *lambda, double complex *Pt,
-                                  double complex *Bt, double complex *V);
+                                  ssm_cdouble *lambda, ssm_cdouble *Pt,
+                                  ssm_cdouble *Bt, ssm_cdouble *V);
 
 typedef enum ssm_s4d_init {
     SSM_S4D_LEGS = 0,   /* the n eigenvalues with Im > 0 of nplr(LEGS, 2n), any order */
@@ -87,7 +87,7 @@ typedef enum ssm_s4d_init {
  * (LEGS only).
  * Thread-safety: reentrant, no global state. */
 SSM_API ssm_status ssm_s4d_lambda(ssm_s4d_init init, int64_t n,
-                                  double complex *lambda);
+                                  ssm_cdouble *lambda);
 
 #ifdef __cplusplus
 }

@@ -60,18 +60,18 @@ SSM_API void ssm_s4d_layer_destroy(ssm_s4d_layer *layer);   /* NULL is a no-op *
  * SSM_ERR_NUMERIC (singular GBT step or discrete values overflowing float).
  * Not thread-safe on one layer (see above). */
 SSM_API ssm_status ssm_s4d_layer_set_params(ssm_s4d_layer *layer,
-                                            const double complex *lambda,
+                                            const ssm_cdouble *lambda,
                                             const double *dt,
-                                            const double complex *B,
-                                            const double complex *C,
+                                            const ssm_cdouble *B,
+                                            const ssm_cdouble *C,
                                             const float *D);
 
 /* Read any subset back (NULL: not wanted); shapes as set_params.
  * Errors: SSM_ERR_ARG (layer NULL). */
 SSM_API ssm_status ssm_s4d_layer_get_params(const ssm_s4d_layer *layer,
-                                            double complex *lambda, double *dt,
-                                            double complex *B,
-                                            double complex *C, float *D);
+                                            ssm_cdouble *lambda, double *dt,
+                                            ssm_cdouble *B,
+                                            ssm_cdouble *C, float *D);
 
 /* Sizes and methods (any output may be NULL).  Errors: SSM_ERR_ARG. */
 SSM_API ssm_status ssm_s4d_layer_info(const ssm_s4d_layer *layer,
@@ -83,9 +83,9 @@ SSM_API ssm_status ssm_s4d_layer_info(const ssm_s4d_layer *layer,
  * ssm_diag_scan(batch, H, n, L, Ad, Bd, Ceff, D, ...) is the recurrent
  * mode exactly.  Errors: SSM_ERR_ARG (layer NULL). */
 SSM_API ssm_status ssm_s4d_layer_get_discrete(const ssm_s4d_layer *layer,
-                                              float complex *Ad,
-                                              float complex *Bd,
-                                              float complex *Ceff);
+                                              ssm_cfloat *Ad,
+                                              ssm_cfloat *Bd,
+                                              ssm_cfloat *Ceff);
 
 /* The convolution kernel K [H][L] of the convolution mode (the bytes the
  * layer convolves with).  O(H n L), parallel over channels.
@@ -118,8 +118,8 @@ SSM_API ssm_status ssm_s4d_layer_forward(ssm_s4d_layer *layer, ssm_mode mode,
 SSM_API ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
                                                int64_t batch, int64_t L,
                                                const float *u,
-                                               const float complex *x0,
-                                               float complex *x_last,
+                                               const ssm_cfloat *x0,
+                                               ssm_cfloat *x_last,
                                                float *y);
 
 /* One sample per channel (streaming inference): x [batch][H][N] updated in
@@ -127,7 +127,7 @@ SSM_API ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
  * recurrent forward of length L.  Errors: SSM_ERR_ARG (NULL, batch < 1,
  * overflow), SSM_ERR_NOMEM.  Reentrant. */
 SSM_API ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, int64_t batch,
-                                      float complex *x, const float *u,
+                                      ssm_cfloat *x, const float *u,
                                       float *y);
 
 #ifdef __cplusplus

@@ -52,9 +52,9 @@ SSM_API ssm_status ssm_discretize(ssm_disc method, int64_t n, const double *A,
  * B), SSM_ERR_NUMERIC (1 - alpha z = 0, or a result that is not finite).
  * No allocation, reentrant. */
 SSM_API ssm_status ssm_discretize_diag(ssm_disc method, int64_t n,
-                                       const double complex *lambda,
-                                       const double complex *B, double dt,
-                                       double complex *Ad, double complex *Bd);
+                                       const ssm_cdouble *lambda,
+                                       const ssm_cdouble *B, double dt,
+                                       ssm_cdouble *Ad, ssm_cdouble *Bd);
 
 /* K[l] = C Ad^l Bd, l = 0..L-1 (dense real system), O(n^2 L): the slow
  * reference path.  The row vector C Ad^l is propagated (one vector-matrix
@@ -78,9 +78,9 @@ SSM_API ssm_status ssm_kernel_dense(int64_t n, const double *Ad,
  * Errors: SSM_ERR_ARG (NULL, n or L < 1, non-finite Ad, Bd or C),
  * SSM_ERR_NUMERIC (K overflowed, |Ad| > 1 with a long L).  No allocation,
  * reentrant. */
-SSM_API ssm_status ssm_kernel_diag(int64_t n, const double complex *Ad,
-                                   const double complex *Bd,
-                                   const double complex *C, int64_t L,
+SSM_API ssm_status ssm_kernel_diag(int64_t n, const ssm_cdouble *Ad,
+                                   const ssm_cdouble *Bd,
+                                   const ssm_cdouble *C, int64_t L,
                                    double *K);
 
 /* S4 kernel of the DPLR system A = diag(lambda) - sum_r p_r q_r^* (P, Q:
@@ -113,11 +113,11 @@ SSM_API ssm_status ssm_kernel_diag(int64_t n, const double complex *Ad,
  * Thread-safe (FFTW planning is serialised by the library's lock); no
  * OpenMP inside. */
 SSM_API ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
-                                   const double complex *lambda,
-                                   const double complex *P,
-                                   const double complex *Q,
-                                   const double complex *B,
-                                   const double complex *C, double dt,
+                                   const ssm_cdouble *lambda,
+                                   const ssm_cdouble *P,
+                                   const ssm_cdouble *Q,
+                                   const ssm_cdouble *B,
+                                   const ssm_cdouble *C, double dt,
                                    int64_t L, double *K);
 
 #ifdef __cplusplus
