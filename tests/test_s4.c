@@ -748,8 +748,7 @@ START_TEST(dplr_fout_closed_form_nplr)
 }
 END_TEST
 
-/* HiPPO NPLR systems (needs src/hippo; skipped with a note while the hippo
- * module is a stub). */
+/* HiPPO NPLR systems from src/hippo (which test_hippo verifies on its own). */
 typedef struct hippo_case { ssm_measure m; int n; int64_t L; double dt; } hippo_case;
 static const hippo_case hippo_cases[] = {
     { SSM_LEGS, 64, 4096, 10.0 / 4096 }, { SSM_LEGS, 33, 1000, 0.01 }, { SSM_LEGS, 64, 4096, 1e-3 },
@@ -764,11 +763,7 @@ START_TEST(dplr_hippo_nplr)
     const int n = hc.n, r = hc.m == SSM_LEGT ? 2 : 1;
     const int64_t L = hc.L;
     double *A = tu_alloc((size_t)(n * n), sizeof(double)), *Bv = tu_alloc((size_t)n, sizeof(double));
-    if (ssm_hippo(hc.m, n, A, Bv) != SSM_OK) {
-        printf("  dplr hippo case %d skipped: ssm_hippo not available\n", _i);
-        free(A); free(Bv);
-        return;
-    }
+    ck_assert_int_eq(ssm_hippo(hc.m, n, A, Bv), SSM_OK);
     double complex *lam = tu_alloc((size_t)n, sizeof *lam), *Pt = tu_alloc((size_t)(n * r), sizeof *Pt);
     double complex *Bt = tu_alloc((size_t)n, sizeof *Bt), *V = tu_alloc((size_t)(n * n), sizeof *V);
     double complex *Cz = tu_alloc((size_t)n, sizeof *Cz), *CV = tu_alloc((size_t)n, sizeof *CV);
@@ -776,10 +771,7 @@ START_TEST(dplr_hippo_nplr)
     double *K = tu_alloc((size_t)L, sizeof(double)), *Kd = tu_alloc((size_t)L, sizeof(double));
     double *Ad = tu_alloc((size_t)(n * n), sizeof(double)), *Bd = tu_alloc((size_t)n, sizeof(double));
     ld *Kr = tu_alloc((size_t)L, sizeof(ld));
-    if (ssm_hippo_nplr(hc.m, n, r, lam, Pt, Bt, V) != SSM_OK) {
-        printf("  dplr hippo case %d skipped: ssm_hippo_nplr not available\n", _i);
-        goto out;
-    }
+    ck_assert_int_eq(ssm_hippo_nplr(hc.m, n, r, lam, Pt, Bt, V), SSM_OK);
     tu_rng g = { 777u + (uint64_t)_i };
     for (int k = 0; k < n; k++) {
         Cz[k] = tu_normal(&g) + I * tu_normal(&g);
@@ -809,7 +801,6 @@ START_TEST(dplr_hippo_nplr)
     double e2 = tu_relerr_d(K, Kd, L);
     printf("  dplr nplr m=%d n=%d L=%lld dt=%g: vs real dense %.2e (tol %.1e)\n", (int)hc.m, n, (long long)L, hc.dt, e2, tol2);
     TU_CHECK_ERR(e2, tol2, "dplr nplr m=%d n=%d vs real dense", (int)hc.m, n);
-out:
     free(A); free(Bv); free(lam); free(Pt); free(Bt); free(V); free(Cz); free(CV); free(Cr);
     free(K); free(Kd); free(Ad); free(Bd); free(Kr);
 }
