@@ -234,12 +234,71 @@ START_TEST(paths_isas_threads)
 }
 END_TEST
 
+/* ----------------- split path: one channel, state halves on two threads --- */
+
+static const int64_t split_shapes[][3] = {
+    /* dstate len seed */
+    { 16, 5, 1 }, { 16, 8192, 2 }, { 16, 2 * 8192 + 77, 3 }, { 32, 9001, 4 },
+    { 48, 3000, 5 },
+};
+
+START_TEST(split_path_vs_reference_and_threads)
+{
+    const int64_t N = split_shapes[_i][0], L = split_shapes[_i][1];
+    prob p;
+    prob_make(&p, 1, 1, N, L, 1, 40 + (uint64_t)split_shapes[_i][2]);
+    double *yr = tu_alloc((size_t)L, sizeof(double));
+    ref_scan(&p, yr);
+    float *ys = tu_alloc((size_t)L, sizeof(float)), *hs = tu_alloc((size_t)N, sizeof(float));
+    float *yp = tu_alloc((size_t)L, sizeof(float)), *hp = tu_alloc((size_t)N, sizeof(float));
+    float *y2 = tu_alloc((size_t)L, sizeof(float)), *h2 = tu_alloc((size_t)N, sizeof(float));
+    const int threads[] = { 2, 3, 8 };
+    for (int j = 0; j < 3; j++) {
+        const int isa = isas[j];
+        if (!ssm_scan_isa_ok(isa))
+            continue;
+        tu_set_threads(1);
+        ssm_scan_args a = prob_args(&p, ys, hs);
+        ck_assert_int_eq(ssm_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, isa), SSM_OK);
+        ssm_scan_args c = prob_args(&p, yp, hp);
+        ck_assert_int_eq(ssm_selective_scan_ex(&c, SSM_SCAN_PATH_SPLIT, 0, isa), SSM_OK);
+        /* The split path adds the two halves' partial sums of C h instead
+         * of one running sum: the same products, regrouped, so within float
+         * rounding of the reference and of the sequential path (as the
+         * chunked path, test 3); the states are computed identically. */
+        TU_CHECK_ERR(tu_relerr_f(yp, yr, L), 1e-5, "split vs reference, N %d, ISA %d", (int)N, isa);
+        TU_CHECK_ERR(tu_relerr_ff(yp, ys, L), 1e-5, "split vs sequential, N %d, ISA %d", (int)N, isa);
+        TU_CHECK_ERR(tu_relerr_ff(hp, hs, N), 1e-5, "split h_last vs sequential, N %d, ISA %d", (int)N, isa);
+        for (int k = 0; k < 3; k++) {
+            tu_set_threads(threads[k]);
+            ssm_scan_args b = prob_args(&p, y2, h2);
+            ck_assert_int_eq(ssm_selective_scan_ex(&b, SSM_SCAN_PATH_SPLIT, 0, isa), SSM_OK);
+            ck_assert_msg(!memcmp(y2, yp, (size_t)L * 4) && !memcmp(h2, hp, (size_t)N * 4),
+                          "split path, ISA %d: %d threads differ from 1", isa, threads[k]);
+        }
+    }
+    /* Only one channel with dstate a multiple of 16 may take it. */
+    prob q;
+    prob_make(&q, 1, 2, 16, 64, 1, 9);
+    float *yq = tu_alloc(128, sizeof(float));
+    ssm_scan_args d = prob_args(&q, yq, NULL);
+    ck_assert_int_eq(ssm_selective_scan_ex(&d, SSM_SCAN_PATH_SPLIT, 0, SSM_SCAN_ISA_AUTO), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_selective_scan_ex(&d, 4, 0, SSM_SCAN_ISA_AUTO), SSM_ERR_ARG);
+    free(yq);
+    prob_free(&q);
+    free(yr); free(ys); free(hs); free(yp); free(hp); free(y2); free(h2);
+    prob_free(&p);
+}
+END_TEST
+
 START_TEST(path_choice_depends_on_shapes_only)
 {
-    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 1 << 22), SSM_SCAN_PATH_CHUNKED);
-    ck_assert_int_eq(ssm_scan_auto_path(1, 4, 1 << 22), SSM_SCAN_PATH_CHUNKED);
-    ck_assert_int_eq(ssm_scan_auto_path(1, 1536, 2048), SSM_SCAN_PATH_SEQ);
-    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 1), SSM_SCAN_PATH_SEQ);
+    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 16, 1 << 22), SSM_SCAN_PATH_SPLIT);
+    ck_assert_int_eq(ssm_scan_auto_path(1, 4, 16, 1 << 22), SSM_SCAN_PATH_CHUNKED);
+    ck_assert_int_eq(ssm_scan_auto_path(1, 1536, 16, 2048), SSM_SCAN_PATH_SEQ);
+    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 16, 1), SSM_SCAN_PATH_SEQ);
+    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 8, 1 << 22), SSM_SCAN_PATH_CHUNKED);
+    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 24, 1 << 22), SSM_SCAN_PATH_CHUNKED);
     ck_assert_int_le(ssm_scan_auto_chunk(1 << 22) * 2048, (int64_t)1 << 22);
     ck_assert_int_ge(ssm_scan_auto_chunk(1 << 30) * 2048, (int64_t)1 << 30);
 }
@@ -316,7 +375,7 @@ START_TEST(long_sequence_chunked_vs_sequential)
     const int64_t Bn = 1, dim = 4, N = 16, L = (int64_t)1 << 22;
     prob p;
     prob_make(&p, Bn, dim, N, L, 1, 8);
-    ck_assert_int_eq(ssm_scan_auto_path(Bn, dim, L), SSM_SCAN_PATH_CHUNKED);
+    ck_assert_int_eq(ssm_scan_auto_path(Bn, dim, N, L), SSM_SCAN_PATH_CHUNKED);
     const int64_t ny = Bn * dim * L, nh = Bn * dim * N;
     float *ys = tu_alloc((size_t)ny, sizeof(float)), *yc = tu_alloc((size_t)ny, sizeof(float));
     float hs[64], hc[64];
@@ -344,6 +403,8 @@ int main(void)
     tcase_add_test(tc, exp_accuracy_max_and_mean);
     tcase_add_test(tc, exp_special_values);
     tcase_add_loop_test(tc, paths_isas_threads, 0, (int)(sizeof path_shapes / sizeof path_shapes[0]));
+    tcase_add_loop_test(tc, split_path_vs_reference_and_threads, 0,
+                        (int)(sizeof split_shapes / sizeof split_shapes[0]));
     tcase_add_test(tc, path_choice_depends_on_shapes_only);
     tcase_add_test(tc, scan_equals_convolution_mode);
     tcase_add_test(tc, long_sequence_chunked_vs_sequential);

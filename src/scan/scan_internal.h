@@ -21,7 +21,8 @@ enum {
 enum {
     SSM_SCAN_PATH_AUTO    = 0,
     SSM_SCAN_PATH_SEQ     = 1,  /* parallel over (batch, channel blocks), sequential in time */
-    SSM_SCAN_PATH_CHUNKED = 2   /* also parallel over time chunks, carries passed across */
+    SSM_SCAN_PATH_CHUNKED = 2,  /* also parallel over time chunks, carries passed across */
+    SSM_SCAN_PATH_SPLIT   = 3   /* one channel: the state dimension split in halves */
 };
 
 /* Best ISA this CPU supports (compiled-in and reported by the CPU). */
@@ -47,7 +48,7 @@ ssm_status ssm_selective_scan_ex(const ssm_scan_args *args, int path,
 
 /* What ssm_selective_scan chooses for these shapes: the path, and the chunk
  * length of the chunked path. */
-int ssm_scan_auto_path(int64_t batch, int64_t dim, int64_t len);
+int ssm_scan_auto_path(int64_t batch, int64_t dim, int64_t dstate, int64_t len);
 int64_t ssm_scan_auto_chunk(int64_t len);
 
 #endif /* SSM_SCAN_INTERNAL_H */
