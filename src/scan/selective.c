@@ -30,6 +30,12 @@
  *     deadlock, and which thread does a chunk never changes a number.
  *     The carries are published before the fix-up, so the chain of carries
  *     costs only O(dstate) per chunk on the critical path.
+ *   - Split path (one channel, dstate a multiple of 16, long sequence): the
+ *     state is cut into two halves scanned side by side over the same time
+ *     tiles, partial outputs added in a fixed order; no fix-up pass, so two
+ *     threads give nearly 2x where the chunked path gives ~1.6x.  It uses
+ *     at most two threads, whatever the machine: the price of choosing paths
+ *     by shape alone.
  * Memory: per-thread tiles and chunk buffers; carries of at most 2048
  * chunks (the chunked path runs only for batch*dim <= 8, so this is
  * O(batch*dim*dstate)); never a [B][D][L][N] tensor.  All sizes and offsets
