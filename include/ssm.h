@@ -5,12 +5,12 @@
  *
  *   ssm/common.h   status codes, version
  *   ssm/hippo.h    HiPPO matrices, NPLR form, S4D initialisations   (LAPACKE)
- *   ssm/s4.h       discretization and convolution kernels           (FFTW)
- *   ssm/conv.h     batched causal FFT convolution, diagonal LTI scan (FFTW)
- *   ssm/layer.h    the S4D layer (convolution and recurrent modes)
- *   ssm/lti.h      dense LTI recurrences (recurrent mode of dense systems)
- *   ssm/scan.h     the selective scan (Mamba S6)
- *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (CBLAS)
+ *   ssm/s4.h       discretization and convolution kernels           (src/s4, FFTW)
+ *   ssm/conv.h     batched causal FFT convolution                   (src/s4, FFTW)
+ *   ssm/scan.h     selective scan (Mamba S6), diagonal LTI scan     (src/scan)
+ *   ssm/lti.h      dense LTI recurrences                            (src/scan)
+ *   ssm/layer.h    the S4D layer (convolution and recurrent modes)  (src/layers)
+ *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (src/layers, CBLAS)
  *
  * Shape legend used in every header, slowest dimension first (C order):
  *   B batch, H (or D) channels, G groups, N state size, R rank, L length.

@@ -38,6 +38,9 @@ int ssm_sizes_ok(int64_t *out, size_t elem, int count, ...);
  * These must never be compiled with -ffast-math. */
 int ssm_finite_d(const double *x, int64_t n);
 int ssm_finite_z(const double complex *x, int64_t n);
+/* 1 if all n float (complex) values are finite. */
+int ssm_finite_cf(const float complex *x, int64_t n);
+int ssm_finite_f(const float *x, int64_t n);
 static inline int ssm_dt_ok(double dt) { return isfinite(dt) && dt > 0.0; }
 
 /* 64-byte aligned allocation (AVX-512 lines); NULL on failure or on a size

@@ -29,6 +29,9 @@ const char *ssm_status_string(ssm_status s)
     case SSM_ERR_LAPACK:  return "LAPACK eigensolver did not converge";
     case SSM_ERR_FFTW:    return "FFTW could not make a plan";
     case SSM_ERR_NUMERIC: return "singular system or non-finite result";
+    case SSM_ERR_IO:      return "file could not be opened, read, mapped or written";
+    case SSM_ERR_FORMAT:  return "malformed or unsupported file or text";
+    case SSM_ERR_MPI:     return "an MPI call failed";
     }
     return "unknown ssm_status code";
 }
@@ -110,4 +113,19 @@ double ssm_rng_normal(ssm_rng *r)
 {
     double u1 = ssm_rng_uniform(r), u2 = ssm_rng_uniform(r);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
+}
+
+int ssm_finite_cf(const float complex *x, int64_t n)
+{
+    const float *f = (const float *)x;
+    for (int64_t i = 0; i < 2 * n; i++)
+        if (!isfinite(f[i])) return 0;
+    return 1;
+}
+
+int ssm_finite_f(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
 }

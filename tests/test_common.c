@@ -7,7 +7,8 @@
 START_TEST(status_strings_cover_every_code)
 {
     const ssm_status codes[] = { SSM_OK, SSM_ERR_ARG, SSM_ERR_NOMEM,
-                                 SSM_ERR_LAPACK, SSM_ERR_FFTW, SSM_ERR_NUMERIC };
+                                 SSM_ERR_LAPACK, SSM_ERR_FFTW, SSM_ERR_NUMERIC,
+                                 SSM_ERR_IO, SSM_ERR_FORMAT, SSM_ERR_MPI };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *s = ssm_status_string(codes[i]);
         ck_assert_ptr_nonnull(s);
@@ -32,6 +33,9 @@ START_TEST(status_values_are_pinned)
     ck_assert_int_eq(SSM_ERR_LAPACK, -3);
     ck_assert_int_eq(SSM_ERR_FFTW, -4);
     ck_assert_int_eq(SSM_ERR_NUMERIC, -5);
+    ck_assert_int_eq(SSM_ERR_IO, -6);
+    ck_assert_int_eq(SSM_ERR_FORMAT, -7);
+    ck_assert_int_eq(SSM_ERR_MPI, -8);
 }
 END_TEST
 

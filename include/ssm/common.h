@@ -44,7 +44,11 @@ typedef enum ssm_status {
     SSM_ERR_NOMEM   = -2,
     SSM_ERR_LAPACK  = -3,  /* a LAPACK eigensolver did not converge */
     SSM_ERR_FFTW    = -4,  /* FFTW could not make a plan */
-    SSM_ERR_NUMERIC = -5   /* singular system (e.g. I - alpha dt A), or a result that would not be finite */
+    SSM_ERR_NUMERIC = -5,  /* singular system (e.g. I - alpha dt A), or a result that would not be finite */
+    SSM_ERR_IO      = -6,  /* a file could not be opened, read, mapped or written */
+    SSM_ERR_FORMAT  = -7,  /* a file or text is malformed or unsupported: bad header, offsets, dtype,
+                              shape, missing tensor, disallowed checkpoint content, invalid UTF-8 */
+    SSM_ERR_MPI     = -8   /* an MPI call failed (libssm_mpi only) */
 } ssm_status;
 
 /* A short English description of s; never NULL, also for unknown codes. */

@@ -1,5 +1,5 @@
 /*
- * scan_internal.h -- private entry points of the selective scan (src/scan),
+ * scan_internal.h -- private entry points of the recurrences (src/scan),
  * for the white-box tests and the benchmark.  Never installed.
  */
 #ifndef SSM_SCAN_INTERNAL_H
@@ -50,5 +50,16 @@ ssm_status ssm_selective_scan_ex(const ssm_scan_args *args, int path,
  * length of the chunked path. */
 int ssm_scan_auto_path(int64_t batch, int64_t dim, int64_t dstate, int64_t len);
 int64_t ssm_scan_auto_chunk(int64_t len);
+
+/* ssm_diag_scan / ssm_diag_step after argument validation: every pointer
+ * except D, x0, x_last non-NULL, sizes >= 1 with products that fit,
+ * Ad, Bd, C finite.  Same code, same bytes as the public calls (the S4D
+ * layer's recurrent mode). */
+ssm_status ssm_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
+                                   int64_t L, const float complex *Ad,
+                                   const float complex *Bd,
+                                   const float complex *C, const float *D,
+                                   const float *u, const float complex *x0,
+                                   float complex *x_last, float *y);
 
 #endif /* SSM_SCAN_INTERNAL_H */

@@ -23,7 +23,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "conv_internal.h"
+#include "s4/conv_internal.h"
+#include "scan/scan_internal.h"
 
 typedef struct conv_cache {
     int64_t L;

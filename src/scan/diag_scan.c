@@ -18,24 +18,9 @@
  */
 #include <string.h>
 
-#include "conv_internal.h"
+#include "scan/scan_internal.h"
 
 #define LANES 8
-
-int ssm_finite_cf(const float complex *x, int64_t n)
-{
-    const float *f = (const float *)x;
-    for (int64_t i = 0; i < 2 * n; i++)
-        if (!isfinite(f[i])) return 0;
-    return 1;
-}
-
-int ssm_finite_f(const float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return 0;
-    return 1;
-}
 
 /* One row, state in split re/im arrays (n each).  noinline: the scan and
  * the step must run the very same machine code.  On x86-64 an AVX2 clone
