@@ -27,6 +27,11 @@
 
 #include "bench_util.h"
 
+/* CMPLX is defined by glibc for GCC only; build it through the array
+ * representation of a complex number (C11 6.2.5p13). */
+static inline double complex bench_cmplx(double re, double im)
+{ union { double complex z; double p[2]; } u; u.p[0] = re; u.p[1] = im; return u.z; }
+
 #define BH 256
 #define BN 64
 #define KSUB 8    /* channels timed for the kernels, scaled to BH */
@@ -214,7 +219,7 @@ static double relerr(const float *a, const float *b, int64_t n)
 __attribute__((noinline))
 static void promote(const float complex *a, int64_t m, double complex *p)
 {
-    for (int64_t i = 0; i < m; i++) p[i] = CMPLX(crealf(a[i]), cimagf(a[i]));
+    for (int64_t i = 0; i < m; i++) p[i] = bench_cmplx(crealf(a[i]), cimagf(a[i]));
 }
 
 /* ---- driver ------------------------------------------------------------ */
@@ -270,7 +275,7 @@ int bench_conv(int argc, char **argv)
             return 1;
         }
         for (int64_t k = 0; k < n; k++) {
-            Cc[h * n + k] = CMPLX(bnormal(&r), bnormal(&r)) * sqrt(0.5);
+            Cc[h * n + k] = bench_cmplx(bnormal(&r), bnormal(&r)) * sqrt(0.5);
             fAd[h * n + k] = (float complex)Ad[h * n + k];
             fBd[h * n + k] = (float complex)Bd[h * n + k];
             fC[h * n + k] = (float complex)(2.0 * Cc[h * n + k]);

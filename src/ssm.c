@@ -36,7 +36,7 @@ const char *ssm_status_string(ssm_status s)
     return "unknown ssm_status code";
 }
 
-__attribute__((noinline)) ssm_status ssm_fail_(ssm_status s, const char *file,
+__attribute__((noinline)) ssm_status ssmi_fail_(ssm_status s, const char *file,
                                                int line)
 {
     /* Keep the arguments alive for a debugger; nothing is printed. */
@@ -44,7 +44,7 @@ __attribute__((noinline)) ssm_status ssm_fail_(ssm_status s, const char *file,
     return s;
 }
 
-int ssm_sizes_ok(int64_t *out, size_t elem, int count, ...)
+int ssmi_sizes_ok(int64_t *out, size_t elem, int count, ...)
 {
     va_list ap;
     int64_t prod = 1;
@@ -52,7 +52,7 @@ int ssm_sizes_ok(int64_t *out, size_t elem, int count, ...)
     va_start(ap, count);
     for (int i = 0; i < count; i++) {
         int64_t v = va_arg(ap, int64_t);
-        if (v < 1 || !ssm_mul_ok(prod, v, &prod))
+        if (v < 1 || !ssmi_mul_ok(prod, v, &prod))
             ok = 0;
     }
     va_end(ap);
@@ -63,7 +63,7 @@ int ssm_sizes_ok(int64_t *out, size_t elem, int count, ...)
     return ok;
 }
 
-int ssm_finite_d(const double *x, int64_t n)
+int ssmi_finite_d(const double *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
@@ -71,7 +71,7 @@ int ssm_finite_d(const double *x, int64_t n)
     return 1;
 }
 
-int ssm_finite_z(const double complex *x, int64_t n)
+int ssmi_finite_z(const double complex *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(creal(x[i])) || !isfinite(cimag(x[i])))
@@ -79,7 +79,7 @@ int ssm_finite_z(const double complex *x, int64_t n)
     return 1;
 }
 
-void *ssm_alloc(size_t count, size_t elem)
+void *ssmi_alloc(size_t count, size_t elem)
 {
     size_t bytes;
     if (count == 0 || elem == 0)
@@ -90,7 +90,7 @@ void *ssm_alloc(size_t count, size_t elem)
     return aligned_alloc(64, bytes);
 }
 
-void ssm_free(void *p)
+void ssmi_free(void *p)
 {
     free(p);
 }
@@ -99,23 +99,23 @@ void ssm_free(void *p)
  * lock): FFTW's planner and destroy share tables across plans. */
 static pthread_mutex_t ssm_fftw_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-void ssm_fftw_lock(void)
+void ssmi_fftw_lock(void)
 {
     pthread_mutex_lock(&ssm_fftw_mutex);
 }
 
-void ssm_fftw_unlock(void)
+void ssmi_fftw_unlock(void)
 {
     pthread_mutex_unlock(&ssm_fftw_mutex);
 }
 
-double ssm_rng_normal(ssm_rng *r)
+double ssmi_rng_normal(ssmi_rng *r)
 {
-    double u1 = ssm_rng_uniform(r), u2 = ssm_rng_uniform(r);
+    double u1 = ssmi_rng_uniform(r), u2 = ssmi_rng_uniform(r);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
 }
 
-int ssm_finite_cf(const float complex *x, int64_t n)
+int ssmi_finite_cf(const float complex *x, int64_t n)
 {
     const float *f = (const float *)x;
     for (int64_t i = 0; i < 2 * n; i++)
@@ -123,7 +123,7 @@ int ssm_finite_cf(const float complex *x, int64_t n)
     return 1;
 }
 
-int ssm_finite_f(const float *x, int64_t n)
+int ssmi_finite_f(const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i])) return 0;

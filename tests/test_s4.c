@@ -877,8 +877,12 @@ static bad_args good_args(void)
 
 static const double d_nan[BAD_N * BAD_N] = { 1.0, NAN, 0.0, 1.0 };
 static const double d_inf[BAD_N * BAD_N] = { 1.0, 0.0, 0.0, INFINITY };
-static const double complex z_nan[BAD_N] = { 1.0, CMPLX(0.0, NAN) };
-static const double complex z_inf[BAD_N] = { CMPLX(-INFINITY, 0.0), 1.0 };
+/* A complex value is laid out as two reals (C11 6.2.5p13); a union spells
+ * NaN/inf parts as constant initializers without CMPLX (GCC-only in glibc). */
+static const union { double d[2 * BAD_N]; double complex z[BAD_N]; }
+    z_nan_u = { { 1.0, 0.0, 0.0, NAN } }, z_inf_u = { { -INFINITY, 0.0, 1.0, 0.0 } };
+#define z_nan (z_nan_u.z)
+#define z_inf (z_inf_u.z)
 static double complex g_lam_sing[BAD_N] = { 20.0, -1.0 };   /* 1 - (dt/2) 20 = 0 at dt = 0.1 */
 static double g_A_sing[BAD_N * BAD_N] = { 20.0, 0.0, 0.0, -1.0 };
 

@@ -38,7 +38,7 @@ static const double dts[] = {1e-3, 1e-2, 1e-1};
 __attribute__((noinline))
 static void promote_cf(const float complex *a, int64_t n, double complex *p)
 {
-    for (int64_t k = 0; k < n; k++) p[k] = CMPLX(crealf(a[k]), cimagf(a[k]));
+    for (int64_t k = 0; k < n; k++) p[k] = tu_cmplx(crealf(a[k]), cimagf(a[k]));
 }
 
 /* ---- raw pipeline: ssm_kernel_diag + ssm_conv_execute vs ssm_diag_scan -- */
@@ -72,7 +72,7 @@ START_TEST(test_raw_conv_equals_scan)
             Ad[c * n + k] = (float complex)ad[k];
             Bd[c * n + k] = (float complex)bd[k];
             const double cre = tu_normal(&r), cim = tu_normal(&r);
-            C[c * n + k] = (float complex)(cs * sqrt(0.5) * CMPLX(cre, cim));
+            C[c * n + k] = (float complex)(cs * sqrt(0.5) * tu_cmplx(cre, cim));
         }
         promote_cf(Ad + c * n, n, p);
         promote_cf(Bd + c * n, n, p + n);
@@ -399,10 +399,10 @@ START_TEST(test_layer_bad_args)
     memcpy(lamp, lam, sizeof lam);
     memcpy(Bn, Bz, sizeof Bz);
     memcpy(Ci, Bz, sizeof Bz);
-    lamn[4] = CMPLX(NAN, 0);
-    lamp[1] = CMPLX(0.25, 1);
-    Bn[2] = CMPLX(0, INFINITY);
-    Ci[5] = CMPLX(NAN, 0);
+    lamn[4] = tu_cmplx(NAN, 0);
+    lamp[1] = tu_cmplx(0.25, 1);
+    Bn[2] = tu_cmplx(0, INFINITY);
+    Ci[5] = tu_cmplx(NAN, 0);
     double dt0[2] = {0.01, 0}, dtneg[2] = {-1, 0.01}, dtnan[2] = {NAN, 0.01}, dtinf[2] = {0.01, INFINITY};
     float u[64] = {0}, y[64];
     float complex x[64] = {0};

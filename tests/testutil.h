@@ -20,6 +20,15 @@
 #include <omp.h>
 #endif
 
+/* CMPLX for black-box tests and benchmarks: glibc defines CMPLX for GCC
+ * only, not for clang.  Array representation keeps inf/NaN parts. */
+static inline double complex tu_cmplx(double re, double im)
+{ union { double complex z; double p[2]; } u; u.p[0] = re; u.p[1] = im; return u.z; }
+static inline float complex tu_cmplxf(float re, float im)
+{ union { float complex z; float p[2]; } u; u.p[0] = re; u.p[1] = im; return u.z; }
+static inline long double complex tu_cmplxl(long double re, long double im)
+{ union { long double complex z; long double p[2]; } u; u.p[0] = re; u.p[1] = im; return u.z; }
+
 /* LAPACK's THRESH for residual ratios (TESTING/dtest.in). */
 #define TU_THRESH 30.0
 

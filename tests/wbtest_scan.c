@@ -34,7 +34,7 @@ START_TEST(exp_accuracy_max_and_mean)
         for (int64_t i = 0; i < n; i++)
             x[i] = (float)tu_range(&r, lo[k], hi[k]);
         for (int64_t i = 0; i < n; i++)
-            ys[i] = ssm_scan_expf(x[i]);
+            ys[i] = ssmi_scan_expf(x[i]);
         double maxe = 0, sum = 0;
         for (int64_t i = 0; i < n; i++) {
             double e = ulp_err(ys[i], exp((double)x[i]));
@@ -54,9 +54,9 @@ START_TEST(exp_accuracy_max_and_mean)
         /* Every ISA this machine runs: the same bits as the scalar form, for
          * a length that leaves a tail. */
         for (int j = 0; j < 3; j++) {
-            if (!ssm_scan_isa_ok(isas[j]))
+            if (!ssmi_scan_isa_ok(isas[j]))
                 continue;
-            ck_assert_int_eq(ssm_scan_vexpf(isas[j], x, y, n - 5), 0);
+            ck_assert_int_eq(ssmi_scan_vexpf(isas[j], x, y, n - 5), 0);
             ck_assert_msg(memcmp(y, ys, (size_t)(n - 5) * sizeof(float)) == 0,
                           "ISA %d: vector exp differs from the scalar exp", isas[j]);
         }
@@ -73,27 +73,27 @@ START_TEST(exp_special_values)
     const int n = (int)(sizeof x / sizeof x[0]);
     float y[32];
     for (int j = 0; j < 3; j++) {
-        if (!ssm_scan_isa_ok(isas[j]))
+        if (!ssmi_scan_isa_ok(isas[j]))
             continue;
-        ck_assert_int_eq(ssm_scan_vexpf(isas[j], x, y, n), 0);
+        ck_assert_int_eq(ssmi_scan_vexpf(isas[j], x, y, n), 0);
         for (int i = 0; i < n; i++) {
-            float s = ssm_scan_expf(x[i]);
+            float s = ssmi_scan_expf(x[i]);
             ck_assert_msg(memcmp(&s, &y[i], sizeof s) == 0 || (isnan(s) && isnan(y[i])),
                           "ISA %d x = %g: vector %g scalar %g", isas[j], x[i], y[i], s);
         }
     }
-    ck_assert(ssm_scan_expf(0.0f) == 1.0f);
-    ck_assert(ssm_scan_expf(-0.0f) == 1.0f);
-    ck_assert(ssm_scan_expf(1e-30f) == 1.0f);
-    ck_assert(isnan(ssm_scan_expf(NAN)));
-    ck_assert(ssm_scan_expf(-INFINITY) == 0.0f);
-    ck_assert(ssm_scan_expf(-1000.0f) == 0.0f);
-    ck_assert(ssm_scan_expf(INFINITY) == INFINITY);
-    ck_assert(ssm_scan_expf(1000.0f) == INFINITY);
+    ck_assert(ssmi_scan_expf(0.0f) == 1.0f);
+    ck_assert(ssmi_scan_expf(-0.0f) == 1.0f);
+    ck_assert(ssmi_scan_expf(1e-30f) == 1.0f);
+    ck_assert(isnan(ssmi_scan_expf(NAN)));
+    ck_assert(ssmi_scan_expf(-INFINITY) == 0.0f);
+    ck_assert(ssmi_scan_expf(-1000.0f) == 0.0f);
+    ck_assert(ssmi_scan_expf(INFINITY) == INFINITY);
+    ck_assert(ssmi_scan_expf(1000.0f) == INFINITY);
     /* Down to the underflow: never negative, never NaN, never above the
      * true value by more than an ulp of FLT_MIN, 0 below -88. */
     for (float v = -95.0f; v < -80.0f; v += 0.001f) {
-        float e = ssm_scan_expf(v);
+        float e = ssmi_scan_expf(v);
         ck_assert_msg(e >= 0.0f && isfinite(e), "exp(%g) = %g", v, e);
         ck_assert_msg((double)e <= exp((double)v) * (1 + 1e-6) + FLT_MIN * 0x1p-23,
                       "exp(%g) = %g above %g", v, e, exp((double)v));
@@ -205,13 +205,13 @@ START_TEST(paths_isas_threads)
     const int threads[] = { 2, 3, 8 };
     for (int j = 0; j < 3; j++) {
         const int isa = isas[j];
-        if (!ssm_scan_isa_ok(isa))
+        if (!ssmi_scan_isa_ok(isa))
             continue;
         tu_set_threads(1);
         ssm_scan_args a = prob_args(&p, ys, hs);
-        ck_assert_int_eq(ssm_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, isa), SSM_OK);
+        ck_assert_int_eq(ssmi_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, isa), SSM_OK);
         ssm_scan_args c = prob_args(&p, yc, hc);
-        ck_assert_int_eq(ssm_selective_scan_ex(&c, SSM_SCAN_PATH_CHUNKED, s[5], isa), SSM_OK);
+        ck_assert_int_eq(ssmi_selective_scan_ex(&c, SSM_SCAN_PATH_CHUNKED, s[5], isa), SSM_OK);
         /* Both within float rounding of the reference (see test_scan.c), and
          * of each other: the chunked path regroups the same products. */
         TU_CHECK_ERR(tu_relerr_f(ys, yr, ny), 1e-5, "sequential, ISA %d", isa);
@@ -221,10 +221,10 @@ START_TEST(paths_isas_threads)
         for (int k = 0; k < 3; k++) {
             tu_set_threads(threads[k]);
             ssm_scan_args b = prob_args(&p, y2, h2);
-            ck_assert_int_eq(ssm_selective_scan_ex(&b, SSM_SCAN_PATH_SEQ, 0, isa), SSM_OK);
+            ck_assert_int_eq(ssmi_selective_scan_ex(&b, SSM_SCAN_PATH_SEQ, 0, isa), SSM_OK);
             ck_assert_msg(!memcmp(y2, ys, (size_t)ny * 4) && !memcmp(h2, hs, (size_t)nh * 4),
                           "sequential path, ISA %d: %d threads differ from 1", isa, threads[k]);
-            ck_assert_int_eq(ssm_selective_scan_ex(&b, SSM_SCAN_PATH_CHUNKED, s[5], isa), SSM_OK);
+            ck_assert_int_eq(ssmi_selective_scan_ex(&b, SSM_SCAN_PATH_CHUNKED, s[5], isa), SSM_OK);
             ck_assert_msg(!memcmp(y2, yc, (size_t)ny * 4) && !memcmp(h2, hc, (size_t)nh * 4),
                           "chunked path, ISA %d: %d threads differ from 1", isa, threads[k]);
         }
@@ -255,13 +255,13 @@ START_TEST(split_path_vs_reference_and_threads)
     const int threads[] = { 2, 3, 8 };
     for (int j = 0; j < 3; j++) {
         const int isa = isas[j];
-        if (!ssm_scan_isa_ok(isa))
+        if (!ssmi_scan_isa_ok(isa))
             continue;
         tu_set_threads(1);
         ssm_scan_args a = prob_args(&p, ys, hs);
-        ck_assert_int_eq(ssm_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, isa), SSM_OK);
+        ck_assert_int_eq(ssmi_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, isa), SSM_OK);
         ssm_scan_args c = prob_args(&p, yp, hp);
-        ck_assert_int_eq(ssm_selective_scan_ex(&c, SSM_SCAN_PATH_SPLIT, 0, isa), SSM_OK);
+        ck_assert_int_eq(ssmi_selective_scan_ex(&c, SSM_SCAN_PATH_SPLIT, 0, isa), SSM_OK);
         /* The split path adds the two halves' partial sums of C h instead
          * of one running sum: the same products, regrouped, so within float
          * rounding of the reference and of the sequential path (as the
@@ -272,7 +272,7 @@ START_TEST(split_path_vs_reference_and_threads)
         for (int k = 0; k < 3; k++) {
             tu_set_threads(threads[k]);
             ssm_scan_args b = prob_args(&p, y2, h2);
-            ck_assert_int_eq(ssm_selective_scan_ex(&b, SSM_SCAN_PATH_SPLIT, 0, isa), SSM_OK);
+            ck_assert_int_eq(ssmi_selective_scan_ex(&b, SSM_SCAN_PATH_SPLIT, 0, isa), SSM_OK);
             ck_assert_msg(!memcmp(y2, yp, (size_t)L * 4) && !memcmp(h2, hp, (size_t)N * 4),
                           "split path, ISA %d: %d threads differ from 1", isa, threads[k]);
         }
@@ -282,8 +282,8 @@ START_TEST(split_path_vs_reference_and_threads)
     prob_make(&q, 1, 2, 16, 64, 1, 9);
     float *yq = tu_alloc(128, sizeof(float));
     ssm_scan_args d = prob_args(&q, yq, NULL);
-    ck_assert_int_eq(ssm_selective_scan_ex(&d, SSM_SCAN_PATH_SPLIT, 0, SSM_SCAN_ISA_AUTO), SSM_ERR_ARG);
-    ck_assert_int_eq(ssm_selective_scan_ex(&d, 4, 0, SSM_SCAN_ISA_AUTO), SSM_ERR_ARG);
+    ck_assert_int_eq(ssmi_selective_scan_ex(&d, SSM_SCAN_PATH_SPLIT, 0, SSM_SCAN_ISA_AUTO), SSM_ERR_ARG);
+    ck_assert_int_eq(ssmi_selective_scan_ex(&d, 4, 0, SSM_SCAN_ISA_AUTO), SSM_ERR_ARG);
     free(yq);
     prob_free(&q);
     free(yr); free(ys); free(hs); free(yp); free(hp); free(y2); free(h2);
@@ -293,14 +293,14 @@ END_TEST
 
 START_TEST(path_choice_depends_on_shapes_only)
 {
-    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 16, 1 << 22), SSM_SCAN_PATH_SPLIT);
-    ck_assert_int_eq(ssm_scan_auto_path(1, 4, 16, 1 << 22), SSM_SCAN_PATH_CHUNKED);
-    ck_assert_int_eq(ssm_scan_auto_path(1, 1536, 16, 2048), SSM_SCAN_PATH_SEQ);
-    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 16, 1), SSM_SCAN_PATH_SEQ);
-    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 8, 1 << 22), SSM_SCAN_PATH_CHUNKED);
-    ck_assert_int_eq(ssm_scan_auto_path(1, 1, 24, 1 << 22), SSM_SCAN_PATH_CHUNKED);
-    ck_assert_int_le(ssm_scan_auto_chunk(1 << 22) * 2048, (int64_t)1 << 22);
-    ck_assert_int_ge(ssm_scan_auto_chunk(1 << 30) * 2048, (int64_t)1 << 30);
+    ck_assert_int_eq(ssmi_scan_auto_path(1, 1, 16, 1 << 22), SSM_SCAN_PATH_SPLIT);
+    ck_assert_int_eq(ssmi_scan_auto_path(1, 4, 16, 1 << 22), SSM_SCAN_PATH_CHUNKED);
+    ck_assert_int_eq(ssmi_scan_auto_path(1, 1536, 16, 2048), SSM_SCAN_PATH_SEQ);
+    ck_assert_int_eq(ssmi_scan_auto_path(1, 1, 16, 1), SSM_SCAN_PATH_SEQ);
+    ck_assert_int_eq(ssmi_scan_auto_path(1, 1, 8, 1 << 22), SSM_SCAN_PATH_CHUNKED);
+    ck_assert_int_eq(ssmi_scan_auto_path(1, 1, 24, 1 << 22), SSM_SCAN_PATH_CHUNKED);
+    ck_assert_int_le(ssmi_scan_auto_chunk(1 << 22) * 2048, (int64_t)1 << 22);
+    ck_assert_int_ge(ssmi_scan_auto_chunk(1 << 30) * 2048, (int64_t)1 << 30);
 }
 END_TEST
 
@@ -346,7 +346,7 @@ START_TEST(scan_equals_convolution_mode)
     double complex Ad[16], Bd[16], Cd[16];
     for (int64_t d = 0; d < dim; d++) {
         for (int64_t n = 0; n < N; n++) {
-            Ad[n] = ssm_scan_expf(dt[d] * A[d * N + n]);
+            Ad[n] = ssmi_scan_expf(dt[d] * A[d * N + n]);
             Bd[n] = (double)dt[d] * Bc[n];
             Cd[n] = Cc[n];
         }
@@ -375,13 +375,13 @@ START_TEST(long_sequence_chunked_vs_sequential)
     const int64_t Bn = 1, dim = 4, N = 16, L = (int64_t)1 << 22;
     prob p;
     prob_make(&p, Bn, dim, N, L, 1, 8);
-    ck_assert_int_eq(ssm_scan_auto_path(Bn, dim, N, L), SSM_SCAN_PATH_CHUNKED);
+    ck_assert_int_eq(ssmi_scan_auto_path(Bn, dim, N, L), SSM_SCAN_PATH_CHUNKED);
     const int64_t ny = Bn * dim * L, nh = Bn * dim * N;
     float *ys = tu_alloc((size_t)ny, sizeof(float)), *yc = tu_alloc((size_t)ny, sizeof(float));
     float hs[64], hc[64];
     tu_set_threads(2);
     ssm_scan_args a = prob_args(&p, ys, hs);
-    ck_assert_int_eq(ssm_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, SSM_SCAN_ISA_AUTO), SSM_OK);
+    ck_assert_int_eq(ssmi_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, SSM_SCAN_ISA_AUTO), SSM_OK);
     ssm_scan_args c = prob_args(&p, yc, hc);
     ck_assert_int_eq(ssm_selective_scan(&c), SSM_OK);
     /* Same rounding budget as the short cases: the memory of the recurrence

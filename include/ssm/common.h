@@ -21,9 +21,10 @@
 typedef std::complex<double> ssm_cdouble;
 typedef std::complex<float>  ssm_cfloat;
 #else
-#include <complex.h>
-typedef double complex ssm_cdouble;
-typedef float complex  ssm_cfloat;
+/* The C99 types spelled without <complex.h>, so that including <ssm.h>
+ * defines no `I`, `complex` or other <complex.h> macro in user code. */
+typedef double _Complex ssm_cdouble;
+typedef float _Complex  ssm_cfloat;
 #endif
 
 #if defined(_WIN32) && defined(SSM_BUILDING_SHARED)

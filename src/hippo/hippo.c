@@ -9,13 +9,13 @@
 #include "internal.h"
 #include "hippo_internal.h"
 
-int ssm_hippo_measure_ok(ssm_measure m)
+int ssmi_hippo_measure_ok(ssm_measure m)
 {
     return m == SSM_LEGS || m == SSM_LEGT || m == SSM_LAGT || m == SSM_FOUT;
 }
 
 /* Fill A (n*n row-major) and B (n); arguments already validated. */
-void ssm_hippo_fill(ssm_measure m, int64_t n, double *A, double *B)
+void ssmi_hippo_fill(ssm_measure m, int64_t n, double *A, double *B)
 {
     switch (m) {
     case SSM_LEGS:
@@ -82,12 +82,12 @@ void ssm_hippo_fill(ssm_measure m, int64_t n, double *A, double *B)
 ssm_status ssm_hippo(ssm_measure m, int64_t n, double *A, double *B)
 {
     int64_t nn;
-    if (!ssm_hippo_measure_ok(m) || A == NULL || B == NULL)
+    if (!ssmi_hippo_measure_ok(m) || A == NULL || B == NULL)
         return SSM_FAIL(SSM_ERR_ARG);
-    if (!ssm_sizes_ok(&nn, sizeof(double), 2, n, n))
+    if (!ssmi_sizes_ok(&nn, sizeof(double), 2, n, n))
         return SSM_FAIL(SSM_ERR_ARG);
     if (m == SSM_FOUT && (n & 1))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_hippo_fill(m, n, A, B);
+    ssmi_hippo_fill(m, n, A, B);
     return SSM_OK;
 }

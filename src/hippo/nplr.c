@@ -87,17 +87,17 @@ static ssm_status embed_eig(int64_t n2, double *Z, double *w, int vectors)
     if (!(lwork_q >= 1.0) || lwork_q > (double)INT_MAX || liwork_q < 1)
         return SSM_FAIL(SSM_ERR_NOMEM);
     lapack_int lwork = (lapack_int)lwork_q, liwork = liwork_q;
-    double *work = ssm_alloc((size_t)lwork, sizeof(double));
-    lapack_int *iwork = ssm_alloc((size_t)liwork, sizeof(lapack_int));
+    double *work = ssmi_alloc((size_t)lwork, sizeof(double));
+    lapack_int *iwork = ssmi_alloc((size_t)liwork, sizeof(lapack_int));
     if (work == NULL || iwork == NULL) {
-        ssm_free(work);
-        ssm_free(iwork);
+        ssmi_free(work);
+        ssmi_free(iwork);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
     info = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, jobz, 'U', N, Z, N, w,
                                work, lwork, iwork, liwork);
-    ssm_free(work);
-    ssm_free(iwork);
+    ssmi_free(work);
+    ssmi_free(iwork);
     if (info > 0)
         return SSM_FAIL(SSM_ERR_LAPACK);
     if (info < 0)   /* cannot happen: every argument was checked */
@@ -170,7 +170,7 @@ static double complex zdotc(int64_t n, const double complex *u,
         sr0 += a[2 * i] * b[2 * i] + a[2 * i + 1] * b[2 * i + 1];
         si0 += a[2 * i] * b[2 * i + 1] - a[2 * i + 1] * b[2 * i];
     }
-    return CMPLX(sr0 + sr1, si0 + si1);
+    return ssmi_cmplx(sr0 + sr1, si0 + si1);
 }
 
 /* x -= d u */
@@ -204,7 +204,7 @@ static double complex zdotc_real(int64_t n, const double complex *u,
         sr += a[2 * i] * x[i];
         si -= a[2 * i + 1] * x[i];
     }
-    return CMPLX(sr, si);
+    return ssmi_cmplx(sr, si);
 }
 
 /* Complex Gram-Schmidt with column pivoting inside each cluster of equal
@@ -233,7 +233,7 @@ static ssm_status extract_vectors(int64_t n, const double *Z, const double *w,
         for (int64_t k = 0; k < s; k++) {
             const double *z = Z + (c0 + k) * N;
             for (int64_t i = 0; i < n; i++)
-                C[k * n + i] = CMPLX(z[i], z[n + i]);
+                C[k * n + i] = ssmi_cmplx(z[i], z[n + i]);
         }
         for (int64_t step = 0; step < want; step++) {
             /* Pivot: the remaining candidate with the largest residual
@@ -298,11 +298,11 @@ static int nplr_args_ok(ssm_measure m, int64_t n, int64_t rank,
                         const void *V)
 {
     int64_t t;
-    if (!ssm_hippo_measure_ok(m) || !lambda || !Pt || !Bt || !V)
+    if (!ssmi_hippo_measure_ok(m) || !lambda || !Pt || !Bt || !V)
         return 0;
     /* Only int64 overflow of n*n or rank*n is a bad argument (API.md); a
      * size whose arrays cannot exist fails later as SSM_ERR_NOMEM. */
-    if (!ssm_sizes_ok(&t, 0, 2, n, n) || !ssm_sizes_ok(&t, 0, 2, rank, n))
+    if (!ssmi_sizes_ok(&t, 0, 2, n, n) || !ssmi_sizes_ok(&t, 0, 2, rank, n))
         return 0;
     if (rank < nplr_min_rank(m) || (m == SSM_FOUT && (n & 1)))
         return 0;
@@ -320,20 +320,20 @@ ssm_status ssm_hippo_nplr(ssm_measure m, int64_t n, int64_t rank,
 
     int64_t N = 2 * n, r0 = nplr_min_rank(m);
     size_t nn = (size_t)n * (size_t)n, NN = (size_t)N * (size_t)N;
-    double *A = ssm_alloc(nn, sizeof(double));
-    double *B = ssm_alloc((size_t)n, sizeof(double));
-    double *P = ssm_alloc((size_t)(r0 * n), sizeof(double));
-    double *Z = ssm_alloc(NN, sizeof(double));
-    double *w = ssm_alloc((size_t)N, sizeof(double));
-    double complex *C = ssm_alloc(2 * nn, sizeof(double complex));
-    double complex *Q = ssm_alloc(nn, sizeof(double complex));
+    double *A = ssmi_alloc(nn, sizeof(double));
+    double *B = ssmi_alloc((size_t)n, sizeof(double));
+    double *P = ssmi_alloc((size_t)(r0 * n), sizeof(double));
+    double *Z = ssmi_alloc(NN, sizeof(double));
+    double *w = ssmi_alloc((size_t)N, sizeof(double));
+    double complex *C = ssmi_alloc(2 * nn, sizeof(double complex));
+    double complex *Q = ssmi_alloc(nn, sizeof(double complex));
     ssm_status st = SSM_OK;
     if (!A || !B || !P || !Z || !w || !C || !Q) {
         st = SSM_FAIL(SSM_ERR_NOMEM);
         goto done;
     }
 
-    ssm_hippo_fill(m, n, A, B);
+    ssmi_hippo_fill(m, n, A, B);
     double c = nplr_factor(m, n, B, P);
     skew_part(n, r0, P, A);            /* A now holds K */
     embed_build(n, A, Z);
@@ -357,7 +357,7 @@ ssm_status ssm_hippo_nplr(ssm_measure m, int64_t n, int64_t rank,
                 ks += A[i * n + k] * v[2 * k + 1];
             om += v[2 * i] * ks;
         }
-        lambda[j] = CMPLX(c, 2.0 * om);
+        lambda[j] = ssmi_cmplx(c, 2.0 * om);
         for (int64_t r = 0; r < rank; r++)
             Pt[r * n + j] = r < r0 ? zdotc_real(n, Q + j * n, P + r * n) : 0.0;
         Bt[j] = zdotc_real(n, Q + j * n, B);
@@ -366,13 +366,13 @@ ssm_status ssm_hippo_nplr(ssm_measure m, int64_t n, int64_t rank,
     }
 
 done:
-    ssm_free(A);
-    ssm_free(B);
-    ssm_free(P);
-    ssm_free(Z);
-    ssm_free(w);
-    ssm_free(C);
-    ssm_free(Q);
+    ssmi_free(A);
+    ssmi_free(B);
+    ssmi_free(P);
+    ssmi_free(Z);
+    ssmi_free(w);
+    ssmi_free(C);
+    ssmi_free(Q);
     return st;
 }
 
@@ -389,17 +389,17 @@ static ssm_status s4d_legs(int64_t n, double complex *lambda)
     int64_t H = 2 * n;              /* HiPPO size */
     int64_t N = 2 * H;
     size_t hh = (size_t)H * (size_t)H, NN = (size_t)N * (size_t)N;
-    double *A = ssm_alloc(hh, sizeof(double));
-    double *B = ssm_alloc((size_t)H, sizeof(double));
-    double *P = ssm_alloc((size_t)H, sizeof(double));
-    double *Z = ssm_alloc(NN, sizeof(double));
-    double *w = ssm_alloc((size_t)N, sizeof(double));
+    double *A = ssmi_alloc(hh, sizeof(double));
+    double *B = ssmi_alloc((size_t)H, sizeof(double));
+    double *P = ssmi_alloc((size_t)H, sizeof(double));
+    double *Z = ssmi_alloc(NN, sizeof(double));
+    double *w = ssmi_alloc((size_t)N, sizeof(double));
     ssm_status st = SSM_OK;
     if (!A || !B || !P || !Z || !w) {
         st = SSM_FAIL(SSM_ERR_NOMEM);
         goto done;
     }
-    ssm_hippo_fill(SSM_LEGS, H, A, B);
+    ssmi_hippo_fill(SSM_LEGS, H, A, B);
     double c = nplr_factor(SSM_LEGS, H, B, P);
     skew_part(H, 1, P, A);
     embed_build(H, A, Z);
@@ -407,20 +407,20 @@ static ssm_status s4d_legs(int64_t n, double complex *lambda)
     if (st != SSM_OK)
         goto done;
     for (int64_t k = 0; k < n; k++)
-        lambda[k] = CMPLX(c, 0.5 * (w[N - 1 - 2 * k] + w[N - 2 - 2 * k]));
+        lambda[k] = ssmi_cmplx(c, 0.5 * (w[N - 1 - 2 * k] + w[N - 2 - 2 * k]));
 done:
-    ssm_free(A);
-    ssm_free(B);
-    ssm_free(P);
-    ssm_free(Z);
-    ssm_free(w);
+    ssmi_free(A);
+    ssmi_free(B);
+    ssmi_free(P);
+    ssmi_free(Z);
+    ssmi_free(w);
     return st;
 }
 
 ssm_status ssm_s4d_lambda(ssm_s4d_init init, int64_t n, double complex *lambda)
 {
     int64_t t;
-    if (lambda == NULL || !ssm_sizes_ok(&t, sizeof(double complex), 1, n))
+    if (lambda == NULL || !ssmi_sizes_ok(&t, sizeof(double complex), 1, n))
         return SSM_FAIL(SSM_ERR_ARG);
     switch (init) {
     case SSM_S4D_LEGS:
@@ -428,7 +428,7 @@ ssm_status ssm_s4d_lambda(ssm_s4d_init init, int64_t n, double complex *lambda)
     case SSM_S4D_LIN:
         /* S4D-Lin: -1/2 + i pi k (S4D, the Lin initialisation). */
         for (int64_t k = 0; k < n; k++)
-            lambda[k] = CMPLX(-0.5, 0.5 * SSM_HIPPO_2PI * (double)k);
+            lambda[k] = ssmi_cmplx(-0.5, 0.5 * SSM_HIPPO_2PI * (double)k);
         return SSM_OK;
     case SSM_S4D_INV:
         /* S4D-Inv: -1/2 + i (N/pi)(N/(2k+1) - 1), N = 2n, with
@@ -436,7 +436,7 @@ ssm_status ssm_s4d_lambda(ssm_s4d_init init, int64_t n, double complex *lambda)
          * no cancellation near k = n - 1. */
         for (int64_t k = 0; k < n; k++) {
             double N = 2.0 * (double)n;
-            lambda[k] = CMPLX(-0.5, (N / (0.5 * SSM_HIPPO_2PI)) *
+            lambda[k] = ssmi_cmplx(-0.5, (N / (0.5 * SSM_HIPPO_2PI)) *
                                     ((double)(2 * n - 2 * k - 1) /
                                      (double)(2 * k + 1)));
         }
@@ -444,7 +444,7 @@ ssm_status ssm_s4d_lambda(ssm_s4d_init init, int64_t n, double complex *lambda)
     case SSM_S4D_REAL:
         /* S4D-Real: -(k+1), the diagonal of LegS. */
         for (int64_t k = 0; k < n; k++)
-            lambda[k] = CMPLX(-(double)(k + 1), 0.0);
+            lambda[k] = ssmi_cmplx(-(double)(k + 1), 0.0);
         return SSM_OK;
     }
     return SSM_FAIL(SSM_ERR_ARG);

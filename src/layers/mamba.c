@@ -167,7 +167,7 @@ ssm_status ssm_mamba_config_resolve(const ssm_mamba_config *cfg,
     if (c.expand == 0) c.expand = 2;
     if (c.dt_rank == 0) c.dt_rank = c.d_model / 16 + (c.d_model % 16 != 0);
     int64_t di, two_di, xr, tmp;
-    if (!ssm_mul_ok(c.expand, c.d_model, &di) || !ssm_mul_ok(2, di, &two_di) ||
+    if (!ssmi_mul_ok(c.expand, c.d_model, &di) || !ssmi_mul_ok(2, di, &two_di) ||
         __builtin_add_overflow(c.dt_rank, c.d_state, &xr) ||
         __builtin_add_overflow(xr, c.d_state, &xr))
         return SSM_FAIL(SSM_ERR_ARG);
@@ -175,11 +175,11 @@ ssm_status ssm_mamba_config_resolve(const ssm_mamba_config *cfg,
     if (two_di > INT_MAX || c.d_model > INT_MAX || xr > INT_MAX ||
         c.d_conv > INT_MAX / 2)
         return SSM_FAIL(SSM_ERR_ARG);
-    if (!ssm_sizes_ok(&tmp, sizeof(float), 2, two_di, c.d_model) ||
-        !ssm_sizes_ok(&tmp, sizeof(float), 2, xr, di) ||
-        !ssm_sizes_ok(&tmp, sizeof(float), 2, di, c.d_state) ||
-        !ssm_sizes_ok(&tmp, sizeof(float), 2, di, c.d_conv) ||
-        !ssm_sizes_ok(&tmp, sizeof(float), 2, di, c.dt_rank))
+    if (!ssmi_sizes_ok(&tmp, sizeof(float), 2, two_di, c.d_model) ||
+        !ssmi_sizes_ok(&tmp, sizeof(float), 2, xr, di) ||
+        !ssmi_sizes_ok(&tmp, sizeof(float), 2, di, c.d_state) ||
+        !ssmi_sizes_ok(&tmp, sizeof(float), 2, di, c.d_conv) ||
+        !ssmi_sizes_ok(&tmp, sizeof(float), 2, di, c.dt_rank))
         return SSM_FAIL(SSM_ERR_ARG);
     *out = c;
     return SSM_OK;
@@ -193,15 +193,15 @@ void ssm_mamba_destroy(ssm_mamba *blk)
     if (!blk)
         return;
     for (int i = 0; i < SSM_MAMBA_NPARAMS; i++)
-        ssm_free(blk->p[i]);
-    ssm_free(blk->A);
-    ssm_free(blk);
+        ssmi_free(blk->p[i]);
+    ssmi_free(blk->A);
+    ssmi_free(blk);
 }
 
-static void fill_uniform(ssm_rng *g, float *x, int64_t n, double bound)
+static void fill_uniform(ssmi_rng *g, float *x, int64_t n, double bound)
 {
     for (int64_t i = 0; i < n; i++)
-        x[i] = (float)(bound * (2.0 * ssm_rng_uniform(g) - 1.0));
+        x[i] = (float)(bound * (2.0 * ssmi_rng_uniform(g) - 1.0));
 }
 
 static void update_A(ssm_mamba *m)
@@ -219,7 +219,7 @@ ssm_status ssm_mamba_create(ssm_mamba **blk, const ssm_mamba_config *cfg,
     *blk = NULL;
     ssm_mamba_config c;
     SSM_TRY(ssm_mamba_config_resolve(cfg, &c));
-    ssm_mamba *m = ssm_alloc(1, sizeof *m);
+    ssm_mamba *m = ssmi_alloc(1, sizeof *m);
     if (!m)
         return SSM_FAIL(SSM_ERR_NOMEM);
     memset(m, 0, sizeof *m);
@@ -235,13 +235,13 @@ ssm_status ssm_mamba_create(ssm_mamba **blk, const ssm_mamba_config *cfg,
     m->cnt[SSM_MAMBA_D] = m->di;
     m->cnt[SSM_MAMBA_OUT_PROJ] = m->dm * m->di;
     for (int i = 0; i < SSM_MAMBA_NPARAMS; i++) {
-        m->p[i] = ssm_alloc((size_t)m->cnt[i], sizeof(float));
+        m->p[i] = ssmi_alloc((size_t)m->cnt[i], sizeof(float));
         if (!m->p[i]) {
             ssm_mamba_destroy(m);
             return SSM_FAIL(SSM_ERR_NOMEM);
         }
     }
-    m->A = ssm_alloc((size_t)(m->di * m->n), sizeof(float));
+    m->A = ssmi_alloc((size_t)(m->di * m->n), sizeof(float));
     if (!m->A) {
         ssm_mamba_destroy(m);
         return SSM_FAIL(SSM_ERR_NOMEM);
@@ -249,7 +249,7 @@ ssm_status ssm_mamba_create(ssm_mamba **blk, const ssm_mamba_config *cfg,
 
     /* Default initialisation of Mamba's reference implementation (fixed
      * draw order: the tensors in enum order). */
-    ssm_rng g = { seed };
+    ssmi_rng g = { seed };
     fill_uniform(&g, m->p[SSM_MAMBA_IN_PROJ], m->cnt[SSM_MAMBA_IN_PROJ],
                  1.0 / sqrt((double)m->dm));
     fill_uniform(&g, m->p[SSM_MAMBA_CONV_W], m->cnt[SSM_MAMBA_CONV_W],
@@ -265,7 +265,7 @@ ssm_status ssm_mamba_create(ssm_mamba **blk, const ssm_mamba_config *cfg,
      * (Mamba, section 3.6 / appendix: dt initialisation). */
     for (int64_t d = 0; d < m->di; d++) {
         double lo = log(1e-3), hi = log(1e-1);
-        double dt = exp(lo + (hi - lo) * ssm_rng_uniform(&g));
+        double dt = exp(lo + (hi - lo) * ssmi_rng_uniform(&g));
         if (dt < 1e-4)
             dt = 1e-4;
         m->p[SSM_MAMBA_DT_PROJ_B][d] = (float)(dt + log(-expm1(-dt)));
@@ -342,10 +342,10 @@ void ssm_mamba_state_destroy(ssm_mamba_state *st)
 {
     if (!st)
         return;
-    ssm_free(st->conv);
-    ssm_free(st->h);
-    ssm_free(st->ws);
-    ssm_free(st);
+    ssmi_free(st->conv);
+    ssmi_free(st->h);
+    ssmi_free(st->ws);
+    ssmi_free(st);
 }
 
 ssm_status ssm_mamba_state_create(ssm_mamba_state **st, const ssm_mamba *blk,
@@ -360,19 +360,19 @@ ssm_status ssm_mamba_state_create(ssm_mamba_state **st, const ssm_mamba *blk,
     /* per-sequence step workspace: xi, z, u, delta, ys (Di each), dtl (R),
      * bt, ct (N each) */
     per = 5 * blk->di + blk->xr;
-    if (!ssm_sizes_ok(&nconv, sizeof(float), 3, max_batch, blk->di, blk->k) ||
-        !ssm_sizes_ok(&nh, sizeof(float), 3, max_batch, blk->di, blk->n) ||
-        !ssm_sizes_ok(&nws, sizeof(float), 2, max_batch, per))
+    if (!ssmi_sizes_ok(&nconv, sizeof(float), 3, max_batch, blk->di, blk->k) ||
+        !ssmi_sizes_ok(&nh, sizeof(float), 3, max_batch, blk->di, blk->n) ||
+        !ssmi_sizes_ok(&nws, sizeof(float), 2, max_batch, per))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_state *s = ssm_alloc(1, sizeof *s);
+    ssm_mamba_state *s = ssmi_alloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
     memset(s, 0, sizeof *s);
     s->dm = blk->dm; s->di = blk->di; s->n = blk->n; s->k = blk->k;
     s->r = blk->r; s->maxb = max_batch;
-    s->conv = ssm_alloc((size_t)nconv, sizeof(float));
-    s->h = ssm_alloc((size_t)nh, sizeof(float));
-    s->ws = ssm_alloc((size_t)nws, sizeof(float));
+    s->conv = ssmi_alloc((size_t)nconv, sizeof(float));
+    s->h = ssmi_alloc((size_t)nh, sizeof(float));
+    s->ws = ssmi_alloc((size_t)nws, sizeof(float));
     if (!s->conv || !s->h || !s->ws) {
         ssm_mamba_state_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
@@ -488,9 +488,9 @@ static int64_t block_ws_count(const ssm_mamba *m, int64_t B, int64_t L)
     int64_t lp, per, a, b, tot;
     if (__builtin_add_overflow(L, m->k - 1, &lp) || lp > INT_MAX || L > INT_MAX)
         return -1;
-    if (!ssm_mul_ok(m->di, lp, &a) || !ssm_mul_ok(4 * m->di + m->xr, L, &b) ||
+    if (!ssmi_mul_ok(m->di, lp, &a) || !ssmi_mul_ok(4 * m->di + m->xr, L, &b) ||
         __builtin_add_overflow(a, b, &per) ||
-        !ssm_sizes_ok(&tot, sizeof(float), 2, B, per))
+        !ssmi_sizes_ok(&tot, sizeof(float), 2, B, per))
         return -1;
     return tot;
 }
@@ -608,7 +608,7 @@ static ssm_status block_forward_check(const ssm_mamba *m, int64_t B, int64_t L,
 {
     int64_t tmp;
     if (!m || !x || !y || B < 1 || L < 1 || B > INT_MAX || L > INT_MAX ||
-        !ssm_sizes_ok(&tmp, sizeof(float), 3, B, L, m->dm))
+        !ssmi_sizes_ok(&tmp, sizeof(float), 3, B, L, m->dm))
         return SSM_FAIL(SSM_ERR_ARG);
     if (st && (!state_matches(st, m) || B > st->maxb))
         return SSM_FAIL(SSM_ERR_ARG);
@@ -623,11 +623,11 @@ ssm_status ssm_mamba_forward_ex(const ssm_mamba *blk, int64_t batch, int64_t L,
     int64_t nws = block_ws_count(blk, batch, L);
     if (nws < 0)
         return SSM_FAIL(SSM_ERR_ARG);
-    float *ws = ssm_alloc((size_t)nws, sizeof(float));
+    float *ws = ssmi_alloc((size_t)nws, sizeof(float));
     if (!ws)
         return SSM_FAIL(SSM_ERR_NOMEM);
     ssm_status e = block_forward_ws(blk, batch, L, x, y, st, ws, timing);
-    ssm_free(ws);
+    ssmi_free(ws);
     return e;
 }
 
@@ -712,9 +712,9 @@ void ssm_mamba_stack_destroy(ssm_mamba_stack *stk)
     if (stk->blk)
         for (int64_t l = 0; l < stk->nl; l++)
             ssm_mamba_destroy(stk->blk[l]);
-    ssm_free(stk->blk);
-    ssm_free(stk->norm);
-    ssm_free(stk);
+    ssmi_free(stk->blk);
+    ssmi_free(stk->norm);
+    ssmi_free(stk);
 }
 
 ssm_status ssm_mamba_stack_create(ssm_mamba_stack **stk,
@@ -728,16 +728,16 @@ ssm_status ssm_mamba_stack_create(ssm_mamba_stack **stk,
     int64_t nn;
     SSM_TRY(ssm_mamba_config_resolve(cfg, &c));
     if (n_layers < 1 || n_layers > INT_MAX ||
-        !ssm_sizes_ok(&nn, sizeof(float), 2, n_layers + 1, c.d_model))
+        !ssmi_sizes_ok(&nn, sizeof(float), 2, n_layers + 1, c.d_model))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_stack *s = ssm_alloc(1, sizeof *s);
+    ssm_mamba_stack *s = ssmi_alloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
     memset(s, 0, sizeof *s);
     s->nl = n_layers;
     s->dm = c.d_model;
-    s->blk = ssm_alloc((size_t)n_layers, sizeof *s->blk);
-    s->norm = ssm_alloc((size_t)nn, sizeof(float));
+    s->blk = ssmi_alloc((size_t)n_layers, sizeof *s->blk);
+    s->norm = ssmi_alloc((size_t)nn, sizeof(float));
     if (!s->blk || !s->norm) {
         ssm_mamba_stack_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
@@ -745,12 +745,12 @@ ssm_status ssm_mamba_stack_create(ssm_mamba_stack **stk,
     memset(s->blk, 0, (size_t)n_layers * sizeof *s->blk);
     for (int64_t i = 0; i < nn; i++)
         s->norm[i] = 1.0f;
-    ssm_rng g = { seed };
+    ssmi_rng g = { seed };
     /* Mamba's rescale_prenorm_residual: out_proj / sqrt(n_layers), so the
      * residual stream's variance does not grow with depth. */
     float oscale = (float)(1.0 / sqrt((double)n_layers));
     for (int64_t l = 0; l < n_layers; l++) {
-        ssm_status st = ssm_mamba_create(&s->blk[l], &c, ssm_rng_u64(&g));
+        ssm_status st = ssm_mamba_create(&s->blk[l], &c, ssmi_rng_u64(&g));
         if (st != SSM_OK) {
             ssm_mamba_stack_destroy(s);
             return st;
@@ -808,10 +808,10 @@ void ssm_mamba_stack_state_destroy(ssm_mamba_stack_state *st)
     if (st->st)
         for (int64_t l = 0; l < st->nl; l++)
             ssm_mamba_state_destroy(st->st[l]);
-    ssm_free(st->st);
-    ssm_free(st->normed);
-    ssm_free(st->out);
-    ssm_free(st);
+    ssmi_free(st->st);
+    ssmi_free(st->normed);
+    ssmi_free(st->out);
+    ssmi_free(st);
 }
 
 ssm_status ssm_mamba_stack_state_create(ssm_mamba_stack_state **st,
@@ -823,16 +823,16 @@ ssm_status ssm_mamba_stack_state_create(ssm_mamba_stack_state **st,
     *st = NULL;
     int64_t nb;
     if (!stk || max_batch < 1 || max_batch > INT_MAX ||
-        !ssm_sizes_ok(&nb, sizeof(float), 2, max_batch, stk->dm))
+        !ssmi_sizes_ok(&nb, sizeof(float), 2, max_batch, stk->dm))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_stack_state *s = ssm_alloc(1, sizeof *s);
+    ssm_mamba_stack_state *s = ssmi_alloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
     memset(s, 0, sizeof *s);
     s->nl = stk->nl; s->dm = stk->dm; s->maxb = max_batch;
-    s->st = ssm_alloc((size_t)stk->nl, sizeof *s->st);
-    s->normed = ssm_alloc((size_t)nb, sizeof(float));
-    s->out = ssm_alloc((size_t)nb, sizeof(float));
+    s->st = ssmi_alloc((size_t)stk->nl, sizeof *s->st);
+    s->normed = ssmi_alloc((size_t)nb, sizeof(float));
+    s->out = ssmi_alloc((size_t)nb, sizeof(float));
     if (!s->st || !s->normed || !s->out) {
         ssm_mamba_stack_state_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
@@ -903,8 +903,8 @@ ssm_status ssm_mamba_stack_forward_ex(const ssm_mamba_stack *stk, int64_t batch,
 {
     int64_t ntok, nact, nblk = 0;
     if (!stk || !x || !y || batch < 1 || L < 1 || batch > INT_MAX ||
-        L > INT_MAX || !ssm_sizes_ok(&ntok, sizeof(float), 2, batch, L) ||
-        !ssm_sizes_ok(&nact, sizeof(float), 2, ntok, stk->dm))
+        L > INT_MAX || !ssmi_sizes_ok(&ntok, sizeof(float), 2, batch, L) ||
+        !ssmi_sizes_ok(&nact, sizeof(float), 2, ntok, stk->dm))
         return SSM_FAIL(SSM_ERR_ARG);
     if (st && (!stack_state_matches(st, stk) || batch > st->maxb))
         return SSM_FAIL(SSM_ERR_ARG);
@@ -917,9 +917,9 @@ ssm_status ssm_mamba_stack_forward_ex(const ssm_mamba_stack *stk, int64_t batch,
     }
     int64_t tot;
     if (__builtin_add_overflow(nblk, 2 * nact, &tot) ||
-        !ssm_sizes_ok(&tot, sizeof(float), 1, tot))
+        !ssmi_sizes_ok(&tot, sizeof(float), 1, tot))
         return SSM_FAIL(SSM_ERR_ARG);
-    float *ws = ssm_alloc((size_t)tot, sizeof(float));
+    float *ws = ssmi_alloc((size_t)tot, sizeof(float));
     if (!ws)
         return SSM_FAIL(SSM_ERR_NOMEM);
     float *normed = ws, *out = ws + nact, *bws = ws + 2 * nact;
@@ -943,7 +943,7 @@ ssm_status ssm_mamba_stack_forward_ex(const ssm_mamba_stack *stk, int64_t batch,
         rmsnorm_rows(ntok, stk->dm, y, y, stk->norm + stk->nl * stk->dm);
         TM_LAP(timing, t0, norm);
     }
-    ssm_free(ws);
+    ssmi_free(ws);
     return e;
 }
 

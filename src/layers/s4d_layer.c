@@ -53,7 +53,7 @@ static void cache_free(conv_cache *e)
     if (e == NULL) return;
     ssm_conv_spectrum_destroy(e->spec);
     ssm_conv_plan_destroy(e->plan);
-    ssm_free(e);
+    ssmi_free(e);
 }
 
 /* Called with mu held: drop the current entry (freed now or by its last
@@ -89,7 +89,7 @@ static ssm_status discretize_all(const ssm_s4d_layer *ly,
 {
     const int64_t H = ly->H, n = ly->n;
     const double cscale = ly->init == SSM_S4D_REAL ? 1.0 : 2.0;
-    double complex *ad = ssm_alloc((size_t)(2 * n), sizeof *ad);
+    double complex *ad = ssmi_alloc((size_t)(2 * n), sizeof *ad);
     if (ad == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     double complex *bd = ad + n;
     ssm_status st = SSM_OK;
@@ -102,11 +102,11 @@ static ssm_status discretize_all(const ssm_s4d_layer *ly,
             Ce[c * n + k] = (float complex)(cscale * C[c * n + k]);
         }
     }
-    ssm_free(ad);
+    ssmi_free(ad);
     if (st != SSM_OK) return st;
     /* A parameter that overflows float would poison both modes. */
-    if (!ssm_finite_cf(Ad, H * n) || !ssm_finite_cf(Bd, H * n) ||
-        !ssm_finite_cf(Ce, H * n))
+    if (!ssmi_finite_cf(Ad, H * n) || !ssmi_finite_cf(Bd, H * n) ||
+        !ssmi_finite_cf(Ce, H * n))
         return SSM_FAIL(SSM_ERR_NUMERIC);
     return SSM_OK;
 }
@@ -117,15 +117,15 @@ void ssm_s4d_layer_destroy(ssm_s4d_layer *layer)
     /* No call may be running on a layer being destroyed. */
     cache_free(layer->cache);
     pthread_mutex_destroy(&layer->mu);
-    ssm_free(layer->lambda);
-    ssm_free(layer->B);
-    ssm_free(layer->C);
-    ssm_free(layer->dt);
-    ssm_free(layer->D);
-    ssm_free(layer->Ad);
-    ssm_free(layer->Bd);
-    ssm_free(layer->Ce);
-    ssm_free(layer);
+    ssmi_free(layer->lambda);
+    ssmi_free(layer->B);
+    ssmi_free(layer->C);
+    ssmi_free(layer->dt);
+    ssmi_free(layer->D);
+    ssmi_free(layer->Ad);
+    ssmi_free(layer->Bd);
+    ssmi_free(layer->Ce);
+    ssmi_free(layer);
 }
 
 ssm_status ssm_s4d_layer_create(ssm_s4d_layer **layer, int64_t channels,
@@ -135,28 +135,28 @@ ssm_status ssm_s4d_layer_create(ssm_s4d_layer **layer, int64_t channels,
     int64_t hn;
     if (layer == NULL) return SSM_FAIL(SSM_ERR_ARG);
     *layer = NULL;
-    if (!ssm_sizes_ok(&hn, sizeof(double complex), 2, channels, n) ||
+    if (!ssmi_sizes_ok(&hn, sizeof(double complex), 2, channels, n) ||
         !valid_init(init) || !valid_disc(disc))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_s4d_layer *ly = ssm_alloc(1, sizeof *ly);
+    ssm_s4d_layer *ly = ssmi_alloc(1, sizeof *ly);
     if (ly == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     memset(ly, 0, sizeof *ly);
     if (pthread_mutex_init(&ly->mu, NULL) != 0) {
-        ssm_free(ly);
+        ssmi_free(ly);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
     ly->H = channels;
     ly->n = n;
     ly->init = init;
     ly->disc = disc;
-    ly->lambda = ssm_alloc((size_t)hn, sizeof(double complex));
-    ly->B = ssm_alloc((size_t)hn, sizeof(double complex));
-    ly->C = ssm_alloc((size_t)hn, sizeof(double complex));
-    ly->dt = ssm_alloc((size_t)channels, sizeof(double));
-    ly->D = ssm_alloc((size_t)channels, sizeof(float));
-    ly->Ad = ssm_alloc((size_t)hn, sizeof(float complex));
-    ly->Bd = ssm_alloc((size_t)hn, sizeof(float complex));
-    ly->Ce = ssm_alloc((size_t)hn, sizeof(float complex));
+    ly->lambda = ssmi_alloc((size_t)hn, sizeof(double complex));
+    ly->B = ssmi_alloc((size_t)hn, sizeof(double complex));
+    ly->C = ssmi_alloc((size_t)hn, sizeof(double complex));
+    ly->dt = ssmi_alloc((size_t)channels, sizeof(double));
+    ly->D = ssmi_alloc((size_t)channels, sizeof(float));
+    ly->Ad = ssmi_alloc((size_t)hn, sizeof(float complex));
+    ly->Bd = ssmi_alloc((size_t)hn, sizeof(float complex));
+    ly->Ce = ssmi_alloc((size_t)hn, sizeof(float complex));
     if (!ly->lambda || !ly->B || !ly->C || !ly->dt || !ly->D || !ly->Ad ||
         !ly->Bd || !ly->Ce) {
         ssm_s4d_layer_destroy(ly);
@@ -172,18 +172,18 @@ ssm_status ssm_s4d_layer_create(ssm_s4d_layer **layer, int64_t channels,
     /* S4D sec. 3: dt log-uniform in [1e-3, 1e-1], B = 1, C ~ CN(0, 1)
      * (real and imaginary parts N(0, 1/2)).  Draw order, per channel:
      * dt, then (Re C, Im C) for each mode, then D. */
-    ssm_rng rng = {seed};
+    ssmi_rng rng = {seed};
     const double lo = log(1e-3), hi = log(1e-1);
     const double s = sqrt(0.5);
     for (int64_t c = 0; c < channels; c++) {
-        ly->dt[c] = exp(lo + (hi - lo) * ssm_rng_uniform(&rng));
+        ly->dt[c] = exp(lo + (hi - lo) * ssmi_rng_uniform(&rng));
         for (int64_t k = 0; k < n; k++) {
-            const double re = s * ssm_rng_normal(&rng);
-            const double im = s * ssm_rng_normal(&rng);
-            ly->C[c * n + k] = CMPLX(re, im);
+            const double re = s * ssmi_rng_normal(&rng);
+            const double im = s * ssmi_rng_normal(&rng);
+            ly->C[c * n + k] = ssmi_cmplx(re, im);
             ly->B[c * n + k] = 1.0;
         }
-        ly->D[c] = (float)ssm_rng_normal(&rng);
+        ly->D[c] = (float)ssmi_rng_normal(&rng);
     }
     st = discretize_all(ly, ly->lambda, ly->dt, ly->B, ly->C, ly->Ad, ly->Bd,
                         ly->Ce);
@@ -204,28 +204,28 @@ ssm_status ssm_s4d_layer_set_params(ssm_s4d_layer *layer,
     const int64_t H = layer->H, n = layer->n, hn = H * n;
     /* Validate everything before changing anything. */
     if (lambda != NULL) {
-        if (!ssm_finite_z(lambda, hn)) return SSM_FAIL(SSM_ERR_ARG);
+        if (!ssmi_finite_z(lambda, hn)) return SSM_FAIL(SSM_ERR_ARG);
         for (int64_t i = 0; i < hn; i++)
             if (creal(lambda[i]) > 0.0) return SSM_FAIL(SSM_ERR_ARG);
     }
     if (dt != NULL)
         for (int64_t c = 0; c < H; c++)
-            if (!ssm_dt_ok(dt[c])) return SSM_FAIL(SSM_ERR_ARG);
-    if (B != NULL && !ssm_finite_z(B, hn)) return SSM_FAIL(SSM_ERR_ARG);
-    if (C != NULL && !ssm_finite_z(C, hn)) return SSM_FAIL(SSM_ERR_ARG);
-    if (D != NULL && !ssm_finite_f(D, H)) return SSM_FAIL(SSM_ERR_ARG);
+            if (!ssmi_dt_ok(dt[c])) return SSM_FAIL(SSM_ERR_ARG);
+    if (B != NULL && !ssmi_finite_z(B, hn)) return SSM_FAIL(SSM_ERR_ARG);
+    if (C != NULL && !ssmi_finite_z(C, hn)) return SSM_FAIL(SSM_ERR_ARG);
+    if (D != NULL && !ssmi_finite_f(D, H)) return SSM_FAIL(SSM_ERR_ARG);
 
     if (lambda != NULL || dt != NULL || B != NULL || C != NULL) {
         /* New discrete parameters first; the layer changes only if they are
          * all good. */
-        float complex *Ad = ssm_alloc((size_t)(3 * hn), sizeof(float complex));
+        float complex *Ad = ssmi_alloc((size_t)(3 * hn), sizeof(float complex));
         if (Ad == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
         float complex *Bd = Ad + hn, *Ce = Ad + 2 * hn;
         ssm_status st = discretize_all(layer, lambda ? lambda : layer->lambda,
                                        dt ? dt : layer->dt, B ? B : layer->B,
                                        C ? C : layer->C, Ad, Bd, Ce);
         if (st != SSM_OK) {
-            ssm_free(Ad);
+            ssmi_free(Ad);
             return st;
         }
         if (lambda) memcpy(layer->lambda, lambda, (size_t)hn * sizeof *lambda);
@@ -235,7 +235,7 @@ ssm_status ssm_s4d_layer_set_params(ssm_s4d_layer *layer,
         memcpy(layer->Ad, Ad, (size_t)hn * sizeof *Ad);
         memcpy(layer->Bd, Bd, (size_t)hn * sizeof *Bd);
         memcpy(layer->Ce, Ce, (size_t)hn * sizeof *Ce);
-        ssm_free(Ad);
+        ssmi_free(Ad);
         pthread_mutex_lock(&layer->mu);
         cache_retire_locked(layer);
         pthread_mutex_unlock(&layer->mu);
@@ -291,8 +291,8 @@ static ssm_status build_kernel(const ssm_s4d_layer *ly, int64_t L, float *K)
     int fail = 0;   /* 0, or the first failing status seen by any thread */
 #pragma omp parallel
     {
-        double complex *p = ssm_alloc((size_t)(3 * n), sizeof *p);
-        double *kd = ssm_alloc((size_t)L, sizeof *kd);
+        double complex *p = ssmi_alloc((size_t)(3 * n), sizeof *p);
+        double *kd = ssmi_alloc((size_t)L, sizeof *kd);
         if (p == NULL || kd == NULL) {
 #pragma omp atomic write
             fail = (int)SSM_ERR_NOMEM;
@@ -313,8 +313,8 @@ static ssm_status build_kernel(const ssm_s4d_layer *ly, int64_t L, float *K)
             }
             for (int64_t t = 0; t < L; t++) K[c * L + t] = (float)kd[t];
         }
-        ssm_free(p);
-        ssm_free(kd);
+        ssmi_free(p);
+        ssmi_free(kd);
     }
     return fail ? SSM_FAIL((ssm_status)fail) : SSM_OK;
 }
@@ -324,8 +324,8 @@ ssm_status ssm_s4d_layer_kernel(const ssm_s4d_layer *layer, int64_t L,
 {
     int64_t t;
     if (layer == NULL || K == NULL ||
-        !ssm_sizes_ok(&t, sizeof(float), 2, layer->H, L) ||
-        !ssm_sizes_ok(&t, sizeof(double), 1, L))
+        !ssmi_sizes_ok(&t, sizeof(float), 2, layer->H, L) ||
+        !ssmi_sizes_ok(&t, sizeof(double), 1, L))
         return SSM_FAIL(SSM_ERR_ARG);
     return build_kernel(layer, L, K);
 }
@@ -335,17 +335,17 @@ static ssm_status cache_build(const ssm_s4d_layer *ly, int64_t L,
                               conv_cache **out)
 {
     *out = NULL;
-    conv_cache *e = ssm_alloc(1, sizeof *e);
+    conv_cache *e = ssmi_alloc(1, sizeof *e);
     if (e == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     memset(e, 0, sizeof *e);
     e->L = L;
     ssm_status st = ssm_conv_plan_create(&e->plan, ly->H, L);
     if (st == SSM_OK) {
-        float *K = ssm_alloc((size_t)(ly->H * L), sizeof *K);
+        float *K = ssmi_alloc((size_t)(ly->H * L), sizeof *K);
         if (K == NULL) st = SSM_FAIL(SSM_ERR_NOMEM);
         if (st == SSM_OK) st = build_kernel(ly, L, K);
         if (st == SSM_OK) st = ssm_conv_spectrum_create(&e->spec, e->plan, K);
-        ssm_free(K);
+        ssmi_free(K);
     }
     if (st != SSM_OK) {
         cache_free(e);
@@ -391,10 +391,10 @@ ssm_status ssm_s4d_layer_forward(ssm_s4d_layer *layer, ssm_mode mode,
     int64_t t;
     if (layer == NULL || u == NULL || y == NULL ||
         (mode != SSM_MODE_CONV && mode != SSM_MODE_RECURRENT) ||
-        !ssm_sizes_ok(&t, sizeof(float), 3, batch, layer->H, L))
+        !ssmi_sizes_ok(&t, sizeof(float), 3, batch, layer->H, L))
         return SSM_FAIL(SSM_ERR_ARG);
     if (mode == SSM_MODE_RECURRENT)
-        return ssm_diag_scan_unchecked(batch, layer->H, layer->n, L, layer->Ad,
+        return ssmi_diag_scan_unchecked(batch, layer->H, layer->n, L, layer->Ad,
                                        layer->Bd, layer->Ce, layer->D, u,
                                        NULL, NULL, y);
     return forward_conv(layer, batch, L, u, y);
@@ -407,10 +407,10 @@ ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
 {
     int64_t t;
     if (layer == NULL || u == NULL || y == NULL ||
-        !ssm_sizes_ok(&t, sizeof(float), 3, batch, layer->H, L) ||
-        !ssm_sizes_ok(&t, sizeof(float complex), 3, batch, layer->H, layer->n))
+        !ssmi_sizes_ok(&t, sizeof(float), 3, batch, layer->H, L) ||
+        !ssmi_sizes_ok(&t, sizeof(float complex), 3, batch, layer->H, layer->n))
         return SSM_FAIL(SSM_ERR_ARG);
-    return ssm_diag_scan_unchecked(batch, layer->H, layer->n, L, layer->Ad,
+    return ssmi_diag_scan_unchecked(batch, layer->H, layer->n, L, layer->Ad,
                                    layer->Bd, layer->Ce, layer->D, u, x0,
                                    x_last, y);
 }
@@ -420,8 +420,8 @@ ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, int64_t batch,
 {
     int64_t t;
     if (layer == NULL || x == NULL || u == NULL || y == NULL ||
-        !ssm_sizes_ok(&t, sizeof(float complex), 3, batch, layer->H, layer->n))
+        !ssmi_sizes_ok(&t, sizeof(float complex), 3, batch, layer->H, layer->n))
         return SSM_FAIL(SSM_ERR_ARG);
-    return ssm_diag_scan_unchecked(batch, layer->H, layer->n, 1, layer->Ad,
+    return ssmi_diag_scan_unchecked(batch, layer->H, layer->n, 1, layer->Ad,
                                    layer->Bd, layer->Ce, layer->D, u, x, x, y);
 }

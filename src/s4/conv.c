@@ -15,7 +15,7 @@
  *    that may run concurrently on one plan).  So ssm_conv_execute may run on
  *    one plan from many threads at once.
  *  - The planner and fftwf_destroy_plan are not thread-safe: both only ever
- *    run inside ssm_fftw_lock().
+ *    run inside ssmi_fftw_lock().
  *  - Zero padding to N >= 2L makes the circular convolution of length N equal
  *    to the linear one on t < L (the wrapped terms have t - s + N >= L).
  *  - The unnormalised c2r gives N times the result; the 1/N is folded into
@@ -61,7 +61,7 @@ typedef struct conv_ws {
 } conv_ws;
 
 /* Smallest 2^a 3^b 5^c 7^d >= m, or -1 when it does not fit in int. */
-int64_t ssm_conv_fast_length(int64_t m)
+int64_t ssmi_conv_fast_length(int64_t m)
 {
     for (int64_t c = m; c <= INT_MAX; c++) {
         int64_t r = c;
@@ -80,19 +80,19 @@ ssm_status ssm_conv_plan_create(ssm_conv_plan **plan, int64_t channels,
     int64_t tot;
     if (plan == NULL) return SSM_FAIL(SSM_ERR_ARG);
     *plan = NULL;
-    if (!ssm_sizes_ok(&tot, sizeof(float), 2, channels, L))
+    if (!ssmi_sizes_ok(&tot, sizeof(float), 2, channels, L))
         return SSM_FAIL(SSM_ERR_ARG);
     /* FFTW's basic interface takes int sizes: 2L and its padding must fit. */
     if (L > INT_MAX / 2) return SSM_FAIL(SSM_ERR_ARG);
-    int64_t N = ssm_conv_fast_length(2 * L);
+    int64_t N = ssmi_conv_fast_length(2 * L);
     if (N < 0) return SSM_FAIL(SSM_ERR_ARG);
     int64_t nc = N / 2 + 1;
     int64_t ncs = (nc + 7) / 8 * 8;
     /* The spectrum of all channels must be addressable. */
-    if (!ssm_sizes_ok(&tot, sizeof(fftwf_complex), 2, channels, ncs))
+    if (!ssmi_sizes_ok(&tot, sizeof(fftwf_complex), 2, channels, ncs))
         return SSM_FAIL(SSM_ERR_ARG);
 
-    ssm_conv_plan *p = ssm_alloc(1, sizeof *p);
+    ssm_conv_plan *p = ssmi_alloc(1, sizeof *p);
     if (p == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     p->channels = channels;
     p->L = L;
@@ -114,10 +114,10 @@ ssm_status ssm_conv_plan_create(ssm_conv_plan **plan, int64_t channels,
         ssm_conv_plan_destroy(p);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    ssm_fftw_lock();
+    ssmi_fftw_lock();
     p->r2c = fftwf_plan_dft_r2c_1d((int)N, p->rbuf, p->cbuf, FFTW_ESTIMATE);
     p->c2r = fftwf_plan_dft_c2r_1d((int)N, p->cbuf, p->rbuf, FFTW_ESTIMATE);
-    ssm_fftw_unlock();
+    ssmi_fftw_unlock();
     if (p->r2c == NULL || p->c2r == NULL) {
         ssm_conv_plan_destroy(p);
         return SSM_FAIL(SSM_ERR_FFTW);
@@ -129,13 +129,13 @@ ssm_status ssm_conv_plan_create(ssm_conv_plan **plan, int64_t channels,
 void ssm_conv_plan_destroy(ssm_conv_plan *plan)
 {
     if (plan == NULL) return;
-    ssm_fftw_lock();
+    ssmi_fftw_lock();
     if (plan->r2c) fftwf_destroy_plan(plan->r2c);
     if (plan->c2r) fftwf_destroy_plan(plan->c2r);
-    ssm_fftw_unlock();
+    ssmi_fftw_unlock();
     fftwf_free(plan->rbuf);
     fftwf_free(plan->cbuf);
-    ssm_free(plan);
+    ssmi_free(plan);
 }
 
 ssm_status ssm_conv_plan_info(const ssm_conv_plan *plan, int64_t *channels,
@@ -186,7 +186,7 @@ ssm_status ssm_conv_spectrum_create(ssm_conv_spectrum **spec,
     if (spec == NULL) return SSM_FAIL(SSM_ERR_ARG);
     *spec = NULL;
     if (plan == NULL || K == NULL) return SSM_FAIL(SSM_ERR_ARG);
-    ssm_conv_spectrum *s = ssm_alloc(1, sizeof *s);
+    ssm_conv_spectrum *s = ssmi_alloc(1, sizeof *s);
     if (s == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     s->channels = plan->channels;
     s->L = plan->L;
@@ -196,7 +196,7 @@ ssm_status ssm_conv_spectrum_create(ssm_conv_spectrum **spec,
     s->Kf = fftwf_malloc((size_t)(plan->channels * plan->ncs) *
                          sizeof(fftwf_complex));
     if (s->Kf == NULL) {
-        ssm_free(s);
+        ssmi_free(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
     ssm_status st = spectra_fill(plan, K, s->Kf);
@@ -212,7 +212,7 @@ void ssm_conv_spectrum_destroy(ssm_conv_spectrum *spec)
 {
     if (spec == NULL) return;
     fftwf_free(spec->Kf);
-    ssm_free(spec);
+    ssmi_free(spec);
 }
 
 /* ---- execution --------------------------------------------------------- */
@@ -349,7 +349,7 @@ static int io_ok(const ssm_conv_plan *plan, int64_t batch, const float *u,
 {
     int64_t tot;
     if (plan == NULL || u == NULL || y == NULL) return 0;
-    return ssm_sizes_ok(&tot, sizeof(float), 3, batch, plan->channels, plan->L);
+    return ssmi_sizes_ok(&tot, sizeof(float), 3, batch, plan->channels, plan->L);
 }
 
 ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
@@ -363,7 +363,7 @@ ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
      * array through memory); otherwise all spectra first, then the rows in
      * parallel over (batch, channel).  Both give the same bytes, so the
      * choice may depend on the thread count. */
-    if (plan->channels >= 2 * (int64_t)ssm_max_threads())
+    if (plan->channels >= 2 * (int64_t)ssmi_max_threads())
         return conv_fused(plan, K, batch, D, u, y);
     fftwf_complex *Kf = fftwf_malloc((size_t)(plan->channels * plan->ncs) *
                                      sizeof(fftwf_complex));

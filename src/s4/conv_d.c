@@ -20,13 +20,13 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
 {
     int64_t tot;
     if (K == NULL || u == NULL || y == NULL ||
-        !ssm_sizes_ok(&tot, sizeof(double), 3, batch, channels, L) ||
+        !ssmi_sizes_ok(&tot, sizeof(double), 3, batch, channels, L) ||
         L > INT_MAX / 2)
         return SSM_FAIL(SSM_ERR_ARG);
-    const int64_t N = ssm_conv_fast_length(2 * L);
+    const int64_t N = ssmi_conv_fast_length(2 * L);
     if (N < 0) return SSM_FAIL(SSM_ERR_ARG);
     const int64_t nc = N / 2 + 1, ncs = (nc + 3) / 4 * 4;
-    if (!ssm_sizes_ok(&tot, sizeof(fftw_complex), 2, channels, ncs))
+    if (!ssmi_sizes_ok(&tot, sizeof(fftw_complex), 2, channels, ncs))
         return SSM_FAIL(SSM_ERR_ARG);
 
     double *rb = fftw_malloc((size_t)N * sizeof(double));
@@ -38,10 +38,10 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
         fftw_free(Kf);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    ssm_fftw_lock();
+    ssmi_fftw_lock();
     fftw_plan r2c = fftw_plan_dft_r2c_1d((int)N, rb, cbuf, FFTW_ESTIMATE);
     fftw_plan c2r = fftw_plan_dft_c2r_1d((int)N, cbuf, rb, FFTW_ESTIMATE);
-    ssm_fftw_unlock();
+    ssmi_fftw_unlock();
     ssm_status st = SSM_OK;
     if (r2c == NULL || c2r == NULL) st = SSM_FAIL(SSM_ERR_FFTW);
 
@@ -96,10 +96,10 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
         }
         if (fail) st = SSM_FAIL(SSM_ERR_NOMEM);
     }
-    ssm_fftw_lock();
+    ssmi_fftw_lock();
     if (r2c) fftw_destroy_plan(r2c);
     if (c2r) fftw_destroy_plan(c2r);
-    ssm_fftw_unlock();
+    ssmi_fftw_unlock();
     fftw_free(rb);
     fftw_free(cbuf);
     fftw_free(Kf);

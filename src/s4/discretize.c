@@ -219,7 +219,7 @@ static ssm_status expm(int64_t m, double *X, double *work)
         mat_mul(m, X, X, T);
         memcpy(X, T, (size_t)mm * sizeof *X);
     }
-    return ssm_finite_d(X, mm) ? SSM_OK : SSM_FAIL(SSM_ERR_NUMERIC);
+    return ssmi_finite_d(X, mm) ? SSM_OK : SSM_FAIL(SSM_ERR_NUMERIC);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -238,25 +238,25 @@ static double gbt_alpha(ssm_disc m)
 ssm_status ssm_discretize(ssm_disc method, int64_t n, const double *A,
                           const double *B, double dt, double *Ad, double *Bd)
 {
-    if (!method_ok(method) || !A || !B || !Ad || !Bd || !ssm_dt_ok(dt))
+    if (!method_ok(method) || !A || !B || !Ad || !Bd || !ssmi_dt_ok(dt))
         return SSM_FAIL(SSM_ERR_ARG);
     int64_t m2;
     /* n + 1 may not overflow (any n >= 2^31 fails the next test anyway), and
      * 8 (n+1)^2 doubles (X and the exponential's workspace) must fit. */
-    if (n < 1 || n >= INT32_MAX || !ssm_sizes_ok(&m2, 8 * sizeof(double), 2, n + 1, n + 1))
+    if (n < 1 || n >= INT32_MAX || !ssmi_sizes_ok(&m2, 8 * sizeof(double), 2, n + 1, n + 1))
         return SSM_FAIL(SSM_ERR_ARG);
     const int64_t m = n + 1;
 
     /* Workspace first (a size that cannot be allocated is SSM_ERR_NOMEM
      * before any input is read), then the input values. */
-    double *X = ssm_alloc((size_t)m2, sizeof(double));
-    double *work = ssm_alloc((size_t)m2 * 7, sizeof(double));
+    double *X = ssmi_alloc((size_t)m2, sizeof(double));
+    double *work = ssmi_alloc((size_t)m2 * 7, sizeof(double));
     ssm_status st = SSM_OK;
     if (!X || !work) {
         st = SSM_FAIL(SSM_ERR_NOMEM);
         goto done;
     }
-    if (!ssm_finite_d(A, n * n) || !ssm_finite_d(B, n)) {
+    if (!ssmi_finite_d(A, n * n) || !ssmi_finite_d(B, n)) {
         st = SSM_FAIL(SSM_ERR_ARG);
         goto done;
     }
@@ -299,11 +299,11 @@ ssm_status ssm_discretize(ssm_disc method, int64_t n, const double *A,
             Bd[i] = R[i * m + n];
         }
     }
-    if (!ssm_finite_d(Ad, n * n) || !ssm_finite_d(Bd, n))
+    if (!ssmi_finite_d(Ad, n * n) || !ssmi_finite_d(Bd, n))
         st = SSM_FAIL(SSM_ERR_NUMERIC);
 done:
-    ssm_free(X);
-    ssm_free(work);
+    ssmi_free(X);
+    ssmi_free(work);
     return st;
 }
 
@@ -328,7 +328,7 @@ static double complex phi1(double complex z)
     const double sh = sin(0.5 * y);
     const double re = expm1(x) * cos(y) - 2.0 * sh * sh;
     const double im = exp(x) * sin(y);
-    return CMPLX(re, im) / z;
+    return ssmi_cmplx(re, im) / z;
 }
 
 ssm_status ssm_discretize_diag(ssm_disc method, int64_t n,
@@ -336,10 +336,10 @@ ssm_status ssm_discretize_diag(ssm_disc method, int64_t n,
                                const double complex *B, double dt,
                                double complex *Ad, double complex *Bd)
 {
-    if (!method_ok(method) || !lambda || !B || !Ad || !Bd || !ssm_dt_ok(dt) ||
-        !ssm_sizes_ok(NULL, sizeof(double complex), 1, n))
+    if (!method_ok(method) || !lambda || !B || !Ad || !Bd || !ssmi_dt_ok(dt) ||
+        !ssmi_sizes_ok(NULL, sizeof(double complex), 1, n))
         return SSM_FAIL(SSM_ERR_ARG);
-    if (!ssm_finite_z(lambda, n) || !ssm_finite_z(B, n))
+    if (!ssmi_finite_z(lambda, n) || !ssmi_finite_z(B, n))
         return SSM_FAIL(SSM_ERR_ARG);
     for (int64_t k = 0; k < n; k++) {
         const double complex z = dt * lambda[k];

@@ -18,14 +18,14 @@
 ssm_status ssm_kernel_dense(int64_t n, const double *Ad, const double *Bd,
                             const double *C, int64_t L, double *K)
 {
-    if (!Ad || !Bd || !C || !K || !ssm_sizes_ok(NULL, sizeof(double), 2, n, n) ||
-        !ssm_sizes_ok(NULL, sizeof(double), 1, L))
+    if (!Ad || !Bd || !C || !K || !ssmi_sizes_ok(NULL, sizeof(double), 2, n, n) ||
+        !ssmi_sizes_ok(NULL, sizeof(double), 1, L))
         return SSM_FAIL(SSM_ERR_ARG);
-    double *w = ssm_alloc((size_t)n * 2, sizeof(double));
+    double *w = ssmi_alloc((size_t)n * 2, sizeof(double));
     if (!w)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    if (!ssm_finite_d(Ad, n * n) || !ssm_finite_d(Bd, n) || !ssm_finite_d(C, n)) {
-        ssm_free(w);
+    if (!ssmi_finite_d(Ad, n * n) || !ssmi_finite_d(Bd, n) || !ssmi_finite_d(C, n)) {
+        ssmi_free(w);
         return SSM_FAIL(SSM_ERR_ARG);
     }
     double *v = w + n;
@@ -47,8 +47,8 @@ ssm_status ssm_kernel_dense(int64_t n, const double *Ad, const double *Bd,
         }
         double *t = w; w = v; v = t;
     }
-    ssm_free(w < v ? w : v);
-    return ssm_finite_d(K, L) ? SSM_OK : SSM_FAIL(SSM_ERR_NUMERIC);
+    ssmi_free(w < v ? w : v);
+    return ssmi_finite_d(K, L) ? SSM_OK : SSM_FAIL(SSM_ERR_NUMERIC);
 }
 
 /* Vandermonde kernel: K[l] = Re sum_k c_k z_k^l with c_k = C_k Bd_k,
@@ -87,10 +87,10 @@ ssm_status ssm_kernel_diag(int64_t n, const double complex *Ad,
                            const double complex *Bd, const double complex *C,
                            int64_t L, double *K)
 {
-    if (!Ad || !Bd || !C || !K || !ssm_sizes_ok(NULL, sizeof(double complex), 1, n) ||
-        !ssm_sizes_ok(NULL, sizeof(double), 1, L))
+    if (!Ad || !Bd || !C || !K || !ssmi_sizes_ok(NULL, sizeof(double complex), 1, n) ||
+        !ssmi_sizes_ok(NULL, sizeof(double), 1, L))
         return SSM_FAIL(SSM_ERR_ARG);
-    if (!ssm_finite_z(Ad, n) || !ssm_finite_z(Bd, n) || !ssm_finite_z(C, n))
+    if (!ssmi_finite_z(Ad, n) || !ssmi_finite_z(Bd, n) || !ssmi_finite_z(C, n))
         return SSM_FAIL(SSM_ERR_ARG);
 
     for (int64_t l = 0; l < L; l++)
@@ -113,7 +113,7 @@ ssm_status ssm_kernel_diag(int64_t n, const double complex *Ad,
             const int64_t nb = L - l0 < KD_BLOCK ? L - l0 : KD_BLOCK;
             double qr[KD_W], qi[KD_W];
             for (int j = 0; j < KD_W; j++) {
-                const double complex z = CMPLX(zr[j], zi[j]);
+                const double complex z = ssmi_cmplx(zr[j], zi[j]);
                 seed[j] = blk % KD_RESEED == 0 ? seed_pow(z, lz[j], l0) : seed[j] * zb[j];
                 const double complex q = c[j] * (double complex)seed[j];
                 qr[j] = creal(q);
@@ -133,5 +133,5 @@ ssm_status ssm_kernel_diag(int64_t n, const double complex *Ad,
             }
         }
     }
-    return ssm_finite_d(K, L) ? SSM_OK : SSM_FAIL(SSM_ERR_NUMERIC);
+    return ssmi_finite_d(K, L) ? SSM_OK : SSM_FAIL(SSM_ERR_NUMERIC);
 }

@@ -209,7 +209,7 @@ static int sweep(dplr_ws *w, const double complex *C, int64_t L,
         for (int64_t s = 0; s < r; s++) {
             double sr, si;
             zdot(n, w->Per + s * n, w->Pei + s * n, vr, vi, &sr, &si);
-            w->a[s] = CMPLX(sr, si);
+            w->a[s] = ssmi_cmplx(sr, si);
         }
         memcpy(w->Gw, w->G, (size_t)(r * r) * sizeof *w->Gw);
         if (zsolve(r, w->Gw, w->a) == 0.0)
@@ -236,7 +236,7 @@ static int sweep(dplr_ws *w, const double complex *C, int64_t L,
         }
         double kr, ki;
         zdot(n, ur, ui, w->Br, w->Bi, &kr, &ki);
-        kc[l] = CMPLX(w->dt * kr, w->dt * ki);
+        kc[l] = ssmi_cmplx(w->dt * kr, w->dt * ki);
     }
     return 1;
 }
@@ -302,7 +302,7 @@ static void cauchy_block(const dplr_ws *w, const double *tt, double complex *out
         if (!ok[jj])
             continue;
         for (int64_t ab = 0; ab < mm; ab++)
-            S[ab] = CMPLX(accr[ab * DPLR_NB + jj], acci[ab * DPLR_NB + jj]);
+            S[ab] = ssmi_cmplx(accr[ab * DPLR_NB + jj], acci[ab * DPLR_NB + jj]);
         /* M = I + kQP (r x r) in Gw, right side kQB in a */
         for (int64_t s = 0; s < r; s++) {
             for (int64_t q = 0; q < r; q++)
@@ -326,12 +326,12 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
                            double dt, int64_t L, double *K)
 {
     int64_t nr, nw;
-    if (!lambda || !P || !Q || !B || !C || !K || !ssm_dt_ok(dt) ||
-        !ssm_sizes_ok(NULL, 16, 1, n) || !ssm_sizes_ok(NULL, 16, 1, L) ||
+    if (!lambda || !P || !Q || !B || !C || !K || !ssmi_dt_ok(dt) ||
+        !ssmi_sizes_ok(NULL, 16, 1, n) || !ssmi_sizes_ok(NULL, 16, 1, L) ||
         L > INT_MAX || rank < 1 || rank >= INT32_MAX ||
-        !ssm_sizes_ok(&nr, 2 * sizeof(double), 2, rank, n) ||
-        !ssm_sizes_ok(&nw, 2 * sizeof(double), 3, rank + 1, rank + 1, n) ||
-        !ssm_sizes_ok(NULL, 2 * sizeof(double), 3, rank + 1, rank + 1, (int64_t)DPLR_NB))
+        !ssmi_sizes_ok(&nr, 2 * sizeof(double), 2, rank, n) ||
+        !ssmi_sizes_ok(&nw, 2 * sizeof(double), 3, rank + 1, rank + 1, n) ||
+        !ssmi_sizes_ok(NULL, 2 * sizeof(double), 3, rank + 1, rank + 1, (int64_t)DPLR_NB))
         return SSM_FAIL(SSM_ERR_ARG);
 
     ssm_status st = SSM_OK;
@@ -342,10 +342,10 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
     /* one block of doubles: 17 n + 4 n r + 2 n m^2 + 2 m^2 NB */
     size_t nd = 17 * (size_t)n + 4 * (size_t)nr + 2 * (size_t)nw +
                 2 * (size_t)mm * DPLR_NB + 8;
-    double *blk = ssm_alloc(nd, sizeof(double));
-    double complex *zblk = ssm_alloc(3 * (size_t)(rank * rank) + 2 * (size_t)rank + (size_t)mm,
+    double *blk = ssmi_alloc(nd, sizeof(double));
+    double complex *zblk = ssmi_alloc(3 * (size_t)(rank * rank) + 2 * (size_t)rank + (size_t)mm,
                                      sizeof(double complex));
-    unsigned char *flag = ssm_alloc((size_t)L, 1);
+    unsigned char *flag = ssmi_alloc((size_t)L, 1);
     fftw_complex *X = fftw_malloc((size_t)L * sizeof(fftw_complex));
     fftw_complex *Y = fftw_malloc((size_t)L * sizeof(fftw_complex));
     fftw_complex *Z = NULL;
@@ -354,8 +354,8 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
         st = SSM_FAIL(SSM_ERR_NOMEM);
         goto done;
     }
-    if (!ssm_finite_z(lambda, n) || !ssm_finite_z(P, nr) || !ssm_finite_z(Q, nr) ||
-        !ssm_finite_z(B, n) || !ssm_finite_z(C, n)) {
+    if (!ssmi_finite_z(lambda, n) || !ssmi_finite_z(P, nr) || !ssmi_finite_z(Q, nr) ||
+        !ssmi_finite_z(B, n) || !ssmi_finite_z(C, n)) {
         st = SSM_FAIL(SSM_ERR_ARG);
         goto done;
     }
@@ -401,7 +401,7 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
         for (int64_t q = 0; q < rank; q++) {
             double sr, si;
             zdot(n, w.Per + s * n, w.Pei + s * n, w.Qhr + q * n, w.Qhi + q * n, &sr, &si);
-            w.G[s * rank + q] = CMPLX(sr + (s == q ? 1.0 : 0.0), si);
+            w.G[s * rank + q] = ssmi_cmplx(sr + (s == q ? 1.0 : 0.0), si);
         }
     memcpy(w.Gw, w.G, (size_t)(rank * rank) * sizeof *w.Gw);
     for (int64_t s = 0; s < rank; s++)
@@ -427,7 +427,7 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
     for (int64_t a = 0; a < m; a++)
         for (int64_t b = 0; b < m; b++)
             for (int64_t k = 0; k < n; k++) {
-                double complex lft = a == 0 ? CMPLX(w.vr[k], w.vi[k]) : conj(Q[(a - 1) * n + k]);
+                double complex lft = a == 0 ? ssmi_cmplx(w.vr[k], w.vi[k]) : conj(Q[(a - 1) * n + k]);
                 double complex rgt = b == 0 ? B[k] : dt * P[(b - 1) * n + k];
                 double complex p = lft * rgt;
                 w.Wr[(a * m + b) * n + k] = creal(p);
@@ -458,13 +458,13 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
                 continue;
             }
             /* times 2/(1 + omega) = 1 + i t */
-            X[j] = out[jj] * CMPLX(1.0, tj[jj]);
+            X[j] = out[jj] * ssmi_cmplx(1.0, tj[jj]);
         }
     }
     if (jinf >= 0) {   /* omega = -1: (dt/2) Ct B */
         double sr, si;
         zdot(n, w.vr, w.vi, w.Br, w.Bi, &sr, &si);
-        X[jinf] = CMPLX(w.h * sr, w.h * si);
+        X[jinf] = ssmi_cmplx(w.h * sr, w.h * si);
     }
 
     /* ---- flagged nodes: Khat from the forward FFT of the direct values */
@@ -474,9 +474,9 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
             st = SSM_FAIL(SSM_ERR_NOMEM);
             goto done;
         }
-        ssm_fftw_lock();
+        ssmi_fftw_lock();
         pf = fftw_plan_dft_1d((int)L, Y, Z, FFTW_FORWARD, FFTW_ESTIMATE);
-        ssm_fftw_unlock();
+        ssmi_fftw_unlock();
         if (!pf) {
             st = SSM_FAIL(SSM_ERR_FFTW);
             goto done;
@@ -488,9 +488,9 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
     }
 
     /* ---- inverse DFT: K_c[l] = (1/L) sum_j Khat_j omega_j^-l */
-    ssm_fftw_lock();
+    ssmi_fftw_lock();
     pb = fftw_plan_dft_1d((int)L, X, Y, FFTW_BACKWARD, FFTW_ESTIMATE);
-    ssm_fftw_unlock();
+    ssmi_fftw_unlock();
     if (!pb) {
         st = SSM_FAIL(SSM_ERR_FFTW);
         goto done;
@@ -499,21 +499,21 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
     const double invL = 1.0 / (double)L;
     for (int64_t l = 0; l < L; l++)
         K[l] = creal(Y[l]) * invL;
-    if (!ssm_finite_d(K, L))
+    if (!ssmi_finite_d(K, L))
         st = SSM_FAIL(SSM_ERR_NUMERIC);
 
 done:
     if (pb || pf) {
-        ssm_fftw_lock();
+        ssmi_fftw_lock();
         if (pb) fftw_destroy_plan(pb);
         if (pf) fftw_destroy_plan(pf);
-        ssm_fftw_unlock();
+        ssmi_fftw_unlock();
     }
     if (X) fftw_free(X);
     if (Y) fftw_free(Y);
     if (Z) fftw_free(Z);
-    ssm_free(blk);
-    ssm_free(zblk);
-    ssm_free(flag);
+    ssmi_free(blk);
+    ssmi_free(zblk);
+    ssmi_free(flag);
     return st;
 }

@@ -77,7 +77,7 @@ static void split(const float complex *z, int64_t n, float *re, float *im)
     }
 }
 
-ssm_status ssm_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
+ssm_status ssmi_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
                                    int64_t L, const float complex *Ad,
                                    const float complex *Bd,
                                    const float complex *C, const float *D,
@@ -93,7 +93,7 @@ ssm_status ssm_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
     const double work = (double)batch * (double)H * (double)n * (double)L;
 #pragma omp parallel if (work > 65536.0)
     {
-        float *w = ssm_alloc((size_t)(8 * np), sizeof(float));
+        float *w = ssmi_alloc((size_t)(8 * np), sizeof(float));
         if (w == NULL) {
 #pragma omp atomic write
             fail = 1;
@@ -126,7 +126,7 @@ ssm_status ssm_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
                 }
             }
         }
-        ssm_free(w);
+        ssmi_free(w);
     }
     return fail ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_OK;
 }
@@ -139,13 +139,13 @@ static ssm_status scan_check(int64_t batch, int64_t channels, int64_t n,
     int64_t t;
     if (Ad == NULL || Bd == NULL || C == NULL || u == NULL || y == NULL)
         return SSM_FAIL(SSM_ERR_ARG);
-    if (!ssm_sizes_ok(&t, sizeof(float), 3, batch, channels, L) ||
-        !ssm_sizes_ok(&t, sizeof(float complex), 3, batch, channels, n))
+    if (!ssmi_sizes_ok(&t, sizeof(float), 3, batch, channels, L) ||
+        !ssmi_sizes_ok(&t, sizeof(float complex), 3, batch, channels, n))
         return SSM_FAIL(SSM_ERR_ARG);
-    if (!ssm_finite_cf(Ad, channels * n) || !ssm_finite_cf(Bd, channels * n) ||
-        !ssm_finite_cf(C, channels * n))
+    if (!ssmi_finite_cf(Ad, channels * n) || !ssmi_finite_cf(Bd, channels * n) ||
+        !ssmi_finite_cf(C, channels * n))
         return SSM_FAIL(SSM_ERR_ARG);
-    if (D != NULL && !ssm_finite_f(D, channels)) return SSM_FAIL(SSM_ERR_ARG);
+    if (D != NULL && !ssmi_finite_f(D, channels)) return SSM_FAIL(SSM_ERR_ARG);
     return SSM_OK;
 }
 
@@ -156,7 +156,7 @@ ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n, int64_t L,
                          float complex *x_last, float *y)
 {
     SSM_TRY(scan_check(batch, channels, n, L, Ad, Bd, C, D, u, y));
-    return ssm_diag_scan_unchecked(batch, channels, n, L, Ad, Bd, C, D, u, x0,
+    return ssmi_diag_scan_unchecked(batch, channels, n, L, Ad, Bd, C, D, u, x0,
                                    x_last, y);
 }
 
@@ -169,6 +169,6 @@ ssm_status ssm_diag_step(int64_t batch, int64_t channels, int64_t n,
     SSM_TRY(scan_check(batch, channels, n, 1, Ad, Bd, C, D, u, y));
     /* u, y [batch][channels] are the [batch][channels][1] of a scan with
      * L = 1; the state is carried in place. */
-    return ssm_diag_scan_unchecked(batch, channels, n, 1, Ad, Bd, C, D, u, x,
+    return ssmi_diag_scan_unchecked(batch, channels, n, 1, Ad, Bd, C, D, u, x,
                                    x, y);
 }

@@ -103,11 +103,11 @@ static ssm_status lti_check(int64_t batch, int64_t n, int64_t nout, int64_t L,
     int64_t p;
     if (!Ad || !Bd || !C || !u || !y)
         return SSM_FAIL(SSM_ERR_ARG);
-    if (!ssm_sizes_ok(&p, sizeof(double), 2, n, n) ||
-        !ssm_sizes_ok(&p, sizeof(double), 2, nout, n) ||
-        !ssm_sizes_ok(&p, sizeof(float), 2, batch, n) ||
-        !ssm_sizes_ok(&p, sizeof(float), 2, batch, L) ||
-        !ssm_sizes_ok(&p, sizeof(float), 3, batch, nout, L))
+    if (!ssmi_sizes_ok(&p, sizeof(double), 2, n, n) ||
+        !ssmi_sizes_ok(&p, sizeof(double), 2, nout, n) ||
+        !ssmi_sizes_ok(&p, sizeof(float), 2, batch, n) ||
+        !ssmi_sizes_ok(&p, sizeof(float), 2, batch, L) ||
+        !ssmi_sizes_ok(&p, sizeof(float), 3, batch, nout, L))
         return SSM_FAIL(SSM_ERR_ARG);
     if (!finite_f(Ad, n * n) || !finite_f(Bd, n) || !finite_f(C, nout * n) ||
         (D && !finite_f(D, nout)))
@@ -120,11 +120,11 @@ static ssm_status lti_run(int64_t batch, int64_t n, int64_t nout, int64_t L,
                           const float *D, const float *u, const float *x0,
                           float *x_last, float *y)
 {
-    double *adt = ssm_alloc((size_t)(n * n), sizeof(double));
-    double *bd = ssm_alloc((size_t)n, sizeof(double));
-    double *ct = ssm_alloc((size_t)(n * nout), sizeof(double));
+    double *adt = ssmi_alloc((size_t)(n * n), sizeof(double));
+    double *bd = ssmi_alloc((size_t)n, sizeof(double));
+    double *ct = ssmi_alloc((size_t)(n * nout), sizeof(double));
     if (!adt || !bd || !ct) {
-        ssm_free(adt); ssm_free(bd); ssm_free(ct);
+        ssmi_free(adt); ssmi_free(bd); ssmi_free(ct);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
     for (int64_t i = 0; i < n; i++) {
@@ -139,13 +139,13 @@ static ssm_status lti_run(int64_t batch, int64_t n, int64_t nout, int64_t L,
     /* Work per batch row ~ L (n^2 + n nout); parallel only when worth it
      * (saturating: the sizes were checked, the product may still be big). */
     int64_t work = 0;
-    int par = batch > 1 && ssm_mul_ok(batch, L, &work) &&
-              ssm_mul_ok(work, n * (n + nout), &work) ? work >= LTI_PAR_WORK
+    int par = batch > 1 && ssmi_mul_ok(batch, L, &work) &&
+              ssmi_mul_ok(work, n * (n + nout), &work) ? work >= LTI_PAR_WORK
                                                      : batch > 1;
     int nomem = 0;
 #pragma omp parallel if (par)
     {
-        double *scr = ssm_alloc((size_t)(2 * n + nout), sizeof(double));
+        double *scr = ssmi_alloc((size_t)(2 * n + nout), sizeof(double));
         if (!scr) {
 #pragma omp atomic write
             nomem = 1;
@@ -158,9 +158,9 @@ static ssm_status lti_run(int64_t batch, int64_t n, int64_t nout, int64_t L,
                     x_last ? x_last + b * n : NULL, y + b * nout * L,
                     scr, scr + n, scr + 2 * n);
         }
-        ssm_free(scr);
+        ssmi_free(scr);
     }
-    ssm_free(adt); ssm_free(bd); ssm_free(ct);
+    ssmi_free(adt); ssmi_free(bd); ssmi_free(ct);
     return nomem ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_OK;
 }
 

@@ -26,36 +26,36 @@ enum {
 };
 
 /* Best ISA this CPU supports (compiled-in and reported by the CPU). */
-int ssm_scan_best_isa(void);
+int ssmi_scan_best_isa(void);
 /* Nonzero when `isa` can run here. */
-int ssm_scan_isa_ok(int isa);
+int ssmi_scan_isa_ok(int isa);
 
 /* The float exp of the scan, scalar form: x = k ln2 + r (two-constant
  * Cody-Waite split, k rounded to nearest even), e^r by its degree-7 Taylor
  * polynomial in Horner form with fmaf, times 2^k built in the exponent bits.
  * x < -88 gives 0 (about 2^-127: no subnormal garbage), x > 88 gives +inf,
  * NaN gives NaN.  The vector kernels compute exactly this, lane by lane. */
-float ssm_scan_expf(float x);
+float ssmi_scan_expf(float x);
 
 /* y[i] = exp(x[i]) for i < n with the vector body of `isa` and its scalar
  * tail (white-box accuracy tests).  Returns 0, or -1 if isa cannot run. */
-int ssm_scan_vexpf(int isa, const float *x, float *y, int64_t n);
+int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n);
 
 /* The scan with the path, chunk length (chunked path only; 0: the automatic
  * one) and ISA forced.  Same validation and semantics as ssm_selective_scan. */
-ssm_status ssm_selective_scan_ex(const ssm_scan_args *args, int path,
+ssm_status ssmi_selective_scan_ex(const ssm_scan_args *args, int path,
                                  int64_t chunk_len, int isa);
 
 /* What ssm_selective_scan chooses for these shapes: the path, and the chunk
  * length of the chunked path. */
-int ssm_scan_auto_path(int64_t batch, int64_t dim, int64_t dstate, int64_t len);
-int64_t ssm_scan_auto_chunk(int64_t len);
+int ssmi_scan_auto_path(int64_t batch, int64_t dim, int64_t dstate, int64_t len);
+int64_t ssmi_scan_auto_chunk(int64_t len);
 
 /* ssm_diag_scan / ssm_diag_step after argument validation: every pointer
  * except D, x0, x_last non-NULL, sizes >= 1 with products that fit,
  * Ad, Bd, C finite.  Same code, same bytes as the public calls (the S4D
  * layer's recurrent mode). */
-ssm_status ssm_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
+ssm_status ssmi_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
                                    int64_t L, const float complex *Ad,
                                    const float complex *Bd,
                                    const float complex *C, const float *D,

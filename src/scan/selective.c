@@ -108,7 +108,7 @@ static inline float scan_expf(float x)
     return res;
 }
 
-float ssm_scan_expf(float x) { return scan_expf(x); }
+float ssmi_scan_expf(float x) { return scan_expf(x); }
 
 /* Mamba's softplus, log1p(exp(x)) for x <= 20 and x above (the threshold of
  * selective_scan_fwd_kernel), computed with our exp and log so the vector
@@ -454,7 +454,7 @@ typedef struct scan_kern {
                       int64_t N, float *Bt);
 } scan_kern;
 
-int ssm_scan_isa_ok(int isa)
+int ssmi_scan_isa_ok(int isa)
 {
     switch (isa) {
     case SSM_SCAN_ISA_GENERIC:
@@ -472,11 +472,11 @@ int ssm_scan_isa_ok(int isa)
     }
 }
 
-int ssm_scan_best_isa(void)
+int ssmi_scan_best_isa(void)
 {
-    if (ssm_scan_isa_ok(SSM_SCAN_ISA_AVX512))
+    if (ssmi_scan_isa_ok(SSM_SCAN_ISA_AVX512))
         return SSM_SCAN_ISA_AVX512;
-    if (ssm_scan_isa_ok(SSM_SCAN_ISA_AVX2))
+    if (ssmi_scan_isa_ok(SSM_SCAN_ISA_AVX2))
         return SSM_SCAN_ISA_AVX2;
     return SSM_SCAN_ISA_GENERIC;
 }
@@ -485,8 +485,8 @@ int ssm_scan_best_isa(void)
 static int get_kern(int isa, scan_kern *k)
 {
     if (isa == SSM_SCAN_ISA_AUTO)
-        isa = ssm_scan_best_isa();
-    if (!ssm_scan_isa_ok(isa))
+        isa = ssmi_scan_best_isa();
+    if (!ssmi_scan_isa_ok(isa))
         return -1;
     switch (isa) {
 #ifdef SSM_SCAN_X86
@@ -509,7 +509,7 @@ static int get_kern(int isa, scan_kern *k)
     }
 }
 
-int ssm_scan_vexpf(int isa, const float *x, float *y, int64_t n)
+int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 {
     scan_kern k;
     if (get_kern(isa, &k) != 0)
@@ -554,15 +554,15 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
     const int64_t units = a->batch * G * nblk;
     const int64_t T = tile_len(N, L);
     const int64_t per = pad16(T * N) * 2 + pad16(T) + pad16(cbs * N);
-    int nt = ssm_max_threads();
+    int nt = ssmi_max_threads();
     if ((int64_t)nt > units)
         nt = (int)units;
     if (nt < 1)
         nt = 1;
     int64_t tot;
-    if (!ssm_sizes_ok(&tot, sizeof(float), 2, per, (int64_t)nt))
+    if (!ssmi_sizes_ok(&tot, sizeof(float), 2, per, (int64_t)nt))
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *buf = ssm_alloc((size_t)tot, sizeof(float));
+    float *buf = ssmi_alloc((size_t)tot, sizeof(float));
     if (!buf)
         return SSM_FAIL(SSM_ERR_NOMEM);
 
@@ -606,13 +606,13 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
                            (size_t)N * sizeof(float));
         }
     }
-    ssm_free(buf);
+    ssmi_free(buf);
     return SSM_OK;
 }
 
 /* ------------------------------------------------------ chunked path --- */
 
-int64_t ssm_scan_auto_chunk(int64_t len)
+int64_t ssmi_scan_auto_chunk(int64_t len)
 {
     /* At most 2048 chunks, each at least 1024 steps, a multiple of 64:
      * the per-thread chunk buffers (decays and C, chunk * dstate floats
@@ -622,14 +622,14 @@ int64_t ssm_scan_auto_chunk(int64_t len)
     return c < 1024 ? 1024 : c;
 }
 
-int ssm_scan_auto_path(int64_t batch, int64_t dim, int64_t dstate, int64_t len)
+int ssmi_scan_auto_path(int64_t batch, int64_t dim, int64_t dstate, int64_t len)
 {
     /* Few channels and a long sequence: too little to share among threads
      * over channels, so share time as well.  A single channel with an even
      * number of 8-float vectors of state instead splits its state in two
      * halves: no fix-up pass, so nearly twice the speed of one thread on two
      * (the chunked path does ~25% extra work).  Shapes only. */
-    if (batch <= 8 && batch * dim <= 8 && len >= 2 * ssm_scan_auto_chunk(len))
+    if (batch <= 8 && batch * dim <= 8 && len >= 2 * ssmi_scan_auto_chunk(len))
         return batch * dim == 1 && dstate % 16 == 0 ? SSM_SCAN_PATH_SPLIT
                                                     : SSM_SCAN_PATH_CHUNKED;
     return SSM_SCAN_PATH_SEQ;
@@ -660,23 +660,23 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
     const int64_t per = pad16(T * N) + pad16(LC * N) + pad16(T)
                         + 2 * pad16(cbs * N) + pad16(cbs * LC * N);
     const int64_t nbd = a->batch * dim;
-    int nt = ssm_max_threads();
+    int nt = ssmi_max_threads();
     if ((int64_t)nt > units)
         nt = (int)units;
     if (nt < 1)
         nt = 1;
     int64_t tot, ncar, nflag;
-    if (!ssm_sizes_ok(&tot, sizeof(float), 2, per, (int64_t)nt)
-        || !ssm_sizes_ok(&ncar, sizeof(float), 3, nch + 1, nbd, N)
-        || !ssm_sizes_ok(&nflag, sizeof(atomic_int), 2, nch + 1, su))
+    if (!ssmi_sizes_ok(&tot, sizeof(float), 2, per, (int64_t)nt)
+        || !ssmi_sizes_ok(&ncar, sizeof(float), 3, nch + 1, nbd, N)
+        || !ssmi_sizes_ok(&nflag, sizeof(atomic_int), 2, nch + 1, su))
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *buf = ssm_alloc((size_t)tot, sizeof(float));
-    float *car = ssm_alloc((size_t)ncar, sizeof(float));
-    atomic_int *flag = ssm_alloc((size_t)nflag, sizeof(atomic_int));
+    float *buf = ssmi_alloc((size_t)tot, sizeof(float));
+    float *car = ssmi_alloc((size_t)ncar, sizeof(float));
+    atomic_int *flag = ssmi_alloc((size_t)nflag, sizeof(atomic_int));
     if (!buf || !car || !flag) {
-        ssm_free(buf);
-        ssm_free(car);
-        ssm_free(flag);
+        ssmi_free(buf);
+        ssmi_free(car);
+        ssmi_free(flag);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
     for (int64_t i = 0; i < nflag; i++)
@@ -764,9 +764,9 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
             }
         }
     }
-    ssm_free(buf);
-    ssm_free(car);
-    ssm_free(flag);
+    ssmi_free(buf);
+    ssmi_free(car);
+    ssmi_free(flag);
     return SSM_OK;
 }
 
@@ -785,7 +785,7 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
     const int64_t N = a->dstate, L = a->len, Ns = N / SPLIT_S;
     const int64_t T = SPLIT_T < L ? SPLIT_T : L;
     const int64_t per = 2 * pad16(T * Ns) + 2 * pad16(T) + pad16(Ns);
-    float *buf = ssm_alloc((size_t)(SPLIT_S * per), sizeof(float));
+    float *buf = ssmi_alloc((size_t)(SPLIT_S * per), sizeof(float));
     if (!buf)
         return SSM_FAIL(SSM_ERR_NOMEM);
     for (int s = 0; s < SPLIT_S; s++) {
@@ -795,7 +795,7 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
         else
             memset(hs, 0, (size_t)Ns * sizeof(float));
     }
-    int nt = ssm_max_threads();
+    int nt = ssmi_max_threads();
     nt = nt < 1 ? 1 : nt > SPLIT_S ? SPLIT_S : nt;
 #pragma omp parallel num_threads(nt)
     for (int64_t t0 = 0; t0 < L; t0 += T) {
@@ -828,7 +828,7 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
         for (int s = 0; s < SPLIT_S; s++)
             memcpy(a->h_last + s * Ns, buf + s * per + 2 * pad16(T * Ns) + 2 * pad16(T),
                    (size_t)Ns * sizeof(float));
-    ssm_free(buf);
+    ssmi_free(buf);
     return SSM_OK;
 }
 
@@ -841,10 +841,10 @@ static ssm_status check_shapes(int64_t batch, int64_t dim, int64_t dstate,
     if (batch < 1 || dim < 1 || dstate < 1 || len < 1 || ngroups < 1
         || ngroups > dim || dim % ngroups != 0)
         return SSM_FAIL(SSM_ERR_ARG);
-    if (!ssm_sizes_ok(&n, sizeof(float), 3, batch, dim, len)
-        || !ssm_sizes_ok(&n, sizeof(float), 2, dim, dstate)
-        || !ssm_sizes_ok(&n, sizeof(float), 3, batch, dim, dstate)
-        || !ssm_sizes_ok(&n, sizeof(float), 4, batch, ngroups, dstate, len))
+    if (!ssmi_sizes_ok(&n, sizeof(float), 3, batch, dim, len)
+        || !ssmi_sizes_ok(&n, sizeof(float), 2, dim, dstate)
+        || !ssmi_sizes_ok(&n, sizeof(float), 3, batch, dim, dstate)
+        || !ssmi_sizes_ok(&n, sizeof(float), 4, batch, ngroups, dstate, len))
         return SSM_FAIL(SSM_ERR_ARG);
     return SSM_OK;
 }
@@ -859,7 +859,7 @@ static ssm_status check_args(const ssm_scan_args *a)
     return SSM_OK;
 }
 
-ssm_status ssm_selective_scan_ex(const ssm_scan_args *args, int path,
+ssm_status ssmi_selective_scan_ex(const ssm_scan_args *args, int path,
                                  int64_t chunk_len, int isa)
 {
     SSM_TRY(check_args(args));
@@ -872,18 +872,18 @@ ssm_status ssm_selective_scan_ex(const ssm_scan_args *args, int path,
     if (get_kern(isa, &k) != 0)
         return SSM_FAIL(SSM_ERR_ARG);
     if (path == SSM_SCAN_PATH_AUTO)
-        path = ssm_scan_auto_path(args->batch, args->dim, args->dstate, args->len);
+        path = ssmi_scan_auto_path(args->batch, args->dim, args->dstate, args->len);
     if (path == SSM_SCAN_PATH_SPLIT) {
         /* Halves of 8 states are one AVX2 vector but half an AVX-512 one:
          * there the AVX2 kernels run them (same machine, same bytes). */
-        const int eff = isa == SSM_SCAN_ISA_AUTO ? ssm_scan_best_isa() : isa;
+        const int eff = isa == SSM_SCAN_ISA_AUTO ? ssmi_scan_best_isa() : isa;
         if (eff == SSM_SCAN_ISA_AVX512 && (args->dstate / SPLIT_S) % 16 != 0
             && get_kern(SSM_SCAN_ISA_AVX2, &k) != 0)
             return SSM_FAIL(SSM_ERR_ARG);
         return run_split(args, &k);
     }
     if (path == SSM_SCAN_PATH_CHUNKED) {
-        int64_t LC = chunk_len > 0 ? chunk_len : ssm_scan_auto_chunk(args->len);
+        int64_t LC = chunk_len > 0 ? chunk_len : ssmi_scan_auto_chunk(args->len);
         if (LC > args->len)
             LC = args->len;
         return run_chunked(args, &k, LC);
@@ -893,7 +893,7 @@ ssm_status ssm_selective_scan_ex(const ssm_scan_args *args, int path,
 
 ssm_status ssm_selective_scan(const ssm_scan_args *args)
 {
-    return ssm_selective_scan_ex(args, SSM_SCAN_PATH_AUTO, 0, SSM_SCAN_ISA_AUTO);
+    return ssmi_selective_scan_ex(args, SSM_SCAN_PATH_AUTO, 0, SSM_SCAN_ISA_AUTO);
 }
 
 ssm_status ssm_selective_step(int64_t batch, int64_t dim, int64_t dstate,
