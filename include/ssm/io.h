@@ -1,0 +1,104 @@
+/*
+ * ssm/io.h -- tensor files as users download them (src/io): safetensors
+ * (single file or sharded through model.safetensors.index.json) and PyTorch
+ * zip checkpoints (torch.save, read through a restricted pickle reader that
+ * can never run code), and a safetensors writer.
+ *
+ * A tensor file is opened once (memory-mapped), validated completely before
+ * the open returns, then read by name.  Every size and offset in the file is
+ * checked (header length against the file size and a limit, well-formed
+ * JSON, no duplicate names, offsets inside the data, begin <= end, byte size
+ * = dtype size x product of the shape with overflow checks, no overlaps):
+ * a hostile file gives SSM_ERR_FORMAT, never a crash or a read out of
+ * bounds.
+ */
+#ifndef SSM_IO_H
+#define SSM_IO_H
+
+#include <stddef.h>
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element types of stored tensors. */
+typedef enum ssm_dtype {
+    SSM_DTYPE_F32  = 0,
+    SSM_DTYPE_F16  = 1,   /* IEEE half, converted exactly (subnormals too) */
+    SSM_DTYPE_BF16 = 2    /* bfloat16, converted by a 16-bit shift */
+} ssm_dtype;
+
+/* Bytes of one element of dtype (0 for an unknown value). */
+SSM_API size_t ssm_dtype_size(ssm_dtype dtype);
+
+#define SSM_TENSOR_MAX_DIMS 8
+
+/* What the file says of one tensor. */
+typedef struct ssm_tensor_info {
+    const char *name;                     /* owned by the file; valid until close */
+    ssm_dtype   dtype;
+    int         ndim;                     /* 0 (scalar) .. SSM_TENSOR_MAX_DIMS */
+    int64_t     shape[SSM_TENSOR_MAX_DIMS];
+    int64_t     numel;                    /* product of shape (1 for a scalar) */
+} ssm_tensor_info;
+
+typedef struct ssm_tensor_file ssm_tensor_file;
+
+/* Open path: a .safetensors file, a model.safetensors.index.json (every
+ * shard of its weight_map, one namespace), or a PyTorch zip checkpoint
+ * (pytorch_model.bin); the kind is found from the content, not the name.
+ * Errors: SSM_ERR_ARG (NULL), SSM_ERR_IO (cannot open/read/map),
+ * SSM_ERR_FORMAT (anything malformed or disallowed), SSM_ERR_NOMEM. */
+SSM_API ssm_status ssm_tensor_file_open(ssm_tensor_file **file, const char *path);
+SSM_API void       ssm_tensor_file_close(ssm_tensor_file *file);   /* NULL: no-op */
+
+/* Number of tensors, and the i-th one's description (0 <= i < count, in
+ * the file's order).  Errors: SSM_ERR_ARG. */
+SSM_API int64_t    ssm_tensor_file_count(const ssm_tensor_file *file);
+SSM_API ssm_status ssm_tensor_file_at(const ssm_tensor_file *file, int64_t i,
+                                      ssm_tensor_info *info);
+
+/* The tensor called name.  SSM_ERR_FORMAT when there is none (a checkpoint
+ * missing a tensor is malformed). */
+SSM_API ssm_status ssm_tensor_file_find(const ssm_tensor_file *file,
+                                        const char *name, ssm_tensor_info *info);
+
+/* Read tensor name converted to float into out (count elements, which must
+ * equal its numel, else SSM_ERR_FORMAT).  Reentrant: many threads may read
+ * from one open file. */
+SSM_API ssm_status ssm_tensor_file_read_f32(const ssm_tensor_file *file,
+                                            const char *name, float *out,
+                                            int64_t count);
+
+/* Zero-copy access: *data points at the stored elements of name inside the
+ * mapping (valid until close; any alignment: copy or use memcpy-safe
+ * loads), in the dtype of its info.  Errors: SSM_ERR_FORMAT (missing). */
+SSM_API ssm_status ssm_tensor_file_data(const ssm_tensor_file *file,
+                                        const char *name, const void **data,
+                                        ssm_tensor_info *info);
+
+/* One tensor to write: row-major data of dtype with the given shape. */
+typedef struct ssm_tensor_desc {
+    const char    *name;
+    ssm_dtype      dtype;
+    int            ndim;
+    const int64_t *shape;
+    const void    *data;
+} ssm_tensor_desc;
+
+/* Write a safetensors file with these tensors (names unique, in this order)
+ * and optional string metadata (n_meta pairs keys[i] -> values[i]; may be
+ * 0 with NULL arrays).  Written to a temporary file beside path and renamed,
+ * so a failure leaves no partial file.  Errors: SSM_ERR_ARG, SSM_ERR_IO,
+ * SSM_ERR_NOMEM. */
+SSM_API ssm_status ssm_safetensors_write(const char *path, int64_t n,
+                                         const ssm_tensor_desc *tensors,
+                                         int64_t n_meta, const char *const *keys,
+                                         const char *const *values);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SSM_IO_H */
