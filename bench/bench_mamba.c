@@ -26,6 +26,7 @@
 #include <math.h>
 #include <ssm.h>
 #include "bench_util.h"
+#include "layers/layers_internal.h"
 
 static void set_threads(int n)
 {
@@ -58,7 +59,7 @@ static void fill(float *x, int64_t n, uint64_t seed)
     }
 }
 
-static void print_shares(const char *what, const ssm_mamba_timing *t)
+static void print_shares(const char *what, const ssmi_mamba_timing *t)
 {
     double tot = t->gemm + t->scan + t->conv + t->norm;
     if (tot <= 0)
@@ -89,7 +90,7 @@ int bench_mamba(int argc, char **argv)
             printf("   load average before the runs: %.2f\n", la);
     }
 
-    ssm_mamba_config cfg = { dm, 0, 0, 0, 0 };
+    ssm_mamba_config cfg = { sizeof(ssm_mamba_config), dm, 0, 0, 0, 0 };
     ssm_mamba_stack *stk = NULL;
     ssm_mamba_stack_state *st = NULL;
     if (ssm_mamba_stack_create(&stk, &cfg, nl, 1234) != SSM_OK ||
@@ -117,9 +118,9 @@ int bench_mamba(int argc, char **argv)
         const int64_t L = 16, P = 8;
         float *yv = malloc((size_t)(L * dm) * sizeof *yv);
         int ok = yv != NULL;
-        ok = ok && ssm_mamba_stack_forward(stk, 1, L, x, y, NULL) == SSM_OK;
+        ok = ok && ssm_mamba_stack_forward(stk, NULL, 1, L, x, y) == SSM_OK;
         ok = ok && ssm_mamba_stack_state_reset(st) == SSM_OK;
-        ok = ok && ssm_mamba_stack_forward(stk, 1, P, x, yv, st) == SSM_OK;
+        ok = ok && ssm_mamba_stack_forward(stk, st, 1, P, x, yv) == SSM_OK;
         for (int64_t t = P; ok && t < L; t++)
             ok = ssm_mamba_stack_step(stk, st, 1, x + t * dm, yv + t * dm) == SSM_OK;
         if (!ok) {
@@ -139,14 +140,14 @@ int bench_mamba(int argc, char **argv)
     for (int th = 1; th <= 2; th++) {
         set_threads(th);
         /* prompt */
-        ssm_mamba_timing tm = { 0, 0, 0, 0 };
+        ssmi_mamba_timing tm = { 0, 0, 0, 0 };
         double t[64];
         int n = prep > 64 ? 64 : prep;
         /* No separate warm-up: the validation run warmed the caches and
          * the median of 3 discards a slow first run. */
         for (int i = 0; i < n; i++) {
             double t0 = bu_now();
-            if (ssm_mamba_stack_forward_ex(stk, 1, Lp, x, y, NULL, &tm) != SSM_OK)
+            if (ssmi_mamba_stack_forward_ex(stk, NULL, 1, Lp, x, y, &tm) != SSM_OK)
                 rc = 1;
             t[i] = bu_now() - t0;
         }
@@ -158,7 +159,7 @@ int bench_mamba(int argc, char **argv)
 
         /* streaming steps */
         for (int64_t b = 1; b <= maxb; b *= 8) {
-            ssm_mamba_timing ts = { 0, 0, 0, 0 };
+            ssmi_mamba_timing ts = { 0, 0, 0, 0 };
             int m = srep > 64 ? 64 : srep;
             ssm_mamba_stack_state_reset(st);
             for (int64_t k = 0; k < 4; k++)   /* warm-up */
@@ -167,7 +168,7 @@ int bench_mamba(int argc, char **argv)
             for (int i = 0; i < m; i++) {
                 double t0 = bu_now();
                 for (int64_t k = 0; k < nstep; k++)
-                    if (ssm_mamba_stack_step_ex(stk, st, b, xs, ys, &ts) != SSM_OK)
+                    if (ssmi_mamba_stack_step_ex(stk, st, b, xs, ys, &ts) != SSM_OK)
                         rc = 1;
                 t[i] = bu_now() - t0;
             }

@@ -508,7 +508,7 @@ START_TEST(test_diag_step_split)
     memcpy(xs, x0, sizeof(float complex) * (size_t)(B * H * n));
     for (int64_t t = 0; t < L; t++) {
         for (int64_t row = 0; row < B * H; row++) ut[row] = u[row * L + t];
-        ck_assert_int_eq(ssm_diag_step(B, H, n, Ad, Bd, C, D, xs, ut, yt), SSM_OK);
+        ck_assert_int_eq(ssm_diag_step(B, H, n, xs, Ad, Bd, C, D, ut, yt), SSM_OK);
         for (int64_t row = 0; row < B * H; row++) ys[row * L + t] = yt[row];
     }
     ck_assert_msg(memcmp(yw, ys, sizeof(float) * (size_t)(B * H * L)) == 0, "step outputs differ from the scan");
@@ -602,19 +602,19 @@ START_TEST(test_bad_args)
         {"scan Bd Inf", ssm_diag_scan(1, 2, 3, 8, A, Ai, A, D, u, NULL, NULL, y)},
         {"scan C NaN", ssm_diag_scan(1, 2, 3, 8, A, A, An, D, u, NULL, NULL, y)},
         {"scan D NaN", ssm_diag_scan(1, 2, 3, 8, A, A, A, Dn, u, NULL, NULL, y)},
-        {"step batch 0", ssm_diag_step(0, 2, 3, A, A, A, D, x, u, y)},
-        {"step channels -1", ssm_diag_step(1, -1, 3, A, A, A, D, x, u, y)},
-        {"step n 0", ssm_diag_step(1, 2, 0, A, A, A, D, x, u, y)},
-        {"step overflow", ssm_diag_step(BIG, 2, 3, A, A, A, D, x, u, y)},
-        {"step Ad NULL", ssm_diag_step(1, 2, 3, NULL, A, A, D, x, u, y)},
-        {"step Bd NULL", ssm_diag_step(1, 2, 3, A, NULL, A, D, x, u, y)},
-        {"step C NULL", ssm_diag_step(1, 2, 3, A, A, NULL, D, x, u, y)},
-        {"step x NULL", ssm_diag_step(1, 2, 3, A, A, A, D, NULL, u, y)},
-        {"step u NULL", ssm_diag_step(1, 2, 3, A, A, A, D, x, NULL, y)},
-        {"step y NULL", ssm_diag_step(1, 2, 3, A, A, A, D, x, u, NULL)},
-        {"step Ad Inf", ssm_diag_step(1, 2, 3, Ai, A, A, D, x, u, y)},
-        {"step Bd NaN", ssm_diag_step(1, 2, 3, A, An, A, D, x, u, y)},
-        {"step D NaN", ssm_diag_step(1, 2, 3, A, A, A, Dn, x, u, y)},
+        {"step batch 0", ssm_diag_step(0, 2, 3, x, A, A, A, D, u, y)},
+        {"step channels -1", ssm_diag_step(1, -1, 3, x, A, A, A, D, u, y)},
+        {"step n 0", ssm_diag_step(1, 2, 0, x, A, A, A, D, u, y)},
+        {"step overflow", ssm_diag_step(BIG, 2, 3, x, A, A, A, D, u, y)},
+        {"step Ad NULL", ssm_diag_step(1, 2, 3, x, NULL, A, A, D, u, y)},
+        {"step Bd NULL", ssm_diag_step(1, 2, 3, x, A, NULL, A, D, u, y)},
+        {"step C NULL", ssm_diag_step(1, 2, 3, x, A, A, NULL, D, u, y)},
+        {"step x NULL", ssm_diag_step(1, 2, 3, NULL, A, A, A, D, u, y)},
+        {"step u NULL", ssm_diag_step(1, 2, 3, x, A, A, A, D, NULL, y)},
+        {"step y NULL", ssm_diag_step(1, 2, 3, x, A, A, A, D, u, NULL)},
+        {"step Ad Inf", ssm_diag_step(1, 2, 3, x, Ai, A, A, D, u, y)},
+        {"step Bd NaN", ssm_diag_step(1, 2, 3, x, A, An, A, D, u, y)},
+        {"step D NaN", ssm_diag_step(1, 2, 3, x, A, A, A, Dn, u, y)},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         ck_assert_msg(t[i].got == SSM_ERR_ARG, "%s: got %d, want SSM_ERR_ARG", t[i].what, (int)t[i].got);

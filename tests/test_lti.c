@@ -191,7 +191,7 @@ START_TEST(in_place_state_and_steps)
     double *ys = tu_alloc((size_t)(B * no * L), sizeof(double));
     for (int64_t t = 0; t < L; t++) {
         for (int64_t b = 0; b < B; b++) ub[b] = q.u[b * L + t];
-        ck_assert_int_eq(ssm_lti_step(B, n, no, q.Ad, q.Bd, q.C, q.D, x, ub, yb), SSM_OK);
+        ck_assert_int_eq(ssm_lti_step(B, n, no, x, q.Ad, q.Bd, q.C, q.D, ub, yb), SSM_OK);
         for (int64_t b = 0; b < B; b++)
             for (int64_t o = 0; o < no; o++) ys[(b * no + o) * L + t] = yb[b * no + o];
     }
@@ -202,7 +202,7 @@ START_TEST(in_place_state_and_steps)
     memcpy(xs, q.x0, (size_t)(B * n) * sizeof(float));
     for (int64_t b = 0; b < B; b++) ub[b] = q.u[b * L];
     float *ya = tu_alloc((size_t)(B * no), sizeof(float));
-    ck_assert_int_eq(ssm_lti_step(B, n, no, q.Ad, q.Bd, q.C, q.D, x, ub, yb), SSM_OK);
+    ck_assert_int_eq(ssm_lti_step(B, n, no, x, q.Ad, q.Bd, q.C, q.D, ub, yb), SSM_OK);
     ck_assert_int_eq(ssm_lti_scan(B, n, no, 1, q.Ad, q.Bd, q.C, q.D, ub, xs, xs, ya), SSM_OK);
     ck_assert(memcmp(x, xs, (size_t)(B * n) * sizeof(float)) == 0);
     ck_assert(memcmp(ya, yb, (size_t)(B * no) * sizeof(float)) == 0);
@@ -277,7 +277,7 @@ START_TEST(bad_arguments)
     /* The step has no L: skip the cases that only L makes bad (L < 1, or a
      * product that overflows only with L). */
     if (c->L >= 1 && c->batch != (INT64_C(1) << 40))
-        ck_assert_msg(ssm_lti_step(c->batch, c->n, c->nout, pAd, pBd, pC, D, px,
+        ck_assert_msg(ssm_lti_step(c->batch, c->n, c->nout, px, pAd, pBd, pC, D,
                                    pu, py) == SSM_ERR_ARG, "step: %s", c->what);
 }
 END_TEST
@@ -294,7 +294,7 @@ START_TEST(valid_minimal_calls)
     /* impulse response, row 0: K_0[l] = C_0 Ad^l Bd = (Ad^l Bd)_0 */
     ck_assert_float_eq(y[0], 1.0f);
     ck_assert_float_eq_tol(y[1], 0.5f * 1 + 0.1f * 2, 1e-6f);
-    ck_assert_int_eq(ssm_lti_step(2, 3, 2, Ad, Bd, C, NULL, x, u, y), SSM_OK);
+    ck_assert_int_eq(ssm_lti_step(2, 3, 2, x, Ad, Bd, C, NULL, u, y), SSM_OK);
 }
 END_TEST
 

@@ -233,11 +233,11 @@ START_TEST(test_layer_step_split)
     float complex *xh = tu_alloc((size_t)(Bt * H * n), sizeof *xh);
     tu_fill_normal_f(&r, u, Bt * H * L, 1.0);
     ck_assert_int_eq(ssm_s4d_layer_forward(ly, SSM_MODE_RECURRENT, Bt, L, u, yf), SSM_OK);
-    ck_assert_int_eq(ssm_s4d_layer_forward_state(ly, Bt, L, u, NULL, xw, yst), SSM_OK);
+    ck_assert_int_eq(ssm_s4d_layer_forward_state(ly, NULL, xw, Bt, L, u, yst), SSM_OK);
     ck_assert_msg(memcmp(yf, yst, sizeof(float) * (size_t)(Bt * H * L)) == 0, "forward_state != forward");
     for (int64_t t = 0; t < L; t++) {
         for (int64_t row = 0; row < Bt * H; row++) ut[row] = u[row * L + t];
-        ck_assert_int_eq(ssm_s4d_layer_step(ly, Bt, x, ut, yt), SSM_OK);
+        ck_assert_int_eq(ssm_s4d_layer_step(ly, x, Bt, ut, yt), SSM_OK);
         for (int64_t row = 0; row < Bt * H; row++) yst[row * L + t] = yt[row];
     }
     ck_assert_msg(memcmp(yf, yst, sizeof(float) * (size_t)(Bt * H * L)) == 0, "step != forward");
@@ -246,8 +246,8 @@ START_TEST(test_layer_step_split)
         memcpy(u1 + row * L1, u + row * L, sizeof(float) * (size_t)L1);
         memcpy(u2 + row * L2, u + row * L + L1, sizeof(float) * (size_t)L2);
     }
-    ck_assert_int_eq(ssm_s4d_layer_forward_state(ly, Bt, L1, u1, NULL, xh, y1), SSM_OK);
-    ck_assert_int_eq(ssm_s4d_layer_forward_state(ly, Bt, L2, u2, xh, xh, y2), SSM_OK);
+    ck_assert_int_eq(ssm_s4d_layer_forward_state(ly, NULL, xh, Bt, L1, u1, y1), SSM_OK);
+    ck_assert_int_eq(ssm_s4d_layer_forward_state(ly, xh, xh, Bt, L2, u2, y2), SSM_OK);
     for (int64_t row = 0; row < Bt * H; row++) {
         memcpy(ysp + row * L, y1 + row * L1, sizeof(float) * (size_t)L1);
         memcpy(ysp + row * L + L1, y2 + row * L2, sizeof(float) * (size_t)L2);
@@ -445,19 +445,19 @@ START_TEST(test_layer_bad_args)
         {"fwd L too large for FFT", ssm_s4d_layer_forward(ly, SSM_MODE_CONV, 1, (int64_t)INT_MAX / 2 + 1, u, y)},
         {"fwd u NULL", ssm_s4d_layer_forward(ly, SSM_MODE_CONV, 1, 8, NULL, y)},
         {"fwd y NULL", ssm_s4d_layer_forward(ly, SSM_MODE_RECURRENT, 1, 8, u, NULL)},
-        {"fst NULL layer", ssm_s4d_layer_forward_state(NULL, 1, 8, u, NULL, NULL, y)},
-        {"fst batch 0", ssm_s4d_layer_forward_state(ly, 0, 8, u, NULL, NULL, y)},
-        {"fst L 0", ssm_s4d_layer_forward_state(ly, 1, 0, u, NULL, NULL, y)},
-        {"fst overflow", ssm_s4d_layer_forward_state(ly, 1, BIG, u, NULL, NULL, y)},
-        {"fst u NULL", ssm_s4d_layer_forward_state(ly, 1, 8, NULL, x, x, y)},
-        {"fst y NULL", ssm_s4d_layer_forward_state(ly, 1, 8, u, x, x, NULL)},
-        {"step NULL layer", ssm_s4d_layer_step(NULL, 1, x, u, y)},
-        {"step batch 0", ssm_s4d_layer_step(ly, 0, x, u, y)},
-        {"step batch -2", ssm_s4d_layer_step(ly, -2, x, u, y)},
-        {"step overflow", ssm_s4d_layer_step(ly, BIG, x, u, y)},
-        {"step x NULL", ssm_s4d_layer_step(ly, 1, NULL, u, y)},
-        {"step u NULL", ssm_s4d_layer_step(ly, 1, x, NULL, y)},
-        {"step y NULL", ssm_s4d_layer_step(ly, 1, x, u, NULL)},
+        {"fst NULL layer", ssm_s4d_layer_forward_state(NULL, NULL, NULL, 1, 8, u, y)},
+        {"fst batch 0", ssm_s4d_layer_forward_state(ly, NULL, NULL, 0, 8, u, y)},
+        {"fst L 0", ssm_s4d_layer_forward_state(ly, NULL, NULL, 1, 0, u, y)},
+        {"fst overflow", ssm_s4d_layer_forward_state(ly, NULL, NULL, 1, BIG, u, y)},
+        {"fst u NULL", ssm_s4d_layer_forward_state(ly, x, x, 1, 8, NULL, y)},
+        {"fst y NULL", ssm_s4d_layer_forward_state(ly, x, x, 1, 8, u, NULL)},
+        {"step NULL layer", ssm_s4d_layer_step(NULL, x, 1, u, y)},
+        {"step batch 0", ssm_s4d_layer_step(ly, x, 0, u, y)},
+        {"step batch -2", ssm_s4d_layer_step(ly, x, -2, u, y)},
+        {"step overflow", ssm_s4d_layer_step(ly, x, BIG, u, y)},
+        {"step x NULL", ssm_s4d_layer_step(ly, NULL, 1, u, y)},
+        {"step u NULL", ssm_s4d_layer_step(ly, x, 1, NULL, y)},
+        {"step y NULL", ssm_s4d_layer_step(ly, x, 1, u, NULL)},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         ck_assert_msg(t[i].got == SSM_ERR_ARG, "%s: got %d, want SSM_ERR_ARG", t[i].what, (int)t[i].got);

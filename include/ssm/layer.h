@@ -93,7 +93,7 @@ SSM_API ssm_status ssm_s4d_layer_get_discrete(const ssm_s4d_layer *layer,
 SSM_API ssm_status ssm_s4d_layer_kernel(const ssm_s4d_layer *layer, int64_t L,
                                         float *K);
 
-/* y = layer(u) over [batch][H][L] from the zero state.
+/* y = layer(x) over [batch][H][L] from the zero state.
  *   SSM_MODE_CONV: FFT convolution with the kernel of length L.  The FFT
  *     plan and kernel spectra of the last L are cached in the layer and
  *     rebuilt when L or the parameters change (first call for an L costs
@@ -107,27 +107,26 @@ SSM_API ssm_status ssm_s4d_layer_kernel(const ssm_s4d_layer *layer, int64_t L,
  * Concurrent calls on one layer are safe. */
 SSM_API ssm_status ssm_s4d_layer_forward(ssm_s4d_layer *layer, ssm_mode mode,
                                          int64_t batch, int64_t L,
-                                         const float *u, float *y);
+                                         const float *x, float *y);
 
-/* Recurrent forward with explicit state: x0 [batch][H][N] or NULL (zeros),
- * x_last [batch][H][N] or NULL (not wanted); x0 == x_last allowed (state
+/* Recurrent forward with explicit state: h0 [batch][H][N] or NULL (zeros),
+ * h_last [batch][H][N] or NULL (not wanted); h0 == h_last allowed (state
  * carried in place), so a sequence may be fed in pieces: the pieces give
- * the bytes of the whole.  With x0 NULL: the bytes of forward in
+ * the bytes of the whole.  With h0 NULL: the bytes of forward in
  * SSM_MODE_RECURRENT.  Errors: SSM_ERR_ARG (NULL, sizes < 1, overflow),
  * SSM_ERR_NOMEM.  Reentrant. */
 SSM_API ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
+                                               const ssm_cfloat *h0,
+                                               ssm_cfloat *h_last,
                                                int64_t batch, int64_t L,
-                                               const float *u,
-                                               const ssm_cfloat *x0,
-                                               ssm_cfloat *x_last,
-                                               float *y);
+                                               const float *x, float *y);
 
-/* One sample per channel (streaming inference): x [batch][H][N] updated in
- * place (start from zeros), u, y [batch][H].  L steps give bit for bit the
+/* One sample per channel (streaming inference): h [batch][H][N] updated in
+ * place (start from zeros), x, y [batch][H].  L steps give bit for bit the
  * recurrent forward of length L.  Errors: SSM_ERR_ARG (NULL, batch < 1,
  * overflow), SSM_ERR_NOMEM.  Reentrant. */
-SSM_API ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, int64_t batch,
-                                      ssm_cfloat *x, const float *u,
+SSM_API ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, ssm_cfloat *h,
+                                      int64_t batch, const float *x,
                                       float *y);
 
 #ifdef __cplusplus

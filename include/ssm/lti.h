@@ -18,36 +18,36 @@ extern "C" {
 
 /* Dense real LTI recurrence, per batch row b and step t (HiPPO, Gu et al.
  * 2020, eq. (4) discretized; S4, Gu et al. 2022, eq. (3)):
- *   x_t       = Ad x_{t-1} + Bd u[b][t]          (x_{-1} = x0[b], or 0)
- *   y[b][o][t] = C[o] . x_t + D[o] u[b][t]       (D NULL: no D term)
- * With x0 = 0 this equals the causal convolution
+ *   h_t       = Ad h_{t-1} + Bd u[b][t]          (h_{-1} = h0[b], or 0)
+ *   y[b][o][t] = C[o] . h_t + D[o] u[b][t]       (D NULL: no D term)
+ * With h0 = 0 this equals the causal convolution
  *   y[b][o][t] = sum_{s<=t} K_o[s] u[b][t-s] + D[o] u[b][t],
  *   K_o[s] = C[o] Ad^s Bd            (ssm_kernel_dense with C = row o).
  *
  * The state and every dot product are carried in double inside a call
- * (rounded to float only in y and x_last), each in a fixed order (state
- * column j = 0..N-1 into x, state index i = 0..N-1 into y), so the result
+ * (rounded to float only in y and h_last), each in a fixed order (state
+ * column j = 0..N-1 into h, state index i = 0..N-1 into y), so the result
  * does not depend on the number of OpenMP threads, bit for bit; batch rows
  * run in parallel when there is enough work.
  *
- * Ad, Bd, C, u, y: required.  D, x0, x_last: may be NULL.  x0 == x_last is
+ * Ad, Bd, C, u, y: required.  D, h0, h_last: may be NULL.  h0 == h_last is
  * allowed (the state is carried in place); y must not overlap any input.
  * Errors: SSM_ERR_ARG (NULL required pointer, a size < 1, a size product
  * that overflows int64_t, non-finite Ad, Bd, C or D), SSM_ERR_NOMEM.
- * u and x0 are sequence data: never inspected.  Thread-safe (no shared
+ * u and h0 are sequence data: never inspected.  Thread-safe (no shared
  * state); allocates O(N*N + N*O) scratch per call. */
 SSM_API ssm_status ssm_lti_scan(int64_t batch, int64_t n, int64_t nout,
                                 int64_t L, const float *Ad, const float *Bd,
                                 const float *C, const float *D,
-                                const float *u, const float *x0,
-                                float *x_last, float *y);
+                                const float *u, const float *h0,
+                                float *h_last, float *y);
 
-/* One step of the same recurrence for streaming: x [B][N] is read and
+/* One step of the same recurrence for streaming: h [B][N] is read and
  * updated in place, u [B], y [B][O].  Bit for bit ssm_lti_scan with L = 1
- * and x0 = x_last = x.  Errors and thread-safety as ssm_lti_scan. */
+ * and h0 = h_last = h.  Errors and thread-safety as ssm_lti_scan. */
 SSM_API ssm_status ssm_lti_step(int64_t batch, int64_t n, int64_t nout,
-                                const float *Ad, const float *Bd,
-                                const float *C, const float *D, float *x,
+                                float *h, const float *Ad, const float *Bd,
+                                const float *C, const float *D,
                                 const float *u, float *y);
 
 #ifdef __cplusplus

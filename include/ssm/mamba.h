@@ -99,13 +99,23 @@ SSM_API ssm_status ssm_blas_describe(char *buf, int64_t size);
 
 /* ---- configuration and parameters ---- */
 
+/* Filled by users: start from ssm_mamba_config_init(&cfg), then set the
+ * fields.  struct_size lets the struct grow without breaking the ABI: a
+ * program compiled against an older header passes its smaller size, and
+ * the library takes defaults for the fields it did not know about (the
+ * scheme of Win32's cbSize).  A struct_size smaller than this first
+ * version or larger than the library's is SSM_ERR_ARG. */
 typedef struct ssm_mamba_config {
+    uint32_t struct_size; /* sizeof(ssm_mamba_config), set by _init */
     int64_t d_model;   /* Dm >= 1 (required) */
     int64_t d_state;   /* N, 0: 16 */
     int64_t d_conv;    /* K, 0: 4 */
     int64_t expand;    /* Di = expand * Dm, 0: 2 */
     int64_t dt_rank;   /* R, 0: ceil(Dm / 16) */
 } ssm_mamba_config;
+
+/* Zeroes *cfg (every size takes its default) and sets struct_size. */
+SSM_API void ssm_mamba_config_init(ssm_mamba_config *cfg);
 
 typedef enum ssm_mamba_param {
     SSM_MAMBA_IN_PROJ   = 0,
@@ -119,15 +129,6 @@ typedef enum ssm_mamba_param {
     SSM_MAMBA_OUT_PROJ  = 8
 } ssm_mamba_param;
 #define SSM_MAMBA_NPARAMS 9
-
-/* Per-stage wall-clock seconds, accumulated (+=) by the _ex functions:
- * for benchmarks.  Transposes are folded into the GEMMs (see above). */
-typedef struct ssm_mamba_timing {
-    double gemm;   /* in_proj, x_proj, dt_proj, out_proj (CBLAS) */
-    double conv;   /* causal depthwise conv + bias + silu, conv-state shift */
-    double scan;   /* ssm_selective_scan / ssm_selective_step */
-    double norm;   /* RMSNorm, residual adds and copies (stack only) */
-} ssm_mamba_timing;
 
 typedef struct ssm_mamba ssm_mamba;
 typedef struct ssm_mamba_state ssm_mamba_state;
@@ -198,25 +199,15 @@ SSM_API ssm_status ssm_mamba_state_set(ssm_mamba_state *st, int64_t batch,
  * Errors: SSM_ERR_ARG (NULL, batch or L < 1, L + K - 1 > INT_MAX,
  * overflow, st made for another shape, batch > st's max batch),
  * SSM_ERR_NOMEM.  Reentrant (const block). */
-SSM_API ssm_status ssm_mamba_forward(const ssm_mamba *blk, int64_t batch,
-                                     int64_t L, const float *x, float *y,
-                                     ssm_mamba_state *st);
-/* The same, adding the time spent per stage to *timing (NULL: not timed). */
-SSM_API ssm_status ssm_mamba_forward_ex(const ssm_mamba *blk, int64_t batch,
-                                        int64_t L, const float *x, float *y,
-                                        ssm_mamba_state *st,
-                                        ssm_mamba_timing *timing);
+SSM_API ssm_status ssm_mamba_forward(const ssm_mamba *blk, ssm_mamba_state *st,
+                                     int64_t batch, int64_t L, const float *x,
+                                     float *y);
 
 /* One token per sequence: x, y [batch][Dm] (y may equal x), st updated in
  * place.  No allocation.  Errors: SSM_ERR_ARG (NULL, batch < 1, batch >
  * st's max batch, st made for another shape). */
 SSM_API ssm_status ssm_mamba_step(const ssm_mamba *blk, ssm_mamba_state *st,
                                   int64_t batch, const float *x, float *y);
-/* The same, adding the time spent per stage to *timing (NULL: not timed). */
-SSM_API ssm_status ssm_mamba_step_ex(const ssm_mamba *blk,
-                                     ssm_mamba_state *st, int64_t batch,
-                                     const float *x, float *y,
-                                     ssm_mamba_timing *timing);
 
 /* ---- residual stack with RMSNorm ---- */
 
@@ -264,15 +255,9 @@ SSM_API ssm_status ssm_mamba_stack_state_reset(ssm_mamba_stack_state *st);
  * x), st as in ssm_mamba_forward.  Allocates one workspace for the call.
  * Errors: as ssm_mamba_forward. */
 SSM_API ssm_status ssm_mamba_stack_forward(const ssm_mamba_stack *stk,
-                                           int64_t batch, int64_t L,
-                                           const float *x, float *y,
-                                           ssm_mamba_stack_state *st);
-/* The same, adding the time spent per stage to *timing (NULL: not timed). */
-SSM_API ssm_status ssm_mamba_stack_forward_ex(const ssm_mamba_stack *stk,
-                                              int64_t batch, int64_t L,
-                                              const float *x, float *y,
-                                              ssm_mamba_stack_state *st,
-                                              ssm_mamba_timing *timing);
+                                           ssm_mamba_stack_state *st, int64_t batch,
+                                           int64_t L, const float *x,
+                                           float *y);
 
 /* One token per sequence through every layer: x, y [batch][Dm] (y may
  * equal x).  No allocation.  Errors: as ssm_mamba_step. */
@@ -280,12 +265,6 @@ SSM_API ssm_status ssm_mamba_stack_step(const ssm_mamba_stack *stk,
                                         ssm_mamba_stack_state *st,
                                         int64_t batch, const float *x,
                                         float *y);
-/* The same, adding the time spent per stage to *timing (NULL: not timed). */
-SSM_API ssm_status ssm_mamba_stack_step_ex(const ssm_mamba_stack *stk,
-                                           ssm_mamba_stack_state *st,
-                                           int64_t batch, const float *x,
-                                           float *y,
-                                           ssm_mamba_timing *timing);
 
 #ifdef __cplusplus
 }

@@ -82,11 +82,11 @@ SSM_API ssm_status ssm_selective_step(int64_t batch, int64_t dim,
 /* ---- recurrent twin (S4D eq. (2), diagonal Abar) ------------------------
  *
  * Diagonal complex LTI recurrence, per batch b, channel c, mode k, step t:
- *   x[k] = Ad[c,k] x[k] + Bd[c,k] u[b,c,t]
- *   y[b,c,t] = Re(sum_k C[c,k] x[k]) + D[c] u[b,c,t]
+ *   h[k] = Ad[c,k] h[k] + Bd[c,k] u[b,c,t]
+ *   y[b,c,t] = Re(sum_k C[c,k] h[k]) + D[c] u[b,c,t]
  * Shapes: Ad, Bd, C [channels][n]; D [channels] or NULL;
- * x0, x_last [batch][channels][n] or NULL (zero initial state / final
- * state not wanted); u, y [batch][channels][L].  x0 == x_last is allowed
+ * h0, h_last [batch][channels][n] or NULL (zero initial state / final
+ * state not wanted); u, y [batch][channels][L].  h0 == h_last is allowed
  * (state carried in place); y must not overlap the inputs.
  * For a conjugate-halved S4D system pass 2*C (the state of the other half
  * is the conjugate, so Re doubles).
@@ -94,25 +94,24 @@ SSM_API ssm_status ssm_selective_step(int64_t batch, int64_t dim,
  * tree): the same bytes for any number of OpenMP threads (parallel over
  * (batch, channel) rows) and any vector width.  O(batch channels n L).
  * Errors: SSM_ERR_ARG (Ad, Bd, C, u, y NULL, sizes < 1 or overflowing,
- * non-finite Ad, Bd, C or D), SSM_ERR_NOMEM.  u and x0 are not inspected.
+ * non-finite Ad, Bd, C or D), SSM_ERR_NOMEM.  u and h0 are not inspected.
  * Reentrant. */
 SSM_API ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n,
                                  int64_t L, const ssm_cfloat *Ad,
                                  const ssm_cfloat *Bd,
                                  const ssm_cfloat *C, const float *D,
-                                 const float *u, const ssm_cfloat *x0,
-                                 ssm_cfloat *x_last, float *y);
+                                 const float *u, const ssm_cfloat *h0,
+                                 ssm_cfloat *h_last, float *y);
 
 /* One step of the same recurrence for streaming (one sample per channel):
- * x [batch][channels][n] is read and updated in place; u, y
+ * h [batch][channels][n] is read and updated in place; u, y
  * [batch][channels].  Bit for bit ssm_diag_scan with L = 1 and
- * x0 == x_last == x (it runs the very same code), so L calls equal one scan
- * of length L.  Errors: as ssm_diag_scan, and x NULL.  Reentrant. */
+ * h0 == h_last == h (it runs the very same code), so L calls equal one scan
+ * of length L.  Errors: as ssm_diag_scan, and h NULL.  Reentrant. */
 SSM_API ssm_status ssm_diag_step(int64_t batch, int64_t channels, int64_t n,
-                                 const ssm_cfloat *Ad,
-                                 const ssm_cfloat *Bd,
-                                 const ssm_cfloat *C, const float *D,
-                                 ssm_cfloat *x, const float *u, float *y);
+                                 ssm_cfloat *h, const ssm_cfloat *Ad,
+                                 const ssm_cfloat *Bd, const ssm_cfloat *C,
+                                 const float *D, const float *u, float *y);
 
 #ifdef __cplusplus
 }

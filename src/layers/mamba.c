@@ -23,11 +23,12 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include <cblas.h>
 
-#include "internal.h"
+#include "layers/layers_internal.h"
 
 /* ------------------------------------------------------------------ */
 /* BLAS identification                                                */
@@ -153,12 +154,28 @@ static double now_s(void)
 /* ------------------------------------------------------------------ */
 /* configuration                                                      */
 
+void ssm_mamba_config_init(ssm_mamba_config *cfg)
+{
+    if (!cfg) return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->struct_size = (uint32_t)sizeof *cfg;
+}
+
+/* The first published layout ends after dt_rank: a caller's struct_size
+ * must cover at least that much and at most what this library knows. */
+#define SSMI_MAMBA_CONFIG_V1 (offsetof(ssm_mamba_config, dt_rank) + sizeof(int64_t))
+
 ssm_status ssm_mamba_config_resolve(const ssm_mamba_config *cfg,
                                     ssm_mamba_config *out)
 {
     if (!cfg || !out)
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_config c = *cfg;
+    if (cfg->struct_size < SSMI_MAMBA_CONFIG_V1 || cfg->struct_size > sizeof *cfg)
+        return SSM_FAIL(SSM_ERR_ARG);
+    ssm_mamba_config c;
+    ssm_mamba_config_init(&c);
+    memcpy(&c, cfg, cfg->struct_size);
+    c.struct_size = (uint32_t)sizeof c;
     if (c.d_model < 1 || c.d_state < 0 || c.d_conv < 0 || c.expand < 0 ||
         c.dt_rank < 0)
         return SSM_FAIL(SSM_ERR_ARG);
@@ -287,6 +304,7 @@ ssm_status ssm_mamba_get_config(const ssm_mamba *blk, ssm_mamba_config *cfg)
 {
     if (!blk || !cfg)
         return SSM_FAIL(SSM_ERR_ARG);
+    ssm_mamba_config_init(cfg);
     cfg->d_model = blk->dm;
     cfg->d_state = blk->n;
     cfg->d_conv = blk->k;
@@ -497,7 +515,7 @@ static int64_t block_ws_count(const ssm_mamba *m, int64_t B, int64_t L)
 
 static ssm_status block_forward_ws(const ssm_mamba *m, int64_t B, int64_t L,
                              const float *x, float *y, ssm_mamba_state *st,
-                             float *ws, ssm_mamba_timing *tm)
+                             float *ws, ssmi_mamba_timing *tm)
 {
     const int64_t dm = m->dm, di = m->di, n = m->n, k = m->k, r = m->r;
     const int64_t lp = L + k - 1;
@@ -615,9 +633,9 @@ static ssm_status block_forward_check(const ssm_mamba *m, int64_t B, int64_t L,
     return SSM_OK;
 }
 
-ssm_status ssm_mamba_forward_ex(const ssm_mamba *blk, int64_t batch, int64_t L,
-                                const float *x, float *y, ssm_mamba_state *st,
-                                ssm_mamba_timing *timing)
+ssm_status ssmi_mamba_forward_ex(const ssm_mamba *blk, ssm_mamba_state *st, int64_t batch,
+                                int64_t L, const float *x, float *y,
+                                ssmi_mamba_timing *timing)
 {
     SSM_TRY(block_forward_check(blk, batch, L, x, y, st));
     int64_t nws = block_ws_count(blk, batch, L);
@@ -631,17 +649,17 @@ ssm_status ssm_mamba_forward_ex(const ssm_mamba *blk, int64_t batch, int64_t L,
     return e;
 }
 
-ssm_status ssm_mamba_forward(const ssm_mamba *blk, int64_t batch, int64_t L,
-                             const float *x, float *y, ssm_mamba_state *st)
+ssm_status ssm_mamba_forward(const ssm_mamba *blk, ssm_mamba_state *st, int64_t batch,
+                             int64_t L, const float *x, float *y)
 {
-    return ssm_mamba_forward_ex(blk, batch, L, x, y, st, NULL);
+    return ssmi_mamba_forward_ex(blk, st, batch, L, x, y, NULL);
 }
 
 /* ------------------------------------------------------------------ */
 /* block step                                                         */
 
 static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t B,
-                          const float *x, float *y, ssm_mamba_timing *tm)
+                          const float *x, float *y, ssmi_mamba_timing *tm)
 {
     const int64_t dm = m->dm, di = m->di, n = m->n, k = m->k, r = m->r;
     const float *win = m->p[SSM_MAMBA_IN_PROJ];
@@ -686,9 +704,9 @@ static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t
     return SSM_OK;
 }
 
-ssm_status ssm_mamba_step_ex(const ssm_mamba *blk, ssm_mamba_state *st,
+ssm_status ssmi_mamba_step_ex(const ssm_mamba *blk, ssm_mamba_state *st,
                              int64_t batch, const float *x, float *y,
-                             ssm_mamba_timing *timing)
+                             ssmi_mamba_timing *timing)
 {
     if (!blk || !st || !x || !y || batch < 1 || batch > st->maxb ||
         !state_matches(st, blk))
@@ -699,7 +717,7 @@ ssm_status ssm_mamba_step_ex(const ssm_mamba *blk, ssm_mamba_state *st,
 ssm_status ssm_mamba_step(const ssm_mamba *blk, ssm_mamba_state *st,
                           int64_t batch, const float *x, float *y)
 {
-    return ssm_mamba_step_ex(blk, st, batch, x, y, NULL);
+    return ssmi_mamba_step_ex(blk, st, batch, x, y, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -896,10 +914,10 @@ static void add_inplace(int64_t cnt, float *y, const float *a)
         y[i] += a[i];
 }
 
-ssm_status ssm_mamba_stack_forward_ex(const ssm_mamba_stack *stk, int64_t batch,
-                                      int64_t L, const float *x, float *y,
-                                      ssm_mamba_stack_state *st,
-                                      ssm_mamba_timing *timing)
+ssm_status ssmi_mamba_stack_forward_ex(const ssm_mamba_stack *stk, ssm_mamba_stack_state *st,
+                                      int64_t batch, int64_t L, const float *x,
+                                      float *y,
+                                      ssmi_mamba_timing *timing)
 {
     int64_t ntok, nact, nblk = 0;
     if (!stk || !x || !y || batch < 1 || L < 1 || batch > INT_MAX ||
@@ -947,17 +965,17 @@ ssm_status ssm_mamba_stack_forward_ex(const ssm_mamba_stack *stk, int64_t batch,
     return e;
 }
 
-ssm_status ssm_mamba_stack_forward(const ssm_mamba_stack *stk, int64_t batch,
-                                   int64_t L, const float *x, float *y,
-                                   ssm_mamba_stack_state *st)
+ssm_status ssm_mamba_stack_forward(const ssm_mamba_stack *stk, ssm_mamba_stack_state *st,
+                                   int64_t batch, int64_t L, const float *x,
+                                   float *y)
 {
-    return ssm_mamba_stack_forward_ex(stk, batch, L, x, y, st, NULL);
+    return ssmi_mamba_stack_forward_ex(stk, st, batch, L, x, y, NULL);
 }
 
-ssm_status ssm_mamba_stack_step_ex(const ssm_mamba_stack *stk,
+ssm_status ssmi_mamba_stack_step_ex(const ssm_mamba_stack *stk,
                                    ssm_mamba_stack_state *st, int64_t batch,
                                    const float *x, float *y,
-                                   ssm_mamba_timing *timing)
+                                   ssmi_mamba_timing *timing)
 {
     if (!stk || !st || !x || !y || batch < 1 || batch > st->maxb ||
         !stack_state_matches(st, stk))
@@ -984,5 +1002,5 @@ ssm_status ssm_mamba_stack_step(const ssm_mamba_stack *stk,
                                 ssm_mamba_stack_state *st, int64_t batch,
                                 const float *x, float *y)
 {
-    return ssm_mamba_stack_step_ex(stk, st, batch, x, y, NULL);
+    return ssmi_mamba_stack_step_ex(stk, st, batch, x, y, NULL);
 }

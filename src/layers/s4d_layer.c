@@ -401,9 +401,9 @@ ssm_status ssm_s4d_layer_forward(ssm_s4d_layer *layer, ssm_mode mode,
 }
 
 ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
+                                       const float complex *x0, float complex *x_last,
                                        int64_t batch, int64_t L,
-                                       const float *u, const float complex *x0,
-                                       float complex *x_last, float *y)
+                                       const float *u, float *y)
 {
     int64_t t;
     if (layer == NULL || u == NULL || y == NULL ||
@@ -415,8 +415,8 @@ ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
                                    x_last, y);
 }
 
-ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, int64_t batch,
-                              float complex *x, const float *u, float *y)
+ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, float complex *x,
+                              int64_t batch, const float *u, float *y)
 {
     int64_t t;
     if (layer == NULL || x == NULL || u == NULL || y == NULL ||

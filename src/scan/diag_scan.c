@@ -161,9 +161,9 @@ ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n, int64_t L,
 }
 
 ssm_status ssm_diag_step(int64_t batch, int64_t channels, int64_t n,
-                         const float complex *Ad, const float complex *Bd,
-                         const float complex *C, const float *D,
-                         float complex *x, const float *u, float *y)
+                         float complex *x, const float complex *Ad,
+                         const float complex *Bd, const float complex *C,
+                         const float *D, const float *u, float *y)
 {
     if (x == NULL) return SSM_FAIL(SSM_ERR_ARG);
     SSM_TRY(scan_check(batch, channels, n, 1, Ad, Bd, C, D, u, y));

@@ -174,8 +174,8 @@ ssm_status ssm_lti_scan(int64_t batch, int64_t n, int64_t nout, int64_t L,
 }
 
 ssm_status ssm_lti_step(int64_t batch, int64_t n, int64_t nout,
-                        const float *Ad, const float *Bd, const float *C,
-                        const float *D, float *x, const float *u, float *y)
+                        float *x, const float *Ad, const float *Bd,
+                        const float *C, const float *D, const float *u, float *y)
 {
     if (!x)
         return SSM_FAIL(SSM_ERR_ARG);

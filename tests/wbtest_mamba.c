@@ -22,6 +22,7 @@
  */
 #include <ssm.h>
 #include "testutil.h"
+#include "layers/layers_internal.h"
 
 #define U_F (FLT_EPSILON / 2.0)
 
@@ -242,7 +243,7 @@ static const shape block_shapes[] = {
 
 static ssm_mamba *make_block(const shape *s, uint64_t seed, ssm_mamba_config *rc)
 {
-    ssm_mamba_config c = { s->dm, s->n, s->k, s->expand, s->r };
+    ssm_mamba_config c = { sizeof(ssm_mamba_config), s->dm, s->n, s->k, s->expand, s->r };
     ssm_mamba *blk = NULL;
     ck_assert_int_eq(ssm_mamba_create(&blk, &c, seed), SSM_OK);
     ck_assert_ptr_nonnull(blk);
@@ -275,7 +276,7 @@ START_TEST(block_forward_matches_reference)
     tu_fill_normal_f(&g, x, cnt, 1.0);
     for (int64_t i = 0; i < cnt; i++)
         xd[i] = x[i];
-    ck_assert_int_eq(ssm_mamba_forward(blk, s->B, s->L, x, y, NULL), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_forward(blk, NULL, s->B, s->L, x, y), SSM_OK);
     refblk rb;
     ref_load(&rb, blk);
     ref_block(&rb, s->B, s->L, xd, yr);
@@ -285,7 +286,7 @@ START_TEST(block_forward_matches_reference)
                  (long long)c.d_state, (long long)c.d_conv, (long long)c.dt_rank,
                  (long long)s->B, (long long)s->L);
     /* In place (y == x) gives the same output. */
-    ck_assert_int_eq(ssm_mamba_forward(blk, s->B, s->L, x, x, NULL), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_forward(blk, NULL, s->B, s->L, x, x), SSM_OK);
     ck_assert_int_eq(memcmp(x, y, (size_t)cnt * sizeof *x), 0);
     ref_free(&rb);
     free(x); free(y); free(xd); free(yr);
@@ -312,7 +313,7 @@ START_TEST(block_forward_equals_steps)
     float *yt = tu_alloc((size_t)(B * dm), sizeof *yt);
     tu_fill_normal_f(&g, x, cnt, 1.0);
     double tol = rc_tol(&c, L);
-    ck_assert_int_eq(ssm_mamba_forward(blk, B, L, x, yf, NULL), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_forward(blk, NULL, B, L, x, yf), SSM_OK);
 
     /* A state made for a larger batch than used. */
     ssm_mamba_state *st = NULL;
@@ -335,7 +336,7 @@ START_TEST(block_forward_equals_steps)
         float *h1 = tu_alloc((size_t)nh, sizeof(float)), *h2 = tu_alloc((size_t)nh, sizeof(float));
         ck_assert_int_eq(ssm_mamba_state_get(st, B, cs1, h1), SSM_OK);
         ck_assert_int_eq(ssm_mamba_state_reset(st), SSM_OK);
-        ck_assert_int_eq(ssm_mamba_forward(blk, B, L, x, yp, st), SSM_OK);
+        ck_assert_int_eq(ssm_mamba_forward(blk, st, B, L, x, yp), SSM_OK);
         ck_assert_int_eq(ssm_mamba_state_get(st, B, cs2, h2), SSM_OK);
         CHECK_ERR(tu_relerr_ff(cs1, cs2, nc), tol, "conv state: steps vs forward");
         CHECK_ERR(tu_relerr_ff(h1, h2, nh), tol, "SSM state: steps vs forward");
@@ -366,7 +367,7 @@ START_TEST(block_forward_equals_steps)
         }
         for (int pass = 0; pass < 2; pass++) {
             ck_assert_int_eq(ssm_mamba_state_reset(st), SSM_OK);
-            ck_assert_int_eq(ssm_mamba_forward(blk, B, P, xp, ypp, st), SSM_OK);
+            ck_assert_int_eq(ssm_mamba_forward(blk, st, B, P, xp, ypp), SSM_OK);
             if (pass == 0) {
                 for (int64_t t = P; t < L; t++) {
                     for (int64_t b = 0; b < B; b++)
@@ -377,7 +378,7 @@ START_TEST(block_forward_equals_steps)
                                (size_t)dm * sizeof *x);
                 }
             } else {
-                ck_assert_int_eq(ssm_mamba_forward(blk, B, L - P, xq, yq, st), SSM_OK);
+                ck_assert_int_eq(ssm_mamba_forward(blk, st, B, L - P, xq, yq), SSM_OK);
             }
             for (int64_t b = 0; b < B; b++) {
                 memcpy(yp + b * L * dm, ypp + b * P * dm, (size_t)(P * dm) * sizeof *x);
@@ -403,7 +404,7 @@ END_TEST
 
 static ssm_mamba_stack *make_stack(int64_t dm, int64_t nl, uint64_t seed)
 {
-    ssm_mamba_config c = { dm, 0, 0, 0, 0 };
+    ssm_mamba_config c = { sizeof(ssm_mamba_config), dm, 0, 0, 0, 0 };
     ssm_mamba_stack *stk = NULL;
     ck_assert_int_eq(ssm_mamba_stack_create(&stk, &c, nl, seed), SSM_OK);
     tu_rng g = { seed ^ 0x5555 };
@@ -435,11 +436,11 @@ START_TEST(stack_matches_reference_and_steps)
     tu_fill_normal_f(&g, x, cnt, 1.0);
     double tol = (double)nl * block_tol(dm, 2 * dm, 2, 16, 4, L);
 
-    ck_assert_int_eq(ssm_mamba_stack_forward(stk, B, L, x, yf, NULL), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_stack_forward(stk, NULL, B, L, x, yf), SSM_OK);
     ref_stack(stk, B, L, x, yr);
     {   /* the timed variant computes the same, bit for bit, and times */
-        ssm_mamba_timing tm = { 0, 0, 0, 0 };
-        ck_assert_int_eq(ssm_mamba_stack_forward_ex(stk, B, L, x, yp, NULL, &tm), SSM_OK);
+        ssmi_mamba_timing tm = { 0, 0, 0, 0 };
+        ck_assert_int_eq(ssmi_mamba_stack_forward_ex(stk, NULL, B, L, x, yp, &tm), SSM_OK);
         ck_assert_int_eq(memcmp(yp, yf, (size_t)cnt * sizeof *yp), 0);
         ck_assert(tm.gemm >= 0 && tm.scan >= 0 && tm.conv >= 0 && tm.norm >= 0);
         ck_assert(tm.gemm + tm.scan + tm.conv + tm.norm > 0);
@@ -457,7 +458,7 @@ START_TEST(stack_matches_reference_and_steps)
             float *ypp = tu_alloc((size_t)(B * P * dm), sizeof *ypp);
             for (int64_t b = 0; b < B; b++)
                 memcpy(xp + b * P * dm, x + b * L * dm, (size_t)(P * dm) * sizeof *x);
-            ck_assert_int_eq(ssm_mamba_stack_forward(stk, B, P, xp, ypp, st), SSM_OK);
+            ck_assert_int_eq(ssm_mamba_stack_forward(stk, st, B, P, xp, ypp), SSM_OK);
             for (int64_t b = 0; b < B; b++)
                 memcpy(yp + b * L * dm, ypp + b * P * dm, (size_t)(P * dm) * sizeof *x);
             free(xp); free(ypp);
@@ -507,7 +508,7 @@ static void run_threads(int64_t dm, int64_t nl, int64_t B, int64_t L,
         tu_set_threads(th);
         y[th - 1] = tu_alloc((size_t)cnt, sizeof(float));
         ys[th - 1] = tu_alloc((size_t)(SB * dm), sizeof(float));
-        ck_assert_int_eq(ssm_mamba_stack_forward(stk, B, L, x, y[th - 1], NULL), SSM_OK);
+        ck_assert_int_eq(ssm_mamba_stack_forward(stk, NULL, B, L, x, y[th - 1]), SSM_OK);
         ssm_mamba_stack_state *st = NULL;
         ck_assert_int_eq(ssm_mamba_stack_state_create(&st, stk, SB), SSM_OK);
         for (int t = 0; t < 5; t++)
@@ -553,7 +554,7 @@ END_TEST
 
 START_TEST(defaults_and_param_roundtrip)
 {
-    ssm_mamba_config c0 = { 40, 0, 0, 0, 0 }, c;
+    ssm_mamba_config c0 = { sizeof(ssm_mamba_config), 40, 0, 0, 0, 0 }, c;
     ck_assert_int_eq(ssm_mamba_config_resolve(&c0, &c), SSM_OK);
     ck_assert_int_eq(c.d_state, 16);
     ck_assert_int_eq(c.d_conv, 4);
@@ -648,10 +649,10 @@ END_TEST
 START_TEST(bad_arguments)
 {
     int nbad = 0;
-    ssm_mamba_config ok = { 8, 4, 3, 2, 2 }, c;
+    ssm_mamba_config ok = { sizeof(ssm_mamba_config), 8, 4, 3, 2, 2 }, c;
     ssm_mamba *blk = NULL, *other = NULL;
     ck_assert_int_eq(ssm_mamba_create(&blk, &ok, 1), SSM_OK);
-    ssm_mamba_config oc = { 8, 5, 3, 2, 2 };
+    ssm_mamba_config oc = { sizeof(ssm_mamba_config), 8, 5, 3, 2, 2 };
     ck_assert_int_eq(ssm_mamba_create(&other, &oc, 1), SSM_OK);
     ssm_mamba_state *st = NULL, *sto = NULL;
     ck_assert_int_eq(ssm_mamba_state_create(&st, blk, 2), SSM_OK);
@@ -660,13 +661,18 @@ START_TEST(bad_arguments)
     int64_t cnt;
 
     /* config */
+#define CFG(a, b, c_, d, e) { sizeof(ssm_mamba_config), a, b, c_, d, e }
     const ssm_mamba_config bad_cfgs[] = {
-        { 0, 0, 0, 0, 0 }, { -1, 0, 0, 0, 0 }, { 8, -1, 0, 0, 0 },
-        { 8, 0, -1, 0, 0 }, { 8, 0, 0, -1, 0 }, { 8, 0, 0, 0, -1 },
-        { INT64_MAX, 0, 0, 0, 0 }, { 1 << 20, 0, 0, 1 << 20, 0 },
-        { 8, INT64_MAX, 0, 0, 0 }, { 8, 0, INT64_MAX, 0, 0 },
-        { 8, 0, 0, 0, INT64_MAX }, { 3000000000LL, 0, 0, 1, 1 },
+        CFG(0, 0, 0, 0, 0), CFG(-1, 0, 0, 0, 0), CFG(8, -1, 0, 0, 0),
+        CFG(8, 0, -1, 0, 0), CFG(8, 0, 0, -1, 0), CFG(8, 0, 0, 0, -1),
+        CFG(INT64_MAX, 0, 0, 0, 0), CFG(1 << 20, 0, 0, 1 << 20, 0),
+        CFG(8, INT64_MAX, 0, 0, 0), CFG(8, 0, INT64_MAX, 0, 0),
+        CFG(8, 0, 0, 0, INT64_MAX), CFG(3000000000LL, 0, 0, 1, 1),
+        /* struct_size outside [first version, this library's]: */
+        { 0, 8, 0, 0, 0, 0 }, { 8, 8, 0, 0, 0, 0 },
+        { sizeof(ssm_mamba_config) + 1, 8, 0, 0, 0, 0 }, { UINT32_MAX, 8, 0, 0, 0, 0 },
     };
+#undef CFG
     for (size_t i = 0; i < sizeof bad_cfgs / sizeof bad_cfgs[0]; i++) {
         ssm_mamba *m = (ssm_mamba *)&c;   /* must be reset to NULL */
         ssm_mamba_stack *s = (ssm_mamba_stack *)&c;
@@ -717,19 +723,19 @@ START_TEST(bad_arguments)
     BAD(ssm_mamba_state_set(st, 3, p, p));
 
     /* forward */
-    BAD(ssm_mamba_forward(NULL, 1, 5, x, y, NULL));
-    BAD(ssm_mamba_forward(blk, 1, 5, NULL, y, NULL));
-    BAD(ssm_mamba_forward(blk, 1, 5, x, NULL, NULL));
-    BAD(ssm_mamba_forward(blk, 0, 5, x, y, NULL));
-    BAD(ssm_mamba_forward(blk, 1, 0, x, y, NULL));
-    BAD(ssm_mamba_forward(blk, -1, 5, x, y, NULL));
-    BAD(ssm_mamba_forward(blk, 1, -5, x, y, NULL));
-    BAD(ssm_mamba_forward(blk, INT64_MAX, 5, x, y, NULL));
-    BAD(ssm_mamba_forward(blk, 1, INT64_MAX, x, y, NULL));
-    BAD(ssm_mamba_forward(blk, 1, (int64_t)INT32_MAX, x, y, NULL)); /* L+K-1 > INT_MAX */
-    BAD(ssm_mamba_forward(blk, 3, 5, x, y, st));      /* batch > max batch */
-    BAD(ssm_mamba_forward(blk, 1, 5, x, y, sto));     /* state of another shape */
-    BAD(ssm_mamba_forward_ex(blk, 0, 5, x, y, NULL, NULL));
+    BAD(ssm_mamba_forward(NULL, NULL, 1, 5, x, y));
+    BAD(ssm_mamba_forward(blk, NULL, 1, 5, NULL, y));
+    BAD(ssm_mamba_forward(blk, NULL, 1, 5, x, NULL));
+    BAD(ssm_mamba_forward(blk, NULL, 0, 5, x, y));
+    BAD(ssm_mamba_forward(blk, NULL, 1, 0, x, y));
+    BAD(ssm_mamba_forward(blk, NULL, -1, 5, x, y));
+    BAD(ssm_mamba_forward(blk, NULL, 1, -5, x, y));
+    BAD(ssm_mamba_forward(blk, NULL, INT64_MAX, 5, x, y));
+    BAD(ssm_mamba_forward(blk, NULL, 1, INT64_MAX, x, y));
+    BAD(ssm_mamba_forward(blk, NULL, 1, (int64_t)INT32_MAX, x, y)); /* L+K-1 > INT_MAX */
+    BAD(ssm_mamba_forward(blk, st, 3, 5, x, y));      /* batch > max batch */
+    BAD(ssm_mamba_forward(blk, sto, 1, 5, x, y));     /* state of another shape */
+    BAD(ssmi_mamba_forward_ex(blk, NULL, 0, 5, x, y, NULL));
 
     /* step */
     BAD(ssm_mamba_step(NULL, st, 1, x, y));
@@ -739,7 +745,7 @@ START_TEST(bad_arguments)
     BAD(ssm_mamba_step(blk, st, 0, x, y));
     BAD(ssm_mamba_step(blk, st, 3, x, y));
     BAD(ssm_mamba_step(blk, sto, 1, x, y));
-    BAD(ssm_mamba_step_ex(blk, st, -1, x, y, NULL));
+    BAD(ssmi_mamba_step_ex(blk, st, -1, x, y, NULL));
 
     /* stack */
     ssm_mamba_stack *stk = NULL, *stk3 = NULL;
@@ -780,15 +786,15 @@ START_TEST(bad_arguments)
       BAD(ssm_mamba_stack_state_create(&s, stk, INT64_MAX));
       BAD(ssm_mamba_stack_state_create(NULL, stk, 1)); }
     BAD(ssm_mamba_stack_state_reset(NULL));
-    BAD(ssm_mamba_stack_forward(NULL, 1, 5, x, y, NULL));
-    BAD(ssm_mamba_stack_forward(stk, 1, 5, NULL, y, NULL));
-    BAD(ssm_mamba_stack_forward(stk, 1, 5, x, NULL, NULL));
-    BAD(ssm_mamba_stack_forward(stk, 0, 5, x, y, NULL));
-    BAD(ssm_mamba_stack_forward(stk, 1, 0, x, y, NULL));
-    BAD(ssm_mamba_stack_forward(stk, INT64_MAX, INT64_MAX, x, y, NULL));
-    BAD(ssm_mamba_stack_forward(stk, 3, 5, x, y, ss));
-    BAD(ssm_mamba_stack_forward(stk, 1, 5, x, y, ss3));
-    BAD(ssm_mamba_stack_forward_ex(stk, 1, -1, x, y, NULL, NULL));
+    BAD(ssm_mamba_stack_forward(NULL, NULL, 1, 5, x, y));
+    BAD(ssm_mamba_stack_forward(stk, NULL, 1, 5, NULL, y));
+    BAD(ssm_mamba_stack_forward(stk, NULL, 1, 5, x, NULL));
+    BAD(ssm_mamba_stack_forward(stk, NULL, 0, 5, x, y));
+    BAD(ssm_mamba_stack_forward(stk, NULL, 1, 0, x, y));
+    BAD(ssm_mamba_stack_forward(stk, NULL, INT64_MAX, INT64_MAX, x, y));
+    BAD(ssm_mamba_stack_forward(stk, ss, 3, 5, x, y));
+    BAD(ssm_mamba_stack_forward(stk, ss3, 1, 5, x, y));
+    BAD(ssmi_mamba_stack_forward_ex(stk, NULL, 1, -1, x, y, NULL));
     BAD(ssm_mamba_stack_step(NULL, ss, 1, x, y));
     BAD(ssm_mamba_stack_step(stk, NULL, 1, x, y));
     BAD(ssm_mamba_stack_step(stk, ss, 1, NULL, y));
@@ -796,7 +802,7 @@ START_TEST(bad_arguments)
     BAD(ssm_mamba_stack_step(stk, ss, 0, x, y));
     BAD(ssm_mamba_stack_step(stk, ss, 3, x, y));
     BAD(ssm_mamba_stack_step(stk, ss3, 1, x, y));
-    BAD(ssm_mamba_stack_step_ex(stk3, ss, 1, x, y, NULL));
+    BAD(ssmi_mamba_stack_step_ex(stk3, ss, 1, x, y, NULL));
 
     /* misc */
     BAD(ssm_blas_describe(NULL, 10));
@@ -804,9 +810,9 @@ START_TEST(bad_arguments)
 
     /* The valid calls next to the bad ones do work (so the table tests the
      * argument, not a broken object). */
-    ck_assert_int_eq(ssm_mamba_forward(blk, 2, 5, x, y, st), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_forward(blk, st, 2, 5, x, y), SSM_OK);
     ck_assert_int_eq(ssm_mamba_step(blk, st, 2, x, y), SSM_OK);
-    ck_assert_int_eq(ssm_mamba_stack_forward(stk, 2, 5, x, y, ss), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_stack_forward(stk, ss, 2, 5, x, y), SSM_OK);
     ck_assert_int_eq(ssm_mamba_stack_step(stk, ss, 2, x, y), SSM_OK);
 
     /* destroy(NULL) is a no-op */
