@@ -1,0 +1,535 @@
+/*
+ * mpi_scan.c -- sequence-parallel selective scan (Mamba S6) and diagonal
+ * scan (S4D recurrent mode) over MPI.
+ *
+ * Both recurrences are affine in the state, h_t = a_t h_{t-1} + b_t, so a
+ * block of steps is one affine map h -> P h + hloc, with P the product of
+ * the block's a_t and hloc the block's end state from h = 0.  Composing
+ * the maps of the blocks in rank order is an exclusive scan with the
+ * non-commutative operation (P1, h1) then (P2, h2) = (P2 P1, P2 h1 + h2)
+ * (the carry combination of parallel scans, Blelloch 1990; the chunked
+ * form of Mamba's scan, Gu and Dao 2023, section 3.3.2; Martin and Cundy
+ * 2018).  Rank r then holds the state entering its block, h_in, and adds
+ * its contribution to every output of the block:
+ *   selective:  y_t += silu(z_t) sum_n C_t,n exp(A_n sum_{s<=t} dt_s) h_in,n
+ *   diagonal:   y_t += Re sum_k C_k Ad_k^(t+1) h_in,k
+ * a map over t with no dependence between steps (not a second scan: no
+ * input term, no sequential chain), stopped exactly once every decay has
+ * underflowed to 0.  The end state is P h_in + hloc.
+ */
+#include <complex.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "mpi_internal.h"
+
+/* ------------------------------------------------ exp, softplus, silu --- */
+
+/* dt must be the scan's dt bit for bit, so that sum dt is the exponent
+ * the scan's product of exp(dt A) approximates: the same operations as
+ * src/scan/selective.c (scan_expf: Cody-Waite reduction, degree-7 Taylor
+ * polynomial with fma, 2^k in the exponent bits; scan_softplus: Mamba's
+ * log1p(exp(x)) below the threshold 20, x above). */
+#define EXP_LOG2E   1.44269504088896341f
+#define EXP_SHIFT   12582912.0f
+#define EXP_LN2HI   0.693359375f
+#define EXP_LN2LO  -2.12194440e-4f
+#define EXP_LO     -88.0f
+#define EXP_HI      88.0f
+
+static inline float mexpf(float x)
+{
+    const float xc = EXP_LO > x ? EXP_LO : x;
+    const float kf = fmaf(xc, EXP_LOG2E, EXP_SHIFT);
+    const float shift = EXP_SHIFT;
+    uint32_t kb, shb, sb;
+    memcpy(&kb, &kf, sizeof kb);
+    memcpy(&shb, &shift, sizeof shb);
+    const float k = kf - EXP_SHIFT;
+    float r = fmaf(-k, EXP_LN2HI, xc);
+    r = fmaf(-k, EXP_LN2LO, r);
+    float p = 0.000198412698412698413f;
+    p = fmaf(p, r, 0.00138888888888888889f);
+    p = fmaf(p, r, 0.00833333333333333333f);
+    p = fmaf(p, r, 0.0416666666666666667f);
+    p = fmaf(p, r, 0.166666666666666667f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    /* x <= -88 gives k = -127, a zero scale: exp is exactly 0 there, which
+     * the fix-up's early stop relies on. */
+    sb = ((kb - shb) + 127u) << 23;
+    float scale;
+    memcpy(&scale, &sb, sizeof scale);
+    float res = p * scale;
+    if (x > EXP_HI)
+        res = HUGE_VALF;
+    return res;
+}
+
+#define LOG_SQRTHALF_BITS 0x3f3504f3u
+
+static inline float msoftplus(float x)
+{
+    if (x > 20.0f)
+        return x;
+    const float e = mexpf(x);
+    const float u = 1.0f + e;
+    if (u == 1.0f)
+        return e;
+    uint32_t ub, mb;
+    memcpy(&ub, &u, sizeof ub);
+    const uint32_t ix = ub - LOG_SQRTHALF_BITS;
+    const float kf = (float)(int32_t)(ix >> 23);
+    mb = (ix & 0x007fffffu) + LOG_SQRTHALF_BITS;
+    float m;
+    memcpy(&m, &mb, sizeof m);
+    const float f = m - 1.0f;
+    const float s = f / (2.0f + f);
+    const float R = s * s;
+    float q = 0.111111111111111111f;
+    q = fmaf(q, R, 0.142857142857142857f);
+    q = fmaf(q, R, 0.2f);
+    q = fmaf(q, R, 0.333333333333333333f);
+    const float t2 = s + s;
+    float lg = fmaf(t2 * R, q, t2);
+    lg = fmaf(kf, EXP_LN2LO, lg);
+    lg = fmaf(kf, EXP_LN2HI, lg);
+    return lg * (e / (u - 1.0f));
+}
+
+static inline float msilu(float z)
+{
+    return z / (1.0f + mexpf(-z));
+}
+
+/* dt of one step, as the scan: softplus(delta + bias) or delta + bias. */
+static inline float dt_of(float delta, const float *bias, int sp)
+{
+    const float v = bias ? delta + *bias : delta;
+    return sp ? msoftplus(v) : v;
+}
+
+/* --------------------------------------------------------- validation --- */
+
+static int sizes_ok(int64_t *out, size_t elem, int64_t a, int64_t b, int64_t c,
+                    int64_t d)
+{
+    /* product of sizes >= 0 fitting int64_t and size_t bytes */
+    int64_t p = 1;
+    const int64_t f[4] = { a, b, c, d };
+    for (int i = 0; i < 4; i++)
+        if (f[i] < 0 || __builtin_mul_overflow(p, f[i], &p))
+            return 0;
+    int64_t bytes;
+    if (__builtin_mul_overflow(p, (int64_t)elem, &bytes) ||
+        (uint64_t)bytes > (uint64_t)SIZE_MAX / 2)
+        return 0;
+    *out = p;
+    return 1;
+}
+
+int ssmi_scan_args_ok(const ssm_scan_args *a)
+{
+    int64_t t;
+    if (!a || !a->A)
+        return 0;
+    if (a->batch < 1 || a->dim < 1 || a->dstate < 1 || a->ngroups < 1 ||
+        a->len < 0 || a->dim % a->ngroups != 0)
+        return 0;
+    if (a->len > 0 && (!a->u || !a->delta || !a->B || !a->C || !a->y))
+        return 0;
+    /* carries: 2 floats per (b, d, n) */
+    return sizes_ok(&t, sizeof(float), a->batch, a->dim, a->len, 1) &&
+           sizes_ok(&t, sizeof(float), a->batch, a->ngroups, a->dstate, a->len) &&
+           sizes_ok(&t, 2 * sizeof(float), a->batch, a->dim, a->dstate, 1);
+}
+
+void ssmi_scan_args_agree(ssmi_agree *g, const ssm_scan_args *a, int ok)
+{
+    /* Always the same number of values, valid or not. */
+    uint64_t hA = SSMI_HASH0, hD = SSMI_HASH0, hb = SSMI_HASH0;
+    if (ok) {
+        hA = ssmi_hash(hA, a->A, (size_t)(a->dim * a->dstate) * sizeof(float));
+        hD = ssmi_hash(hD, a->D, (size_t)a->dim * sizeof(float));
+        hb = ssmi_hash(hb, a->delta_bias, (size_t)a->dim * sizeof(float));
+    }
+    ssmi_agree_add(g, ok ? a->batch : 0);
+    ssmi_agree_add(g, ok ? a->dim : 0);
+    ssmi_agree_add(g, ok ? a->dstate : 0);
+    ssmi_agree_add(g, ok ? a->ngroups : 0);
+    ssmi_agree_add(g, ok ? (a->delta_softplus != 0) : 0);
+    ssmi_agree_add(g, ok ? (a->D != NULL) : 0);
+    ssmi_agree_add(g, ok ? (a->delta_bias != NULL) : 0);
+    /* z is sequence data: an empty block may pass none, the others agree. */
+    ssmi_agree_add_opt(g, !ok || a->len > 0, ok ? (a->z != NULL) : 0);
+    ssmi_agree_add(g, ssmi_hash_q(hA));
+    ssmi_agree_add(g, ssmi_hash_q(hD));
+    ssmi_agree_add(g, ssmi_hash_q(hb));
+    ssmi_agree_any(g, ok && a->len > 0);
+}
+
+/* ------------------------------------------------------ selective core --- */
+
+#define FIX_T 256   /* time tile of the fix-up */
+
+/* y of row (b, d) += the contribution of the entering state hin [N]. */
+static void selective_fix_row(const ssm_scan_args *a, int64_t b, int64_t d,
+                              const float *hin, int64_t hstride)
+{
+    const int64_t L = a->len, N = a->dstate, D = a->dim;
+    const int64_t g = d / (D / a->ngroups);
+    const float *Crow = a->C + (b * a->ngroups + g) * N * L;
+    const float *drow = a->delta + (b * D + d) * L;
+    const float *zrow = a->z ? a->z + (b * D + d) * L : NULL;
+    const float *Arow = a->A + d * N;
+    const float *bias = a->delta_bias ? a->delta_bias + d : NULL;
+    float *yrow = a->y + (b * D + d) * L;
+    int any = 0, monotone = a->delta_softplus != 0;
+    for (int64_t n = 0; n < N; n++) {
+        any |= hin[n * hstride] != 0.0f;
+        monotone &= Arow[n] <= 0.0f;
+    }
+    if (!any)
+        return;   /* a zero entering state contributes exactly nothing */
+    double cum = 0.0;
+    double cumt[FIX_T];
+    float acc[FIX_T];
+    for (int64_t t0 = 0; t0 < L; t0 += FIX_T) {
+        const int64_t T = L - t0 < FIX_T ? L - t0 : FIX_T;
+        for (int64_t t = 0; t < T; t++) {
+            cum += (double)dt_of(drow[t0 + t], bias, a->delta_softplus);
+            cumt[t] = cum;
+            acc[t] = 0.0f;
+        }
+        int dead = monotone;
+        for (int64_t n = 0; n < N; n++) {
+            const float hn = hin[n * hstride];
+            if (hn == 0.0f)
+                continue;
+            const double an = (double)Arow[n];
+            const float *cr = Crow + n * L + t0;
+            for (int64_t t = 0; t < T; t++) {
+                const float w = mexpf((float)(an * cumt[t]));
+                acc[t] = fmaf(cr[t], w * hn, acc[t]);
+            }
+            /* With dt >= 0 (softplus) and A <= 0 the exponent only falls:
+             * once it is <= -88 at the tile's end, exp is 0 from there on. */
+            dead &= an * cumt[T - 1] <= -88.0;
+        }
+        if (zrow)
+            for (int64_t t = 0; t < T; t++)
+                yrow[t0 + t] += acc[t] * msilu(zrow[t0 + t]);
+        else
+            for (int64_t t = 0; t < T; t++)
+                yrow[t0 + t] += acc[t];
+        if (dead)
+            break;
+    }
+}
+
+int ssmi_sel_ws_alloc(ssmi_sel_ws *w, const ssm_scan_args *a)
+{
+    const int64_t cnt = a->batch * a->dim * a->dstate;
+    w->send = ssmi_mpi_alloc((size_t)cnt, 2 * sizeof(float));
+    w->recv = ssmi_mpi_alloc((size_t)cnt, 2 * sizeof(float));
+    w->hloc = ssmi_mpi_alloc((size_t)cnt, sizeof(float));
+    w->S = ssmi_mpi_alloc((size_t)(a->batch * a->dim), sizeof(double));
+    if (w->send && w->recv && w->hloc && w->S)
+        return 1;
+    ssmi_sel_ws_free(w);
+    return 0;
+}
+
+void ssmi_sel_ws_free(ssmi_sel_ws *w)
+{
+    free(w->send);
+    free(w->recv);
+    free(w->hloc);
+    free(w->S);
+    memset(w, 0, sizeof *w);
+}
+
+ssm_status ssmi_mpi_selective_core(const ssmi_mpi_ctx *c,
+                                   const ssm_scan_args *a,
+                                   const ssmi_sel_ws *w)
+{
+    const int64_t B = a->batch, D = a->dim, N = a->dstate, L = a->len;
+    const int64_t cnt = B * D * N;
+    ssm_status st = SSM_OK;
+    float *send = w->send, *recv = w->recv, *hloc = w->hloc;
+    double *S = w->S;
+    const float *h0 = c->rank == 0 ? a->h0 : NULL;
+
+    if (L > 0) {
+        /* 1. This rank's block from a zero state (rank 0: from h0). */
+        ssm_scan_args la = *a;
+        la.h0 = h0;
+        la.h_last = hloc;
+        st = ssm_selective_scan(&la);
+        /* 2. Its decay products exp(A sum dt), sum in a fixed order. */
+        #pragma omp parallel for schedule(static)
+        for (int64_t row = 0; row < B * D; row++) {
+            const int64_t d = row % D;
+            const float *dr = a->delta + row * L;
+            const float *bias = a->delta_bias ? a->delta_bias + d : NULL;
+            double s = 0.0;
+            for (int64_t t = 0; t < L; t++)
+                s += (double)dt_of(dr[t], bias, a->delta_softplus);
+            S[row] = s;
+        }
+        if (st == SSM_OK)
+            for (int64_t i = 0; i < cnt; i++) {
+                const int64_t row = i / N, n = i % N;
+                send[2 * i] = (float)exp((double)a->A[(row % D) * N + n] * S[row]);
+                send[2 * i + 1] = hloc[i];
+            }
+        else
+            memset(send, 0, (size_t)cnt * 2 * sizeof(float));
+    } else {
+        /* An empty block: the identity map (rank 0: it holds h0). */
+        for (int64_t i = 0; i < cnt; i++) {
+            send[2 * i] = 1.0f;
+            send[2 * i + 1] = h0 ? h0[i] : 0.0f;
+        }
+    }
+
+    /* 3. The entering states: exclusive scan of the carries.  Every rank
+     * takes part, even after a local failure (its status is agreed after). */
+    {
+        ssm_status e = ssmi_mpi_exscan_real(c, send, recv, cnt);
+        if (st == SSM_OK)
+            st = e;
+    }
+    if (st != SSM_OK)
+        return st;
+
+    /* 4. Rank r > 0 adds what h_in contributes to its block. */
+    if (c->rank > 0 && L > 0) {
+        #pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t row = 0; row < B * D; row++)
+            selective_fix_row(a, row / D, row % D, recv + 2 * row * N + 1, 2);
+    }
+    if (a->h_last) {
+        if (c->rank == 0)
+            for (int64_t i = 0; i < cnt; i++)
+                a->h_last[i] = send[2 * i + 1];
+        else
+            for (int64_t i = 0; i < cnt; i++)
+                a->h_last[i] = fmaf(send[2 * i], recv[2 * i + 1], send[2 * i + 1]);
+    }
+    return SSM_OK;
+}
+
+ssm_status ssm_mpi_selective_scan(MPI_Comm comm, const ssm_scan_args *args)
+{
+    ssmi_mpi_ctx c;
+    ssm_status st = ssmi_mpi_enter(&c, comm);
+    if (st != SSM_OK)
+        return st;
+    const int ok = ssmi_scan_args_ok(args);
+    ssmi_sel_ws w = { 0 };
+    const int nomem = ok && !ssmi_sel_ws_alloc(&w, args);
+    /* One allreduce of flags and shared sizes before anything else. */
+    ssmi_agree g;
+    ssmi_agree_init(&g, !ok, nomem);
+    ssmi_scan_args_agree(&g, args, ok);
+    st = ssmi_agree_run(&c, &g);
+    if (st == SSM_OK) {
+        st = ssmi_mpi_selective_core(&c, args, &w);
+        st = ssmi_mpi_status_agree(&c, st);
+    }
+    ssmi_sel_ws_free(&w);
+    ssmi_mpi_leave(&c);
+    return st;
+}
+
+/* ------------------------------------------------------- diagonal scan --- */
+
+typedef struct diag_args {
+    int64_t B, H, N, L;
+    const float complex *Ad, *Bd, *C;
+    const float *D, *u;
+    const float complex *h0;
+    float complex *h_last;
+    float *y;
+} diag_args;
+
+static int cf_finite(const float complex *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(crealf(x[i])) || !isfinite(cimagf(x[i])))
+            return 0;
+    return 1;
+}
+
+static int diag_ok(const diag_args *a)
+{
+    int64_t t;
+    if (a->B < 1 || a->H < 1 || a->N < 1 || a->L < 0 || !a->Ad || !a->Bd || !a->C)
+        return 0;
+    if (a->L > 0 && (!a->u || !a->y))
+        return 0;
+    if (!sizes_ok(&t, sizeof(float), a->B, a->H, a->L, 1) ||
+        !sizes_ok(&t, 2 * sizeof(float complex), a->B + 1, a->H, a->N, 1))
+        return 0;
+    if (!cf_finite(a->Ad, a->H * a->N) || !cf_finite(a->Bd, a->H * a->N) ||
+        !cf_finite(a->C, a->H * a->N))
+        return 0;
+    for (int64_t i = 0; a->D && i < a->H; i++)
+        if (!isfinite(a->D[i]))
+            return 0;
+    return 1;
+}
+
+/* z^e for e >= 0 by binary powering in double (deterministic, ~log2(e)
+ * roundings). */
+static double complex cpow_int(double complex z, int64_t e)
+{
+    double complex r = 1.0;
+    while (e > 0) {
+        if (e & 1)
+            r *= z;
+        z *= z;
+        e >>= 1;
+    }
+    return r;
+}
+
+#define DIAG_KC 64   /* modes per pass of the fix-up */
+
+/* y[b, c, :] += Re sum_k C_k Ad_k^(t+1) hin_k, hin_k at hin[k * stride]. */
+static void diag_fix_row(const diag_args *a, int64_t b, int64_t c,
+                         const float *hin, int64_t stride)
+{
+    const int64_t N = a->N, L = a->L;
+    float *yrow = a->y + (b * a->H + c) * L;
+    for (int64_t k0 = 0; k0 < N; k0 += DIAG_KC) {
+        const int64_t kc = N - k0 < DIAG_KC ? N - k0 : DIAG_KC;
+        double complex p[DIAG_KC], q[DIAG_KC], ad[DIAG_KC];
+        int any = 0;
+        for (int64_t k = 0; k < kc; k++) {
+            const float *h = hin + (k0 + k) * stride;
+            const double complex hk = (double)h[0] + I * (double)h[1];
+            q[k] = (double complex)a->C[c * N + k0 + k] * hk;
+            ad[k] = (double complex)a->Ad[c * N + k0 + k];
+            p[k] = 1.0;
+            any |= q[k] != 0.0;
+        }
+        if (!any)
+            continue;
+        for (int64_t t = 0; t < L; t++) {
+            double acc = 0.0;
+            int alive = 0;
+            for (int64_t k = 0; k < kc; k++) {
+                p[k] *= ad[k];
+                acc += creal(q[k] * p[k]);
+                alive |= p[k] != 0.0;
+            }
+            yrow[t] += (float)acc;
+            if (!alive)
+                break;   /* every power underflowed: the rest adds 0 */
+        }
+    }
+}
+
+ssm_status ssm_mpi_diag_scan(MPI_Comm comm, int64_t batch, int64_t channels,
+                             int64_t n, int64_t L, const ssm_cfloat *Ad,
+                             const ssm_cfloat *Bd, const ssm_cfloat *C,
+                             const float *D, const float *u,
+                             const ssm_cfloat *h0, ssm_cfloat *h_last,
+                             float *y)
+{
+    ssmi_mpi_ctx c;
+    ssm_status st = ssmi_mpi_enter(&c, comm);
+    if (st != SSM_OK)
+        return st;
+    const diag_args a = { batch, channels, n, L, Ad, Bd, C, D, u,
+                          c.rank == 0 ? h0 : NULL, h_last, y };
+    const int ok = diag_ok(&a);
+    float *send = NULL, *recv = NULL;
+    float complex *hloc = NULL;
+    int64_t cnt = 0, w = 0;
+    if (ok) {
+        cnt = channels * n;
+        w = 2 * (1 + batch);
+        send = ssmi_mpi_alloc((size_t)cnt, (size_t)w * sizeof(float));
+        recv = ssmi_mpi_alloc((size_t)cnt, (size_t)w * sizeof(float));
+        hloc = ssmi_mpi_alloc((size_t)(batch * cnt), sizeof(float complex));
+    }
+    const int nomem = ok && (!send || !recv || !hloc);
+    ssmi_agree g;
+    ssmi_agree_init(&g, !ok, nomem);
+    {
+        uint64_t h = SSMI_HASH0;
+        if (ok) {
+            const size_t bytes = (size_t)(channels * n) * sizeof(float complex);
+            h = ssmi_hash(h, Ad, bytes);
+            h = ssmi_hash(h, Bd, bytes);
+            h = ssmi_hash(h, C, bytes);
+            h = ssmi_hash(h, D, (size_t)channels * sizeof(float));
+        }
+        ssmi_agree_add(&g, ok ? batch : 0);
+        ssmi_agree_add(&g, ok ? channels : 0);
+        ssmi_agree_add(&g, ok ? n : 0);
+        ssmi_agree_add(&g, ssmi_hash_q(h));
+        ssmi_agree_any(&g, ok && L > 0);
+    }
+    st = ssmi_agree_run(&c, &g);
+    if (st != SSM_OK)
+        goto out;
+
+    const int64_t B = batch, H = channels, N = n;
+    if (L > 0)
+        st = ssm_diag_scan(B, H, N, L, Ad, Bd, C, D, u, a.h0, hloc, y);
+    for (int64_t i = 0; i < cnt; i++) {
+        /* element (c, k): a = Ad^L, then the B end states */
+        float *e = send + i * w;
+        const double complex pw = L > 0 ? cpow_int((double complex)Ad[i], L) : 1.0;
+        e[0] = (float)creal(pw);
+        e[1] = (float)cimag(pw);
+        for (int64_t b = 0; b < B; b++) {
+            float complex v = 0.0f;
+            if (st == SSM_OK)
+                v = L > 0 ? hloc[b * cnt + i] : (a.h0 ? a.h0[b * cnt + i] : 0.0f);
+            e[2 + 2 * b] = crealf(v);
+            e[3 + 2 * b] = cimagf(v);
+        }
+    }
+    {
+        ssm_status e = ssmi_mpi_exscan_cplx(&c, send, recv, cnt, B);
+        if (st == SSM_OK)
+            st = e;
+    }
+    if (st == SSM_OK && c.rank > 0 && L > 0) {
+        #pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t row = 0; row < B * H; row++) {
+            const int64_t b = row / H, ch = row % H;
+            diag_fix_row(&a, b, ch, recv + (ch * N) * w + 2 + 2 * b, w);
+        }
+    }
+    if (st == SSM_OK && h_last) {
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < cnt; i++) {
+                const float *e = send + i * w, *r = recv + i * w;
+                float re = e[2 + 2 * b], im = e[3 + 2 * b];
+                if (c.rank > 0) {
+                    const float hr = r[2 + 2 * b], hi = r[3 + 2 * b];
+                    re = e[0] * hr - e[1] * hi + re;
+                    im = e[0] * hi + e[1] * hr + im;
+                }
+                float *o = (float *)&h_last[b * cnt + i];
+                o[0] = re;
+                o[1] = im;
+            }
+    }
+    st = ssmi_mpi_status_agree(&c, st);
+out:
+    free(send);
+    free(recv);
+    free(hloc);
+    ssmi_mpi_leave(&c);
+    return st;
+}
