@@ -18,8 +18,8 @@ static int mt_fail;
 static char mt_msg[512];
 static double mt_ratio;      /* largest error/bound ratio of the test */
 
-static int mt_rank(void) { int r; MPI_Comm_rank(MPI_COMM_WORLD, &r); return r; }
-static int mt_size(void) { int r; MPI_Comm_size(MPI_COMM_WORLD, &r); return r; }
+static inline int mt_rank(void) { int r; MPI_Comm_rank(MPI_COMM_WORLD, &r); return r; }
+static inline int mt_size(void) { int r; MPI_Comm_size(MPI_COMM_WORLD, &r); return r; }
 
 #define MT_EXPECT(cond, ...) do { if (!(cond)) { \
         if (!mt_fail) \
@@ -34,7 +34,7 @@ static int mt_size(void) { int r; MPI_Comm_size(MPI_COMM_WORLD, &r); return r; }
         MT_EXPECT(0, "%s: error %.3e > bound %.3e", mt_b_, mt_e_, mt_t_); } } while (0)
 
 /* End of a test: sum failures over the ranks, print the largest ratio. */
-static void mt_finish(const char *name)
+static inline void mt_finish(const char *name)
 {
     int f = mt_fail, tot = 0;
     double r = mt_ratio, rmax = 0;
@@ -57,7 +57,7 @@ static void mt_finish(const char *name)
  *   1: uneven, 1..9 tokens
  *   2: every block of length 1
  *   3: uneven with one empty block (R >= 2) */
-static int64_t mt_split(int pattern, int R, int64_t base, int64_t *len)
+static inline int64_t mt_split(int pattern, int R, int64_t base, int64_t *len)
 {
     int64_t tot = 0;
     for (int r = 0; r < R; r++) {
@@ -73,7 +73,7 @@ static int64_t mt_split(int pattern, int R, int64_t base, int64_t *len)
 }
 
 /* dst[row][0..len) = src[row][off..off+len) for rows of Ltot. */
-static void mt_slice(const float *src, int64_t rows, int64_t Ltot, int64_t off,
+static inline void mt_slice(const float *src, int64_t rows, int64_t Ltot, int64_t off,
                      int64_t len, float *dst)
 {
     for (int64_t i = 0; i < rows; i++)
