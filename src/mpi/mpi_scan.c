@@ -39,7 +39,13 @@
 #define EXP_LO     -88.0f
 #define EXP_HI      88.0f
 
-static inline float mexpf(float x)
+/* Forced inline so that the AVX2+FMA instantiation of the kernels below
+ * gets them with hardware fma and vectorizes its loops; branch-free
+ * (selects) for the same reason.  Every variant computes the same IEEE
+ * operations (fma is exactly rounded everywhere): the same bits. */
+#define MINLINE static inline __attribute__((always_inline))
+
+MINLINE float mexpf(float x)
 {
     const float xc = EXP_LO > x ? EXP_LO : x;
     const float kf = fmaf(xc, EXP_LOG2E, EXP_SHIFT);
@@ -63,22 +69,16 @@ static inline float mexpf(float x)
     sb = ((kb - shb) + 127u) << 23;
     float scale;
     memcpy(&scale, &sb, sizeof scale);
-    float res = p * scale;
-    if (x > EXP_HI)
-        res = HUGE_VALF;
-    return res;
+    const float res = p * scale;
+    return x > EXP_HI ? HUGE_VALF : res;
 }
 
 #define LOG_SQRTHALF_BITS 0x3f3504f3u
 
-static inline float msoftplus(float x)
+MINLINE float msoftplus(float x)
 {
-    if (x > 20.0f)
-        return x;
     const float e = mexpf(x);
     const float u = 1.0f + e;
-    if (u == 1.0f)
-        return e;
     uint32_t ub, mb;
     memcpy(&ub, &u, sizeof ub);
     const uint32_t ix = ub - LOG_SQRTHALF_BITS;
@@ -97,19 +97,14 @@ static inline float msoftplus(float x)
     float lg = fmaf(t2 * R, q, t2);
     lg = fmaf(kf, EXP_LN2LO, lg);
     lg = fmaf(kf, EXP_LN2HI, lg);
-    return lg * (e / (u - 1.0f));
+    float res = lg * (e / (u - 1.0f));
+    res = u == 1.0f ? e : res;
+    return x > 20.0f ? x : res;
 }
 
-static inline float msilu(float z)
+MINLINE float msilu(float z)
 {
     return z / (1.0f + mexpf(-z));
-}
-
-/* dt of one step, as the scan: softplus(delta + bias) or delta + bias. */
-static inline float dt_of(float delta, const float *bias, int sp)
-{
-    const float v = bias ? delta + *bias : delta;
-    return sp ? msoftplus(v) : v;
 }
 
 /* --------------------------------------------------------- validation --- */
@@ -173,61 +168,54 @@ void ssmi_scan_args_agree(ssmi_agree *g, const ssm_scan_args *a, int ok)
 
 /* ------------------------------------------------------ selective core --- */
 
-#define FIX_T 256   /* time tile of the fix-up */
+#define FIX_T 256   /* time tile of the fix-up and of the dt sums */
 
-/* y of row (b, d) += the contribution of the entering state hin [N]. */
-static void selective_fix_row(const ssm_scan_args *a, int64_t b, int64_t d,
-                              const float *hin, int64_t hstride)
+/* The kernels, twice: portable, and with AVX2+FMA where the CPU has them
+ * (chosen at run time; the same bits either way). */
+#define KN(name) name##_generic
+#define KTGT
+#include "mpi_scan_kernel.h"
+#undef KN
+#undef KTGT
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MPI_HAVE_FMA_KERNELS 1
+#define KN(name) name##_fma
+#define KTGT __attribute__((target("avx2,fma")))
+#include "mpi_scan_kernel.h"
+#undef KN
+#undef KTGT
+#endif
+
+static int cpu_fma(void)
 {
-    const int64_t L = a->len, N = a->dstate, D = a->dim;
-    const int64_t g = d / (D / a->ngroups);
-    const float *Crow = a->C + (b * a->ngroups + g) * N * L;
-    const float *drow = a->delta + (b * D + d) * L;
-    const float *zrow = a->z ? a->z + (b * D + d) * L : NULL;
-    const float *Arow = a->A + d * N;
-    const float *bias = a->delta_bias ? a->delta_bias + d : NULL;
-    float *yrow = a->y + (b * D + d) * L;
-    int any = 0, monotone = a->delta_softplus != 0;
-    for (int64_t n = 0; n < N; n++) {
-        any |= hin[n * hstride] != 0.0f;
-        monotone &= Arow[n] <= 0.0f;
+#ifdef MPI_HAVE_FMA_KERNELS
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static double dt_sum(const ssm_scan_args *a, int64_t row, int fma)
+{
+#ifdef MPI_HAVE_FMA_KERNELS
+    if (fma)
+        return dt_sum_fma(a, row);
+#endif
+    (void)fma;
+    return dt_sum_generic(a, row);
+}
+
+static void fix_row(const ssm_scan_args *a, int64_t b, int64_t d,
+                    const float *hin, int64_t hstride, int fma)
+{
+#ifdef MPI_HAVE_FMA_KERNELS
+    if (fma) {
+        fix_row_fma(a, b, d, hin, hstride);
+        return;
     }
-    if (!any)
-        return;   /* a zero entering state contributes exactly nothing */
-    double cum = 0.0;
-    double cumt[FIX_T];
-    float acc[FIX_T];
-    for (int64_t t0 = 0; t0 < L; t0 += FIX_T) {
-        const int64_t T = L - t0 < FIX_T ? L - t0 : FIX_T;
-        for (int64_t t = 0; t < T; t++) {
-            cum += (double)dt_of(drow[t0 + t], bias, a->delta_softplus);
-            cumt[t] = cum;
-            acc[t] = 0.0f;
-        }
-        int dead = monotone;
-        for (int64_t n = 0; n < N; n++) {
-            const float hn = hin[n * hstride];
-            if (hn == 0.0f)
-                continue;
-            const double an = (double)Arow[n];
-            const float *cr = Crow + n * L + t0;
-            for (int64_t t = 0; t < T; t++) {
-                const float w = mexpf((float)(an * cumt[t]));
-                acc[t] = fmaf(cr[t], w * hn, acc[t]);
-            }
-            /* With dt >= 0 (softplus) and A <= 0 the exponent only falls:
-             * once it is <= -88 at the tile's end, exp is 0 from there on. */
-            dead &= an * cumt[T - 1] <= -88.0;
-        }
-        if (zrow)
-            for (int64_t t = 0; t < T; t++)
-                yrow[t0 + t] += acc[t] * msilu(zrow[t0 + t]);
-        else
-            for (int64_t t = 0; t < T; t++)
-                yrow[t0 + t] += acc[t];
-        if (dead)
-            break;
-    }
+#endif
+    (void)fma;
+    fix_row_generic(a, b, d, hin, hstride);
 }
 
 int ssmi_sel_ws_alloc(ssmi_sel_ws *w, const ssm_scan_args *a)
@@ -262,6 +250,7 @@ ssm_status ssmi_mpi_selective_core(const ssmi_mpi_ctx *c,
     float *send = w->send, *recv = w->recv, *hloc = w->hloc;
     double *S = w->S;
     const float *h0 = c->rank == 0 ? a->h0 : NULL;
+    const int fma = cpu_fma();
 
     if (L > 0) {
         /* 1. This rank's block from a zero state (rank 0: from h0). */
@@ -271,15 +260,8 @@ ssm_status ssmi_mpi_selective_core(const ssmi_mpi_ctx *c,
         st = ssm_selective_scan(&la);
         /* 2. Its decay products exp(A sum dt), sum in a fixed order. */
         #pragma omp parallel for schedule(static)
-        for (int64_t row = 0; row < B * D; row++) {
-            const int64_t d = row % D;
-            const float *dr = a->delta + row * L;
-            const float *bias = a->delta_bias ? a->delta_bias + d : NULL;
-            double s = 0.0;
-            for (int64_t t = 0; t < L; t++)
-                s += (double)dt_of(dr[t], bias, a->delta_softplus);
-            S[row] = s;
-        }
+        for (int64_t row = 0; row < B * D; row++)
+            S[row] = dt_sum(a, row, fma);
         if (st == SSM_OK)
             for (int64_t i = 0; i < cnt; i++) {
                 const int64_t row = i / N, n = i % N;
@@ -310,7 +292,7 @@ ssm_status ssmi_mpi_selective_core(const ssmi_mpi_ctx *c,
     if (c->rank > 0 && L > 0) {
         #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t row = 0; row < B * D; row++)
-            selective_fix_row(a, row / D, row % D, recv + 2 * row * N + 1, 2);
+            fix_row(a, row / D, row % D, recv + 2 * row * N + 1, 2, fma);
     }
     if (a->h_last) {
         if (c->rank == 0)
