@@ -39,10 +39,27 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Slowest rank's time of one collective step (barrier first). */
+/* Slowest rank's time of one collective step (barrier first); this rank's
+ * own time in own_t. */
+static double own_t;
 #define TIMED(out, stmt) do { MPI_Barrier(MPI_COMM_WORLD); double t0_ = MPI_Wtime(); \
-    stmt; double t_ = MPI_Wtime() - t0_; \
+    stmt; double t_ = MPI_Wtime() - t0_; own_t = t_; \
     MPI_Allreduce(&t_, &(out), 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD); } while (0)
+
+/* Each rank's median, printed by rank 0, one line per rank. */
+static void per_rank(const char *what, double *own, int reps, int rank, int R)
+{
+    double m = median(own, reps);
+    double *all = rank == 0 ? malloc((size_t)R * sizeof *all) : NULL;
+    MPI_Gather(&m, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    if (rank == 0 && all) {
+        printf("  %s per rank (ms):", what);
+        for (int r = 0; r < R; r++)
+            printf(" %.3f", 1e3 * all[r]);
+        printf("\n");
+    }
+    free(all);
+}
 
 static void fill(float *x, size_t n, uint64_t s, float lo, float hi)
 {
@@ -129,7 +146,7 @@ int main(int argc, char **argv)
         w.len = L * R; w.u = W[0]; w.delta = W[1]; w.z = W[2]; w.B = W[3]; w.C = W[4];
         w.y = malloc(n1 * 4);
     }
-    double tl[99], tm[99], tw[99], te[99], tp[99];
+    double tl[99], tm[99], tw[99], te[99], tp[99], ol[99], om[99];
     const int64_t cnt = B * D * N;
     float *cs = malloc((size_t)cnt * 8), *cr = malloc((size_t)cnt * 8);
     fill(cs, (size_t)cnt * 2, 9, 0, 1);
@@ -142,7 +159,9 @@ int main(int argc, char **argv)
     for (int r = 0; r < reps; r++) {
         ssm_scan_args loc = a;
         TIMED(tl[r], ssm_selective_scan(&loc));
+        ol[r] = own_t;
         TIMED(tm[r], ssm_mpi_selective_scan(MPI_COMM_WORLD, &a));
+        om[r] = own_t;
         TIMED(tw[r], if (rank == 0) ssm_selective_scan(&w));
         TIMED(te[r], MPI_Exscan(cs, cr, (int)cnt, pair, op, MPI_COMM_WORLD));
         fill(cs, (size_t)cnt * 2, 9, 0, 1);
@@ -171,6 +190,8 @@ int main(int argc, char **argv)
         printf("  %-44s %10.3f ms\n", "  MPI_Exscan, non-commutative op", 1e3 * mte);
         printf("  %-44s %10.3f ms\n", "  pipeline (recv r-1, combine, send r+1)", 1e3 * mtp);
     }
+    per_rank("local scan", ol, reps, rank, R);
+    per_rank("ssm_mpi_selective_scan", om, reps, rank, R);
     MPI_Op_free(&op);
     MPI_Type_free(&pair);
     free(cs); free(cr);
@@ -197,11 +218,13 @@ int main(int argc, char **argv)
     const size_t nt = (size_t)(B * Lb * dm);
     float *x = malloc(nt * 4), *yo = malloc(nt * 4);
     fill(x, nt, 21 + (uint64_t)rank, -1, 1);
-    double t1[99], t2[99];
+    double t1[99], t2[99], o1[99], o2[99];
     ssm_mpi_mamba_forward(MPI_COMM_WORLD, blk, NULL, B, Lb, x, yo);   /* warm-up */
     for (int r = 0; r < reps; r++) {
         TIMED(t1[r], ssm_mamba_forward(blk, NULL, B, Lb, x, yo));
+        o1[r] = own_t;
         TIMED(t2[r], ssm_mpi_mamba_forward(MPI_COMM_WORLD, blk, NULL, B, Lb, x, yo));
+        o2[r] = own_t;
     }
     const double m1 = median(t1, reps), m2 = median(t2, reps);
     const int64_t di = rc.d_model * rc.expand;
@@ -218,6 +241,8 @@ int main(int argc, char **argv)
         printf("  (an exscan round count is ceil(log2 R) = %d with recursive doubling)\n",
                R > 1 ? (int)ceil(log2((double)R)) : 0);
     }
+    per_rank("ssm_mamba_forward", o1, reps, rank, R);
+    per_rank("ssm_mpi_mamba_forward", o2, reps, rank, R);
     free(x); free(yo);
     ssm_mamba_destroy(blk);
     MPI_Finalize();
