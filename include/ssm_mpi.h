@@ -7,6 +7,7 @@
  * their (decay product, end state) carries with an exclusive scan
  * (MPI_Exscan with a non-commutative user operation, log2(R) steps), and
  * each rank adds to its block what the state entering it contributes.
+ * Also a deterministic sum over the ranks for data-parallel gradients.
  * See docs/mpi.md for the algorithm, the cost model and the figures.
  *
  * Common rules of every function here:
@@ -119,6 +120,19 @@ SSM_API ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
 SSM_API ssm_status ssm_mpi_mamba_stack_step(const ssm_mamba_stack *stk,
                                     ssm_mamba_state *const *states,
                                     int64_t batch, const float *x, float *y);
+
+/* Deterministic sum of a float vector over the ranks (data-parallel
+ * training: each rank's gradient in, the sum of all ranks' gradients out):
+ * every rank's buf [n] is replaced by buf_0 + buf_1 + ... + buf_{R-1},
+ * accumulated in double in rank order and rounded once, so the result is
+ * the same bytes on every rank, on every run and for any MPI library or
+ * algorithm (MPI_Allreduce's reduction order is the library's choice).
+ * Reduce-scatter then allgather by segments: each rank sends and receives
+ * about 2 n (R-1)/R floats.  n must agree (hashed with the other checks);
+ * n = 0 is allowed (buf may then be NULL).
+ * Errors: as ssm_mpi_selective_scan (SSM_ERR_ARG: n < 0, buf NULL with
+ * n > 0, ranks disagreeing on n). */
+SSM_API ssm_status ssm_mpi_allreduce_sum(MPI_Comm comm, float *buf, int64_t n);
 
 #ifdef __cplusplus
 }
