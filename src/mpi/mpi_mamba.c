@@ -177,11 +177,11 @@ static inline float silu_f(float v)
     return v / (1.0f + expf(-v));
 }
 
-/* One block over this rank's B x L tokens.  st_in: rank 0's state before
- * the sequence (conv [B][Di][K], h [B][Di][N]) or NULL for zeros;
- * st_out: if not NULL, receives the state after the block in w->conv,
- * w->h.  Every rank runs both exclusive scans whatever its local status;
- * returns the local status (to be agreed). */
+/* One block over this rank's B x w->L tokens.  conv_in [B][Di][K], h_in
+ * [B][Di][N]: rank 0's state before the sequence, or NULL for zeros (read
+ * on rank 0 only).  want_state: leave the state after the block in w->conv,
+ * w->h.  Every rank runs both exclusive scans whatever its local status
+ * (w->L = 0 computes nothing); returns the local status, to be agreed. */
 static ssm_status block_core(const ssmi_mpi_ctx *c, const blk_params *bp,
                              blk_ws *w, const float *x, float *y,
                              const float *conv_in, const float *h_in,
