@@ -81,7 +81,7 @@ SSM_API ssm_status ssm_tensor_file_data(const ssm_tensor_file *file,
                                         ssm_tensor_info *info);
 
 /* The __metadata__ string value of key (safetensors only; a sharded
- * checkpoint reports its first shard's).  *value is owned by the file.
+ * checkpoint merges its shards', the first shard naming a key wins).  *value is owned by the file.
  * Errors: SSM_ERR_ARG (NULL), SSM_ERR_FORMAT (no such key). */
 SSM_API ssm_status ssm_tensor_file_metadata(const ssm_tensor_file *file,
                                             const char *key, const char **value);

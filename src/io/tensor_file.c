@@ -360,10 +360,15 @@ static ssm_status open_index(ssm_tensor_file *f, const char *path,
                 st = sorted_order(&sh[s].list, &sh[s].order);
             if (st != SSM_OK)
                 goto done;
-            /* the first shard's __metadata__ stands for the model */
-            for (int64_t k = 0; s == 0 && k < sh[s].list.n_meta; k++) {
-                st = ssmi_tlist_push_meta(&f->list, sh[s].list.meta[2 * k],
-                                          sh[s].list.meta[2 * k + 1]);
+            /* the shards' __metadata__, merged (a key's first value wins) */
+            for (int64_t k = 0; k < sh[s].list.n_meta; k++) {
+                const char *key = sh[s].list.meta[2 * k];
+                int64_t j = 0;
+                while (j < f->list.n_meta && strcmp(f->list.meta[2 * j], key) != 0)
+                    j++;
+                if (j < f->list.n_meta)
+                    continue;
+                st = ssmi_tlist_push_meta(&f->list, key, sh[s].list.meta[2 * k + 1]);
                 if (st != SSM_OK)
                     goto done;
             }
