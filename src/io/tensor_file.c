@@ -533,38 +533,46 @@ ssm_status ssm_tensor_file_metadata(const ssm_tensor_file *f, const char *key,
     return SSM_FAIL(SSM_ERR_FORMAT);
 }
 
-/* IEEE binary16 -> binary32, exactly: every half is a float.  Normal
- * numbers rebias the exponent (15 -> 127); subnormals m 2^-24 are
- * normalised; infinities and NaNs keep sign and payload. */
+/* IEEE binary16 -> binary32, exactly: every half is a float.  Written
+ * without loops or data-dependent control flow beyond selects, so the
+ * conversion loops vectorize:
+ *   inf/NaN (exponent 31): exponent field all ones, fraction (payload) kept;
+ *   normal: the exponent rebiased from 15 to 127, i.e. + (127 - 15) << 23;
+ *   subnormal and zero: m 2^-24 with m < 2^10, computed as a float product,
+ *   exact (m is exact in float and the scaling is a power of two). */
 static inline float half_to_float(uint16_t h)
 {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, bits;
-    if (e == 0x1F)
-        bits = sign | 0x7F800000u | (m << 13);
-    else if (e != 0)
-        bits = sign | ((e + 112u) << 23) | (m << 13);
-    else if (m == 0)
-        bits = sign;
-    else {
-        uint32_t ex = 113;
-        while (!(m & 0x400u)) {
-            m <<= 1;
-            ex--;
-        }
-        bits = sign | (ex << 23) | ((m & 0x3FFu) << 13);
-    }
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7FFFu, bits;
+    float sub = (float)em * 0x1p-24f;
+    uint32_t sub_bits;
+    memcpy(&sub_bits, &sub, sizeof sub_bits);
+    if (em >= 0x7C00u)
+        bits = (em << 13) | 0x7F800000u;
+    else if (em >= 0x0400u)
+        bits = (em << 13) + 0x38000000u;
+    else
+        bits = sub_bits;
+    bits |= sign;
     float x;
     memcpy(&x, &bits, sizeof x);
     return x;
 }
 
+/* bfloat16 is the top half of a binary32: a shift is exact (NaN payloads
+ * included). */
 static inline float bf16_to_float(uint16_t h)
 {
     uint32_t bits = (uint32_t)h << 16;
     float x;
     memcpy(&x, &bits, sizeof x);
     return x;
+}
+
+static inline uint16_t load16(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);   /* any alignment; little-endian host */
+    return v;
 }
 
 ssm_status ssm_tensor_file_read_f32(const ssm_tensor_file *f, const char *name,
@@ -585,11 +593,11 @@ ssm_status ssm_tensor_file_read_f32(const ssm_tensor_file *f, const char *name,
         break;
     case SSM_DTYPE_F16:
         for (int64_t i = 0; i < count; i++)
-            out[i] = half_to_float(ssmi_le16(p + 2 * i));
+            out[i] = half_to_float(load16(p + 2 * i));
         break;
     case SSM_DTYPE_BF16:
         for (int64_t i = 0; i < count; i++)
-            out[i] = bf16_to_float(ssmi_le16(p + 2 * i));
+            out[i] = bf16_to_float(load16(p + 2 * i));
         break;
     }
     return SSM_OK;
