@@ -241,7 +241,9 @@ static ssm_status map_file(const char *path, ssmi_map *m)
 {
     m->base = NULL;
     m->len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not block the open (it is then refused as
+     * not a regular file); it changes nothing for regular files */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return SSM_FAIL(SSM_ERR_IO);
     struct stat st;
@@ -408,16 +410,17 @@ void ssm_tensor_file_close(ssm_tensor_file *f)
     free(f);
 }
 
-/* The kind of file from its first bytes: a zip starts with a local or
- * end-of-directory signature; a safetensors file with an 8-byte length
- * whose header begins with '{'; an index is JSON text from its first byte. */
+/* The kind of file from its first bytes.  A safetensors file has an 8-byte
+ * length that fits the file followed by '{' -- tested first, since its
+ * length may begin with the bytes "PK" or '{' (a header of 19280 bytes
+ * does); a zip starts with "PK"; an index is JSON text from its first byte. */
+static int is_safetensors(const unsigned char *b, size_t len)
+{
+    return len >= 9 && ssmi_le64(b) <= len - 8 && b[8] == '{';
+}
+
 static int is_index(const unsigned char *b, size_t len)
 {
-    if (len >= 9) {
-        uint64_t h = ssmi_le64(b);
-        if (h <= len - 8 && b[8] == '{')
-            return 0;
-    }
     size_t i = 0;
     while (i < len && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
         i++;
@@ -438,7 +441,9 @@ ssm_status ssm_tensor_file_open(ssm_tensor_file **file, const char *path)
     ssm_status st = add_map(f, path, &m);
     if (st == SSM_OK) {
         const unsigned char *b = m.base;
-        if (m.len >= 4 && b[0] == 'P' && b[1] == 'K')
+        if (is_safetensors(b, m.len))
+            st = ssmi_safetensors_parse(b, m.len, &f->list);
+        else if (m.len >= 4 && b[0] == 'P' && b[1] == 'K')
             st = ssmi_torch_parse(b, m.len, &f->list);
         else if (is_index(b, m.len)) {
             st = open_index(f, path, b, m.len);
