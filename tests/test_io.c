@@ -720,6 +720,31 @@ START_TEST(test_s4d_load)
 }
 END_TEST
 
+/* A file cut short after it was opened: read_f32 reports SSM_ERR_IO (it
+ * reads through pread, so no SIGBUS from the mapping). */
+START_TEST(test_shrunk_after_open)
+{
+    make_tmpdir();
+    char p[300];
+    tpath(p, sizeof p, "s.safetensors");
+    float x[1024];
+    for (int i = 0; i < 1024; i++)
+        x[i] = (float)i;
+    uint16_t h[1024] = {0};
+    int64_t sh[1] = {1024};
+    ssm_tensor_desc t[2] = {{"x", SSM_DTYPE_F32, 1, sh, x}, {"h", SSM_DTYPE_BF16, 1, sh, h}};
+    ck_assert_int_eq(ssm_safetensors_write(p, 2, t, 0, NULL, NULL), SSM_OK);
+    ssm_tensor_file *f;
+    ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_OK);
+    ck_assert_int_eq(truncate(p, 16), 0);
+    float o[1024];
+    ck_assert_int_eq(ssm_tensor_file_read_f32(f, "x", o, 1024), SSM_ERR_IO);
+    ck_assert_int_eq(ssm_tensor_file_read_f32(f, "h", o, 1024), SSM_ERR_IO);
+    ssm_tensor_file_close(f);
+    rm_tmpdir();
+}
+END_TEST
+
 /* Many threads reading one open file (reentrant reads). */
 START_TEST(test_concurrent_reads)
 {
@@ -770,6 +795,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_pk_length);
     tcase_add_test(tc, test_s4d_load);
     tcase_add_test(tc, test_concurrent_reads);
+    tcase_add_test(tc, test_shrunk_after_open);
     suite_add_tcase(s, tc);
     return s;
 }

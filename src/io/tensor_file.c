@@ -26,6 +26,7 @@
 typedef struct ssmi_map {
     void  *base;
     size_t len;
+    int    fd;        /* kept open for pread (-1 once unmapped) */
 } ssmi_map;
 
 struct ssm_tensor_file {
@@ -33,6 +34,7 @@ struct ssm_tensor_file {
     int64_t   *order;     /* indices of list.t sorted by name (bsearch) */
     ssmi_map  *maps;
     int64_t    n_maps;
+    int64_t   *tmap;      /* tmap[i]: the mapping that holds tensor i */
 };
 
 /* ------------------------------------------------------------------ */
@@ -241,6 +243,7 @@ static ssm_status map_file(const char *path, ssmi_map *m)
 {
     m->base = NULL;
     m->len = 0;
+    m->fd = -1;
     /* O_NONBLOCK: a FIFO must not block the open (it is then refused as
      * not a regular file); it changes nothing for regular files */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -257,11 +260,14 @@ static ssm_status map_file(const char *path, ssmi_map *m)
         return SSM_FAIL(SSM_ERR_FORMAT);
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);   /* the mapping keeps the file */
-    if (p == MAP_FAILED)
-        return SSM_FAIL(errno == ENOMEM ? SSM_ERR_NOMEM : SSM_ERR_IO);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return SSM_FAIL(e == ENOMEM ? SSM_ERR_NOMEM : SSM_ERR_IO);
+    }
     m->base = p;
     m->len = (size_t)st.st_size;
+    m->fd = fd;
     return SSM_OK;
 }
 
@@ -269,7 +275,10 @@ static void unmap(ssmi_map *m)
 {
     if (m->base)
         munmap(m->base, m->len);
+    if (m->fd >= 0)
+        close(m->fd);
     m->base = NULL;
+    m->fd = -1;
 }
 
 static ssm_status add_map(ssm_tensor_file *f, const char *path, ssmi_map *out)
@@ -404,6 +413,7 @@ void ssm_tensor_file_close(ssm_tensor_file *f)
         return;
     ssmi_tlist_free(&f->list);
     free(f->order);
+    free(f->tmap);
     for (int64_t i = 0; i < f->n_maps; i++)
         unmap(&f->maps[i]);
     free(f->maps);
@@ -425,6 +435,26 @@ static int is_index(const unsigned char *b, size_t len)
     while (i < len && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
         i++;
     return i < len && b[i] == '{';
+}
+
+/* Which mapping holds each tensor (for pread). */
+static ssm_status locate(ssm_tensor_file *f)
+{
+    f->tmap = malloc((size_t)(f->list.n ? f->list.n : 1) * sizeof *f->tmap);
+    if (!f->tmap)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    for (int64_t i = 0; i < f->list.n; i++) {
+        const unsigned char *d = f->list.t[i].data;
+        int64_t k = 0;
+        while (k < f->n_maps &&
+               !(f->maps[k].base && d >= (const unsigned char *)f->maps[k].base &&
+                 d <= (const unsigned char *)f->maps[k].base + f->maps[k].len))
+            k++;
+        if (k == f->n_maps)
+            return SSM_FAIL(SSM_ERR_FORMAT);   /* cannot happen: parsers check */
+        f->tmap[i] = k;
+    }
+    return SSM_OK;
 }
 
 ssm_status ssm_tensor_file_open(ssm_tensor_file **file, const char *path)
@@ -454,6 +484,8 @@ ssm_status ssm_tensor_file_open(ssm_tensor_file **file, const char *path)
     }
     if (st == SSM_OK)
         st = sorted_order(&f->list, &f->order);
+    if (st == SSM_OK)
+        st = locate(f);
     if (st != SSM_OK) {
         ssm_tensor_file_close(f);
         return st;
@@ -492,8 +524,8 @@ ssm_status ssm_tensor_file_at(const ssm_tensor_file *f, int64_t i,
     return SSM_OK;
 }
 
-static ssm_status lookup(const ssm_tensor_file *f, const char *name,
-                         const ssmi_tensor **t)
+static ssm_status lookup_i(const ssm_tensor_file *f, const char *name,
+                           const ssmi_tensor **t, int64_t *idx)
 {
     if (!f || !name)
         return SSM_FAIL(SSM_ERR_ARG);
@@ -501,6 +533,33 @@ static ssm_status lookup(const ssm_tensor_file *f, const char *name,
     if (i < 0)
         return SSM_FAIL(SSM_ERR_FORMAT);
     *t = &f->list.t[i];
+    if (idx)
+        *idx = i;
+    return SSM_OK;
+}
+
+static ssm_status lookup(const ssm_tensor_file *f, const char *name,
+                         const ssmi_tensor **t)
+{
+    return lookup_i(f, name, t, NULL);
+}
+
+/* n bytes at offset off of fd into dst: the kernel copies from the page
+ * cache (no page faults on the mapping: the cost of one read(2)). */
+static ssm_status pread_all(int fd, void *dst, size_t n, uint64_t off)
+{
+    unsigned char *d = dst;
+    while (n > 0) {
+        size_t k = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
+        ssize_t r = pread(fd, d, k, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)   /* an error, or the file shrank since it was opened */
+            return SSM_FAIL(SSM_ERR_IO);
+        d += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
     return SSM_OK;
 }
 
@@ -551,12 +610,11 @@ static inline float half_to_float(uint16_t h)
     float sub = (float)em * 0x1p-24f;
     uint32_t sub_bits;
     memcpy(&sub_bits, &sub, sizeof sub_bits);
-    if (em >= 0x7C00u)
-        bits = (em << 13) | 0x7F800000u;
-    else if (em >= 0x0400u)
-        bits = (em << 13) + 0x38000000u;
-    else
-        bits = sub_bits;
+    uint32_t infnan = (em << 13) | 0x7F800000u, normal = (em << 13) + 0x38000000u;
+    uint32_t is_infnan = 0u - (uint32_t)(em >= 0x7C00u);   /* all ones or 0 */
+    uint32_t is_normal = 0u - (uint32_t)(em >= 0x0400u);
+    bits = (infnan & is_infnan) | (normal & is_normal & ~is_infnan) |
+           (sub_bits & ~is_normal);
     bits |= sign;
     float x;
     memcpy(&x, &bits, sizeof x);
@@ -573,37 +631,43 @@ static inline float bf16_to_float(uint16_t h)
     return x;
 }
 
-static inline uint16_t load16(const unsigned char *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof v);   /* any alignment; little-endian host */
-    return v;
-}
-
 ssm_status ssm_tensor_file_read_f32(const ssm_tensor_file *f, const char *name,
                                     float *out, int64_t count)
 {
     const ssmi_tensor *t;
-    SSM_TRY(lookup(f, name, &t));
+    int64_t idx;
+    SSM_TRY(lookup_i(f, name, &t, &idx));
     if (count != t->numel)
         return SSM_FAIL(SSM_ERR_FORMAT);
     if (count == 0)
         return SSM_OK;
     if (!out)
         return SSM_FAIL(SSM_ERR_ARG);
-    const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case SSM_DTYPE_F32:
-        memcpy(out, p, (size_t)t->nbytes);
-        break;
-    case SSM_DTYPE_F16:
-        for (int64_t i = 0; i < count; i++)
-            out[i] = half_to_float(load16(p + 2 * i));
-        break;
-    case SSM_DTYPE_BF16:
-        for (int64_t i = 0; i < count; i++)
-            out[i] = bf16_to_float(load16(p + 2 * i));
-        break;
+    const ssmi_map *m = &f->maps[f->tmap[idx]];
+    uint64_t off = (uint64_t)(t->data - (const unsigned char *)m->base);
+    if (t->dtype == SSM_DTYPE_F32)
+        return pread_all(m->fd, out, (size_t)t->nbytes, off);
+    /* 16-bit types: read blocks of 128 KiB (L2-sized) into a buffer and
+     * convert from it */
+    enum { BLK = 65536 };
+    uint16_t *buf = malloc((size_t)(count < BLK ? count : BLK) * sizeof *buf);
+    if (!buf)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    for (int64_t i0 = 0; i0 < count; i0 += BLK) {
+        int64_t nb = count - i0 < BLK ? count - i0 : BLK;
+        ssm_status st = pread_all(m->fd, buf, (size_t)nb * 2, off + 2 * (uint64_t)i0);
+        if (st != SSM_OK) {
+            free(buf);
+            return st;
+        }
+        float *o = out + i0;
+        if (t->dtype == SSM_DTYPE_F16)
+            for (int64_t i = 0; i < nb; i++)
+                o[i] = half_to_float(buf[i]);
+        else
+            for (int64_t i = 0; i < nb; i++)
+                o[i] = bf16_to_float(buf[i]);
     }
+    free(buf);
     return SSM_OK;
 }
