@@ -776,6 +776,15 @@ START_TEST(test_concurrent_reads)
     }
     ck_assert_int_eq(bad, 0);
     ssm_tensor_file_close(f);
+    /* concurrent opens (JSON parsing is serialized inside) */
+    #pragma omp parallel for reduction(+:bad)
+    for (int rep = 0; rep < 64; rep++) {
+        ssm_tensor_file *g;
+        if (ssm_tensor_file_open(&g, p) != SSM_OK || ssm_tensor_file_count(g) != 1)
+            bad++;
+        ssm_tensor_file_close(g);
+    }
+    ck_assert_int_eq(bad, 0);
     free(h);
     rm_tmpdir();
 }

@@ -15,8 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "io_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -318,7 +316,7 @@ static ssm_status open_index(ssm_tensor_file *f, const char *path,
     if (len > SSMI_ST_MAX_HEADER || !ssmi_utf8_ok(buf, len))
         return SSM_FAIL(SSM_ERR_FORMAT);
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, len, &end, 0);
+    cJSON *root = ssmi_json_parse((const char *)buf, len, &end);
     if (!root)
         return SSM_FAIL(SSM_ERR_FORMAT);
     ssm_status st = SSM_OK;
