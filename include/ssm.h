@@ -11,6 +11,7 @@
  *   ssm/lti.h      dense LTI recurrences                            (src/scan)
  *   ssm/layer.h    the S4D layer (convolution and recurrent modes)  (src/layers)
  *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (src/layers, CBLAS)
+ *   ssm/io.h       safetensors / PyTorch checkpoint reader, writer  (src/io, cJSON)
  *
  * Shape legend used in every header, slowest dimension first (C order):
  *   B batch, H (or D) channels, G groups, N state size, R rank, L length.
@@ -30,5 +31,6 @@
 #include "ssm/lti.h"
 #include "ssm/scan.h"
 #include "ssm/mamba.h"
+#include "ssm/io.h"
 
 #endif /* SSM_H */
