@@ -89,6 +89,7 @@ struct ssm_tokenizer {
     int32_t  unk_id;              /* -1: none (or unk_token not in vocab: see unk_missing) */
     int      has_unk, fuse_unk, byte_fallback, ignore_merges;
     int32_t  byte_tok[256];       /* id of "<0xXX>", -1 (byte_fallback) */
+    unsigned char bl_utf8[256][2];/* UTF-8 of each byte's GPT-2 character (second 0: one byte) */
     /* ids */
     int64_t  nids;                /* 1 + largest id */
     const char **tok_str; int32_t *tok_len;  /* stored spelling by id, NULL: none */

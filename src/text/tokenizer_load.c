@@ -495,6 +495,11 @@ static ssm_status finish(ssm_tokenizer *t)
         int n = ssmi_utf8_enc(cp, u);
         t->cp_id[cp] = ssmi_strmap_get(&t->vocab, (const char *)u, n);
     }
+    for (unsigned b = 0; b < 256; b++) {
+        unsigned char u[4] = { 0 };
+        ssmi_utf8_enc(ssmi_byte_to_cp(b), u);
+        t->bl_utf8[b][0] = u[0]; t->bl_utf8[b][1] = u[1];
+    }
     for (int b = 0; b < 256; b++) {
         char name[16];
         snprintf(name, sizeof name, "<0x%02X>", (unsigned)b);
