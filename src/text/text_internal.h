@@ -106,10 +106,13 @@ struct ssm_tokenizer {
     /* pre-tokenizers, flattened */
     ssmi_pretok pt[16]; int npt;
     pcre2_code *word_re;          /* Rust's \w for single_word, on one character */
-    pcre2_code *space_re;         /* Rust's \s (White_Space) on one character */
     /* decoder: 1 ByteLevel, 0 none (join with spaces) */
     int      dec_bytelevel;
 };
+
+/* ssm_tokenizer_load on the n bytes of a tokenizer.json in memory (the
+ * fuzz target's entry). */
+ssm_status ssmi_tokenizer_load_mem(ssm_tokenizer **tok, const char *json, size_t n);
 
 /* A copy of n bytes (plus a NUL) owned by t, at an address that never
  * changes; NULL on NOMEM. */
