@@ -128,7 +128,11 @@ static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
     const ssm_tokenizer *t = e->t;
     if (t->ignore_merges) {
         int32_t id = ssmi_strmap_get(&t->vocab, (const char *)s, (int32_t)n);
-        if (id >= 0) { emit(e, id); return; }
+        if (id >= 0) {
+            emit(e, id);
+            if (cache_it) e->cids[e->cin++] = id;
+            return;
+        }
     }
     /* at most n symbols (byte fallback: one per byte) */
     if (n > e->symcap) {
