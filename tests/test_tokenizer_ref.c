@@ -136,6 +136,46 @@ START_TEST(ids_match_tokenizers_js)
 }
 END_TEST
 
+/* Optional: a tokenizer.json too large to commit, with ids made by
+ * tests/fixtures/tokenizer/make_external_ids.mjs (environment variables
+ * SSM_TOKENIZER_REF_JSON, SSM_TOKENIZER_REF_IDS; skipped when unset). */
+START_TEST(ids_match_external_reference)
+{
+    const char *tj = getenv("SSM_TOKENIZER_REF_JSON"), *ti = getenv("SSM_TOKENIZER_REF_IDS");
+    if (!tj || !ti) { printf("external reference: not set, skipped\n"); return; }
+    ssm_tokenizer *t = NULL;
+    ssm_status st = ssm_tokenizer_load(&t, tj);
+    ck_assert_msg(st == SSM_OK, "load %s: %s", tj, ssm_status_string(st));
+    size_t n;
+    char *e = slurp(ti, &n);
+    ck_assert_ptr_nonnull(e);
+    int32_t *want = tu_alloc(1 << 20, sizeof *want), *got = tu_alloc(1 << 20, sizeof *got);
+    int ncase = 0, nbad = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(e, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *hx = strchr(line, ' ');
+        ck_assert_ptr_nonnull(hx);
+        hx++;
+        char *sp2 = strchr(hx, ' ');
+        size_t hl = sp2 ? (size_t)(sp2 - hx) : strlen(hx);
+        char *text = tu_alloc(hl / 2 + 1, 1);
+        for (size_t i = 0; i < hl / 2; i++) text[i] = (char)(hexv(hx[2 * i]) * 16 + hexv(hx[2 * i + 1]));
+        int64_t nw = 0, ng = -1;
+        if (sp2) for (char *q = sp2; *q && nw < (1 << 20);) { want[nw++] = (int32_t)strtol(q, &q, 10); while (*q == ' ') q++; }
+        st = ssm_tokenizer_encode(t, text, (int64_t)(hl / 2), got, 1 << 20, &ng);
+        if (st != SSM_OK || ng != nw || memcmp(got, want, (size_t)nw * sizeof *want)) {
+            if (nbad++ < 5) fprintf(stderr, "mismatch on \"%.60s\"\n", text);
+        }
+        ncase++;
+        free(text);
+    }
+    printf("external reference %s: %d cases, %d mismatches\n", tj, ncase, nbad);
+    ck_assert_int_eq(nbad, 0);
+    free(want); free(got); free(e);
+    ssm_tokenizer_destroy(t);
+}
+END_TEST
+
 /* Debian's license and copyright texts, up to max bytes, valid UTF-8 only. */
 static char *debian_text(size_t max, size_t *n)
 {
@@ -418,6 +458,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, ids_match_tokenizers_js);
     tcase_add_test(tc, hard_cases_round_trip);
+    tcase_add_test(tc, ids_match_external_reference);
     tcase_add_test(tc, properties_on_debian_text);
     suite_add_tcase(s, tc);
     return tu_run(s);
