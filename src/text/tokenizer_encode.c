@@ -79,37 +79,46 @@ static inline int merge_get(const ssmi_mergemap *m, int32_t a, int32_t b,
     }
 }
 
-/* min-heap on (rank, pos) */
-static inline int hless(const struct hent *a, const struct hent *b)
+/* 4-ary min-heap on (rank, pos), keyed as one 64-bit integer (rank in the
+ * high half): half the depth of a binary heap, children in one cache line. */
+static inline uint64_t hkey(uint32_t rank, int32_t pos) { return (uint64_t)rank << 32 | (uint32_t)pos; }
+
+static void hsift_down(struct hent *h, size_t n, size_t i, struct hent x)
 {
-    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+    uint64_t kx = hkey(x.rank, x.pos);
+    for (;;) {
+        size_t c = 4 * i + 1, m = i;
+        uint64_t km = kx;
+        size_t end = c + 4 < n ? c + 4 : n;
+        for (size_t j = c; j < end; j++) {
+            uint64_t kj = hkey(h[j].rank, h[j].pos);
+            if (kj < km) { km = kj; m = j; }
+        }
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = x;
 }
+
 static void hpush(enc *e, size_t *hn, uint32_t rank, int32_t pos, int32_t id)
 {
     struct hent x = { rank, pos, id };
+    uint64_t kx = hkey(rank, pos);
     size_t i = (*hn)++;
     while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!hless(&x, &e->heap[p])) break;
+        size_t p = (i - 1) / 4;
+        if (kx >= hkey(e->heap[p].rank, e->heap[p].pos)) break;
         e->heap[i] = e->heap[p];
         i = p;
     }
     e->heap[i] = x;
 }
+
 static struct hent hpop(enc *e, size_t *hn)
 {
     struct hent top = e->heap[0], x = e->heap[--(*hn)];
-    size_t i = 0, n = *hn;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct hent *mv = &x;
-        if (l < n && hless(&e->heap[l], mv)) { m = l; mv = &e->heap[l]; }
-        if (r < n && hless(&e->heap[r], mv)) { m = r; mv = &e->heap[r]; }
-        if (m == i) break;
-        e->heap[i] = e->heap[m];
-        i = m;
-    }
-    if (n) e->heap[i] = x;
+    if (*hn) hsift_down(e->heap, *hn, 0, x);
     return top;
 }
 
@@ -187,7 +196,10 @@ static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
         uint32_t rk; int32_t nid;
         for (size_t i = 0; i + 1 < ns; i++)
             if (merge_get(&t->merges, e->c[i], e->c[i + 1], &rk, &nid))
-                hpush(e, &hn, rk, (int32_t)i, nid);
+                e->heap[hn++] = (struct hent){ rk, (int32_t)i, nid };
+        /* heapify in O(n) */
+        if (hn > 1)
+            for (size_t i = (hn - 2) / 4 + 1; i-- > 0;) hsift_down(e->heap, hn, i, e->heap[i]);
         while (hn) {
             struct hent top = hpop(e, &hn);
             int32_t p = top.pos;
