@@ -451,6 +451,7 @@ START_TEST(bad_files)
         { "WordPiece decoder", toy_json(NULL, NULL, NULL, "{\"type\":\"WordPiece\",\"prefix\":\"##\"}", NULL), SSM_ERR_FORMAT },
         { "added token without content", toy_json("[{\"id\":30}]", NULL, NULL, NULL, NULL), SSM_ERR_FORMAT },
         { "added tokens not an array", toy_json("{}", NULL, NULL, NULL, NULL), SSM_ERR_FORMAT },
+        { "token with U+0000", toy_json("[{\"content\":\"a\\u0000b\"}]", NULL, NULL, NULL, NULL), SSM_ERR_FORMAT },
         { "version 2.0", NULL, SSM_ERR_FORMAT },
         { "model missing", NULL, SSM_ERR_FORMAT },
     };

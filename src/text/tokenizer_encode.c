@@ -135,6 +135,7 @@ static void add_sym(enc *e, size_t *ns, int32_t id, int32_t blen)
 static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
 {
     const ssm_tokenizer *t = e->t;
+    if (n >= (size_t)INT32_MAX) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }  /* int32 positions */
     if (t->ignore_merges) {
         int32_t id = ssmi_strmap_get(&t->vocab, (const char *)s, (int32_t)n);
         if (id >= 0) {
@@ -259,6 +260,7 @@ static void bpe_insert(enc *e, const unsigned char *key, size_t kn, int64_t j, u
                        const unsigned char *s, size_t n)
 {
     if (j < 0 || e->cn >= e->ccap
+        || e->ckn + kn >= UINT32_MAX || e->cin + n >= UINT32_MAX     /* 32-bit offsets */
         || !grow((void **)&e->ckeys, &e->ckcap, e->ckn + kn, 1)
         || !grow((void **)&e->cids, &e->cicap, e->cin + n, sizeof *e->cids)) {
         bpe_word(e, s, n, 0);                       /* cache off or full: plain */

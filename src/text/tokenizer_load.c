@@ -545,6 +545,16 @@ static ssm_status build(ssm_tokenizer *t, const char *text, size_t n)
 {
     /* serde_json reads text: the whole file must be UTF-8 */
     if (ssmi_utf8_valid_prefix((const unsigned char *)text, n) != n) return SSM_FAIL(SSM_ERR_FORMAT);
+    /* cJSON ends a string at an escaped NUL: a token spelled with U+0000
+     * would be read shorter than it is; byte-level vocabularies never
+     * contain one (byte 0 is 'Ā' there), so such files are refused */
+    for (size_t i = 0; i + 6 <= n; i++)
+        if (text[i] == '\\' && text[i + 1] == 'u' && text[i + 2] == '0' && text[i + 3] == '0'
+            && text[i + 4] == '0' && text[i + 5] == '0') {
+            /* not when the backslash is itself escaped: count the run */
+            size_t k = i; while (k > 0 && text[k - 1] == '\\') k--;
+            if ((i - k) % 2 == 0) return SSM_FAIL(SSM_ERR_FORMAT);
+        }
     cJSON *root = cJSON_ParseWithLength(text, n);
     if (!root) return SSM_FAIL(SSM_ERR_FORMAT);
     ssm_status st = SSM_OK;
