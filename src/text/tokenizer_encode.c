@@ -72,8 +72,9 @@ static inline int merge_get(const ssmi_mergemap *m, int32_t a, int32_t b,
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     uint64_t j = (key * 0x9E3779B97F4A7C15ull >> 17) & m->mask;
     for (;;) {
-        uint64_t k = m->key[j];
-        if (k == key) { *rank = m->rank[j]; *id = m->id[j]; return 1; }
+        const ssmi_merge *e = &m->slot[j];
+        if (e->key == key) { *rank = e->rank; *id = e->id; return 1; }
+        uint64_t k = e->key;
         if (!k) return 0;
         j = (j + 1) & m->mask;
     }

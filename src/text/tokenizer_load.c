@@ -222,8 +222,8 @@ static ssm_status merge_put(ssmi_mergemap *m, int32_t a, int32_t b, uint32_t ran
 {
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     uint64_t j = (key * 0x9E3779B97F4A7C15ull >> 17) & m->mask;
-    while (m->key[j] && m->key[j] != key) j = (j + 1) & m->mask;
-    m->key[j] = key; m->rank[j] = rank; m->id[j] = id;
+    while (m->slot[j].key && m->slot[j].key != key) j = (j + 1) & m->mask;
+    m->slot[j] = (ssmi_merge){ key, rank, id };
     return SSM_OK;
 }
 
@@ -286,10 +286,8 @@ static ssm_status parse_model(ssm_tokenizer *t, const cJSON *m)
     int64_t nm = cJSON_GetArraySize(merges);
     uint64_t ns = 16;
     while ((int64_t)ns < 2 * nm + 16) ns <<= 1;
-    t->merges.key = calloc(ns, sizeof *t->merges.key);
-    t->merges.rank = malloc(ns * sizeof *t->merges.rank);
-    t->merges.id = malloc(ns * sizeof *t->merges.id);
-    if (!t->merges.key || !t->merges.rank || !t->merges.id) return SSM_FAIL(SSM_ERR_NOMEM);
+    t->merges.slot = calloc(ns, sizeof *t->merges.slot);
+    if (!t->merges.slot) return SSM_FAIL(SSM_ERR_NOMEM);
     t->merges.mask = ns - 1;
     char *buf = NULL; size_t bufcap = 0;
     uint32_t rank = 0;
@@ -609,7 +607,7 @@ void ssm_tokenizer_destroy(ssm_tokenizer *t)
     while (t->blocks) { struct ssmi_block *p = t->blocks->prev; free(t->blocks); t->blocks = p; }
     ssmi_strmap_free(&t->vocab);
     ssmi_strmap_free(&t->added_map);
-    free(t->merges.key); free(t->merges.rank); free(t->merges.id);
+    free(t->merges.slot);
     free(t->tok_str); free(t->tok_len); free(t->dec_str); free(t->dec_len); free(t->special);
     free(t->added);
     free(t->trie_raw.next); free(t->trie_raw.term);
