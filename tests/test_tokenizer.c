@@ -442,6 +442,7 @@ START_TEST(bad_files)
         { "two tokens one id", toy_json(NULL, NULL, NULL, NULL, model_dupid), SSM_ERR_FORMAT },
         { "fractional id", toy_json(NULL, NULL, NULL, NULL, model_badid), SSM_ERR_FORMAT },
         { "merge with two spaces", toy_json(NULL, NULL, NULL, NULL, model_sp3), SSM_ERR_FORMAT },
+        { "merge with an empty side", toy_json(NULL, NULL, NULL, NULL, "{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"\":1},\"merges\":[[\"a\",\"\"]]}"), SSM_ERR_FORMAT },
         { "no merges", toy_json(NULL, NULL, NULL, NULL, model_nomerges), SSM_ERR_FORMAT },
         { "Lowercase normalizer", toy_json(NULL, "{\"type\":\"Lowercase\"}", NULL, NULL, NULL), SSM_ERR_FORMAT },
         { "Whitespace pre-tokenizer", toy_json(NULL, NULL, "{\"type\":\"Whitespace\"}", NULL, NULL), SSM_ERR_FORMAT },

@@ -22,6 +22,7 @@
 #include "text/text_internal.h"
 
 #define CACHE_MAX_WORD 256
+#define SHORT_WORD 32          /* symbols: merged by scanning, not through the heap */
 #define MAX_LEVELS 16
 
 typedef struct bufu8 { unsigned char *p; size_t cap; } bufu8;
@@ -190,7 +191,40 @@ static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
     }
     if (unk >= 0) add_sym(e, &ns, unk, unk_len);
 
-    if (ns > 1) {
+    if (ns > 1 && ns <= SHORT_WORD) {
+        /* Short words: the lowest (rank, position) among the current pairs,
+         * found by a scan.  The same merges as the heap below: HF's heap
+         * pops the least (rank, position) whose pair still gives the same
+         * token, and with no empty token (refused at load) a changed pair
+         * never gives the same token as the pair it replaced. */
+        uint32_t prk[SHORT_WORD]; int32_t pid[SHORT_WORD];
+        uint32_t rk; int32_t nid;
+        for (size_t i = 0; i + 1 < ns; i++)
+            prk[i] = merge_get(&t->merges, e->c[i], e->c[i + 1], &rk, &nid) ? (pid[i] = nid, rk) : UINT32_MAX;
+        prk[ns - 1] = UINT32_MAX;
+        for (;;) {
+            int32_t best = -1;
+            uint32_t br = UINT32_MAX;
+            for (int32_t p = 0; p >= 0; p = e->next[p])
+                if (prk[p] < br) { br = prk[p]; best = p; }
+            if (best < 0) break;
+            int32_t p = best, q = e->next[p];
+            e->c[p] = pid[p];
+            e->len[p] += e->len[q];
+            e->next[p] = e->next[q];
+            e->len[q] = 0;
+            if (e->next[q] >= 0) e->prev[e->next[q]] = p;
+            prk[p] = UINT32_MAX;
+            if (e->next[p] >= 0 && merge_get(&t->merges, e->c[p], e->c[e->next[p]], &rk, &nid)) {
+                prk[p] = rk; pid[p] = nid;
+            }
+            int32_t l = e->prev[p];
+            if (l >= 0) {
+                prk[l] = UINT32_MAX;
+                if (merge_get(&t->merges, e->c[l], e->c[p], &rk, &nid)) { prk[l] = rk; pid[l] = nid; }
+            }
+        }
+    } else if (ns > 1) {
         if (!grow((void **)&e->heap, &e->heapcap, 3 * ns, sizeof *e->heap)) {
             e->st = SSM_FAIL(SSM_ERR_NOMEM); return;
         }

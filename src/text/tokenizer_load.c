@@ -305,6 +305,9 @@ static ssm_status parse_model(ssm_tokenizer *t, const cJSON *m)
             a = e->child->valuestring; la = strlen(a);
             b = e->child->next->valuestring; lb = strlen(b);
         } else { st = SSM_FAIL(SSM_ERR_FORMAT); break; }
+        /* an empty side would make a token its own merge result: HF's
+         * stale-entry test could then accept outdated pairs; refused */
+        if (la == 0 || lb == 0) { st = SSM_FAIL(SSM_ERR_FORMAT); break; }
         int32_t ia = ssmi_strmap_get(&t->vocab, a, (int32_t)la);
         int32_t ib = ssmi_strmap_get(&t->vocab, b, (int32_t)lb);
         if (ia < 0 || ib < 0) { st = SSM_FAIL(SSM_ERR_FORMAT); break; }
