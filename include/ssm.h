@@ -12,6 +12,7 @@
  *   ssm/layer.h    the S4D layer (convolution and recurrent modes)  (src/layers)
  *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (src/layers, CBLAS)
  *   ssm/io.h       safetensors / PyTorch checkpoint reader, writer  (src/io, cJSON)
+ *   ssm/tokenizer.h byte-level BPE tokenizer (tokenizer.json)       (src/text, PCRE2, utf8proc)
  *
  * Shape legend used in every header, slowest dimension first (C order):
  *   B batch, H (or D) channels, G groups, N state size, R rank, L length.
@@ -32,5 +33,6 @@
 #include "ssm/scan.h"
 #include "ssm/mamba.h"
 #include "ssm/io.h"
+#include "ssm/tokenizer.h"
 
 #endif /* SSM_H */
