@@ -11,6 +11,8 @@
  *   ssm/lti.h      dense LTI recurrences                            (src/scan)
  *   ssm/layer.h    the S4D layer (convolution and recurrent modes)  (src/layers)
  *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (src/layers, CBLAS)
+ *   ssm/model.h    Mamba language models from checkpoint directories (src/models)
+ *   ssm/sample.h   next-token sampling (greedy, temperature, top-k/p, min-p)
  *
  * Shape legend used in every header, slowest dimension first (C order):
  *   B batch, H (or D) channels, G groups, N state size, R rank, L length.
@@ -30,5 +32,7 @@
 #include "ssm/lti.h"
 #include "ssm/scan.h"
 #include "ssm/mamba.h"
+#include "ssm/model.h"
+#include "ssm/sample.h"
 
 #endif /* SSM_H */

@@ -1,0 +1,332 @@
+/*
+ * run.c -- the language model's forward: prompt chunks through the whole
+ * network (GEMMs over the chunk's tokens) and the allocation-free one-token
+ * step over any subset of slots (continuous batching).
+ *
+ * Per layer (Gu and Dao 2023, section 3.4 and algorithm 2; mamba_ssm's
+ * Mamba.forward / Mamba.step):
+ *   x | z = in_proj norm(h)          u = silu(conv1d(x))     (causal, depthwise)
+ *   dt_low | B | C = x_proj u        delta = dt_proj.weight dt_low
+ *   y = selective_scan(u, delta, A = -exp(A_log), B, C, D, z,
+ *                      delta_bias = dt_proj.bias, softplus)
+ *   h = h + out_proj y
+ * Chunk layout: the projections are computed as W X^T so that x, z, u,
+ * delta, y come out channel-major [Di][L] and B, C as [N][L]: the layouts
+ * of ssm_selective_scan, with no transposes.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+
+#include "models/model_internal.h"
+#include "ssm/scan.h"
+
+/* Tokens of a prompt chunk: bounds the workspace whatever the prompt
+ * length, and large enough for the GEMMs to run near peak. */
+#define CHUNK 256
+/* Work below which an OpenMP region costs more than it saves. */
+#define PAR_MIN 32768
+
+static inline float silu(float v) { return v / (1.0f + expf(-v)); }
+
+/* rows of in [rows][dm] -> out: RMSNorm or LayerNorm with weight w, bias
+ * b (LayerNorm only).  Sums in double, one row per thread: deterministic. */
+static void norm_rows(const ssmi_model_cfg *c, int64_t rows, const float *in,
+                      float *out, const float *w, const float *b)
+{
+    const int64_t dm = c->d_model;
+    const double eps = c->eps;
+    const int rms = c->rms_norm;
+#pragma omp parallel for schedule(static) if (rows * dm > PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in + r * dm;
+        float *o = out + r * dm;
+        double mean = 0.0, ss = 0.0;
+        if (!rms) {
+            for (int64_t i = 0; i < dm; i++) mean += x[i];
+            mean /= (double)dm;
+        }
+        for (int64_t i = 0; i < dm; i++) {
+            double v = x[i] - mean;
+            ss += v * v;
+        }
+        float inv = (float)(1.0 / sqrt(ss / (double)dm + eps));
+        if (rms)
+            for (int64_t i = 0; i < dm; i++) o[i] = x[i] * inv * w[i];
+        else
+            for (int64_t i = 0; i < dm; i++)
+                o[i] = (float)(x[i] - mean) * inv * w[i] + b[i];
+    }
+}
+
+/* out[M][N] = X[M][K] W[N][K]^T (row-major, leading dimensions given). */
+static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                   const float *W, int64_t ldw, float *out, int64_t ldo)
+{
+    if (M == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W,
+                    (int)ldw, X, 1, 0.0f, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
+                    (int)K, 1.0f, X, (int)ldx, W, (int)ldw, 0.0f, out, (int)ldo);
+}
+
+static void add_rows(int64_t rows, int64_t n, float *y, const float *bias)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < n; i++) y[r * n + i] += bias[i];
+}
+
+/* ---- prompt chunks ---- */
+
+typedef struct chunk_ws {
+    float *res, *nrm, *out;      /* [CHUNK][Dm] */
+    float *xz;                   /* [2Di][Lc] */
+    float *u, *delta, *y;        /* [Di][Lc] */
+    float *xdbl;                 /* [R+2N][Lc] */
+} chunk_ws;
+
+static void ws_free(chunk_ws *w)
+{
+    ssmi_free(w->res); ssmi_free(w->nrm); ssmi_free(w->out); ssmi_free(w->xz);
+    ssmi_free(w->u); ssmi_free(w->delta); ssmi_free(w->y); ssmi_free(w->xdbl);
+}
+
+static ssm_status ws_alloc(const ssmi_model_cfg *c, int64_t lc, chunk_ws *w)
+{
+    memset(w, 0, sizeof *w);
+    int64_t dm = c->d_model, di = c->d_inner;
+    w->res = ssmi_alloc((size_t)(lc * dm), sizeof(float));
+    w->nrm = ssmi_alloc((size_t)(lc * dm), sizeof(float));
+    w->out = ssmi_alloc((size_t)(lc * dm), sizeof(float));
+    w->xz = ssmi_alloc((size_t)(2 * di * lc), sizeof(float));
+    w->u = ssmi_alloc((size_t)(di * lc), sizeof(float));
+    w->delta = ssmi_alloc((size_t)(di * lc), sizeof(float));
+    w->y = ssmi_alloc((size_t)(di * lc), sizeof(float));
+    w->xdbl = ssmi_alloc((size_t)((c->dt_rank + 2 * c->d_state) * lc), sizeof(float));
+    if (!w->res || !w->nrm || !w->out || !w->xz || !w->u || !w->delta || !w->y ||
+        !w->xdbl) {
+        ws_free(w);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+    return SSM_OK;
+}
+
+/* Causal depthwise conv of one chunk, channel-major x [Di][L] -> u =
+ * silu(conv), reading the K-1 previous inputs from cs [Di][K-1] and leaving
+ * there the last K-1 inputs. */
+static void conv_chunk(const ssmi_layer *Lw, int64_t di, int64_t k, int64_t L,
+                       const float *x, float *u, float *cs)
+{
+    const int64_t kc = k - 1;
+#pragma omp parallel for schedule(static) if (di * L * k > PAR_MIN)
+    for (int64_t d = 0; d < di; d++) {
+        const float *xi = x + d * L, *w = Lw->conv_w + d * k;
+        float *c = cs + d * kc, *ud = u + d * L;
+        const float b = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
+        for (int64_t t = 0; t < L; t++) {
+            float acc = b;
+            for (int64_t j = 0; j < k; j++) {
+                int64_t idx = t - kc + j;
+                acc += w[j] * (idx >= 0 ? xi[idx] : c[idx + kc]);
+            }
+            ud[t] = silu(acc);
+        }
+        /* New window: position L-kc+j; reads c at index L+j > j, not yet
+         * overwritten in increasing j. */
+        for (int64_t j = 0; j < kc; j++) {
+            int64_t pos = L - kc + j;
+            c[j] = pos >= 0 ? xi[pos] : c[pos + kc];
+        }
+    }
+}
+
+/* One chunk of L tokens of one slot through every layer; logits of the
+ * last position (all = 0) or of every position (all = 1) into lg. */
+static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot,
+                            int64_t L, const int32_t *tok, chunk_ws *w,
+                            float *lg, int all)
+{
+    const ssmi_model_cfg *c = &m->cfg;
+    const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
+                  k = c->d_conv, r = c->dt_rank, V = c->vocab;
+    for (int64_t t = 0; t < L; t++)
+        memcpy(w->res + t * dm, m->emb + (int64_t)tok[t] * dm, (size_t)dm * sizeof(float));
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        const ssmi_layer *Lw = &m->layers[l];
+        norm_rows(c, L, w->res, w->nrm, Lw->norm_w, Lw->norm_b);
+        /* xz [2Di][L] = W_in nrm^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(2 * di), (int)L,
+                    (int)dm, 1.0f, Lw->in_w, (int)dm, w->nrm, (int)dm, 0.0f,
+                    w->xz, (int)L);
+        if (Lw->in_b)
+            for (int64_t i = 0; i < 2 * di; i++)
+                for (int64_t t = 0; t < L; t++) w->xz[i * L + t] += Lw->in_b[i];
+        conv_chunk(Lw, di, k, L, w->xz, w->u, ssmi_conv_at(s, l, slot));
+        /* xdbl [R+2N][L] = W_x u */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r + 2 * n),
+                    (int)L, (int)di, 1.0f, Lw->x_w, (int)di, w->u, (int)L, 0.0f,
+                    w->xdbl, (int)L);
+        /* delta [Di][L] = W_dt dt_low (bias added by the scan, before softplus) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)di, (int)L,
+                    (int)r, 1.0f, Lw->dt_w, (int)r, w->xdbl, (int)L, 0.0f,
+                    w->delta, (int)L);
+        float *h = ssmi_h_at(s, l, slot);
+        ssm_scan_args a = {
+            .batch = 1, .dim = di, .dstate = n, .len = L, .ngroups = 1,
+            .u = w->u, .delta = w->delta, .A = Lw->A,
+            .B = w->xdbl + r * L, .C = w->xdbl + (r + n) * L, .D = Lw->D,
+            .z = w->xz + di * L, .delta_bias = Lw->dt_b, .delta_softplus = 1,
+            .h0 = h, .y = w->y, .h_last = h
+        };
+        SSM_TRY(ssm_selective_scan(&a));
+        /* out [L][Dm] = y^T W_out^T */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)L, (int)dm, (int)di,
+                    1.0f, w->y, (int)L, Lw->out_w, (int)di, 0.0f, w->out, (int)dm);
+        if (Lw->out_b) add_rows(L, dm, w->out, Lw->out_b);
+        for (int64_t i = 0; i < L * dm; i++) w->res[i] += w->out[i];
+    }
+    if (lg) {
+        if (all) {
+            norm_rows(c, L, w->res, w->nrm, m->normf_w, m->normf_b);
+            mm_xwt(L, V, dm, w->nrm, dm, m->head, dm, lg, V);
+        } else {
+            norm_rows(c, 1, w->res + (L - 1) * dm, w->nrm, m->normf_w, m->normf_b);
+            mm_xwt(1, V, dm, w->nrm, dm, m->head, dm, lg, V);
+        }
+    }
+    return SSM_OK;
+}
+
+/* ---- one token per slot ---- */
+
+static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
+                           const int64_t *slots, const int32_t *tok, float *lg)
+{
+    const ssmi_model_cfg *c = &m->cfg;
+    const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
+                  k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
+    for (int64_t i = 0; i < nb; i++)
+        memcpy(s->res + i * dm, m->emb + (int64_t)tok[i] * dm, (size_t)dm * sizeof(float));
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        const ssmi_layer *Lw = &m->layers[l];
+        norm_rows(c, nb, s->res, s->nrm, Lw->norm_w, Lw->norm_b);
+        mm_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, dm, s->x, di);
+        mm_xwt(nb, di, dm, s->nrm, dm, Lw->in_w + di * dm, dm, s->z, di);
+        if (Lw->in_b) {
+            add_rows(nb, di, s->x, Lw->in_b);
+            add_rows(nb, di, s->z, Lw->in_b + di);
+        }
+        /* conv: the same accumulation order as conv_chunk */
+        for (int64_t i = 0; i < nb; i++) {
+            float *cs = ssmi_conv_at(s, l, slots ? slots[i] : i);
+            const float *x = s->x + i * di;
+            float *u = s->u + i * di;
+#pragma omp parallel for schedule(static) if (di * k > PAR_MIN)
+            for (int64_t d = 0; d < di; d++) {
+                const float *w = Lw->conv_w + d * k;
+                float *cd = cs + d * kc;
+                float acc = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
+                for (int64_t j = 0; j < kc; j++) acc += w[j] * cd[j];
+                acc += w[kc] * x[d];
+                u[d] = silu(acc);
+                for (int64_t j = 0; j + 1 < kc; j++) cd[j] = cd[j + 1];
+                if (kc > 0) cd[kc - 1] = x[d];
+            }
+        }
+        mm_xwt(nb, r, di, s->u, di, Lw->x_w, di, s->dtl, r);
+        mm_xwt(nb, n, di, s->u, di, Lw->x_w + r * di, di, s->bm, n);
+        mm_xwt(nb, n, di, s->u, di, Lw->x_w + (r + n) * di, di, s->cm, n);
+        mm_xwt(nb, di, r, s->dtl, r, Lw->dt_w, r, s->delta, di);
+        for (int64_t i = 0; i < nb; i++)
+            SSM_TRY(ssm_selective_step(1, di, n, 1,
+                                       ssmi_h_at(s, l, slots ? slots[i] : i),
+                                       s->u + i * di, s->delta + i * di, Lw->A,
+                                       s->bm + i * n, s->cm + i * n, Lw->D,
+                                       s->z + i * di, Lw->dt_b, 1, s->y + i * di));
+        mm_xwt(nb, dm, di, s->y, di, Lw->out_w, di, s->out, dm);
+        if (Lw->out_b) add_rows(nb, dm, s->out, Lw->out_b);
+        for (int64_t i = 0; i < nb * dm; i++) s->res[i] += s->out[i];
+    }
+    if (lg) {
+        norm_rows(c, nb, s->res, s->nrm, m->normf_w, m->normf_b);
+        mm_xwt(nb, V, dm, s->nrm, dm, m->head, dm, lg, V);
+    }
+    return SSM_OK;
+}
+
+/* ---- entry points ---- */
+
+static ssm_status run(const ssm_model *m, ssm_model_state *s, int64_t nb,
+                      const int64_t *slots, int64_t len, const int32_t *tokens,
+                      float *logits, int all)
+{
+    if (!m || !s || !tokens || nb < 1 || len < 1 || nb > s->max_batch)
+        return SSM_FAIL(SSM_ERR_ARG);
+    ssmi_state_dims d;
+    ssmi_model_state_dims(m, &d);
+    int64_t ntok, nlog;
+    if (memcmp(&d, &s->dims, sizeof d) || !ssmi_mul_ok(nb, len, &ntok) ||
+        !ssmi_sizes_ok(&nlog, sizeof(float), 2, ntok, m->cfg.vocab))
+        return SSM_FAIL(SSM_ERR_ARG);
+    /* Everything checked before anything changes. */
+    for (int64_t i = 0; i < ntok; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab) return SSM_FAIL(SSM_ERR_ARG);
+    if (slots) {
+        int64_t *mark = s->slot_tmp;
+        int bad = 0;
+        for (int64_t i = 0; i < nb && !bad; i++) {
+            if (slots[i] < 0 || slots[i] >= s->max_batch || mark[slots[i]]) bad = 1;
+            else mark[slots[i]] = 1;
+        }
+        for (int64_t i = 0; i < nb; i++)
+            if (slots[i] >= 0 && slots[i] < s->max_batch) mark[slots[i]] = 0;
+        if (bad) return SSM_FAIL(SSM_ERR_ARG);
+    }
+    const int64_t V = m->cfg.vocab;
+    if (len == 1) {
+        SSM_TRY(run_step(m, s, nb, slots, tokens, logits));
+    } else {
+        chunk_ws w;
+        SSM_TRY(ws_alloc(&m->cfg, len < CHUNK ? len : CHUNK, &w));
+        ssm_status st = SSM_OK;
+        for (int64_t i = 0; i < nb && st == SSM_OK; i++) {
+            int64_t slot = slots ? slots[i] : i;
+            for (int64_t t0 = 0; t0 < len && st == SSM_OK; t0 += CHUNK) {
+                int64_t L = len - t0 < CHUNK ? len - t0 : CHUNK;
+                float *lg = NULL;
+                if (logits && all) lg = logits + (i * len + t0) * V;
+                else if (logits && t0 + L == len) lg = logits + i * V;
+                st = run_chunk(m, s, slot, L, tokens + i * len + t0, &w, lg, all);
+            }
+        }
+        ws_free(&w);
+        SSM_TRY(st);
+    }
+    for (int64_t i = 0; i < nb; i++) s->ntok[slots ? slots[i] : i] += len;
+    return SSM_OK;
+}
+
+ssm_status ssm_model_forward(const ssm_model *model, ssm_model_state *state,
+                             int64_t batch, int64_t len, const int32_t *tokens,
+                             float *logits)
+{
+    return run(model, state, batch, NULL, len, tokens, logits, 0);
+}
+
+ssm_status ssm_model_forward_slots(const ssm_model *model, ssm_model_state *state,
+                                   int64_t n, const int64_t *slots, int64_t len,
+                                   const int32_t *tokens, float *logits)
+{
+    if (!slots) return SSM_FAIL(SSM_ERR_ARG);
+    return run(model, state, n, slots, len, tokens, logits, 0);
+}
+
+ssm_status ssm_model_forward_all(const ssm_model *model, ssm_model_state *state,
+                                 int64_t batch, int64_t len, const int32_t *tokens,
+                                 float *logits)
+{
+    if (!logits) return SSM_FAIL(SSM_ERR_ARG);
+    return run(model, state, batch, NULL, len, tokens, logits, 1);
+}
