@@ -13,6 +13,7 @@
  *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (src/layers, CBLAS)
  *   ssm/model.h    Mamba language models from checkpoint directories (src/models)
  *   ssm/sample.h   next-token sampling (greedy, temperature, top-k/p, min-p)
+ *   ssm/io.h       safetensors / PyTorch checkpoint reader, writer  (src/io, cJSON)
  *
  * Shape legend used in every header, slowest dimension first (C order):
  *   B batch, H (or D) channels, G groups, N state size, R rank, L length.
@@ -34,5 +35,6 @@
 #include "ssm/mamba.h"
 #include "ssm/model.h"
 #include "ssm/sample.h"
+#include "ssm/io.h"
 
 #endif /* SSM_H */

@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 #include "common.h"
+#include "s4.h"
+#include "layer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -78,6 +80,12 @@ SSM_API ssm_status ssm_tensor_file_data(const ssm_tensor_file *file,
                                         const char *name, const void **data,
                                         ssm_tensor_info *info);
 
+/* The __metadata__ string value of key (safetensors only; a sharded
+ * checkpoint merges its shards', the first shard naming a key wins).  *value is owned by the file.
+ * Errors: SSM_ERR_ARG (NULL), SSM_ERR_FORMAT (no such key). */
+SSM_API ssm_status ssm_tensor_file_metadata(const ssm_tensor_file *file,
+                                            const char *key, const char **value);
+
 /* One tensor to write: row-major data of dtype with the given shape. */
 typedef struct ssm_tensor_desc {
     const char    *name;
@@ -96,6 +104,27 @@ SSM_API ssm_status ssm_safetensors_write(const char *path, int64_t n,
                                          const ssm_tensor_desc *tensors,
                                          int64_t n_meta, const char *const *keys,
                                          const char *const *values);
+
+/* Load an S4D layer from the parameters of the s4 repository's standalone
+ * S4D module (state-spaces/s4, models/s4/s4d.py), named
+ *   <prefix>D                   [H]
+ *   <prefix>kernel.log_dt       [H]
+ *   <prefix>kernel.log_A_real   [H][N]
+ *   <prefix>kernel.A_imag       [H][N]
+ *   <prefix>kernel.C            [H][N][2]  (real, imaginary pairs)
+ * with N = d_state / 2 complex modes: the layer gets lambda =
+ * -exp(log_A_real) + i A_imag, dt = exp(log_dt), B = 1, C as stored (the
+ * module's kernel is 2 Re(...): a complex-init layer applies that 2), D.
+ * disc: the module discretizes by ZOH (SSM_ZOH reproduces its kernel);
+ * any ssm_disc is accepted.  prefix may be "" or NULL (no prefix), e.g.
+ * "model.layers.0." for a module inside a bigger model.  The module's
+ * output_linear (Conv1d + GLU) is not part of ssm_s4d_layer and is not read.
+ * Errors: SSM_ERR_ARG (NULL layer/file, bad disc), SSM_ERR_FORMAT (a
+ * tensor missing, mis-shaped, or giving non-finite/unstable parameters),
+ * SSM_ERR_NOMEM, SSM_ERR_NUMERIC.  *layer is NULL on error. */
+SSM_API ssm_status ssm_s4d_layer_load(ssm_s4d_layer **layer,
+                                      const ssm_tensor_file *file,
+                                      const char *prefix, ssm_disc disc);
 
 #ifdef __cplusplus
 }
