@@ -143,7 +143,7 @@ static ssm_status shape_of(const ssm_model *m, const char *name, int ndim,
 static ssm_status resolve_sizes(ssm_model *m)
 {
     ssmi_model_cfg *c = &m->cfg;
-    int64_t a[2], cv[3], dt[2];
+    int64_t a[2] = { 0, 0 }, cv[3] = { 0, 0, 0 }, dt[2] = { 0, 0 };
     SSM_TRY(shape_of(m, "backbone.layers.0.mixer.A_log", 2, a));
     SSM_TRY(shape_of(m, "backbone.layers.0.mixer.conv1d.weight", 3, cv));
     SSM_TRY(shape_of(m, "backbone.layers.0.mixer.dt_proj.weight", 2, dt));
