@@ -36,5 +36,6 @@
 #include "ssm/model.h"
 #include "ssm/sample.h"
 #include "ssm/io.h"
+#include "ssm/tokenizer.h"
 
 #endif /* SSM_H */

@@ -1,0 +1,539 @@
+/*
+ * tokenizer_encode.c -- text to ids, as Hugging Face tokenizers'
+ * encode(text, add_special_tokens=False) for the byte-level BPE family.
+ *
+ * Stages (tokenizer/mod.rs encode_single_sequence, added_vocabulary.rs
+ * extract_and_normalize, pre_tokenizers/, models/bpe/):
+ *   1. added tokens with normalized=false are cut out of the raw text;
+ *   2. each other piece is normalized, then added tokens with
+ *      normalized=true are cut out of it;
+ *   3. the pre-tokenizers split the remaining pieces (ByteLevel: prefix
+ *      space, the GPT-2 regex, then every byte to its GPT-2 character);
+ *   4. BPE: each final piece becomes one symbol per character, then the
+ *      adjacent pair of lowest merge rank (leftmost among equals) is merged
+ *      until no pair has a rank; through a binary heap, O(n log n) per word.
+ * Empty pieces vanish at every stage.  Words of less than 256 bytes are
+ * cached for the duration of the call (the tokenizer itself is immutable:
+ * no shared mutable state, any number of threads may encode at once).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "text/text_internal.h"
+
+#define CACHE_MAX_WORD 256
+#define MAX_LEVELS 16
+
+typedef struct bufu8 { unsigned char *p; size_t cap; } bufu8;
+
+typedef struct cache_ent { uint64_t h; uint32_t koff, klen; uint32_t ioff, ilen; } cache_ent;
+
+typedef struct enc {
+    const ssm_tokenizer *t;
+    int32_t *ids; int64_t cap, n;
+    ssm_status st;
+    pcre2_match_data *md;
+    pcre2_match_context *mctx;
+    pcre2_jit_stack *jit;
+    bufu8 pre[MAX_LEVELS], map[MAX_LEVELS];
+    /* BPE word */
+    int32_t *c, *prev, *next, *len; size_t symcap;
+    struct hent { uint32_t rank; int32_t pos, id; } *heap; size_t heapcap;
+    /* cache */
+    int32_t *cslot; uint64_t cmask; cache_ent *cent; int64_t cn, ccap;
+    unsigned char *ckeys; size_t ckn, ckcap;
+    int32_t *cids; size_t cin, cicap;
+} enc;
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 1;
+    size_t nc = *cap ? *cap : 64;
+    while (nc < need) nc *= 2;
+    void *q = realloc(*p, nc * elem);
+    if (!q) return 0;
+    *p = q; *cap = nc;
+    return 1;
+}
+
+static inline void emit(enc *e, int32_t id)
+{
+    if (e->n < e->cap) e->ids[e->n] = id;
+    e->n++;
+}
+
+/* ---- BPE (models/bpe/model.rs merge_word, word.rs merge_all) ---- */
+
+static inline int merge_get(const ssmi_mergemap *m, int32_t a, int32_t b,
+                            uint32_t *rank, int32_t *id)
+{
+    uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
+    uint64_t j = (key * 0x9E3779B97F4A7C15ull >> 17) & m->mask;
+    for (;;) {
+        uint64_t k = m->key[j];
+        if (k == key) { *rank = m->rank[j]; *id = m->id[j]; return 1; }
+        if (!k) return 0;
+        j = (j + 1) & m->mask;
+    }
+}
+
+/* min-heap on (rank, pos) */
+static inline int hless(const struct hent *a, const struct hent *b)
+{
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+static void hpush(enc *e, size_t *hn, uint32_t rank, int32_t pos, int32_t id)
+{
+    struct hent x = { rank, pos, id };
+    size_t i = (*hn)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!hless(&x, &e->heap[p])) break;
+        e->heap[i] = e->heap[p];
+        i = p;
+    }
+    e->heap[i] = x;
+}
+static struct hent hpop(enc *e, size_t *hn)
+{
+    struct hent top = e->heap[0], x = e->heap[--(*hn)];
+    size_t i = 0, n = *hn;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const struct hent *mv = &x;
+        if (l < n && hless(&e->heap[l], mv)) { m = l; mv = &e->heap[l]; }
+        if (r < n && hless(&e->heap[r], mv)) { m = r; mv = &e->heap[r]; }
+        if (m == i) break;
+        e->heap[i] = e->heap[m];
+        i = m;
+    }
+    if (n) e->heap[i] = x;
+    return top;
+}
+
+static void add_sym(enc *e, size_t *ns, int32_t id, int32_t blen)
+{
+    size_t i = (*ns)++;
+    e->c[i] = id; e->len[i] = blen;
+    e->prev[i] = (int32_t)i - 1; e->next[i] = -1;
+    if (i) e->next[i - 1] = (int32_t)i;
+}
+
+/* The ids of one pre-token s[0..n) (valid UTF-8), appended to the output
+ * and, when cache_it, also to the cache's id arena (room for n made). */
+static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
+{
+    const ssm_tokenizer *t = e->t;
+    if (t->ignore_merges) {
+        int32_t id = ssmi_strmap_get(&t->vocab, (const char *)s, (int32_t)n);
+        if (id >= 0) { emit(e, id); return; }
+    }
+    /* at most n symbols (byte fallback: one per byte) */
+    if (!grow((void **)&e->c, &e->symcap, n, sizeof *e->c)) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }
+    size_t sc = e->symcap;
+    int32_t *np = realloc(e->prev, sc * sizeof *np); if (np) e->prev = np;
+    int32_t *nx = np ? realloc(e->next, sc * sizeof *nx) : NULL; if (nx) e->next = nx;
+    int32_t *nl = nx ? realloc(e->len, sc * sizeof *nl) : NULL; if (nl) e->len = nl;
+    if (!nl) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }
+
+    size_t ns = 0;
+    int32_t unk = -1, unk_len = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int L = ssmi_utf8_dec(s + i, &cp);
+        int32_t id = cp < 512 ? t->cp_id[cp] : ssmi_strmap_get(&t->vocab, (const char *)s + i, L);
+        if (id >= 0) {
+            if (unk >= 0) { add_sym(e, &ns, unk, unk_len); unk = -1; }
+            add_sym(e, &ns, id, L);
+        } else {
+            int done = 0;
+            if (t->byte_fallback) {
+                int all = 1;
+                for (int k = 0; k < L; k++) all &= t->byte_tok[s[i + k]] >= 0;
+                if (all) {
+                    /* (a pending unk stays pending, as in merge_word) */
+                    for (int k = 0; k < L; k++) add_sym(e, &ns, t->byte_tok[s[i + k]], 1);
+                    done = 1;
+                }
+            }
+            if (!done && t->has_unk) {
+                if (t->unk_id < 0) { e->st = SSM_FAIL(SSM_ERR_FORMAT); return; }
+                if (unk >= 0 && t->fuse_unk) unk_len += L;
+                else {
+                    if (unk >= 0) add_sym(e, &ns, unk, unk_len);
+                    unk = t->unk_id; unk_len = L;
+                }
+            }
+            /* neither: the character is dropped, as merge_word does */
+        }
+        i += (size_t)L;
+    }
+    if (unk >= 0) add_sym(e, &ns, unk, unk_len);
+
+    if (ns > 1) {
+        if (!grow((void **)&e->heap, &e->heapcap, 3 * ns, sizeof *e->heap)) {
+            e->st = SSM_FAIL(SSM_ERR_NOMEM); return;
+        }
+        size_t hn = 0;
+        uint32_t rk; int32_t nid;
+        for (size_t i = 0; i + 1 < ns; i++)
+            if (merge_get(&t->merges, e->c[i], e->c[i + 1], &rk, &nid))
+                hpush(e, &hn, rk, (int32_t)i, nid);
+        while (hn) {
+            struct hent top = hpop(e, &hn);
+            int32_t p = top.pos;
+            if (e->len[p] == 0) continue;              /* merged away */
+            int32_t q = e->next[p];
+            if (q < 0) continue;                       /* last symbol */
+            /* an outdated entry: the pair at p no longer makes top.id */
+            if (!merge_get(&t->merges, e->c[p], e->c[q], &rk, &nid) || nid != top.id) continue;
+            e->c[p] = top.id;
+            e->len[p] += e->len[q];
+            e->next[p] = e->next[q];
+            e->len[q] = 0;
+            if (e->next[q] >= 0) e->prev[e->next[q]] = p;
+            if (e->prev[p] >= 0 && merge_get(&t->merges, e->c[e->prev[p]], e->c[p], &rk, &nid))
+                hpush(e, &hn, rk, e->prev[p], nid);
+            if (e->next[p] >= 0 && merge_get(&t->merges, e->c[p], e->c[e->next[p]], &rk, &nid))
+                hpush(e, &hn, rk, p, nid);
+        }
+    }
+    for (size_t i = 0; i < ns; i++) {
+        if (e->len[i] == 0) continue;
+        emit(e, e->c[i]);
+        if (cache_it) e->cids[e->cin++] = e->c[i];   /* room made by bpe() */
+    }
+}
+
+static void bpe(enc *e, const unsigned char *s, size_t n)
+{
+    if (n == 0) return;
+    if (n >= CACHE_MAX_WORD || !e->cslot) { bpe_word(e, s, n, 0); return; }
+    uint64_t h = ssmi_hash_bytes(s, n);
+    uint64_t j = h & e->cmask;
+    while (e->cslot[j] >= 0) {
+        const cache_ent *c = &e->cent[e->cslot[j]];
+        if (c->h == h && c->klen == n && !memcmp(e->ckeys + c->koff, s, n)) {
+            for (uint32_t k = 0; k < c->ilen; k++) emit(e, e->cids[c->ioff + k]);
+            return;
+        }
+        j = (j + 1) & e->cmask;
+    }
+    if (e->cn >= e->ccap
+        || !grow((void **)&e->ckeys, &e->ckcap, e->ckn + n, 1)
+        || !grow((void **)&e->cids, &e->cicap, e->cin + n, sizeof *e->cids)) {
+        bpe_word(e, s, n, 0);                       /* cache full: plain */
+        return;
+    }
+    size_t i0 = e->cin;
+    bpe_word(e, s, n, 1);
+    if (e->st != SSM_OK) return;
+    memcpy(e->ckeys + e->ckn, s, n);
+    e->cent[e->cn] = (cache_ent){ h, (uint32_t)e->ckn, (uint32_t)n, (uint32_t)i0, (uint32_t)(e->cin - i0) };
+    e->cslot[j] = (int32_t)e->cn++;
+    e->ckn += n;
+}
+
+/* ---- pre-tokenizers ---- */
+
+static void pretok(enc *e, int k, const unsigned char *s, size_t n);
+
+/* Next match of a Split pattern (regex or literal) in s[0..n) at or
+ * after *pos, with the rule of onig's find_iter (and the regex crate's):
+ * an empty match right where the previous match ended is skipped. */
+typedef struct mit { size_t pos; int64_t last_end; } mit;
+
+static int next_match(enc *e, const ssmi_pretok *pt, const unsigned char *s, size_t n,
+                      mit *it, size_t *ms, size_t *me)
+{
+    for (;;) {
+        if (it->pos > n) return 0;
+        if (pt->re) {
+            int rc = pcre2_match(pt->re, s, n, it->pos, PCRE2_NO_UTF_CHECK, e->md, e->mctx);
+            if (rc == PCRE2_ERROR_NOMATCH) return 0;
+            if (rc < 0) {
+                e->st = SSM_FAIL(rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_JIT_STACKLIMIT
+                                 || rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_MATCHLIMIT
+                                 || rc == PCRE2_ERROR_DEPTHLIMIT ? SSM_ERR_NOMEM : SSM_ERR_FORMAT);
+                return 0;
+            }
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
+            *ms = ov[0]; *me = ov[1];
+            if (*me < *ms) *me = *ms;                  /* \K tricks: refused at compile anyway */
+        } else {
+            const unsigned char *f = NULL;
+            size_t L = (size_t)pt->litlen, i = it->pos;
+            while (i + L <= n) {
+                const unsigned char *q = memchr(s + i, (unsigned char)pt->lit[0], n - L + 1 - i);
+                if (!q) break;
+                if (!memcmp(q, pt->lit, L)) { f = q; break; }
+                i = (size_t)(q - s) + 1;
+            }
+            if (!f) return 0;
+            *ms = (size_t)(f - s); *me = *ms + L;
+        }
+        if (*ms == *me && (int64_t)*me == it->last_end) {
+            /* step one character */
+            if (it->pos >= n) { it->pos = n + 1; continue; }
+            unsigned c = s[it->pos];
+            it->pos += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            continue;
+        }
+        it->pos = *me;
+        it->last_end = (int64_t)*me;
+        return 1;
+    }
+}
+
+/* Byte-level: every byte to its GPT-2 character, then on. */
+static void bytelevel_map(enc *e, int k, const unsigned char *s, size_t n)
+{
+    if (n == 0) return;
+    bufu8 *b = &e->map[k];
+    if (!grow((void **)&b->p, &b->cap, 2 * n, 1)) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t cp = ssmi_byte_to_cp(s[i]);
+        if (cp < 0x80) b->p[m++] = (unsigned char)cp;
+        else { b->p[m++] = (unsigned char)(0xC0 | (cp >> 6)); b->p[m++] = (unsigned char)(0x80 | (cp & 0x3F)); }
+    }
+    pretok(e, k + 1, b->p, m);
+}
+
+/* Split behaviors (normalizer.rs NormalizedString::split) as a stream. */
+typedef struct splitter {
+    int behavior;
+    int have, pend_match, prev_match;
+    size_t ps, pe;
+} splitter;
+
+static void split_out(enc *e, int k, const unsigned char *s, size_t a, size_t b)
+{
+    if (b > a) pretok(e, k + 1, s + a, b - a);
+}
+
+static void split_feed(enc *e, int k, splitter *sp, const unsigned char *s,
+                       size_t a, size_t b, int is_match)
+{
+    switch (sp->behavior) {
+    case SSMI_SPLIT_ISOLATED: split_out(e, k, s, a, b); break;
+    case SSMI_SPLIT_REMOVED: if (!is_match) split_out(e, k, s, a, b); break;
+    case SSMI_SPLIT_CONTIGUOUS:
+        if (sp->have && is_match == sp->prev_match) sp->pe = b;
+        else {
+            if (sp->have) split_out(e, k, s, sp->ps, sp->pe);
+            sp->ps = a; sp->pe = b; sp->have = 1;
+        }
+        sp->prev_match = is_match;
+        break;
+    case SSMI_SPLIT_MERGED_PREV:
+        if (is_match && !sp->prev_match && sp->have) sp->pe = b;
+        else {
+            if (sp->have) split_out(e, k, s, sp->ps, sp->pe);
+            sp->ps = a; sp->pe = b; sp->have = 1;
+        }
+        sp->prev_match = is_match;
+        break;
+    default: /* MergedWithNext: a match joins the non-match right after it */
+        if (sp->have) {
+            sp->have = 0;
+            if (!is_match) { split_out(e, k, s, sp->ps, b); break; }
+            split_out(e, k, s, sp->ps, sp->pe);
+        }
+        if (is_match) { sp->have = 1; sp->ps = a; sp->pe = b; }
+        else split_out(e, k, s, a, b);
+        break;
+    }
+}
+
+static void split_end(enc *e, int k, splitter *sp, const unsigned char *s)
+{
+    if (sp->have) split_out(e, k, s, sp->ps, sp->pe);
+    sp->have = 0;
+}
+
+static void pretok(enc *e, int k, const unsigned char *s, size_t n)
+{
+    const ssm_tokenizer *t = e->t;
+    if (n == 0 || e->st != SSM_OK) return;
+    if (k == t->npt) { bpe(e, s, n); return; }
+    const ssmi_pretok *pt = &t->pt[k];
+    if (pt->type == SSMI_PT_BYTELEVEL) {
+        const unsigned char *src = s; size_t len = n;
+        if (pt->add_prefix_space && s[0] != ' ') {
+            bufu8 *b = &e->pre[k];
+            if (!grow((void **)&b->p, &b->cap, n + 1, 1)) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }
+            b->p[0] = ' ';
+            memcpy(b->p + 1, s, n);
+            src = b->p; len = n + 1;
+        }
+        if (!pt->use_regex) { bytelevel_map(e, k, src, len); return; }
+        /* Isolated: every match and every gap is a piece */
+        mit it = { 0, -1 };
+        size_t prev = 0, ms, me;
+        while (e->st == SSM_OK && next_match(e, pt, src, len, &it, &ms, &me)) {
+            if (ms > prev) bytelevel_map(e, k, src + prev, ms - prev);
+            bytelevel_map(e, k, src + ms, me - ms);
+            prev = me;
+        }
+        if (e->st == SSM_OK && prev < len) bytelevel_map(e, k, src + prev, len - prev);
+        return;
+    }
+    /* Split */
+    splitter sp = { pt->behavior, 0, 0, 0, 0, 0 };
+    mit it = { 0, -1 };
+    size_t prev = 0, ms, me;
+    while (e->st == SSM_OK && next_match(e, pt, s, n, &it, &ms, &me)) {
+        if (ms != prev) split_feed(e, k, &sp, s, prev, ms, pt->invert);
+        split_feed(e, k, &sp, s, ms, me, !pt->invert);
+        prev = me;
+    }
+    if (e->st != SSM_OK) return;
+    if (prev != n) split_feed(e, k, &sp, s, prev, n, pt->invert);
+    split_end(e, k, &sp, s);
+}
+
+/* ---- added tokens (added_vocabulary.rs find_matches) ---- */
+
+/* Rust regex's \s: the White_Space property (Unicode, stable). */
+static int is_white_space(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680
+        || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F
+        || c == 0x205F || c == 0x3000;
+}
+
+static int is_word_char(enc *e, const unsigned char *s, int L)
+{
+    int rc = pcre2_match(e->t->word_re, s, (PCRE2_SIZE)L, 0,
+                         PCRE2_ANCHORED | PCRE2_NO_UTF_CHECK, e->md, NULL);
+    return rc >= 0;
+}
+
+static size_t char_start_before(const unsigned char *s, size_t i)
+{
+    do i--; while (i > 0 && (s[i] & 0xC0) == 0x80);
+    return i;
+}
+
+typedef void (*gap_fn)(enc *e, const unsigned char *s, size_t n);
+
+static void split_added(enc *e, const ssmi_trie *tr, const unsigned char *s, size_t n, gap_fn gap)
+{
+    const ssm_tokenizer *t = e->t;
+    size_t start_offset = 0, pos = 0, ms, me;
+    int32_t idx;
+    while (e->st == SSM_OK && ssmi_trie_find(tr, s, n, pos, &ms, &me, &idx)) {
+        pos = me;
+        const ssmi_added *a = &t->added[idx];
+        size_t start = ms, stop = me;
+        if (a->single_word) {
+            int start_space = 1, stop_space = 1;
+            if (ms > 0) {
+                size_t c0 = char_start_before(s, ms);
+                start_space = !is_word_char(e, s + c0, (int)(ms - c0));
+            }
+            if (me < n) {
+                uint32_t cp;
+                int L = ssmi_utf8_dec(s + me, &cp);
+                stop_space = !is_word_char(e, s + me, L);
+            }
+            if (!start_space || !stop_space) continue;
+        }
+        if (a->lstrip) {
+            size_t ns = start;
+            while (ns > 0) {
+                size_t c0 = char_start_before(s, ns);
+                uint32_t cp;
+                ssmi_utf8_dec(s + c0, &cp);
+                if (!is_white_space(cp)) break;
+                ns = c0;
+            }
+            start = ns > start_offset ? ns : start_offset;
+        }
+        if (a->rstrip) {
+            while (stop < n) {
+                uint32_t cp;
+                int L = ssmi_utf8_dec(s + stop, &cp);
+                if (!is_white_space(cp)) break;
+                stop += (size_t)L;
+            }
+        }
+        if (start_offset < start) gap(e, s + start_offset, start - start_offset);
+        if (e->st != SSM_OK) return;
+        emit(e, a->id);
+        start_offset = stop;
+    }
+    if (e->st == SSM_OK && start_offset < n) gap(e, s + start_offset, n - start_offset);
+}
+
+static void after_norm(enc *e, const unsigned char *s, size_t n)
+{
+    pretok(e, 0, s, n);
+}
+
+static void normalize_piece(enc *e, const unsigned char *s, size_t n)
+{
+    if (n == 0) return;
+    char *nb; size_t nn;
+    ssm_status st = ssmi_tok_normalize(e->t, (const char *)s, n, &nb, &nn);
+    if (st != SSM_OK) { e->st = st; return; }
+    const unsigned char *p = nb ? (const unsigned char *)nb : s;
+    if (e->t->any_norm) split_added(e, &e->t->trie_norm, p, nn, after_norm);
+    else pretok(e, 0, p, nn);
+    free(nb);
+}
+
+/* ---- entry point ---- */
+
+static void enc_free(enc *e)
+{
+    pcre2_match_data_free(e->md);
+    pcre2_match_context_free(e->mctx);
+    if (e->jit) pcre2_jit_stack_free(e->jit);
+    for (int k = 0; k < MAX_LEVELS; k++) { free(e->pre[k].p); free(e->map[k].p); }
+    free(e->c); free(e->prev); free(e->next); free(e->len); free(e->heap);
+    free(e->cslot); free(e->cent); free(e->ckeys); free(e->cids);
+}
+
+ssm_status ssm_tokenizer_encode(const ssm_tokenizer *tok, const char *text,
+                                int64_t nbytes, int32_t *ids, int64_t cap, int64_t *n)
+{
+    if (!tok || !n || nbytes < 0 || cap < 0 || (!text && nbytes > 0) || (!ids && cap > 0))
+        return SSM_FAIL(SSM_ERR_ARG);
+    *n = 0;
+    if (nbytes == 0) return SSM_OK;
+    if ((uint64_t)nbytes > (uint64_t)SIZE_MAX / 4) return SSM_FAIL(SSM_ERR_NOMEM);
+    const unsigned char *s = (const unsigned char *)text;
+    size_t len = (size_t)nbytes;
+    if (ssmi_utf8_valid_prefix(s, len) != len) return SSM_FAIL(SSM_ERR_FORMAT);
+
+    enc e;
+    memset(&e, 0, sizeof e);
+    e.t = tok; e.ids = ids; e.cap = cap; e.st = SSM_OK;
+    e.md = pcre2_match_data_create(1, NULL);
+    e.mctx = pcre2_match_context_create(NULL);
+    /* JIT stack for patterns with deep backtracking; 32 KiB .. 8 MiB */
+    e.jit = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
+    if (!e.md || !e.mctx || !e.jit) { enc_free(&e); return SSM_FAIL(SSM_ERR_NOMEM); }
+    pcre2_jit_stack_assign(e.mctx, NULL, e.jit);
+    /* the word cache, sized from the text (at most 64 Ki words) */
+    {
+        uint64_t slots = 64;
+        while (slots < (uint64_t)len / 2 && slots < (1u << 17)) slots <<= 1;
+        e.cslot = malloc(slots * sizeof *e.cslot);
+        e.cent = malloc((slots / 2) * sizeof *e.cent);
+        if (e.cslot && e.cent) {
+            memset(e.cslot, 0xFF, slots * sizeof *e.cslot);
+            e.cmask = slots - 1; e.ccap = (int64_t)(slots / 2);
+        } else {
+            free(e.cslot); free(e.cent); e.cslot = NULL; e.cent = NULL;   /* run uncached */
+        }
+    }
+    if (tok->any_raw) split_added(&e, &tok->trie_raw, s, len, normalize_piece);
+    else normalize_piece(&e, s, len);
+    ssm_status st = e.st;
+    *n = st == SSM_OK ? e.n : 0;
+    enc_free(&e);
+    return st;
+}
