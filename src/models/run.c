@@ -72,6 +72,44 @@ static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
                     (int)K, 1.0f, X, (int)ldx, W, (int)ldw, 0.0f, out, (int)ldo);
 }
 
+/* The same product for the few rows of a decoding step (M <= SKINNY_MAX):
+ * every row of W is read from memory once and used for all M outputs while
+ * it sits in L1, where sgemm would first pack (copy) all of W and sgemv
+ * would read it M times.  Decoding is bound by reading the weights, so this
+ * is what sets its speed at batch > 1.  16 independent partial sums per
+ * dot product let the compiler vectorize without reassociating; they are
+ * added in a fixed tree: one writer per output, the same result for any
+ * thread count. */
+#define SKINNY_MAX 16
+static void skinny_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                       const float *W, int64_t ldw, float *out, int64_t ldo)
+{
+#pragma omp parallel for schedule(static) if (N * K > 4 * PAR_MIN)
+    for (int64_t j = 0; j < N; j++) {
+        const float *w = W + j * ldw;
+        for (int64_t b = 0; b < M; b++) {
+            const float *x = X + b * ldx;
+            float acc[16] = { 0 };
+            int64_t k = 0;
+            for (; k + 16 <= K; k += 16)
+                for (int q = 0; q < 16; q++) acc[q] += w[k + q] * x[k + q];
+            float tail = 0.0f;
+            for (; k < K; k++) tail += w[k] * x[k];
+            for (int h = 8; h >= 1; h /= 2)
+                for (int q = 0; q < h; q++) acc[q] += acc[q + h];
+            out[b * ldo + j] = acc[0] + tail;
+        }
+    }
+}
+
+/* Decoding-step products: the skinny kernel for few rows, else sgemm. */
+static void step_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                     const float *W, int64_t ldw, float *out, int64_t ldo)
+{
+    if (M <= SKINNY_MAX) skinny_xwt(M, N, K, X, ldx, W, ldw, out, ldo);
+    else mm_xwt(M, N, K, X, ldx, W, ldw, out, ldo);
+}
+
 static void add_rows(int64_t rows, int64_t n, float *y, const float *bias)
 {
     for (int64_t r = 0; r < rows; r++)
@@ -212,8 +250,8 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
     for (int64_t l = 0; l < c->n_layer; l++) {
         const ssmi_layer *Lw = &m->layers[l];
         norm_rows(c, nb, s->res, s->nrm, Lw->norm_w, Lw->norm_b);
-        mm_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, dm, s->x, di);
-        mm_xwt(nb, di, dm, s->nrm, dm, Lw->in_w + di * dm, dm, s->z, di);
+        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, dm, s->x, di);
+        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w + di * dm, dm, s->z, di);
         if (Lw->in_b) {
             add_rows(nb, di, s->x, Lw->in_b);
             add_rows(nb, di, s->z, Lw->in_b + di);
@@ -235,23 +273,23 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
                 if (kc > 0) cd[kc - 1] = x[d];
             }
         }
-        mm_xwt(nb, r, di, s->u, di, Lw->x_w, di, s->dtl, r);
-        mm_xwt(nb, n, di, s->u, di, Lw->x_w + r * di, di, s->bm, n);
-        mm_xwt(nb, n, di, s->u, di, Lw->x_w + (r + n) * di, di, s->cm, n);
-        mm_xwt(nb, di, r, s->dtl, r, Lw->dt_w, r, s->delta, di);
+        step_xwt(nb, r, di, s->u, di, Lw->x_w, di, s->dtl, r);
+        step_xwt(nb, n, di, s->u, di, Lw->x_w + r * di, di, s->bm, n);
+        step_xwt(nb, n, di, s->u, di, Lw->x_w + (r + n) * di, di, s->cm, n);
+        step_xwt(nb, di, r, s->dtl, r, Lw->dt_w, r, s->delta, di);
         for (int64_t i = 0; i < nb; i++)
             SSM_TRY(ssm_selective_step(1, di, n, 1,
                                        ssmi_h_at(s, l, slots ? slots[i] : i),
                                        s->u + i * di, s->delta + i * di, Lw->A,
                                        s->bm + i * n, s->cm + i * n, Lw->D,
                                        s->z + i * di, Lw->dt_b, 1, s->y + i * di));
-        mm_xwt(nb, dm, di, s->y, di, Lw->out_w, di, s->out, dm);
+        step_xwt(nb, dm, di, s->y, di, Lw->out_w, di, s->out, dm);
         if (Lw->out_b) add_rows(nb, dm, s->out, Lw->out_b);
         for (int64_t i = 0; i < nb * dm; i++) s->res[i] += s->out[i];
     }
     if (lg) {
         norm_rows(c, nb, s->res, s->nrm, m->normf_w, m->normf_b);
-        mm_xwt(nb, V, dm, s->nrm, dm, m->head, dm, lg, V);
+        step_xwt(nb, V, dm, s->nrm, dm, m->head, dm, lg, V);
     }
     return SSM_OK;
 }
