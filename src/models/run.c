@@ -243,6 +243,36 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
 
 /* ---- one token per slot ---- */
 
+/* One step of the selective scan for each slot (Mamba, algorithm 2 with
+ * L = 1; mamba_simple.py's Mamba.step):
+ *   dt = softplus(delta + dt_bias)   (x above 20 passes through, as the kernels)
+ *   h  = exp(dt A) h + dt B u,   y = (C . h + D u) silu(z)
+ * Written here rather than through ssm_selective_step, which allocates
+ * and opens a parallel region per call: the decoding step must not
+ * allocate, and one token of a small model is far below the cost of
+ * waking threads.  One writer per (slot, channel): thread-independent. */
+static void scan_step(const ssmi_layer *Lw, ssm_model_state *s, int64_t l,
+                      int64_t nb, const int64_t *slots, int64_t di, int64_t n)
+{
+#pragma omp parallel for collapse(2) schedule(static) if (nb * di * n > 4 * PAR_MIN)
+    for (int64_t i = 0; i < nb; i++)
+        for (int64_t d = 0; d < di; d++) {
+            float *h = ssmi_h_at(s, l, slots ? slots[i] : i) + d * n;
+            const float *A = Lw->A + d * n, *Bm = s->bm + i * n, *Cm = s->cm + i * n;
+            const float u = s->u[i * di + d];
+            float v = s->delta[i * di + d] + Lw->dt_b[d];
+            const float dt = v <= 20.0f ? log1pf(expf(v)) : v;
+            const float dtu = dt * u;
+            float acc = 0.0f;
+            for (int64_t k = 0; k < n; k++) {
+                h[k] = expf(dt * A[k]) * h[k] + dtu * Bm[k];
+                acc += Cm[k] * h[k];
+            }
+            acc += Lw->D[d] * u;
+            s->y[i * di + d] = acc * silu(s->z[i * di + d]);
+        }
+}
+
 static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
                            const int64_t *slots, const int32_t *tok, float *lg)
 {
@@ -281,12 +311,7 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
         step_xwt(nb, n, di, s->u, di, Lw->x_w + r * di, di, s->bm, n);
         step_xwt(nb, n, di, s->u, di, Lw->x_w + (r + n) * di, di, s->cm, n);
         step_xwt(nb, di, r, s->dtl, r, Lw->dt_w, r, s->delta, di);
-        for (int64_t i = 0; i < nb; i++)
-            SSM_TRY(ssm_selective_step(1, di, n, 1,
-                                       ssmi_h_at(s, l, slots ? slots[i] : i),
-                                       s->u + i * di, s->delta + i * di, Lw->A,
-                                       s->bm + i * n, s->cm + i * n, Lw->D,
-                                       s->z + i * di, Lw->dt_b, 1, s->y + i * di));
+        scan_step(Lw, s, l, nb, slots, di, n);
         step_xwt(nb, dm, di, s->y, di, Lw->out_w, di, s->out, dm);
         if (Lw->out_b) add_rows(nb, dm, s->out, Lw->out_b);
         for (int64_t i = 0; i < nb * dm; i++) s->res[i] += s->out[i];
