@@ -3,6 +3,7 @@
  *   ssm_bench conv    S4/S4D kernels, FFT convolution vs the bare FFTW floor
  *   ssm_bench scan    selective scan vs a plain scalar loop
  *   ssm_bench mamba   Mamba stack shaped like mamba-130m
+ *   ssm_bench io      checkpoint open + read vs one read of the file
  *   ssm_bench model   language model at the mamba-130m shape from a file (load, prefill, decode)
  *   ssm_bench all     everything
  * Every figure is a median of repeats; ratios are measured in one process.
@@ -17,6 +18,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "conv")) return bench_conv(argc - 1, argv + 1);
     if (!strcmp(cmd, "scan")) return bench_scan(argc - 1, argv + 1);
     if (!strcmp(cmd, "mamba")) return bench_mamba(argc - 1, argv + 1);
+    if (!strcmp(cmd, "io")) return bench_io(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return bench_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "all")) {
         int rc = bench_conv(argc - 1, argv + 1);
@@ -24,6 +26,6 @@ int main(int argc, char **argv)
         rc |= bench_mamba(argc - 1, argv + 1);
         return rc;
     }
-    fprintf(stderr, "usage: ssm_bench [conv|scan|mamba|model|all]\n");
+    fprintf(stderr, "usage: ssm_bench [conv|scan|mamba|io|model|all]\n");
     return 2;
 }

@@ -502,6 +502,10 @@ START_TEST(test_bad_lengths)
     ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_ERR_IO);
     ck_assert_ptr_null(f);
     ck_assert_int_eq(ssm_tensor_file_open(&f, tmpdir), SSM_ERR_IO);
+    ck_assert_int_eq(ssm_tensor_file_open(&f, "/dev/zero"), SSM_ERR_IO);
+    tpath(p, sizeof p, "fifo");
+    ck_assert_int_eq(mkfifo(p, 0600), 0);   /* must not block the open */
+    ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_ERR_IO);
     tpath(p, sizeof p, "bad.safetensors");
     /* empty, shorter than the length field */
     write_bytes(p, "", 0);
@@ -528,6 +532,37 @@ START_TEST(test_bad_lengths)
     fputc('}', fp);
     fclose(fp);
     ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_ERR_FORMAT);
+    rm_tmpdir();
+}
+END_TEST
+
+/* A safetensors header of 19280 = 0x4B50 bytes: the file starts with the
+ * bytes "PK" (0x50 0x4B) like a zip, and must still open as safetensors. */
+START_TEST(test_pk_length)
+{
+    make_tmpdir();
+    char p[300];
+    tpath(p, sizeof p, "pk.safetensors");
+    char *hdr = tu_alloc(19281, 1);
+    const char *e = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    memset(hdr, ' ', 19280);
+    memcpy(hdr, e, strlen(e));
+    const float one = 1.0f;
+    write_st(p, hdr, &one, 4);
+    ssm_tensor_file *f;
+    ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_OK);
+    float o;
+    ck_assert_int_eq(ssm_tensor_file_read_f32(f, "a", &o, 1), SSM_OK);
+    ck_assert(o == 1.0f);
+    ssm_tensor_file_close(f);
+    /* and 123 = '{': the length's first byte looks like an index */
+    hdr[123] = 0;
+    for (size_t k = strlen(e); k < 123; k++)
+        hdr[k] = ' ';
+    write_st(p, hdr, &one, 4);
+    ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_OK);
+    ssm_tensor_file_close(f);
+    free(hdr);
     rm_tmpdir();
 }
 END_TEST
@@ -685,6 +720,31 @@ START_TEST(test_s4d_load)
 }
 END_TEST
 
+/* A file cut short after it was opened: read_f32 reports SSM_ERR_IO (it
+ * reads through pread, so no SIGBUS from the mapping). */
+START_TEST(test_shrunk_after_open)
+{
+    make_tmpdir();
+    char p[300];
+    tpath(p, sizeof p, "s.safetensors");
+    float x[1024];
+    for (int i = 0; i < 1024; i++)
+        x[i] = (float)i;
+    uint16_t h[1024] = {0};
+    int64_t sh[1] = {1024};
+    ssm_tensor_desc t[2] = {{"x", SSM_DTYPE_F32, 1, sh, x}, {"h", SSM_DTYPE_BF16, 1, sh, h}};
+    ck_assert_int_eq(ssm_safetensors_write(p, 2, t, 0, NULL, NULL), SSM_OK);
+    ssm_tensor_file *f;
+    ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_OK);
+    ck_assert_int_eq(truncate(p, 16), 0);
+    float o[1024];
+    ck_assert_int_eq(ssm_tensor_file_read_f32(f, "x", o, 1024), SSM_ERR_IO);
+    ck_assert_int_eq(ssm_tensor_file_read_f32(f, "h", o, 1024), SSM_ERR_IO);
+    ssm_tensor_file_close(f);
+    rm_tmpdir();
+}
+END_TEST
+
 /* Many threads reading one open file (reentrant reads). */
 START_TEST(test_concurrent_reads)
 {
@@ -716,6 +776,15 @@ START_TEST(test_concurrent_reads)
     }
     ck_assert_int_eq(bad, 0);
     ssm_tensor_file_close(f);
+    /* concurrent opens (JSON parsing is serialized inside) */
+    #pragma omp parallel for reduction(+:bad)
+    for (int rep = 0; rep < 64; rep++) {
+        ssm_tensor_file *g;
+        if (ssm_tensor_file_open(&g, p) != SSM_OK || ssm_tensor_file_count(g) != 1)
+            bad++;
+        ssm_tensor_file_close(g);
+    }
+    ck_assert_int_eq(bad, 0);
     free(h);
     rm_tmpdir();
 }
@@ -732,8 +801,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bad_headers);
     tcase_add_test(tc, test_bad_lengths);
     tcase_add_test(tc, test_truncated_every_byte);
+    tcase_add_test(tc, test_pk_length);
     tcase_add_test(tc, test_s4d_load);
     tcase_add_test(tc, test_concurrent_reads);
+    tcase_add_test(tc, test_shrunk_after_open);
     suite_add_tcase(s, tc);
     return s;
 }

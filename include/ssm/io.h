@@ -67,15 +67,21 @@ SSM_API ssm_status ssm_tensor_file_find(const ssm_tensor_file *file,
                                         const char *name, ssm_tensor_info *info);
 
 /* Read tensor name converted to float into out (count elements, which must
- * equal its numel, else SSM_ERR_FORMAT).  Reentrant: many threads may read
- * from one open file. */
+ * equal its numel, else SSM_ERR_FORMAT).  F32 bytes go straight from the
+ * file into out (pread: the cost of reading them once); F16 (exact, also
+ * subnormals, inf, NaN) and BF16 (16-bit shift) are converted.  Errors:
+ * SSM_ERR_ARG (NULL), SSM_ERR_FORMAT (missing, count), SSM_ERR_IO (the file
+ * shrank or failed since it was opened), SSM_ERR_NOMEM.  Reentrant: many
+ * threads may read from one open file. */
 SSM_API ssm_status ssm_tensor_file_read_f32(const ssm_tensor_file *file,
                                             const char *name, float *out,
                                             int64_t count);
 
 /* Zero-copy access: *data points at the stored elements of name inside the
- * mapping (valid until close; any alignment: copy or use memcpy-safe
- * loads), in the dtype of its info.  Errors: SSM_ERR_FORMAT (missing). */
+ * read-only mapping (valid until close; any alignment: copy or use
+ * memcpy-safe loads; little-endian), in the dtype of its info (may be NULL).
+ * As with any mapping, a file truncated by someone else after the open
+ * faults on access.  Errors: SSM_ERR_ARG (NULL), SSM_ERR_FORMAT (missing). */
 SSM_API ssm_status ssm_tensor_file_data(const ssm_tensor_file *file,
                                         const char *name, const void **data,
                                         ssm_tensor_info *info);

@@ -13,7 +13,15 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "internal.h"
+
+/* cJSON_ParseWithLengthOpts(text, len, end, 0) under a lock (json.c: cJSON
+ * writes a static error position on every parse).  Every JSON parse in
+ * libssm (safetensors headers, indexes, config.json, tokenizer.json) must
+ * use this.  *end: where the value ended. */
+cJSON *ssmi_json_parse(const char *text, size_t len, const char **end);
 
 /* Little-endian loads at any alignment (memcpy: no aligned access is ever
  * assumed of a mapped file). */

@@ -650,7 +650,7 @@ ssm_status ssmi_pickle_load(const unsigned char *buf, size_t len,
     /* Each opcode is at least one byte and adds at most one item, so these
      * bounds are never reached by a real pickle; they stop amplification. */
     m.smax = (int64_t)(len < (1u << 24) ? len : (1u << 24)) + 16;
-    m.memo_max = m.smax * 2 + 256;
+    m.memo_max = m.smax + 256;   /* picklers number memo slots 0, 1, 2, ... */
     m.budget = len < ((size_t)1 << 26) ? 64 * len + ((size_t)1 << 20)
                                        : ((size_t)1 << 32);
     pv *res = NULL;

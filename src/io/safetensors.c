@@ -21,8 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "io_internal.h"
 
 /* JSON numbers reach us as doubles: accept the integers a double holds
@@ -129,7 +127,7 @@ ssm_status ssmi_safetensors_parse(const unsigned char *buf, size_t len,
     if (hdr[0] != '{' || !ssmi_utf8_ok(hdr, (size_t)h))
         return SSM_FAIL(SSM_ERR_FORMAT);
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)hdr, (size_t)h, &end, 0);
+    cJSON *root = ssmi_json_parse((const char *)hdr, (size_t)h, &end);
     if (!root)
         return SSM_FAIL(SSM_ERR_FORMAT);
     ssm_status st = SSM_OK;

@@ -15,8 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "io_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -26,6 +24,7 @@
 typedef struct ssmi_map {
     void  *base;
     size_t len;
+    int    fd;        /* kept open for pread (-1 once unmapped) */
 } ssmi_map;
 
 struct ssm_tensor_file {
@@ -33,6 +32,7 @@ struct ssm_tensor_file {
     int64_t   *order;     /* indices of list.t sorted by name (bsearch) */
     ssmi_map  *maps;
     int64_t    n_maps;
+    int64_t   *tmap;      /* tmap[i]: the mapping that holds tensor i */
 };
 
 /* ------------------------------------------------------------------ */
@@ -241,7 +241,10 @@ static ssm_status map_file(const char *path, ssmi_map *m)
 {
     m->base = NULL;
     m->len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    m->fd = -1;
+    /* O_NONBLOCK: a FIFO must not block the open (it is then refused as
+     * not a regular file); it changes nothing for regular files */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return SSM_FAIL(SSM_ERR_IO);
     struct stat st;
@@ -255,11 +258,14 @@ static ssm_status map_file(const char *path, ssmi_map *m)
         return SSM_FAIL(SSM_ERR_FORMAT);
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);   /* the mapping keeps the file */
-    if (p == MAP_FAILED)
-        return SSM_FAIL(errno == ENOMEM ? SSM_ERR_NOMEM : SSM_ERR_IO);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return SSM_FAIL(e == ENOMEM ? SSM_ERR_NOMEM : SSM_ERR_IO);
+    }
     m->base = p;
     m->len = (size_t)st.st_size;
+    m->fd = fd;
     return SSM_OK;
 }
 
@@ -267,7 +273,10 @@ static void unmap(ssmi_map *m)
 {
     if (m->base)
         munmap(m->base, m->len);
+    if (m->fd >= 0)
+        close(m->fd);
     m->base = NULL;
+    m->fd = -1;
 }
 
 static ssm_status add_map(ssm_tensor_file *f, const char *path, ssmi_map *out)
@@ -307,7 +316,7 @@ static ssm_status open_index(ssm_tensor_file *f, const char *path,
     if (len > SSMI_ST_MAX_HEADER || !ssmi_utf8_ok(buf, len))
         return SSM_FAIL(SSM_ERR_FORMAT);
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, len, &end, 0);
+    cJSON *root = ssmi_json_parse((const char *)buf, len, &end);
     if (!root)
         return SSM_FAIL(SSM_ERR_FORMAT);
     ssm_status st = SSM_OK;
@@ -402,26 +411,48 @@ void ssm_tensor_file_close(ssm_tensor_file *f)
         return;
     ssmi_tlist_free(&f->list);
     free(f->order);
+    free(f->tmap);
     for (int64_t i = 0; i < f->n_maps; i++)
         unmap(&f->maps[i]);
     free(f->maps);
     free(f);
 }
 
-/* The kind of file from its first bytes: a zip starts with a local or
- * end-of-directory signature; a safetensors file with an 8-byte length
- * whose header begins with '{'; an index is JSON text from its first byte. */
+/* The kind of file from its first bytes.  A safetensors file has an 8-byte
+ * length that fits the file followed by '{' -- tested first, since its
+ * length may begin with the bytes "PK" or '{' (a header of 19280 bytes
+ * does); a zip starts with "PK"; an index is JSON text from its first byte. */
+static int is_safetensors(const unsigned char *b, size_t len)
+{
+    return len >= 9 && ssmi_le64(b) <= len - 8 && b[8] == '{';
+}
+
 static int is_index(const unsigned char *b, size_t len)
 {
-    if (len >= 9) {
-        uint64_t h = ssmi_le64(b);
-        if (h <= len - 8 && b[8] == '{')
-            return 0;
-    }
     size_t i = 0;
     while (i < len && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
         i++;
     return i < len && b[i] == '{';
+}
+
+/* Which mapping holds each tensor (for pread). */
+static ssm_status locate(ssm_tensor_file *f)
+{
+    f->tmap = malloc((size_t)(f->list.n ? f->list.n : 1) * sizeof *f->tmap);
+    if (!f->tmap)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    for (int64_t i = 0; i < f->list.n; i++) {
+        const unsigned char *d = f->list.t[i].data;
+        int64_t k = 0;
+        while (k < f->n_maps &&
+               !(f->maps[k].base && d >= (const unsigned char *)f->maps[k].base &&
+                 d <= (const unsigned char *)f->maps[k].base + f->maps[k].len))
+            k++;
+        if (k == f->n_maps)
+            return SSM_FAIL(SSM_ERR_FORMAT);   /* cannot happen: parsers check */
+        f->tmap[i] = k;
+    }
+    return SSM_OK;
 }
 
 ssm_status ssm_tensor_file_open(ssm_tensor_file **file, const char *path)
@@ -438,7 +469,9 @@ ssm_status ssm_tensor_file_open(ssm_tensor_file **file, const char *path)
     ssm_status st = add_map(f, path, &m);
     if (st == SSM_OK) {
         const unsigned char *b = m.base;
-        if (m.len >= 4 && b[0] == 'P' && b[1] == 'K')
+        if (is_safetensors(b, m.len))
+            st = ssmi_safetensors_parse(b, m.len, &f->list);
+        else if (m.len >= 4 && b[0] == 'P' && b[1] == 'K')
             st = ssmi_torch_parse(b, m.len, &f->list);
         else if (is_index(b, m.len)) {
             st = open_index(f, path, b, m.len);
@@ -449,6 +482,8 @@ ssm_status ssm_tensor_file_open(ssm_tensor_file **file, const char *path)
     }
     if (st == SSM_OK)
         st = sorted_order(&f->list, &f->order);
+    if (st == SSM_OK)
+        st = locate(f);
     if (st != SSM_OK) {
         ssm_tensor_file_close(f);
         return st;
@@ -487,8 +522,8 @@ ssm_status ssm_tensor_file_at(const ssm_tensor_file *f, int64_t i,
     return SSM_OK;
 }
 
-static ssm_status lookup(const ssm_tensor_file *f, const char *name,
-                         const ssmi_tensor **t)
+static ssm_status lookup_i(const ssm_tensor_file *f, const char *name,
+                           const ssmi_tensor **t, int64_t *idx)
 {
     if (!f || !name)
         return SSM_FAIL(SSM_ERR_ARG);
@@ -496,6 +531,33 @@ static ssm_status lookup(const ssm_tensor_file *f, const char *name,
     if (i < 0)
         return SSM_FAIL(SSM_ERR_FORMAT);
     *t = &f->list.t[i];
+    if (idx)
+        *idx = i;
+    return SSM_OK;
+}
+
+static ssm_status lookup(const ssm_tensor_file *f, const char *name,
+                         const ssmi_tensor **t)
+{
+    return lookup_i(f, name, t, NULL);
+}
+
+/* n bytes at offset off of fd into dst: the kernel copies from the page
+ * cache (no page faults on the mapping: the cost of one read(2)). */
+static ssm_status pread_all(int fd, void *dst, size_t n, uint64_t off)
+{
+    unsigned char *d = dst;
+    while (n > 0) {
+        size_t k = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
+        ssize_t r = pread(fd, d, k, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)   /* an error, or the file shrank since it was opened */
+            return SSM_FAIL(SSM_ERR_IO);
+        d += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
     return SSM_OK;
 }
 
@@ -533,32 +595,32 @@ ssm_status ssm_tensor_file_metadata(const ssm_tensor_file *f, const char *key,
     return SSM_FAIL(SSM_ERR_FORMAT);
 }
 
-/* IEEE binary16 -> binary32, exactly: every half is a float.  Normal
- * numbers rebias the exponent (15 -> 127); subnormals m 2^-24 are
- * normalised; infinities and NaNs keep sign and payload. */
+/* IEEE binary16 -> binary32, exactly: every half is a float.  Written
+ * without loops or data-dependent control flow beyond selects, so the
+ * conversion loops vectorize:
+ *   inf/NaN (exponent 31): exponent field all ones, fraction (payload) kept;
+ *   normal: the exponent rebiased from 15 to 127, i.e. + (127 - 15) << 23;
+ *   subnormal and zero: m 2^-24 with m < 2^10, computed as a float product,
+ *   exact (m is exact in float and the scaling is a power of two). */
 static inline float half_to_float(uint16_t h)
 {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, bits;
-    if (e == 0x1F)
-        bits = sign | 0x7F800000u | (m << 13);
-    else if (e != 0)
-        bits = sign | ((e + 112u) << 23) | (m << 13);
-    else if (m == 0)
-        bits = sign;
-    else {
-        uint32_t ex = 113;
-        while (!(m & 0x400u)) {
-            m <<= 1;
-            ex--;
-        }
-        bits = sign | (ex << 23) | ((m & 0x3FFu) << 13);
-    }
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7FFFu, bits;
+    float sub = (float)em * 0x1p-24f;
+    uint32_t sub_bits;
+    memcpy(&sub_bits, &sub, sizeof sub_bits);
+    uint32_t infnan = (em << 13) | 0x7F800000u, normal = (em << 13) + 0x38000000u;
+    uint32_t is_infnan = 0u - (uint32_t)(em >= 0x7C00u);   /* all ones or 0 */
+    uint32_t is_normal = 0u - (uint32_t)(em >= 0x0400u);
+    bits = (infnan & is_infnan) | (normal & is_normal & ~is_infnan) |
+           (sub_bits & ~is_normal);
+    bits |= sign;
     float x;
     memcpy(&x, &bits, sizeof x);
     return x;
 }
 
+/* bfloat16 is the top half of a binary32: a shift is exact (NaN payloads
+ * included). */
 static inline float bf16_to_float(uint16_t h)
 {
     uint32_t bits = (uint32_t)h << 16;
@@ -571,26 +633,39 @@ ssm_status ssm_tensor_file_read_f32(const ssm_tensor_file *f, const char *name,
                                     float *out, int64_t count)
 {
     const ssmi_tensor *t;
-    SSM_TRY(lookup(f, name, &t));
+    int64_t idx;
+    SSM_TRY(lookup_i(f, name, &t, &idx));
     if (count != t->numel)
         return SSM_FAIL(SSM_ERR_FORMAT);
     if (count == 0)
         return SSM_OK;
     if (!out)
         return SSM_FAIL(SSM_ERR_ARG);
-    const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case SSM_DTYPE_F32:
-        memcpy(out, p, (size_t)t->nbytes);
-        break;
-    case SSM_DTYPE_F16:
-        for (int64_t i = 0; i < count; i++)
-            out[i] = half_to_float(ssmi_le16(p + 2 * i));
-        break;
-    case SSM_DTYPE_BF16:
-        for (int64_t i = 0; i < count; i++)
-            out[i] = bf16_to_float(ssmi_le16(p + 2 * i));
-        break;
+    const ssmi_map *m = &f->maps[f->tmap[idx]];
+    uint64_t off = (uint64_t)(t->data - (const unsigned char *)m->base);
+    if (t->dtype == SSM_DTYPE_F32)
+        return pread_all(m->fd, out, (size_t)t->nbytes, off);
+    /* 16-bit types: read blocks of 128 KiB (L2-sized) into a buffer and
+     * convert from it */
+    enum { BLK = 65536 };
+    uint16_t *buf = malloc((size_t)(count < BLK ? count : BLK) * sizeof *buf);
+    if (!buf)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    for (int64_t i0 = 0; i0 < count; i0 += BLK) {
+        int64_t nb = count - i0 < BLK ? count - i0 : BLK;
+        ssm_status st = pread_all(m->fd, buf, (size_t)nb * 2, off + 2 * (uint64_t)i0);
+        if (st != SSM_OK) {
+            free(buf);
+            return st;
+        }
+        float *o = out + i0;
+        if (t->dtype == SSM_DTYPE_F16)
+            for (int64_t i = 0; i < nb; i++)
+                o[i] = half_to_float(buf[i]);
+        else
+            for (int64_t i = 0; i < nb; i++)
+                o[i] = bf16_to_float(buf[i]);
     }
+    free(buf);
     return SSM_OK;
 }
