@@ -604,6 +604,12 @@ START_TEST(toy_unk_and_byte_fallback)
     t = load_json(j, "toy_im1.json");
     EXPECT(t, "abc", 5);
     ssm_tokenizer_destroy(t); free(j);
+    /* ... also when the word comes again (from the call's word cache) */
+    const char *sp = "{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},\"behavior\":\"Removed\",\"invert\":false}";
+    j = toy_json(NULL, NULL, sp, "null", model);
+    t = load_json(j, "toy_im2.json");
+    EXPECT(t, "abc abc ab abc", 5, 5, 3, 5);
+    ssm_tokenizer_destroy(t); free(j);
 }
 END_TEST
 

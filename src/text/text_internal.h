@@ -89,6 +89,7 @@ struct ssm_tokenizer {
     int32_t  unk_id;              /* -1: none (or unk_token not in vocab: see unk_missing) */
     int      has_unk, fuse_unk, byte_fallback, ignore_merges;
     int32_t  byte_tok[256];       /* id of "<0xXX>", -1 (byte_fallback) */
+    unsigned char bl_utf8[256][2];/* UTF-8 of each byte's GPT-2 character (second 0: one byte) */
     /* ids */
     int64_t  nids;                /* 1 + largest id */
     const char **tok_str; int32_t *tok_len;  /* stored spelling by id, NULL: none */
@@ -105,10 +106,13 @@ struct ssm_tokenizer {
     /* pre-tokenizers, flattened */
     ssmi_pretok pt[16]; int npt;
     pcre2_code *word_re;          /* Rust's \w for single_word, on one character */
-    pcre2_code *space_re;         /* Rust's \s (White_Space) on one character */
     /* decoder: 1 ByteLevel, 0 none (join with spaces) */
     int      dec_bytelevel;
 };
+
+/* ssm_tokenizer_load on the n bytes of a tokenizer.json in memory (the
+ * fuzz target's entry). */
+ssm_status ssmi_tokenizer_load_mem(ssm_tokenizer **tok, const char *json, size_t n);
 
 /* A copy of n bytes (plus a NUL) owned by t, at an address that never
  * changes; NULL on NOMEM. */

@@ -22,10 +22,11 @@ typedef struct sink { char *p; int64_t cap, n; } sink;
 
 static inline void put(sink *o, const unsigned char *s, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        if (o->n < o->cap) o->p[o->n] = (char)s[i];
-        o->n++;
+    if (o->n < o->cap) {
+        int64_t k = o->cap - o->n < n ? o->cap - o->n : n;
+        memcpy(o->p + o->n, s, (size_t)k);
     }
+    o->n += n;
 }
 
 /* Expected length of a sequence led by b (0: not a lead byte). */
@@ -82,7 +83,17 @@ static void push_token(const ssm_tokenizer *t, ssm_tokenizer_stream *st, int32_t
         if (st->ntokens > 0) put(o, (const unsigned char *)" ", 1);
         put(o, s, n);
     } else {
-        for (int32_t i = 0; i < n; i++) feed(st, s[i], o);
+        int32_t i = 0;
+        while (i < n) {
+            if (st->npending == 0 && s[i] < 0x80) {     /* ASCII run: as is */
+                int32_t j = i;
+                while (j < n && s[j] < 0x80) j++;
+                put(o, s + i, j - i);
+                i = j;
+                continue;
+            }
+            feed(st, s[i++], o);
+        }
     }
     if (st->ntokens < INT32_MAX) st->ntokens++;
 }

@@ -26,7 +26,9 @@
 
 typedef struct bufu8 { unsigned char *p; size_t cap; } bufu8;
 
-typedef struct cache_ent { uint64_t h; uint32_t koff, klen; uint32_t ioff, ilen; } cache_ent;
+typedef struct cache_ent { uint32_t koff, klen; uint32_t ioff, ilen; } cache_ent;
+/* slot: the high hash bits as a tag, so a probe rarely touches an entry */
+typedef struct cache_slot { uint32_t tag; int32_t idx; } cache_slot;
 
 typedef struct enc {
     const ssm_tokenizer *t;
@@ -40,7 +42,7 @@ typedef struct enc {
     int32_t *c, *prev, *next, *len; size_t symcap;
     struct hent { uint32_t rank; int32_t pos, id; } *heap; size_t heapcap;
     /* cache */
-    int32_t *cslot; uint64_t cmask; cache_ent *cent; int64_t cn, ccap;
+    cache_slot *cslot; uint64_t cmask; cache_ent *cent; int64_t cn, ccap;
     unsigned char *ckeys; size_t ckn, ckcap;
     int32_t *cids; size_t cin, cicap;
 } enc;
@@ -126,16 +128,23 @@ static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
     const ssm_tokenizer *t = e->t;
     if (t->ignore_merges) {
         int32_t id = ssmi_strmap_get(&t->vocab, (const char *)s, (int32_t)n);
-        if (id >= 0) { emit(e, id); return; }
+        if (id >= 0) {
+            emit(e, id);
+            if (cache_it) e->cids[e->cin++] = id;
+            return;
+        }
     }
     /* at most n symbols (byte fallback: one per byte) */
-    if (!grow((void **)&e->c, &e->symcap, n, sizeof *e->c)) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }
-    size_t sc = e->symcap;
-    int32_t *np = realloc(e->prev, sc * sizeof *np); if (np) e->prev = np;
-    int32_t *nx = np ? realloc(e->next, sc * sizeof *nx) : NULL; if (nx) e->next = nx;
-    int32_t *nl = nx ? realloc(e->len, sc * sizeof *nl) : NULL; if (nl) e->len = nl;
-    if (!nl) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }
-
+    if (n > e->symcap) {
+        size_t sc = e->symcap ? e->symcap : 64;
+        while (sc < n) sc *= 2;
+        int32_t *a = realloc(e->c, sc * sizeof *a); if (a) e->c = a;
+        int32_t *b = a ? realloc(e->prev, sc * sizeof *b) : NULL; if (b) e->prev = b;
+        int32_t *c = b ? realloc(e->next, sc * sizeof *c) : NULL; if (c) e->next = c;
+        int32_t *d = c ? realloc(e->len, sc * sizeof *d) : NULL; if (d) e->len = d;
+        if (!d) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }
+        e->symcap = sc;
+    }
     size_t ns = 0;
     int32_t unk = -1, unk_len = 0;
     for (size_t i = 0; i < n;) {
@@ -205,33 +214,60 @@ static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
     }
 }
 
-static void bpe(enc *e, const unsigned char *s, size_t n)
+/* Cache probe for key[0..kn): 1 (ids emitted) on a hit; else 0 with the
+ * slot and tag an insertion would take (*j = -1: the cache is off). */
+static int cache_find(enc *e, const unsigned char *key, size_t kn, int64_t *jout, uint32_t *tagout)
 {
-    if (n == 0) return;
-    if (n >= CACHE_MAX_WORD || !e->cslot) { bpe_word(e, s, n, 0); return; }
-    uint64_t h = ssmi_hash_bytes(s, n);
+    *jout = -1;
+    if (kn >= CACHE_MAX_WORD || !e->cslot) return 0;
+    uint64_t h = ssmi_hash_bytes(key, kn);
+    uint32_t tag = (uint32_t)(h >> 32);
     uint64_t j = h & e->cmask;
-    while (e->cslot[j] >= 0) {
-        const cache_ent *c = &e->cent[e->cslot[j]];
-        if (c->h == h && c->klen == n && !memcmp(e->ckeys + c->koff, s, n)) {
-            for (uint32_t k = 0; k < c->ilen; k++) emit(e, e->cids[c->ioff + k]);
-            return;
+    while (e->cslot[j].idx >= 0) {
+        if (e->cslot[j].tag == tag) {
+            const cache_ent *c = &e->cent[e->cslot[j].idx];
+            if (c->klen == kn && !memcmp(e->ckeys + c->koff, key, kn)) {
+                const int32_t *ids = e->cids + c->ioff;
+                if (e->n + c->ilen <= e->cap) memcpy(e->ids + e->n, ids, c->ilen * sizeof *ids);
+                else for (uint32_t k = 0; k < c->ilen; k++)
+                    if (e->n + k < e->cap) e->ids[e->n + k] = ids[k];
+                e->n += c->ilen;
+                return 1;
+            }
         }
         j = (j + 1) & e->cmask;
     }
-    if (e->cn >= e->ccap
-        || !grow((void **)&e->ckeys, &e->ckcap, e->ckn + n, 1)
+    *jout = (int64_t)j; *tagout = tag;
+    return 0;
+}
+
+/* BPE of s[0..n), remembered under key[0..kn) (the piece before the last
+ * transformation, which determines s) at slot j. */
+static void bpe_insert(enc *e, const unsigned char *key, size_t kn, int64_t j, uint32_t tag,
+                       const unsigned char *s, size_t n)
+{
+    if (j < 0 || e->cn >= e->ccap
+        || !grow((void **)&e->ckeys, &e->ckcap, e->ckn + kn, 1)
         || !grow((void **)&e->cids, &e->cicap, e->cin + n, sizeof *e->cids)) {
-        bpe_word(e, s, n, 0);                       /* cache full: plain */
+        bpe_word(e, s, n, 0);                       /* cache off or full: plain */
         return;
     }
     size_t i0 = e->cin;
     bpe_word(e, s, n, 1);
     if (e->st != SSM_OK) return;
-    memcpy(e->ckeys + e->ckn, s, n);
-    e->cent[e->cn] = (cache_ent){ h, (uint32_t)e->ckn, (uint32_t)n, (uint32_t)i0, (uint32_t)(e->cin - i0) };
-    e->cslot[j] = (int32_t)e->cn++;
-    e->ckn += n;
+    memcpy(e->ckeys + e->ckn, key, kn);
+    e->cent[e->cn] = (cache_ent){ (uint32_t)e->ckn, (uint32_t)kn, (uint32_t)i0, (uint32_t)(e->cin - i0) };
+    e->cslot[j].tag = tag;
+    e->cslot[j].idx = (int32_t)e->cn++;
+    e->ckn += kn;
+}
+
+static void bpe(enc *e, const unsigned char *s, size_t n)
+{
+    if (n == 0) return;
+    int64_t j; uint32_t tag;
+    if (cache_find(e, s, n, &j, &tag)) return;
+    bpe_insert(e, s, n, j, tag, s, n);
 }
 
 /* ---- pre-tokenizers ---- */
@@ -250,6 +286,14 @@ static int next_match(enc *e, const ssmi_pretok *pt, const unsigned char *s, siz
         if (it->pos > n) return 0;
         if (pt->re) {
             int rc = pcre2_match(pt->re, s, n, it->pos, PCRE2_NO_UTF_CHECK, e->md, e->mctx);
+            if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !e->jit) {
+                /* PCRE2's default JIT stack (32 KiB) ran out: a larger one,
+                 * made once per call and only when needed */
+                e->jit = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);
+                if (!e->jit) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return 0; }
+                pcre2_jit_stack_assign(e->mctx, NULL, e->jit);
+                rc = pcre2_match(pt->re, s, n, it->pos, PCRE2_NO_UTF_CHECK, e->md, e->mctx);
+            }
             if (rc == PCRE2_ERROR_NOMATCH) return 0;
             if (rc < 0) {
                 e->st = SSM_FAIL(rc == PCRE2_ERROR_NOMEMORY || rc == PCRE2_ERROR_JIT_STACKLIMIT
@@ -289,15 +333,23 @@ static int next_match(enc *e, const ssmi_pretok *pt, const unsigned char *s, siz
 static void bytelevel_map(enc *e, int k, const unsigned char *s, size_t n)
 {
     if (n == 0) return;
+    /* ByteLevel last (the usual case): the raw piece determines the mapped
+     * one, so the cache is probed before mapping */
+    int last = k + 1 == e->t->npt;
+    int64_t j = -1; uint32_t tag = 0;
+    if (last && cache_find(e, s, n, &j, &tag)) return;
     bufu8 *b = &e->map[k];
     if (!grow((void **)&b->p, &b->cap, 2 * n, 1)) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }
+    const ssm_tokenizer *t = e->t;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        uint32_t cp = ssmi_byte_to_cp(s[i]);
-        if (cp < 0x80) b->p[m++] = (unsigned char)cp;
-        else { b->p[m++] = (unsigned char)(0xC0 | (cp >> 6)); b->p[m++] = (unsigned char)(0x80 | (cp & 0x3F)); }
+        /* every mapped character is U+0021..U+0143: 1 or 2 bytes */
+        const unsigned char *u = t->bl_utf8[s[i]];
+        b->p[m] = u[0]; b->p[m + 1] = u[1];
+        m += u[1] ? 2u : 1u;
     }
-    pretok(e, k + 1, b->p, m);
+    if (last) bpe_insert(e, s, n, j, tag, b->p, m);
+    else pretok(e, k + 1, b->p, m);
 }
 
 /* Split behaviors (normalizer.rs NormalizedString::split) as a stream. */
@@ -513,18 +565,15 @@ ssm_status ssm_tokenizer_encode(const ssm_tokenizer *tok, const char *text,
     e.t = tok; e.ids = ids; e.cap = cap; e.st = SSM_OK;
     e.md = pcre2_match_data_create(1, NULL);
     e.mctx = pcre2_match_context_create(NULL);
-    /* JIT stack for patterns with deep backtracking; 32 KiB .. 8 MiB */
-    e.jit = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
-    if (!e.md || !e.mctx || !e.jit) { enc_free(&e); return SSM_FAIL(SSM_ERR_NOMEM); }
-    pcre2_jit_stack_assign(e.mctx, NULL, e.jit);
+    if (!e.md || !e.mctx) { enc_free(&e); return SSM_FAIL(SSM_ERR_NOMEM); }
     /* the word cache, sized from the text (at most 64 Ki words) */
     {
         uint64_t slots = 64;
-        while (slots < (uint64_t)len / 2 && slots < (1u << 17)) slots <<= 1;
+        while (slots < (uint64_t)len / 2 && slots < (1u << 18)) slots <<= 1;
         e.cslot = malloc(slots * sizeof *e.cslot);
         e.cent = malloc((slots / 2) * sizeof *e.cent);
         if (e.cslot && e.cent) {
-            memset(e.cslot, 0xFF, slots * sizeof *e.cslot);
+            for (uint64_t i = 0; i < slots; i++) e.cslot[i] = (cache_slot){ 0, -1 };
             e.cmask = slots - 1; e.ccap = (int64_t)(slots / 2);
         } else {
             free(e.cslot); free(e.cent); e.cslot = NULL; e.cent = NULL;   /* run uncached */

@@ -495,6 +495,11 @@ static ssm_status finish(ssm_tokenizer *t)
         int n = ssmi_utf8_enc(cp, u);
         t->cp_id[cp] = ssmi_strmap_get(&t->vocab, (const char *)u, n);
     }
+    for (unsigned b = 0; b < 256; b++) {
+        unsigned char u[4] = { 0 };
+        ssmi_utf8_enc(ssmi_byte_to_cp(b), u);
+        t->bl_utf8[b][0] = u[0]; t->bl_utf8[b][1] = u[1];
+    }
     for (int b = 0; b < 256; b++) {
         char name[16];
         snprintf(name, sizeof name, "<0x%02X>", (unsigned)b);
@@ -559,6 +564,23 @@ out:
     return st;
 }
 
+ssm_status ssmi_tokenizer_load_mem(ssm_tokenizer **tok, const char *json, size_t n)
+{
+    if (!tok) return SSM_FAIL(SSM_ERR_ARG);
+    *tok = NULL;
+    if (!json && n) return SSM_FAIL(SSM_ERR_ARG);
+    ssm_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return SSM_FAIL(SSM_ERR_NOMEM);
+    /* Rust regex's \w and \s (added_vocabulary.rs: single_word, lstrip/rstrip) */
+    int err; PCRE2_SIZE eo;
+    t->word_re = pcre2_compile((PCRE2_SPTR)"[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]",
+                               PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &eo, NULL);
+    ssm_status st = t->word_re ? build(t, json ? json : "", n) : SSM_FAIL(SSM_ERR_NOMEM);
+    if (st != SSM_OK) { ssm_tokenizer_destroy(t); return st; }
+    *tok = t;
+    return SSM_OK;
+}
+
 ssm_status ssm_tokenizer_load(ssm_tokenizer **tok, const char *path)
 {
     if (!tok) return SSM_FAIL(SSM_ERR_ARG);
@@ -566,27 +588,9 @@ ssm_status ssm_tokenizer_load(ssm_tokenizer **tok, const char *path)
     if (!path) return SSM_FAIL(SSM_ERR_ARG);
     char *text = NULL; size_t n = 0;
     SSM_TRY(read_file(path, &text, &n));
-    ssm_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) { free(text); return SSM_FAIL(SSM_ERR_NOMEM); }
-    ssm_status st = SSM_OK;
-    int rc;
-    {
-        pcre2_code *w = NULL, *s = NULL;
-        /* Rust regex's \w and \s (added_vocabulary.rs, single_word, lstrip/rstrip) */
-        int err; PCRE2_SIZE eo;
-        w = pcre2_compile((PCRE2_SPTR)"[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]",
-                          PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &eo, NULL);
-        s = pcre2_compile((PCRE2_SPTR)"\\p{White_Space}", PCRE2_ZERO_TERMINATED,
-                          PCRE2_UTF | PCRE2_UCP, &err, &eo, NULL);
-        t->word_re = w; t->space_re = s;
-        rc = (w && s);
-    }
-    if (!rc) st = SSM_FAIL(SSM_ERR_NOMEM);
-    if (st == SSM_OK) st = build(t, text, n);
+    ssm_status st = ssmi_tokenizer_load_mem(tok, text, n);
     free(text);
-    if (st != SSM_OK) { ssm_tokenizer_destroy(t); return st; }
-    *tok = t;
-    return SSM_OK;
+    return st;
 }
 
 void ssm_tokenizer_destroy(ssm_tokenizer *t)
@@ -605,7 +609,7 @@ void ssm_tokenizer_destroy(ssm_tokenizer *t)
     if (t->npt < (int)(sizeof t->pt / sizeof t->pt[0])) {
         pcre2_code_free(t->pt[t->npt].re); free(t->pt[t->npt].lit);
     }
-    pcre2_code_free(t->word_re); pcre2_code_free(t->space_re);
+    pcre2_code_free(t->word_re);
     free(t);
 }
 
