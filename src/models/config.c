@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "models/model_internal.h"
+#include "io/io_internal.h"
 
 /* Largest size accepted from a config: BLAS takes int. */
 #define CFG_INT_MAX ((int64_t)1 << 30)
@@ -171,7 +172,9 @@ ssm_status ssmi_model_config_parse(const char *json, size_t n,
     memset(cfg, 0, sizeof *cfg);
     if (n == 0 || n > SSMI_CONFIG_MAX) return SSM_FAIL(SSM_ERR_FORMAT);
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, n, &end, 0);
+    /* Through src/io's lock: cJSON writes a static error position on
+     * every parse, so concurrent loads would race inside cJSON. */
+    cJSON *root = ssmi_json_parse(json, n, &end);
     if (!root) {
         /* cJSON returns NULL both for bad JSON and for a failed malloc;
          * malformed input is by far the likelier: FORMAT. */

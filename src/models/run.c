@@ -22,6 +22,14 @@
 #include "models/model_internal.h"
 #include "ssm/scan.h"
 
+/* No multiply-add fusion: the skinny kernel's clones (baseline, AVX2,
+ * AVX-512F, the last implying FMA for clang) must round alike.  GCC in
+ * ISO C mode (-std=c11) does not contract; clang does within a statement
+ * unless told. */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 /* Tokens of a prompt chunk: bounds the workspace whatever the prompt
  * length, and large enough for the GEMMs to run near peak. */
 #define CHUNK 256
@@ -85,24 +93,57 @@ static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
  * added in a fixed tree: one writer per output, the same result for any
  * thread count. */
 #define SKINNY_MAX 16
+
+/* Rows j0..j1 of out for all M inputs.  Compiled three times (baseline
+ * SSE2, AVX2, AVX-512F) and chosen at run time from the CPU: the same
+ * additions in the same order in each (16 independent lanes, no FMA
+ * contraction), so the same bits on any of them; wider vectors only halve
+ * the instruction count once the batch makes the step compute-bound. */
+#define SKINNY_BODY                                                          \
+    for (int64_t j = j0; j < j1; j++) {                                      \
+        const float *w = W + j * ldw;                                        \
+        for (int64_t b = 0; b < M; b++) {                                    \
+            const float *x = X + b * ldx;                                    \
+            float acc[16] = { 0 };                                           \
+            int64_t k = 0;                                                   \
+            for (; k + 16 <= K; k += 16)                                     \
+                for (int q = 0; q < 16; q++) acc[q] += w[k + q] * x[k + q];  \
+            float tail = 0.0f;                                               \
+            for (; k < K; k++) tail += w[k] * x[k];                          \
+            for (int h = 8; h >= 1; h /= 2)                                  \
+                for (int q = 0; q < h; q++) acc[q] += acc[q + h];            \
+            out[b * ldo + j] = acc[0] + tail;                                \
+        }                                                                    \
+    }
+#define SKINNY_ARGS int64_t j0, int64_t j1, int64_t M, int64_t K,           \
+    const float *X, int64_t ldx, const float *W, int64_t ldw, float *out,    \
+    int64_t ldo
+static void skinny_rows_base(SKINNY_ARGS) { SKINNY_BODY }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SKINNY_X86 1
+__attribute__((target("avx2"))) static void skinny_rows_avx2(SKINNY_ARGS) { SKINNY_BODY }
+__attribute__((target("avx512f"))) static void skinny_rows_avx512(SKINNY_ARGS) { SKINNY_BODY }
+#endif
+
+typedef void (*skinny_fn)(SKINNY_ARGS);
+static skinny_fn skinny_pick(void)
+{
+#ifdef SKINNY_X86
+    if (__builtin_cpu_supports("avx512f")) return skinny_rows_avx512;
+    if (__builtin_cpu_supports("avx2")) return skinny_rows_avx2;
+#endif
+    return skinny_rows_base;
+}
+
 static void skinny_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
                        const float *W, int64_t ldw, float *out, int64_t ldo)
 {
+    const skinny_fn fn = skinny_pick();
+    const int64_t RB = 32, nblk = (N + RB - 1) / RB;
 #pragma omp parallel for schedule(static) if (N * K > 4 * PAR_MIN)
-    for (int64_t j = 0; j < N; j++) {
-        const float *w = W + j * ldw;
-        for (int64_t b = 0; b < M; b++) {
-            const float *x = X + b * ldx;
-            float acc[16] = { 0 };
-            int64_t k = 0;
-            for (; k + 16 <= K; k += 16)
-                for (int q = 0; q < 16; q++) acc[q] += w[k + q] * x[k + q];
-            float tail = 0.0f;
-            for (; k < K; k++) tail += w[k] * x[k];
-            for (int h = 8; h >= 1; h /= 2)
-                for (int q = 0; q < h; q++) acc[q] += acc[q + h];
-            out[b * ldo + j] = acc[0] + tail;
-        }
+    for (int64_t bk = 0; bk < nblk; bk++) {
+        int64_t j0 = bk * RB, j1 = j0 + RB < N ? j0 + RB : N;
+        fn(j0, j1, M, K, X, ldx, W, ldw, out, ldo);
     }
 }
 
