@@ -20,6 +20,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <ssm.h>
@@ -484,6 +485,66 @@ START_TEST(test_bad_tokens)
 }
 END_TEST
 
+/* Loads and runs from several threads at once (the config and safetensors
+ * JSON go through cJSON, which is not reentrant on its own): every thread
+ * gets the single-threaded logits to rounding. */
+typedef struct conc_job {
+    const char *dir;
+    const int32_t *tok;
+    int L, V;
+    float *out;
+    ssm_status st;
+} conc_job;
+
+static void *conc_run(void *arg)
+{
+    conc_job *j = arg;
+    ssm_model *m = NULL;
+    ssm_model_state *s = NULL;
+    for (int rep = 0; rep < 5 && j->st == SSM_OK; rep++) {
+        j->st = ssm_model_load(&m, j->dir);
+        if (j->st == SSM_OK) j->st = ssm_model_state_create(&s, m, 1);
+        if (j->st == SSM_OK) j->st = ssm_model_forward(m, s, 1, j->L, j->tok, j->out);
+        ssm_model_state_destroy(s);
+        ssm_model_destroy(m);
+        s = NULL;
+        m = NULL;
+    }
+    return NULL;
+}
+
+START_TEST(test_concurrent)
+{
+    tiny_model m;
+    char dir[64];
+    ssm_model *model = load_variant(&variants[7], &m, dir, sizeof dir);
+    enum { L = 13, NT = 4 };
+    int32_t tok[L];
+    fill_tokens(tok, L, m.V, 17);
+    float *ref = tu_alloc((size_t)m.V, sizeof *ref);
+    ssm_model_state *s;
+    ck_assert_int_eq(ssm_model_state_create(&s, model, 1), SSM_OK);
+    ck_assert_int_eq(ssm_model_forward(model, s, 1, L, tok, ref), SSM_OK);
+    pthread_t th[NT];
+    conc_job jobs[NT];
+    for (int t = 0; t < NT; t++) {
+        jobs[t] = (conc_job){ dir, tok, L, m.V, tu_alloc((size_t)m.V, sizeof(float)), SSM_OK };
+        ck_assert_int_eq(pthread_create(&th[t], NULL, conc_run, &jobs[t]), 0);
+    }
+    for (int t = 0; t < NT; t++) {
+        ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+        ck_assert_int_eq(jobs[t].st, SSM_OK);
+        check_close(jobs[t].out, ref, m.V, logits_bound(&m, L), "thread vs single-threaded run");
+        free(jobs[t].out);
+    }
+    ssm_model_state_destroy(s);
+    ssm_model_destroy(model);
+    free(ref);
+    tiny_free(&m);
+    rm_tree(dir);
+}
+END_TEST
+
 /* ---- bad directories, configs, tensors: table-driven ---- */
 
 typedef enum mut_kind { M_NONE, M_CONFIG, M_DROP, M_SHAPE, M_NAN, M_TRUNC,
@@ -887,6 +948,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_batch_and_slots);
     tcase_add_test(tc, test_state_save_restore);
     tcase_add_test(tc, test_bad_tokens);
+    tcase_add_test(tc, test_concurrent);
     tcase_add_loop_test(tc, test_bad_files, 0, NBAD);
     tcase_add_test(tc, test_missing_dir);
     suite_add_tcase(s, tc);
