@@ -36,6 +36,19 @@
 /* Work below which an OpenMP region costs more than it saves. */
 #define PAR_MIN 32768
 
+/* for (var = 0; var < n; var++) body, in an OpenMP parallel loop only when
+ * cond holds.  Not `#pragma omp parallel for if (cond)`: libgomp allocates
+ * a team for every region it enters, even one that the if clause makes
+ * serial, and the decoding step must not allocate. */
+#define PFOR(cond, var, n, ...) do {                                         \
+        if (cond) {                                                          \
+            _Pragma("omp parallel for schedule(static)")                     \
+            for (int64_t var = 0; var < (n); var++) { __VA_ARGS__ }          \
+        } else {                                                             \
+            for (int64_t var = 0; var < (n); var++) { __VA_ARGS__ }          \
+        }                                                                    \
+    } while (0)
+
 static inline float silu(float v) { return v / (1.0f + expf(-v)); }
 
 /* rows of in [rows][dm] -> out: RMSNorm or LayerNorm with weight w, bias
@@ -46,8 +59,7 @@ static void norm_rows(const ssmi_model_cfg *c, int64_t rows, const float *in,
     const int64_t dm = c->d_model;
     const double eps = c->eps;
     const int rms = c->rms_norm;
-#pragma omp parallel for schedule(static) if (rows * dm > PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    PFOR(rows * dm > PAR_MIN, r, rows,
         const float *x = in + r * dm;
         float *o = out + r * dm;
         double mean = 0.0, ss = 0.0;
@@ -65,7 +77,7 @@ static void norm_rows(const ssmi_model_cfg *c, int64_t rows, const float *in,
         else
             for (int64_t i = 0; i < dm; i++)
                 o[i] = (float)(x[i] - mean) * inv * w[i] + b[i];
-    }
+    );
 }
 
 /* out[M][N] = X[M][K] W[N][K]^T (row-major, leading dimensions given). */
@@ -140,11 +152,10 @@ static void skinny_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t 
 {
     const skinny_fn fn = skinny_pick();
     const int64_t RB = 32, nblk = (N + RB - 1) / RB;
-#pragma omp parallel for schedule(static) if (N * K > 4 * PAR_MIN)
-    for (int64_t bk = 0; bk < nblk; bk++) {
+    PFOR(N * K > 4 * PAR_MIN, bk, nblk,
         int64_t j0 = bk * RB, j1 = j0 + RB < N ? j0 + RB : N;
         fn(j0, j1, M, K, X, ldx, W, ldw, out, ldo);
-    }
+    );
 }
 
 /* Decoding-step products: the skinny kernel for few rows, else sgemm. */
@@ -203,8 +214,7 @@ static void conv_chunk(const ssmi_layer *Lw, int64_t di, int64_t k, int64_t L,
                        const float *x, float *u, float *cs)
 {
     const int64_t kc = k - 1;
-#pragma omp parallel for schedule(static) if (di * L * k > PAR_MIN)
-    for (int64_t d = 0; d < di; d++) {
+    PFOR(di * L * k > PAR_MIN, d, di,
         const float *xi = x + d * L, *w = Lw->conv_w + d * k;
         float *c = cs + d * kc, *ud = u + d * L;
         const float b = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
@@ -222,7 +232,7 @@ static void conv_chunk(const ssmi_layer *Lw, int64_t di, int64_t k, int64_t L,
             int64_t pos = L - kc + j;
             c[j] = pos >= 0 ? xi[pos] : c[pos + kc];
         }
-    }
+    );
 }
 
 /* One chunk of L tokens of one slot through every layer; logits of the
@@ -295,9 +305,8 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
 static void scan_step(const ssmi_layer *Lw, ssm_model_state *s, int64_t l,
                       int64_t nb, const int64_t *slots, int64_t di, int64_t n)
 {
-#pragma omp parallel for collapse(2) schedule(static) if (nb * di * n > 4 * PAR_MIN)
-    for (int64_t i = 0; i < nb; i++)
-        for (int64_t d = 0; d < di; d++) {
+    PFOR(nb * di * n > 4 * PAR_MIN, id, nb * di,
+            const int64_t i = id / di, d = id % di;
             float *h = ssmi_h_at(s, l, slots ? slots[i] : i) + d * n;
             const float *A = Lw->A + d * n, *Bm = s->bm + i * n, *Cm = s->cm + i * n;
             const float u = s->u[i * di + d];
@@ -311,7 +320,7 @@ static void scan_step(const ssmi_layer *Lw, ssm_model_state *s, int64_t l,
             }
             acc += Lw->D[d] * u;
             s->y[i * di + d] = acc * silu(s->z[i * di + d]);
-        }
+    );
 }
 
 static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
@@ -336,8 +345,7 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
             float *cs = ssmi_conv_at(s, l, slots ? slots[i] : i);
             const float *x = s->x + i * di;
             float *u = s->u + i * di;
-#pragma omp parallel for schedule(static) if (di * k > PAR_MIN)
-            for (int64_t d = 0; d < di; d++) {
+            PFOR(di * k > PAR_MIN, d, di,
                 const float *w = Lw->conv_w + d * k;
                 float *cd = cs + d * kc;
                 float acc = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
@@ -346,7 +354,7 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
                 u[d] = silu(acc);
                 for (int64_t j = 0; j + 1 < kc; j++) cd[j] = cd[j + 1];
                 if (kc > 0) cd[kc - 1] = x[d];
-            }
+            );
         }
         step_xwt(nb, r, di, s->u, di, Lw->x_w, di, s->dtl, r);
         step_xwt(nb, n, di, s->u, di, Lw->x_w + r * di, di, s->bm, n);

@@ -92,6 +92,33 @@ static int cmp_desc(const void *a, const void *b)
     return (x->i > y->i) - (x->i < y->i);
 }
 
+/* a goes after b in cmp_desc's order. */
+static int after(const cand *a, const cand *b) { return cmp_desc(a, b) > 0; }
+
+/* In-place heapsort into cmp_desc order.  Not qsort: glibc's qsort
+ * allocates a merge buffer for arrays above a few KB (a real vocabulary's
+ * candidates are ~800 KB) and sampling must not allocate. */
+static void sift(cand *c, int64_t i, int64_t n)
+{
+    for (;;) {
+        int64_t l = 2 * i + 1, m = i;
+        if (l < n && after(&c[l], &c[m])) m = l;
+        if (l + 1 < n && after(&c[l + 1], &c[m])) m = l + 1;
+        if (m == i) return;
+        cand t = c[i]; c[i] = c[m]; c[m] = t;
+        i = m;
+    }
+}
+
+static void sort_desc(cand *c, int64_t n)
+{
+    for (int64_t i = n / 2 - 1; i >= 0; i--) sift(c, i, n);
+    for (int64_t e = n - 1; e > 0; e--) {
+        cand t = c[0]; c[0] = c[e]; c[e] = t;
+        sift(c, 0, e);
+    }
+}
+
 /* Apply the filters: candidates s->c[0..*m) with their tempered logits
  * (sorted when a filter needed it), or *greedy >= 0 for the greedy id. */
 static ssm_status filter(ssm_sampler *s, const float *logits,
@@ -135,7 +162,7 @@ static ssm_status filter(ssm_sampler *s, const float *logits,
     }
     const int top_p_on = p->top_p > 0.0 && p->top_p < 1.0;
     if ((p->top_k > 0 && p->top_k < n) || top_p_on)
-        qsort(s->c, (size_t)n, sizeof *s->c, cmp_desc);
+        sort_desc(s->c, n);
     /* 3. top-k */
     if (p->top_k > 0 && p->top_k < n) n = p->top_k;
     /* 4. min-p: p_i / p_max = exp(l_i - l_max) (a ratio of softmax
