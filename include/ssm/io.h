@@ -50,13 +50,19 @@ typedef struct ssm_tensor_file ssm_tensor_file;
 /* Open path: a .safetensors file, a model.safetensors.index.json (every
  * shard of its weight_map, one namespace), or a PyTorch zip checkpoint
  * (pytorch_model.bin); the kind is found from the content, not the name.
- * Errors: SSM_ERR_ARG (NULL), SSM_ERR_IO (cannot open/read/map),
- * SSM_ERR_FORMAT (anything malformed or disallowed), SSM_ERR_NOMEM. */
+ * docs/io.md lists every check.  *file is NULL on error.
+ * Errors: SSM_ERR_ARG (NULL), SSM_ERR_IO (missing, unreadable, not a
+ * regular file, cannot map; a missing shard), SSM_ERR_FORMAT (empty, or
+ * anything malformed or disallowed: bad header or offsets, unsupported
+ * dtype, compressed zip entry, non-contiguous tensor, a pickle asking for
+ * anything but tensor storage), SSM_ERR_NOMEM. */
 SSM_API ssm_status ssm_tensor_file_open(ssm_tensor_file **file, const char *path);
 SSM_API void       ssm_tensor_file_close(ssm_tensor_file *file);   /* NULL: no-op */
 
-/* Number of tensors, and the i-th one's description (0 <= i < count, in
- * the file's order).  Errors: SSM_ERR_ARG. */
+/* Number of tensors (0 for NULL), and the i-th one's description
+ * (0 <= i < count, in the file's order: header order for safetensors,
+ * weight_map order for an index, state-dict order for PyTorch).
+ * Errors: SSM_ERR_ARG. */
 SSM_API int64_t    ssm_tensor_file_count(const ssm_tensor_file *file);
 SSM_API ssm_status ssm_tensor_file_at(const ssm_tensor_file *file, int64_t i,
                                       ssm_tensor_info *info);
