@@ -442,6 +442,7 @@ START_TEST(bad_files)
         { "two tokens one id", toy_json(NULL, NULL, NULL, NULL, model_dupid), SSM_ERR_FORMAT },
         { "fractional id", toy_json(NULL, NULL, NULL, NULL, model_badid), SSM_ERR_FORMAT },
         { "merge with two spaces", toy_json(NULL, NULL, NULL, NULL, model_sp3), SSM_ERR_FORMAT },
+        { "merge with an empty side", toy_json(NULL, NULL, NULL, NULL, "{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"\":1},\"merges\":[[\"a\",\"\"]]}"), SSM_ERR_FORMAT },
         { "no merges", toy_json(NULL, NULL, NULL, NULL, model_nomerges), SSM_ERR_FORMAT },
         { "Lowercase normalizer", toy_json(NULL, "{\"type\":\"Lowercase\"}", NULL, NULL, NULL), SSM_ERR_FORMAT },
         { "Whitespace pre-tokenizer", toy_json(NULL, NULL, "{\"type\":\"Whitespace\"}", NULL, NULL), SSM_ERR_FORMAT },
@@ -451,6 +452,7 @@ START_TEST(bad_files)
         { "WordPiece decoder", toy_json(NULL, NULL, NULL, "{\"type\":\"WordPiece\",\"prefix\":\"##\"}", NULL), SSM_ERR_FORMAT },
         { "added token without content", toy_json("[{\"id\":30}]", NULL, NULL, NULL, NULL), SSM_ERR_FORMAT },
         { "added tokens not an array", toy_json("{}", NULL, NULL, NULL, NULL), SSM_ERR_FORMAT },
+        { "token with U+0000", toy_json("[{\"content\":\"a\\u0000b\"}]", NULL, NULL, NULL, NULL), SSM_ERR_FORMAT },
         { "version 2.0", NULL, SSM_ERR_FORMAT },
         { "model missing", NULL, SSM_ERR_FORMAT },
     };

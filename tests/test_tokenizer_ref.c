@@ -9,9 +9,10 @@
  * 1. Expected ids from an independent implementation: tokenizers.js
  *    (@huggingface/tokenizers 0.2.0, Hugging Face's JavaScript port of
  *    tokenizer.json), computed by tests/fixtures/tokenizer/make_fixtures.mjs
- *    for 60 hard strings (space runs, newlines, tabs, \r\n, contractions,
+ *    for 69 hard strings (space runs, newlines, tabs, \r\n, contractions,
  *    digits, combining marks, CJK, emoji, NBSP and other Unicode spaces,
- *    mixed scripts, added tokens alone and adjacent) and 133 paragraphs of
+ *    mixed scripts, added tokens alone and adjacent, words of
+ *    33 to 100 symbols) and 133 paragraphs of
  *    Debian's license texts: every id must agree.
  * 2. Properties on the large real text every Debian system ships
  *    (/usr/share/common-licenses, /usr/share/doc/ * /copyright):

@@ -42,11 +42,10 @@ ssm_status ssmi_strmap_put(ssmi_strmap *m, const char *s, int32_t len, int32_t v
 int32_t    ssmi_strmap_get(const ssmi_strmap *m, const char *s, int32_t len);
 
 /* (a, b) id pair -> (rank, new id) of a BPE merge. */
+typedef struct ssmi_merge { uint64_t key; uint32_t rank; int32_t id; } ssmi_merge;
 typedef struct ssmi_mergemap {
-    uint64_t *key;        /* (a << 32 | b) + 1; 0 = empty */
-    uint32_t *rank;
-    int32_t  *id;
-    uint64_t  mask;
+    ssmi_merge *slot;     /* key (a << 32 | b) + 1, 0 = empty; one cache line holds 4 */
+    uint64_t    mask;
 } ssmi_mergemap;
 
 /* ---- the tokenizer ---- */

@@ -22,6 +22,7 @@
 #include "text/text_internal.h"
 
 #define CACHE_MAX_WORD 256
+#define SHORT_WORD 32          /* symbols: merged by scanning, not through the heap */
 #define MAX_LEVELS 16
 
 typedef struct bufu8 { unsigned char *p; size_t cap; } bufu8;
@@ -72,44 +73,54 @@ static inline int merge_get(const ssmi_mergemap *m, int32_t a, int32_t b,
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     uint64_t j = (key * 0x9E3779B97F4A7C15ull >> 17) & m->mask;
     for (;;) {
-        uint64_t k = m->key[j];
-        if (k == key) { *rank = m->rank[j]; *id = m->id[j]; return 1; }
+        const ssmi_merge *e = &m->slot[j];
+        if (e->key == key) { *rank = e->rank; *id = e->id; return 1; }
+        uint64_t k = e->key;
         if (!k) return 0;
         j = (j + 1) & m->mask;
     }
 }
 
-/* min-heap on (rank, pos) */
-static inline int hless(const struct hent *a, const struct hent *b)
+/* 4-ary min-heap on (rank, pos), keyed as one 64-bit integer (rank in the
+ * high half): half the depth of a binary heap, children in one cache line. */
+static inline uint64_t hkey(uint32_t rank, int32_t pos) { return (uint64_t)rank << 32 | (uint32_t)pos; }
+
+static void hsift_down(struct hent *h, size_t n, size_t i, struct hent x)
 {
-    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+    uint64_t kx = hkey(x.rank, x.pos);
+    for (;;) {
+        size_t c = 4 * i + 1, m = i;
+        uint64_t km = kx;
+        size_t end = c + 4 < n ? c + 4 : n;
+        for (size_t j = c; j < end; j++) {
+            uint64_t kj = hkey(h[j].rank, h[j].pos);
+            if (kj < km) { km = kj; m = j; }
+        }
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = x;
 }
+
 static void hpush(enc *e, size_t *hn, uint32_t rank, int32_t pos, int32_t id)
 {
     struct hent x = { rank, pos, id };
+    uint64_t kx = hkey(rank, pos);
     size_t i = (*hn)++;
     while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!hless(&x, &e->heap[p])) break;
+        size_t p = (i - 1) / 4;
+        if (kx >= hkey(e->heap[p].rank, e->heap[p].pos)) break;
         e->heap[i] = e->heap[p];
         i = p;
     }
     e->heap[i] = x;
 }
+
 static struct hent hpop(enc *e, size_t *hn)
 {
     struct hent top = e->heap[0], x = e->heap[--(*hn)];
-    size_t i = 0, n = *hn;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct hent *mv = &x;
-        if (l < n && hless(&e->heap[l], mv)) { m = l; mv = &e->heap[l]; }
-        if (r < n && hless(&e->heap[r], mv)) { m = r; mv = &e->heap[r]; }
-        if (m == i) break;
-        e->heap[i] = e->heap[m];
-        i = m;
-    }
-    if (n) e->heap[i] = x;
+    if (*hn) hsift_down(e->heap, *hn, 0, x);
     return top;
 }
 
@@ -126,6 +137,7 @@ static void add_sym(enc *e, size_t *ns, int32_t id, int32_t blen)
 static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
 {
     const ssm_tokenizer *t = e->t;
+    if (n >= (size_t)INT32_MAX) { e->st = SSM_FAIL(SSM_ERR_NOMEM); return; }  /* int32 positions */
     if (t->ignore_merges) {
         int32_t id = ssmi_strmap_get(&t->vocab, (const char *)s, (int32_t)n);
         if (id >= 0) {
@@ -179,7 +191,40 @@ static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
     }
     if (unk >= 0) add_sym(e, &ns, unk, unk_len);
 
-    if (ns > 1) {
+    if (ns > 1 && ns <= SHORT_WORD) {
+        /* Short words: the lowest (rank, position) among the current pairs,
+         * found by a scan.  The same merges as the heap below: HF's heap
+         * pops the least (rank, position) whose pair still gives the same
+         * token, and with no empty token (refused at load) a changed pair
+         * never gives the same token as the pair it replaced. */
+        uint32_t prk[SHORT_WORD]; int32_t pid[SHORT_WORD];
+        uint32_t rk; int32_t nid;
+        for (size_t i = 0; i + 1 < ns; i++)
+            prk[i] = merge_get(&t->merges, e->c[i], e->c[i + 1], &rk, &nid) ? (pid[i] = nid, rk) : UINT32_MAX;
+        prk[ns - 1] = UINT32_MAX;
+        for (;;) {
+            int32_t best = -1;
+            uint32_t br = UINT32_MAX;
+            for (int32_t p = 0; p >= 0; p = e->next[p])
+                if (prk[p] < br) { br = prk[p]; best = p; }
+            if (best < 0) break;
+            int32_t p = best, q = e->next[p];
+            e->c[p] = pid[p];
+            e->len[p] += e->len[q];
+            e->next[p] = e->next[q];
+            e->len[q] = 0;
+            if (e->next[q] >= 0) e->prev[e->next[q]] = p;
+            prk[p] = UINT32_MAX;
+            if (e->next[p] >= 0 && merge_get(&t->merges, e->c[p], e->c[e->next[p]], &rk, &nid)) {
+                prk[p] = rk; pid[p] = nid;
+            }
+            int32_t l = e->prev[p];
+            if (l >= 0) {
+                prk[l] = UINT32_MAX;
+                if (merge_get(&t->merges, e->c[l], e->c[p], &rk, &nid)) { prk[l] = rk; pid[l] = nid; }
+            }
+        }
+    } else if (ns > 1) {
         if (!grow((void **)&e->heap, &e->heapcap, 3 * ns, sizeof *e->heap)) {
             e->st = SSM_FAIL(SSM_ERR_NOMEM); return;
         }
@@ -187,7 +232,10 @@ static void bpe_word(enc *e, const unsigned char *s, size_t n, int cache_it)
         uint32_t rk; int32_t nid;
         for (size_t i = 0; i + 1 < ns; i++)
             if (merge_get(&t->merges, e->c[i], e->c[i + 1], &rk, &nid))
-                hpush(e, &hn, rk, (int32_t)i, nid);
+                e->heap[hn++] = (struct hent){ rk, (int32_t)i, nid };
+        /* heapify in O(n) */
+        if (hn > 1)
+            for (size_t i = (hn - 2) / 4 + 1; i-- > 0;) hsift_down(e->heap, hn, i, e->heap[i]);
         while (hn) {
             struct hent top = hpop(e, &hn);
             int32_t p = top.pos;
@@ -247,6 +295,7 @@ static void bpe_insert(enc *e, const unsigned char *key, size_t kn, int64_t j, u
                        const unsigned char *s, size_t n)
 {
     if (j < 0 || e->cn >= e->ccap
+        || e->ckn + kn >= UINT32_MAX || e->cin + n >= UINT32_MAX     /* 32-bit offsets */
         || !grow((void **)&e->ckeys, &e->ckcap, e->ckn + kn, 1)
         || !grow((void **)&e->cids, &e->cicap, e->cin + n, sizeof *e->cids)) {
         bpe_word(e, s, n, 0);                       /* cache off or full: plain */

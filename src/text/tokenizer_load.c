@@ -222,8 +222,8 @@ static ssm_status merge_put(ssmi_mergemap *m, int32_t a, int32_t b, uint32_t ran
 {
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     uint64_t j = (key * 0x9E3779B97F4A7C15ull >> 17) & m->mask;
-    while (m->key[j] && m->key[j] != key) j = (j + 1) & m->mask;
-    m->key[j] = key; m->rank[j] = rank; m->id[j] = id;
+    while (m->slot[j].key && m->slot[j].key != key) j = (j + 1) & m->mask;
+    m->slot[j] = (ssmi_merge){ key, rank, id };
     return SSM_OK;
 }
 
@@ -286,10 +286,8 @@ static ssm_status parse_model(ssm_tokenizer *t, const cJSON *m)
     int64_t nm = cJSON_GetArraySize(merges);
     uint64_t ns = 16;
     while ((int64_t)ns < 2 * nm + 16) ns <<= 1;
-    t->merges.key = calloc(ns, sizeof *t->merges.key);
-    t->merges.rank = malloc(ns * sizeof *t->merges.rank);
-    t->merges.id = malloc(ns * sizeof *t->merges.id);
-    if (!t->merges.key || !t->merges.rank || !t->merges.id) return SSM_FAIL(SSM_ERR_NOMEM);
+    t->merges.slot = calloc(ns, sizeof *t->merges.slot);
+    if (!t->merges.slot) return SSM_FAIL(SSM_ERR_NOMEM);
     t->merges.mask = ns - 1;
     char *buf = NULL; size_t bufcap = 0;
     uint32_t rank = 0;
@@ -307,6 +305,9 @@ static ssm_status parse_model(ssm_tokenizer *t, const cJSON *m)
             a = e->child->valuestring; la = strlen(a);
             b = e->child->next->valuestring; lb = strlen(b);
         } else { st = SSM_FAIL(SSM_ERR_FORMAT); break; }
+        /* an empty side would make a token its own merge result: HF's
+         * stale-entry test could then accept outdated pairs; refused */
+        if (la == 0 || lb == 0) { st = SSM_FAIL(SSM_ERR_FORMAT); break; }
         int32_t ia = ssmi_strmap_get(&t->vocab, a, (int32_t)la);
         int32_t ib = ssmi_strmap_get(&t->vocab, b, (int32_t)lb);
         if (ia < 0 || ib < 0) { st = SSM_FAIL(SSM_ERR_FORMAT); break; }
@@ -545,6 +546,16 @@ static ssm_status build(ssm_tokenizer *t, const char *text, size_t n)
 {
     /* serde_json reads text: the whole file must be UTF-8 */
     if (ssmi_utf8_valid_prefix((const unsigned char *)text, n) != n) return SSM_FAIL(SSM_ERR_FORMAT);
+    /* cJSON ends a string at an escaped NUL: a token spelled with U+0000
+     * would be read shorter than it is; byte-level vocabularies never
+     * contain one (byte 0 is 'Ā' there), so such files are refused */
+    for (size_t i = 0; i + 6 <= n; i++)
+        if (text[i] == '\\' && text[i + 1] == 'u' && text[i + 2] == '0' && text[i + 3] == '0'
+            && text[i + 4] == '0' && text[i + 5] == '0') {
+            /* not when the backslash is itself escaped: count the run */
+            size_t k = i; while (k > 0 && text[k - 1] == '\\') k--;
+            if ((i - k) % 2 == 0) return SSM_FAIL(SSM_ERR_FORMAT);
+        }
     cJSON *root = cJSON_ParseWithLength(text, n);
     if (!root) return SSM_FAIL(SSM_ERR_FORMAT);
     ssm_status st = SSM_OK;
@@ -599,7 +610,7 @@ void ssm_tokenizer_destroy(ssm_tokenizer *t)
     while (t->blocks) { struct ssmi_block *p = t->blocks->prev; free(t->blocks); t->blocks = p; }
     ssmi_strmap_free(&t->vocab);
     ssmi_strmap_free(&t->added_map);
-    free(t->merges.key); free(t->merges.rank); free(t->merges.id);
+    free(t->merges.slot);
     free(t->tok_str); free(t->tok_len); free(t->dec_str); free(t->dec_len); free(t->special);
     free(t->added);
     free(t->trie_raw.next); free(t->trie_raw.term);
