@@ -79,6 +79,7 @@ int bench_conv(int argc, char **argv);
 int bench_scan(int argc, char **argv);
 int bench_mamba(int argc, char **argv);
 int bench_io(int argc, char **argv);
+int bench_model(int argc, char **argv);
 int bench_tokenizer(int argc, char **argv);
 
 #endif /* SSM_BENCH_UTIL_H */

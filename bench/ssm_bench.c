@@ -4,6 +4,7 @@
  *   ssm_bench scan    selective scan vs a plain scalar loop
  *   ssm_bench mamba   Mamba stack shaped like mamba-130m
  *   ssm_bench io      checkpoint open + read vs one read of the file
+ *   ssm_bench model   language model at the mamba-130m shape from a file (load, prefill, decode)
  *   ssm_bench tokenizer [TOKENIZER.json [TEXT]]  byte-level BPE encode/decode MB/s
  *   ssm_bench all     everything
  * Every figure is a median of repeats; ratios are measured in one process.
@@ -19,6 +20,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "scan")) return bench_scan(argc - 1, argv + 1);
     if (!strcmp(cmd, "mamba")) return bench_mamba(argc - 1, argv + 1);
     if (!strcmp(cmd, "io")) return bench_io(argc - 1, argv + 1);
+    if (!strcmp(cmd, "model")) return bench_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenizer")) return bench_tokenizer(argc - 1, argv + 1);
     if (!strcmp(cmd, "all")) {
         int rc = bench_conv(argc - 1, argv + 1);

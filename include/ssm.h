@@ -11,6 +11,8 @@
  *   ssm/lti.h      dense LTI recurrences                            (src/scan)
  *   ssm/layer.h    the S4D layer (convolution and recurrent modes)  (src/layers)
  *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (src/layers, CBLAS)
+ *   ssm/model.h    Mamba language models from checkpoint directories (src/models)
+ *   ssm/sample.h   next-token sampling (greedy, temperature, top-k/p, min-p)
  *   ssm/io.h       safetensors / PyTorch checkpoint reader, writer  (src/io, cJSON)
  *   ssm/tokenizer.h byte-level BPE tokenizer (tokenizer.json)       (src/text, PCRE2, utf8proc)
  *
@@ -32,6 +34,8 @@
 #include "ssm/lti.h"
 #include "ssm/scan.h"
 #include "ssm/mamba.h"
+#include "ssm/model.h"
+#include "ssm/sample.h"
 #include "ssm/io.h"
 #include "ssm/tokenizer.h"
 

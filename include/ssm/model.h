@@ -1,0 +1,205 @@
+/*
+ * ssm/model.h -- Mamba language models loaded from checkpoint directories
+ * as they are published (src/models): the mamba_ssm package's
+ * MambaLMHeadModel (state-spaces/mamba-130m ... 2.8b) and Hugging Face
+ * transformers' MambaForCausalLM (state-spaces/mamba-130m-hf ...), with no
+ * conversion step.  Token sampling: ssm/sample.h.
+ *
+ * The network (Gu and Dao 2023, section 3.4, figure 3; mamba_ssm's
+ * mixer_seq_simple.py), sizes Dm = d_model, Di = d_inner, N = d_state,
+ * K = d_conv, R = dt_rank, V = vocab, Vp = embedding rows (V rounded up to
+ * pad_vocab_size_multiple for mamba_ssm checkpoints, V for Hugging Face):
+ *   h = E[token]                                   E: [Vp][Dm]
+ *   per layer l: h = h + mixer_l(norm_l(h))        (pre-norm residual)
+ *   logits = W_head norm_f(h), rows 0..V-1 only    W_head: [Vp][Dm], or E when tied
+ * norm: RMSNorm x / sqrt(mean(x^2) + eps) * w (eps = 1e-5, or the Hugging
+ * Face config's layer_norm_epsilon), or LayerNorm (x - mean) / sqrt(var +
+ * eps) * w + b for mamba_ssm configs with "rms_norm": false.
+ * mixer: the Mamba block of ssm/mamba.h (in_proj, causal depthwise conv,
+ * silu, x_proj, dt_proj, selective scan with softplus and A = -exp(A_log),
+ * D skip, silu(z) gate, out_proj), with the in_proj/out_proj biases of
+ * "use_bias"/"bias" configs and without conv bias when "use_conv_bias"/
+ * "conv_bias" is false.  Everything runs in float; residual_in_fp32 is
+ * therefore always honoured.
+ *
+ * Weights.  F32 tensors are used in place inside the file's memory mapping
+ * (no copy; the mapping lives as long as the model); F16 and BF16 tensors
+ * are converted to float once at load.  Loading checks every shape against
+ * the config and every weight for finiteness (which reads each page once).
+ *
+ * Threads.  A model is read-only after load: any number of threads may run
+ * it at once, each with its own ssm_model_state.  A state belongs to one
+ * thread at a time.  OpenMP regions (conv, norms, scan) have one writer per
+ * output and a fixed order; the projections go through CBLAS (see
+ * ssm/mamba.h on BLAS threads and determinism).
+ */
+#ifndef SSM_MODEL_H
+#define SSM_MODEL_H
+
+#include <stddef.h>
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ssm_model ssm_model;
+typedef struct ssm_model_state ssm_model_state;
+
+/* Load a Mamba-1 language model.  path: a directory holding config.json and
+ * the weights: model.safetensors; or model.safetensors.index.json with its
+ * shards; or pytorch_model.bin (looked for in that order).  config.json in
+ * either naming:
+ *   mamba_ssm MambaConfig: d_model, n_layer, vocab_size, ssm_cfg {d_state,
+ *     d_conv, expand, dt_rank ("auto" or int), conv_bias, bias, layer
+ *     ("Mamba1")}, rms_norm, residual_in_fp32, pad_vocab_size_multiple,
+ *     tie_embeddings (d_intermediate must be 0, attn_layer_idx empty);
+ *   Hugging Face MambaConfig: hidden_size, num_hidden_layers, vocab_size,
+ *     state_size, expand, conv_kernel, time_step_rank, intermediate_size,
+ *     layer_norm_epsilon, use_bias, use_conv_bias, tie_word_embeddings.
+ * Sizes the config leaves out (d_state, d_conv, dt_rank, d_inner) are taken
+ * from the tensor shapes; every tensor shape is checked against the config.
+ * Tensor names: backbone.embedding.weight (mamba_ssm) or
+ * backbone.embeddings.weight (Hugging Face); backbone.layers.N.norm.{weight,
+ * bias}; backbone.layers.N.mixer.{in_proj.weight, in_proj.bias,
+ * conv1d.weight [Di][1][K], conv1d.bias, x_proj.weight, dt_proj.weight,
+ * dt_proj.bias, A_log, D, out_proj.weight, out_proj.bias};
+ * backbone.norm_f.{weight, bias}; lm_head.weight (absent for tied
+ * embeddings: the embedding is used).
+ * Errors: SSM_ERR_ARG (NULL), SSM_ERR_IO (cannot open/read), SSM_ERR_FORMAT
+ * (anything malformed, missing, mis-shaped, contradictory, non-finite or
+ * unsupported, such as a Mamba-2 or hybrid-attention config; a pickle that
+ * asks for anything but tensor storage is refused, never executed),
+ * SSM_ERR_NOMEM.  *model is NULL on error. */
+SSM_API ssm_status ssm_model_load(ssm_model **model, const char *path);
+SSM_API void       ssm_model_destroy(ssm_model *model);      /* NULL: no-op */
+
+/* vocab: the number of token ids the checkpoint's config declares
+ * (vocab_size; mamba_ssm pads the embedding rows beyond it, Hugging Face
+ * configs already count the padded rows); every logits row has exactly
+ * vocab entries.  model must not be NULL; any output may be NULL.
+ * Errors: SSM_ERR_ARG (model NULL). */
+SSM_API ssm_status ssm_model_dims(const ssm_model *model, int64_t *n_layer,
+                                  int64_t *d_model, int64_t *vocab);
+
+/* Everything about a loaded model.  struct_size as in ssm_mamba_config. */
+typedef struct ssm_model_info {
+    uint32_t struct_size;   /* sizeof(ssm_model_info), set by _init */
+    int64_t n_layer, d_model, d_inner, d_state, d_conv, dt_rank;
+    int64_t vocab;          /* token ids: logits row length */
+    int64_t vocab_padded;   /* embedding rows */
+    double  norm_eps;
+    int     rms_norm;       /* 1: RMSNorm, 0: LayerNorm */
+    int     tied;           /* LM head = embedding */
+    int     in_out_bias;    /* in_proj/out_proj biases present */
+    int     conv_bias;      /* conv1d bias present */
+    int     hf_names;       /* 1: Hugging Face naming, 0: mamba_ssm */
+    int64_t bytes_mapped;   /* weight bytes used in place from the file */
+    int64_t bytes_owned;    /* weight bytes converted or computed at load */
+    int64_t state_bytes;    /* ssm_model_state_save size of one sequence */
+} ssm_model_info;
+
+/* Zeroes *info and sets struct_size. */
+SSM_API void ssm_model_info_init(ssm_model_info *info);
+/* Errors: SSM_ERR_ARG (NULL, bad struct_size). */
+SSM_API ssm_status ssm_model_get_info(const ssm_model *model,
+                                      ssm_model_info *info);
+
+/* ---- recurrent state: one slot per sequence ---- */
+
+/* Recurrent state (conv and SSM state of every layer) for up to max_batch
+ * sequences ("slots" 0..max_batch-1), plus the workspace of one-token
+ * steps so that decoding never allocates; a new or reset state is the
+ * empty prefix.  A state works with any model of the same sizes.
+ * Errors: SSM_ERR_ARG (NULL, max_batch < 1, overflow), SSM_ERR_NOMEM. */
+SSM_API ssm_status ssm_model_state_create(ssm_model_state **state,
+                                          const ssm_model *model,
+                                          int64_t max_batch);
+SSM_API void       ssm_model_state_destroy(ssm_model_state *state); /* NULL: no-op */
+/* Every slot back to the empty prefix.  Errors: SSM_ERR_ARG (NULL). */
+SSM_API ssm_status ssm_model_state_reset(ssm_model_state *state);
+/* One slot back to the empty prefix (a new request in a served batch).
+ * Errors: SSM_ERR_ARG (NULL, slot out of range). */
+SSM_API ssm_status ssm_model_state_reset_slot(ssm_model_state *state,
+                                              int64_t slot);
+/* Number of tokens slot has consumed since create/reset.
+ * Errors: SSM_ERR_ARG. */
+SSM_API ssm_status ssm_model_state_tokens(const ssm_model_state *state,
+                                          int64_t slot, int64_t *n_tokens);
+/* Copy src's sequence src_slot into dst's dst_slot (dst may be src; the
+ * same slot is a no-op): dst_slot then continues exactly as src_slot would
+ * (a shared prompt forked into several sequences).  Errors: SSM_ERR_ARG
+ * (NULL, slots out of range, states of different model sizes). */
+SSM_API ssm_status ssm_model_state_copy(ssm_model_state *dst, int64_t dst_slot,
+                                        const ssm_model_state *src,
+                                        int64_t src_slot);
+
+/* Serialize slot's state (prompt caching).  Format, little-endian:
+ *   "SSMSTATE" | u32 version (1) | u32 kind (1: Mamba-1) | u64 n_layer,
+ *   d_model, d_inner, d_state, d_conv, n_tokens | per layer: conv state
+ *   [Di][K-1] floats (the last K-1 conv inputs, oldest first), SSM state
+ *   [Di][N] floats | u64 FNV-1a hash of every byte before it.
+ * Writes min(cap, size) bytes of buf (buf may be NULL when cap is 0) and
+ * sets *nbytes to the full size (as snprintf; ssm_model_info.state_bytes).
+ * Errors: SSM_ERR_ARG (NULL state/nbytes, slot out of range, cap < 0). */
+SSM_API ssm_status ssm_model_state_save(const ssm_model_state *state,
+                                        int64_t slot, void *buf, int64_t cap,
+                                        int64_t *nbytes);
+/* Restore slot from nbytes of buf made by ssm_model_state_save.  The
+ * header, sizes, hash and every value (finite) are checked before the slot
+ * changes.  Errors: SSM_ERR_ARG (NULL, slot out of range, nbytes < 0),
+ * SSM_ERR_FORMAT (not a state, another version, another model's sizes,
+ * truncated, corrupted). */
+SSM_API ssm_status ssm_model_state_restore(ssm_model_state *state,
+                                           int64_t slot, const void *buf,
+                                           int64_t nbytes);
+/* The same through a file (written to a temporary beside path, then
+ * renamed).  Errors: as above, and SSM_ERR_IO, SSM_ERR_NOMEM. */
+SSM_API ssm_status ssm_model_state_save_file(const ssm_model_state *state,
+                                             int64_t slot, const char *path);
+SSM_API ssm_status ssm_model_state_restore_file(ssm_model_state *state,
+                                                int64_t slot, const char *path);
+
+/* ---- running ---- */
+
+/* Feed len tokens of each of batch sequences (tokens [batch][len], batch <=
+ * max_batch, slots 0..batch-1) after what the state already holds; the
+ * state then holds the longer prefix.  logits [batch][vocab]: the
+ * next-token logits after each sequence's last token, or NULL.  A token id
+ * outside [0, vocab) is SSM_ERR_ARG (checked before anything changes).
+ * len == 1 is the decoding step: no allocation.  len > 1 runs each
+ * sequence in chunks of at most 256 tokens through the whole network, so
+ * the workspace (allocated for the call) does not grow with len.
+ * Errors: SSM_ERR_ARG (NULL, sizes < 1, batch > max_batch, a state of
+ * another model size, bad token), SSM_ERR_NOMEM. */
+SSM_API ssm_status ssm_model_forward(const ssm_model *model,
+                                     ssm_model_state *state, int64_t batch,
+                                     int64_t len, const int32_t *tokens,
+                                     float *logits);
+
+/* Continuous batching: feed len tokens to each of n distinct slots (any
+ * subset of the state's slots, in any order; tokens [n][len], logits
+ * [n][vocab] or NULL); the other slots are untouched.  Sequences of
+ * different lengths advance together without padding: prefill a new
+ * request alone (n = 1, its prompt length) into a free slot, then step
+ * every live slot one token at a time (len = 1: no allocation).
+ * Errors: as ssm_model_forward, and SSM_ERR_ARG for a slot out of range
+ * or listed twice. */
+SSM_API ssm_status ssm_model_forward_slots(const ssm_model *model,
+                                           ssm_model_state *state, int64_t n,
+                                           const int64_t *slots, int64_t len,
+                                           const int32_t *tokens,
+                                           float *logits);
+
+/* As ssm_model_forward, but logits [batch][len][vocab] holds the
+ * next-token logits after every position (perplexity, scoring). */
+SSM_API ssm_status ssm_model_forward_all(const ssm_model *model,
+                                         ssm_model_state *state, int64_t batch,
+                                         int64_t len, const int32_t *tokens,
+                                         float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SSM_MODEL_H */

@@ -1,0 +1,88 @@
+/*
+ * model_internal.h -- the language model's private structures (src/models).
+ */
+#ifndef SSM_MODEL_INTERNAL_H
+#define SSM_MODEL_INTERNAL_H
+
+#include "internal.h"
+
+/* What config.json says, in one naming-independent form.  Sizes the
+ * config leaves out are 0 here and come from the tensor shapes. */
+typedef struct ssmi_model_cfg {
+    int     hf;             /* Hugging Face keys (else mamba_ssm's) */
+    int64_t d_model, n_layer, vocab, vocab_padded;
+    int64_t d_state, d_conv, d_inner, dt_rank, expand;   /* 0: from shapes */
+    double  eps;
+    int     rms_norm, tied, bias, conv_bias;
+} ssmi_model_cfg;
+
+/* Largest config.json read (a config is a few hundred bytes). */
+#define SSMI_CONFIG_MAX ((size_t)1 << 24)
+
+/* Parse n bytes of config.json (need not be NUL-terminated).
+ * SSM_ERR_FORMAT for anything malformed, contradictory or unsupported;
+ * SSM_ERR_NOMEM. */
+ssm_status ssmi_model_config_parse(const char *json, size_t n,
+                                   ssmi_model_cfg *cfg);
+
+/* One Mamba layer's weights: pointers into the file mapping (F32) or into
+ * owned buffers (converted); NULL for absent biases. */
+typedef struct ssmi_layer {
+    const float *norm_w, *norm_b;      /* [Dm] */
+    const float *in_w, *in_b;          /* [2Di][Dm], [2Di] */
+    const float *conv_w, *conv_b;      /* [Di][K], [Di] */
+    const float *x_w;                  /* [R+2N][Di] */
+    const float *dt_w, *dt_b;          /* [Di][R], [Di] */
+    const float *A;                    /* [Di][N] = -exp(A_log), owned */
+    const float *D;                    /* [Di] */
+    const float *out_w, *out_b;        /* [Dm][Di], [Dm] */
+} ssmi_layer;
+
+struct ssm_model {
+    ssmi_model_cfg cfg;                /* resolved: every size filled in */
+    struct ssm_tensor_file *file;      /* kept open: F32 weights live in it */
+    const float *emb;                  /* [Vp][Dm] */
+    const float *head;                 /* [Vp][Dm] (emb when tied) */
+    const float *normf_w, *normf_b;
+    ssmi_layer *layers;
+    void **owned;                      /* converted buffers, freed at destroy */
+    int64_t n_owned, cap_owned;
+    int64_t bytes_mapped, bytes_owned;
+};
+
+/* Sizes that decide whether a state fits a model. */
+typedef struct ssmi_state_dims {
+    int64_t n_layer, d_model, d_inner, d_state, d_conv, dt_rank;
+} ssmi_state_dims;
+
+struct ssm_model_state {
+    ssmi_state_dims dims;
+    int64_t max_batch;
+    float *conv;      /* [n_layer][maxB][Di][K-1] last K-1 conv inputs, oldest first */
+    float *h;         /* [n_layer][maxB][Di][N] */
+    int64_t *ntok;    /* [maxB] tokens consumed */
+    /* step workspace, [maxB] rows each */
+    float *res, *nrm, *x, *z, *u, *dtl, *bm, *cm, *delta, *y, *out;
+    int64_t *slot_tmp;  /* [maxB] */
+};
+
+/* ssm_model_state_save size of one slot; -1 on overflow. */
+int64_t ssmi_state_bytes(const ssmi_state_dims *d);
+/* The dims of a model's states. */
+void ssmi_model_state_dims(const ssm_model *m, ssmi_state_dims *d);
+
+static inline int64_t ssmi_kc(const ssmi_state_dims *d) { return d->d_conv - 1; }
+
+/* Slot's conv state [Di][K-1] and SSM state [Di][N] of layer. */
+static inline float *ssmi_conv_at(const ssm_model_state *s, int64_t layer, int64_t slot)
+{
+    const ssmi_state_dims *d = &s->dims;
+    return s->conv + ((layer * s->max_batch + slot) * d->d_inner) * ssmi_kc(d);
+}
+static inline float *ssmi_h_at(const ssm_model_state *s, int64_t layer, int64_t slot)
+{
+    const ssmi_state_dims *d = &s->dims;
+    return s->h + ((layer * s->max_batch + slot) * d->d_inner) * d->d_state;
+}
+
+#endif /* SSM_MODEL_INTERNAL_H */

@@ -1,0 +1,448 @@
+/*
+ * run.c -- the language model's forward: prompt chunks through the whole
+ * network (GEMMs over the chunk's tokens) and the allocation-free one-token
+ * step over any subset of slots (continuous batching).
+ *
+ * Per layer (Gu and Dao 2023, section 3.4 and algorithm 2; mamba_ssm's
+ * Mamba.forward / Mamba.step):
+ *   x | z = in_proj norm(h)          u = silu(conv1d(x))     (causal, depthwise)
+ *   dt_low | B | C = x_proj u        delta = dt_proj.weight dt_low
+ *   y = selective_scan(u, delta, A = -exp(A_log), B, C, D, z,
+ *                      delta_bias = dt_proj.bias, softplus)
+ *   h = h + out_proj y
+ * Chunk layout: the projections are computed as W X^T so that x, z, u,
+ * delta, y come out channel-major [Di][L] and B, C as [N][L]: the layouts
+ * of ssm_selective_scan, with no transposes.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+
+#include "models/model_internal.h"
+#include "ssm/scan.h"
+
+/* No multiply-add fusion: the skinny kernel's clones (baseline, AVX2,
+ * AVX-512F, the last implying FMA for clang) must round alike.  GCC in
+ * ISO C mode (-std=c11) does not contract; clang does within a statement
+ * unless told. */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* Tokens of a prompt chunk: bounds the workspace whatever the prompt
+ * length, and large enough for the GEMMs to run near peak. */
+#define CHUNK 256
+/* Work below which an OpenMP region costs more than it saves. */
+#define PAR_MIN 32768
+
+/* for (var = 0; var < n; var++) body, in an OpenMP parallel loop only when
+ * cond holds.  Not `#pragma omp parallel for if (cond)`: libgomp allocates
+ * a team for every region it enters, even one that the if clause makes
+ * serial, and the decoding step must not allocate. */
+#define PFOR(cond, var, n, ...) do {                                         \
+        if (cond) {                                                          \
+            _Pragma("omp parallel for schedule(static)")                     \
+            for (int64_t var = 0; var < (n); var++) { __VA_ARGS__ }          \
+        } else {                                                             \
+            for (int64_t var = 0; var < (n); var++) { __VA_ARGS__ }          \
+        }                                                                    \
+    } while (0)
+
+static inline float silu(float v) { return v / (1.0f + expf(-v)); }
+
+/* rows of in [rows][dm] -> out: RMSNorm or LayerNorm with weight w, bias
+ * b (LayerNorm only).  Sums in double, one row per thread: deterministic. */
+static void norm_rows(const ssmi_model_cfg *c, int64_t rows, const float *in,
+                      float *out, const float *w, const float *b)
+{
+    const int64_t dm = c->d_model;
+    const double eps = c->eps;
+    const int rms = c->rms_norm;
+    PFOR(rows * dm > PAR_MIN, r, rows,
+        const float *x = in + r * dm;
+        float *o = out + r * dm;
+        double mean = 0.0, ss = 0.0;
+        if (!rms) {
+            for (int64_t i = 0; i < dm; i++) mean += x[i];
+            mean /= (double)dm;
+        }
+        for (int64_t i = 0; i < dm; i++) {
+            double v = x[i] - mean;
+            ss += v * v;
+        }
+        float inv = (float)(1.0 / sqrt(ss / (double)dm + eps));
+        if (rms)
+            for (int64_t i = 0; i < dm; i++) o[i] = x[i] * inv * w[i];
+        else
+            for (int64_t i = 0; i < dm; i++)
+                o[i] = (float)(x[i] - mean) * inv * w[i] + b[i];
+    );
+}
+
+/* out[M][N] = X[M][K] W[N][K]^T (row-major, leading dimensions given). */
+static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                   const float *W, int64_t ldw, float *out, int64_t ldo)
+{
+    if (M == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W,
+                    (int)ldw, X, 1, 0.0f, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
+                    (int)K, 1.0f, X, (int)ldx, W, (int)ldw, 0.0f, out, (int)ldo);
+}
+
+/* The same product for the few rows of a decoding step (M <= SKINNY_MAX):
+ * every row of W is read from memory once and used for all M outputs while
+ * it sits in L1, where sgemm would first pack (copy) all of W and sgemv
+ * would read it M times.  Decoding is bound by reading the weights, so
+ * this sets its speed; measured at the mamba-130m shape with batch 8 (2
+ * layers and the 50280-row head), 180 ms a step against 225-245 ms for
+ * sgemm, whose packing copies every weight each step (the library is
+ * compiled for baseline x86-64: SSE2, no FMA, so sgemm's FMA kernels
+ * should win from some larger batch on).  16 independent partial sums per
+ * dot product let the compiler vectorize without reassociating; they are
+ * added in a fixed tree: one writer per output, the same result for any
+ * thread count. */
+#define SKINNY_MAX 16
+
+/* Rows j0..j1 of out for all M inputs.  Compiled three times (baseline
+ * SSE2, AVX2, AVX-512F) and chosen at run time from the CPU: the same
+ * additions in the same order in each (16 independent lanes, no FMA
+ * contraction), so the same bits on any of them; wider vectors only halve
+ * the instruction count once the batch makes the step compute-bound. */
+#define SKINNY_BODY                                                          \
+    for (int64_t j = j0; j < j1; j++) {                                      \
+        const float *w = W + j * ldw;                                        \
+        for (int64_t b = 0; b < M; b++) {                                    \
+            const float *x = X + b * ldx;                                    \
+            float acc[16] = { 0 };                                           \
+            int64_t k = 0;                                                   \
+            for (; k + 16 <= K; k += 16)                                     \
+                for (int q = 0; q < 16; q++) acc[q] += w[k + q] * x[k + q];  \
+            float tail = 0.0f;                                               \
+            for (; k < K; k++) tail += w[k] * x[k];                          \
+            for (int h = 8; h >= 1; h /= 2)                                  \
+                for (int q = 0; q < h; q++) acc[q] += acc[q + h];            \
+            out[b * ldo + j] = acc[0] + tail;                                \
+        }                                                                    \
+    }
+#define SKINNY_ARGS int64_t j0, int64_t j1, int64_t M, int64_t K,           \
+    const float *X, int64_t ldx, const float *W, int64_t ldw, float *out,    \
+    int64_t ldo
+static void skinny_rows_base(SKINNY_ARGS) { SKINNY_BODY }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SKINNY_X86 1
+__attribute__((target("avx2"))) static void skinny_rows_avx2(SKINNY_ARGS) { SKINNY_BODY }
+__attribute__((target("avx512f"))) static void skinny_rows_avx512(SKINNY_ARGS) { SKINNY_BODY }
+#endif
+
+typedef void (*skinny_fn)(SKINNY_ARGS);
+static skinny_fn skinny_pick(void)
+{
+#ifdef SKINNY_X86
+    if (__builtin_cpu_supports("avx512f")) return skinny_rows_avx512;
+    if (__builtin_cpu_supports("avx2")) return skinny_rows_avx2;
+#endif
+    return skinny_rows_base;
+}
+
+static void skinny_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                       const float *W, int64_t ldw, float *out, int64_t ldo)
+{
+    const skinny_fn fn = skinny_pick();
+    const int64_t RB = 32, nblk = (N + RB - 1) / RB;
+    PFOR(N * K > 4 * PAR_MIN, bk, nblk,
+        int64_t j0 = bk * RB, j1 = j0 + RB < N ? j0 + RB : N;
+        fn(j0, j1, M, K, X, ldx, W, ldw, out, ldo);
+    );
+}
+
+/* Decoding-step products: the skinny kernel for few rows, else sgemm. */
+static void step_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                     const float *W, int64_t ldw, float *out, int64_t ldo)
+{
+    if (M <= SKINNY_MAX) skinny_xwt(M, N, K, X, ldx, W, ldw, out, ldo);
+    else mm_xwt(M, N, K, X, ldx, W, ldw, out, ldo);
+}
+
+static void add_rows(int64_t rows, int64_t n, float *y, const float *bias)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < n; i++) y[r * n + i] += bias[i];
+}
+
+/* ---- prompt chunks ---- */
+
+typedef struct chunk_ws {
+    float *res, *nrm, *out;      /* [CHUNK][Dm] */
+    float *xz;                   /* [2Di][Lc] */
+    float *u, *delta, *y;        /* [Di][Lc] */
+    float *xdbl;                 /* [R+2N][Lc] */
+} chunk_ws;
+
+static void ws_free(chunk_ws *w)
+{
+    ssmi_free(w->res); ssmi_free(w->nrm); ssmi_free(w->out); ssmi_free(w->xz);
+    ssmi_free(w->u); ssmi_free(w->delta); ssmi_free(w->y); ssmi_free(w->xdbl);
+}
+
+static ssm_status ws_alloc(const ssmi_model_cfg *c, int64_t lc, chunk_ws *w)
+{
+    memset(w, 0, sizeof *w);
+    int64_t dm = c->d_model, di = c->d_inner;
+    w->res = ssmi_alloc((size_t)(lc * dm), sizeof(float));
+    w->nrm = ssmi_alloc((size_t)(lc * dm), sizeof(float));
+    w->out = ssmi_alloc((size_t)(lc * dm), sizeof(float));
+    w->xz = ssmi_alloc((size_t)(2 * di * lc), sizeof(float));
+    w->u = ssmi_alloc((size_t)(di * lc), sizeof(float));
+    w->delta = ssmi_alloc((size_t)(di * lc), sizeof(float));
+    w->y = ssmi_alloc((size_t)(di * lc), sizeof(float));
+    w->xdbl = ssmi_alloc((size_t)((c->dt_rank + 2 * c->d_state) * lc), sizeof(float));
+    if (!w->res || !w->nrm || !w->out || !w->xz || !w->u || !w->delta || !w->y ||
+        !w->xdbl) {
+        ws_free(w);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+    return SSM_OK;
+}
+
+/* Causal depthwise conv of one chunk, channel-major x [Di][L] -> u =
+ * silu(conv), reading the K-1 previous inputs from cs [Di][K-1] and leaving
+ * there the last K-1 inputs. */
+static void conv_chunk(const ssmi_layer *Lw, int64_t di, int64_t k, int64_t L,
+                       const float *x, float *u, float *cs)
+{
+    const int64_t kc = k - 1;
+    PFOR(di * L * k > PAR_MIN, d, di,
+        const float *xi = x + d * L, *w = Lw->conv_w + d * k;
+        float *c = cs + d * kc, *ud = u + d * L;
+        const float b = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
+        for (int64_t t = 0; t < L; t++) {
+            float acc = b;
+            for (int64_t j = 0; j < k; j++) {
+                int64_t idx = t - kc + j;
+                acc += w[j] * (idx >= 0 ? xi[idx] : c[idx + kc]);
+            }
+            ud[t] = silu(acc);
+        }
+        /* New window: position L-kc+j; reads c at index L+j > j, not yet
+         * overwritten in increasing j. */
+        for (int64_t j = 0; j < kc; j++) {
+            int64_t pos = L - kc + j;
+            c[j] = pos >= 0 ? xi[pos] : c[pos + kc];
+        }
+    );
+}
+
+/* One chunk of L tokens of one slot through every layer; logits of the
+ * last position (all = 0) or of every position (all = 1) into lg. */
+static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot,
+                            int64_t L, const int32_t *tok, chunk_ws *w,
+                            float *lg, int all)
+{
+    const ssmi_model_cfg *c = &m->cfg;
+    const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
+                  k = c->d_conv, r = c->dt_rank, V = c->vocab;
+    for (int64_t t = 0; t < L; t++)
+        memcpy(w->res + t * dm, m->emb + (int64_t)tok[t] * dm, (size_t)dm * sizeof(float));
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        const ssmi_layer *Lw = &m->layers[l];
+        norm_rows(c, L, w->res, w->nrm, Lw->norm_w, Lw->norm_b);
+        /* xz [2Di][L] = W_in nrm^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(2 * di), (int)L,
+                    (int)dm, 1.0f, Lw->in_w, (int)dm, w->nrm, (int)dm, 0.0f,
+                    w->xz, (int)L);
+        if (Lw->in_b)
+            for (int64_t i = 0; i < 2 * di; i++)
+                for (int64_t t = 0; t < L; t++) w->xz[i * L + t] += Lw->in_b[i];
+        conv_chunk(Lw, di, k, L, w->xz, w->u, ssmi_conv_at(s, l, slot));
+        /* xdbl [R+2N][L] = W_x u */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r + 2 * n),
+                    (int)L, (int)di, 1.0f, Lw->x_w, (int)di, w->u, (int)L, 0.0f,
+                    w->xdbl, (int)L);
+        /* delta [Di][L] = W_dt dt_low (bias added by the scan, before softplus) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)di, (int)L,
+                    (int)r, 1.0f, Lw->dt_w, (int)r, w->xdbl, (int)L, 0.0f,
+                    w->delta, (int)L);
+        float *h = ssmi_h_at(s, l, slot);
+        ssm_scan_args a = {
+            .batch = 1, .dim = di, .dstate = n, .len = L, .ngroups = 1,
+            .u = w->u, .delta = w->delta, .A = Lw->A,
+            .B = w->xdbl + r * L, .C = w->xdbl + (r + n) * L, .D = Lw->D,
+            .z = w->xz + di * L, .delta_bias = Lw->dt_b, .delta_softplus = 1,
+            .h0 = h, .y = w->y, .h_last = h
+        };
+        SSM_TRY(ssm_selective_scan(&a));
+        /* out [L][Dm] = y^T W_out^T */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)L, (int)dm, (int)di,
+                    1.0f, w->y, (int)L, Lw->out_w, (int)di, 0.0f, w->out, (int)dm);
+        if (Lw->out_b) add_rows(L, dm, w->out, Lw->out_b);
+        for (int64_t i = 0; i < L * dm; i++) w->res[i] += w->out[i];
+    }
+    if (lg) {
+        if (all) {
+            norm_rows(c, L, w->res, w->nrm, m->normf_w, m->normf_b);
+            mm_xwt(L, V, dm, w->nrm, dm, m->head, dm, lg, V);
+        } else {
+            norm_rows(c, 1, w->res + (L - 1) * dm, w->nrm, m->normf_w, m->normf_b);
+            mm_xwt(1, V, dm, w->nrm, dm, m->head, dm, lg, V);
+        }
+    }
+    return SSM_OK;
+}
+
+/* ---- one token per slot ---- */
+
+/* One step of the selective scan for each slot (Mamba, algorithm 2 with
+ * L = 1; mamba_simple.py's Mamba.step):
+ *   dt = softplus(delta + dt_bias)   (x above 20 passes through, as the kernels)
+ *   h  = exp(dt A) h + dt B u,   y = (C . h + D u) silu(z)
+ * Written here rather than through ssm_selective_step, which allocates
+ * and opens a parallel region per call: the decoding step must not
+ * allocate, and one token of a small model is far below the cost of
+ * waking threads.  One writer per (slot, channel): thread-independent. */
+static void scan_step(const ssmi_layer *Lw, ssm_model_state *s, int64_t l,
+                      int64_t nb, const int64_t *slots, int64_t di, int64_t n)
+{
+    PFOR(nb * di * n > 4 * PAR_MIN, id, nb * di,
+            const int64_t i = id / di, d = id % di;
+            float *h = ssmi_h_at(s, l, slots ? slots[i] : i) + d * n;
+            const float *A = Lw->A + d * n, *Bm = s->bm + i * n, *Cm = s->cm + i * n;
+            const float u = s->u[i * di + d];
+            float v = s->delta[i * di + d] + Lw->dt_b[d];
+            const float dt = v <= 20.0f ? log1pf(expf(v)) : v;
+            const float dtu = dt * u;
+            float acc = 0.0f;
+            for (int64_t k = 0; k < n; k++) {
+                h[k] = expf(dt * A[k]) * h[k] + dtu * Bm[k];
+                acc += Cm[k] * h[k];
+            }
+            acc += Lw->D[d] * u;
+            s->y[i * di + d] = acc * silu(s->z[i * di + d]);
+    );
+}
+
+static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
+                           const int64_t *slots, const int32_t *tok, float *lg)
+{
+    const ssmi_model_cfg *c = &m->cfg;
+    const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
+                  k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
+    for (int64_t i = 0; i < nb; i++)
+        memcpy(s->res + i * dm, m->emb + (int64_t)tok[i] * dm, (size_t)dm * sizeof(float));
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        const ssmi_layer *Lw = &m->layers[l];
+        norm_rows(c, nb, s->res, s->nrm, Lw->norm_w, Lw->norm_b);
+        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, dm, s->x, di);
+        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w + di * dm, dm, s->z, di);
+        if (Lw->in_b) {
+            add_rows(nb, di, s->x, Lw->in_b);
+            add_rows(nb, di, s->z, Lw->in_b + di);
+        }
+        /* conv: the same accumulation order as conv_chunk */
+        for (int64_t i = 0; i < nb; i++) {
+            float *cs = ssmi_conv_at(s, l, slots ? slots[i] : i);
+            const float *x = s->x + i * di;
+            float *u = s->u + i * di;
+            PFOR(di * k > PAR_MIN, d, di,
+                const float *w = Lw->conv_w + d * k;
+                float *cd = cs + d * kc;
+                float acc = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
+                for (int64_t j = 0; j < kc; j++) acc += w[j] * cd[j];
+                acc += w[kc] * x[d];
+                u[d] = silu(acc);
+                for (int64_t j = 0; j + 1 < kc; j++) cd[j] = cd[j + 1];
+                if (kc > 0) cd[kc - 1] = x[d];
+            );
+        }
+        step_xwt(nb, r, di, s->u, di, Lw->x_w, di, s->dtl, r);
+        step_xwt(nb, n, di, s->u, di, Lw->x_w + r * di, di, s->bm, n);
+        step_xwt(nb, n, di, s->u, di, Lw->x_w + (r + n) * di, di, s->cm, n);
+        step_xwt(nb, di, r, s->dtl, r, Lw->dt_w, r, s->delta, di);
+        scan_step(Lw, s, l, nb, slots, di, n);
+        step_xwt(nb, dm, di, s->y, di, Lw->out_w, di, s->out, dm);
+        if (Lw->out_b) add_rows(nb, dm, s->out, Lw->out_b);
+        for (int64_t i = 0; i < nb * dm; i++) s->res[i] += s->out[i];
+    }
+    if (lg) {
+        norm_rows(c, nb, s->res, s->nrm, m->normf_w, m->normf_b);
+        step_xwt(nb, V, dm, s->nrm, dm, m->head, dm, lg, V);
+    }
+    return SSM_OK;
+}
+
+/* ---- entry points ---- */
+
+static ssm_status run(const ssm_model *m, ssm_model_state *s, int64_t nb,
+                      const int64_t *slots, int64_t len, const int32_t *tokens,
+                      float *logits, int all)
+{
+    if (!m || !s || !tokens || nb < 1 || len < 1 || nb > s->max_batch)
+        return SSM_FAIL(SSM_ERR_ARG);
+    ssmi_state_dims d;
+    ssmi_model_state_dims(m, &d);
+    int64_t ntok, nlog;
+    if (memcmp(&d, &s->dims, sizeof d) || !ssmi_mul_ok(nb, len, &ntok) ||
+        !ssmi_sizes_ok(&nlog, sizeof(float), 2, ntok, m->cfg.vocab))
+        return SSM_FAIL(SSM_ERR_ARG);
+    /* Everything checked before anything changes. */
+    for (int64_t i = 0; i < ntok; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab) return SSM_FAIL(SSM_ERR_ARG);
+    if (slots) {
+        int64_t *mark = s->slot_tmp;
+        int bad = 0;
+        for (int64_t i = 0; i < nb && !bad; i++) {
+            if (slots[i] < 0 || slots[i] >= s->max_batch || mark[slots[i]]) bad = 1;
+            else mark[slots[i]] = 1;
+        }
+        for (int64_t i = 0; i < nb; i++)
+            if (slots[i] >= 0 && slots[i] < s->max_batch) mark[slots[i]] = 0;
+        if (bad) return SSM_FAIL(SSM_ERR_ARG);
+    }
+    const int64_t V = m->cfg.vocab;
+    if (len == 1) {
+        SSM_TRY(run_step(m, s, nb, slots, tokens, logits));
+    } else {
+        chunk_ws w;
+        SSM_TRY(ws_alloc(&m->cfg, len < CHUNK ? len : CHUNK, &w));
+        ssm_status st = SSM_OK;
+        for (int64_t i = 0; i < nb && st == SSM_OK; i++) {
+            int64_t slot = slots ? slots[i] : i;
+            for (int64_t t0 = 0; t0 < len && st == SSM_OK; t0 += CHUNK) {
+                int64_t L = len - t0 < CHUNK ? len - t0 : CHUNK;
+                float *lg = NULL;
+                if (logits && all) lg = logits + (i * len + t0) * V;
+                else if (logits && t0 + L == len) lg = logits + i * V;
+                st = run_chunk(m, s, slot, L, tokens + i * len + t0, &w, lg, all);
+            }
+        }
+        ws_free(&w);
+        SSM_TRY(st);
+    }
+    for (int64_t i = 0; i < nb; i++) s->ntok[slots ? slots[i] : i] += len;
+    return SSM_OK;
+}
+
+ssm_status ssm_model_forward(const ssm_model *model, ssm_model_state *state,
+                             int64_t batch, int64_t len, const int32_t *tokens,
+                             float *logits)
+{
+    return run(model, state, batch, NULL, len, tokens, logits, 0);
+}
+
+ssm_status ssm_model_forward_slots(const ssm_model *model, ssm_model_state *state,
+                                   int64_t n, const int64_t *slots, int64_t len,
+                                   const int32_t *tokens, float *logits)
+{
+    if (!slots) return SSM_FAIL(SSM_ERR_ARG);
+    return run(model, state, n, slots, len, tokens, logits, 0);
+}
+
+ssm_status ssm_model_forward_all(const ssm_model *model, ssm_model_state *state,
+                                 int64_t batch, int64_t len, const int32_t *tokens,
+                                 float *logits)
+{
+    if (!logits) return SSM_FAIL(SSM_ERR_ARG);
+    return run(model, state, batch, NULL, len, tokens, logits, 1);
+}

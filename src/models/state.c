@@ -1,0 +1,342 @@
+/*
+ * state.c -- recurrent state of a language model: one slot per sequence,
+ * reset, copy between slots, and a versioned, checked byte format for
+ * saving and restoring a slot (prompt caching).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "models/model_internal.h"
+
+#define STATE_MAGIC "SSMSTATE"
+#define STATE_VERSION 1u
+#define STATE_KIND_MAMBA1 1u
+#define STATE_HEADER (8 + 4 + 4 + 6 * 8)
+
+/* Floats of one slot: per layer conv [Di][K-1] and h [Di][N]. */
+static int64_t slot_floats(const ssmi_state_dims *d, int64_t *conv, int64_t *h)
+{
+    int64_t c, hh, per, tot;
+    if (!ssmi_mul_ok(d->d_inner, ssmi_kc(d), &c) ||
+        !ssmi_mul_ok(d->d_inner, d->d_state, &hh) ||
+        __builtin_add_overflow(c, hh, &per) ||
+        !ssmi_mul_ok(per, d->n_layer, &tot))
+        return -1;
+    if (conv) *conv = c;
+    if (h) *h = hh;
+    return tot;
+}
+
+int64_t ssmi_state_bytes(const ssmi_state_dims *d)
+{
+    int64_t f = slot_floats(d, NULL, NULL), b;
+    if (f < 0 || !ssmi_mul_ok(f, 4, &b) || b > INT64_MAX - STATE_HEADER - 8)
+        return -1;
+    return b + STATE_HEADER + 8;
+}
+
+#define conv_at ssmi_conv_at
+#define h_at ssmi_h_at
+
+ssm_status ssm_model_state_create(ssm_model_state **state,
+                                  const ssm_model *model, int64_t max_batch)
+{
+    if (!state) return SSM_FAIL(SSM_ERR_ARG);
+    *state = NULL;
+    if (!model || max_batch < 1) return SSM_FAIL(SSM_ERR_ARG);
+    ssmi_state_dims d;
+    ssmi_model_state_dims(model, &d);
+    int64_t nconv, nh, rows_dm, rows_di, rows_r, rows_n;
+    /* Padded by one float so that K = 1 (no conv state) still allocates. */
+    if (!ssmi_sizes_ok(&nconv, sizeof(float), 4, d.n_layer, max_batch, d.d_inner,
+                       ssmi_kc(&d) + 1) ||
+        !ssmi_sizes_ok(&nh, sizeof(float), 4, d.n_layer, max_batch, d.d_inner, d.d_state) ||
+        !ssmi_sizes_ok(&rows_dm, sizeof(float), 2, max_batch, d.d_model) ||
+        !ssmi_sizes_ok(&rows_di, sizeof(float), 2, max_batch, d.d_inner) ||
+        !ssmi_sizes_ok(&rows_r, sizeof(float), 2, max_batch, d.dt_rank) ||
+        !ssmi_sizes_ok(&rows_n, sizeof(float), 2, max_batch, d.d_state) ||
+        max_batch > INT32_MAX || slot_floats(&d, NULL, NULL) < 0)
+        return SSM_FAIL(SSM_ERR_ARG);
+    ssm_model_state *s = calloc(1, sizeof *s);
+    if (!s) return SSM_FAIL(SSM_ERR_NOMEM);
+    s->dims = d;
+    s->max_batch = max_batch;
+    s->conv = ssmi_alloc((size_t)nconv, sizeof(float));
+    s->h = ssmi_alloc((size_t)nh, sizeof(float));
+    s->ntok = calloc((size_t)max_batch, sizeof *s->ntok);
+    s->slot_tmp = calloc((size_t)max_batch, sizeof *s->slot_tmp);
+    s->res = ssmi_alloc((size_t)rows_dm, sizeof(float));
+    s->nrm = ssmi_alloc((size_t)rows_dm, sizeof(float));
+    s->out = ssmi_alloc((size_t)rows_dm, sizeof(float));
+    s->x = ssmi_alloc((size_t)rows_di, sizeof(float));
+    s->z = ssmi_alloc((size_t)rows_di, sizeof(float));
+    s->u = ssmi_alloc((size_t)rows_di, sizeof(float));
+    s->delta = ssmi_alloc((size_t)rows_di, sizeof(float));
+    s->y = ssmi_alloc((size_t)rows_di, sizeof(float));
+    s->dtl = ssmi_alloc((size_t)rows_r, sizeof(float));
+    s->bm = ssmi_alloc((size_t)rows_n, sizeof(float));
+    s->cm = ssmi_alloc((size_t)rows_n, sizeof(float));
+    if (!s->conv || !s->h || !s->ntok || !s->slot_tmp || !s->res || !s->nrm ||
+        !s->out || !s->x || !s->z || !s->u || !s->delta || !s->y || !s->dtl ||
+        !s->bm || !s->cm) {
+        ssm_model_state_destroy(s);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+    memset(s->conv, 0, (size_t)nconv * sizeof(float));
+    memset(s->h, 0, (size_t)nh * sizeof(float));
+    *state = s;
+    return SSM_OK;
+}
+
+void ssm_model_state_destroy(ssm_model_state *s)
+{
+    if (!s) return;
+    ssmi_free(s->conv); ssmi_free(s->h);
+    free(s->ntok); free(s->slot_tmp);
+    ssmi_free(s->res); ssmi_free(s->nrm); ssmi_free(s->out);
+    ssmi_free(s->x); ssmi_free(s->z); ssmi_free(s->u); ssmi_free(s->delta);
+    ssmi_free(s->y); ssmi_free(s->dtl); ssmi_free(s->bm); ssmi_free(s->cm);
+    free(s);
+}
+
+static void reset_slot(ssm_model_state *s, int64_t slot)
+{
+    const ssmi_state_dims *d = &s->dims;
+    for (int64_t l = 0; l < d->n_layer; l++) {
+        memset(conv_at(s, l, slot), 0, (size_t)(d->d_inner * ssmi_kc(d)) * sizeof(float));
+        memset(h_at(s, l, slot), 0, (size_t)(d->d_inner * d->d_state) * sizeof(float));
+    }
+    s->ntok[slot] = 0;
+}
+
+ssm_status ssm_model_state_reset(ssm_model_state *s)
+{
+    if (!s) return SSM_FAIL(SSM_ERR_ARG);
+    for (int64_t b = 0; b < s->max_batch; b++) reset_slot(s, b);
+    return SSM_OK;
+}
+
+ssm_status ssm_model_state_reset_slot(ssm_model_state *s, int64_t slot)
+{
+    if (!s || slot < 0 || slot >= s->max_batch) return SSM_FAIL(SSM_ERR_ARG);
+    reset_slot(s, slot);
+    return SSM_OK;
+}
+
+ssm_status ssm_model_state_tokens(const ssm_model_state *s, int64_t slot,
+                                  int64_t *n_tokens)
+{
+    if (!s || !n_tokens || slot < 0 || slot >= s->max_batch)
+        return SSM_FAIL(SSM_ERR_ARG);
+    *n_tokens = s->ntok[slot];
+    return SSM_OK;
+}
+
+ssm_status ssm_model_state_copy(ssm_model_state *dst, int64_t dst_slot,
+                                const ssm_model_state *src, int64_t src_slot)
+{
+    if (!dst || !src || dst_slot < 0 || dst_slot >= dst->max_batch ||
+        src_slot < 0 || src_slot >= src->max_batch ||
+        memcmp(&dst->dims, &src->dims, sizeof dst->dims))
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (dst == src && dst_slot == src_slot) return SSM_OK;
+    const ssmi_state_dims *d = &dst->dims;
+    for (int64_t l = 0; l < d->n_layer; l++) {
+        memcpy(conv_at(dst, l, dst_slot), conv_at(src, l, src_slot),
+               (size_t)(d->d_inner * ssmi_kc(d)) * sizeof(float));
+        memcpy(h_at(dst, l, dst_slot), h_at(src, l, src_slot),
+               (size_t)(d->d_inner * d->d_state) * sizeof(float));
+    }
+    dst->ntok[dst_slot] = src->ntok[src_slot];
+    return SSM_OK;
+}
+
+/* ---- the byte format ---- */
+
+static uint64_t fnv1a(uint64_t h, const unsigned char *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+#define FNV_OFFSET 0xcbf29ce484222325ull
+
+/* Little-endian whatever the host's order. */
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+static void put_floats(unsigned char *p, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        put_u32(p + 4 * i, u);
+    }
+}
+static int get_floats(const unsigned char *p, float *x, int64_t n)
+{
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u = get_u32(p + 4 * i);
+        memcpy(&x[i], &u, 4);
+        acc += x[i] * 0.0f;
+    }
+    return acc == 0.0f;
+}
+
+static void header(const ssm_model_state *s, int64_t slot, unsigned char *p)
+{
+    const ssmi_state_dims *d = &s->dims;
+    memcpy(p, STATE_MAGIC, 8);
+    put_u32(p + 8, STATE_VERSION);
+    put_u32(p + 12, STATE_KIND_MAMBA1);
+    put_u64(p + 16, (uint64_t)d->n_layer);
+    put_u64(p + 24, (uint64_t)d->d_model);
+    put_u64(p + 32, (uint64_t)d->d_inner);
+    put_u64(p + 40, (uint64_t)d->d_state);
+    put_u64(p + 48, (uint64_t)d->d_conv);
+    put_u64(p + 56, (uint64_t)s->ntok[slot]);
+}
+
+ssm_status ssm_model_state_save(const ssm_model_state *s, int64_t slot,
+                                void *buf, int64_t cap, int64_t *nbytes)
+{
+    if (!s || !nbytes || slot < 0 || slot >= s->max_batch || cap < 0 ||
+        (cap > 0 && !buf))
+        return SSM_FAIL(SSM_ERR_ARG);
+    const ssmi_state_dims *d = &s->dims;
+    int64_t size = ssmi_state_bytes(d);
+    *nbytes = size;
+    if (cap < size) {
+        /* Too small: the prefix that fits, as snprintf would. */
+        if (cap == 0) return SSM_OK;
+        unsigned char *tmp = malloc((size_t)size);
+        if (!tmp) return SSM_FAIL(SSM_ERR_NOMEM);
+        int64_t dummy;
+        ssm_status st = ssm_model_state_save(s, slot, tmp, size, &dummy);
+        if (st == SSM_OK) memcpy(buf, tmp, (size_t)cap);
+        free(tmp);
+        return st;
+    }
+    unsigned char *p = buf, *q = p + STATE_HEADER;
+    header(s, slot, p);
+    int64_t nc = d->d_inner * ssmi_kc(d), nh = d->d_inner * d->d_state;
+    for (int64_t l = 0; l < d->n_layer; l++) {
+        put_floats(q, conv_at(s, l, slot), nc);
+        q += 4 * nc;
+        put_floats(q, h_at(s, l, slot), nh);
+        q += 4 * nh;
+    }
+    put_u64(q, fnv1a(FNV_OFFSET, p, q - p));
+    return SSM_OK;
+}
+
+ssm_status ssm_model_state_restore(ssm_model_state *s, int64_t slot,
+                                   const void *buf, int64_t nbytes)
+{
+    if (!s || slot < 0 || slot >= s->max_batch || nbytes < 0 ||
+        (nbytes > 0 && !buf))
+        return SSM_FAIL(SSM_ERR_ARG);
+    const ssmi_state_dims *d = &s->dims;
+    const unsigned char *p = buf;
+    int64_t size = ssmi_state_bytes(d);
+    if (nbytes < STATE_HEADER + 8 || memcmp(p, STATE_MAGIC, 8) ||
+        get_u32(p + 8) != STATE_VERSION || get_u32(p + 12) != STATE_KIND_MAMBA1 ||
+        get_u64(p + 16) != (uint64_t)d->n_layer || get_u64(p + 24) != (uint64_t)d->d_model ||
+        get_u64(p + 32) != (uint64_t)d->d_inner || get_u64(p + 40) != (uint64_t)d->d_state ||
+        get_u64(p + 48) != (uint64_t)d->d_conv || get_u64(p + 56) > (uint64_t)INT64_MAX ||
+        nbytes != size ||
+        get_u64(p + size - 8) != fnv1a(FNV_OFFSET, p, size - 8))
+        return SSM_FAIL(SSM_ERR_FORMAT);
+    /* Decode into scratch first: the slot changes only if all is well. */
+    int64_t nc = d->d_inner * ssmi_kc(d), nh = d->d_inner * d->d_state;
+    int64_t tot = slot_floats(d, NULL, NULL);
+    float *tmp = ssmi_alloc((size_t)(tot > 0 ? tot : 1), sizeof(float));
+    if (!tmp) return SSM_FAIL(SSM_ERR_NOMEM);
+    if (!get_floats(p + STATE_HEADER, tmp, tot)) {
+        ssmi_free(tmp);
+        return SSM_FAIL(SSM_ERR_FORMAT);
+    }
+    const float *t = tmp;
+    for (int64_t l = 0; l < d->n_layer; l++) {
+        memcpy(conv_at(s, l, slot), t, (size_t)nc * sizeof(float));
+        t += nc;
+        memcpy(h_at(s, l, slot), t, (size_t)nh * sizeof(float));
+        t += nh;
+    }
+    s->ntok[slot] = (int64_t)get_u64(p + 56);
+    ssmi_free(tmp);
+    return SSM_OK;
+}
+
+ssm_status ssm_model_state_save_file(const ssm_model_state *s, int64_t slot,
+                                     const char *path)
+{
+    if (!s || !path || slot < 0 || slot >= s->max_batch)
+        return SSM_FAIL(SSM_ERR_ARG);
+    int64_t size = ssmi_state_bytes(&s->dims);
+    unsigned char *buf = malloc((size_t)size);
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!buf || !tmp) { free(buf); free(tmp); return SSM_FAIL(SSM_ERR_NOMEM); }
+    int64_t n;
+    ssm_status st = ssm_model_state_save(s, slot, buf, size, &n);
+    if (st == SSM_OK) {
+        snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)getpid());
+        FILE *f = fopen(tmp, "wb");
+        if (!f) {
+            st = SSM_FAIL(SSM_ERR_IO);
+        } else {
+            int bad = fwrite(buf, 1, (size_t)n, f) != (size_t)n;
+            bad |= fclose(f) != 0;
+            if (bad || rename(tmp, path) != 0) {
+                remove(tmp);
+                st = SSM_FAIL(SSM_ERR_IO);
+            }
+        }
+    }
+    free(buf);
+    free(tmp);
+    return st;
+}
+
+ssm_status ssm_model_state_restore_file(ssm_model_state *s, int64_t slot,
+                                        const char *path)
+{
+    if (!s || !path || slot < 0 || slot >= s->max_batch)
+        return SSM_FAIL(SSM_ERR_ARG);
+    int64_t size = ssmi_state_bytes(&s->dims);
+    FILE *f = fopen(path, "rb");
+    if (!f) return SSM_FAIL(SSM_ERR_IO);
+    /* One byte more than expected: a longer file is detected, not cut. */
+    unsigned char *buf = malloc((size_t)size + 1);
+    if (!buf) { fclose(f); return SSM_FAIL(SSM_ERR_NOMEM); }
+    size_t n = fread(buf, 1, (size_t)size + 1, f);
+    int err = ferror(f);
+    fclose(f);
+    ssm_status st = err ? SSM_FAIL(SSM_ERR_IO)
+                        : ssm_model_state_restore(s, slot, buf, (int64_t)n);
+    free(buf);
+    return st;
+}
