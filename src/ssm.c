@@ -4,6 +4,7 @@
  */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +57,7 @@ int ssmi_sizes_ok(int64_t *out, size_t elem, int count, ...)
             ok = 0;
     }
     va_end(ap);
-    if (ok && elem > 0 && (uint64_t)prod > (uint64_t)(SIZE_MAX / elem))
+    if (ok && elem > 0 && (uint64_t)prod > SSMI_MAX_BYTES / (uint64_t)elem)
         ok = 0;
     if (out)
         *out = ok ? prod : 0;
@@ -79,15 +80,51 @@ int ssmi_finite_z(const double complex *x, int64_t n)
     return 1;
 }
 
+/* The failure injector (internal.h).  Two atomics, no lock: the count of
+ * allocations since arming and the one to fail (0: disarmed).  Unarmed,
+ * an allocation costs one relaxed load more. */
+static atomic_llong ssmi_inj_count;
+static atomic_llong ssmi_inj_fail_at;
+
+void ssmi_alloc_inject(int64_t k)
+{
+    atomic_store(&ssmi_inj_fail_at, 0);
+    atomic_store(&ssmi_inj_count, 0);
+    atomic_store(&ssmi_inj_fail_at, k > 0 ? (long long)k : 0);
+}
+
+int64_t ssmi_alloc_count(void)
+{
+    return (int64_t)atomic_load(&ssmi_inj_count);
+}
+
+int ssmi_alloc_gate(void)
+{
+    const long long at = atomic_load_explicit(&ssmi_inj_fail_at,
+                                              memory_order_relaxed);
+    const long long n = atomic_fetch_add(&ssmi_inj_count, 1) + 1;
+    return !(at > 0 && n == at);
+}
+
 void *ssmi_alloc(size_t count, size_t elem)
 {
     size_t bytes;
+    if (!ssmi_alloc_gate())
+        return NULL;
     if (count == 0 || elem == 0)
         count = elem = 1;
     if (__builtin_mul_overflow(count, elem, &bytes) || bytes > SIZE_MAX - 64)
         return NULL;
     bytes = (bytes + 63) & ~(size_t)63;   /* aligned_alloc wants a multiple */
     return aligned_alloc(64, bytes);
+}
+
+void *ssmi_calloc(size_t count, size_t elem)
+{
+    void *p = ssmi_alloc(count, elem);
+    if (p)
+        memset(p, 0, count * elem);   /* the product was checked above */
+    return p;
 }
 
 void ssmi_free(void *p)

@@ -236,10 +236,9 @@ ssm_status ssm_mamba_create(ssm_mamba **blk, const ssm_mamba_config *cfg,
     *blk = NULL;
     ssm_mamba_config c;
     SSM_TRY(ssm_mamba_config_resolve(cfg, &c));
-    ssm_mamba *m = ssmi_alloc(1, sizeof *m);
+    ssm_mamba *m = ssmi_calloc(1, sizeof *m);
     if (!m)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(m, 0, sizeof *m);
     m->dm = c.d_model; m->di = c.expand * c.d_model; m->n = c.d_state;
     m->k = c.d_conv; m->r = c.dt_rank; m->xr = m->r + 2 * m->n;
     m->cnt[SSM_MAMBA_IN_PROJ] = 2 * m->di * m->dm;
@@ -382,10 +381,9 @@ ssm_status ssm_mamba_state_create(ssm_mamba_state **st, const ssm_mamba *blk,
         !ssmi_sizes_ok(&nh, sizeof(float), 3, max_batch, blk->di, blk->n) ||
         !ssmi_sizes_ok(&nws, sizeof(float), 2, max_batch, per))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_state *s = ssmi_alloc(1, sizeof *s);
+    ssm_mamba_state *s = ssmi_calloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(s, 0, sizeof *s);
     s->dm = blk->dm; s->di = blk->di; s->n = blk->n; s->k = blk->k;
     s->r = blk->r; s->maxb = max_batch;
     s->conv = ssmi_alloc((size_t)nconv, sizeof(float));
@@ -570,8 +568,6 @@ static ssm_status block_forward_ws(const ssm_mamba *m, int64_t B, int64_t L,
                 }
                 for (int64_t t = 0; t < L; t++)
                     ub[t] = silu_f(ub[t]);
-                if (csd)
-                    memcpy(csd, row + lp - k, (size_t)k * sizeof(float));
             }
     }
     TM_LAP(tm, t0, conv);
@@ -609,6 +605,13 @@ static ssm_status block_forward_ws(const ssm_mamba *m, int64_t B, int64_t L,
      * it is still reported rather than ignored. */
     SSM_TRY(ssm_selective_scan(&a));
     TM_LAP(tm, t0, scan);
+
+    /* Only now the new conv state (the last K pre-conv inputs, still in
+     * xp): a scan that failed (SSM_ERR_NOMEM) left st untouched, conv
+     * state and h alike. */
+    if (st)
+        for (int64_t i = 0; i < B * di; i++)
+            memcpy(st->conv + i * k, xp + i * lp + lp - k, (size_t)k * sizeof(float));
 
     /* out_proj back to token-major: y_b [L][Dm] = ys_b^T Wout^T. */
     for (int64_t b = 0; b < B; b++)
@@ -748,19 +751,19 @@ ssm_status ssm_mamba_stack_create(ssm_mamba_stack **stk,
     if (n_layers < 1 || n_layers > INT_MAX ||
         !ssmi_sizes_ok(&nn, sizeof(float), 2, n_layers + 1, c.d_model))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_stack *s = ssmi_alloc(1, sizeof *s);
+    ssm_mamba_stack *s = ssmi_calloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(s, 0, sizeof *s);
     s->nl = n_layers;
     s->dm = c.d_model;
-    s->blk = ssmi_alloc((size_t)n_layers, sizeof *s->blk);
+    /* Zeroed at once: a failure below destroys the stack, which must then
+     * see only NULL or valid blocks (ssm_mamba_destroy(NULL) is a no-op). */
+    s->blk = ssmi_calloc((size_t)n_layers, sizeof *s->blk);
     s->norm = ssmi_alloc((size_t)nn, sizeof(float));
     if (!s->blk || !s->norm) {
         ssm_mamba_stack_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    memset(s->blk, 0, (size_t)n_layers * sizeof *s->blk);
     for (int64_t i = 0; i < nn; i++)
         s->norm[i] = 1.0f;
     ssmi_rng g = { seed };
@@ -843,19 +846,18 @@ ssm_status ssm_mamba_stack_state_create(ssm_mamba_stack_state **st,
     if (!stk || max_batch < 1 || max_batch > INT_MAX ||
         !ssmi_sizes_ok(&nb, sizeof(float), 2, max_batch, stk->dm))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_stack_state *s = ssmi_alloc(1, sizeof *s);
+    ssm_mamba_stack_state *s = ssmi_calloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(s, 0, sizeof *s);
     s->nl = stk->nl; s->dm = stk->dm; s->maxb = max_batch;
-    s->st = ssmi_alloc((size_t)stk->nl, sizeof *s->st);
+    /* Zeroed at once, as the blocks of ssm_mamba_stack_create. */
+    s->st = ssmi_calloc((size_t)stk->nl, sizeof *s->st);
     s->normed = ssmi_alloc((size_t)nb, sizeof(float));
     s->out = ssmi_alloc((size_t)nb, sizeof(float));
     if (!s->st || !s->normed || !s->out) {
         ssm_mamba_stack_state_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    memset(s->st, 0, (size_t)stk->nl * sizeof *s->st);
     for (int64_t l = 0; l < stk->nl; l++) {
         ssm_status e = ssm_mamba_state_create(&s->st[l], stk->blk[l], max_batch);
         if (e != SSM_OK) {

@@ -26,7 +26,8 @@
  *
  * FFTW aborts the process when one of its own internal allocations fails
  * (kernel/alloc.c); that cannot be intercepted from here.  Our buffers come
- * from fftwf_malloc, which returns NULL, and map to SSM_ERR_NOMEM.
+ * from fftwf_malloc (through ssmi_fftwf_malloc, the allocation-failure
+ * injector's gate), which returns NULL, and map to SSM_ERR_NOMEM.
  */
 #include <limits.h>
 #include <string.h>
@@ -34,8 +35,7 @@
 #include <omp.h>
 #endif
 
-#include "internal.h"
-#include <fftw3.h>   /* after <complex.h>: fftwf_complex is float complex */
+#include "s4/fftw_internal.h"   /* fftwf_complex is float complex */
 
 struct ssm_conv_plan {
     int64_t channels;   /* H */
@@ -92,28 +92,25 @@ ssm_status ssm_conv_plan_create(ssm_conv_plan **plan, int64_t channels,
     if (!ssmi_sizes_ok(&tot, sizeof(fftwf_complex), 2, channels, ncs))
         return SSM_FAIL(SSM_ERR_ARG);
 
-    ssm_conv_plan *p = ssmi_alloc(1, sizeof *p);
+    ssm_conv_plan *p = ssmi_calloc(1, sizeof *p);   /* NULL plans, buffers */
     if (p == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     p->channels = channels;
     p->L = L;
     p->N = N;
     p->nc = nc;
     p->ncs = ncs;
-    p->r2c = NULL;
-    p->c2r = NULL;
-    p->rbuf = NULL;
-    p->cbuf = NULL;
 
     /* Planning arrays: owned by the plan for its lifetime (FFTW's plans
      * refer to them), used only for planning (FFTW_ESTIMATE does not touch
      * them); executions pass their own fftwf_malloc'ed arrays of the same
      * alignment to the new-array execute functions. */
-    p->rbuf = fftwf_malloc((size_t)N * sizeof(float));
-    p->cbuf = fftwf_malloc((size_t)nc * sizeof(fftwf_complex));
+    p->rbuf = ssmi_fftwf_malloc((size_t)N * sizeof(float));
+    p->cbuf = ssmi_fftwf_malloc((size_t)nc * sizeof(fftwf_complex));
     if (p->rbuf == NULL || p->cbuf == NULL) {
         ssm_conv_plan_destroy(p);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
+    ssmi_fftw_thread_safe_init();
     ssmi_fftw_lock();
     p->r2c = fftwf_plan_dft_r2c_1d((int)N, p->rbuf, p->cbuf, FFTW_ESTIMATE);
     p->c2r = fftwf_plan_dft_c2r_1d((int)N, p->cbuf, p->rbuf, FFTW_ESTIMATE);
@@ -186,14 +183,14 @@ ssm_status ssm_conv_spectrum_create(ssm_conv_spectrum **spec,
     if (spec == NULL) return SSM_FAIL(SSM_ERR_ARG);
     *spec = NULL;
     if (plan == NULL || K == NULL) return SSM_FAIL(SSM_ERR_ARG);
-    ssm_conv_spectrum *s = ssmi_alloc(1, sizeof *s);
+    ssm_conv_spectrum *s = ssmi_calloc(1, sizeof *s);
     if (s == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     s->channels = plan->channels;
     s->L = plan->L;
     s->N = plan->N;
     s->ncs = plan->ncs;
     /* Sizes checked against size_t overflow in ssm_conv_plan_create. */
-    s->Kf = fftwf_malloc((size_t)(plan->channels * plan->ncs) *
+    s->Kf = ssmi_fftwf_malloc((size_t)(plan->channels * plan->ncs) *
                          sizeof(fftwf_complex));
     if (s->Kf == NULL) {
         ssmi_free(s);
@@ -223,9 +220,9 @@ void ssm_conv_spectrum_destroy(ssm_conv_spectrum *spec)
  * fftwf_malloc: the alignment of the planning arrays. */
 static int ws_init(conv_ws *w, const ssm_conv_plan *p)
 {
-    w->rin = fftwf_malloc((size_t)p->N * sizeof(float));
-    w->rout = fftwf_malloc((size_t)p->N * sizeof(float));
-    w->cb = fftwf_malloc((size_t)p->nc * sizeof(fftwf_complex));
+    w->rin = ssmi_fftwf_malloc((size_t)p->N * sizeof(float));
+    w->rout = ssmi_fftwf_malloc((size_t)p->N * sizeof(float));
+    w->cb = ssmi_fftwf_malloc((size_t)p->nc * sizeof(fftwf_complex));
     if (w->rin == NULL || w->rout == NULL || w->cb == NULL) return 0;
     memset(w->rin + p->L, 0, (size_t)(p->N - p->L) * sizeof(float));
     return 1;
@@ -323,7 +320,7 @@ static ssm_status conv_fused(const ssm_conv_plan *p, const float *K,
 #pragma omp parallel
     {
         conv_ws w;
-        fftwf_complex *kf = fftwf_malloc((size_t)nc * sizeof(fftwf_complex));
+        fftwf_complex *kf = ssmi_fftwf_malloc((size_t)nc * sizeof(fftwf_complex));
         const int ok = ws_init(&w, p) && kf != NULL;
         if (!ok) {
 #pragma omp atomic write
@@ -365,7 +362,7 @@ ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
      * choice may depend on the thread count. */
     if (plan->channels >= 2 * (int64_t)ssmi_max_threads())
         return conv_fused(plan, K, batch, D, u, y);
-    fftwf_complex *Kf = fftwf_malloc((size_t)(plan->channels * plan->ncs) *
+    fftwf_complex *Kf = ssmi_fftwf_malloc((size_t)(plan->channels * plan->ncs) *
                                      sizeof(fftwf_complex));
     if (Kf == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     ssm_status st = spectra_fill(plan, K, Kf);

@@ -50,10 +50,7 @@
  */
 #include <limits.h>
 #include <string.h>
-#include <complex.h>   /* before fftw3.h: fftw_complex is double complex */
-#include <fftw3.h>
-
-#include "internal.h"
+#include "s4/fftw_internal.h"   /* fftw_complex is double complex */
 
 #define DPLR_PI_4 0.78539816339744830962
 typedef double v2d __attribute__((vector_size(16)));
@@ -346,10 +343,10 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
     double complex *zblk = ssmi_alloc(3 * (size_t)(rank * rank) + 2 * (size_t)rank + (size_t)mm,
                                      sizeof(double complex));
     unsigned char *flag = ssmi_alloc((size_t)L, 1);
-    fftw_complex *X = fftw_malloc((size_t)L * sizeof(fftw_complex));
-    fftw_complex *Y = fftw_malloc((size_t)L * sizeof(fftw_complex));
+    fftw_complex *X = ssmi_fftw_malloc((size_t)L * sizeof(fftw_complex));
+    fftw_complex *Y = ssmi_fftw_malloc((size_t)L * sizeof(fftw_complex));
     fftw_complex *Z = NULL;
-    fftw_plan pb = NULL, pf = NULL;
+    ssmi_fft_ref pb = { NULL, -1 }, pf = { NULL, -1 };
     if (!blk || !zblk || !flag || !X || !Y) {
         st = SSM_FAIL(SSM_ERR_NOMEM);
         goto done;
@@ -469,33 +466,25 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
 
     /* ---- flagged nodes: Khat from the forward FFT of the direct values */
     if (nflag > 0) {
-        Z = fftw_malloc((size_t)L * sizeof(fftw_complex));
+        Z = ssmi_fftw_malloc((size_t)L * sizeof(fftw_complex));
         if (!Z) {
             st = SSM_FAIL(SSM_ERR_NOMEM);
             goto done;
         }
-        ssmi_fftw_lock();
-        pf = fftw_plan_dft_1d((int)L, Y, Z, FFTW_FORWARD, FFTW_ESTIMATE);
-        ssmi_fftw_unlock();
-        if (!pf) {
-            st = SSM_FAIL(SSM_ERR_FFTW);
+        st = ssmi_fft_plan_get(SSMI_FFT_FWD, (int)L, &pf);
+        if (st != SSM_OK)
             goto done;
-        }
-        fftw_execute(pf);
+        fftw_execute_dft(pf.plan, Y, Z);
         for (int64_t j = 0; j < L; j++)
             if (flag[j])
                 X[j] = Z[j];
     }
 
     /* ---- inverse DFT: K_c[l] = (1/L) sum_j Khat_j omega_j^-l */
-    ssmi_fftw_lock();
-    pb = fftw_plan_dft_1d((int)L, X, Y, FFTW_BACKWARD, FFTW_ESTIMATE);
-    ssmi_fftw_unlock();
-    if (!pb) {
-        st = SSM_FAIL(SSM_ERR_FFTW);
+    st = ssmi_fft_plan_get(SSMI_FFT_BWD, (int)L, &pb);
+    if (st != SSM_OK)
         goto done;
-    }
-    fftw_execute(pb);
+    fftw_execute_dft(pb.plan, X, Y);
     const double invL = 1.0 / (double)L;
     for (int64_t l = 0; l < L; l++)
         K[l] = creal(Y[l]) * invL;
@@ -503,12 +492,8 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
         st = SSM_FAIL(SSM_ERR_NUMERIC);
 
 done:
-    if (pb || pf) {
-        ssmi_fftw_lock();
-        if (pb) fftw_destroy_plan(pb);
-        if (pf) fftw_destroy_plan(pf);
-        ssmi_fftw_unlock();
-    }
+    ssmi_fft_plan_put(&pb);
+    ssmi_fft_plan_put(&pf);
     if (X) fftw_free(X);
     if (Y) fftw_free(Y);
     if (Z) fftw_free(Z);
