@@ -136,8 +136,8 @@ SSM_API ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
 
 /* One sample per channel (streaming inference): h [batch][H][N] updated in
  * place (start from zeros), x, y [batch][H].  L steps give bit for bit the
- * recurrent forward of length L.  Errors: SSM_ERR_ARG (NULL, batch < 1,
- * overflow), SSM_ERR_NOMEM.  Reentrant. */
+ * recurrent forward of length L.  No allocation.  Errors: SSM_ERR_ARG
+ * (NULL, batch < 1, overflow).  Reentrant. */
 SSM_API ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, ssm_cfloat *h,
                                       int64_t batch, const float *x,
                                       float *y);

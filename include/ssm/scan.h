@@ -68,8 +68,11 @@ SSM_API ssm_status ssm_selective_scan(const ssm_scan_args *args);
  * Bit for bit the results of ssm_selective_scan with len = 1 (so L steps
  * equal one scan of length L bit for bit on the channel-parallel path, and to
  * rounding where the scan takes its time-chunked path).
+ * No allocation: the state is updated in place and the kernels read B and
+ * C where they are, so streaming never allocates (and never fails for
+ * memory).  Parallel over (batch, channel) once batch*dim*dstate > 32768.
  * Errors: SSM_ERR_ARG (h, u, delta, A, B, C or y NULL; a size < 1; ngroups
- * not dividing dim; overflow), SSM_ERR_NOMEM.  Reentrant. */
+ * not dividing dim; overflow).  Reentrant. */
 SSM_API ssm_status ssm_selective_step(int64_t batch, int64_t dim,
                                       int64_t dstate, int64_t ngroups,
                                       float *h, const float *u,
@@ -106,8 +109,10 @@ SSM_API ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n,
 /* One step of the same recurrence for streaming (one sample per channel):
  * h [batch][channels][n] is read and updated in place; u, y
  * [batch][channels].  Bit for bit ssm_diag_scan with L = 1 and
- * h0 == h_last == h (it runs the very same code), so L calls equal one scan
- * of length L.  Errors: as ssm_diag_scan, and h NULL.  Reentrant. */
+ * h0 == h_last == h (it runs the very same row code), so L calls equal one
+ * scan of length L.  No allocation (the modes are processed in tiles of 256
+ * on the stack).  Errors: as ssm_diag_scan but never SSM_ERR_NOMEM, and h
+ * NULL.  Reentrant. */
 SSM_API ssm_status ssm_diag_step(int64_t batch, int64_t channels, int64_t n,
                                  ssm_cfloat *h, const ssm_cfloat *Ad,
                                  const ssm_cfloat *Bd, const ssm_cfloat *C,

@@ -442,6 +442,8 @@ ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, float complex *x,
     if (layer == NULL || x == NULL || u == NULL || y == NULL ||
         !ssmi_sizes_ok(&t, sizeof(float complex), 3, batch, layer->H, layer->n))
         return SSM_FAIL(SSM_ERR_ARG);
-    return ssmi_diag_scan_unchecked(batch, layer->H, layer->n, 1, layer->Ad,
-                                   layer->Bd, layer->Ce, layer->D, u, x, x, y);
+    /* No allocation: the streaming step of ssm_diag_step. */
+    ssmi_diag_step_unchecked(batch, layer->H, layer->n, x, layer->Ad, layer->Bd,
+                             layer->Ce, layer->D, u, y);
+    return SSM_OK;
 }

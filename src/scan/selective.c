@@ -832,6 +832,38 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
     return SSM_OK;
 }
 
+/* --------------------------------------------------------- step path --- */
+
+/* Below this many state updates (batch * dim * dstate) one step is done by
+ * the calling thread: an OpenMP region costs a few microseconds, a state
+ * update about a nanosecond. */
+#define STEP_PAR_MIN 32768
+
+/* One step (len = 1) with the state updated in place and no workspace at
+ * all, so streaming never allocates: with L = 1 the transposed tiles of the
+ * scan are the rows B[b,g,:] and C[b,g,:] themselves (Bt[0][n] =
+ * B[b,g,n,0]) and the tile kernel may run on h directly, so this is the
+ * arithmetic of run_seq with len = 1, the same kernels in the same order,
+ * bit for bit.  One writer per (b, d): the bytes do not depend on the
+ * thread count. */
+static void run_step(int64_t batch, int64_t dim, int64_t N, int64_t G,
+                     float *h, const float *u, const float *delta,
+                     const float *A, const float *B, const float *C,
+                     const float *D, const float *z, const float *bias,
+                     int softplus, float *y, const scan_kern *k)
+{
+    const int64_t cpg = dim / G, rows = batch * dim;
+#pragma omp parallel for schedule(static) if (rows * N > STEP_PAR_MIN)
+    for (int64_t i = 0; i < rows; i++) {
+        const int64_t b = i / dim, d = i % dim, g = d / cpg;
+        const float *Bg = B + (b * G + g) * N, *Cg = C + (b * G + g) * N;
+        float dt;
+        k->dt(1, delta + i, bias ? bias + d : NULL, softplus, &dt);
+        k->tile(1, N, A + d * N, Bg, Cg, &dt, u + i, h + i * N, y + i, NULL);
+        k->finish(1, y + i, u + i, D ? D + d : NULL, z ? z + i : NULL);
+    }
+}
+
 /* ---------------------------------------------------------- validation -- */
 
 static ssm_status check_shapes(int64_t batch, int64_t dim, int64_t dstate,
@@ -906,16 +938,10 @@ ssm_status ssm_selective_step(int64_t batch, int64_t dim, int64_t dstate,
     SSM_TRY(check_shapes(batch, dim, dstate, 1, ngroups));
     if (!h || !u || !delta || !A || !B || !C || !y)
         return SSM_FAIL(SSM_ERR_ARG);
-    /* len = 1 of the scan, state carried in place: the same code path, so
-     * the same bits (API.md). */
-    const ssm_scan_args a = {
-        .batch = batch, .dim = dim, .dstate = dstate, .len = 1,
-        .ngroups = ngroups, .u = u, .delta = delta, .A = A, .B = B, .C = C,
-        .D = D, .z = z, .delta_bias = delta_bias,
-        .delta_softplus = delta_softplus, .h0 = h, .y = y, .h_last = h
-    };
     scan_kern k;
     if (get_kern(SSM_SCAN_ISA_AUTO, &k) != 0)
         return SSM_FAIL(SSM_ERR_ARG);
-    return run_seq(&a, &k);
+    run_step(batch, dim, dstate, ngroups, h, u, delta, A, B, C, D, z,
+             delta_bias, delta_softplus, y, &k);
+    return SSM_OK;
 }
