@@ -140,6 +140,62 @@ START_TEST(test_conv_double)
 }
 END_TEST
 
+
+/* ssm_conv_execute_d borrows its FFTW plans from a cache of 16 lengths
+ * (src/s4/fft_plans.c).  Over 20 lengths, twice (so plans are evicted and
+ * made again) and then from 4 threads at once on interleaved lengths, every
+ * call gives the bytes of the first: a cached, a fresh and a concurrently
+ * used plan compute the same thing (FFTW_ESTIMATE is deterministic). */
+enum { PC_NL = 20, PC_THREADS = 4 };
+static double *pc_K[PC_NL], *pc_u[PC_NL], *pc_ref[PC_NL];
+static int64_t pc_L(int i) { return 37 + 61 * (int64_t)i; }
+static void *pc_thread(void *arg)
+{
+    const int t = (int)(intptr_t)arg;
+    long bad = 0;
+    for (int rep = 0; rep < 3; rep++)
+        for (int i = t; i < PC_NL; i += 2) {
+            const int64_t L = pc_L(i);
+            double *y = malloc((size_t)(2 * L) * sizeof *y);
+            if (!y || ssm_conv_execute_d(1, 2, L, pc_K[i], NULL, pc_u[i], y) != SSM_OK ||
+                memcmp(y, pc_ref[i], (size_t)(2 * L) * sizeof *y) != 0)
+                bad++;
+            free(y);
+        }
+    return (void *)(intptr_t)bad;
+}
+START_TEST(test_conv_double_plan_cache)
+{
+    tu_rng r = {404};
+    for (int i = 0; i < PC_NL; i++) {
+        const int64_t L = pc_L(i);
+        pc_K[i] = tu_alloc((size_t)(2 * L), sizeof(double));
+        pc_u[i] = tu_alloc((size_t)(2 * L), sizeof(double));
+        pc_ref[i] = tu_alloc((size_t)(2 * L), sizeof(double));
+        tu_fill_normal_d(&r, pc_K[i], 2 * L, 1.0);
+        tu_fill_normal_d(&r, pc_u[i], 2 * L, 1.0);
+        ck_assert_int_eq(ssm_conv_execute_d(1, 2, L, pc_K[i], NULL, pc_u[i], pc_ref[i]), SSM_OK);
+    }
+    for (int i = 0; i < PC_NL; i++) {
+        const int64_t L = pc_L(i);
+        double *y = tu_alloc((size_t)(2 * L), sizeof *y);
+        ck_assert_int_eq(ssm_conv_execute_d(1, 2, L, pc_K[i], NULL, pc_u[i], y), SSM_OK);
+        ck_assert_msg(memcmp(y, pc_ref[i], (size_t)(2 * L) * sizeof *y) == 0,
+                      "conv_d L=%lld: second call differs", (long long)L);
+        free(y);
+    }
+    pthread_t th[PC_THREADS];
+    for (int t = 0; t < PC_THREADS; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, pc_thread, (void *)(intptr_t)(t % 2)), 0);
+    for (int t = 0; t < PC_THREADS; t++) {
+        void *ret;
+        pthread_join(th[t], &ret);
+        ck_assert_msg((intptr_t)ret == 0, "thread %d: %ld calls differ or failed", t, (long)(intptr_t)ret);
+    }
+    for (int i = 0; i < PC_NL; i++) { free(pc_K[i]); free(pc_u[i]); free(pc_ref[i]); }
+}
+END_TEST
+
 /* The cached-spectrum path gives the same bytes as the plain one, and a
  * spectrum works with another plan of the same sizes. */
 START_TEST(test_conv_spectrum_same_bytes)
@@ -634,6 +690,7 @@ static Suite *conv_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_conv_direct, 0, 2 * N_CONV_L);
     tcase_add_loop_test(tc, test_conv_double, 0, 3);
+    tcase_add_test(tc, test_conv_double_plan_cache);
     tcase_add_test(tc, test_conv_spectrum_same_bytes);
     tcase_add_test(tc, test_conv_properties);
     tcase_add_test(tc, test_conv_pthreads);

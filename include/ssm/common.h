@@ -3,7 +3,10 @@
  *
  * Every public function that can fail returns ssm_status.  On error nothing
  * is written out of bounds, nothing leaks, nothing aborts or prints; the
- * outputs may then hold anything.
+ * outputs may then hold anything.  Two exceptions lie outside libssm and
+ * need an exhausted machine: FFTW's planner aborts when its own internal
+ * allocation fails, and libgomp exits when it cannot create its thread
+ * team (see ssm/conv.h).
  */
 #ifndef SSM_COMMON_H
 #define SSM_COMMON_H

@@ -69,7 +69,9 @@
  * Thread safety: a block or stack is read-only during forward/step, so any
  * number of threads may run it at once, each with its own state; setting
  * parameters must not overlap with a run.  A state belongs to one thread
- * at a time.
+ * at a time.  Errors are status codes; the only way out of the process is
+ * an OpenMP runtime (or OpenMP BLAS) that cannot create its thread team
+ * (libgomp exits then; see ssm/conv.h).
  */
 #ifndef SSM_MAMBA_H
 #define SSM_MAMBA_H

@@ -57,7 +57,8 @@ typedef struct ssm_scan_args {
  * portable kernels, chosen at run time (results agree across them to
  * rounding; on one machine they are reproducible bit for bit).
  * Memory: per-thread tiles, plus O(batch*dim*dstate) carries on the chunked
- * path; allocates, so not async-signal-safe.
+ * path; allocates, so not async-signal-safe.  An OpenMP runtime that cannot
+ * create its thread team ends the process (libgomp does; see ssm/conv.h).
  * Thread safety: reentrant; calls on different outputs may run at once. */
 SSM_API ssm_status ssm_selective_scan(const ssm_scan_args *args);
 
