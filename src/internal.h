@@ -40,7 +40,7 @@ static inline long double complex ssmi_cmplxl(long double re, long double im)
 
 /* Every failure goes through this one non-inlined function, so a single
  * debugger breakpoint (break ssmi_fail_) catches every error where it is
- * raised.  It only returns s: no print, no abort (API.md). */
+ * raised.  It only returns s: no print, no abort (ssm/common.h). */
 ssm_status ssmi_fail_(ssm_status s, const char *file, int line);
 #define SSM_FAIL(s) ssmi_fail_((s), __FILE__, __LINE__)
 

@@ -132,8 +132,10 @@ void ssmi_free(void *p)
     free(p);
 }
 
-/* The only mutable static object of the library (API.md allows the FFTW
- * lock): FFTW's planner and destroy share tables across plans. */
+/* The FFTW lock, one of the library's three mutable static objects (with
+ * the allocation injector above and the FFTW plan cache of
+ * src/s4/fft_plans.c), none of which changes a result: FFTW's planner and
+ * destroy share tables across plans. */
 static pthread_mutex_t ssm_fftw_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 void ssmi_fftw_lock(void)

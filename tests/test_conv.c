@@ -605,7 +605,7 @@ START_TEST(test_bad_args)
     ck_assert_int_eq(ssm_conv_spectrum_create(&s, p, K), SSM_OK);
     ck_assert_int_eq(ssm_conv_spectrum_create(&s2, p2, K), SSM_OK);
     const int64_t BIG = INT64_MAX / 2 + 1;
-    double Kd[4] = {0}, ud[4] = {0}, yd[4];
+    double Kd[4] = {0}, ud[4] = {0}, yd[4], Dnd[1] = {NAN};
     struct { const char *what; ssm_status got; } t[] = {
         {"create plan NULL", ssm_conv_plan_create(NULL, 2, 8)},
         {"create channels 0", ssm_conv_plan_create(&pb, 0, 8)},
@@ -618,6 +618,11 @@ START_TEST(test_bad_args)
         {"create spectra overflow", ssm_conv_plan_create(&pb, (int64_t)1 << 61, 1)},
         {"exec plan NULL", ssm_conv_execute(NULL, 1, K, D, u, y)},
         {"exec batch 0", ssm_conv_execute(p, 0, K, D, u, y)},
+        /* issue 9: D is a parameter, checked as in ssm_diag_scan (was
+         * propagated by the convolution, refused by the scan) */
+        {"exec D NaN", ssm_conv_execute(p, 1, K, Dn, u, y)},
+        {"exec_spectrum D NaN", ssm_conv_execute_spectrum(p, s, 1, Dn, u, y)},
+        {"conv_d D NaN", ssm_conv_execute_d(1, 1, 4, Kd, Dnd, ud, yd)},
         {"exec batch -1", ssm_conv_execute(p, -1, K, D, u, y)},
         {"exec batch overflow", ssm_conv_execute(p, BIG, K, D, u, y)},
         {"exec K NULL", ssm_conv_execute(p, 1, NULL, D, u, y)},

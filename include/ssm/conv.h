@@ -87,8 +87,9 @@ SSM_API ssm_status ssm_conv_plan_create(ssm_conv_plan **plan, int64_t channels,
  * and then its batch rows; otherwise all spectra first, then the (batch,
  * channel) rows in parallel.  Both orders give the same bytes.
  * Errors: SSM_ERR_ARG (plan, K, u or y NULL, batch < 1, overflow of
- * batch*channels*L), SSM_ERR_NOMEM.  K, D, u are never inspected: non-finite
- * values propagate. */
+ * batch*channels*L, a non-finite D), SSM_ERR_NOMEM.  D is a parameter and
+ * checked as in ssm_diag_scan; K and u have the sequence's length and are
+ * never inspected: non-finite values propagate. */
 SSM_API ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
                                     const float *K, const float *D,
                                     const float *u, float *y);
@@ -117,7 +118,7 @@ SSM_API void ssm_conv_spectrum_destroy(ssm_conv_spectrum *spec); /* NULL: no-op 
 /* ssm_conv_execute with the kernel spectra precomputed: the same bytes as
  * ssm_conv_execute(plan, batch, K, D, u, y) for the K of `spec`, without
  * the kernel transforms.  Errors: SSM_ERR_ARG (NULL, batch < 1, overflow,
- * spec made for another channels/L), SSM_ERR_NOMEM. */
+ * spec made for another channels/L, a non-finite D), SSM_ERR_NOMEM. */
 SSM_API ssm_status ssm_conv_execute_spectrum(const ssm_conv_plan *plan,
                                              const ssm_conv_spectrum *spec,
                                              int64_t batch, const float *D,
@@ -129,8 +130,8 @@ SSM_API ssm_status ssm_conv_execute_spectrum(const ssm_conv_plan *plan,
  * cache (see above: planned once per padded length, FFTW_ESTIMATE),
  * OpenMP-parallel over rows, the same bytes for any thread count and on
  * every call.  Error about eps_double log2(N) ||K[c]|| ||u[b,c]||.
- * Errors: SSM_ERR_ARG (NULL, sizes < 1, overflow, 2L too large for int),
- * SSM_ERR_NOMEM, SSM_ERR_FFTW.  Reentrant. */
+ * Errors: SSM_ERR_ARG (NULL, sizes < 1, overflow, 2L too large for int, a
+ * non-finite D), SSM_ERR_NOMEM, SSM_ERR_FFTW.  Reentrant. */
 SSM_API ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels,
                                       int64_t L, const double *K,
                                       const double *D, const double *u,

@@ -35,6 +35,13 @@ typedef enum ssm_measure {
  *         b = [1, 0, sqrt2, 0, sqrt2, 0, ...]; n must be even
  *         (u(t - s) ~ x_0 + sqrt2 sum_j (x_2j cos 2 pi j s + x_2j+1 sin 2 pi j s))
  * A window of length theta is A/theta, B/theta.
+ * Against PyTorch S4 (state-spaces/s4, hippo.py, transition()): LEGS and
+ * LAGT (S4's 'lagt' with beta = 1) are the same matrices; S4 halves LEGT
+ * ("halve again for timescale correctness") and builds 'fourier'/'fout'
+ * without the factor 2 above, so S4's LEGT and FOUT are these A/2, B/2:
+ * a window of length 2 in these units (theta = 2).  To reproduce S4's,
+ * call ssm_hippo and halve A and B.  The HiPPO paper's own LegT (theta = 1)
+ * is LEGT here.
  * Errors: SSM_ERR_ARG (A or B NULL, n < 1, unknown measure, odd n for FOUT,
  * A larger than 2^56 bytes: no 64-bit address space holds it, so n >= 2^26
  * is refused).

@@ -14,6 +14,13 @@
 extern "C" {
 #endif
 
+/* Arguments of ssm_selective_scan, filled by the caller (designated
+ * initializers recommended; every pointer not given is then NULL).  ABI:
+ * this layout is frozen for the 1.x series.  Unlike ssm_mamba_config it has
+ * no struct_size (it is fixed by the published API and other interfaces,
+ * such as the backward pass, take it as is); a version that needs more
+ * fields adds a new struct and a new function instead of growing this one,
+ * so programs compiled against this header keep working. */
 typedef struct ssm_scan_args {
     int64_t batch, dim, dstate, len;
     int64_t ngroups;          /* B and C shared by dim/ngroups channels; >= 1, divides dim */

@@ -354,6 +354,8 @@ ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
                             float *y)
 {
     if (!io_ok(plan, batch, u, y) || K == NULL) return SSM_FAIL(SSM_ERR_ARG);
+    /* D is a parameter: validated as in ssm_diag_scan (common.h). */
+    if (D != NULL && !ssmi_finite_f(D, plan->channels)) return SSM_FAIL(SSM_ERR_ARG);
     /* Each kernel spectrum is made once per channel, not per batch row.
      * With enough channels to keep every thread busy, a thread makes the
      * spectrum of its channel and runs that channel's rows (no spectra
@@ -377,6 +379,7 @@ ssm_status ssm_conv_execute_spectrum(const ssm_conv_plan *plan,
                                      const float *u, float *y)
 {
     if (!io_ok(plan, batch, u, y) || spec == NULL) return SSM_FAIL(SSM_ERR_ARG);
+    if (D != NULL && !ssmi_finite_f(D, plan->channels)) return SSM_FAIL(SSM_ERR_ARG);
     if (spec->channels != plan->channels || spec->L != plan->L ||
         spec->N != plan->N || spec->ncs != plan->ncs)
         return SSM_FAIL(SSM_ERR_ARG);

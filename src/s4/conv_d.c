@@ -26,7 +26,8 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
     const int64_t N = ssmi_conv_fast_length(2 * L);
     if (N < 0) return SSM_FAIL(SSM_ERR_ARG);
     const int64_t nc = N / 2 + 1, ncs = (nc + 3) / 4 * 4;
-    if (!ssmi_sizes_ok(&tot, sizeof(fftw_complex), 2, channels, ncs))
+    if (!ssmi_sizes_ok(&tot, sizeof(fftw_complex), 2, channels, ncs) ||
+        (D != NULL && !ssmi_finite_d(D, channels)))
         return SSM_FAIL(SSM_ERR_ARG);
 
     fftw_complex *Kf = ssmi_fftw_malloc((size_t)(channels * ncs) * sizeof(fftw_complex));
