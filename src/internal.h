@@ -120,6 +120,40 @@ static inline int ssmi_max_threads(void)
 #endif
 }
 
+/* This thread's number in the current OpenMP team (0 outside a region). */
+static inline int ssmi_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Per-thread scratch of one OpenMP region, the one pattern every threaded
+ * loop of libssm uses: a single 64-byte aligned block of nt slices of
+ * `per` bytes (rounded up to whole 64-byte lines, so every slice keeps the
+ * block's alignment, which FFTW's new-array execute relies on), allocated
+ * before the region.  So there is one failure point (SSM_ERR_NOMEM before
+ * any work, nothing to collect from the threads), one free, and no
+ * allocation inside a parallel region.
+ *   nt = min(OpenMP's thread count, max_units), at least 1: never more
+ *   slices than there are units of work.  The region must be opened with
+ *   num_threads(s.nt) (it may get fewer threads, never more), and each
+ *   thread takes its slice with ssmi_scratch_mine.  The slices, like the
+ *   thread count, decide only who computes what, never a number. */
+typedef struct ssmi_scratch {
+    unsigned char *base;
+    size_t per;          /* bytes per slice, a multiple of 64 */
+    int nt;              /* slices = threads the region may use */
+} ssmi_scratch;
+ssm_status ssmi_scratch_init(ssmi_scratch *s, size_t per_bytes, int64_t max_units);
+static inline void *ssmi_scratch_mine(const ssmi_scratch *s)
+{
+    return s->base + (size_t)ssmi_thread_num() * s->per;
+}
+void ssmi_scratch_free(ssmi_scratch *s);
+
 /* Small seeded generator for default initialisations (splitmix64):
  * explicit state, no globals. */
 typedef struct ssmi_rng { uint64_t s; } ssmi_rng;

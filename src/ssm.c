@@ -148,6 +148,30 @@ void ssmi_fftw_unlock(void)
     pthread_mutex_unlock(&ssm_fftw_mutex);
 }
 
+ssm_status ssmi_scratch_init(ssmi_scratch *s, size_t per_bytes, int64_t max_units)
+{
+    int nt = ssmi_max_threads();
+    if (max_units < (int64_t)nt)
+        nt = max_units < 1 ? 1 : (int)max_units;
+    if (nt < 1)
+        nt = 1;
+    s->base = NULL;
+    s->nt = nt;
+    if (per_bytes > SIZE_MAX - 63)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    s->per = (per_bytes + 63) & ~(size_t)63;
+    if (s->per == 0)
+        s->per = 64;
+    s->base = ssmi_alloc((size_t)nt, s->per);   /* checks nt * per */
+    return s->base ? SSM_OK : SSM_FAIL(SSM_ERR_NOMEM);
+}
+
+void ssmi_scratch_free(ssmi_scratch *s)
+{
+    ssmi_free(s->base);
+    s->base = NULL;
+}
+
 double ssmi_rng_normal(ssmi_rng *r)
 {
     double u1 = ssmi_rng_uniform(r), u2 = ssmi_rng_uniform(r);

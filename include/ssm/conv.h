@@ -34,9 +34,10 @@ extern "C" {
  *
  * Threads: ssm_conv_execute and ssm_conv_execute_spectrum may run on one
  * plan (and one spectrum) from many threads at once; each call takes its
- * own scratch from fftwf_malloc (about N floats + N+2 complex per OpenMP
- * thread, plus the spectra of all channels, channels x (N/2+1) complex,
- * when ssm_conv_execute runs with fewer than 2 channels per thread) and
+ * own scratch, one aligned block allocated before its parallel region
+ * (about N floats + N+2 complex per OpenMP thread, plus the spectra of
+ * all channels, channels x (N/2+1) complex, when ssm_conv_execute runs
+ * with fewer than 2 channels per thread) and
  * runs OpenMP-parallel over the rows, one writer per row.  Create and
  * destroy take the library's FFTW lock, so they too may run concurrently
  * with anything (but destroy only once no call uses the plan).

@@ -304,17 +304,17 @@ static ssm_status build_kernel(const ssm_s4d_layer *ly, int64_t L, float *K)
 {
     const int64_t H = ly->H, n = ly->n;
     int fail = 0;   /* 0, or the first failing status seen by any thread */
-#pragma omp parallel
+    /* Per thread: the promoted parameters (3n complex) and a double kernel
+     * row (L); sizes checked by the callers (n by create, L in bytes). */
+    const size_t pbytes = (size_t)(3 * n) * sizeof(double complex);
+    ssmi_scratch sc;
+    SSM_TRY(ssmi_scratch_init(&sc, pbytes + (size_t)L * sizeof(double), H));
+#pragma omp parallel num_threads(sc.nt)
     {
-        double complex *p = ssmi_alloc((size_t)(3 * n), sizeof *p);
-        double *kd = ssmi_alloc((size_t)L, sizeof *kd);
-        if (p == NULL || kd == NULL) {
-#pragma omp atomic write
-            fail = (int)SSM_ERR_NOMEM;
-        }
+        double complex *p = ssmi_scratch_mine(&sc);
+        double *kd = (double *)((unsigned char *)p + pbytes);
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < H; c++) {
-            if (p == NULL || kd == NULL) continue;
             for (int64_t k = 0; k < n; k++) {
                 p[k] = (double complex)ly->Ad[c * n + k];
                 p[n + k] = (double complex)ly->Bd[c * n + k];
@@ -334,9 +334,8 @@ static ssm_status build_kernel(const ssm_s4d_layer *ly, int64_t L, float *K)
             }
             for (int64_t t = 0; t < L; t++) K[c * L + t] = (float)kd[t];
         }
-        ssmi_free(p);
-        ssmi_free(kd);
     }
+    ssmi_scratch_free(&sc);
     return fail ? SSM_FAIL((ssm_status)fail) : SSM_OK;
 }
 

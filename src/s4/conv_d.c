@@ -38,19 +38,19 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
     const fftw_plan r2c = pr.plan, c2r = pc.plan;
 
     const double scale = 1.0 / (double)N;
-    int fail = 0;
+    /* Per thread: r (N reals) and cb (nc complex), each on its own 64-byte
+     * line (the alignment of the planning arrays, fft_plans.c). */
+    const size_t rbytes = ((size_t)N * sizeof(double) + 63) & ~(size_t)63;
+    ssmi_scratch sc = { NULL, 0, 1 };
+    if (st == SSM_OK)
+        st = ssmi_scratch_init(&sc, rbytes + (size_t)nc * sizeof(fftw_complex), batch * channels);
     if (st == SSM_OK) {
-#pragma omp parallel
+#pragma omp parallel num_threads(sc.nt)
         {
-            double *r = ssmi_fftw_malloc((size_t)N * sizeof(double));
-            fftw_complex *cb = ssmi_fftw_malloc((size_t)nc * sizeof(fftw_complex));
-            if (r == NULL || cb == NULL) {
-#pragma omp atomic write
-                fail = 1;
-            }
+            double *r = ssmi_scratch_mine(&sc);
+            fftw_complex *cb = (fftw_complex *)((unsigned char *)r + rbytes);
 #pragma omp for schedule(static)
             for (int64_t c = 0; c < channels; c++) {
-                if (r == NULL) continue;
                 memcpy(r, K + c * L, (size_t)L * sizeof(double));
                 memset(r + L, 0, (size_t)(N - L) * sizeof(double));
                 fftw_execute_dft_r2c(r2c, r, Kf + c * ncs);
@@ -60,7 +60,6 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
 #pragma omp for collapse(2) schedule(static)
             for (int64_t b = 0; b < batch; b++) {
                 for (int64_t c = 0; c < channels; c++) {
-                    if (r == NULL || cb == NULL) continue;
                     const double *ur = u + (b * channels + c) * L;
                     double *yr = y + (b * channels + c) * L;
                     memcpy(r, ur, (size_t)L * sizeof(double));
@@ -83,11 +82,9 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
                     }
                 }
             }
-            fftw_free(r);
-            fftw_free(cb);
         }
-        if (fail) st = SSM_FAIL(SSM_ERR_NOMEM);
     }
+    ssmi_scratch_free(&sc);
     ssmi_fft_plan_put(&pr);
     ssmi_fft_plan_put(&pc);
     fftw_free(Kf);

@@ -22,6 +22,10 @@
 
 #define LANES 8
 
+/* Multiply-adds (batch H n L) below which one thread runs the whole call:
+ * an OpenMP region costs microseconds, a mode update about a nanosecond. */
+#define DIAG_PAR_WORK 65536.0
+
 /* One row, state in split re/im arrays (n each).  noinline: the scan and
  * the step must run the very same machine code.  On x86-64 an AVX2 clone
  * is picked at load time where the CPU has it: every lane does the same
@@ -99,21 +103,17 @@ ssm_status ssmi_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
     const int64_t H = channels;
     /* Split arrays padded to whole 64-byte lines. */
     const int64_t np = (n + 15) / 16 * 16;
-    int fail = 0;
     /* A parallel region costs more than a short row; the `if` only decides
      * who runs a row, never how. */
     const double work = (double)batch * (double)H * (double)n * (double)L;
-#pragma omp parallel if (work > 65536.0)
+    ssmi_scratch sc;
+    SSM_TRY(ssmi_scratch_init(&sc, (size_t)(8 * np) * sizeof(float), batch * H));
+#pragma omp parallel num_threads(sc.nt) if (work > DIAG_PAR_WORK)
     {
-        float *w = ssmi_alloc((size_t)(8 * np), sizeof(float));
-        if (w == NULL) {
-#pragma omp atomic write
-            fail = 1;
-        }
+        float *w = ssmi_scratch_mine(&sc);
 #pragma omp for collapse(2) schedule(static)
         for (int64_t b = 0; b < batch; b++) {
             for (int64_t c = 0; c < H; c++) {
-                if (w == NULL) continue;
                 float *ar = w, *ai = w + np, *br = w + 2 * np, *bi = w + 3 * np;
                 float *cr = w + 4 * np, *ci = w + 5 * np;
                 float *xr = w + 6 * np, *xi = w + 7 * np;
@@ -138,9 +138,9 @@ ssm_status ssmi_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
                 }
             }
         }
-        ssmi_free(w);
     }
-    return fail ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_OK;
+    ssmi_scratch_free(&sc);
+    return SSM_OK;
 }
 
 /* Modes per tile of the step: 8 split arrays of DIAG_STEP_TILE floats
@@ -159,7 +159,7 @@ void ssmi_diag_step_unchecked(int64_t batch, int64_t channels, int64_t n,
 {
     const int64_t H = channels;
     const double work = (double)batch * (double)H * (double)n;
-#pragma omp parallel for collapse(2) schedule(static) if (work > 65536.0)
+#pragma omp parallel for collapse(2) schedule(static) if (work > DIAG_PAR_WORK)
     for (int64_t b = 0; b < batch; b++) {
         for (int64_t c = 0; c < H; c++) {
             float w[8 * DIAG_STEP_TILE];

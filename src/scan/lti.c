@@ -142,26 +142,25 @@ static ssm_status lti_run(int64_t batch, int64_t n, int64_t nout, int64_t L,
     int par = batch > 1 && ssmi_mul_ok(batch, L, &work) &&
               ssmi_mul_ok(work, n * (n + nout), &work) ? work >= LTI_PAR_WORK
                                                      : batch > 1;
-    int nomem = 0;
-#pragma omp parallel if (par)
+    ssmi_scratch sc;
+    ssm_status st = ssmi_scratch_init(&sc, (size_t)(2 * n + nout) * sizeof(double), batch);
+    if (st != SSM_OK) {
+        ssmi_free(adt); ssmi_free(bd); ssmi_free(ct);
+        return st;
+    }
+#pragma omp parallel num_threads(sc.nt) if (par)
     {
-        double *scr = ssmi_alloc((size_t)(2 * n + nout), sizeof(double));
-        if (!scr) {
-#pragma omp atomic write
-            nomem = 1;
-        }
+        double *scr = ssmi_scratch_mine(&sc);
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < batch; b++) {
-            if (!scr)
-                continue;
             lti_row(&s, L, u + b * L, x0 ? x0 + b * n : NULL,
                     x_last ? x_last + b * n : NULL, y + b * nout * L,
                     scr, scr + n, scr + 2 * n);
         }
-        ssmi_free(scr);
     }
+    ssmi_scratch_free(&sc);
     ssmi_free(adt); ssmi_free(bd); ssmi_free(ct);
-    return nomem ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_OK;
+    return SSM_OK;
 }
 
 ssm_status ssm_lti_scan(int64_t batch, int64_t n, int64_t nout, int64_t L,

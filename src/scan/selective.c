@@ -520,15 +520,6 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 
 /* ------------------------------------------------------ per-step parts -- */
 
-static int thread_num(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* Floats rounded up to 64 bytes, so every thread's slice stays aligned. */
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
@@ -554,21 +545,14 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
     const int64_t units = a->batch * G * nblk;
     const int64_t T = tile_len(N, L);
     const int64_t per = pad16(T * N) * 2 + pad16(T) + pad16(cbs * N);
-    int nt = ssmi_max_threads();
-    if ((int64_t)nt > units)
-        nt = (int)units;
-    if (nt < 1)
-        nt = 1;
-    int64_t tot;
-    if (!ssmi_sizes_ok(&tot, sizeof(float), 2, per, (int64_t)nt))
+    ssmi_scratch sc;
+    if (!ssmi_sizes_ok(NULL, sizeof(float), 1, per))
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *buf = ssmi_alloc((size_t)tot, sizeof(float));
-    if (!buf)
-        return SSM_FAIL(SSM_ERR_NOMEM);
+    SSM_TRY(ssmi_scratch_init(&sc, (size_t)per * sizeof(float), units));
 
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(sc.nt)
     {
-        float *w = buf + (int64_t)thread_num() * per;
+        float *w = ssmi_scratch_mine(&sc);
         float *Bt = w, *Ct = w + pad16(T * N), *dtb = Ct + pad16(T * N);
         float *hs = dtb + pad16(T);
 #pragma omp for schedule(dynamic, 1)
@@ -606,7 +590,7 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
                            (size_t)N * sizeof(float));
         }
     }
-    ssmi_free(buf);
+    ssmi_scratch_free(&sc);
     return SSM_OK;
 }
 
@@ -660,21 +644,17 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
     const int64_t per = pad16(T * N) + pad16(LC * N) + pad16(T)
                         + 2 * pad16(cbs * N) + pad16(cbs * LC * N);
     const int64_t nbd = a->batch * dim;
-    int nt = ssmi_max_threads();
-    if ((int64_t)nt > units)
-        nt = (int)units;
-    if (nt < 1)
-        nt = 1;
-    int64_t tot, ncar, nflag;
-    if (!ssmi_sizes_ok(&tot, sizeof(float), 2, per, (int64_t)nt)
+    int64_t ncar, nflag;
+    if (!ssmi_sizes_ok(NULL, sizeof(float), 1, per)
         || !ssmi_sizes_ok(&ncar, sizeof(float), 3, nch + 1, nbd, N)
         || !ssmi_sizes_ok(&nflag, sizeof(atomic_int), 2, nch + 1, su))
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *buf = ssmi_alloc((size_t)tot, sizeof(float));
+    ssmi_scratch sc;
+    SSM_TRY(ssmi_scratch_init(&sc, (size_t)per * sizeof(float), units));
     float *car = ssmi_alloc((size_t)ncar, sizeof(float));
     atomic_int *flag = ssmi_alloc((size_t)nflag, sizeof(atomic_int));
-    if (!buf || !car || !flag) {
-        ssmi_free(buf);
+    if (!car || !flag) {
+        ssmi_scratch_free(&sc);
         ssmi_free(car);
         ssmi_free(flag);
         return SSM_FAIL(SSM_ERR_NOMEM);
@@ -682,9 +662,9 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
     for (int64_t i = 0; i < nflag; i++)
         atomic_init(&flag[i], 0);
 
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(sc.nt)
     {
-        float *w = buf + (int64_t)thread_num() * per;
+        float *w = ssmi_scratch_mine(&sc);
         float *Bt = w, *Cc = Bt + pad16(T * N), *dtb = Cc + pad16(LC * N);
         float *hs = dtb + pad16(T), *hp = hs + pad16(cbs * N);
         float *Qs = hp + pad16(cbs * N);
@@ -764,7 +744,7 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
             }
         }
     }
-    ssmi_free(buf);
+    ssmi_scratch_free(&sc);
     ssmi_free(car);
     ssmi_free(flag);
     return SSM_OK;
