@@ -78,7 +78,7 @@ SSM_API ssm_status ssm_selective_scan(const ssm_scan_args *args);
  * rounding where the scan takes its time-chunked path).
  * No allocation: the state is updated in place and the kernels read B and
  * C where they are, so streaming never allocates (and never fails for
- * memory).  Parallel over (batch, channel) once batch*dim*dstate > 32768.
+ * memory).  Parallel over (batch, channel) once batch*dim*dstate > 4096.
  * Errors: SSM_ERR_ARG (h, u, delta, A, B, C or y NULL; a size < 1; ngroups
  * not dividing dim; overflow).  Reentrant. */
 SSM_API ssm_status ssm_selective_step(int64_t batch, int64_t dim,

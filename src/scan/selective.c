@@ -942,9 +942,11 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
 /* --------------------------------------------------------- step path --- */
 
 /* Below this many state updates (batch * dim * dstate) one step is done by
- * the calling thread: an OpenMP region costs a few microseconds, a state
- * update about a nanosecond. */
-#define STEP_PAR_MIN 32768
+ * the calling thread: waking the team costs one to a few microseconds, a
+ * state update a few nanoseconds (with the exp), so 4096 updates (256
+ * channels at dstate 16, ~10 us) are where two threads start to pay; the
+ * steps of real Mamba layers (d_inner >= 1536) are all above it. */
+#define STEP_PAR_MIN 4096
 
 /* One step (len = 1) with the state updated in place and no workspace at
  * all, so streaming never allocates: with L = 1 the transposed tiles of the
