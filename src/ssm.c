@@ -4,6 +4,7 @@
  */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +57,7 @@ int ssmi_sizes_ok(int64_t *out, size_t elem, int count, ...)
             ok = 0;
     }
     va_end(ap);
-    if (ok && elem > 0 && (uint64_t)prod > (uint64_t)(SIZE_MAX / elem))
+    if (ok && elem > 0 && (uint64_t)prod > SSMI_MAX_BYTES / (uint64_t)elem)
         ok = 0;
     if (out)
         *out = ok ? prod : 0;
@@ -79,9 +80,37 @@ int ssmi_finite_z(const double complex *x, int64_t n)
     return 1;
 }
 
+/* The failure injector (internal.h).  Two atomics, no lock: the count of
+ * allocations since arming and the one to fail (0: disarmed).  Unarmed,
+ * an allocation costs one relaxed load more. */
+static atomic_llong ssmi_inj_count;
+static atomic_llong ssmi_inj_fail_at;
+
+void ssmi_alloc_inject(int64_t k)
+{
+    atomic_store(&ssmi_inj_fail_at, 0);
+    atomic_store(&ssmi_inj_count, 0);
+    atomic_store(&ssmi_inj_fail_at, k > 0 ? (long long)k : 0);
+}
+
+int64_t ssmi_alloc_count(void)
+{
+    return (int64_t)atomic_load(&ssmi_inj_count);
+}
+
+int ssmi_alloc_gate(void)
+{
+    const long long at = atomic_load_explicit(&ssmi_inj_fail_at,
+                                              memory_order_relaxed);
+    const long long n = atomic_fetch_add(&ssmi_inj_count, 1) + 1;
+    return !(at > 0 && n == at);
+}
+
 void *ssmi_alloc(size_t count, size_t elem)
 {
     size_t bytes;
+    if (!ssmi_alloc_gate())
+        return NULL;
     if (count == 0 || elem == 0)
         count = elem = 1;
     if (__builtin_mul_overflow(count, elem, &bytes) || bytes > SIZE_MAX - 64)
@@ -90,13 +119,23 @@ void *ssmi_alloc(size_t count, size_t elem)
     return aligned_alloc(64, bytes);
 }
 
+void *ssmi_calloc(size_t count, size_t elem)
+{
+    void *p = ssmi_alloc(count, elem);
+    if (p)
+        memset(p, 0, count * elem);   /* the product was checked above */
+    return p;
+}
+
 void ssmi_free(void *p)
 {
     free(p);
 }
 
-/* The only mutable static object of the library (API.md allows the FFTW
- * lock): FFTW's planner and destroy share tables across plans. */
+/* The FFTW lock, one of the library's three mutable static objects (with
+ * the allocation injector above and the FFTW plan cache of
+ * src/s4/fft_plans.c), none of which changes a result: FFTW's planner and
+ * destroy share tables across plans. */
 static pthread_mutex_t ssm_fftw_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 void ssmi_fftw_lock(void)
@@ -107,6 +146,30 @@ void ssmi_fftw_lock(void)
 void ssmi_fftw_unlock(void)
 {
     pthread_mutex_unlock(&ssm_fftw_mutex);
+}
+
+ssm_status ssmi_scratch_init(ssmi_scratch *s, size_t per_bytes, int64_t max_units)
+{
+    int nt = ssmi_max_threads();
+    if (max_units < (int64_t)nt)
+        nt = max_units < 1 ? 1 : (int)max_units;
+    if (nt < 1)
+        nt = 1;
+    s->base = NULL;
+    s->nt = nt;
+    if (per_bytes > SIZE_MAX - 63)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    s->per = (per_bytes + 63) & ~(size_t)63;
+    if (s->per == 0)
+        s->per = 64;
+    s->base = ssmi_alloc((size_t)nt, s->per);   /* checks nt * per */
+    return s->base ? SSM_OK : SSM_FAIL(SSM_ERR_NOMEM);
+}
+
+void ssmi_scratch_free(ssmi_scratch *s)
+{
+    ssmi_free(s->base);
+    s->base = NULL;
 }
 
 double ssmi_rng_normal(ssmi_rng *r)

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <ssm.h>
 #include "testutil.h"
+#include <fftw3.h>   /* a host program's own FFTW planner calls */
 
 #define EPSF ((double)FLT_EPSILON)
 
@@ -137,6 +138,130 @@ START_TEST(test_conv_double)
     VERB("conv_d L=%lld: max ratio %.3g (tol %g)\n", (long long)L, worst, TU_THRESH);
     TU_CHECK_ERR(worst, TU_THRESH, "conv_d L=%lld ratio", (long long)L);
     free(K); free(D); free(u); free(y);
+}
+END_TEST
+
+
+/* ssm_conv_execute_d borrows its FFTW plans from a cache of 16 lengths
+ * (src/s4/fft_plans.c).  Over 20 lengths, twice (so plans are evicted and
+ * made again) and then from 4 threads at once on interleaved lengths, every
+ * call gives the bytes of the first: a cached, a fresh and a concurrently
+ * used plan compute the same thing (FFTW_ESTIMATE is deterministic). */
+enum { PC_NL = 20, PC_THREADS = 4 };
+static double *pc_K[PC_NL], *pc_u[PC_NL], *pc_ref[PC_NL];
+static int64_t pc_L(int i) { return 37 + 61 * (int64_t)i; }
+static void *pc_thread(void *arg)
+{
+    const int t = (int)(intptr_t)arg;
+    long bad = 0;
+    for (int rep = 0; rep < 3; rep++)
+        for (int i = t; i < PC_NL; i += 2) {
+            const int64_t L = pc_L(i);
+            double *y = malloc((size_t)(2 * L) * sizeof *y);
+            if (!y || ssm_conv_execute_d(1, 2, L, pc_K[i], NULL, pc_u[i], y) != SSM_OK ||
+                memcmp(y, pc_ref[i], (size_t)(2 * L) * sizeof *y) != 0)
+                bad++;
+            free(y);
+        }
+    return (void *)(intptr_t)bad;
+}
+START_TEST(test_conv_double_plan_cache)
+{
+    tu_rng r = {404};
+    for (int i = 0; i < PC_NL; i++) {
+        const int64_t L = pc_L(i);
+        pc_K[i] = tu_alloc((size_t)(2 * L), sizeof(double));
+        pc_u[i] = tu_alloc((size_t)(2 * L), sizeof(double));
+        pc_ref[i] = tu_alloc((size_t)(2 * L), sizeof(double));
+        tu_fill_normal_d(&r, pc_K[i], 2 * L, 1.0);
+        tu_fill_normal_d(&r, pc_u[i], 2 * L, 1.0);
+        ck_assert_int_eq(ssm_conv_execute_d(1, 2, L, pc_K[i], NULL, pc_u[i], pc_ref[i]), SSM_OK);
+    }
+    for (int i = 0; i < PC_NL; i++) {
+        const int64_t L = pc_L(i);
+        double *y = tu_alloc((size_t)(2 * L), sizeof *y);
+        ck_assert_int_eq(ssm_conv_execute_d(1, 2, L, pc_K[i], NULL, pc_u[i], y), SSM_OK);
+        ck_assert_msg(memcmp(y, pc_ref[i], (size_t)(2 * L) * sizeof *y) == 0,
+                      "conv_d L=%lld: second call differs", (long long)L);
+        free(y);
+    }
+    pthread_t th[PC_THREADS];
+    for (int t = 0; t < PC_THREADS; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, pc_thread, (void *)(intptr_t)(t % 2)), 0);
+    for (int t = 0; t < PC_THREADS; t++) {
+        void *ret;
+        pthread_join(th[t], &ret);
+        ck_assert_msg((intptr_t)ret == 0, "thread %d: %ld calls differ or failed", t, (long)(intptr_t)ret);
+    }
+    for (int i = 0; i < PC_NL; i++) { free(pc_K[i]); free(pc_u[i]); free(pc_ref[i]); }
+}
+END_TEST
+
+
+/* A host program plans its own FFTW transforms in two threads, without any
+ * lock of its own, while two other threads run ssm_conv_execute_d over 24
+ * lengths (more than the plan cache holds: the library plans and destroys
+ * all the time).  libssm made the planner thread-safe when it was loaded
+ * (fftw_make_planner_thread_safe, conv.h), so nothing crashes and every
+ * libssm result keeps its bytes. */
+enum { HP_NL = 24 };
+static double *hp_K[HP_NL], *hp_u[HP_NL], *hp_ref[HP_NL];
+static int64_t hp_L(int i) { return 50 + 37 * (int64_t)i; }
+static void *hp_host(void *arg)
+{
+    const int t = (int)(intptr_t)arg;
+    long bad = 0;
+    double *in = fftw_malloc(4096 * sizeof(double));
+    fftw_complex *out = fftw_malloc(2049 * sizeof(fftw_complex));
+    for (int rep = 0; rep < 300; rep++) {
+        const int n = 64 + 7 * ((rep * 13 + t * 5) % 500);
+        fftw_plan p = fftw_plan_dft_r2c_1d(n, in, out, FFTW_ESTIMATE);
+        if (!p) bad++;
+        else fftw_destroy_plan(p);
+    }
+    fftw_free(in);
+    fftw_free(out);
+    return (void *)(intptr_t)bad;
+}
+static void *hp_lib(void *arg)
+{
+    const int t = (int)(intptr_t)arg;
+    long bad = 0;
+    for (int rep = 0; rep < 4; rep++)
+        for (int i = t; i < HP_NL; i += 2) {
+            const int64_t L = hp_L(i);
+            double *y = malloc((size_t)L * sizeof *y);
+            if (!y || ssm_conv_execute_d(1, 1, L, hp_K[i], NULL, hp_u[i], y) != SSM_OK ||
+                memcmp(y, hp_ref[i], (size_t)L * sizeof *y) != 0)
+                bad++;
+            free(y);
+        }
+    return (void *)(intptr_t)bad;
+}
+START_TEST(test_host_planner_threads)
+{
+    tu_set_threads(1);
+    tu_rng r = {505};
+    for (int i = 0; i < HP_NL; i++) {
+        const int64_t L = hp_L(i);
+        hp_K[i] = tu_alloc((size_t)L, sizeof(double));
+        hp_u[i] = tu_alloc((size_t)L, sizeof(double));
+        hp_ref[i] = tu_alloc((size_t)L, sizeof(double));
+        tu_fill_normal_d(&r, hp_K[i], L, 1.0);
+        tu_fill_normal_d(&r, hp_u[i], L, 1.0);
+        ck_assert_int_eq(ssm_conv_execute_d(1, 1, L, hp_K[i], NULL, hp_u[i], hp_ref[i]), SSM_OK);
+    }
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, t < 2 ? hp_host : hp_lib,
+                                        (void *)(intptr_t)(t % 2)), 0);
+    for (int t = 0; t < 4; t++) {
+        void *ret;
+        pthread_join(th[t], &ret);
+        ck_assert_msg((intptr_t)ret == 0, "thread %d (%s): %ld failures", t,
+                      t < 2 ? "host planner" : "libssm", (long)(intptr_t)ret);
+    }
+    for (int i = 0; i < HP_NL; i++) { free(hp_K[i]); free(hp_u[i]); free(hp_ref[i]); }
 }
 END_TEST
 
@@ -549,7 +674,7 @@ START_TEST(test_bad_args)
     ck_assert_int_eq(ssm_conv_spectrum_create(&s, p, K), SSM_OK);
     ck_assert_int_eq(ssm_conv_spectrum_create(&s2, p2, K), SSM_OK);
     const int64_t BIG = INT64_MAX / 2 + 1;
-    double Kd[4] = {0}, ud[4] = {0}, yd[4];
+    double Kd[4] = {0}, ud[4] = {0}, yd[4], Dnd[1] = {NAN};
     struct { const char *what; ssm_status got; } t[] = {
         {"create plan NULL", ssm_conv_plan_create(NULL, 2, 8)},
         {"create channels 0", ssm_conv_plan_create(&pb, 0, 8)},
@@ -562,6 +687,11 @@ START_TEST(test_bad_args)
         {"create spectra overflow", ssm_conv_plan_create(&pb, (int64_t)1 << 61, 1)},
         {"exec plan NULL", ssm_conv_execute(NULL, 1, K, D, u, y)},
         {"exec batch 0", ssm_conv_execute(p, 0, K, D, u, y)},
+        /* issue 9: D is a parameter, checked as in ssm_diag_scan (was
+         * propagated by the convolution, refused by the scan) */
+        {"exec D NaN", ssm_conv_execute(p, 1, K, Dn, u, y)},
+        {"exec_spectrum D NaN", ssm_conv_execute_spectrum(p, s, 1, Dn, u, y)},
+        {"conv_d D NaN", ssm_conv_execute_d(1, 1, 4, Kd, Dnd, ud, yd)},
         {"exec batch -1", ssm_conv_execute(p, -1, K, D, u, y)},
         {"exec batch overflow", ssm_conv_execute(p, BIG, K, D, u, y)},
         {"exec K NULL", ssm_conv_execute(p, 1, NULL, D, u, y)},
@@ -634,6 +764,8 @@ static Suite *conv_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_conv_direct, 0, 2 * N_CONV_L);
     tcase_add_loop_test(tc, test_conv_double, 0, 3);
+    tcase_add_test(tc, test_conv_double_plan_cache);
+    tcase_add_test(tc, test_host_planner_threads);
     tcase_add_test(tc, test_conv_spectrum_same_bytes);
     tcase_add_test(tc, test_conv_properties);
     tcase_add_test(tc, test_conv_pthreads);

@@ -675,6 +675,10 @@ static const bad_case bad_cases[] = {
     {F_HIPPO, SSM_FOUT, NUL_NONE, 5, 0, SSM_ERR_ARG, "hippo FOUT odd n"},
     {F_HIPPO, SSM_LAGT, NUL_NONE, INT64_C(1) << 32, 0, SSM_ERR_ARG, "hippo n*n overflows"},
     {F_HIPPO, SSM_LAGT, NUL_NONE, INT64_MAX, 0, SSM_ERR_ARG, "hippo n = INT64_MAX"},
+    /* Regressions (issue 9): n*n fits int64_t and size_t, but A would be
+     * 2^61 (2^57) bytes, beyond every address space: was accepted. */
+    {F_HIPPO, SSM_LEGS, NUL_NONE, INT64_C(1) << 29, 0, SSM_ERR_ARG, "hippo n = 2^29 (2^61 bytes)"},
+    {F_HIPPO, SSM_FOUT, NUL_NONE, INT64_C(1) << 27, 0, SSM_ERR_ARG, "hippo n = 2^27 (2^57 bytes)"},
 
     {F_NPLR, SSM_LEGS, NUL_1, 4, 1, SSM_ERR_ARG, "nplr lambda NULL"},
     {F_NPLR, SSM_LEGS, NUL_2, 4, 1, SSM_ERR_ARG, "nplr Pt NULL"},
@@ -691,7 +695,15 @@ static const bad_case bad_cases[] = {
     {F_NPLR, SSM_FOUT, NUL_NONE, 7, 1, SSM_ERR_ARG, "nplr FOUT odd n"},
     {F_NPLR, SSM_LEGS, NUL_NONE, INT64_C(1) << 32, 1, SSM_ERR_ARG, "nplr n*n overflows"},
     {F_NPLR, SSM_LEGS, NUL_NONE, 4, INT64_C(1) << 62, SSM_ERR_ARG, "nplr rank*n overflows"},
-    {F_NPLR, SSM_LEGS, NUL_NONE, INT64_C(1) << 31, 1, SSM_ERR_NOMEM, "nplr n = 2^31 (no memory)"},
+    /* V would be 2^66 bytes: no address space holds it (was NOMEM before
+     * sizes were checked in bytes). */
+    {F_NPLR, SSM_LEGS, NUL_NONE, INT64_C(1) << 31, 1, SSM_ERR_ARG, "nplr n = 2^31 (V beyond the address space)"},
+    /* Regressions (issue 9): these ranks returned OK after writing Pt out
+     * of bounds. */
+    {F_NPLR, SSM_LEGS, NUL_NONE, 1, INT64_MAX, SSM_ERR_ARG, "nplr n = 1, rank = INT64_MAX"},
+    {F_NPLR, SSM_LEGS, NUL_NONE, 1, INT64_C(1) << 40, SSM_ERR_ARG, "nplr n = 1, rank = 2^40"},
+    {F_NPLR, SSM_LEGT, NUL_NONE, 1, 3, SSM_ERR_ARG, "nplr n = 1, rank 3 > max(n, 2)"},
+    {F_NPLR, SSM_LAGT, NUL_NONE, 4, 5, SSM_ERR_ARG, "nplr n = 4, rank 5 > n"},
     {F_NPLR, SSM_LEGT, NUL_NONE, INT64_C(1) << 20, 2, SSM_ERR_NOMEM, "nplr n = 2^20 (no memory)"},
     {F_NPLR, SSM_FOUT, NUL_NONE, 16384, 1, SSM_ERR_NOMEM, "nplr n = 16384 (beyond LAPACK's int)"},
 

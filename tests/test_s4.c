@@ -909,7 +909,8 @@ MOD(m_zCinf, a->zC = z_inf) MOD(m_Pnan, a->P = z_nan) MOD(m_Qinf, a->Q = z_inf)
 MOD(m_zAdnan, a->lam = z_nan) MOD(m_zBdinf, a->zB = z_inf)
 MOD(m_Asing, a->A = g_A_sing) MOD(m_lamsing, a->lam = g_lam_sing)
 MOD(m_Asing_be, { a->A = g_A_sing; a->method = SSM_BACKWARD_EULER; a->dt = 0.05; })
-MOD(m_nomem_disc, a->n = (int64_t)1 << 28) MOD(m_nomem_dplr, a->n = (int64_t)1 << 40)
+MOD(m_nomem_disc, a->n = (int64_t)1 << 24) MOD(m_huge_disc, a->n = (int64_t)1 << 28)
+MOD(m_nomem_dplr, a->n = (int64_t)1 << 40)
 
 static const bad_case bad_cases[] = {
     { F_DISC, "ok", SSM_OK, m_none }, { F_DIAG, "ok", SSM_OK, m_none }, { F_DENSE, "ok", SSM_OK, m_none },
@@ -929,6 +930,9 @@ static const bad_case bad_cases[] = {
     { F_DISC, "I - dt/2 A singular", SSM_ERR_NUMERIC, m_Asing },
     { F_DISC, "I - dt A singular", SSM_ERR_NUMERIC, m_Asing_be },
     { F_DISC, "no memory", SSM_ERR_NOMEM, m_nomem_disc },
+    /* 8 (n+1)^2 doubles = 2^62 bytes, beyond any address space: a bad
+     * size since sizes are checked in bytes (issue 9), was NOMEM. */
+    { F_DISC, "workspace beyond the address space", SSM_ERR_ARG, m_huge_disc },
     /* ssm_discretize_diag */
     { F_DIAG, "method -1", SSM_ERR_ARG, m_meth_neg }, { F_DIAG, "method 4", SSM_ERR_ARG, m_meth_big },
     { F_DIAG, "n 0", SSM_ERR_ARG, m_n0 }, { F_DIAG, "n -3", SSM_ERR_ARG, m_nneg },

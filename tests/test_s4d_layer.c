@@ -474,6 +474,56 @@ START_TEST(test_layer_bad_args)
 }
 END_TEST
 
+
+/* Regression (issue 9): with EULER at a legal dt where |Ad| > 1 the conv
+ * mode and ssm_s4d_layer_kernel returned SSM_ERR_NUMERIC while the
+ * recurrent mode returned OK with inf/NaN.  Rule now (layer.h, Stability):
+ * an unstable discretization is refused by create and set_params, so the
+ * modes never disagree about errors. */
+START_TEST(test_layer_euler_stability)
+{
+    ssm_s4d_layer *ly = (ssm_s4d_layer *)1;
+    /* LIN, n = 32: |1 + dt lambda_31|^2 = (1 - dt/2)^2 + (31 pi dt)^2 > 1
+     * for every dt > 1.1e-4, and create draws dt >= 1e-3. */
+    ck_assert_int_eq(ssm_s4d_layer_create(&ly, 2, 32, SSM_S4D_LIN, SSM_EULER, 5), SSM_ERR_NUMERIC);
+    ck_assert_ptr_null(ly);
+    /* REAL, n = 4: Ad = 1 - dt (k + 1), stable for dt <= 2/4. */
+    const int64_t H = 2, n = 4, L = 4096;
+    ck_assert_int_eq(ssm_s4d_layer_create(&ly, H, n, SSM_S4D_REAL, SSM_EULER, 5), SSM_OK);
+    float complex Ad0[8], Ad1[8];
+    double dt0[2], dt1[2];
+    ck_assert_int_eq(ssm_s4d_layer_get_discrete(ly, Ad0, NULL, NULL), SSM_OK);
+    ck_assert_int_eq(ssm_s4d_layer_get_params(ly, NULL, dt0, NULL, NULL, NULL), SSM_OK);
+    const double bad[2] = {0.1, 0.6};   /* channel 1: Ad = 1 - 2.4 = -1.4 */
+    ck_assert_int_eq(ssm_s4d_layer_set_params(ly, NULL, bad, NULL, NULL, NULL), SSM_ERR_NUMERIC);
+    ck_assert_int_eq(ssm_s4d_layer_get_discrete(ly, Ad1, NULL, NULL), SSM_OK);
+    ck_assert_int_eq(ssm_s4d_layer_get_params(ly, NULL, dt1, NULL, NULL, NULL), SSM_OK);
+    ck_assert(memcmp(Ad0, Ad1, sizeof Ad0) == 0);      /* unchanged */
+    ck_assert(memcmp(dt0, dt1, sizeof dt0) == 0);
+    /* dt = 1/2 puts the last mode exactly on |Ad| = 1: still accepted. */
+    const double edge[2] = {0.5, 0.45};
+    ck_assert_int_eq(ssm_s4d_layer_set_params(ly, NULL, edge, NULL, NULL, NULL), SSM_OK);
+    tu_rng r = {11};
+    float *u = tu_alloc((size_t)(H * L), sizeof *u);
+    float *y1 = tu_alloc((size_t)(H * L), sizeof *y1);
+    float *y2 = tu_alloc((size_t)(H * L), sizeof *y2);
+    float *K = tu_alloc((size_t)(H * L), sizeof *K);
+    tu_fill_normal_f(&r, u, H * L, 1.0);
+    ck_assert_int_eq(ssm_s4d_layer_kernel(ly, L, K), SSM_OK);
+    ck_assert_int_eq(ssm_s4d_layer_forward(ly, SSM_MODE_CONV, 1, L, u, y1), SSM_OK);
+    ck_assert_int_eq(ssm_s4d_layer_forward(ly, SSM_MODE_RECURRENT, 1, L, u, y2), SSM_OK);
+    for (int64_t i = 0; i < H * L; i++)
+        ck_assert(isfinite(y1[i]) && isfinite(y2[i]) && isfinite(K[i]));
+    /* Same bound as the other conv/recurrent comparisons (CONV_REC_TOL). */
+    const double e = tu_relerr_ff(y1, y2, H * L);
+    VERB("EULER REAL edge dt: conv vs recurrent %.3e (tol %.0e, ratio %.3f)\n", e,
+         CONV_REC_TOL, e / CONV_REC_TOL);
+    TU_CHECK_ERR(e, CONV_REC_TOL, "EULER stable edge conv vs recurrent");
+    ssm_s4d_layer_destroy(ly);
+    free(u); free(y1); free(y2); free(K);
+}
+END_TEST
+
 static Suite *layer_suite(void)
 {
     Suite *s = suite_create("s4d_layer");
@@ -490,6 +540,7 @@ static Suite *layer_suite(void)
     tcase_add_test(tl, test_layer_concurrent);
     tcase_add_test(tl, test_layer_thread_counts);
     tcase_add_test(tl, test_layer_bad_args);
+    tcase_add_test(tl, test_layer_euler_stability);
     suite_add_tcase(s, tl);
     return s;
 }

@@ -3,14 +3,46 @@
  *
  * Every public function that can fail returns ssm_status.  On error nothing
  * is written out of bounds, nothing leaks, nothing aborts or prints; the
- * outputs may then hold anything.
+ * outputs may then hold anything.  Two exceptions lie outside libssm and
+ * need an exhausted machine: FFTW's planner aborts when its own internal
+ * allocation fails, and libgomp exits when it cannot create its thread
+ * team (see ssm/conv.h).
+ *
+ * Conventions of every header (they are what a caller can rely on):
+ *  - Shapes are row-major, slowest dimension first, written next to each
+ *    pointer ([B][H][L]: batch, channel, time).  Sizes are int64_t >= 1;
+ *    a size whose product overflows, or whose array would exceed 2^56
+ *    bytes (no 64-bit address space holds more), is SSM_ERR_ARG.
+ *  - Validation: parameters (matrices, per-channel or per-mode arrays such
+ *    as A, B, C, D, Ad, Bd, lambda, dt and the S4D layer's parameters) are
+ *    checked, non-finite values are SSM_ERR_ARG; sequence data (inputs u,
+ *    x, delta, z, the scan's B and C, initial states, convolution kernels
+ *    K, which have the sequence's length) is never inspected: NaN and Inf
+ *    propagate as in any float code.  The skip term D follows the
+ *    parameter rule (ssm_conv_execute*, ssm_diag_scan/step,
+ *    ssm_lti_scan/step, the S4D layer, the Mamba block's set_param).  One
+ *    exception: ssm_selective_scan/step do not inspect A, D or delta_bias
+ *    either (a check would cost as much as a step; the Mamba block checks
+ *    them once, when they are set).
+ *  - Aliasing: a state may be carried in place (h0 == h_last, or the h of
+ *    a step function); the Mamba block and stack allow y == x.  No other
+ *    output may overlap any input.
+ *  - Accuracy statements ("error about eps log2(N) ||K|| ||u||", "~1e-7
+ *    normwise") bound the error against the exact result of the same
+ *    inputs: eps is the unit roundoff of the arithmetic named (2^-24 float,
+ *    2^-53 double), "normwise relative" is ||y - y_exact||_2 /
+ *    ||y_exact||_2 over the whole output.  The test suites check each such
+ *    bound against an independent reference (a direct sum, a long-double
+ *    or double loop, a closed form, a LAPACK residual, or golden values
+ *    computed by upstream PyTorch code, Mamba's selective_scan_ref in
+ *    float64) and print the ratio error / bound.
  */
 #ifndef SSM_COMMON_H
 #define SSM_COMMON_H
 
 #include <stdint.h>
 
-/* Complex arguments.  In C they ARE the C99 types of API.md:
+/* Complex arguments.  In C they ARE the C99 types:
  *   ssm_cdouble = double complex, ssm_cfloat = float complex
  * (interleaved re, im).  In C++, which has no C99 complex types, they are
  * std::complex<double> / std::complex<float>, which the C++ standard lays out

@@ -34,16 +34,45 @@ extern "C" {
  *
  * Threads: ssm_conv_execute and ssm_conv_execute_spectrum may run on one
  * plan (and one spectrum) from many threads at once; each call takes its
- * own scratch from fftwf_malloc (about N floats + N+2 complex per OpenMP
- * thread, plus the spectra of all channels, channels x (N/2+1) complex,
- * when ssm_conv_execute runs with fewer than 2 channels per thread) and
+ * own scratch, one aligned block allocated before its parallel region
+ * (about N floats + N+2 complex per OpenMP thread, plus the spectra of
+ * all channels, channels x (N/2+1) complex, when ssm_conv_execute runs
+ * with fewer than 2 channels per thread) and
  * runs OpenMP-parallel over the rows, one writer per row.  Create and
  * destroy take the library's FFTW lock, so they too may run concurrently
  * with anything (but destroy only once no call uses the plan).
  *
- * Memory: an allocation made by libssm that fails is SSM_ERR_NOMEM; FFTW
- * itself aborts the process when one of its internal allocations fails
- * (inside the planner), which cannot be intercepted. */
+ * FFTW and host programs.  FFTW's planner (every fftw_plan_* and
+ * fftw_destroy_plan call) is not thread-safe.  libssm serialises its own
+ * planner calls with a lock, and when it is loaded it calls
+ * fftw_make_planner_thread_safe() and fftwf_make_planner_thread_safe()
+ * once (FFTW >= 3.3.5; libfftw3_threads and libfftw3f_threads are linked
+ * for it): from then on every planner call in the process, the host
+ * program's own included, takes FFTW's mutex, so a host may plan its own
+ * transforms in threads while libssm runs.  A host that installs other
+ * hooks with fftw_set_planner_hooks replaces these and must serialise
+ * itself.  libssm never calls fftw_cleanup, never uses wisdom and never
+ * changes FFTW's thread settings.
+ *
+ * Plans of the free functions.  ssm_kernel_dplr and ssm_conv_execute_d
+ * have no object to keep plans in: they borrow double-precision plans
+ * from a process-wide cache of the 16 most recently used lengths
+ * (FFTW_ESTIMATE, so a cached and a fresh plan give the same bytes),
+ * freed when libssm is unloaded or the process exits.  It holds the
+ * FFTW twiddle tables of those lengths, about 16 n bytes per plan.
+ *
+ * The two ways libssm can end the process (documented, not avoidable from
+ * inside the library; every other failure is a status code):
+ *  - FFTW aborts (fftw_assertion_failed / abort) when one of its internal
+ *    allocations fails inside the planner (plans, twiddle tables).  The
+ *    buffers libssm allocates for FFTW are its own and fail with
+ *    SSM_ERR_NOMEM; FFTW's internal ones cannot be intercepted.
+ *  - libgomp (GCC's OpenMP runtime) prints "libgomp: Thread creation
+ *    failed" or an out-of-memory message and exits when it cannot create
+ *    or allocate its thread team at the first parallel region of a new
+ *    size.  Lower OMP_NUM_THREADS (or call omp_set_num_threads) where
+ *    threads or memory are scarce.
+ * Both happen only when the machine is out of memory or threads. */
 typedef struct ssm_conv_plan ssm_conv_plan;
 
 /* Plan for `channels` rows of length L.
@@ -59,8 +88,9 @@ SSM_API ssm_status ssm_conv_plan_create(ssm_conv_plan **plan, int64_t channels,
  * and then its batch rows; otherwise all spectra first, then the (batch,
  * channel) rows in parallel.  Both orders give the same bytes.
  * Errors: SSM_ERR_ARG (plan, K, u or y NULL, batch < 1, overflow of
- * batch*channels*L), SSM_ERR_NOMEM.  K, D, u are never inspected: non-finite
- * values propagate. */
+ * batch*channels*L, a non-finite D), SSM_ERR_NOMEM.  D is a parameter and
+ * checked as in ssm_diag_scan; K and u have the sequence's length and are
+ * never inspected: non-finite values propagate. */
 SSM_API ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
                                     const float *K, const float *D,
                                     const float *u, float *y);
@@ -89,7 +119,7 @@ SSM_API void ssm_conv_spectrum_destroy(ssm_conv_spectrum *spec); /* NULL: no-op 
 /* ssm_conv_execute with the kernel spectra precomputed: the same bytes as
  * ssm_conv_execute(plan, batch, K, D, u, y) for the K of `spec`, without
  * the kernel transforms.  Errors: SSM_ERR_ARG (NULL, batch < 1, overflow,
- * spec made for another channels/L), SSM_ERR_NOMEM. */
+ * spec made for another channels/L, a non-finite D), SSM_ERR_NOMEM. */
 SSM_API ssm_status ssm_conv_execute_spectrum(const ssm_conv_plan *plan,
                                              const ssm_conv_spectrum *spec,
                                              int64_t batch, const float *D,
@@ -97,12 +127,12 @@ SSM_API ssm_status ssm_conv_execute_spectrum(const ssm_conv_plan *plan,
 
 /* Double-precision twin of ssm_conv_execute for verification paths, in
  * one call: K [channels][L], D [channels] or NULL, u, y
- * [batch][channels][L].  Makes and destroys its FFTW plans inside (under
- * the library's FFTW lock, FFTW_ESTIMATE), OpenMP-parallel over rows, the
- * same bytes for any thread count.  Error about
- * eps_double log2(N) ||K[c]|| ||u[b,c]||.
- * Errors: SSM_ERR_ARG (NULL, sizes < 1, overflow, 2L too large for int),
- * SSM_ERR_NOMEM, SSM_ERR_FFTW.  Reentrant. */
+ * [batch][channels][L].  Its FFTW plans come from the library's plan
+ * cache (see above: planned once per padded length, FFTW_ESTIMATE),
+ * OpenMP-parallel over rows, the same bytes for any thread count and on
+ * every call.  Error about eps_double log2(N) ||K[c]|| ||u[b,c]||.
+ * Errors: SSM_ERR_ARG (NULL, sizes < 1, overflow, 2L too large for int, a
+ * non-finite D), SSM_ERR_NOMEM, SSM_ERR_FFTW.  Reentrant. */
 SSM_API ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels,
                                       int64_t L, const double *K,
                                       const double *D, const double *u,

@@ -35,8 +35,16 @@ typedef enum ssm_measure {
  *         b = [1, 0, sqrt2, 0, sqrt2, 0, ...]; n must be even
  *         (u(t - s) ~ x_0 + sqrt2 sum_j (x_2j cos 2 pi j s + x_2j+1 sin 2 pi j s))
  * A window of length theta is A/theta, B/theta.
+ * Against PyTorch S4 (state-spaces/s4, hippo.py, transition()): LEGS and
+ * LAGT (S4's 'lagt' with beta = 1) are the same matrices; S4 halves LEGT
+ * ("halve again for timescale correctness") and builds 'fourier'/'fout'
+ * without the factor 2 above, so S4's LEGT and FOUT are these A/2, B/2:
+ * a window of length 2 in these units (theta = 2).  To reproduce S4's,
+ * call ssm_hippo and halve A and B.  The HiPPO paper's own LegT (theta = 1)
+ * is LEGT here.
  * Errors: SSM_ERR_ARG (A or B NULL, n < 1, unknown measure, odd n for FOUT,
- * n*n overflowing int64_t or the address space).
+ * A larger than 2^56 bytes: no 64-bit address space holds it, so n >= 2^26
+ * is refused).
  * Thread-safety: pure function of its arguments, no allocation. */
 SSM_API ssm_status ssm_hippo(ssm_measure m, int64_t n, double *A, double *B);
 
@@ -48,7 +56,9 @@ SSM_API ssm_status ssm_hippo(ssm_measure m, int64_t n, double *A, double *B);
  *   LAGT: p_0[i] = sqrt(1/2)
  *   FOUT: p_0 = sqrt2 b                    (the others: A + P^T P skew)
  * so Re(lambda) = -1/2 for LEGS and 0 for the others.
- * rank >= 1 (>= 2 for LEGT); rows of Pt beyond the measure's are zero.
+ * 1 <= rank <= max(n, 2) (rank >= 2 for LEGT); rows of Pt beyond the
+ * measure's are zero (a correction of an n x n matrix never needs more
+ * than n rows).
  * All n eigenvalues are returned (no conjugate halving); order and
  * eigenvector phases are unspecified.
  * Shapes: lambda [n]; Pt [rank][n] (Pt[r*n + j] = (pt_r)_j); Bt = V^* B [n];
@@ -58,8 +68,9 @@ SSM_API ssm_status ssm_hippo(ssm_measure m, int64_t n, double *A, double *B);
  * (no complex BLAS/LAPACK is called); workspace (about 12 n^2 doubles plus
  * 3 n^2 complex) is allocated inside.  Accuracy: ||V^*V - I|| and
  * ||A - reconstruction|| / ||A|| are a small multiple of n eps.
- * Errors: SSM_ERR_ARG (NULL pointer, n < 1, rank below the minimum, unknown
- * measure, odd n for FOUT, n*n or rank*n overflowing int64_t);
+ * Errors: SSM_ERR_ARG (NULL pointer, n < 1, rank below the minimum or
+ * above max(n, 2), unknown measure, odd n for FOUT, V or Pt larger than
+ * 2^56 bytes, the most any 64-bit address space holds);
  * SSM_ERR_NOMEM (workspace not allocatable, or beyond LAPACK's 32-bit
  * index range: n > 16383); SSM_ERR_LAPACK (dsyevd did not converge).
  * Thread-safety: reentrant, no global state; results depend on the BLAS

@@ -17,6 +17,16 @@
  * float), so the convolution and recurrent modes agree to float rounding
  * (normwise ~1e-6 at L = 16384) at every dt.
  *
+ * Stability.  The layer must be a stable filter: every discrete |Ad| <= 1
+ * (up to the float rounding of unit-modulus values, |Ad|^2 <= 1 + 4
+ * FLT_EPSILON).  create and set_params refuse parameters that break this
+ * with SSM_ERR_NUMERIC (set_params then leaves the layer unchanged), in
+ * particular SSM_EULER at dt |lambda|^2 > 2 |Re lambda|: forward Euler is
+ * stable only for small dt, and with the complex inits (LIN, LEGS, INV),
+ * whose |Im lambda| grows with n, almost never.  So for finite inputs both
+ * modes give finite outputs, and neither reports an error the other does
+ * not.  Non-finite inputs propagate (NaN in, NaN out) in both modes.
+ *
  * Threads: forward, forward_state, step, get_params, get_discrete, kernel
  * and info may run concurrently on one layer (forward's cache of the
  * kernel spectra is behind a mutex and shared by concurrent calls).
@@ -41,9 +51,11 @@ typedef struct ssm_s4d_layer ssm_s4d_layer;
  * (per channel in this order): dt log-uniform in [1e-3, 1e-1], C ~ complex
  * N(0, 1) (real and imaginary parts N(0, 1/2)), D ~ N(0, 1); B = 1.
  * disc: any ssm_disc (ZOH and BILINEAR are the S4D choices; EULER is only
- * stable for small dt).  The same seed gives the same layer.
+ * stable for small dt, see Stability above).  The same seed gives the same
+ * layer.
  * Errors: SSM_ERR_ARG (layer NULL, channels or n < 1, overflow, bad init or
- * disc), SSM_ERR_NOMEM, SSM_ERR_LAPACK (LEGS init), SSM_ERR_NUMERIC.
+ * disc), SSM_ERR_NOMEM, SSM_ERR_LAPACK (LEGS init), SSM_ERR_NUMERIC (the
+ * drawn dt make an unstable discretization, some |Ad| > 1: EULER).
  * *layer is NULL on error. */
 SSM_API ssm_status ssm_s4d_layer_create(ssm_s4d_layer **layer, int64_t channels,
                                         int64_t n, ssm_s4d_init init,
@@ -57,7 +69,8 @@ SSM_API void ssm_s4d_layer_destroy(ssm_s4d_layer *layer);   /* NULL is a no-op *
  * All or nothing: on any error the layer is unchanged.  Recomputes the
  * discrete parameters and drops the cached kernel (D alone keeps it).
  * Errors: SSM_ERR_ARG (layer NULL, a check above), SSM_ERR_NOMEM,
- * SSM_ERR_NUMERIC (singular GBT step or discrete values overflowing float).
+ * SSM_ERR_NUMERIC (singular GBT step, discrete values overflowing float,
+ * or an unstable discretization: some |Ad| > 1, see Stability above).
  * Not thread-safe on one layer (see above). */
 SSM_API ssm_status ssm_s4d_layer_set_params(ssm_s4d_layer *layer,
                                             const ssm_cdouble *lambda,
@@ -123,8 +136,8 @@ SSM_API ssm_status ssm_s4d_layer_forward_state(const ssm_s4d_layer *layer,
 
 /* One sample per channel (streaming inference): h [batch][H][N] updated in
  * place (start from zeros), x, y [batch][H].  L steps give bit for bit the
- * recurrent forward of length L.  Errors: SSM_ERR_ARG (NULL, batch < 1,
- * overflow), SSM_ERR_NOMEM.  Reentrant. */
+ * recurrent forward of length L.  No allocation.  Errors: SSM_ERR_ARG
+ * (NULL, batch < 1, overflow).  Reentrant. */
 SSM_API ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, ssm_cfloat *h,
                                       int64_t batch, const float *x,
                                       float *y);

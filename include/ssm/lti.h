@@ -44,7 +44,9 @@ SSM_API ssm_status ssm_lti_scan(int64_t batch, int64_t n, int64_t nout,
 
 /* One step of the same recurrence for streaming: h [B][N] is read and
  * updated in place, u [B], y [B][O].  Bit for bit ssm_lti_scan with L = 1
- * and h0 = h_last = h.  Errors and thread-safety as ssm_lti_scan. */
+ * and h0 = h_last = h.  No allocation for n <= 1024 (the new state, n
+ * doubles, is kept on the stack); a larger n allocates n doubles per call
+ * (SSM_ERR_NOMEM possible).  Errors and thread-safety as ssm_lti_scan. */
 SSM_API ssm_status ssm_lti_step(int64_t batch, int64_t n, int64_t nout,
                                 float *h, const float *Ad, const float *Bd,
                                 const float *C, const float *D,

@@ -94,7 +94,8 @@ SSM_API ssm_status ssm_kernel_diag(int64_t n, const ssm_cdouble *Ad,
  * Ct = C (I - Abar^L), through Cauchy sums at g_j = (2i/dt) tan(pi j / L),
  * the Woodbury identity for any rank (a rank x rank complex solve per
  * node), the factor 2/(1 + omega_j) = 1 + i tan(pi j / L), and one complex
- * inverse FFT (FFTW, FFTW_ESTIMATE, planned under the library's FFTW lock);
+ * inverse FFT (FFTW, FFTW_ESTIMATE, plans borrowed from the library's
+ * cache of 16 lengths, see ssm/conv.h: planned once per L, not per call);
  * never by forming Abar or its powers.  Ct is computed by L applications of
  * Abar to the row vector C through the DPLR structure (O(n rank) each);
  * that sweep also yields the direct values C Abar^l Bbar, whose forward FFT
@@ -110,8 +111,9 @@ SSM_API ssm_status ssm_kernel_diag(int64_t n, const ssm_cdouble *Ad,
  * overflowing, non-finite lambda, P, Q, B or C), SSM_ERR_NOMEM,
  * SSM_ERR_FFTW (no plan), SSM_ERR_NUMERIC (I - dt/2 A singular, or a
  * 1 - dt/2 lambda_k = 0 on which the DPLR splitting rests; K not finite).
- * Thread-safe (FFTW planning is serialised by the library's lock); no
- * OpenMP inside. */
+ * Thread-safe (FFTW planning is serialised by the library's lock and FFTW's
+ * planner hooks, see ssm/conv.h); no OpenMP inside.  May end the process
+ * only where ssm/conv.h says (FFTW's planner out of memory). */
 SSM_API ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
                                    const ssm_cdouble *lambda,
                                    const ssm_cdouble *P,

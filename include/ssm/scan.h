@@ -14,6 +14,13 @@
 extern "C" {
 #endif
 
+/* Arguments of ssm_selective_scan, filled by the caller (designated
+ * initializers recommended; every pointer not given is then NULL).  ABI:
+ * this layout is frozen for the 1.x series.  Unlike ssm_mamba_config it has
+ * no struct_size (it is fixed by the published API and other interfaces,
+ * such as the backward pass, take it as is); a version that needs more
+ * fields adds a new struct and a new function instead of growing this one,
+ * so programs compiled against this header keep working. */
 typedef struct ssm_scan_args {
     int64_t batch, dim, dstate, len;
     int64_t ngroups;          /* B and C shared by dim/ngroups channels; >= 1, divides dim */
@@ -57,7 +64,8 @@ typedef struct ssm_scan_args {
  * portable kernels, chosen at run time (results agree across them to
  * rounding; on one machine they are reproducible bit for bit).
  * Memory: per-thread tiles, plus O(batch*dim*dstate) carries on the chunked
- * path; allocates, so not async-signal-safe.
+ * path; allocates, so not async-signal-safe.  An OpenMP runtime that cannot
+ * create its thread team ends the process (libgomp does; see ssm/conv.h).
  * Thread safety: reentrant; calls on different outputs may run at once. */
 SSM_API ssm_status ssm_selective_scan(const ssm_scan_args *args);
 
@@ -68,8 +76,11 @@ SSM_API ssm_status ssm_selective_scan(const ssm_scan_args *args);
  * Bit for bit the results of ssm_selective_scan with len = 1 (so L steps
  * equal one scan of length L bit for bit on the channel-parallel path, and to
  * rounding where the scan takes its time-chunked path).
+ * No allocation: the state is updated in place and the kernels read B and
+ * C where they are, so streaming never allocates (and never fails for
+ * memory).  Parallel over (batch, channel) once batch*dim*dstate > 4096.
  * Errors: SSM_ERR_ARG (h, u, delta, A, B, C or y NULL; a size < 1; ngroups
- * not dividing dim; overflow), SSM_ERR_NOMEM.  Reentrant. */
+ * not dividing dim; overflow).  Reentrant. */
 SSM_API ssm_status ssm_selective_step(int64_t batch, int64_t dim,
                                       int64_t dstate, int64_t ngroups,
                                       float *h, const float *u,
@@ -106,8 +117,10 @@ SSM_API ssm_status ssm_diag_scan(int64_t batch, int64_t channels, int64_t n,
 /* One step of the same recurrence for streaming (one sample per channel):
  * h [batch][channels][n] is read and updated in place; u, y
  * [batch][channels].  Bit for bit ssm_diag_scan with L = 1 and
- * h0 == h_last == h (it runs the very same code), so L calls equal one scan
- * of length L.  Errors: as ssm_diag_scan, and h NULL.  Reentrant. */
+ * h0 == h_last == h (it runs the very same row code), so L calls equal one
+ * scan of length L.  No allocation (the modes are processed in tiles of 256
+ * on the stack).  Errors: as ssm_diag_scan but never SSM_ERR_NOMEM, and h
+ * NULL.  Reentrant. */
 SSM_API ssm_status ssm_diag_step(int64_t batch, int64_t channels, int64_t n,
                                  ssm_cfloat *h, const ssm_cfloat *Ad,
                                  const ssm_cfloat *Bd, const ssm_cfloat *C,

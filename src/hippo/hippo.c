@@ -2,7 +2,7 @@
  * hippo.c -- HiPPO transition matrices (Gu, Dao, Ermon, Rudra, Re 2020,
  * "HiPPO: Recurrent Memory with Optimal Polynomial Projections").
  *
- * The matrices are the ones of API.md's table; each formula cites the
+ * The matrices are the ones of the table in include/ssm/hippo.h; each formula cites the
  * paper's derivation (Appendix D of the HiPPO paper).  The normal-plus-low-
  * rank form and the S4D initialisations live in nplr.c.
  */

@@ -33,7 +33,7 @@
 
 #include "hippo_internal.h"
 
-/* Rows of the low-rank factor P of each measure (API.md). */
+/* Rows of the low-rank factor P of each measure (include/ssm/hippo.h). */
 static int64_t nplr_min_rank(ssm_measure m)
 {
     return m == SSM_LEGT ? 2 : 1;
@@ -300,11 +300,18 @@ static int nplr_args_ok(ssm_measure m, int64_t n, int64_t rank,
     int64_t t;
     if (!ssmi_hippo_measure_ok(m) || !lambda || !Pt || !Bt || !V)
         return 0;
-    /* Only int64 overflow of n*n or rank*n is a bad argument (API.md); a
-     * size whose arrays cannot exist fails later as SSM_ERR_NOMEM. */
-    if (!ssmi_sizes_ok(&t, 0, 2, n, n) || !ssmi_sizes_ok(&t, 0, 2, rank, n))
+    /* The caller's arrays must be able to exist: V [n][n] and Pt [rank][n]
+     * complex, in bytes (SSMI_MAX_BYTES).  A size whose arrays could exist
+     * but whose workspace cannot be had fails later as SSM_ERR_NOMEM. */
+    if (!ssmi_sizes_ok(&t, sizeof(double complex), 2, n, n) ||
+        !ssmi_sizes_ok(&t, sizeof(double complex), 2, rank, n))
         return 0;
-    if (rank < nplr_min_rank(m) || (m == SSM_FOUT && (n & 1)))
+    /* A low-rank correction of an n x n matrix has at most n independent
+     * rows: a rank above max(n, minimum) only asks for rows of zeros, and
+     * bounding it keeps the zero-filling loop within an array that exists
+     * (rank = 2^40 at n = 1 would otherwise write 16 TiB). */
+    if (rank < nplr_min_rank(m) || rank > (n > 2 ? n : 2) ||
+        (m == SSM_FOUT && (n & 1)))
         return 0;
     return 1;
 }

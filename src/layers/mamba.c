@@ -236,10 +236,9 @@ ssm_status ssm_mamba_create(ssm_mamba **blk, const ssm_mamba_config *cfg,
     *blk = NULL;
     ssm_mamba_config c;
     SSM_TRY(ssm_mamba_config_resolve(cfg, &c));
-    ssm_mamba *m = ssmi_alloc(1, sizeof *m);
+    ssm_mamba *m = ssmi_calloc(1, sizeof *m);
     if (!m)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(m, 0, sizeof *m);
     m->dm = c.d_model; m->di = c.expand * c.d_model; m->n = c.d_state;
     m->k = c.d_conv; m->r = c.dt_rank; m->xr = m->r + 2 * m->n;
     m->cnt[SSM_MAMBA_IN_PROJ] = 2 * m->di * m->dm;
@@ -382,10 +381,9 @@ ssm_status ssm_mamba_state_create(ssm_mamba_state **st, const ssm_mamba *blk,
         !ssmi_sizes_ok(&nh, sizeof(float), 3, max_batch, blk->di, blk->n) ||
         !ssmi_sizes_ok(&nws, sizeof(float), 2, max_batch, per))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_state *s = ssmi_alloc(1, sizeof *s);
+    ssm_mamba_state *s = ssmi_calloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(s, 0, sizeof *s);
     s->dm = blk->dm; s->di = blk->di; s->n = blk->n; s->k = blk->k;
     s->r = blk->r; s->maxb = max_batch;
     s->conv = ssmi_alloc((size_t)nconv, sizeof(float));
@@ -513,109 +511,166 @@ static int64_t block_ws_count(const ssm_mamba *m, int64_t B, int64_t L)
     return tot;
 }
 
-static ssm_status block_forward_ws(const ssm_mamba *m, int64_t B, int64_t L,
-                             const float *x, float *y, ssm_mamba_state *st,
-                             float *ws, ssmi_mamba_timing *tm)
-{
-    const int64_t dm = m->dm, di = m->di, n = m->n, k = m->k, r = m->r;
-    const int64_t lp = L + k - 1;
-    float *xp = ws;                  /* [B][Di][Lp] */
-    float *z = xp + B * di * lp;     /* [B][Di][L] */
-    float *u = z + B * di * L;
-    float *delta = u + B * di * L;
-    float *ys = delta + B * di * L;
-    float *dtl = ys + B * di * L;    /* [B][R][L] */
-    float *bt = dtl + B * r * L;     /* [B][N][L] */
-    float *ct = bt + B * n * L;
-    const float *win = m->p[SSM_MAMBA_IN_PROJ];
-    const float *wx = m->p[SSM_MAMBA_X_PROJ];
-    double t0 = 0.0;
-    TM_START(tm, t0);
+/* The workspace of one block forward, carved into its arrays (all
+ * channel-major, the scan's layout). */
+typedef struct block_ws {
+    int64_t B, L, lp;       /* lp = L + K - 1: conv input with left context */
+    float *xp;              /* [B][Di][Lp] in_proj x half, after K-1 context columns */
+    float *z;               /* [B][Di][L]  in_proj z half */
+    float *u;               /* [B][Di][L]  conv + silu output, the scan's u */
+    float *delta;           /* [B][Di][L]  dt_proj output (bias added in the scan) */
+    float *ys;              /* [B][Di][L]  scan output */
+    float *dtl;             /* [B][R][L]   x_proj dt rows */
+    float *bt, *ct;         /* [B][N][L]   x_proj B and C rows */
+} block_ws;
 
-    /* in_proj, channel-major: xp_b[:, K-1:] = Win_x x_b^T, z_b = Win_z x_b^T */
-    for (int64_t b = 0; b < B; b++) {
+static block_ws block_ws_carve(const ssm_mamba *m, int64_t B, int64_t L, float *ws)
+{
+    block_ws w;
+    const int64_t di = m->di;
+    w.B = B; w.L = L; w.lp = L + m->k - 1;
+    w.xp = ws;
+    w.z = w.xp + B * di * w.lp;
+    w.u = w.z + B * di * L;
+    w.delta = w.u + B * di * L;
+    w.ys = w.delta + B * di * L;
+    w.dtl = w.ys + B * di * L;
+    w.bt = w.dtl + B * m->r * L;
+    w.ct = w.bt + B * m->n * L;
+    return w;
+}
+
+/* Stage 1, in_proj, channel-major: xp_b[:, K-1:] = Win_x x_b^T,
+ * z_b = Win_z x_b^T (Mamba, figure 3: the two branches). */
+static void fwd_in_proj(const ssm_mamba *m, const block_ws *w, const float *x)
+{
+    const int64_t dm = m->dm, di = m->di, k = m->k, L = w->L, lp = w->lp;
+    const float *win = m->p[SSM_MAMBA_IN_PROJ];
+    for (int64_t b = 0; b < w->B; b++) {
         const float *xb = x + b * L * dm;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)di, (int)L,
                     (int)dm, 1.0f, win, (int)dm, xb, (int)dm, 0.0f,
-                    xp + b * di * lp + (k - 1), (int)lp);
+                    w->xp + b * di * lp + (k - 1), (int)lp);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)di, (int)L,
                     (int)dm, 1.0f, win + di * dm, (int)dm, xb, (int)dm, 0.0f,
-                    z + b * di * L, (int)L);
+                    w->z + b * di * L, (int)L);
     }
-    TM_LAP(tm, t0, gemm);
+}
 
-    /* Causal depthwise conv (left context: the state's last K-1 inputs, or
-     * zeros), bias, silu; then the new conv state = last K inputs. */
-    {
-        const float *cw = m->p[SSM_MAMBA_CONV_W], *cb = m->p[SSM_MAMBA_CONV_B];
-        float *cs = st ? st->conv : NULL;
-        #pragma omp parallel for collapse(2) schedule(static) if (B * di * L > PAR_MIN)
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t d = 0; d < di; d++) {
-                float *row = xp + (b * di + d) * lp;
-                float *ub = u + (b * di + d) * L;
-                float *csd = cs ? cs + (b * di + d) * k : NULL;
-                for (int64_t j = 0; j < k - 1; j++)
-                    row[j] = csd ? csd[j + 1] : 0.0f;
-                /* Tap-outer, time-inner: the inner loops vectorize, and each
-                 * output still sums bias, tap 0, tap 1, ... in the order of
-                 * conv_window (the step path), so both round alike. */
+/* Stage 2: causal depthwise conv (left context: the state's last K-1
+ * inputs, or zeros), bias, silu.  The conv state itself is written only
+ * after the scan succeeded (fwd_keep_conv_state). */
+static void fwd_conv(const ssm_mamba *m, const block_ws *w, const ssm_mamba_state *st)
+{
+    const int64_t di = m->di, k = m->k, L = w->L, lp = w->lp, B = w->B;
+    const float *cw = m->p[SSM_MAMBA_CONV_W], *cb = m->p[SSM_MAMBA_CONV_B];
+    const float *cs = st ? st->conv : NULL;
+    #pragma omp parallel for collapse(2) schedule(static) if (B * di * L > PAR_MIN)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t d = 0; d < di; d++) {
+            float *row = w->xp + (b * di + d) * lp;
+            float *ub = w->u + (b * di + d) * L;
+            const float *csd = cs ? cs + (b * di + d) * k : NULL;
+            for (int64_t j = 0; j < k - 1; j++)
+                row[j] = csd ? csd[j + 1] : 0.0f;
+            /* Tap-outer, time-inner: the inner loops vectorize, and each
+             * output still sums bias, tap 0, tap 1, ... in the order of
+             * conv_window (the step path), so both round alike. */
+            for (int64_t t = 0; t < L; t++)
+                ub[t] = cb[d];
+            for (int64_t j = 0; j < k; j++) {
+                const float wj = cw[d * k + j];
+                const float *src = row + j;
                 for (int64_t t = 0; t < L; t++)
-                    ub[t] = cb[d];
-                for (int64_t j = 0; j < k; j++) {
-                    const float wj = cw[d * k + j];
-                    const float *src = row + j;
-                    for (int64_t t = 0; t < L; t++)
-                        ub[t] += wj * src[t];
-                }
-                for (int64_t t = 0; t < L; t++)
-                    ub[t] = silu_f(ub[t]);
-                if (csd)
-                    memcpy(csd, row + lp - k, (size_t)k * sizeof(float));
+                    ub[t] += wj * src[t];
             }
-    }
-    TM_LAP(tm, t0, conv);
+            for (int64_t t = 0; t < L; t++)
+                ub[t] = silu_f(ub[t]);
+        }
+}
 
-    /* x_proj (dt | B | C rows) and dt_proj, all channel-major [.][L]. */
-    for (int64_t b = 0; b < B; b++) {
-        const float *ub = u + b * di * L;
+/* Stage 3: x_proj (dt | B | C rows) and dt_proj, all channel-major [.][L]
+ * (Mamba, algorithm 2: s_B, s_C, s_Delta are linear in the input). */
+static void fwd_x_proj(const ssm_mamba *m, const block_ws *w)
+{
+    const int64_t di = m->di, n = m->n, r = m->r, L = w->L;
+    const float *wx = m->p[SSM_MAMBA_X_PROJ];
+    for (int64_t b = 0; b < w->B; b++) {
+        const float *ub = w->u + b * di * L;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)L,
                     (int)di, 1.0f, wx, (int)di, ub, (int)L, 0.0f,
-                    dtl + b * r * L, (int)L);
+                    w->dtl + b * r * L, (int)L);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)L,
                     (int)di, 1.0f, wx + r * di, (int)di, ub, (int)L, 0.0f,
-                    bt + b * n * L, (int)L);
+                    w->bt + b * n * L, (int)L);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)L,
                     (int)di, 1.0f, wx + (r + n) * di, (int)di, ub, (int)L,
-                    0.0f, ct + b * n * L, (int)L);
+                    0.0f, w->ct + b * n * L, (int)L);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)di, (int)L,
                     (int)r, 1.0f, m->p[SSM_MAMBA_DT_PROJ_W], (int)r,
-                    dtl + b * r * L, (int)L, 0.0f, delta + b * di * L, (int)L);
+                    w->dtl + b * r * L, (int)L, 0.0f, w->delta + b * di * L, (int)L);
     }
-    TM_LAP(tm, t0, gemm);
+}
 
-    /* Selective scan (Mamba, algorithm 2): dt = softplus(delta + dt bias),
-     * y = (C h + D u) * silu(z). */
+/* Stage 4: the selective scan (Mamba, algorithm 2): dt = softplus(delta +
+ * dt bias), y = (C h + D u) * silu(z); h carried in st when given. */
+static ssm_status fwd_scan(const ssm_mamba *m, const block_ws *w, ssm_mamba_state *st)
+{
     ssm_scan_args a;
     memset(&a, 0, sizeof a);
-    a.batch = B; a.dim = di; a.dstate = n; a.len = L; a.ngroups = 1;
-    a.u = u; a.delta = delta; a.A = m->A; a.B = bt; a.C = ct;
-    a.D = m->p[SSM_MAMBA_D]; a.z = z; a.delta_bias = m->p[SSM_MAMBA_DT_PROJ_B];
+    a.batch = w->B; a.dim = m->di; a.dstate = m->n; a.len = w->L; a.ngroups = 1;
+    a.u = w->u; a.delta = w->delta; a.A = m->A; a.B = w->bt; a.C = w->ct;
+    a.D = m->p[SSM_MAMBA_D]; a.z = w->z; a.delta_bias = m->p[SSM_MAMBA_DT_PROJ_B];
     a.delta_softplus = 1;
     a.h0 = st ? st->h : NULL;
     a.h_last = st ? st->h : NULL;
-    a.y = ys;
-    /* Arguments were validated above: a failure here is a library bug, but
-     * it is still reported rather than ignored. */
-    SSM_TRY(ssm_selective_scan(&a));
-    TM_LAP(tm, t0, scan);
+    a.y = w->ys;
+    /* Arguments were validated by the caller: only SSM_ERR_NOMEM can come
+     * back, and it leaves h untouched (the scan allocates before it runs). */
+    return ssm_selective_scan(&a);
+}
 
-    /* out_proj back to token-major: y_b [L][Dm] = ys_b^T Wout^T. */
-    for (int64_t b = 0; b < B; b++)
+/* Stage 5, after a successful scan: the new conv state = the last K
+ * pre-conv inputs, still in xp.  So a failed forward leaves st untouched,
+ * conv state and h alike. */
+static void fwd_keep_conv_state(const ssm_mamba *m, const block_ws *w, ssm_mamba_state *st)
+{
+    const int64_t k = m->k, lp = w->lp;
+    for (int64_t i = 0; i < w->B * m->di; i++)
+        memcpy(st->conv + i * k, w->xp + i * lp + lp - k, (size_t)k * sizeof(float));
+}
+
+/* Stage 6, out_proj back to token-major: y_b [L][Dm] = ys_b^T Wout^T. */
+static void fwd_out_proj(const ssm_mamba *m, const block_ws *w, float *y)
+{
+    const int64_t dm = m->dm, di = m->di, L = w->L;
+    for (int64_t b = 0; b < w->B; b++)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)L, (int)dm,
-                    (int)di, 1.0f, ys + b * di * L, (int)L,
+                    (int)di, 1.0f, w->ys + b * di * L, (int)L,
                     m->p[SSM_MAMBA_OUT_PROJ], (int)di, 0.0f, y + b * L * dm,
                     (int)dm);
+}
+
+/* Block forward (Mamba, section 3.4, figure 3) on a caller's workspace of
+ * block_ws_count floats, stage by stage. */
+static ssm_status block_forward_ws(const ssm_mamba *m, int64_t B, int64_t L,
+                                   const float *x, float *y, ssm_mamba_state *st,
+                                   float *ws, ssmi_mamba_timing *tm)
+{
+    const block_ws w = block_ws_carve(m, B, L, ws);
+    double t0 = 0.0;
+    TM_START(tm, t0);
+    fwd_in_proj(m, &w, x);
+    TM_LAP(tm, t0, gemm);
+    fwd_conv(m, &w, st);
+    TM_LAP(tm, t0, conv);
+    fwd_x_proj(m, &w);
+    TM_LAP(tm, t0, gemm);
+    SSM_TRY(fwd_scan(m, &w, st));
+    TM_LAP(tm, t0, scan);
+    if (st)
+        fwd_keep_conv_state(m, &w, st);
+    fwd_out_proj(m, &w, y);
     TM_LAP(tm, t0, gemm);
     return SSM_OK;
 }
@@ -748,19 +803,19 @@ ssm_status ssm_mamba_stack_create(ssm_mamba_stack **stk,
     if (n_layers < 1 || n_layers > INT_MAX ||
         !ssmi_sizes_ok(&nn, sizeof(float), 2, n_layers + 1, c.d_model))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_stack *s = ssmi_alloc(1, sizeof *s);
+    ssm_mamba_stack *s = ssmi_calloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(s, 0, sizeof *s);
     s->nl = n_layers;
     s->dm = c.d_model;
-    s->blk = ssmi_alloc((size_t)n_layers, sizeof *s->blk);
+    /* Zeroed at once: a failure below destroys the stack, which must then
+     * see only NULL or valid blocks (ssm_mamba_destroy(NULL) is a no-op). */
+    s->blk = ssmi_calloc((size_t)n_layers, sizeof *s->blk);
     s->norm = ssmi_alloc((size_t)nn, sizeof(float));
     if (!s->blk || !s->norm) {
         ssm_mamba_stack_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    memset(s->blk, 0, (size_t)n_layers * sizeof *s->blk);
     for (int64_t i = 0; i < nn; i++)
         s->norm[i] = 1.0f;
     ssmi_rng g = { seed };
@@ -843,19 +898,18 @@ ssm_status ssm_mamba_stack_state_create(ssm_mamba_stack_state **st,
     if (!stk || max_batch < 1 || max_batch > INT_MAX ||
         !ssmi_sizes_ok(&nb, sizeof(float), 2, max_batch, stk->dm))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba_stack_state *s = ssmi_alloc(1, sizeof *s);
+    ssm_mamba_stack_state *s = ssmi_calloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(s, 0, sizeof *s);
     s->nl = stk->nl; s->dm = stk->dm; s->maxb = max_batch;
-    s->st = ssmi_alloc((size_t)stk->nl, sizeof *s->st);
+    /* Zeroed at once, as the blocks of ssm_mamba_stack_create. */
+    s->st = ssmi_calloc((size_t)stk->nl, sizeof *s->st);
     s->normed = ssmi_alloc((size_t)nb, sizeof(float));
     s->out = ssmi_alloc((size_t)nb, sizeof(float));
     if (!s->st || !s->normed || !s->out) {
         ssm_mamba_stack_state_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    memset(s->st, 0, (size_t)stk->nl * sizeof *s->st);
     for (int64_t l = 0; l < stk->nl; l++) {
         ssm_status e = ssm_mamba_state_create(&s->st[l], stk->blk[l], max_batch);
         if (e != SSM_OK) {

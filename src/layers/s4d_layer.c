@@ -20,11 +20,15 @@
  * forward calls on one layer share them without holding the lock during
  * the FFTs.
  */
+#include <float.h>
 #include <pthread.h>
 #include <string.h>
 
 #include "s4/conv_internal.h"
 #include "scan/scan_internal.h"
+
+/* Largest |Ad|^2 - 1 accepted (see discretize_all): 4 float epsilons. */
+#define SSMI_S4D_AD_MARGIN (4.0 * (double)FLT_EPSILON)
 
 typedef struct conv_cache {
     int64_t L;
@@ -108,6 +112,18 @@ static ssm_status discretize_all(const ssm_s4d_layer *ly,
     if (!ssmi_finite_cf(Ad, H * n) || !ssmi_finite_cf(Bd, H * n) ||
         !ssmi_finite_cf(Ce, H * n))
         return SSM_FAIL(SSM_ERR_NUMERIC);
+    /* The layer is a stable filter in both modes or it is refused here:
+     * with |Ad| > 1 (forward Euler at dt |lambda|^2 > 2 |Re lambda|) the
+     * outputs grow like |Ad|^t, the recurrent mode overflows to inf/NaN
+     * after a while and the convolution kernel overflows for long L, so the
+     * two modes could not agree.  The margin covers the float rounding of
+     * a unit-modulus Ad (Re lambda = 0 with ZOH or bilinear): each part
+     * rounds by at most 2^-24 relative, |Ad|^2 by at most ~2^-23. */
+    for (int64_t i = 0; i < H * n; i++) {
+        const double re = crealf(Ad[i]), im = cimagf(Ad[i]);
+        if (re * re + im * im > 1.0 + SSMI_S4D_AD_MARGIN)
+            return SSM_FAIL(SSM_ERR_NUMERIC);
+    }
     return SSM_OK;
 }
 
@@ -138,9 +154,8 @@ ssm_status ssm_s4d_layer_create(ssm_s4d_layer **layer, int64_t channels,
     if (!ssmi_sizes_ok(&hn, sizeof(double complex), 2, channels, n) ||
         !valid_init(init) || !valid_disc(disc))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_s4d_layer *ly = ssmi_alloc(1, sizeof *ly);
+    ssm_s4d_layer *ly = ssmi_calloc(1, sizeof *ly);
     if (ly == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(ly, 0, sizeof *ly);
     if (pthread_mutex_init(&ly->mu, NULL) != 0) {
         ssmi_free(ly);
         return SSM_FAIL(SSM_ERR_NOMEM);
@@ -289,23 +304,29 @@ static ssm_status build_kernel(const ssm_s4d_layer *ly, int64_t L, float *K)
 {
     const int64_t H = ly->H, n = ly->n;
     int fail = 0;   /* 0, or the first failing status seen by any thread */
-#pragma omp parallel
+    /* Per thread: the promoted parameters (3n complex) and a double kernel
+     * row (L); sizes checked by the callers (n by create, L in bytes). */
+    const size_t pbytes = (size_t)(3 * n) * sizeof(double complex);
+    ssmi_scratch sc;
+    SSM_TRY(ssmi_scratch_init(&sc, pbytes + (size_t)L * sizeof(double), H));
+#pragma omp parallel num_threads(sc.nt)
     {
-        double complex *p = ssmi_alloc((size_t)(3 * n), sizeof *p);
-        double *kd = ssmi_alloc((size_t)L, sizeof *kd);
-        if (p == NULL || kd == NULL) {
-#pragma omp atomic write
-            fail = (int)SSM_ERR_NOMEM;
-        }
+        double complex *p = ssmi_scratch_mine(&sc);
+        double *kd = (double *)((unsigned char *)p + pbytes);
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < H; c++) {
-            if (p == NULL || kd == NULL) continue;
             for (int64_t k = 0; k < n; k++) {
                 p[k] = (double complex)ly->Ad[c * n + k];
                 p[n + k] = (double complex)ly->Bd[c * n + k];
                 p[2 * n + k] = (double complex)ly->Ce[c * n + k];
             }
             ssm_status st = ssm_kernel_diag(n, p, p + n, p + 2 * n, L, kd);
+            /* Every |Ad| <= 1 (to rounding) was checked when the parameters
+             * were set, so K cannot grow; should it still overflow (huge
+             * C Bd), the values propagate like the recurrent mode's
+             * instead of failing one mode only. */
+            if (st == SSM_ERR_NUMERIC)
+                st = SSM_OK;
             if (st != SSM_OK) {
 #pragma omp atomic write
                 fail = (int)st;
@@ -313,9 +334,8 @@ static ssm_status build_kernel(const ssm_s4d_layer *ly, int64_t L, float *K)
             }
             for (int64_t t = 0; t < L; t++) K[c * L + t] = (float)kd[t];
         }
-        ssmi_free(p);
-        ssmi_free(kd);
     }
+    ssmi_scratch_free(&sc);
     return fail ? SSM_FAIL((ssm_status)fail) : SSM_OK;
 }
 
@@ -335,9 +355,8 @@ static ssm_status cache_build(const ssm_s4d_layer *ly, int64_t L,
                               conv_cache **out)
 {
     *out = NULL;
-    conv_cache *e = ssmi_alloc(1, sizeof *e);
+    conv_cache *e = ssmi_calloc(1, sizeof *e);
     if (e == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(e, 0, sizeof *e);
     e->L = L;
     ssm_status st = ssm_conv_plan_create(&e->plan, ly->H, L);
     if (st == SSM_OK) {
@@ -422,6 +441,8 @@ ssm_status ssm_s4d_layer_step(const ssm_s4d_layer *layer, float complex *x,
     if (layer == NULL || x == NULL || u == NULL || y == NULL ||
         !ssmi_sizes_ok(&t, sizeof(float complex), 3, batch, layer->H, layer->n))
         return SSM_FAIL(SSM_ERR_ARG);
-    return ssmi_diag_scan_unchecked(batch, layer->H, layer->n, 1, layer->Ad,
-                                   layer->Bd, layer->Ce, layer->D, u, x, x, y);
+    /* No allocation: the streaming step of ssm_diag_step. */
+    ssmi_diag_step_unchecked(batch, layer->H, layer->n, x, layer->Ad, layer->Bd,
+                             layer->Ce, layer->D, u, y);
+    return SSM_OK;
 }

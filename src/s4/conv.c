@@ -26,7 +26,8 @@
  *
  * FFTW aborts the process when one of its own internal allocations fails
  * (kernel/alloc.c); that cannot be intercepted from here.  Our buffers come
- * from fftwf_malloc, which returns NULL, and map to SSM_ERR_NOMEM.
+ * from fftwf_malloc (through ssmi_fftwf_malloc, the allocation-failure
+ * injector's gate), which returns NULL, and map to SSM_ERR_NOMEM.
  */
 #include <limits.h>
 #include <string.h>
@@ -34,8 +35,7 @@
 #include <omp.h>
 #endif
 
-#include "internal.h"
-#include <fftw3.h>   /* after <complex.h>: fftwf_complex is float complex */
+#include "s4/fftw_internal.h"   /* fftwf_complex is float complex */
 
 struct ssm_conv_plan {
     int64_t channels;   /* H */
@@ -54,10 +54,11 @@ struct ssm_conv_spectrum {
     fftwf_complex *Kf;  /* [channels][ncs], already scaled by 1/N */
 };
 
-/* Per-thread scratch of one execution, see ws_init. */
+/* Per-thread scratch of one execution, see ws_carve. */
 typedef struct conv_ws {
     float *rin, *rout;
     fftwf_complex *cb;
+    fftwf_complex *kf;   /* fused path only: one channel's spectrum */
 } conv_ws;
 
 /* Smallest 2^a 3^b 5^c 7^d >= m, or -1 when it does not fit in int. */
@@ -92,28 +93,25 @@ ssm_status ssm_conv_plan_create(ssm_conv_plan **plan, int64_t channels,
     if (!ssmi_sizes_ok(&tot, sizeof(fftwf_complex), 2, channels, ncs))
         return SSM_FAIL(SSM_ERR_ARG);
 
-    ssm_conv_plan *p = ssmi_alloc(1, sizeof *p);
+    ssm_conv_plan *p = ssmi_calloc(1, sizeof *p);   /* NULL plans, buffers */
     if (p == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     p->channels = channels;
     p->L = L;
     p->N = N;
     p->nc = nc;
     p->ncs = ncs;
-    p->r2c = NULL;
-    p->c2r = NULL;
-    p->rbuf = NULL;
-    p->cbuf = NULL;
 
     /* Planning arrays: owned by the plan for its lifetime (FFTW's plans
      * refer to them), used only for planning (FFTW_ESTIMATE does not touch
      * them); executions pass their own fftwf_malloc'ed arrays of the same
      * alignment to the new-array execute functions. */
-    p->rbuf = fftwf_malloc((size_t)N * sizeof(float));
-    p->cbuf = fftwf_malloc((size_t)nc * sizeof(fftwf_complex));
+    p->rbuf = ssmi_fftwf_malloc((size_t)N * sizeof(float));
+    p->cbuf = ssmi_fftwf_malloc((size_t)nc * sizeof(fftwf_complex));
     if (p->rbuf == NULL || p->cbuf == NULL) {
         ssm_conv_plan_destroy(p);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
+    ssmi_fftw_thread_safe_init();
     ssmi_fftw_lock();
     p->r2c = fftwf_plan_dft_r2c_1d((int)N, p->rbuf, p->cbuf, FFTW_ESTIMATE);
     p->c2r = fftwf_plan_dft_c2r_1d((int)N, p->cbuf, p->rbuf, FFTW_ESTIMATE);
@@ -150,8 +148,8 @@ ssm_status ssm_conv_plan_info(const ssm_conv_plan *plan, int64_t *channels,
 
 /* ---- kernel spectra ---------------------------------------------------- */
 
-static int ws_init(conv_ws *w, const ssm_conv_plan *p);
-static void ws_free(conv_ws *w);
+static size_t ws_bytes(const ssm_conv_plan *p, int with_kf);
+static void ws_carve(conv_ws *w, const ssm_conv_plan *p, void *slice, int with_kf);
 static void kernel_row(const ssm_conv_plan *p, const float *Kc, conv_ws *w,
                        fftwf_complex *kf);
 
@@ -161,23 +159,18 @@ static ssm_status spectra_fill(const ssm_conv_plan *p, const float *K,
                                fftwf_complex *Kf)
 {
     const int64_t H = p->channels, L = p->L, ncs = p->ncs;
-    int fail = 0;
-#pragma omp parallel
+    ssmi_scratch sc;
+    SSM_TRY(ssmi_scratch_init(&sc, ws_bytes(p, 0), H));
+#pragma omp parallel num_threads(sc.nt)
     {
         conv_ws w;
-        const int ok = ws_init(&w, p);
-        if (!ok) {
-#pragma omp atomic write
-            fail = 1;
-        }
+        ws_carve(&w, p, ssmi_scratch_mine(&sc), 0);
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < H; c++) {
-            if (!ok) continue;
+        for (int64_t c = 0; c < H; c++)
             kernel_row(p, K + c * L, &w, Kf + c * ncs);
-        }
-        ws_free(&w);
     }
-    return fail ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_OK;
+    ssmi_scratch_free(&sc);
+    return SSM_OK;
 }
 
 ssm_status ssm_conv_spectrum_create(ssm_conv_spectrum **spec,
@@ -186,14 +179,14 @@ ssm_status ssm_conv_spectrum_create(ssm_conv_spectrum **spec,
     if (spec == NULL) return SSM_FAIL(SSM_ERR_ARG);
     *spec = NULL;
     if (plan == NULL || K == NULL) return SSM_FAIL(SSM_ERR_ARG);
-    ssm_conv_spectrum *s = ssmi_alloc(1, sizeof *s);
+    ssm_conv_spectrum *s = ssmi_calloc(1, sizeof *s);
     if (s == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     s->channels = plan->channels;
     s->L = plan->L;
     s->N = plan->N;
     s->ncs = plan->ncs;
     /* Sizes checked against size_t overflow in ssm_conv_plan_create. */
-    s->Kf = fftwf_malloc((size_t)(plan->channels * plan->ncs) *
+    s->Kf = ssmi_fftwf_malloc((size_t)(plan->channels * plan->ncs) *
                          sizeof(fftwf_complex));
     if (s->Kf == NULL) {
         ssmi_free(s);
@@ -217,25 +210,31 @@ void ssm_conv_spectrum_destroy(ssm_conv_spectrum *spec)
 
 /* ---- execution --------------------------------------------------------- */
 
-/* Per-thread scratch: rin (N reals, zero on [L, N) for its whole life:
- * only [0, L) is ever written and the out-of-place r2c preserves its
- * input), rout (N reals, the c2r output), cb (nc complex).  All from
- * fftwf_malloc: the alignment of the planning arrays. */
-static int ws_init(conv_ws *w, const ssm_conv_plan *p)
+/* Per-thread scratch, one slice of an ssmi_scratch block: rin (N reals,
+ * zero on [L, N) for its whole life: only [0, L) is ever written and the
+ * out-of-place r2c preserves its input), rout (N reals, the c2r output),
+ * cb (nc complex), and on the fused path kf (nc complex).  Each array
+ * starts on a 64-byte line: the alignment of the planning arrays from
+ * fftwf_malloc, as FFTW's new-array execute functions require. */
+static size_t ws_line(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+static size_t ws_bytes(const ssm_conv_plan *p, int with_kf)
 {
-    w->rin = fftwf_malloc((size_t)p->N * sizeof(float));
-    w->rout = fftwf_malloc((size_t)p->N * sizeof(float));
-    w->cb = fftwf_malloc((size_t)p->nc * sizeof(fftwf_complex));
-    if (w->rin == NULL || w->rout == NULL || w->cb == NULL) return 0;
-    memset(w->rin + p->L, 0, (size_t)(p->N - p->L) * sizeof(float));
-    return 1;
+    const size_t r = ws_line((size_t)p->N * sizeof(float));
+    const size_t c = ws_line((size_t)p->nc * sizeof(fftwf_complex));
+    return 2 * r + (with_kf ? 2 : 1) * c;
 }
 
-static void ws_free(conv_ws *w)
+static void ws_carve(conv_ws *w, const ssm_conv_plan *p, void *slice, int with_kf)
 {
-    fftwf_free(w->rin);
-    fftwf_free(w->rout);
-    fftwf_free(w->cb);
+    unsigned char *q = slice;
+    const size_t r = ws_line((size_t)p->N * sizeof(float));
+    const size_t c = ws_line((size_t)p->nc * sizeof(fftwf_complex));
+    w->rin = (float *)q;
+    w->rout = (float *)(q + r);
+    w->cb = (fftwf_complex *)(q + 2 * r);
+    w->kf = with_kf ? (fftwf_complex *)(q + 2 * r + c) : NULL;
+    memset(w->rin + p->L, 0, (size_t)(p->N - p->L) * sizeof(float));
 }
 
 /* One row: y = IFFT(FFT(u zero-padded) * kf)[0..L) + d u.  The only code
@@ -288,26 +287,22 @@ static ssm_status conv_rows(const ssm_conv_plan *p, const fftwf_complex *Kf,
                             float *y)
 {
     const int64_t H = p->channels, L = p->L, ncs = p->ncs;
-    int fail = 0;
-#pragma omp parallel
+    ssmi_scratch sc;
+    SSM_TRY(ssmi_scratch_init(&sc, ws_bytes(p, 0), batch * H));
+#pragma omp parallel num_threads(sc.nt)
     {
         conv_ws w;
-        const int ok = ws_init(&w, p);
-        if (!ok) {
-#pragma omp atomic write
-            fail = 1;
-        }
+        ws_carve(&w, p, ssmi_scratch_mine(&sc), 0);
 #pragma omp for collapse(2) schedule(static)
         for (int64_t b = 0; b < batch; b++) {
             for (int64_t c = 0; c < H; c++) {
-                if (!ok) continue;
                 const int64_t row = b * H + c;
                 conv_row(p, Kf + c * ncs, D, c, u + row * L, y + row * L, &w);
             }
         }
-        ws_free(&w);
     }
-    return fail ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_OK;
+    ssmi_scratch_free(&sc);
+    return SSM_OK;
 }
 
 /* Fused path: in parallel over channels, each thread makes the spectrum of
@@ -318,30 +313,24 @@ static ssm_status conv_fused(const ssm_conv_plan *p, const float *K,
                              int64_t batch, const float *D, const float *u,
                              float *y)
 {
-    const int64_t H = p->channels, L = p->L, nc = p->nc;
-    int fail = 0;
-#pragma omp parallel
+    const int64_t H = p->channels, L = p->L;
+    ssmi_scratch sc;
+    SSM_TRY(ssmi_scratch_init(&sc, ws_bytes(p, 1), H));
+#pragma omp parallel num_threads(sc.nt)
     {
         conv_ws w;
-        fftwf_complex *kf = fftwf_malloc((size_t)nc * sizeof(fftwf_complex));
-        const int ok = ws_init(&w, p) && kf != NULL;
-        if (!ok) {
-#pragma omp atomic write
-            fail = 1;
-        }
+        ws_carve(&w, p, ssmi_scratch_mine(&sc), 1);
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < H; c++) {
-            if (!ok) continue;
-            kernel_row(p, K + c * L, &w, kf);
+            kernel_row(p, K + c * L, &w, w.kf);
             for (int64_t b = 0; b < batch; b++) {
                 const int64_t row = b * H + c;
-                conv_row(p, kf, D, c, u + row * L, y + row * L, &w);
+                conv_row(p, w.kf, D, c, u + row * L, y + row * L, &w);
             }
         }
-        ws_free(&w);
-        fftwf_free(kf);
     }
-    return fail ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_OK;
+    ssmi_scratch_free(&sc);
+    return SSM_OK;
 }
 
 static int io_ok(const ssm_conv_plan *plan, int64_t batch, const float *u,
@@ -357,6 +346,8 @@ ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
                             float *y)
 {
     if (!io_ok(plan, batch, u, y) || K == NULL) return SSM_FAIL(SSM_ERR_ARG);
+    /* D is a parameter: validated as in ssm_diag_scan (common.h). */
+    if (D != NULL && !ssmi_finite_f(D, plan->channels)) return SSM_FAIL(SSM_ERR_ARG);
     /* Each kernel spectrum is made once per channel, not per batch row.
      * With enough channels to keep every thread busy, a thread makes the
      * spectrum of its channel and runs that channel's rows (no spectra
@@ -365,7 +356,7 @@ ssm_status ssm_conv_execute(const ssm_conv_plan *plan, int64_t batch,
      * choice may depend on the thread count. */
     if (plan->channels >= 2 * (int64_t)ssmi_max_threads())
         return conv_fused(plan, K, batch, D, u, y);
-    fftwf_complex *Kf = fftwf_malloc((size_t)(plan->channels * plan->ncs) *
+    fftwf_complex *Kf = ssmi_fftwf_malloc((size_t)(plan->channels * plan->ncs) *
                                      sizeof(fftwf_complex));
     if (Kf == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
     ssm_status st = spectra_fill(plan, K, Kf);
@@ -380,6 +371,7 @@ ssm_status ssm_conv_execute_spectrum(const ssm_conv_plan *plan,
                                      const float *u, float *y)
 {
     if (!io_ok(plan, batch, u, y) || spec == NULL) return SSM_FAIL(SSM_ERR_ARG);
+    if (D != NULL && !ssmi_finite_f(D, plan->channels)) return SSM_FAIL(SSM_ERR_ARG);
     if (spec->channels != plan->channels || spec->L != plan->L ||
         spec->N != plan->N || spec->ncs != plan->ncs)
         return SSM_FAIL(SSM_ERR_ARG);

@@ -1,8 +1,9 @@
 /*
  * conv_d.c -- double-precision FFT convolution for verification paths:
  * the same causal convolution as ssm_conv_execute (S4 eq. (4)-(5),
- * y = K * u + D u), one call, with the plans made and destroyed inside
- * (under the library's FFTW lock, FFTW_ESTIMATE: reproducible bytes).
+ * y = K * u + D u), one call, with the plans borrowed from the library's
+ * plan cache (fft_plans.c: FFTW_ESTIMATE, reproducible bytes; made once
+ * per length, not on every call).
  * Its error is about eps_double log2(N) ||K|| ||u||, so it serves as an
  * O(L log L) reference for the float paths where the O(L^2) direct sum is
  * too slow.
@@ -10,9 +11,8 @@
 #include <limits.h>
 #include <string.h>
 
-#include "internal.h"
-#include "conv_internal.h"
-#include <fftw3.h>   /* after <complex.h>: fftw_complex is double complex */
+#include "s4/conv_internal.h"
+#include "s4/fftw_internal.h"
 
 ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
                               const double *K, const double *D,
@@ -26,39 +26,31 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
     const int64_t N = ssmi_conv_fast_length(2 * L);
     if (N < 0) return SSM_FAIL(SSM_ERR_ARG);
     const int64_t nc = N / 2 + 1, ncs = (nc + 3) / 4 * 4;
-    if (!ssmi_sizes_ok(&tot, sizeof(fftw_complex), 2, channels, ncs))
+    if (!ssmi_sizes_ok(&tot, sizeof(fftw_complex), 2, channels, ncs) ||
+        (D != NULL && !ssmi_finite_d(D, channels)))
         return SSM_FAIL(SSM_ERR_ARG);
 
-    double *rb = fftw_malloc((size_t)N * sizeof(double));
-    fftw_complex *cbuf = fftw_malloc((size_t)nc * sizeof(fftw_complex));
-    fftw_complex *Kf = fftw_malloc((size_t)(channels * ncs) * sizeof(fftw_complex));
-    if (rb == NULL || cbuf == NULL || Kf == NULL) {
-        fftw_free(rb);
-        fftw_free(cbuf);
-        fftw_free(Kf);
-        return SSM_FAIL(SSM_ERR_NOMEM);
-    }
-    ssmi_fftw_lock();
-    fftw_plan r2c = fftw_plan_dft_r2c_1d((int)N, rb, cbuf, FFTW_ESTIMATE);
-    fftw_plan c2r = fftw_plan_dft_c2r_1d((int)N, cbuf, rb, FFTW_ESTIMATE);
-    ssmi_fftw_unlock();
-    ssm_status st = SSM_OK;
-    if (r2c == NULL || c2r == NULL) st = SSM_FAIL(SSM_ERR_FFTW);
+    fftw_complex *Kf = ssmi_fftw_malloc((size_t)(channels * ncs) * sizeof(fftw_complex));
+    if (Kf == NULL) return SSM_FAIL(SSM_ERR_NOMEM);
+    ssmi_fft_ref pr = { NULL, -1 }, pc = { NULL, -1 };
+    ssm_status st = ssmi_fft_plan_get(SSMI_FFT_R2C, (int)N, &pr);
+    if (st == SSM_OK) st = ssmi_fft_plan_get(SSMI_FFT_C2R, (int)N, &pc);
+    const fftw_plan r2c = pr.plan, c2r = pc.plan;
 
     const double scale = 1.0 / (double)N;
-    int fail = 0;
+    /* Per thread: r (N reals) and cb (nc complex), each on its own 64-byte
+     * line (the alignment of the planning arrays, fft_plans.c). */
+    const size_t rbytes = ((size_t)N * sizeof(double) + 63) & ~(size_t)63;
+    ssmi_scratch sc = { NULL, 0, 1 };
+    if (st == SSM_OK)
+        st = ssmi_scratch_init(&sc, rbytes + (size_t)nc * sizeof(fftw_complex), batch * channels);
     if (st == SSM_OK) {
-#pragma omp parallel
+#pragma omp parallel num_threads(sc.nt)
         {
-            double *r = fftw_malloc((size_t)N * sizeof(double));
-            fftw_complex *cb = fftw_malloc((size_t)nc * sizeof(fftw_complex));
-            if (r == NULL || cb == NULL) {
-#pragma omp atomic write
-                fail = 1;
-            }
+            double *r = ssmi_scratch_mine(&sc);
+            fftw_complex *cb = (fftw_complex *)((unsigned char *)r + rbytes);
 #pragma omp for schedule(static)
             for (int64_t c = 0; c < channels; c++) {
-                if (r == NULL) continue;
                 memcpy(r, K + c * L, (size_t)L * sizeof(double));
                 memset(r + L, 0, (size_t)(N - L) * sizeof(double));
                 fftw_execute_dft_r2c(r2c, r, Kf + c * ncs);
@@ -68,7 +60,6 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
 #pragma omp for collapse(2) schedule(static)
             for (int64_t b = 0; b < batch; b++) {
                 for (int64_t c = 0; c < channels; c++) {
-                    if (r == NULL || cb == NULL) continue;
                     const double *ur = u + (b * channels + c) * L;
                     double *yr = y + (b * channels + c) * L;
                     memcpy(r, ur, (size_t)L * sizeof(double));
@@ -91,17 +82,11 @@ ssm_status ssm_conv_execute_d(int64_t batch, int64_t channels, int64_t L,
                     }
                 }
             }
-            fftw_free(r);
-            fftw_free(cb);
         }
-        if (fail) st = SSM_FAIL(SSM_ERR_NOMEM);
     }
-    ssmi_fftw_lock();
-    if (r2c) fftw_destroy_plan(r2c);
-    if (c2r) fftw_destroy_plan(c2r);
-    ssmi_fftw_unlock();
-    fftw_free(rb);
-    fftw_free(cbuf);
+    ssmi_scratch_free(&sc);
+    ssmi_fft_plan_put(&pr);
+    ssmi_fft_plan_put(&pc);
     fftw_free(Kf);
     return st;
 }

@@ -55,7 +55,7 @@ static double norm1(int64_t m, const double *A)
 /* Solve M X = R in place (M: m x m, R: m x nrhs, both row-major) by
  * Gaussian elimination with partial pivoting written here rather than
  * LAPACK's dgesv: a threaded BLAS under dgetrf (OpenBLAS) changes the bits
- * with the thread count, and API.md wants the same bits for every count.
+ * with the thread count, and the library promises the same bits for every count.
  * Right-looking, rows as contiguous axpys, in a fixed order.
  * work: m*m doubles (M is not modified).  A pivot at or below
  * eps max|M_ij| (singular to working precision) is SSM_ERR_NUMERIC. */

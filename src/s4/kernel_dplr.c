@@ -50,10 +50,7 @@
  */
 #include <limits.h>
 #include <string.h>
-#include <complex.h>   /* before fftw3.h: fftw_complex is double complex */
-#include <fftw3.h>
-
-#include "internal.h"
+#include "s4/fftw_internal.h"   /* fftw_complex is double complex */
 
 #define DPLR_PI_4 0.78539816339744830962
 typedef double v2d __attribute__((vector_size(16)));
@@ -319,6 +316,105 @@ static void cauchy_block(const dplr_ws *w, const double *tt, double complex *out
     }
 }
 
+/* Step 1: the diagonal splitting E = I - h diag(lambda), F = I + h
+ * diag(lambda) and the Woodbury matrix G = I + h P E^-1 Q^* of I - hA
+ * (S4, Lemma C.3 with the bilinear step).  SSM_ERR_NUMERIC when a
+ * 1 - h lambda_k vanishes or G is singular to working precision. */
+static ssm_status dplr_setup(dplr_ws *w, const double complex *lambda,
+                             const double complex *P, const double complex *Q,
+                             const double complex *B)
+{
+    const int64_t n = w->n, rank = w->r;
+    const double dt = w->dt;
+    for (int64_t i = 0; i < n; i++) {
+        const double complex hl = w->h * lambda[i];
+        const double complex e = 1.0 - hl;
+        if (e == 0.0)   /* the diagonal splitting of I - hA breaks down */
+            return SSM_FAIL(SSM_ERR_NUMERIC);
+        const double complex ie = 1.0 / e;
+        w->iEr[i] = creal(ie); w->iEi[i] = cimag(ie);
+        w->Fr[i] = creal(1.0 + hl); w->Fi[i] = cimag(1.0 + hl);
+        w->Br[i] = creal(B[i]); w->Bi[i] = cimag(B[i]);
+        w->lr[i] = dt * creal(lambda[i]); w->li[i] = dt * cimag(lambda[i]);
+        const double s2 = w->lr[i] * w->lr[i] + w->li[i] * w->li[i];
+        w->ls[i] = s2 > 1.0 ? s2 : 1.0;
+        for (int64_t s = 0; s < rank; s++) {
+            const double complex pe = P[s * n + i] * ie;
+            const double complex qh = w->h * conj(Q[s * n + i]);
+            w->Per[s * n + i] = creal(pe); w->Pei[s * n + i] = cimag(pe);
+            w->Qhr[s * n + i] = creal(qh); w->Qhi[s * n + i] = cimag(qh);
+        }
+    }
+    /* G = I + h P E^-1 Q^*:  G[s][q] = delta + sum_i (p_s/E)_i h conj(q_q)_i */
+    for (int64_t s = 0; s < rank; s++)
+        for (int64_t q = 0; q < rank; q++) {
+            double sr, si;
+            zdot(n, w->Per + s * n, w->Pei + s * n, w->Qhr + q * n, w->Qhi + q * n, &sr, &si);
+            w->G[s * rank + q] = ssmi_cmplx(sr + (s == q ? 1.0 : 0.0), si);
+        }
+    memcpy(w->Gw, w->G, (size_t)(rank * rank) * sizeof *w->Gw);
+    for (int64_t s = 0; s < rank; s++)
+        w->a[s] = 0.0;
+    /* I - hA singular to working precision (its Woodbury matrix is) */
+    if (zsolve(rank, w->Gw, w->a) < 0x1p-52 * (ident_scale(rank, w->G, rank, 0) + 1.0))
+        return SSM_FAIL(SSM_ERR_NUMERIC);
+    return SSM_OK;
+}
+
+/* Step 3: the Cauchy products W_ab = left_a * right_b, left = [Ct;
+ * conj(Q)], right = [B; dt P] (Ct in w->v after the sweep). */
+static void dplr_cauchy_inputs(dplr_ws *w, const double complex *P,
+                               const double complex *Q, const double complex *B)
+{
+    const int64_t n = w->n, m = w->m;
+    for (int64_t a = 0; a < m; a++)
+        for (int64_t b = 0; b < m; b++)
+            for (int64_t k = 0; k < n; k++) {
+                double complex lft = a == 0 ? ssmi_cmplx(w->vr[k], w->vi[k]) : conj(Q[(a - 1) * n + k]);
+                double complex rgt = b == 0 ? B[k] : w->dt * P[(b - 1) * n + k];
+                double complex p = lft * rgt;
+                w->Wr[(a * m + b) * n + k] = creal(p);
+                w->Wi[(a * m + b) * n + k] = cimag(p);
+            }
+}
+
+/* Step 4: the generating function at every node but omega = -1 into X,
+ * DPLR_NB nodes at a time (Lemma C.2-C.4, times 2/(1 + omega) = 1 + i t);
+ * nodes too near a pole or with a nearly singular Woodbury system are
+ * flagged instead.  Returns the number of flagged nodes; *jinf is the node
+ * omega = -1 (even L) or -1. */
+static int64_t dplr_nodes(dplr_ws *w, int64_t L, fftw_complex *X,
+                          unsigned char *flag, int64_t *jinf)
+{
+    int64_t nflag = 0;
+    *jinf = -1;
+    for (int64_t j0 = 0; j0 < L; j0 += DPLR_NB) {
+        double tt[DPLR_NB], tj[DPLR_NB];
+        double complex out[DPLR_NB];
+        int ok[DPLR_NB];
+        for (int jj = 0; jj < DPLR_NB; jj++) {
+            tj[jj] = 0.0;              /* padding lanes and omega = -1 */
+            if (j0 + jj < L && !node_tan(j0 + jj, L, &tj[jj]))
+                *jinf = j0 + jj;
+            tt[jj] = 2.0 * tj[jj];
+        }
+        cauchy_block(w, tt, out, ok);
+        for (int jj = 0; jj < DPLR_NB && j0 + jj < L; jj++) {
+            const int64_t j = j0 + jj;
+            flag[j] = 0;
+            if (j == *jinf)
+                continue;
+            if (!ok[jj] || !isfinite(creal(out[jj])) || !isfinite(cimag(out[jj]))) {
+                flag[j] = 1;
+                nflag++;
+                continue;
+            }
+            X[j] = out[jj] * ssmi_cmplx(1.0, tj[jj]);
+        }
+    }
+    return nflag;
+}
+
 ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
                            const double complex *lambda,
                            const double complex *P, const double complex *Q,
@@ -338,7 +434,7 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
     dplr_ws w;
     memset(&w, 0, sizeof w);
     w.n = n; w.r = rank; w.m = rank + 1; w.dt = dt; w.h = 0.5 * dt;
-    const int64_t m = w.m, mm = m * m;
+    const int64_t mm = w.m * w.m;
     /* one block of doubles: 17 n + 4 n r + 2 n m^2 + 2 m^2 NB */
     size_t nd = 17 * (size_t)n + 4 * (size_t)nr + 2 * (size_t)nw +
                 2 * (size_t)mm * DPLR_NB + 8;
@@ -346,10 +442,10 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
     double complex *zblk = ssmi_alloc(3 * (size_t)(rank * rank) + 2 * (size_t)rank + (size_t)mm,
                                      sizeof(double complex));
     unsigned char *flag = ssmi_alloc((size_t)L, 1);
-    fftw_complex *X = fftw_malloc((size_t)L * sizeof(fftw_complex));
-    fftw_complex *Y = fftw_malloc((size_t)L * sizeof(fftw_complex));
+    fftw_complex *X = ssmi_fftw_malloc((size_t)L * sizeof(fftw_complex));
+    fftw_complex *Y = ssmi_fftw_malloc((size_t)L * sizeof(fftw_complex));
     fftw_complex *Z = NULL;
-    fftw_plan pb = NULL, pf = NULL;
+    ssmi_fft_ref pb = { NULL, -1 }, pf = { NULL, -1 };
     if (!blk || !zblk || !flag || !X || !Y) {
         st = SSM_FAIL(SSM_ERR_NOMEM);
         goto done;
@@ -374,45 +470,12 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
         w.S = w.a + 2 * rank;
     }
 
-    /* ---- recurrence setup: E = I - h diag(lambda), F = I + h diag(lambda) */
-    for (int64_t i = 0; i < n; i++) {
-        const double complex hl = w.h * lambda[i];
-        const double complex e = 1.0 - hl;
-        if (e == 0.0) {   /* the diagonal splitting of I - hA breaks down */
-            st = SSM_FAIL(SSM_ERR_NUMERIC);
-            goto done;
-        }
-        const double complex ie = 1.0 / e;
-        w.iEr[i] = creal(ie); w.iEi[i] = cimag(ie);
-        w.Fr[i] = creal(1.0 + hl); w.Fi[i] = cimag(1.0 + hl);
-        w.Br[i] = creal(B[i]); w.Bi[i] = cimag(B[i]);
-        w.lr[i] = dt * creal(lambda[i]); w.li[i] = dt * cimag(lambda[i]);
-        const double s2 = w.lr[i] * w.lr[i] + w.li[i] * w.li[i];
-        w.ls[i] = s2 > 1.0 ? s2 : 1.0;
-        for (int64_t s = 0; s < rank; s++) {
-            const double complex pe = P[s * n + i] * ie;
-            const double complex qh = w.h * conj(Q[s * n + i]);
-            w.Per[s * n + i] = creal(pe); w.Pei[s * n + i] = cimag(pe);
-            w.Qhr[s * n + i] = creal(qh); w.Qhi[s * n + i] = cimag(qh);
-        }
-    }
-    /* G = I + h P E^-1 Q^*:  G[s][q] = delta + sum_i (p_s/E)_i h conj(q_q)_i */
-    for (int64_t s = 0; s < rank; s++)
-        for (int64_t q = 0; q < rank; q++) {
-            double sr, si;
-            zdot(n, w.Per + s * n, w.Pei + s * n, w.Qhr + q * n, w.Qhi + q * n, &sr, &si);
-            w.G[s * rank + q] = ssmi_cmplx(sr + (s == q ? 1.0 : 0.0), si);
-        }
-    memcpy(w.Gw, w.G, (size_t)(rank * rank) * sizeof *w.Gw);
-    for (int64_t s = 0; s < rank; s++)
-        w.a[s] = 0.0;
-    /* I - hA singular to working precision (its Woodbury matrix is) */
-    if (zsolve(rank, w.Gw, w.a) < 0x1p-52 * (ident_scale(rank, w.G, rank, 0) + 1.0)) {
-        st = SSM_FAIL(SSM_ERR_NUMERIC);
+    /* 1. splitting and Woodbury matrix of I - hA */
+    st = dplr_setup(&w, lambda, P, Q, B);
+    if (st != SSM_OK)
         goto done;
-    }
 
-    /* ---- the sweep: Ct = C - C Abar^L, and the direct values in Y */
+    /* 2. the sweep: Ct = C - C Abar^L, and the direct values in Y */
     if (!sweep(&w, C, L, Y)) {
         st = SSM_FAIL(SSM_ERR_NUMERIC);
         goto done;
@@ -422,80 +485,37 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
         w.vi[i] = cimag(C[i]) - w.vi[i];
     }
 
-    /* ---- Cauchy products W_ab = left_a * right_b, left = [Ct; conj(Q)],
-     * right = [B; dt P] */
-    for (int64_t a = 0; a < m; a++)
-        for (int64_t b = 0; b < m; b++)
-            for (int64_t k = 0; k < n; k++) {
-                double complex lft = a == 0 ? ssmi_cmplx(w.vr[k], w.vi[k]) : conj(Q[(a - 1) * n + k]);
-                double complex rgt = b == 0 ? B[k] : dt * P[(b - 1) * n + k];
-                double complex p = lft * rgt;
-                w.Wr[(a * m + b) * n + k] = creal(p);
-                w.Wi[(a * m + b) * n + k] = cimag(p);
-            }
-
-    /* ---- every node but omega = -1, DPLR_NB at a time */
-    int64_t nflag = 0, jinf = -1;
-    for (int64_t j0 = 0; j0 < L; j0 += DPLR_NB) {
-        double tt[DPLR_NB], tj[DPLR_NB];
-        double complex out[DPLR_NB];
-        int ok[DPLR_NB];
-        for (int jj = 0; jj < DPLR_NB; jj++) {
-            tj[jj] = 0.0;              /* padding lanes and omega = -1 */
-            if (j0 + jj < L && !node_tan(j0 + jj, L, &tj[jj]))
-                jinf = j0 + jj;
-            tt[jj] = 2.0 * tj[jj];
-        }
-        cauchy_block(&w, tt, out, ok);
-        for (int jj = 0; jj < DPLR_NB && j0 + jj < L; jj++) {
-            const int64_t j = j0 + jj;
-            flag[j] = 0;
-            if (j == jinf)
-                continue;
-            if (!ok[jj] || !isfinite(creal(out[jj])) || !isfinite(cimag(out[jj]))) {
-                flag[j] = 1;
-                nflag++;
-                continue;
-            }
-            /* times 2/(1 + omega) = 1 + i t */
-            X[j] = out[jj] * ssmi_cmplx(1.0, tj[jj]);
-        }
-    }
+    /* 3.-4. Cauchy inputs, then every node but omega = -1 */
+    dplr_cauchy_inputs(&w, P, Q, B);
+    int64_t jinf;
+    const int64_t nflag = dplr_nodes(&w, L, X, flag, &jinf);
     if (jinf >= 0) {   /* omega = -1: (dt/2) Ct B */
         double sr, si;
         zdot(n, w.vr, w.vi, w.Br, w.Bi, &sr, &si);
         X[jinf] = ssmi_cmplx(w.h * sr, w.h * si);
     }
 
-    /* ---- flagged nodes: Khat from the forward FFT of the direct values */
+    /* 5. flagged nodes: Khat from the forward FFT of the direct values */
     if (nflag > 0) {
-        Z = fftw_malloc((size_t)L * sizeof(fftw_complex));
+        Z = ssmi_fftw_malloc((size_t)L * sizeof(fftw_complex));
         if (!Z) {
             st = SSM_FAIL(SSM_ERR_NOMEM);
             goto done;
         }
-        ssmi_fftw_lock();
-        pf = fftw_plan_dft_1d((int)L, Y, Z, FFTW_FORWARD, FFTW_ESTIMATE);
-        ssmi_fftw_unlock();
-        if (!pf) {
-            st = SSM_FAIL(SSM_ERR_FFTW);
+        st = ssmi_fft_plan_get(SSMI_FFT_FWD, (int)L, &pf);
+        if (st != SSM_OK)
             goto done;
-        }
-        fftw_execute(pf);
+        fftw_execute_dft(pf.plan, Y, Z);
         for (int64_t j = 0; j < L; j++)
             if (flag[j])
                 X[j] = Z[j];
     }
 
-    /* ---- inverse DFT: K_c[l] = (1/L) sum_j Khat_j omega_j^-l */
-    ssmi_fftw_lock();
-    pb = fftw_plan_dft_1d((int)L, X, Y, FFTW_BACKWARD, FFTW_ESTIMATE);
-    ssmi_fftw_unlock();
-    if (!pb) {
-        st = SSM_FAIL(SSM_ERR_FFTW);
+    /* 6. inverse DFT: K_c[l] = (1/L) sum_j Khat_j omega_j^-l, K = Re K_c */
+    st = ssmi_fft_plan_get(SSMI_FFT_BWD, (int)L, &pb);
+    if (st != SSM_OK)
         goto done;
-    }
-    fftw_execute(pb);
+    fftw_execute_dft(pb.plan, X, Y);
     const double invL = 1.0 / (double)L;
     for (int64_t l = 0; l < L; l++)
         K[l] = creal(Y[l]) * invL;
@@ -503,12 +523,8 @@ ssm_status ssm_kernel_dplr(int64_t n, int64_t rank,
         st = SSM_FAIL(SSM_ERR_NUMERIC);
 
 done:
-    if (pb || pf) {
-        ssmi_fftw_lock();
-        if (pb) fftw_destroy_plan(pb);
-        if (pf) fftw_destroy_plan(pf);
-        ssmi_fftw_unlock();
-    }
+    ssmi_fft_plan_put(&pb);
+    ssmi_fft_plan_put(&pf);
     if (X) fftw_free(X);
     if (Y) fftw_free(Y);
     if (Z) fftw_free(Z);

@@ -142,26 +142,25 @@ static ssm_status lti_run(int64_t batch, int64_t n, int64_t nout, int64_t L,
     int par = batch > 1 && ssmi_mul_ok(batch, L, &work) &&
               ssmi_mul_ok(work, n * (n + nout), &work) ? work >= LTI_PAR_WORK
                                                      : batch > 1;
-    int nomem = 0;
-#pragma omp parallel if (par)
+    ssmi_scratch sc;
+    ssm_status st = ssmi_scratch_init(&sc, (size_t)(2 * n + nout) * sizeof(double), batch);
+    if (st != SSM_OK) {
+        ssmi_free(adt); ssmi_free(bd); ssmi_free(ct);
+        return st;
+    }
+#pragma omp parallel num_threads(sc.nt) if (par)
     {
-        double *scr = ssmi_alloc((size_t)(2 * n + nout), sizeof(double));
-        if (!scr) {
-#pragma omp atomic write
-            nomem = 1;
-        }
+        double *scr = ssmi_scratch_mine(&sc);
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < batch; b++) {
-            if (!scr)
-                continue;
             lti_row(&s, L, u + b * L, x0 ? x0 + b * n : NULL,
                     x_last ? x_last + b * n : NULL, y + b * nout * L,
                     scr, scr + n, scr + 2 * n);
         }
-        ssmi_free(scr);
     }
+    ssmi_scratch_free(&sc);
     ssmi_free(adt); ssmi_free(bd); ssmi_free(ct);
-    return nomem ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_OK;
+    return SSM_OK;
 }
 
 ssm_status ssm_lti_scan(int64_t batch, int64_t n, int64_t nout, int64_t L,
@@ -173,6 +172,41 @@ ssm_status ssm_lti_scan(int64_t batch, int64_t n, int64_t nout, int64_t L,
     return lti_run(batch, n, nout, L, Ad, Bd, C, D, u, x0, x_last, y);
 }
 
+/* Largest state of the allocation-free step: its new state, n doubles
+ * (8 KiB), lives on the stack.  Dense systems are used with n up to a few
+ * hundred; above this a step costs n^2 >= 10^6 multiply-adds and takes its
+ * n doubles from the heap. */
+#define LTI_STEP_MAX_N 1024
+
+/* One step of one batch row without workspace: the arithmetic of lti_row
+ * with L = 1, term for term (each xn[i] sums Bd[i] u, then Ad[i][j] x[j]
+ * for j = 0..n-1; each y[o] sums C[o][i] xn[i] for i = 0..n-1, from 0, all
+ * in double), so the bytes are the scan's.  The old state is read from h
+ * in float, as lti_row reads x0; h is overwritten only at the end. */
+static void lti_step_row(int64_t n, int64_t nout, float *restrict h,
+                         const float *restrict Ad, const float *restrict Bd,
+                         const float *restrict C, const float *restrict D,
+                         float ut_f, float *restrict y, double *restrict xn)
+{
+    const double ut = (double)ut_f;
+    for (int64_t i = 0; i < n; i++) {
+        const float *restrict row = Ad + i * n;
+        double v = (double)Bd[i] * ut;
+        for (int64_t j = 0; j < n; j++)
+            v += (double)row[j] * (double)h[j];
+        xn[i] = v;
+    }
+    for (int64_t o = 0; o < nout; o++) {
+        const float *restrict row = C + o * n;
+        double acc = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            acc += (double)row[i] * xn[i];
+        y[o] = D ? (float)(acc + (double)D[o] * ut) : (float)acc;
+    }
+    for (int64_t i = 0; i < n; i++)
+        h[i] = (float)xn[i];
+}
+
 ssm_status ssm_lti_step(int64_t batch, int64_t n, int64_t nout,
                         float *x, const float *Ad, const float *Bd,
                         const float *C, const float *D, const float *u, float *y)
@@ -180,5 +214,16 @@ ssm_status ssm_lti_step(int64_t batch, int64_t n, int64_t nout,
     if (!x)
         return SSM_FAIL(SSM_ERR_ARG);
     SSM_TRY(lti_check(batch, n, nout, 1, Ad, Bd, C, D, u, y));
-    return lti_run(batch, n, nout, 1, Ad, Bd, C, D, u, x, x, y);
+    if (n > LTI_STEP_MAX_N)
+        return lti_run(batch, n, nout, 1, Ad, Bd, C, D, u, x, x, y);
+    /* Rows in parallel only when worth it (the scan's rule, L = 1). */
+    int64_t work = 0;
+    const int par = batch > 1 && ssmi_mul_ok(batch, n * (n + nout), &work) &&
+                    work >= LTI_PAR_WORK;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t b = 0; b < batch; b++) {
+        double xn[LTI_STEP_MAX_N];
+        lti_step_row(n, nout, x + b * n, Ad, Bd, C, D, u[b], y + b * nout, xn);
+    }
+    return SSM_OK;
 }

@@ -62,4 +62,12 @@ ssm_status ssmi_diag_scan_unchecked(int64_t batch, int64_t channels, int64_t n,
                                    const float *u, const float complex *x0,
                                    float complex *x_last, float *y);
 
+/* ssm_diag_step after validation (h non-NULL besides the above): no
+ * allocation, the bytes of ssmi_diag_scan_unchecked with L = 1 and
+ * x0 = x_last = h (the S4D layer's step). */
+void ssmi_diag_step_unchecked(int64_t batch, int64_t channels, int64_t n,
+                              float complex *h, const float complex *Ad,
+                              const float complex *Bd, const float complex *C,
+                              const float *D, const float *u, float *y);
+
 #endif /* SSM_SCAN_INTERNAL_H */

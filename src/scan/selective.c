@@ -520,14 +520,57 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 
 /* ------------------------------------------------------ per-step parts -- */
 
-static int thread_num(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
+/* ------------------------------------------------ shape thresholds --- *
+ * Every path and tile size below is a function of the shapes only (never of
+ * the thread count), so the bytes never depend on the machine's threads.
+ * None of the tile sizes changes a number: a tile only decides how much of
+ * B and C is transposed at once and which thread does what; the chunk
+ * length and the path do change the rounding (a chunk starts from zero and
+ * is fixed up), which is why they depend on the shapes alone. */
+
+/* Steps per transposed tile of B and C, by dstate: the N rows of B and C
+ * are len apart (often a power of two, so they alias in the caches), each
+ * read as a stream of T floats; the [T][N] tiles (16 KiB at N = 16, T =
+ * 256) stay in L1/L2 while a block of channels reuses them. */
+#define TILE_T_SMALL_N  256   /* N <= 16 */
+#define TILE_T_MID_N     64   /* N <= 64 */
+#define TILE_T_LARGE_N   16   /* N >  64 */
+
+/* Channels of one group scanned together over one transposed tile: a
+ * quarter of the group's channels, 1 to 8, so every thread has several
+ * blocks to balance on and a block reuses the tile up to 8 times. */
+#define SEQ_BLOCK_MAX 8
+#define SEQ_BLOCK_DIV 4
+/* The chunked path has few channels: blocks of at most 4 (its per-thread
+ * buffers hold the decays of a whole chunk for each channel of a block). */
+#define CHUNK_BLOCK_MAX 4
+
+/* Time chunks: at most 2048 chunks (so the carries, (chunks + 1) * batch *
+ * dim * dstate floats, stay small), each at least 1024 steps (the fix-up
+ * and the carry chain cost O(dstate) per chunk, negligible against 1024
+ * steps) and a multiple of 64 (whole tiles); per-thread chunk buffers
+ * (decays and C, chunk * dstate floats each) stay within L2 up to len =
+ * 2^22 at dstate 16. */
+#define CHUNK_MAX_COUNT 2048
+#define CHUNK_MIN_LEN   1024
+#define CHUNK_ROUND       64
+
+/* Time-parallel paths only for few channels: batch * dim <= 8 (and batch
+ * <= 8) is too little to share among threads over channels, and a
+ * sequence of at least two minimal chunks, or there is nothing to share. */
+#define FEW_CHANNELS 8
+
+/* Split path: the state is cut into SPLIT_S halves (dstate a multiple of
+ * SPLIT_MULT, so each half is whole 8-float AVX2 vectors), scanned over time
+ * tiles of SPLIT_T steps (long tiles: two threads meet at a barrier once
+ * per tile, ~1 us, against ~8 us of work per tile at dstate 16). */
+#define SPLIT_S 2
+#define SPLIT_MULT 16
+#define SPLIT_T 8192
+
+/* Spins on a chunk's flag before yielding the CPU: a carry is normally
+ * published within the time of a few hundred loads. */
+#define SPIN_BEFORE_YIELD 256
 
 /* Floats rounded up to 64 bytes, so every thread's slice stays aligned. */
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -535,10 +578,7 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 /* Steps per transposed tile (does not change any number). */
 static int64_t tile_len(int64_t N, int64_t L)
 {
-    /* Long rows of B and C per tile: the N rows are len apart (often a
-     * power of two, so they alias in the caches), each read as a stream of
-     * T floats; the [T][N] tiles (16 KiB each at N = 16) stay in L1/L2. */
-    int64_t T = N <= 16 ? 256 : N <= 64 ? 64 : 16;
+    int64_t T = N <= 16 ? TILE_T_SMALL_N : N <= 64 ? TILE_T_MID_N : TILE_T_LARGE_N;
     return T < L ? T : L;
 }
 
@@ -548,27 +588,20 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
 {
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t cpg = dim / G;
-    int64_t cbs = cpg / 4;
-    cbs = cbs < 1 ? 1 : cbs > 8 ? 8 : cbs;
+    int64_t cbs = cpg / SEQ_BLOCK_DIV;
+    cbs = cbs < 1 ? 1 : cbs > SEQ_BLOCK_MAX ? SEQ_BLOCK_MAX : cbs;
     const int64_t nblk = (cpg + cbs - 1) / cbs;
     const int64_t units = a->batch * G * nblk;
     const int64_t T = tile_len(N, L);
     const int64_t per = pad16(T * N) * 2 + pad16(T) + pad16(cbs * N);
-    int nt = ssmi_max_threads();
-    if ((int64_t)nt > units)
-        nt = (int)units;
-    if (nt < 1)
-        nt = 1;
-    int64_t tot;
-    if (!ssmi_sizes_ok(&tot, sizeof(float), 2, per, (int64_t)nt))
+    ssmi_scratch sc;
+    if (!ssmi_sizes_ok(NULL, sizeof(float), 1, per))
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *buf = ssmi_alloc((size_t)tot, sizeof(float));
-    if (!buf)
-        return SSM_FAIL(SSM_ERR_NOMEM);
+    SSM_TRY(ssmi_scratch_init(&sc, (size_t)per * sizeof(float), units));
 
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(sc.nt)
     {
-        float *w = buf + (int64_t)thread_num() * per;
+        float *w = ssmi_scratch_mine(&sc);
         float *Bt = w, *Ct = w + pad16(T * N), *dtb = Ct + pad16(T * N);
         float *hs = dtb + pad16(T);
 #pragma omp for schedule(dynamic, 1)
@@ -606,7 +639,7 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
                            (size_t)N * sizeof(float));
         }
     }
-    ssmi_free(buf);
+    ssmi_scratch_free(&sc);
     return SSM_OK;
 }
 
@@ -614,12 +647,10 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
 
 int64_t ssmi_scan_auto_chunk(int64_t len)
 {
-    /* At most 2048 chunks, each at least 1024 steps, a multiple of 64:
-     * the per-thread chunk buffers (decays and C, chunk * dstate floats
-     * each) stay within L2 up to len = 2^22 at dstate 16. */
-    int64_t c = (len + 2047) / 2048;
-    c = (c + 63) / 64 * 64;
-    return c < 1024 ? 1024 : c;
+    /* See CHUNK_MAX_COUNT. */
+    int64_t c = (len + CHUNK_MAX_COUNT - 1) / CHUNK_MAX_COUNT;
+    c = (c + CHUNK_ROUND - 1) / CHUNK_ROUND * CHUNK_ROUND;
+    return c < CHUNK_MIN_LEN ? CHUNK_MIN_LEN : c;
 }
 
 int ssmi_scan_auto_path(int64_t batch, int64_t dim, int64_t dstate, int64_t len)
@@ -629,9 +660,10 @@ int ssmi_scan_auto_path(int64_t batch, int64_t dim, int64_t dstate, int64_t len)
      * number of 8-float vectors of state instead splits its state in two
      * halves: no fix-up pass, so nearly twice the speed of one thread on two
      * (the chunked path does ~25% extra work).  Shapes only. */
-    if (batch <= 8 && batch * dim <= 8 && len >= 2 * ssmi_scan_auto_chunk(len))
-        return batch * dim == 1 && dstate % 16 == 0 ? SSM_SCAN_PATH_SPLIT
-                                                    : SSM_SCAN_PATH_CHUNKED;
+    if (batch <= FEW_CHANNELS && batch * dim <= FEW_CHANNELS &&
+        len >= 2 * ssmi_scan_auto_chunk(len))
+        return batch * dim == 1 && dstate % SPLIT_MULT == 0 ? SSM_SCAN_PATH_SPLIT
+                                                            : SSM_SCAN_PATH_CHUNKED;
     return SSM_SCAN_PATH_SEQ;
 }
 
@@ -639,134 +671,211 @@ static void spin_wait(atomic_int *f)
 {
     unsigned spins = 0;
     while (!atomic_load_explicit(f, memory_order_acquire)) {
-        if (++spins > 256)
+        if (++spins > SPIN_BEFORE_YIELD)
             sched_yield();
+    }
+}
+
+/* The shared view of one chunked scan. */
+typedef struct chunk_ctx {
+    const ssm_scan_args *a;
+    const scan_kern *k;
+    int64_t N, L, dim, G, cpg, cbs, nblk;
+    int64_t su;          /* units in space: (batch, group, channel block) */
+    int64_t nch, LC, T;  /* chunks, chunk length, tile length */
+    int64_t nbd;         /* batch * dim */
+    float *car;          /* [nch + 1][batch*dim][N] carries entering chunk k */
+    atomic_int *flag;    /* [nch + 1][su]: carry of (chunk, unit) published */
+} chunk_ctx;
+
+/* One thread's buffers (a slice of the scratch). */
+typedef struct chunk_buf {
+    float *Bt;   /* [T][N] B tile */
+    float *Cc;   /* [LC][N] C of the whole chunk (the fix-up reads it again) */
+    float *dtb;  /* [T] dt tile */
+    float *hs;   /* [cbs][N] local states */
+    float *hp;   /* [cbs][N] fix-up states */
+    float *Qs;   /* [cbs][LC][N] decays of the chunk */
+} chunk_buf;
+
+/* One unit of work: chunk kc of the channels [d0, d1) of batch b, group g. */
+typedef struct chunk_unit {
+    int64_t kc, s, b, g, d0, d1, tb, te;
+} chunk_unit;
+
+static int64_t chunk_per_thread(const chunk_ctx *c)
+{
+    return pad16(c->T * c->N) + pad16(c->LC * c->N) + pad16(c->T)
+           + 2 * pad16(c->cbs * c->N) + pad16(c->cbs * c->LC * c->N);
+}
+
+static chunk_buf chunk_carve(const chunk_ctx *c, float *w)
+{
+    chunk_buf bf;
+    bf.Bt = w;
+    bf.Cc = bf.Bt + pad16(c->T * c->N);
+    bf.dtb = bf.Cc + pad16(c->LC * c->N);
+    bf.hs = bf.dtb + pad16(c->T);
+    bf.hp = bf.hs + pad16(c->cbs * c->N);
+    bf.Qs = bf.hp + pad16(c->cbs * c->N);
+    return bf;
+}
+
+static chunk_unit chunk_unit_of(const chunk_ctx *c, int64_t i)
+{
+    chunk_unit u;
+    u.kc = i / c->su;
+    u.s = i % c->su;
+    u.b = u.s / (c->G * c->nblk);
+    const int64_t r = u.s % (c->G * c->nblk), blk = r % c->nblk;
+    u.g = r / c->nblk;
+    u.d0 = u.g * c->cpg + blk * c->cbs;
+    u.d1 = u.d0 + c->cbs < (u.g + 1) * c->cpg ? u.d0 + c->cbs : (u.g + 1) * c->cpg;
+    u.tb = u.kc * c->LC;
+    u.te = u.tb + c->LC < c->L ? u.tb + c->LC : c->L;
+    return u;
+}
+
+/* Step 1: scan the chunk from a zero state (chunk 0: from h0, and that is
+ * the final answer for its outputs).  Later chunks store their decays in
+ * Qs and the sum of their dt per channel in Ssum (the whole chunk's decay
+ * is exp(A sum dt)). */
+static void chunk_scan_local(const chunk_ctx *c, const chunk_buf *bf,
+                             const chunk_unit *u, double *Ssum)
+{
+    const ssm_scan_args *a = c->a;
+    const scan_kern *k = c->k;
+    const int64_t N = c->N, L = c->L, dim = c->dim, T = c->T, LC = c->LC;
+    const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
+    const float *Cg = a->C + (u->b * c->G + u->g) * N * L;
+    for (int64_t d = u->d0; d < u->d1; d++) {
+        float *hd = bf->hs + (d - u->d0) * N;
+        if (u->kc == 0 && a->h0)
+            memcpy(hd, a->h0 + (u->b * dim + d) * N, (size_t)N * sizeof(float));
+        else
+            memset(hd, 0, (size_t)N * sizeof(float));
+    }
+    for (int64_t t0 = u->tb; t0 < u->te; t0 += T) {
+        const int64_t Tn = T < u->te - t0 ? T : u->te - t0;
+        float *Ct = bf->Cc + (t0 - u->tb) * N;
+        k->transpose(Bg, L, t0, Tn, N, bf->Bt);
+        k->transpose(Cg, L, t0, Tn, N, Ct);
+        for (int64_t d = u->d0; d < u->d1; d++) {
+            const int64_t off = (u->b * dim + d) * L + t0;
+            k->dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias + d : NULL,
+                  a->delta_softplus, bf->dtb);
+            if (u->kc == 0) {
+                k->tile(Tn, N, a->A + d * N, bf->Bt, Ct, bf->dtb, a->u + off,
+                        bf->hs + (d - u->d0) * N, a->y + off, NULL);
+                k->finish(Tn, a->y + off, a->u + off,
+                          a->D ? a->D + d : NULL, a->z ? a->z + off : NULL);
+            } else {
+                for (int64_t t = 0; t < Tn; t++)
+                    Ssum[d - u->d0] += bf->dtb[t];
+                k->tile(Tn, N, a->A + d * N, bf->Bt, Ct, bf->dtb, a->u + off,
+                        bf->hs + (d - u->d0) * N, a->y + off,
+                        bf->Qs + ((d - u->d0) * LC + (t0 - u->tb)) * N);
+            }
+        }
+    }
+}
+
+/* Step 2: wait for the carry entering the chunk, and publish the state
+ * leaving it, hlocal + P carry_in with the decay of the whole chunk
+ * P_n = exp(A_n sum_t dt_t) in double (fixed order), before the fix-up so
+ * the next chunk need not wait for that. */
+static void chunk_carry(const chunk_ctx *c, const chunk_buf *bf,
+                        const chunk_unit *u, const double *Ssum)
+{
+    const ssm_scan_args *a = c->a;
+    const int64_t N = c->N, dim = c->dim, nbd = c->nbd;
+    if (u->kc > 0)
+        spin_wait(&c->flag[u->kc * c->su + u->s]);
+    for (int64_t d = u->d0; d < u->d1; d++) {
+        float *hd = bf->hs + (d - u->d0) * N;
+        if (u->kc > 0) {
+            const float *cin = c->car + (u->kc * nbd + u->b * dim + d) * N;
+            const float *Ad = a->A + d * N;
+            for (int64_t n = 0; n < N; n++)
+                hd[n] = fmaf((float)exp((double)Ad[n] * Ssum[d - u->d0]), cin[n], hd[n]);
+        }
+        if (u->kc + 1 < c->nch)
+            memcpy(c->car + ((u->kc + 1) * nbd + u->b * dim + d) * N, hd,
+                   (size_t)N * sizeof(float));
+        else if (a->h_last)
+            memcpy(a->h_last + (u->b * dim + d) * N, hd, (size_t)N * sizeof(float));
+    }
+    if (u->kc + 1 < c->nch)
+        atomic_store_explicit(&c->flag[(u->kc + 1) * c->su + u->s], 1, memory_order_release);
+}
+
+/* Step 3 (chunks after the first): run the carry through the stored decays,
+ * y_t += sum_n C_t,n (prod_{s<=t} a_s,n) carry_n, then D and z. */
+static void chunk_fixup(const chunk_ctx *c, const chunk_buf *bf, const chunk_unit *u)
+{
+    const ssm_scan_args *a = c->a;
+    const int64_t N = c->N, L = c->L, dim = c->dim;
+    for (int64_t d = u->d0; d < u->d1; d++) {
+        const int64_t off = (u->b * dim + d) * L + u->tb;
+        float *hpd = bf->hp + (d - u->d0) * N;
+        memcpy(hpd, c->car + (u->kc * c->nbd + u->b * dim + d) * N, (size_t)N * sizeof(float));
+        c->k->fixup(u->te - u->tb, N, bf->Qs + (d - u->d0) * c->LC * N, bf->Cc, hpd,
+                    a->y + off);
+        c->k->finish(u->te - u->tb, a->y + off, a->u + off,
+                     a->D ? a->D + d : NULL, a->z ? a->z + off : NULL);
     }
 }
 
 static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
                               int64_t LC)
 {
-    const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
-    const int64_t cpg = dim / G;
-    const int64_t cbs = cpg < 4 ? cpg : 4;
-    const int64_t nblk = (cpg + cbs - 1) / cbs;
-    const int64_t su = a->batch * G * nblk;           /* units in space */
-    const int64_t nch = (L + LC - 1) / LC;
-    const int64_t units = nch * su;
-    const int64_t T = tile_len(N, LC < L ? LC : L);
-    /* Per thread: B tile, C for the whole chunk (the fix-up reads it
-     * again), dt tile, states, fix-up states, decays of the chunk. */
-    const int64_t per = pad16(T * N) + pad16(LC * N) + pad16(T)
-                        + 2 * pad16(cbs * N) + pad16(cbs * LC * N);
-    const int64_t nbd = a->batch * dim;
-    int nt = ssmi_max_threads();
-    if ((int64_t)nt > units)
-        nt = (int)units;
-    if (nt < 1)
-        nt = 1;
-    int64_t tot, ncar, nflag;
-    if (!ssmi_sizes_ok(&tot, sizeof(float), 2, per, (int64_t)nt)
-        || !ssmi_sizes_ok(&ncar, sizeof(float), 3, nch + 1, nbd, N)
-        || !ssmi_sizes_ok(&nflag, sizeof(atomic_int), 2, nch + 1, su))
+    chunk_ctx c;
+    c.a = a; c.k = k;
+    c.N = a->dstate; c.L = a->len; c.dim = a->dim; c.G = a->ngroups;
+    c.cpg = c.dim / c.G;
+    c.cbs = c.cpg < CHUNK_BLOCK_MAX ? c.cpg : CHUNK_BLOCK_MAX;
+    c.nblk = (c.cpg + c.cbs - 1) / c.cbs;
+    c.su = a->batch * c.G * c.nblk;
+    c.LC = LC;
+    c.nch = (c.L + LC - 1) / LC;
+    c.T = tile_len(c.N, LC < c.L ? LC : c.L);
+    c.nbd = a->batch * c.dim;
+    const int64_t units = c.nch * c.su, per = chunk_per_thread(&c);
+    int64_t ncar, nflag;
+    if (!ssmi_sizes_ok(NULL, sizeof(float), 1, per)
+        || !ssmi_sizes_ok(&ncar, sizeof(float), 3, c.nch + 1, c.nbd, c.N)
+        || !ssmi_sizes_ok(&nflag, sizeof(atomic_int), 2, c.nch + 1, c.su))
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *buf = ssmi_alloc((size_t)tot, sizeof(float));
-    float *car = ssmi_alloc((size_t)ncar, sizeof(float));
-    atomic_int *flag = ssmi_alloc((size_t)nflag, sizeof(atomic_int));
-    if (!buf || !car || !flag) {
-        ssmi_free(buf);
-        ssmi_free(car);
-        ssmi_free(flag);
+    ssmi_scratch sc;
+    SSM_TRY(ssmi_scratch_init(&sc, (size_t)per * sizeof(float), units));
+    c.car = ssmi_alloc((size_t)ncar, sizeof(float));
+    c.flag = ssmi_alloc((size_t)nflag, sizeof(atomic_int));
+    if (!c.car || !c.flag) {
+        ssmi_scratch_free(&sc);
+        ssmi_free(c.car);
+        ssmi_free(c.flag);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
     for (int64_t i = 0; i < nflag; i++)
-        atomic_init(&flag[i], 0);
+        atomic_init(&c.flag[i], 0);
 
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(sc.nt)
     {
-        float *w = buf + (int64_t)thread_num() * per;
-        float *Bt = w, *Cc = Bt + pad16(T * N), *dtb = Cc + pad16(LC * N);
-        float *hs = dtb + pad16(T), *hp = hs + pad16(cbs * N);
-        float *Qs = hp + pad16(cbs * N);
+        const chunk_buf bf = chunk_carve(&c, ssmi_scratch_mine(&sc));
         /* Increasing order per thread (static round robin): see top. */
 #pragma omp for schedule(static, 1)
         for (int64_t i = 0; i < units; i++) {
-            const int64_t kc = i / su, s = i % su;
-            const int64_t b = s / (G * nblk), r = s % (G * nblk);
-            const int64_t g = r / nblk, blk = r % nblk;
-            const int64_t d0 = g * cpg + blk * cbs;
-            const int64_t d1 = d0 + cbs < (g + 1) * cpg ? d0 + cbs : (g + 1) * cpg;
-            const float *Bg = a->B + (b * G + g) * N * L;
-            const float *Cg = a->C + (b * G + g) * N * L;
-            const int64_t tb = kc * LC, te = tb + LC < L ? tb + LC : L;
-            double Ssum[4] = { 0.0, 0.0, 0.0, 0.0 };   /* sum of dt, per channel */
-            for (int64_t d = d0; d < d1; d++) {
-                float *hd = hs + (d - d0) * N;
-                if (kc == 0 && a->h0)
-                    memcpy(hd, a->h0 + (b * dim + d) * N, (size_t)N * sizeof(float));
-                else
-                    memset(hd, 0, (size_t)N * sizeof(float));
-            }
-            for (int64_t t0 = tb; t0 < te; t0 += T) {
-                const int64_t Tn = T < te - t0 ? T : te - t0;
-                float *Ct = Cc + (t0 - tb) * N;
-                k->transpose(Bg, L, t0, Tn, N, Bt);
-                k->transpose(Cg, L, t0, Tn, N, Ct);
-                for (int64_t d = d0; d < d1; d++) {
-                    const int64_t off = (b * dim + d) * L + t0;
-                    k->dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias + d : NULL,
-                          a->delta_softplus, dtb);
-                    if (kc == 0) {
-                        k->tile(Tn, N, a->A + d * N, Bt, Ct, dtb, a->u + off,
-                                hs + (d - d0) * N, a->y + off, NULL);
-                        k->finish(Tn, a->y + off, a->u + off,
-                                  a->D ? a->D + d : NULL, a->z ? a->z + off : NULL);
-                    } else {
-                        for (int64_t t = 0; t < Tn; t++)
-                            Ssum[d - d0] += dtb[t];
-                        k->tile(Tn, N, a->A + d * N, Bt, Ct, dtb, a->u + off,
-                                hs + (d - d0) * N, a->y + off,
-                                Qs + ((d - d0) * LC + (t0 - tb)) * N);
-                    }
-                }
-            }
-            if (kc > 0)
-                spin_wait(&flag[kc * su + s]);
-            /* State leaving the chunk: hlocal + P carry_in, with the decay of
-             * the whole chunk P_n = exp(A_n sum_t dt_t) in double (fixed
-             * order); published before the fix-up so the next chunk need
-             * not wait for it. */
-            for (int64_t d = d0; d < d1; d++) {
-                float *hd = hs + (d - d0) * N;
-                if (kc > 0) {
-                    const float *cin = car + (kc * nbd + b * dim + d) * N;
-                    const float *Ad = a->A + d * N;
-                    for (int64_t n = 0; n < N; n++)
-                        hd[n] = fmaf((float)exp((double)Ad[n] * Ssum[d - d0]), cin[n], hd[n]);
-                }
-                if (kc + 1 < nch)
-                    memcpy(car + ((kc + 1) * nbd + b * dim + d) * N, hd,
-                           (size_t)N * sizeof(float));
-                else if (a->h_last)
-                    memcpy(a->h_last + (b * dim + d) * N, hd, (size_t)N * sizeof(float));
-            }
-            if (kc + 1 < nch)
-                atomic_store_explicit(&flag[(kc + 1) * su + s], 1, memory_order_release);
-            if (kc > 0) {
-                for (int64_t d = d0; d < d1; d++) {
-                    const int64_t off = (b * dim + d) * L + tb;
-                    float *hpd = hp + (d - d0) * N;
-                    memcpy(hpd, car + (kc * nbd + b * dim + d) * N, (size_t)N * sizeof(float));
-                    k->fixup(te - tb, N, Qs + (d - d0) * LC * N, Cc, hpd, a->y + off);
-                    k->finish(te - tb, a->y + off, a->u + off,
-                              a->D ? a->D + d : NULL, a->z ? a->z + off : NULL);
-                }
-            }
+            const chunk_unit u = chunk_unit_of(&c, i);
+            double Ssum[CHUNK_BLOCK_MAX] = { 0.0 };   /* sum of dt, per channel */
+            chunk_scan_local(&c, &bf, &u, Ssum);
+            chunk_carry(&c, &bf, &u, Ssum);
+            if (u.kc > 0)
+                chunk_fixup(&c, &bf, &u);
         }
     }
-    ssmi_free(buf);
-    ssmi_free(car);
-    ssmi_free(flag);
+    ssmi_scratch_free(&sc);
+    ssmi_free(c.car);
+    ssmi_free(c.flag);
     return SSM_OK;
 }
 
@@ -778,8 +887,6 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
  * outputs are added in a fixed order (half 0 + half 1), then D and z.  The
  * halves and the tile length depend on the shapes only, so the bytes do not
  * depend on the thread count (one thread runs both halves in turn). */
-#define SPLIT_S 2
-#define SPLIT_T 8192
 static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
 {
     const int64_t N = a->dstate, L = a->len, Ns = N / SPLIT_S;
@@ -832,6 +939,40 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
     return SSM_OK;
 }
 
+/* --------------------------------------------------------- step path --- */
+
+/* Below this many state updates (batch * dim * dstate) one step is done by
+ * the calling thread: waking the team costs one to a few microseconds, a
+ * state update a few nanoseconds (with the exp), so 4096 updates (256
+ * channels at dstate 16, ~10 us) are where two threads start to pay; the
+ * steps of real Mamba layers (d_inner >= 1536) are all above it. */
+#define STEP_PAR_MIN 4096
+
+/* One step (len = 1) with the state updated in place and no workspace at
+ * all, so streaming never allocates: with L = 1 the transposed tiles of the
+ * scan are the rows B[b,g,:] and C[b,g,:] themselves (Bt[0][n] =
+ * B[b,g,n,0]) and the tile kernel may run on h directly, so this is the
+ * arithmetic of run_seq with len = 1, the same kernels in the same order,
+ * bit for bit.  One writer per (b, d): the bytes do not depend on the
+ * thread count. */
+static void run_step(int64_t batch, int64_t dim, int64_t N, int64_t G,
+                     float *h, const float *u, const float *delta,
+                     const float *A, const float *B, const float *C,
+                     const float *D, const float *z, const float *bias,
+                     int softplus, float *y, const scan_kern *k)
+{
+    const int64_t cpg = dim / G, rows = batch * dim;
+#pragma omp parallel for schedule(static) if (rows * N > STEP_PAR_MIN)
+    for (int64_t i = 0; i < rows; i++) {
+        const int64_t b = i / dim, d = i % dim, g = d / cpg;
+        const float *Bg = B + (b * G + g) * N, *Cg = C + (b * G + g) * N;
+        float dt;
+        k->dt(1, delta + i, bias ? bias + d : NULL, softplus, &dt);
+        k->tile(1, N, A + d * N, Bg, Cg, &dt, u + i, h + i * N, y + i, NULL);
+        k->finish(1, y + i, u + i, D ? D + d : NULL, z ? z + i : NULL);
+    }
+}
+
 /* ---------------------------------------------------------- validation -- */
 
 static ssm_status check_shapes(int64_t batch, int64_t dim, int64_t dstate,
@@ -866,7 +1007,7 @@ ssm_status ssmi_selective_scan_ex(const ssm_scan_args *args, int path,
     if (path < SSM_SCAN_PATH_AUTO || path > SSM_SCAN_PATH_SPLIT || chunk_len < 0)
         return SSM_FAIL(SSM_ERR_ARG);
     if (path == SSM_SCAN_PATH_SPLIT
-        && (args->batch * args->dim != 1 || args->dstate % (2 * SPLIT_S * 4) != 0))
+        && (args->batch * args->dim != 1 || args->dstate % SPLIT_MULT != 0))
         return SSM_FAIL(SSM_ERR_ARG);
     scan_kern k;
     if (get_kern(isa, &k) != 0)
@@ -906,16 +1047,10 @@ ssm_status ssm_selective_step(int64_t batch, int64_t dim, int64_t dstate,
     SSM_TRY(check_shapes(batch, dim, dstate, 1, ngroups));
     if (!h || !u || !delta || !A || !B || !C || !y)
         return SSM_FAIL(SSM_ERR_ARG);
-    /* len = 1 of the scan, state carried in place: the same code path, so
-     * the same bits (API.md). */
-    const ssm_scan_args a = {
-        .batch = batch, .dim = dim, .dstate = dstate, .len = 1,
-        .ngroups = ngroups, .u = u, .delta = delta, .A = A, .B = B, .C = C,
-        .D = D, .z = z, .delta_bias = delta_bias,
-        .delta_softplus = delta_softplus, .h0 = h, .y = y, .h_last = h
-    };
     scan_kern k;
     if (get_kern(SSM_SCAN_ISA_AUTO, &k) != 0)
         return SSM_FAIL(SSM_ERR_ARG);
-    return run_seq(&a, &k);
+    run_step(batch, dim, dstate, ngroups, h, u, delta, A, B, C, D, z,
+             delta_bias, delta_softplus, y, &k);
+    return SSM_OK;
 }
