@@ -8,6 +8,7 @@
  *   ssm/s4.h       discretization and convolution kernels           (src/s4, FFTW)
  *   ssm/conv.h     batched causal FFT convolution                   (src/s4, FFTW)
  *   ssm/scan.h     selective scan (Mamba S6), diagonal LTI scan     (src/scan)
+ *   ssm/ssd.h      Mamba-2 state space dual (SSD) scan              (src/scan)
  *   ssm/lti.h      dense LTI recurrences                            (src/scan)
  *   ssm/layer.h    the S4D layer (convolution and recurrent modes)  (src/layers)
  *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (src/layers, CBLAS)
@@ -29,6 +30,7 @@
 #include "ssm/layer.h"
 #include "ssm/lti.h"
 #include "ssm/scan.h"
+#include "ssm/ssd.h"
 #include "ssm/mamba.h"
 
 #endif /* SSM_H */

@@ -1,0 +1,169 @@
+/*
+ * ssd_kernel.h -- inner kernels of the SSD scan (ssd.c), written once and
+ * instantiated per instruction set (portable C, AVX2+FMA, AVX-512F).  Not a
+ * normal header: included several times with these macros defined:
+ *   KSFX name suffix, KTGT function attribute, VL lanes, VT vector type,
+ *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VFMA(a,b,c)=a*b+c VHSUM(v).
+ *
+ * Products.  Every output element of kgemm is one fma chain over k in
+ * increasing order, starting from 0 or from the value already in C; the
+ * vector body and the scalar fringes perform exactly that chain (fmaf is
+ * correctly rounded, as the vector fma), so how a matrix is cut into
+ * register blocks never changes a bit.  Register blocks: 4 rows x 2 vectors
+ * of columns (8 accumulators), the B rows streamed from L1.
+ *
+ * Recurrence.  krec_token advances one token of one head (Mamba-2 eq. 1 with
+ * scalar decay a = exp(dt A)):  S[p][n] = fma(a, S[p][n], (dt x_p) B[n]),
+ * y_p = sum_n C[n] S[p][n], the sum taken lane-wise over n (lane j gets the
+ * n = j mod VL of the vector body, in order), the lanes reduced by VHSUM in
+ * a fixed tree, then the scalar tail n >= VL floor(N/VL) in order.
+ */
+
+#define KNAME2_(a, b) a##_##b
+#define KNAME1_(a, b) KNAME2_(a, b)
+#define KN(name) KNAME1_(name, KSFX)
+
+/* C[MR][NV*VL] (+)= A[MR][K] B[K][NV*VL]; MR <= 4, NV <= 2 compile-time. */
+static inline __attribute__((always_inline)) KTGT void
+KN(mk)(const int MR, const int NV, int64_t K, const float *A, int64_t lda,
+       const float *B, int64_t ldb, float *C, int64_t ldc, int acc)
+{
+    VT c[4][2];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NV; j++)
+            c[i][j] = acc ? VLOAD(C + i * ldc + j * VL) : VSET1(0.0f);
+    for (int64_t k = 0; k < K; k++) {
+        const float *bk = B + k * ldb;
+        const VT b0 = VLOAD(bk);
+        const VT b1 = NV > 1 ? VLOAD(bk + VL) : b0;
+        for (int i = 0; i < MR; i++) {
+            const VT a = VSET1(A[i * lda + k]);
+            c[i][0] = VFMA(a, b0, c[i][0]);
+            if (NV > 1)
+                c[i][1] = VFMA(a, b1, c[i][1]);
+        }
+    }
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NV; j++)
+            VSTORE(C + i * ldc + j * VL, c[i][j]);
+}
+
+/* Rows [0, mr) of a row block, columns [j0, j1): vector blocks, then the
+ * scalar fringe with the same chains. */
+static KTGT void
+KN(rowblock)(int mr, int64_t j0, int64_t j1, int64_t K, const float *A,
+             int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc,
+             int acc)
+{
+    int64_t j = j0;
+    for (; j + 2 * VL <= j1; j += 2 * VL) {
+        switch (mr) {
+        case 4: KN(mk)(4, 2, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        case 3: KN(mk)(3, 2, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        case 2: KN(mk)(2, 2, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        default: KN(mk)(1, 2, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        }
+    }
+    for (; j + VL <= j1; j += VL) {
+        switch (mr) {
+        case 4: KN(mk)(4, 1, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        case 3: KN(mk)(3, 1, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        case 2: KN(mk)(2, 1, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        default: KN(mk)(1, 1, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        }
+    }
+    for (; j < j1; j++)
+        for (int i = 0; i < mr; i++) {
+            float s = acc ? C[i * ldc + j] : 0.0f;
+            for (int64_t k = 0; k < K; k++)
+                s = fmaf(A[i * lda + k], B[k * ldb + j], s);
+            C[i * ldc + j] = s;
+        }
+}
+
+/* C[M][Nc] (+)= A[M][K] B[K][Nc], row-major with leading dimensions.
+ *   tri == SSMI_SSD_FULL:   every element.
+ *   tri == SSMI_SSD_LOWER:  only elements with column <= row are needed
+ *                           (others may be computed or left alone);
+ *   tri == SSMI_SSD_KLOWER: C[i][j] (+)= sum_{k <= i} A[i][k] B[k][j]
+ *                           (A lower triangular; entries above its
+ *                           diagonal are never read, so a NaN/Inf of a later
+ *                           token cannot reach an earlier output). */
+static KTGT void
+KN(kgemm)(int64_t M, int64_t Nc, int64_t K, const float *A, int64_t lda,
+          const float *B, int64_t ldb, float *C, int64_t ldc, int acc,
+          int tri)
+{
+    /* Column panels of 128 keep a B panel of K rows in L1. */
+    for (int64_t jp = 0; jp < Nc; jp += 128) {
+        const int64_t jp1 = jp + 128 < Nc ? jp + 128 : Nc;
+        for (int64_t i0 = 0; i0 < M; i0 += 4) {
+            const int mr = (int)(M - i0 < 4 ? M - i0 : 4);
+            const float *Ai = A + i0 * lda;
+            float *Ci = C + i0 * ldc;
+            if (tri == SSMI_SSD_LOWER) {
+                if (jp > i0 + mr - 1)
+                    continue;
+                int64_t j1 = i0 + mr;       /* columns < i0 + mr suffice */
+                j1 = (j1 + VL - 1) / VL * VL;
+                if (j1 > jp1)
+                    j1 = jp1;
+                KN(rowblock)(mr, jp, j1, K, Ai, lda, B, ldb, Ci, ldc, acc);
+            } else if (tri == SSMI_SSD_KLOWER) {
+                /* k <= i0 for all rows of the block, then each row alone
+                 * continues its chain over i0 < k <= i. */
+                const int64_t kk = i0 + 1 < K ? i0 + 1 : K;
+                KN(rowblock)(mr, jp, jp1, kk, Ai, lda, B, ldb, Ci, ldc, acc);
+                for (int r = 1; r < mr; r++) {
+                    int64_t ke = i0 + r + 1 < K ? i0 + r + 1 : K;
+                    if (ke > kk)
+                        KN(rowblock)(1, jp, jp1, ke - kk, Ai + r * lda + kk,
+                                     lda, B + kk * ldb, ldb, Ci + r * ldc, ldc,
+                                     1);
+                }
+            } else {
+                KN(rowblock)(mr, jp, jp1, K, Ai, lda, B, ldb, Ci, ldc, acc);
+            }
+        }
+    }
+}
+
+/* One row p of the recurrence (see the top of this file). */
+static inline __attribute__((always_inline)) KTGT float
+KN(rec_row)(int64_t N, VT va, float a, float u, const float *Bv,
+            const float *Cv, float *Sp)
+{
+    const int64_t nv = N / VL, n0 = nv * VL;
+    const VT vu = VSET1(u);
+    VT acc = VSET1(0.0f);
+    for (int64_t j = 0; j < nv; j++) {
+        const VT s = VFMA(va, VLOAD(Sp + j * VL), VMUL(vu, VLOAD(Bv + j * VL)));
+        VSTORE(Sp + j * VL, s);
+        acc = j == 0 ? VMUL(VLOAD(Cv), s) : VFMA(VLOAD(Cv + j * VL), s, acc);
+    }
+    float sum = nv ? VHSUM(acc) : 0.0f;
+    for (int64_t n = n0; n < N; n++) {
+        const float ub = u * Bv[n];
+        const float s = fmaf(a, Sp[n], ub);
+        Sp[n] = s;
+        sum = fmaf(Cv[n], s, sum);
+    }
+    return sum;
+}
+
+/* One token of one head: S [P][N] in place, x [P] (dt applied here),
+ * ys [P] = C S (before D and the gate). */
+static KTGT void
+KN(rec_token)(int64_t P, int64_t N, float a, float dtv, const float *x,
+              const float *Bv, const float *Cv, float *S, float *ys)
+{
+    const VT va = VSET1(a);
+    for (int64_t p = 0; p < P; p++) {
+        const float u = dtv * x[p];
+        ys[p] = KN(rec_row)(N, va, a, u, Bv, Cv, S + p * N);
+    }
+}
+
+#undef KN
+#undef KNAME1_
+#undef KNAME2_
