@@ -12,6 +12,7 @@
  *   ssm/lti.h      dense LTI recurrences                            (src/scan)
  *   ssm/layer.h    the S4D layer (convolution and recurrent modes)  (src/layers)
  *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (src/layers, CBLAS)
+ *   ssm/mamba2.h   the Mamba-2 block and its residual stack         (src/layers, CBLAS)
  *
  * Shape legend used in every header, slowest dimension first (C order):
  *   B batch, H (or D) channels, G groups, N state size, R rank, L length.
@@ -32,5 +33,6 @@
 #include "ssm/scan.h"
 #include "ssm/ssd.h"
 #include "ssm/mamba.h"
+#include "ssm/mamba2.h"
 
 #endif /* SSM_H */

@@ -151,6 +151,41 @@ KN(rec_row)(int64_t N, VT va, float a, float u, const float *Bv,
     return sum;
 }
 
+/* Four rows p..p+3 interleaved (four independent accumulator chains hide
+ * the fma latency); per element exactly the operations of rec_row, so the
+ * blocking never changes a bit. */
+static inline __attribute__((always_inline)) KTGT void
+KN(rec_rows4)(int64_t N, VT va, float a, const float *u, const float *Bv,
+              const float *Cv, float *S, float *ys)
+{
+    const int64_t nv = N / VL, n0 = nv * VL;
+    VT vu[4], acc[4];
+    for (int r = 0; r < 4; r++) {
+        vu[r] = VSET1(u[r]);
+        acc[r] = VSET1(0.0f);
+    }
+    for (int64_t j = 0; j < nv; j++) {
+        const VT b = VLOAD(Bv + j * VL), c = VLOAD(Cv + j * VL);
+        for (int r = 0; r < 4; r++) {
+            float *sp = S + r * N + j * VL;
+            const VT s = VFMA(va, VLOAD(sp), VMUL(vu[r], b));
+            VSTORE(sp, s);
+            acc[r] = j == 0 ? VMUL(c, s) : VFMA(c, s, acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float sum = nv ? VHSUM(acc[r]) : 0.0f;
+        float *sp = S + r * N;
+        for (int64_t n = n0; n < N; n++) {
+            const float ub = u[r] * Bv[n];
+            const float s = fmaf(a, sp[n], ub);
+            sp[n] = s;
+            sum = fmaf(Cv[n], s, sum);
+        }
+        ys[r] = sum;
+    }
+}
+
 /* One token of one head: S [P][N] in place, x [P] (dt applied here),
  * ys [P] = C S (before D and the gate). */
 static KTGT void
@@ -158,7 +193,14 @@ KN(rec_token)(int64_t P, int64_t N, float a, float dtv, const float *x,
               const float *Bv, const float *Cv, float *S, float *ys)
 {
     const VT va = VSET1(a);
-    for (int64_t p = 0; p < P; p++) {
+    int64_t p = 0;
+    for (; p + 4 <= P; p += 4) {
+        float u[4];
+        for (int r = 0; r < 4; r++)
+            u[r] = dtv * x[p + r];
+        KN(rec_rows4)(N, va, a, u, Bv, Cv, S + p * N, ys + p);
+    }
+    for (; p < P; p++) {
         const float u = dtv * x[p];
         ys[p] = KN(rec_row)(N, va, a, u, Bv, Cv, S + p * N);
     }

@@ -1,0 +1,332 @@
+/*
+ * bench_ssd.c -- `ssm_bench ssd`: the Mamba-2 SSD scan (chunked SSD vs the
+ * recurrence vs the FLOP floor), the step against memory bandwidth, and the
+ * Mamba-2 block/stack at the mamba2-130m shape.
+ *
+ * Baselines measured in the same process:
+ *   FMA peak: each thread runs a register-resident loop of independent
+ *     vector fma chains (AVX-512 if the CPU has it, else AVX2), 2 flops per
+ *     lane and fma; the peak at t threads is measured with t threads.
+ *   bandwidth: s[i] = a * s[i] + b[i] over a buffer of the state's size
+ *     (what a step does to its state: read and write it once), and over
+ *     256 MiB (DRAM), 1 and 2 threads.
+ * Flops of the algorithms (multiply-adds count 2):
+ *   recurrence: 5 P N per head and token (a*S, + u B, C . S);
+ *   chunked:    per head and token 4 P N + T P (the two state products and
+ *               the lower triangle of the masked T x T product) plus, per
+ *               group and token, T N (the lower triangle of C B^T), T = chunk.
+ */
+#include <math.h>
+#include <ssm.h>
+#include "bench_util.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* ------------------------------------------------------------------ */
+/* FMA peak                                                           */
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static double fma_loop_512(long iters)
+{
+    __m512 a[12];
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++)
+        a[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++)
+            a[i] = _mm512_fmadd_ps(a[i], m, c);
+    float s = 0.0f, buf[16];
+    for (int i = 0; i < 12; i++) {
+        _mm512_storeu_ps(buf, a[i]);
+        s += buf[0];
+    }
+    return (double)s;
+}
+__attribute__((target("avx2,fma"))) static double fma_loop_256(long iters)
+{
+    __m256 a[12];
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++)
+        a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++)
+            a[i] = _mm256_fmadd_ps(a[i], m, c);
+    float s = 0.0f, buf[8];
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(buf, a[i]);
+        s += buf[0];
+    }
+    return (double)s;
+}
+#endif
+
+/* Peak flop/s at `threads` threads (median of 5). */
+static double fma_peak(int threads, int *lanes_out)
+{
+    int lanes = 1;
+#if defined(__x86_64__)
+    lanes = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("avx2") ? 8 : 1;
+#endif
+    *lanes_out = lanes;
+    if (lanes == 1)
+        return 0.0;
+    const long iters = 20000000;
+    double t[5], sink = 0.0;
+    for (int r = 0; r < 5; r++) {
+        double t0 = bu_now();
+        #pragma omp parallel num_threads(threads) reduction(+:sink)
+        {
+#if defined(__x86_64__)
+            sink += lanes == 16 ? fma_loop_512(iters) : fma_loop_256(iters);
+#endif
+        }
+        t[r] = bu_now() - t0;
+    }
+    if (sink == 12345.0)
+        printf(" ");
+    return 2.0 * lanes * 12.0 * (double)iters * threads / bu_median(t, 5);
+}
+
+/* Bytes/s of s = a s + b over n floats (read s and b, write s: counted as
+ * 2 n floats read-write of s, the state traffic; b stands for B x). */
+static double stream_bw(int threads, int64_t n, int reps)
+{
+    float *s = malloc((size_t)n * sizeof *s), *b = malloc((size_t)n * sizeof *b);
+    for (int64_t i = 0; i < n; i++) { s[i] = 1.0f; b[i] = 1e-3f; }
+    double t[32];
+    if (reps > 32) reps = 32;
+    for (int r = 0; r < reps; r++) {
+        double t0 = bu_now();
+        #pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            s[i] = 0.999f * s[i] + b[i];
+        t[r] = bu_now() - t0;
+    }
+    double bw = 2.0 * (double)n * sizeof(float) / bu_median(t, reps);
+    if (s[n / 2] == 42.0f)
+        printf(" ");
+    free(s); free(b);
+    return bw;
+}
+
+/* ------------------------------------------------------------------ */
+/* scan                                                               */
+
+typedef struct scan_ctx {
+    ssm_ssd_args a;
+    ssm_ssd_path path;
+    int64_t chunk;
+    ssm_status st;
+} scan_ctx;
+
+static void run_scan(void *p)
+{
+    scan_ctx *c = p;
+    c->st = ssm_ssd_scan_ex(&c->a, c->path, c->chunk);
+}
+
+static void fill(float *x, int64_t n, uint64_t seed, float lo, float hi)
+{
+    uint64_t s = seed;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = lo + (hi - lo) * (float)((s >> 40) * 0x1.0p-24);
+    }
+}
+
+static int bench_scan_shape(int64_t B, int64_t L, int64_t H, int64_t P,
+                            int64_t N, int64_t G, const double *peak)
+{
+    const int64_t nx = B * L * H * P, nbc = B * L * G * N;
+    float *x = malloc((size_t)nx * 4), *z = malloc((size_t)nx * 4),
+          *y = malloc((size_t)nx * 4), *dt = malloc((size_t)(B * L * H) * 4),
+          *A = malloc((size_t)H * 4), *Bm = malloc((size_t)nbc * 4),
+          *Cm = malloc((size_t)nbc * 4), *D = malloc((size_t)H * 4),
+          *bias = malloc((size_t)H * 4), *h = malloc((size_t)(B * H * P * N) * 4);
+    fill(x, nx, 1, -1, 1); fill(z, nx, 2, -2, 2); fill(dt, B * L * H, 3, -4, 0);
+    fill(A, H, 4, -16, -1); fill(Bm, nbc, 5, -1, 1); fill(Cm, nbc, 6, -1, 1);
+    fill(D, H, 7, 0.5f, 1.5f); fill(bias, H, 8, -2, 0);
+    scan_ctx c;
+    memset(&c, 0, sizeof c);
+    ssm_ssd_args *a = &c.a;
+    a->batch = B; a->len = L; a->nheads = H; a->headdim = P; a->dstate = N;
+    a->ngroups = G; a->x = x; a->dt = dt; a->A = A; a->B = Bm; a->C = Cm;
+    a->D = D; a->z = NULL; a->dt_bias = bias; a->dt_softplus = 1;
+    a->dt_min = 0.0f; a->dt_max = INFINITY; a->y = y; a->h_last = h;
+    ssm_ssd_path auto_p;
+    int64_t auto_q;
+    ssm_ssd_plan(B, L, H, P, N, G, &auto_p, &auto_q);
+    printf("\n(B=%lld, L=%lld, H=%lld, P=%lld, N=%lld, G=%lld): auto = %s, chunk %lld; D, dt bias, softplus on, z off\n",
+           (long long)B, (long long)L, (long long)H, (long long)P, (long long)N, (long long)G,
+           auto_p == SSM_SSD_CHUNKED ? "chunked" : "recurrent", (long long)auto_q);
+    printf("%-16s %4s %10s %10s %8s %10s\n", "path", "thr", "ms", "GFLOP/s", "%peak", "floor ms");
+    const struct { ssm_ssd_path p; int64_t q; const char *name; } runs[] = {
+        { SSM_SSD_RECURRENT, 0, "recurrent" },
+        { SSM_SSD_CHUNKED, 32, "chunked Q=32" },
+        { SSM_SSD_CHUNKED, 64, "chunked Q=64" },
+        { SSM_SSD_CHUNKED, 128, "chunked Q=128" },
+        { SSM_SSD_CHUNKED, 256, "chunked Q=256" },
+    };
+    const int reps = bu_repeats(5);
+    for (int thr = 1; thr <= 2; thr++) {
+        bu_set_threads(thr);
+        for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+            c.path = runs[r].p; c.chunk = runs[r].q;
+            double t = bu_time(run_scan, &c, reps);
+            if (c.st != SSM_OK) {
+                printf("error %s\n", ssm_status_string(c.st));
+                return 1;
+            }
+            double fl;
+            if (runs[r].p == SSM_SSD_RECURRENT)
+                fl = 5.0 * (double)(B * L * H) * (double)(P * N);
+            else {
+                const double T = (double)runs[r].q;
+                fl = (double)(B * L * H) * (4.0 * (double)(P * N) + T * (double)P) +
+                     (double)(B * L * G) * T * (double)N;
+            }
+            printf("%-16s %4d %10.2f %10.1f %7.1f%% %10.2f\n", runs[r].name, thr,
+                   1e3 * t, fl / t * 1e-9, 100.0 * fl / t / peak[thr],
+                   1e3 * fl / peak[thr]);
+        }
+    }
+    free(x); free(z); free(y); free(dt); free(A); free(Bm); free(Cm); free(D);
+    free(bias); free(h);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* step                                                               */
+
+typedef struct step_ctx { ssm_ssd_args a; int n; ssm_status st; } step_ctx;
+static void run_steps(void *p)
+{
+    step_ctx *c = p;
+    for (int i = 0; i < c->n; i++)
+        c->st = ssm_ssd_step(&c->a);
+}
+
+static int bench_step(int64_t B, int64_t H, int64_t P, int64_t N)
+{
+    const int64_t nh = B * H * P * N;
+    float *x = malloc((size_t)(B * H * P) * 4), *y = malloc((size_t)(B * H * P) * 4),
+          *dt = malloc((size_t)(B * H) * 4), *A = malloc((size_t)H * 4),
+          *Bm = malloc((size_t)(B * N) * 4), *Cm = malloc((size_t)(B * N) * 4),
+          *D = malloc((size_t)H * 4), *h = calloc((size_t)nh, 4);
+    fill(x, B * H * P, 1, -1, 1); fill(dt, B * H, 3, -4, 0); fill(A, H, 4, -16, -1);
+    fill(Bm, B * N, 5, -1, 1); fill(Cm, B * N, 6, -1, 1); fill(D, H, 7, 0.5f, 1.5f);
+    step_ctx c;
+    memset(&c, 0, sizeof c);
+    ssm_ssd_args *a = &c.a;
+    a->batch = B; a->len = 1; a->nheads = H; a->headdim = P; a->dstate = N;
+    a->ngroups = 1; a->x = x; a->dt = dt; a->A = A; a->B = Bm; a->C = Cm; a->D = D;
+    a->dt_softplus = 1; a->dt_min = 0.0f; a->dt_max = INFINITY; a->y = y;
+    a->h0 = h; a->h_last = h;
+    c.n = 20;
+    printf("\nstep (B=%lld, H=%lld, P=%lld, N=%lld): state %.2f MiB\n", (long long)B,
+           (long long)H, (long long)P, (long long)N, (double)nh * 4 / 1048576.0);
+    printf("%4s %12s %14s %16s %10s %14s %10s\n", "thr", "us/step", "state GB/s",
+           "same-size GB/s", "%same", "DRAM GB/s", "%DRAM");
+    for (int thr = 1; thr <= 2; thr++) {
+        bu_set_threads(thr);
+        double t = bu_time(run_steps, &c, bu_repeats(7)) / c.n;
+        if (c.st != SSM_OK) {
+            printf("error %s\n", ssm_status_string(c.st));
+            return 1;
+        }
+        double bw = 2.0 * (double)nh * 4 / t;
+        double bws = stream_bw(thr, nh, 50), bwd = stream_bw(thr, (int64_t)64 << 20, 5);
+        printf("%4d %12.1f %14.1f %16.1f %9.1f%% %14.1f %9.1f%%\n", thr, 1e6 * t,
+               bw * 1e-9, bws * 1e-9, 100 * bw / bws, bwd * 1e-9, 100 * bw / bwd);
+    }
+    free(x); free(y); free(dt); free(A); free(Bm); free(Cm); free(D); free(h);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Mamba-2 block and stack at the mamba2-130m shape                   */
+
+typedef struct stk_ctx {
+    ssm_mamba2_stack *stk;
+    ssm_mamba2_stack_state *st;
+    int64_t B, L;
+    float *x, *y;
+    ssm_status s;
+} stk_ctx;
+
+static void run_prefill(void *p)
+{
+    stk_ctx *c = p;
+    ssm_mamba2_stack_state_reset(c->st);
+    c->s = ssm_mamba2_stack_forward(c->stk, c->st, c->B, c->L, c->x, c->y);
+}
+
+static void run_decode(void *p)
+{
+    stk_ctx *c = p;
+    for (int i = 0; i < 8 && c->s == SSM_OK; i++)
+        c->s = ssm_mamba2_stack_step(c->stk, c->st, c->B, c->x, c->y);
+}
+
+static int bench_stack(void)
+{
+    ssm_mamba2_config cfg;
+    ssm_mamba2_config_init(&cfg);
+    cfg.d_model = 768;   /* mamba2-130m: 24 layers, d_state 128, headdim 64, expand 2 */
+    const int64_t nl = 24, Lp = 1024;
+    stk_ctx c;
+    memset(&c, 0, sizeof c);
+    if (ssm_mamba2_stack_create(&c.stk, &cfg, nl, 1) != SSM_OK ||
+        ssm_mamba2_stack_state_create(&c.st, c.stk, 8) != SSM_OK) {
+        printf("stack creation failed\n");
+        return 1;
+    }
+    c.x = malloc((size_t)(8 * Lp * 768) * 4);
+    c.y = malloc((size_t)(8 * Lp * 768) * 4);
+    fill(c.x, 8 * Lp * 768, 9, -1, 1);
+    char blas[128];
+    ssm_blas_describe(blas, sizeof blas);
+    printf("\nMamba-2 stack, mamba2-130m shape (d_model 768, 24 layers, d_state 128, headdim 64, 24 heads, G 1), %s\n", blas);
+    printf("%4s %22s %22s %22s\n", "thr", "prefill B=1 L=1024", "decode B=1", "decode B=8");
+    for (int thr = 1; thr <= 2; thr++) {
+        bu_set_threads(thr);
+        c.B = 1; c.L = Lp;
+        double tp = bu_time(run_prefill, &c, bu_repeats(3));
+        if (c.s != SSM_OK) { printf("error %s\n", ssm_status_string(c.s)); return 1; }
+        ssm_mamba2_stack_state_reset(c.st);
+        double t1 = bu_time(run_decode, &c, bu_repeats(5)) / 8;
+        c.B = 8;
+        double t8 = bu_time(run_decode, &c, bu_repeats(5)) / 8;
+        if (c.s != SSM_OK) { printf("error %s\n", ssm_status_string(c.s)); return 1; }
+        printf("%4d %10.0f ms %6.0f t/s %10.2f ms %6.1f t/s %10.2f ms %6.1f t/s\n", thr,
+               1e3 * tp, (double)Lp / tp, 1e3 * t1, 1.0 / t1, 1e3 * t8, 8.0 / t8);
+    }
+    ssm_mamba2_stack_state_destroy(c.st);
+    ssm_mamba2_stack_destroy(c.stk);
+    free(c.x); free(c.y);
+    return 0;
+}
+
+int bench_ssd(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "all";
+    double peak[3] = { 0, 0, 0 };
+    int lanes = 0;
+    peak[1] = fma_peak(1, &lanes);
+    peak[2] = fma_peak(2, &lanes);
+    printf("\n== ssd: Mamba-2 SSD scan; FMA peak (%d-lane fma loop): %.1f GFLOP/s at 1 thread, %.1f at 2\n",
+           lanes, peak[1] * 1e-9, peak[2] * 1e-9);
+    int rc = 0;
+    if (!strcmp(what, "all") || !strcmp(what, "scan")) {
+        rc |= bench_scan_shape(1, 4096, 24, 64, 128, 1, peak);
+        rc |= bench_scan_shape(8, 1024, 24, 64, 128, 1, peak);
+    }
+    if (!strcmp(what, "all") || !strcmp(what, "step")) {
+        rc |= bench_step(1, 24, 64, 128);
+        rc |= bench_step(8, 24, 64, 128);
+    }
+    if (!strcmp(what, "all") || !strcmp(what, "stack"))
+        rc |= bench_stack();
+    return rc;
+}
