@@ -6,7 +6,9 @@
  * Baselines measured in the same process:
  *   FMA peak: each thread runs a register-resident loop of independent
  *     vector fma chains (AVX-512 if the CPU has it, else AVX2), 2 flops per
- *     lane and fma; the peak at t threads is measured with t threads.
+ *     lane and fma; the peak at t threads is measured with t threads, best
+ *     of 5.  Scan rates and %peak use the best run too (printed next to the
+ *     median): on a shared machine other tenants only ever add time.
  *   bandwidth: s[i] = a * s[i] + b[i] over a buffer of the state's size
  *     (what a step does to its state: read and write it once), and over
  *     256 MiB (DRAM), 1 and 2 threads.
@@ -85,7 +87,13 @@ static double fma_peak(int threads, int *lanes_out)
     }
     if (sink == 12345.0)
         printf(" ");
-    return 2.0 * lanes * 12.0 * (double)iters * threads / bu_median(t, 5);
+    /* best of 5: other tenants of a shared machine only ever slow a
+     * register-resident loop down */
+    double best = t[0];
+    for (int r = 1; r < 5; r++)
+        if (t[r] < best)
+            best = t[r];
+    return 2.0 * lanes * 12.0 * (double)iters * threads / best;
 }
 
 /* Bytes/s of s = a s + b over n floats (read s and b, write s: counted as
@@ -112,6 +120,24 @@ static double stream_bw(int threads, int64_t n, int reps)
 
 /* ------------------------------------------------------------------ */
 /* scan                                                               */
+
+/* Median and best of reps timed runs after one warm-up. */
+static void time2(void (*fn)(void *), void *ctx, int reps, double *med, double *best)
+{
+    double t[64];
+    if (reps > 64) reps = 64;
+    fn(ctx);
+    for (int i = 0; i < reps; i++) {
+        double t0 = bu_now();
+        fn(ctx);
+        t[i] = bu_now() - t0;
+    }
+    *best = t[0];
+    for (int i = 1; i < reps; i++)
+        if (t[i] < *best)
+            *best = t[i];
+    *med = bu_median(t, reps);
+}
 
 typedef struct scan_ctx {
     ssm_ssd_args a;
@@ -160,7 +186,8 @@ static int bench_scan_shape(int64_t B, int64_t L, int64_t H, int64_t P,
     printf("\n(B=%lld, L=%lld, H=%lld, P=%lld, N=%lld, G=%lld): auto = %s, chunk %lld; D, dt bias, softplus on, z off\n",
            (long long)B, (long long)L, (long long)H, (long long)P, (long long)N, (long long)G,
            auto_p == SSM_SSD_CHUNKED ? "chunked" : "recurrent", (long long)auto_q);
-    printf("%-16s %4s %10s %10s %8s %10s\n", "path", "thr", "ms", "GFLOP/s", "%peak", "floor ms");
+    printf("%-16s %4s %10s %10s %10s %8s %10s\n", "path", "thr", "median ms", "best ms",
+           "GFLOP/s", "%peak", "floor ms");
     const struct { ssm_ssd_path p; int64_t q; const char *name; } runs[] = {
         { SSM_SSD_RECURRENT, 0, "recurrent" },
         { SSM_SSD_CHUNKED, 32, "chunked Q=32" },
@@ -173,7 +200,8 @@ static int bench_scan_shape(int64_t B, int64_t L, int64_t H, int64_t P,
         bu_set_threads(thr);
         for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
             c.path = runs[r].p; c.chunk = runs[r].q;
-            double t = bu_time(run_scan, &c, reps);
+            double t, tb;
+            time2(run_scan, &c, reps, &t, &tb);
             if (c.st != SSM_OK) {
                 printf("error %s\n", ssm_status_string(c.st));
                 return 1;
@@ -186,8 +214,9 @@ static int bench_scan_shape(int64_t B, int64_t L, int64_t H, int64_t P,
                 fl = (double)(B * L * H) * (4.0 * (double)(P * N) + T * (double)P) +
                      (double)(B * L * G) * T * (double)N;
             }
-            printf("%-16s %4d %10.2f %10.1f %7.1f%% %10.2f\n", runs[r].name, thr,
-                   1e3 * t, fl / t * 1e-9, 100.0 * fl / t / peak[thr],
+            /* rate and %peak from the best run, as the peak itself */
+            printf("%-16s %4d %10.2f %10.2f %10.1f %7.1f%% %10.2f\n", runs[r].name, thr,
+                   1e3 * t, 1e3 * tb, fl / tb * 1e-9, 100.0 * fl / tb / peak[thr],
                    1e3 * fl / peak[thr]);
         }
     }

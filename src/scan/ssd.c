@@ -60,6 +60,7 @@
 #define VMUL(a, b) ((a) * (b))
 #define VFMA(a, b, c) fmaf((a), (b), (c))
 #define VHSUM(v) (v)
+#define VNVMAX 2
 #include "ssd_kernel.h"
 #undef KSFX
 #undef KTGT
@@ -71,6 +72,7 @@
 #undef VMUL
 #undef VFMA
 #undef VHSUM
+#undef VNVMAX
 
 #ifdef SSM_SSD_X86
 #define TGT_AVX2 __attribute__((target("avx2,fma")))
@@ -106,6 +108,7 @@ static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
 #define VMUL(a, b) _mm256_mul_ps((a), (b))
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VHSUM(v) ssd_hsum_avx2(v)
+#define VNVMAX 2
 #include "ssd_kernel.h"
 #undef KSFX
 #undef KTGT
@@ -117,6 +120,7 @@ static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
 #undef VMUL
 #undef VFMA
 #undef VHSUM
+#undef VNVMAX
 
 #define KSFX avx512
 #define KTGT TGT_AVX512
@@ -128,6 +132,7 @@ static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
 #define VMUL(a, b) _mm512_mul_ps((a), (b))
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VHSUM(v) ssd_hsum_avx512(v)
+#define VNVMAX 4
 #include "ssd_kernel.h"
 #undef KSFX
 #undef KTGT
@@ -139,6 +144,7 @@ static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
 #undef VMUL
 #undef VFMA
 #undef VHSUM
+#undef VNVMAX
 #endif /* SSM_SSD_X86 */
 
 typedef struct ssd_kern {

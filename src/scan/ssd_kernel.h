@@ -3,7 +3,8 @@
  * instantiated per instruction set (portable C, AVX2+FMA, AVX-512F).  Not a
  * normal header: included several times with these macros defined:
  *   KSFX name suffix, KTGT function attribute, VL lanes, VT vector type,
- *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VFMA(a,b,c)=a*b+c VHSUM(v).
+ *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VFMA(a,b,c)=a*b+c VHSUM(v),
+ *   VNVMAX the widest register block in vectors (2 or 4).
  *
  * Products.  Every output element of kgemm is one fma chain over k in
  * increasing order, starting from 0 or from the value already in C; the
@@ -23,24 +24,25 @@
 #define KNAME1_(a, b) KNAME2_(a, b)
 #define KN(name) KNAME1_(name, KSFX)
 
-/* C[MR][NV*VL] (+)= A[MR][K] B[K][NV*VL]; MR <= 4, NV <= 2 compile-time. */
+/* C[MR][NV*VL] (+)= A[MR][K] B[K][NV*VL]; MR <= 4, NV <= 4 compile-time
+ * (NV*MR accumulators: 16 with AVX-512's 32 registers, 8 with AVX2's 16). */
 static inline __attribute__((always_inline)) KTGT void
 KN(mk)(const int MR, const int NV, int64_t K, const float *A, int64_t lda,
        const float *B, int64_t ldb, float *C, int64_t ldc, int acc)
 {
-    VT c[4][2];
+    VT c[4][4];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NV; j++)
             c[i][j] = acc ? VLOAD(C + i * ldc + j * VL) : VSET1(0.0f);
     for (int64_t k = 0; k < K; k++) {
         const float *bk = B + k * ldb;
-        const VT b0 = VLOAD(bk);
-        const VT b1 = NV > 1 ? VLOAD(bk + VL) : b0;
+        VT b[4];
+        for (int j = 0; j < NV; j++)
+            b[j] = VLOAD(bk + j * VL);
         for (int i = 0; i < MR; i++) {
             const VT a = VSET1(A[i * lda + k]);
-            c[i][0] = VFMA(a, b0, c[i][0]);
-            if (NV > 1)
-                c[i][1] = VFMA(a, b1, c[i][1]);
+            for (int j = 0; j < NV; j++)
+                c[i][j] = VFMA(a, b[j], c[i][j]);
         }
     }
     for (int i = 0; i < MR; i++)
@@ -56,6 +58,16 @@ KN(rowblock)(int mr, int64_t j0, int64_t j1, int64_t K, const float *A,
              int acc)
 {
     int64_t j = j0;
+#if VNVMAX >= 4
+    for (; j + 4 * VL <= j1; j += 4 * VL) {
+        switch (mr) {
+        case 4: KN(mk)(4, 4, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        case 3: KN(mk)(3, 4, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        case 2: KN(mk)(2, 4, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        default: KN(mk)(1, 4, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
+        }
+    }
+#endif
     for (; j + 2 * VL <= j1; j += 2 * VL) {
         switch (mr) {
         case 4: KN(mk)(4, 2, K, A, lda, B + j, ldb, C + j, ldc, acc); break;
