@@ -350,6 +350,8 @@ typedef struct chunk_ws {
     float *M;      /* [Q][Q] masked */
     float *Cs;     /* [Q][N] */
     float *Xw;     /* [Q][P] */
+    float *Xc;     /* [Q][P] the chunk of x, contiguous */
+    float *Yc;     /* [Q][P] the chunk of y before it is written out */
     float *e;      /* [Q] */
     float *dtv;    /* [Q] */
     double *cs;    /* [Q] */
@@ -358,7 +360,7 @@ typedef struct chunk_ws {
 static int64_t chunk_ws_floats(const ssd_dims *d, int64_t hb, int64_t Q)
 {
     return pad16(hb * d->N * d->P) + pad16(d->N * Q) + 2 * pad16(Q * Q) +
-           pad16(Q * d->N) + pad16(Q * d->P) + 2 * pad16(Q) + 2 * pad16(Q);
+           pad16(Q * d->N) + 3 * pad16(Q * d->P) + 2 * pad16(Q) + 2 * pad16(Q);
 }
 
 static chunk_ws chunk_ws_carve(float *w, const ssd_dims *d, int64_t hb, int64_t Q)
@@ -370,6 +372,8 @@ static chunk_ws chunk_ws_carve(float *w, const ssd_dims *d, int64_t hb, int64_t 
     c.M = w; w += pad16(Q * Q);
     c.Cs = w; w += pad16(Q * d->N);
     c.Xw = w; w += pad16(Q * d->P);
+    c.Xc = w; w += pad16(Q * d->P);
+    c.Yc = w; w += pad16(Q * d->P);
     c.e = w; w += pad16(Q);
     c.dtv = w; w += pad16(Q);
     c.cs = (double *)(void *)w;   /* 2 pad16(Q) floats = pad16(Q) doubles, 64-byte aligned */
@@ -423,9 +427,13 @@ static void chunk_head(const ssm_ssd_args *a, const ssd_kern *k,
         for (int64_t n = 0; n < N; n++)
             o[n] = cr[n] * et;
     }
+    /* The chunk of x copied contiguous: rows H*P apart (often a multiple
+     * of 4 KiB) would fall into a few L1 sets and thrash there. */
+    for (int64_t s = 0; s < T; s++)
+        memcpy(w->Xc + s * P, X + s * H * P, (size_t)P * sizeof(float));
     /* Y = Cs ST (state -> output), then Y += M X (intra-chunk). */
-    k->gemm(T, P, N, w->Cs, N, ST, P, Y, H * P, 0, SSMI_SSD_FULL);
-    k->gemm(T, P, T, w->M, Q, X, H * P, Y, H * P, 1, SSMI_SSD_KLOWER);
+    k->gemm(T, P, N, w->Cs, N, ST, P, w->Yc, P, 0, SSMI_SSD_FULL);
+    k->gemm(T, P, T, w->M, Q, w->Xc, P, w->Yc, P, 1, SSMI_SSD_KLOWER);
     /* Chunk state: ST = exp(cs_T) ST + Bt Xw, Xw[s] = exp(cs_T - cs_s) dt_s x_s. */
     const double cend = w->cs[T - 1];
     for (int64_t s = 0; s < T; s++)
@@ -433,7 +441,7 @@ static void chunk_head(const ssm_ssd_args *a, const ssd_kern *k,
     ssmi_scan_vexpf(k->isa, w->e, w->e, T);
     for (int64_t s = 0; s < T; s++) {
         const float ws = w->e[s] * w->dtv[s];
-        const float *xr = X + s * H * P;
+        const float *xr = w->Xc + s * P;
         float *o = w->Xw + s * P;
         for (int64_t p = 0; p < P; p++)
             o[p] = xr[p] * ws;
@@ -443,13 +451,15 @@ static void chunk_head(const ssm_ssd_args *a, const ssd_kern *k,
     for (int64_t i = 0; i < N * P; i++)
         ST[i] = ST[i] * eend;
     k->gemm(N, P, T, w->Bt, Q, w->Xw, P, ST, P, 1, SSMI_SSD_FULL);
-    /* D and the gate, token by token. */
+    /* D and the gate, token by token, then out to y. */
     const float *Dh = a->D ? (a->D_per_channel ? a->D + h * P : a->D + h) : NULL;
-    if (Dh || a->z)
-        for (int64_t t = 0; t < T; t++)
-            finish_row(k->isa, P, Y + t * H * P, X + t * H * P, Dh,
-                       a->D_per_channel,
+    for (int64_t t = 0; t < T; t++) {
+        float *yr = w->Yc + t * P;
+        if (Dh || a->z)
+            finish_row(k->isa, P, yr, X + t * H * P, Dh, a->D_per_channel,
                        a->z ? a->z + ((row0 + t) * H + h) * P : NULL);
+        memcpy(Y + t * H * P, yr, (size_t)P * sizeof(float));
+    }
 }
 
 static ssm_status run_chunked(const ssm_ssd_args *a, const ssd_kern *k,
