@@ -85,8 +85,9 @@ typedef enum ssm_ssd_path {
 SSM_API ssm_status ssm_ssd_scan_ex(const ssm_ssd_args *args, ssm_ssd_path path,
                                    int64_t chunk);
 
-/* The path and chunk length ssm_ssd_scan takes for these shapes (either
- * pointer may be NULL).  Errors: SSM_ERR_ARG (a size < 1). */
+/* The path and chunk length (at most len) ssm_ssd_scan takes for these
+ * shapes (either pointer may be NULL).  Errors: SSM_ERR_ARG (a size < 1,
+ * ngroups not dividing nheads, overflow). */
 SSM_API ssm_status ssm_ssd_plan(int64_t batch, int64_t len, int64_t nheads,
                                 int64_t headdim, int64_t dstate,
                                 int64_t ngroups, ssm_ssd_path *path,

@@ -310,7 +310,10 @@ static ssm_status run_recurrent(const ssm_ssd_args *a, const ssd_kern *k)
     if (nt < 1)
         nt = 1;
     if (!a->h_last) {
-        scratch = ssmi_alloc((size_t)nt * (size_t)pad16(PN), sizeof(float));
+        int64_t cnt;
+        if (!ssmi_sizes_ok(&cnt, sizeof(float), 2, (int64_t)nt, pad16(PN)))
+            return SSM_FAIL(SSM_ERR_NOMEM);
+        scratch = ssmi_alloc((size_t)cnt, sizeof(float));
         if (!scratch)
             return SSM_FAIL(SSM_ERR_NOMEM);
     }
@@ -588,8 +591,10 @@ ssm_status ssm_ssd_plan(int64_t batch, int64_t len, int64_t nheads,
     SSM_TRY(check_shapes(batch, len, nheads, headdim, dstate, ngroups));
     if (path)
         *path = auto_path(len, headdim, dstate);
-    if (chunk)
-        *chunk = auto_chunk(len);
+    if (chunk) {
+        const int64_t q = auto_chunk(len);
+        *chunk = q < len ? q : len;
+    }
     return SSM_OK;
 }
 
