@@ -72,6 +72,7 @@
 #undef VMUL
 #undef VFMA
 #undef VHSUM
+#undef VHSUM4
 #undef VNVMAX
 
 #ifdef SSM_SSD_X86
@@ -98,6 +99,40 @@ static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
     return _mm_cvtss_f32(s);
 }
 
+/* Rows s4_a (low 128 bits) and s4_b (high) of 4-lane partial sums, and the
+ * same for c, d: out[r] = (s4_0 + s4_2) + (s4_1 + s4_3) of row r, the tail of
+ * ssd_hsum_avx2/512's tree, for four rows at once. */
+static inline TGT_AVX2 void ssd_hsum4_tail(__m256 s4ab, __m256 s4cd, float *out)
+{
+    const __m256 x = _mm256_shuffle_ps(s4ab, s4cd, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 y = _mm256_shuffle_ps(s4ab, s4cd, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 z = _mm256_add_ps(x, y);
+    const __m256 w = _mm256_hadd_ps(z, z);   /* low: r0 r2 r0 r2, high: r1 r3 r1 r3 */
+    float t[8];
+    _mm256_storeu_ps(t, w);
+    out[0] = t[0]; out[1] = t[4]; out[2] = t[1]; out[3] = t[5];
+}
+
+/* out[r] = ssd_hsum_avx2(v[r]) for r < 4, bit for bit. */
+static inline TGT_AVX2 void ssd_hsum4_avx2(const __m256 *v, float *out)
+{
+    const __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(v[0], v[1], 0x20),
+                                     _mm256_permute2f128_ps(v[0], v[1], 0x31));
+    const __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(v[2], v[3], 0x20),
+                                     _mm256_permute2f128_ps(v[2], v[3], 0x31));
+    ssd_hsum4_tail(s01, s23, out);
+}
+
+/* out[r] = ssd_hsum_avx512(v[r]) for r < 4, bit for bit. */
+static inline TGT_AVX512 void ssd_hsum4_avx512(const __m512 *v, float *out)
+{
+    __m256 s8[4];
+    for (int r = 0; r < 4; r++)
+        s8[r] = _mm256_add_ps(_mm512_castps512_ps256(v[r]),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[r]), 1)));
+    ssd_hsum4_avx2(s8, out);
+}
+
 #define KSFX avx2
 #define KTGT TGT_AVX2
 #define VL 8
@@ -108,6 +143,7 @@ static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
 #define VMUL(a, b) _mm256_mul_ps((a), (b))
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VHSUM(v) ssd_hsum_avx2(v)
+#define VHSUM4(v, o) ssd_hsum4_avx2((v), (o))
 #define VNVMAX 2
 #include "ssd_kernel.h"
 #undef KSFX
@@ -120,6 +156,7 @@ static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
 #undef VMUL
 #undef VFMA
 #undef VHSUM
+#undef VHSUM4
 #undef VNVMAX
 
 #define KSFX avx512
@@ -132,6 +169,7 @@ static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
 #define VMUL(a, b) _mm512_mul_ps((a), (b))
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VHSUM(v) ssd_hsum_avx512(v)
+#define VHSUM4(v, o) ssd_hsum4_avx512((v), (o))
 #define VNVMAX 4
 #include "ssd_kernel.h"
 #undef KSFX
@@ -144,6 +182,7 @@ static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
 #undef VMUL
 #undef VFMA
 #undef VHSUM
+#undef VHSUM4
 #undef VNVMAX
 #endif /* SSM_SSD_X86 */
 

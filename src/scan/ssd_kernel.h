@@ -4,7 +4,8 @@
  * normal header: included several times with these macros defined:
  *   KSFX name suffix, KTGT function attribute, VL lanes, VT vector type,
  *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VFMA(a,b,c)=a*b+c VHSUM(v),
- *   VNVMAX the widest register block in vectors (2 or 4).
+ *   VNVMAX the widest register block in vectors (2 or 4); optionally
+ *   VHSUM4(v, out): out[r] = VHSUM(v[r]) for r < 4, bit for bit.
  *
  * Products.  Every output element of kgemm is one fma chain over k in
  * increasing order, starting from 0 or from the value already in C; the
@@ -185,8 +186,16 @@ KN(rec_rows4)(int64_t N, VT va, float a, const float *u, const float *Bv,
             acc[r] = j == 0 ? VMUL(c, s) : VFMA(c, s, acc[r]);
         }
     }
+    float sums[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+#ifdef VHSUM4
+    if (nv)
+        VHSUM4(acc, sums);
+#else
+    for (int r = 0; r < 4 && nv; r++)
+        sums[r] = VHSUM(acc[r]);
+#endif
     for (int r = 0; r < 4; r++) {
-        float sum = nv ? VHSUM(acc[r]) : 0.0f;
+        float sum = sums[r];
         float *sp = S + r * N;
         for (int64_t n = n0; n < N; n++) {
             const float ub = u[r] * Bv[n];
