@@ -48,6 +48,112 @@
 
 #include "ssd_internal.h"
 
+/* --------------------------------------------------- elementwise parts -- */
+
+/* Mamba-2's dt: (dt + bias), softplus with threshold 20 (log1p(exp(v)) for
+ * v <= 20, v above, as the Triton kernels), then the clamp to
+ * [lo, hi] written with comparisons so that NaN passes through. */
+static inline float dt_proc(float v, const float *bias, int softplus,
+                            float lo, float hi)
+{
+    if (bias)
+        v = v + *bias;
+    if (softplus && v <= 20.0f)
+        v = log1pf(expf(v));
+    if (v < lo)
+        v = lo;
+    if (v > hi)
+        v = hi;
+    return v;
+}
+
+/* y[p] = (ys[p] + D_p x[p]) * silu(z[p]) for one token of one head, in
+ * place on y (ys == y), P channels.  silu(z) = z / (1 + exp(-z)) with the
+ * scan's exp (vector form, same bits as its scalar form).  No allocation:
+ * the exps go through a stack block of 64. */
+static void finish_row(int isa, int64_t P, float *y, const float *x,
+                       const float *D, int D_per_channel, const float *z)
+{
+    if (D) {
+        if (D_per_channel) {
+            for (int64_t p = 0; p < P; p++) {
+                const float dx = D[p] * x[p];
+                y[p] = y[p] + dx;
+            }
+        } else {
+            const float d = D[0];
+            for (int64_t p = 0; p < P; p++) {
+                const float dx = d * x[p];
+                y[p] = y[p] + dx;
+            }
+        }
+    }
+    if (z) {
+        float e[64];
+        for (int64_t p0 = 0; p0 < P; p0 += 64) {
+            const int64_t n = P - p0 < 64 ? P - p0 : 64;
+            for (int64_t i = 0; i < n; i++)
+                e[i] = -z[p0 + i];
+            ssmi_scan_vexpf(isa, e, e, n);
+            for (int64_t i = 0; i < n; i++) {
+                const float s = z[p0 + i] / (1.0f + e[i]);
+                y[p0 + i] = y[p0 + i] * s;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------- shapes --- */
+
+typedef struct ssd_dims {
+    int64_t B, L, H, P, N, G, hpg;  /* hpg = heads per group */
+} ssd_dims;
+
+static ssd_dims dims_of(const ssm_ssd_args *a)
+{
+    ssd_dims d = { a->batch, a->len, a->nheads, a->headdim, a->dstate,
+                   a->ngroups, a->nheads / a->ngroups };
+    return d;
+}
+
+static int thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
+
+typedef struct chunk_ws {
+    float *ST;     /* [hb][N][P] transposed states */
+    float *Bt;     /* [N][Q] */
+    float *Gm;     /* [Q][Q] C B^T */
+    float *M;      /* [Q][Q] masked */
+    float *Cs;     /* [Q][N] */
+    float *Xw;     /* [Q][P] */
+    float *Xc;     /* [Q][P] the chunk of x, contiguous */
+    float *Yc;     /* [Q][P] the chunk of y before it is written out */
+    float *e;      /* [Q] */
+    float *dtv;    /* [Q] */
+    double *cs;    /* [Q] */
+} chunk_ws;
+
+typedef struct ssd_kern ssd_kern;
+struct ssd_kern {
+    int isa;
+    void (*gemm)(int64_t M, int64_t Nc, int64_t K, const float *A, int64_t lda,
+                 const float *B, int64_t ldb, float *C, int64_t ldc, int acc,
+                 int tri);
+    void (*rec)(int64_t P, int64_t N, float a, float dtv, const float *x,
+                const float *Bv, const float *Cv, float *S, float *ys);
+    void (*chunk)(const ssm_ssd_args *a, const ssd_kern *k, const ssd_dims *d,
+                  const chunk_ws *w, int64_t Q, int64_t b, int64_t h,
+                  int64_t t0, int64_t T, float *ST);
+};
+
 /* ------------------------------------------------- kernel instantiations */
 
 #define KSFX generic
@@ -186,15 +292,6 @@ static inline TGT_AVX512 void ssd_hsum4_avx512(const __m512 *v, float *out)
 #undef VNVMAX
 #endif /* SSM_SSD_X86 */
 
-typedef struct ssd_kern {
-    int isa;
-    void (*gemm)(int64_t M, int64_t Nc, int64_t K, const float *A, int64_t lda,
-                 const float *B, int64_t ldb, float *C, int64_t ldc, int acc,
-                 int tri);
-    void (*rec)(int64_t P, int64_t N, float a, float dtv, const float *x,
-                const float *Bv, const float *Cv, float *S, float *ys);
-} ssd_kern;
-
 static int get_kern(int isa, ssd_kern *k)
 {
     if (isa == SSM_SCAN_ISA_AUTO)
@@ -205,14 +302,14 @@ static int get_kern(int isa, ssd_kern *k)
     switch (isa) {
 #ifdef SSM_SSD_X86
     case SSM_SCAN_ISA_AVX512:
-        k->gemm = kgemm_avx512; k->rec = rec_token_avx512;
+        k->gemm = kgemm_avx512; k->rec = rec_token_avx512; k->chunk = chunk_head_avx512;
         return 0;
     case SSM_SCAN_ISA_AVX2:
-        k->gemm = kgemm_avx2; k->rec = rec_token_avx2;
+        k->gemm = kgemm_avx2; k->rec = rec_token_avx2; k->chunk = chunk_head_avx2;
         return 0;
 #endif
     default:
-        k->gemm = kgemm_generic; k->rec = rec_token_generic;
+        k->gemm = kgemm_generic; k->rec = rec_token_generic; k->chunk = chunk_head_generic;
         return 0;
     }
 }
@@ -227,85 +324,6 @@ int ssmi_ssd_gemm(int isa, int64_t M, int64_t Nc, int64_t K, const float *A,
     k.gemm(M, Nc, K, A, lda, B, ldb, C, ldc, acc, tri);
     return 0;
 }
-
-/* --------------------------------------------------- elementwise parts -- */
-
-/* Mamba-2's dt: (dt + bias), softplus with threshold 20 (log1p(exp(v)) for
- * v <= 20, v above, as the Triton kernels), then the clamp to
- * [lo, hi] written with comparisons so that NaN passes through. */
-static inline float dt_proc(float v, const float *bias, int softplus,
-                            float lo, float hi)
-{
-    if (bias)
-        v = v + *bias;
-    if (softplus && v <= 20.0f)
-        v = log1pf(expf(v));
-    if (v < lo)
-        v = lo;
-    if (v > hi)
-        v = hi;
-    return v;
-}
-
-/* y[p] = (ys[p] + D_p x[p]) * silu(z[p]) for one token of one head, in
- * place on y (ys == y), P channels.  silu(z) = z / (1 + exp(-z)) with the
- * scan's exp (vector form, same bits as its scalar form).  No allocation:
- * the exps go through a stack block of 64. */
-static void finish_row(int isa, int64_t P, float *y, const float *x,
-                       const float *D, int D_per_channel, const float *z)
-{
-    if (D) {
-        if (D_per_channel) {
-            for (int64_t p = 0; p < P; p++) {
-                const float dx = D[p] * x[p];
-                y[p] = y[p] + dx;
-            }
-        } else {
-            const float d = D[0];
-            for (int64_t p = 0; p < P; p++) {
-                const float dx = d * x[p];
-                y[p] = y[p] + dx;
-            }
-        }
-    }
-    if (z) {
-        float e[64];
-        for (int64_t p0 = 0; p0 < P; p0 += 64) {
-            const int64_t n = P - p0 < 64 ? P - p0 : 64;
-            for (int64_t i = 0; i < n; i++)
-                e[i] = -z[p0 + i];
-            ssmi_scan_vexpf(isa, e, e, n);
-            for (int64_t i = 0; i < n; i++) {
-                const float s = z[p0 + i] / (1.0f + e[i]);
-                y[p0 + i] = y[p0 + i] * s;
-            }
-        }
-    }
-}
-
-/* ------------------------------------------------------------- shapes --- */
-
-typedef struct ssd_dims {
-    int64_t B, L, H, P, N, G, hpg;  /* hpg = heads per group */
-} ssd_dims;
-
-static ssd_dims dims_of(const ssm_ssd_args *a)
-{
-    ssd_dims d = { a->batch, a->len, a->nheads, a->headdim, a->dstate,
-                   a->ngroups, a->nheads / a->ngroups };
-    return d;
-}
-
-static int thread_num(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* ------------------------------------------------------- recurrent path -- */
 
@@ -385,20 +403,6 @@ static int64_t heads_per_item(const ssd_dims *d)
     return best;
 }
 
-typedef struct chunk_ws {
-    float *ST;     /* [hb][N][P] transposed states */
-    float *Bt;     /* [N][Q] */
-    float *Gm;     /* [Q][Q] C B^T */
-    float *M;      /* [Q][Q] masked */
-    float *Cs;     /* [Q][N] */
-    float *Xw;     /* [Q][P] */
-    float *Xc;     /* [Q][P] the chunk of x, contiguous */
-    float *Yc;     /* [Q][P] the chunk of y before it is written out */
-    float *e;      /* [Q] */
-    float *dtv;    /* [Q] */
-    double *cs;    /* [Q] */
-} chunk_ws;
-
 static int64_t chunk_ws_floats(const ssd_dims *d, int64_t hb, int64_t Q)
 {
     return pad16(hb * d->N * d->P) + pad16(d->N * Q) + 2 * pad16(Q * Q) +
@@ -420,88 +424,6 @@ static chunk_ws chunk_ws_carve(float *w, const ssd_dims *d, int64_t hb, int64_t 
     c.dtv = w; w += pad16(Q);
     c.cs = (double *)(void *)w;   /* 2 pad16(Q) floats = pad16(Q) doubles, 64-byte aligned */
     return c;
-}
-
-/* One chunk [t0, t0 + T) of one head h, state ST [N][P] in/out. */
-static void chunk_head(const ssm_ssd_args *a, const ssd_kern *k,
-                       const ssd_dims *d, const chunk_ws *w, int64_t Q,
-                       int64_t b, int64_t h, int64_t t0, int64_t T, float *ST)
-{
-    const int64_t g = h / d->hpg, P = d->P, N = d->N, H = d->H;
-    const float A = a->A[h];
-    const float *bias = a->dt_bias ? a->dt_bias + h : NULL;
-    const int64_t row0 = b * d->L + t0;         /* token index of t0 */
-    const float *X = a->x + (row0 * H + h) * P;  /* [T][P], ld H*P */
-    const float *Cc = a->C + (row0 * d->G + g) * N;   /* [T][N], ld G*N */
-    float *Y = a->y + (row0 * H + h) * P;
-
-    /* dt and the cumulative sums of dt A, in double (the exponents of the
-     * decay mask are their differences). */
-    double c = 0.0;
-    for (int64_t t = 0; t < T; t++) {
-        const float v = dt_proc(a->dt[(row0 + t) * H + h], bias,
-                                a->dt_softplus, a->dt_min, a->dt_max);
-        w->dtv[t] = v;
-        c += (double)v * (double)A;
-        w->cs[t] = c;
-    }
-    /* M[t][s] = G[t][s] exp(cs_t - cs_s) dt_s, s <= t (Lmask o C B^T,
-     * with dt folded in as the B-side discretization of eq. 1). */
-    for (int64_t t = 0; t < T; t++) {
-        float *mr = w->M + t * Q;
-        const float *gr = w->Gm + t * Q;
-        for (int64_t s = 0; s <= t; s++)
-            mr[s] = (float)(w->cs[t] - w->cs[s]);
-        ssmi_scan_vexpf(k->isa, mr, mr, t + 1);
-        for (int64_t s = 0; s <= t; s++) {
-            const float gm = gr[s] * mr[s];
-            mr[s] = gm * w->dtv[s];
-        }
-    }
-    /* Cs[t][n] = exp(cs_t) C[t][n]: the entering state read out at t. */
-    for (int64_t t = 0; t < T; t++)
-        w->e[t] = (float)w->cs[t];
-    ssmi_scan_vexpf(k->isa, w->e, w->e, T);
-    for (int64_t t = 0; t < T; t++) {
-        const float et = w->e[t];
-        const float *cr = Cc + t * d->G * N;
-        float *o = w->Cs + t * N;
-        for (int64_t n = 0; n < N; n++)
-            o[n] = cr[n] * et;
-    }
-    /* The chunk of x copied contiguous: rows H*P apart (often a multiple
-     * of 4 KiB) would fall into a few L1 sets and thrash there. */
-    for (int64_t s = 0; s < T; s++)
-        memcpy(w->Xc + s * P, X + s * H * P, (size_t)P * sizeof(float));
-    /* Y = Cs ST (state -> output), then Y += M X (intra-chunk). */
-    k->gemm(T, P, N, w->Cs, N, ST, P, w->Yc, P, 0, SSMI_SSD_FULL);
-    k->gemm(T, P, T, w->M, Q, w->Xc, P, w->Yc, P, 1, SSMI_SSD_KLOWER);
-    /* Chunk state: ST = exp(cs_T) ST + Bt Xw, Xw[s] = exp(cs_T - cs_s) dt_s x_s. */
-    const double cend = w->cs[T - 1];
-    for (int64_t s = 0; s < T; s++)
-        w->e[s] = (float)(cend - w->cs[s]);
-    ssmi_scan_vexpf(k->isa, w->e, w->e, T);
-    for (int64_t s = 0; s < T; s++) {
-        const float ws = w->e[s] * w->dtv[s];
-        const float *xr = w->Xc + s * P;
-        float *o = w->Xw + s * P;
-        for (int64_t p = 0; p < P; p++)
-            o[p] = xr[p] * ws;
-    }
-    float eend = (float)cend;
-    ssmi_scan_vexpf(k->isa, &eend, &eend, 1);
-    for (int64_t i = 0; i < N * P; i++)
-        ST[i] = ST[i] * eend;
-    k->gemm(N, P, T, w->Bt, Q, w->Xw, P, ST, P, 1, SSMI_SSD_FULL);
-    /* D and the gate, token by token, then out to y. */
-    const float *Dh = a->D ? (a->D_per_channel ? a->D + h * P : a->D + h) : NULL;
-    for (int64_t t = 0; t < T; t++) {
-        float *yr = w->Yc + t * P;
-        if (Dh || a->z)
-            finish_row(k->isa, P, yr, X + t * H * P, Dh, a->D_per_channel,
-                       a->z ? a->z + ((row0 + t) * H + h) * P : NULL);
-        memcpy(Y + t * H * P, yr, (size_t)P * sizeof(float));
-    }
 }
 
 static ssm_status run_chunked(const ssm_ssd_args *a, const ssd_kern *k,
@@ -554,7 +476,7 @@ static ssm_status run_chunked(const ssm_ssd_args *a, const ssd_kern *k,
                     w.Bt[n * Q + t] = Bc[t * d.G * d.N + n];
             k->gemm(T, T, d.N, Cc, d.G * d.N, w.Bt, Q, w.Gm, Q, 0, SSMI_SSD_LOWER);
             for (int64_t j = 0; j < hb; j++)
-                chunk_head(a, k, &d, &w, Q, b, h0 + j, t0, T, w.ST + j * PN);
+                k->chunk(a, k, &d, &w, Q, b, h0 + j, t0, T, w.ST + j * PN);
         }
         if (a->h_last)
             for (int64_t j = 0; j < hb; j++) {

@@ -14,6 +14,11 @@
  * register blocks never changes a bit.  Register blocks: 4 rows x 2 vectors
  * of columns (8 accumulators), the B rows streamed from L1.
  *
+ * Chunk.  KN(chunk_head) is the chunked SSD's work on one chunk of one head
+ * (see ssd.c); its elementwise loops are plain IEEE operations, each in its
+ * own statement (no fma contraction), so compiling them per ISA changes
+ * nothing but the speed.
+ *
  * Recurrence.  krec_token advances one token of one head (Mamba-2 eq. 1 with
  * scalar decay a = exp(dt A)):  S[p][n] = fma(a, S[p][n], (dt x_p) B[n]),
  * y_p = sum_n C[n] S[p][n], the sum taken lane-wise over n (lane j gets the
@@ -224,6 +229,92 @@ KN(rec_token)(int64_t P, int64_t N, float a, float dtv, const float *x,
     for (; p < P; p++) {
         const float u = dtv * x[p];
         ys[p] = KN(rec_row)(N, va, a, u, Bv, Cv, S + p * N);
+    }
+}
+
+/* One chunk [t0, t0 + T) of one head h, state ST [N][P] in/out (the
+ * chunked SSD of ssd.c; here so that its elementwise loops, all plain IEEE
+ * operations whose results do not depend on the vector width, are compiled
+ * for the ISA). */
+static KTGT void KN(chunk_head)(const ssm_ssd_args *a, const ssd_kern *k,
+                       const ssd_dims *d, const chunk_ws *w, int64_t Q,
+                       int64_t b, int64_t h, int64_t t0, int64_t T, float *ST)
+{
+    const int64_t g = h / d->hpg, P = d->P, N = d->N, H = d->H;
+    const float A = a->A[h];
+    const float *bias = a->dt_bias ? a->dt_bias + h : NULL;
+    const int64_t row0 = b * d->L + t0;         /* token index of t0 */
+    const float *X = a->x + (row0 * H + h) * P;  /* [T][P], ld H*P */
+    const float *Cc = a->C + (row0 * d->G + g) * N;   /* [T][N], ld G*N */
+    float *Y = a->y + (row0 * H + h) * P;
+
+    /* dt and the cumulative sums of dt A, in double (the exponents of the
+     * decay mask are their differences). */
+    double c = 0.0;
+    for (int64_t t = 0; t < T; t++) {
+        const float v = dt_proc(a->dt[(row0 + t) * H + h], bias,
+                                a->dt_softplus, a->dt_min, a->dt_max);
+        w->dtv[t] = v;
+        const double dA = (double)v * (double)A;   /* own statement: never contracted into an fma */
+        c += dA;
+        w->cs[t] = c;
+    }
+    /* M[t][s] = G[t][s] exp(cs_t - cs_s) dt_s, s <= t (Lmask o C B^T,
+     * with dt folded in as the B-side discretization of eq. 1). */
+    for (int64_t t = 0; t < T; t++) {
+        float *mr = w->M + t * Q;
+        const float *gr = w->Gm + t * Q;
+        for (int64_t s = 0; s <= t; s++)
+            mr[s] = (float)(w->cs[t] - w->cs[s]);
+        ssmi_scan_vexpf(k->isa, mr, mr, t + 1);
+        for (int64_t s = 0; s <= t; s++) {
+            const float gm = gr[s] * mr[s];
+            mr[s] = gm * w->dtv[s];
+        }
+    }
+    /* Cs[t][n] = exp(cs_t) C[t][n]: the entering state read out at t. */
+    for (int64_t t = 0; t < T; t++)
+        w->e[t] = (float)w->cs[t];
+    ssmi_scan_vexpf(k->isa, w->e, w->e, T);
+    for (int64_t t = 0; t < T; t++) {
+        const float et = w->e[t];
+        const float *cr = Cc + t * d->G * N;
+        float *o = w->Cs + t * N;
+        for (int64_t n = 0; n < N; n++)
+            o[n] = cr[n] * et;
+    }
+    /* The chunk of x copied contiguous: rows H*P apart (often a multiple
+     * of 4 KiB) would fall into a few L1 sets and thrash there. */
+    for (int64_t s = 0; s < T; s++)
+        memcpy(w->Xc + s * P, X + s * H * P, (size_t)P * sizeof(float));
+    /* Y = Cs ST (state -> output), then Y += M X (intra-chunk). */
+    k->gemm(T, P, N, w->Cs, N, ST, P, w->Yc, P, 0, SSMI_SSD_FULL);
+    k->gemm(T, P, T, w->M, Q, w->Xc, P, w->Yc, P, 1, SSMI_SSD_KLOWER);
+    /* Chunk state: ST = exp(cs_T) ST + Bt Xw, Xw[s] = exp(cs_T - cs_s) dt_s x_s. */
+    const double cend = w->cs[T - 1];
+    for (int64_t s = 0; s < T; s++)
+        w->e[s] = (float)(cend - w->cs[s]);
+    ssmi_scan_vexpf(k->isa, w->e, w->e, T);
+    for (int64_t s = 0; s < T; s++) {
+        const float ws = w->e[s] * w->dtv[s];
+        const float *xr = w->Xc + s * P;
+        float *o = w->Xw + s * P;
+        for (int64_t p = 0; p < P; p++)
+            o[p] = xr[p] * ws;
+    }
+    float eend = (float)cend;
+    ssmi_scan_vexpf(k->isa, &eend, &eend, 1);
+    for (int64_t i = 0; i < N * P; i++)
+        ST[i] = ST[i] * eend;
+    k->gemm(N, P, T, w->Bt, Q, w->Xw, P, ST, P, 1, SSMI_SSD_FULL);
+    /* D and the gate, token by token, then out to y. */
+    const float *Dh = a->D ? (a->D_per_channel ? a->D + h * P : a->D + h) : NULL;
+    for (int64_t t = 0; t < T; t++) {
+        float *yr = w->Yc + t * P;
+        if (Dh || a->z)
+            finish_row(k->isa, P, yr, X + t * H * P, Dh, a->D_per_channel,
+                       a->z ? a->z + ((row0 + t) * H + h) * P : NULL);
+        memcpy(Y + t * H * P, yr, (size_t)P * sizeof(float));
     }
 }
 
