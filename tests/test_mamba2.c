@@ -352,6 +352,41 @@ START_TEST(prompt_then_steps)
 }
 END_TEST
 
+/* Sequences longer than the 2048-token slab of the forward (three slabs,
+ * the last partial): the states carried between slabs must give what one
+ * pass gives, with and without a state, block and stack. */
+START_TEST(long_sequences_run_in_slabs)
+{
+    const int64_t B = 2, L = 4200;
+    ssm_mamba2 *blk = make_block(&cfgs[_i ? 3 : 0], 61);
+    rblk r;
+    rblk_load(&r, blk);
+    const int64_t ny = B * L * r.dm;
+    float *x = rand_x(ny, 62), *y = tu_alloc((size_t)ny, sizeof(float));
+    double *yr = tu_alloc((size_t)ny, sizeof(double));
+    rstate rs;
+    rstate_init(&rs, &r, B);
+    ref_forward(&r, &rs, B, L, x, yr);
+    const double tol = tol_of(&r);
+    ck_assert_int_eq(ssm_mamba2_forward(blk, NULL, B, L, x, y), SSM_OK);
+    CHECK_ERR(tu_relerr_f(y, yr, ny), tol, "cfg %d L %lld forward in slabs (no state)", _i ? 3 : 0, (long long)L);
+    ssm_mamba2_state *st;
+    ck_assert_int_eq(ssm_mamba2_state_create(&st, blk, B), SSM_OK);
+    memcpy(y, x, (size_t)ny * sizeof(float));
+    ck_assert_int_eq(ssm_mamba2_forward(blk, st, B, L, y, y), SSM_OK);   /* in place */
+    CHECK_ERR(tu_relerr_f(y, yr, ny), tol, "cfg %d forward in slabs (state, in place)", _i ? 3 : 0);
+    const int64_t ns = B * r.h * r.p * r.n;
+    float *ssm = tu_alloc((size_t)ns, sizeof(float));
+    ck_assert_int_eq(ssm_mamba2_state_get(st, B, NULL, ssm), SSM_OK);
+    CHECK_ERR(tu_relerr_f(ssm, rs.ssm, ns), tol, "cfg %d state after slabs", _i ? 3 : 0);
+    ssm_mamba2_state_destroy(st);
+    free(ssm); free(x); free(y); free(yr);
+    rstate_free(&rs);
+    rblk_free(&r);
+    ssm_mamba2_destroy(blk);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* stack                                                              */
 
@@ -438,6 +473,54 @@ START_TEST(stack_matches_reference)
     ssm_mamba2_stack_state_destroy(st);
     for (int64_t l = 0; l < nl; l++) { rblk_free(&r[l]); rstate_free(&rs[l]); }
     free(nw); free(x); free(yr); free(h); free(t1); free(t2); free(y); free(xp); free(yp);
+    ssm_mamba2_stack_destroy(stk);
+}
+END_TEST
+
+/* The stack over three slabs, from no state and from a state, against one
+ * stack reference run token by token. */
+START_TEST(stack_long_sequence)
+{
+    const int64_t nl = 2, B = 1, L = 4100, dm = 16;
+    ssm_mamba2_config cfg;
+    ssm_mamba2_config_init(&cfg);
+    cfg.d_model = dm; cfg.d_state = 8; cfg.headdim = 8; cfg.ngroups = 2;
+    ssm_mamba2_stack *stk;
+    ck_assert_int_eq(ssm_mamba2_stack_create(&stk, &cfg, nl, 8), SSM_OK);
+    float nw[16];
+    for (int i = 0; i < 16; i++) nw[i] = 1.0f;
+    rblk r[2];
+    rstate rs[2];
+    for (int64_t l = 0; l < nl; l++) {
+        ssm_mamba2 *blk;
+        ck_assert_int_eq(ssm_mamba2_stack_block(stk, l, &blk), SSM_OK);
+        rblk_load(&r[l], blk);
+        rstate_init(&rs[l], &r[l], B);
+    }
+    float *x = rand_x(B * L * dm, 17);
+    double *yr = tu_alloc((size_t)(B * L * dm), sizeof(double));
+    double h[16], t1[16], t2[16];
+    for (int64_t t = 0; t < L; t++) {
+        for (int64_t i = 0; i < dm; i++)
+            h[i] = x[t * dm + i];
+        for (int64_t l = 0; l < nl; l++) {
+            ref_rmsnorm(dm, h, nw, t1);
+            ref_token(&r[l], &rs[l], 0, t1, t2);
+            for (int64_t i = 0; i < dm; i++)
+                h[i] += t2[i];
+        }
+        ref_rmsnorm(dm, h, nw, yr + t * dm);
+    }
+    float *y = tu_alloc((size_t)(B * L * dm), sizeof(float));
+    ck_assert_int_eq(ssm_mamba2_stack_forward(stk, NULL, B, L, x, y), SSM_OK);
+    CHECK_ERR(tu_relerr_f(y, yr, B * L * dm), nl * tol_of(&r[0]), "stack over slabs (no state)");
+    ssm_mamba2_stack_state *st;
+    ck_assert_int_eq(ssm_mamba2_stack_state_create(&st, stk, B), SSM_OK);
+    ck_assert_int_eq(ssm_mamba2_stack_forward(stk, st, B, L, x, y), SSM_OK);
+    CHECK_ERR(tu_relerr_f(y, yr, B * L * dm), nl * tol_of(&r[0]), "stack over slabs (state)");
+    ssm_mamba2_stack_state_destroy(st);
+    for (int64_t l = 0; l < nl; l++) { rblk_free(&r[l]); rstate_free(&rs[l]); }
+    free(x); free(yr); free(y);
     ssm_mamba2_stack_destroy(stk);
 }
 END_TEST
@@ -749,7 +832,9 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, block_forward_matches_reference, 0, 15);
     tcase_add_loop_test(tc, prompt_then_steps, 0, 5);
+    tcase_add_loop_test(tc, long_sequences_run_in_slabs, 0, 2);
     tcase_add_test(tc, stack_matches_reference);
+    tcase_add_test(tc, stack_long_sequence);
     tcase_add_test(tc, threads_agree);
     tcase_add_test(tc, config_abi_and_names);
     tcase_add_test(tc, config_rejects_bad_values);

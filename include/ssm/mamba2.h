@@ -174,7 +174,9 @@ SSM_API ssm_status ssm_mamba2_state_set(ssm_mamba2_state *st, int64_t batch,
  * x; otherwise they must not overlap).  st NULL: from the zero state,
  * nothing kept; st non-NULL: starts from st's first `batch` entries and
  * leaves there the state after the last token (a prompt; ssm_mamba2_step
- * continues).  Allocates a workspace of about batch*L*(2 Dp + Di) floats.
+ * continues).  Long sequences run in slabs of 2048 tokens, the states
+ * carried between slabs: the workspace is about batch*min(L, 2048)*(Dp +
+ * Dc + 3 Di) floats (plus the states when st is NULL), whatever L.
  * Errors: SSM_ERR_ARG (NULL, batch or L < 1, overflow, st made for another
  * block shape, batch > st's max batch), SSM_ERR_NOMEM.  Reentrant. */
 SSM_API ssm_status ssm_mamba2_forward(const ssm_mamba2 *blk,
@@ -225,7 +227,8 @@ SSM_API ssm_status ssm_mamba2_stack_state_layer(ssm_mamba2_stack_state *st,
                                                 ssm_mamba2_state **lst);
 
 /* Stack forward over x [batch][L][Dm] into y (y may equal x), st as in
- * ssm_mamba2_forward (NULL: zero state, nothing kept). */
+ * ssm_mamba2_forward (NULL: zero state, nothing kept).  Runs slabs of 2048
+ * tokens through every layer: memory for one slab, whatever L. */
 SSM_API ssm_status ssm_mamba2_stack_forward(const ssm_mamba2_stack *stk,
                                             ssm_mamba2_stack_state *st,
                                             int64_t batch, int64_t L,

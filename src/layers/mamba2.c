@@ -584,17 +584,79 @@ static ssm_status forward_check(const ssm_mamba2 *m, const ssm_mamba2_state *st,
     return SSM_OK;
 }
 
+/* Tokens per slab of a long forward: the sequence is run slab by slab,
+ * the conv and SSM states carried between slabs, so a call needs memory
+ * for one slab of activations, whatever L.  A multiple of the scan's chunk
+ * (64), so the scan cuts the same chunks as one call over the whole L. */
+#define SLAB 2048
+
+/* Tokens [t0, t0 + n) of each of B sequences: [B][L][dm] -> [B][n][dm]
+ * (in) or back (out). */
+static void slab_copy(int64_t B, int64_t L, int64_t dm, int64_t t0, int64_t n,
+                      const float *src, float *dst, int out)
+{
+    for (int64_t b = 0; b < B; b++) {
+        const size_t bytes = (size_t)(n * dm) * sizeof(float);
+        if (out)
+            memcpy(dst + (b * L + t0) * dm, src + b * n * dm, bytes);
+        else
+            memcpy(dst + b * n * dm, src + (b * L + t0) * dm, bytes);
+    }
+}
+
+/* Floats of a zeroed stand-in state for B sequences (a forward without a
+ * state that runs in several slabs carries its state here). */
+static int64_t temp_state_count(const ssm_mamba2 *m, int64_t B)
+{
+    return B * m->dc * m->k + B * m->h * m->p * m->n;
+}
+
+static void temp_state_init(const ssm_mamba2 *m, int64_t B, float *mem,
+                            ssm_mamba2_state *ts)
+{
+    memset(ts, 0, sizeof *ts);
+    ts->conv = mem;
+    ts->ssm = mem + B * m->dc * m->k;
+    memset(mem, 0, (size_t)temp_state_count(m, B) * sizeof(float));
+}
+
 ssm_status ssm_mamba2_forward(const ssm_mamba2 *blk, ssm_mamba2_state *st,
                               int64_t batch, int64_t L, const float *x, float *y)
 {
     SSM_TRY(forward_check(blk, st, batch, L, x, y));
-    const int64_t nws = block_ws_count(blk, batch, L);
+    const int64_t S = L < SLAB ? L : SLAB;
+    const int64_t nws = block_ws_count(blk, batch, S);
+    int64_t nio = 0, nst = 0, tot;
     if (nws < 0)
         return SSM_FAIL(SSM_ERR_ARG);
-    float *ws = ssmi_alloc((size_t)nws, sizeof(float));
+    if (L > S) {
+        nio = 2 * batch * S * blk->dm;     /* fits: forward_check bounded B L Dm */
+        nst = st ? 0 : temp_state_count(blk, batch);
+    }
+    if (!ssmi_sizes_ok(&tot, sizeof(float), 1, nws + nio + nst))
+        return SSM_FAIL(SSM_ERR_ARG);
+    float *ws = ssmi_alloc((size_t)tot, sizeof(float));
     if (!ws)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    ssm_status e = block_forward_ws(blk, st, batch, L, x, y, ws);
+    ssm_status e = SSM_OK;
+    if (L == S) {
+        e = block_forward_ws(blk, st, batch, L, x, y, ws);
+    } else {
+        float *xin = ws + nws, *yout = xin + batch * S * blk->dm;
+        ssm_mamba2_state tmp;
+        ssm_mamba2_state *sp = st;
+        if (!st) {
+            temp_state_init(blk, batch, yout + batch * S * blk->dm, &tmp);
+            sp = &tmp;
+        }
+        for (int64_t t0 = 0; t0 < L && e == SSM_OK; t0 += S) {
+            const int64_t n = L - t0 < S ? L - t0 : S;
+            slab_copy(batch, L, blk->dm, t0, n, x, xin, 0);
+            e = block_forward_ws(blk, sp, batch, n, xin, yout, ws);
+            if (e == SSM_OK)
+                slab_copy(batch, L, blk->dm, t0, n, yout, y, 1);
+        }
+    }
     ssmi_free(ws);
     return e;
 }
@@ -858,41 +920,63 @@ ssm_status ssm_mamba2_stack_forward(const ssm_mamba2_stack *stk,
                                     ssm_mamba2_stack_state *st, int64_t batch,
                                     int64_t L, const float *x, float *y)
 {
-    int64_t ntok, nact, nblk = 0, tot;
+    int64_t ntok, nact, nblk = 0, nst = 0, tot;
     if (!stk || !x || !y || batch < 1 || L < 1 ||
         !ssmi_sizes_ok(&ntok, sizeof(float), 2, batch, L) ||
         !ssmi_sizes_ok(&nact, sizeof(float), 2, ntok, stk->dm))
         return SSM_FAIL(SSM_ERR_ARG);
     if (st && (!stack_state_matches(st, stk) || batch > st->maxb))
         return SSM_FAIL(SSM_ERR_ARG);
+    /* Slab by slab through every layer (states carried), so memory is one
+     * slab of activations whatever L. */
+    const int64_t S = L < SLAB ? L : SLAB, nacts = batch * S * stk->dm;
     for (int64_t l = 0; l < stk->nl; l++) {
-        const int64_t c = block_ws_count(stk->blk[l], batch, L);
+        const int64_t c = block_ws_count(stk->blk[l], batch, S);
         if (c < 0)
             return SSM_FAIL(SSM_ERR_ARG);
         if (c > nblk)
             nblk = c;
+        if (!st)
+            nst += temp_state_count(stk->blk[l], batch);
     }
-    if (__builtin_add_overflow(nblk, 2 * nact, &tot) ||
+    if (__builtin_add_overflow(nblk, 3 * nacts, &tot) ||
+        __builtin_add_overflow(tot, nst, &tot) ||
         !ssmi_sizes_ok(&tot, sizeof(float), 1, tot))
         return SSM_FAIL(SSM_ERR_ARG);
     float *ws = ssmi_alloc((size_t)tot, sizeof(float));
-    if (!ws)
+    ssm_mamba2_state *tmp = st ? NULL : ssmi_alloc((size_t)stk->nl, sizeof *tmp);
+    if (!ws || (!st && !tmp)) {
+        ssmi_free(ws);
+        ssmi_free(tmp);
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *normed = ws, *out = ws + nact, *bws = ws + 2 * nact;
-    ssm_status e = SSM_OK;
-    if (y != x)
-        memmove(y, x, (size_t)nact * sizeof(float));
-    /* Pre-norm residual blocks: h += block(rmsnorm(h)); then norm_f. */
-    for (int64_t l = 0; l < stk->nl && e == SSM_OK; l++) {
-        rmsnorm_rows(ntok, stk->dm, y, normed, stk->norm + l * stk->dm);
-        e = block_forward_ws(stk->blk[l], st ? st->st[l] : NULL, batch, L,
-                             normed, out, bws);
-        if (e == SSM_OK)
-            add_inplace(nact, y, out);
     }
-    if (e == SSM_OK)
-        rmsnorm_rows(ntok, stk->dm, y, y, stk->norm + stk->nl * stk->dm);
+    float *h = ws, *normed = ws + nacts, *out = ws + 2 * nacts, *bws = ws + 3 * nacts;
+    if (!st) {
+        float *mem = bws + nblk;
+        for (int64_t l = 0; l < stk->nl; l++) {
+            temp_state_init(stk->blk[l], batch, mem, &tmp[l]);
+            mem += temp_state_count(stk->blk[l], batch);
+        }
+    }
+    ssm_status e = SSM_OK;
+    for (int64_t t0 = 0; t0 < L && e == SSM_OK; t0 += S) {
+        const int64_t n = L - t0 < S ? L - t0 : S, rows = batch * n;
+        slab_copy(batch, L, stk->dm, t0, n, x, h, 0);
+        /* Pre-norm residual blocks: h += block(rmsnorm(h)); then norm_f. */
+        for (int64_t l = 0; l < stk->nl && e == SSM_OK; l++) {
+            rmsnorm_rows(rows, stk->dm, h, normed, stk->norm + l * stk->dm);
+            e = block_forward_ws(stk->blk[l], st ? st->st[l] : &tmp[l], batch, n,
+                                 normed, out, bws);
+            if (e == SSM_OK)
+                add_inplace(rows * stk->dm, h, out);
+        }
+        if (e == SSM_OK) {
+            rmsnorm_rows(rows, stk->dm, h, h, stk->norm + stk->nl * stk->dm);
+            slab_copy(batch, L, stk->dm, t0, n, h, y, 1);
+        }
+    }
     ssmi_free(ws);
+    ssmi_free(tmp);
     return e;
 }
 
