@@ -6,6 +6,8 @@
  *   ssm_bench io      checkpoint open + read vs one read of the file
  *   ssm_bench model   language model at the mamba-130m shape from a file (load, prefill, decode)
  *   ssm_bench tokenizer [TOKENIZER.json [TEXT]]  byte-level BPE encode/decode MB/s
+ *   ssm_bench ssd     Mamba-2 SSD scan vs FMA peak, step vs bandwidth, Mamba-2 stack
+ *                     (ssm_bench ssd [scan|step|stack])
  *   ssm_bench all     everything
  * Every figure is a median of repeats; ratios are measured in one process.
  */
@@ -22,10 +24,12 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "io")) return bench_io(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return bench_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenizer")) return bench_tokenizer(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ssd")) return bench_ssd(argc - 1, argv + 1);
     if (!strcmp(cmd, "all")) {
         int rc = bench_conv(argc - 1, argv + 1);
         rc |= bench_scan(argc - 1, argv + 1);
         rc |= bench_mamba(argc - 1, argv + 1);
+        rc |= bench_ssd(argc - 1, argv + 1);
         return rc;
     }
     fprintf(stderr, "usage: ssm_bench COMMAND [ARGS]: commands at the top of bench/ssm_bench.c\n");

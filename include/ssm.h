@@ -8,6 +8,7 @@
  *   ssm/s4.h       discretization and convolution kernels           (src/s4, FFTW)
  *   ssm/conv.h     batched causal FFT convolution                   (src/s4, FFTW)
  *   ssm/scan.h     selective scan (Mamba S6), diagonal LTI scan     (src/scan)
+ *   ssm/ssd.h      Mamba-2 state space dual (SSD) scan              (src/scan)
  *   ssm/lti.h      dense LTI recurrences                            (src/scan)
  *   ssm/layer.h    the S4D layer (convolution and recurrent modes)  (src/layers)
  *   ssm/mamba.h    the Mamba block and a residual stack of blocks   (src/layers, CBLAS)
@@ -15,6 +16,7 @@
  *   ssm/sample.h   next-token sampling (greedy, temperature, top-k/p, min-p)
  *   ssm/io.h       safetensors / PyTorch checkpoint reader, writer  (src/io, cJSON)
  *   ssm/tokenizer.h byte-level BPE tokenizer (tokenizer.json)       (src/text, PCRE2, utf8proc)
+ *   ssm/mamba2.h   the Mamba-2 block and its residual stack         (src/layers, CBLAS)
  *
  * Shape legend used in every header, slowest dimension first (C order):
  *   B batch, H (or D) channels, G groups, N state size, R rank, L length.
@@ -33,10 +35,12 @@
 #include "ssm/layer.h"
 #include "ssm/lti.h"
 #include "ssm/scan.h"
+#include "ssm/ssd.h"
 #include "ssm/mamba.h"
 #include "ssm/model.h"
 #include "ssm/sample.h"
 #include "ssm/io.h"
 #include "ssm/tokenizer.h"
+#include "ssm/mamba2.h"
 
 #endif /* SSM_H */
