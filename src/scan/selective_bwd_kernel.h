@@ -1,0 +1,193 @@
+/*
+ * selective_bwd_kernel.h -- inner loops of the selective scan backward
+ * (selective_bwd.c), written once in plain C and instantiated per
+ * instruction set: the file is included several times with
+ *   KSFX  name suffix      KTGT  function attribute (target(...) or empty)
+ * defined.  The loops over the state index n (and over time for the
+ * elementwise parts) are plain C that the compiler vectorizes for the
+ * target; every operation is written out (explicit fmaf, no reassociation:
+ * the library is built without fp-contraction and fast-math), so each lane
+ * computes the same number whatever the vector width, and every sum has an
+ * order fixed by the shapes only.
+ *
+ * Notation (one channel of one batch row, one chunk of T steps):
+ *   dt_t = softplus(delta_t + bias) (or delta_t + bias),
+ *   a_tn = exp(dt_t A_n),  h_tn = a_tn h_(t-1)n + dt_t u_t B_tn,
+ *   ys_t = sum_n C_tn h_tn  (Mamba eq. 2a-2b, Algorithm 2: ZOH for A,
+ *   Euler for B).
+ * Adjoint (reverse-mode) recurrence, g_tn = dLoss/dh_tn:
+ *   g_tn = dy0_t C_tn + a_(t+1)n g_(t+1)n      (g_Ln = dh_last_n)
+ * and from it
+ *   dB_tn  += g_tn dt_t u_t        dC_tn += dy0_t h_tn
+ *   du_t    = dt_t sum_n g_tn B_tn
+ *   ddt_t   = u_t sum_n g_tn B_tn + sum_n A_n g_tn a_tn h_(t-1)n
+ *   dA_n   += sum_t dt_t g_tn a_tn h_(t-1)n
+ *   dh0_n   = a_1n g_1n (the adjoint carried past the first step).
+ */
+
+#define KNAME2_(a, b) a##_##b
+#define KNAME1_(a, b) KNAME2_(a, b)
+#define KN(name) KNAME1_(name, KSFX)
+
+/* dt for T steps and, when dsig is not NULL, d(dt)/d(delta): sigmoid(x)
+ * under softplus (1 above the threshold 20, where softplus is x), else 1. */
+static KTGT void KN(bwd_dt)(int64_t T, const float *restrict delta, float bias,
+                            int softplus, float *restrict dt,
+                            float *restrict dsig)
+{
+    if (softplus) {
+        for (int64_t t = 0; t < T; t++) {
+            const float x = delta[t] + bias;
+            dt[t] = bwd_softplus(x);
+        }
+        if (dsig)
+            for (int64_t t = 0; t < T; t++) {
+                const float x = delta[t] + bias;
+                const float e = bwd_expf(x);
+                dsig[t] = x > 20.0f ? 1.0f : e / (1.0f + e);
+            }
+    } else {
+        for (int64_t t = 0; t < T; t++)
+            dt[t] = delta[t] + bias;
+        if (dsig)
+            for (int64_t t = 0; t < T; t++)
+                dsig[t] = 1.0f;
+    }
+}
+
+/* The state only, T steps from h (in/out): the checkpoint pass. */
+static KTGT void KN(bwd_state)(int64_t T, int64_t N, const float *restrict A,
+                               const float *restrict Bt,
+                               const float *restrict dt,
+                               const float *restrict u, float *restrict h)
+{
+    for (int64_t t = 0; t < T; t++) {
+        const float dtv = dt[t], dtu = dtv * u[t];
+        const float *restrict bt = Bt + t * N;
+        for (int64_t n = 0; n < N; n++)
+            h[n] = fmaf(bwd_expf(dtv * A[n]), h[n], bt[n] * dtu);
+    }
+}
+
+/* Recompute the chunk from its checkpoint hin: H[t] = h_t, Q[t] = a_t
+ * ([T][N] each); with P0, also P0[t][n] = C_tn h_tn (for ys, dz only). */
+static KTGT void KN(bwd_recompute)(int64_t T, int64_t N,
+                                   const float *restrict A,
+                                   const float *restrict Bt,
+                                   const float *restrict Ct,
+                                   const float *restrict dt,
+                                   const float *restrict u,
+                                   const float *restrict hin,
+                                   float *restrict H, float *restrict Q,
+                                   float *restrict P0)
+{
+    for (int64_t t = 0; t < T; t++) {
+        const float dtv = dt[t], dtu = dtv * u[t];
+        const float *restrict hp = t ? H + (t - 1) * N : hin;
+        const float *restrict bt = Bt + t * N;
+        float *restrict ht = H + t * N, *restrict qt = Q + t * N;
+        for (int64_t n = 0; n < N; n++) {
+            const float a = bwd_expf(dtv * A[n]);
+            qt[n] = a;
+            ht[n] = fmaf(a, hp[n], bt[n] * dtu);
+        }
+    }
+    if (P0)
+        for (int64_t i = 0; i < T * N; i++)
+            P0[i] = Ct[i] * H[i];
+}
+
+/* The adjoint over the chunk, last step first.  g (in/out, [N]) is the
+ * adjoint entering from the future, a_(t+1) g_(t+1); dAc [N] accumulates
+ * dt_t g_tn a_tn h_(t-1)n; P1[t][n] = g_tn B_tn and P2[t][n] = A_n g_tn a_tn
+ * h_(t-1)n (summed over n afterwards in a fixed tree).  dBp / dCp ([T][N],
+ * or NULL): the block's partials, stored (first channel of the block) or
+ * added to.  WB, WC, FIRST are compile-time flags after inlining. */
+static inline __attribute__((always_inline)) KTGT void
+KN(bwd_adj_)(const int WB, const int WC, const int FIRST, int64_t t0,
+             int64_t T, int64_t N,
+             const float *restrict A, const float *restrict Bt,
+             const float *restrict Ct, const float *restrict dt,
+             const float *restrict u, const float *restrict dy0,
+             const float *restrict hin, const float *restrict H,
+             const float *restrict Q, float *restrict g, float *restrict dAc,
+             double *restrict dAd, float *restrict P1, float *restrict P2,
+             float *restrict dBp, float *restrict dCp)
+{
+    for (int64_t t = T - 1; t >= 0; t--) {
+        const float dyv = dy0[t], dtv = dt[t], dtu = dtv * u[t];
+        const float *restrict hp = t ? H + (t - 1) * N : hin;
+        const float *restrict ht = H + t * N, *restrict qt = Q + t * N;
+        const float *restrict bt = Bt + t * N, *restrict ct = Ct + t * N;
+        float *restrict p1 = P1 + t * N, *restrict p2 = P2 + t * N;
+        float *restrict db = WB ? dBp + t * N : NULL;
+        float *restrict dc = WC ? dCp + t * N : NULL;
+        for (int64_t n = 0; n < N; n++) {
+            const float gn = fmaf(dyv, ct[n], g[n]);
+            if (WC)
+                dc[n] = FIRST ? dyv * ht[n] : fmaf(dyv, ht[n], dc[n]);
+            if (WB)
+                db[n] = FIRST ? gn * dtu : fmaf(gn, dtu, db[n]);
+            p1[n] = gn * bt[n];
+            const float q = (gn * qt[n]) * hp[n];
+            p2[n] = q * A[n];
+            dAc[n] = fmaf(q, dtv, dAc[n]);
+            g[n] = gn * qt[n];
+        }
+        /* dA is summed in float over aligned blocks of BWD_DA_BLOCK steps
+         * of absolute time, each block added to a double total: the order
+         * does not depend on where the chunks fall, and long sequences
+         * keep the accuracy of a short float sum. */
+        if ((t0 + t) % BWD_DA_BLOCK == 0)
+            for (int64_t n = 0; n < N; n++) {
+                dAd[n] += (double)dAc[n];
+                dAc[n] = 0.0f;
+            }
+    }
+}
+
+static KTGT void KN(bwd_adjoint)(int wb, int wc, int first, int64_t t0,
+                                 int64_t T, int64_t N, const float *A, const float *Bt,
+                                 const float *Ct, const float *dt,
+                                 const float *u, const float *dy0,
+                                 const float *hin, const float *H,
+                                 const float *Q, float *g, float *dAc,
+                                 double *dAd, float *P1, float *P2,
+                                 float *dBp, float *dCp)
+{
+    switch ((wb ? 4 : 0) | (wc ? 2 : 0) | (first ? 1 : 0)) {
+#define ADJ_CASE_(k, b, c, f)                                                \
+    case k:                                                                  \
+        KN(bwd_adj_)(b, c, f, t0, T, N, A, Bt, Ct, dt, u, dy0, hin, H, Q, g, \
+                     dAc, dAd, P1, P2, dBp, dCp);                            \
+        return;
+        ADJ_CASE_(0, 0, 0, 0) ADJ_CASE_(1, 0, 0, 1)
+        ADJ_CASE_(2, 0, 1, 0) ADJ_CASE_(3, 0, 1, 1)
+        ADJ_CASE_(4, 1, 0, 0) ADJ_CASE_(5, 1, 0, 1)
+        ADJ_CASE_(6, 1, 1, 0) default: ADJ_CASE_(7, 1, 1, 1)
+#undef ADJ_CASE_
+    }
+}
+
+/* s[t] = sum_n P[t][n] for t < T, in a fixed pairwise tree over n (halve the
+ * width, w -> w - floor(w/2), adding the top part onto the bottom; the tree
+ * depends on N only).  Destroys P. */
+static KTGT void KN(bwd_tree)(int64_t T, int64_t N, float *restrict P,
+                              float *restrict s)
+{
+    for (int64_t w = N; w > 1;) {
+        const int64_t hw = w / 2, off = w - hw;
+        for (int64_t t = 0; t < T; t++) {
+            float *restrict p = P + t * N;
+            for (int64_t n = 0; n < hw; n++)
+                p[n] += p[n + off];
+        }
+        w = off;
+    }
+    for (int64_t t = 0; t < T; t++)
+        s[t] = P[t * N];
+}
+
+#undef KN
+#undef KNAME1_
+#undef KNAME2_
