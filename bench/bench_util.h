@@ -78,5 +78,6 @@ static inline double bu_time(void (*fn)(void *), void *ctx, int reps)
 int bench_conv(int argc, char **argv);
 int bench_scan(int argc, char **argv);
 int bench_mamba(int argc, char **argv);
+int bench_train(int argc, char **argv);
 
 #endif /* SSM_BENCH_UTIL_H */

@@ -3,6 +3,7 @@
  *   ssm_bench conv    S4/S4D kernels, FFT convolution vs the bare FFTW floor
  *   ssm_bench scan    selective scan vs a plain scalar loop
  *   ssm_bench mamba   Mamba stack shaped like mamba-130m
+ *   ssm_bench train   backward passes vs their forwards
  *   ssm_bench all     everything
  * Every figure is a median of repeats; ratios are measured in one process.
  */
@@ -16,12 +17,13 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "conv")) return bench_conv(argc - 1, argv + 1);
     if (!strcmp(cmd, "scan")) return bench_scan(argc - 1, argv + 1);
     if (!strcmp(cmd, "mamba")) return bench_mamba(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return bench_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "all")) {
         int rc = bench_conv(argc - 1, argv + 1);
         rc |= bench_scan(argc - 1, argv + 1);
         rc |= bench_mamba(argc - 1, argv + 1);
         return rc;
     }
-    fprintf(stderr, "usage: ssm_bench [conv|scan|mamba|all]\n");
+    fprintf(stderr, "usage: ssm_bench [conv|scan|mamba|train|all]\n");
     return 2;
 }

@@ -51,13 +51,28 @@
 
 /* ---------------------------------------------------------- exp, softplus */
 
+/* c ? a : b by bit masks: GCC will not if-convert a select guarded by a
+ * float comparison under -ftrapping-math (the default), which keeps the
+ * loops around it scalar; the masks vectorize and give the same value. */
+static inline float bwd_sel(int c, float a, float b)
+{
+    uint32_t ia, ib, r;
+    const uint32_t m = 0u - (uint32_t)(c != 0);
+    float y;
+    memcpy(&ia, &a, sizeof ia);
+    memcpy(&ib, &b, sizeof ib);
+    r = (ia & m) | (ib & ~m);
+    memcpy(&y, &r, sizeof y);
+    return y;
+}
+
 /* The exp of the forward (selective.c, scan_expf), copied here: the forward
  * file is private to its kernels, and the backward must decay the states by
  * the same numbers.  Cody-Waite reduction, degree-7 Taylor polynomial with
  * fmaf, 2^k in the exponent bits; x < -88 gives 0, x > 88 +inf. */
 static inline float bwd_expf(float x)
 {
-    const float xc = -88.0f > x ? -88.0f : x;
+    const float xc = bwd_sel(-88.0f > x, -88.0f, x);
     const float shift = 12582912.0f;
     const float kf = fmaf(xc, 1.44269504088896341f, shift);
     uint32_t kb, shb, sb;
@@ -78,15 +93,14 @@ static inline float bwd_expf(float x)
     float scale;
     memcpy(&scale, &sb, sizeof scale);
     const float res = p * scale;
-    return x > 88.0f ? HUGE_VALF : res;
+    return bwd_sel(x > 88.0f, HUGE_VALF, res);
 }
 
-/* The forward's softplus (selective.c, scan_softplus), written with
- * selects instead of early returns so that it vectorizes:
+/* The forward's softplus (selective.c, scan_softplus) given e = exp(x),
+ * written with selects instead of early returns so that it vectorizes:
  * log1p(exp(x)) for x <= 20, x above; log1p(e) = log(1+e) e / ((1+e) - 1). */
-static inline float bwd_softplus(float x)
+static inline float bwd_softplus_e(float x, float e)
 {
-    const float e = bwd_expf(x);
     const float u = 1.0f + e;
     uint32_t ub, mb;
     memcpy(&ub, &u, sizeof ub);
@@ -106,9 +120,12 @@ static inline float bwd_softplus(float x)
     float lg = fmaf(t2 * R, q, t2);
     lg = fmaf(kf, -2.12194440e-4f, lg);
     lg = fmaf(kf, 0.693359375f, lg);
-    const float den = u == 1.0f ? 1.0f : u - 1.0f;
-    const float res = u == 1.0f ? e : lg * (e / den);
-    return x > 20.0f ? x : res;
+    /* Every operation unconditional (no trapping op under a condition,
+     * so the loops if-convert), the choices made by selects last. */
+    const int one = u == 1.0f;
+    const float den = bwd_sel(one, 1.0f, u - 1.0f);
+    const float res = bwd_sel(one, e, lg * (e / den));
+    return bwd_sel(x > 20.0f, x, res);
 }
 
 /* ------------------------------------------------- kernel instantiations */
@@ -146,6 +163,13 @@ typedef struct bwd_kern {
                     const float *Q, float *g, float *dAc, double *dAd,
                     float *P1, float *P2, float *dBp, float *dCp);
     void (*tree)(int64_t T, int64_t N, float *P, float *s);
+    void (*add)(int64_t n, const float *x, float *y);
+    void (*pre)(int64_t T, const float *dy, const float *z, float *dy0);
+    void (*post)(int64_t T, int hasD, float Dd, const float *dt,
+                 const float *dsig, const float *u, const float *dy,
+                 const float *z, const float *dy0, const float *s1,
+                 const float *s2, const float *ys, float *du, float *dx,
+                 float *dz);
 } bwd_kern;
 
 #define BWD_SET_(k, sfx)                                                     \
@@ -153,6 +177,8 @@ typedef struct bwd_kern {
         (k)->dt = bwd_dt_##sfx; (k)->state = bwd_state_##sfx;                \
         (k)->recompute = bwd_recompute_##sfx;                                \
         (k)->adjoint = bwd_adjoint_##sfx; (k)->tree = bwd_tree_##sfx;        \
+        (k)->pre = bwd_pre_##sfx; (k)->post = bwd_post_##sfx;                \
+        (k)->add = bwd_add_##sfx;                                            \
     } while (0)
 
 static int bwd_get_kern(int isa, bwd_kern *k)
@@ -276,7 +302,10 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     float *gst = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
     float *dAc = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
     double *dAd = want_st ? ssmi_alloc((size_t)n_st, sizeof(double)) : NULL;
-    double *sums = ssmi_alloc((size_t)(2 * nbd), sizeof(double));
+    /* dD and ddelta_bias per (batch, channel): four running sums, step t
+     * going to sum t mod 4 (absolute time: independent of the chunks), so
+     * the additions are four independent chains, not one. */
+    double *sums = ssmi_alloc((size_t)(8 * nbd), sizeof(double));
     float *thr = ssmi_alloc((size_t)n_thr, sizeof(float));
     float *part = want_part ? ssmi_alloc((size_t)n_part, sizeof(float)) : NULL;
     if ((want_st && (!ck || !gst || !dAc || !dAd)) || !sums || !thr
@@ -285,7 +314,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
         ssmi_free(sums); ssmi_free(thr); ssmi_free(part);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    double *dDd = sums, *dbd = sums + nbd;
+    double *dDd = sums, *dbd = sums + 4 * nbd;
 
 #pragma omp parallel num_threads(nt)
     {
@@ -299,8 +328,8 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
         /* Adjoint states start at dh_last (zero when NULL). */
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < nbd; i++) {
-            dDd[i] = 0.0;
-            dbd[i] = 0.0;
+            for (int j = 0; j < 4; j++)
+                dDd[i * 4 + j] = dbd[i * 4 + j] = 0.0;
             if (!want_st)
                 continue;
             for (int64_t n = 0; n < N; n++) {
@@ -363,14 +392,10 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                     const float *u = a->u + off, *dyc = dy + off;
                     const float *z = a->z ? a->z + off : NULL;
                     const float Dd = a->D ? a->D[d] : 0.0f;
-                    if (z)
-                        for (int64_t t = 0; t < Tn; t++)
-                            dy0[t] = dyc[t] * (z[t] / (1.0f + bwd_expf(-z[t])));
-                    else
-                        memcpy(dy0, dyc, (size_t)Tn * sizeof(float));
+                    k.pre(Tn, dyc, z, dy0);
                     if (gr->dD)
                         for (int64_t t = Tn - 1; t >= 0; t--)
-                            dDd[bd] += (double)dy0[t] * (double)u[t];
+                            dDd[bd * 4 + ((tb + t) & 3)] += (double)dy0[t] * (double)u[t];
                     if (!want_st)
                         continue;
                     k.dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
@@ -383,57 +408,39 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                               gst + bd * N, dAc + bd * N, dAd + bd * N, P1, P2, pB, pC);
                     if (want_s1)
                         k.tree(Tn, N, P1, s1);
-                    if (gr->du) {
-                        float *du = gr->du + off;
-                        if (a->D)
-                            for (int64_t t = 0; t < Tn; t++)
-                                du[t] = fmaf(Dd, dy0[t], dtb[t] * s1[t]);
-                        else
-                            for (int64_t t = 0; t < Tn; t++)
-                                du[t] = dtb[t] * s1[t];
-                    }
-                    if (want_ds) {
+                    if (want_ds)
                         k.tree(Tn, N, P2, s2);
-                        float *dx = gr->ddelta ? gr->ddelta + off : dd;
-                        for (int64_t t = 0; t < Tn; t++)
-                            dx[t] = fmaf(u[t], s1[t], s2[t]) * dsig[t];
-                        if (gr->ddelta_bias)
-                            for (int64_t t = Tn - 1; t >= 0; t--)
-                                dbd[bd] += (double)dx[t];
-                    }
-                    if (gr->dz) {
+                    if (gr->dz)
                         k.tree(Tn, N, P0, ys);
-                        float *dz = gr->dz + off;
-                        for (int64_t t = 0; t < Tn; t++) {
-                            const float y0 = a->D ? fmaf(Dd, u[t], ys[t]) : ys[t];
-                            const float sg = 1.0f / (1.0f + bwd_expf(-z[t]));
-                            const float ds = sg * fmaf(z[t], 1.0f - sg, 1.0f);
-                            dz[t] = (dyc[t] * y0) * ds;
-                        }
-                    }
+                    float *dx = gr->ddelta ? gr->ddelta + off : want_ds ? dd : NULL;
+                    k.post(Tn, a->D != NULL, Dd, dtb, dsig, u, dyc, z, dy0, s1, s2, ys,
+                           gr->du ? gr->du + off : NULL, dx, gr->dz ? gr->dz + off : NULL);
+                    if (gr->ddelta_bias)
+                        for (int64_t t = Tn - 1; t >= 0; t--)
+                            dbd[bd * 4 + ((tb + t) & 3)] += (double)dx[t];
                 }
             }
             /* Implicit barrier: every block's partial of this chunk is in.
-             * dB, dC rows of a group: blocks added in index order. */
+             * dB, dC rows of a group: blocks added in index order, 16 steps
+             * at a time (contiguous [16][N] tiles), then transposed out. */
             if (want_part) {
+                const int64_t npc = (Tn + 15) / 16;
 #pragma omp for schedule(static)
-                for (int64_t row = 0; row < batch * G * N; row++) {
-                    const int64_t bg = row / N, n = row % N;
+                for (int64_t row = 0; row < batch * G * npc; row++) {
+                    const int64_t bg = row / npc, t0 = (row % npc) * 16;
+                    const int64_t tl = Tn - t0 < 16 ? Tn - t0 : 16;
                     const float *p0 = part + bg * nblk * ppart;
                     for (int wch = 0; wch < 2; wch++) {
                         float *out = wch == 0 ? gr->dB : gr->dC;
                         if (!out)
                             continue;
-                        out += row * L + tb;
-                        for (int64_t blk = 0; blk < nblk; blk++) {
-                            const float *p = p0 + blk * ppart + wch * TN + n;
-                            if (blk == 0)
-                                for (int64_t t = 0; t < Tn; t++)
-                                    out[t] = p[t * N];
-                            else
-                                for (int64_t t = 0; t < Tn; t++)
-                                    out[t] += p[t * N];
-                        }
+                        memcpy(H, p0 + wch * TN + t0 * N, (size_t)(tl * N) * sizeof(float));
+                        for (int64_t blk = 1; blk < nblk; blk++)
+                            k.add(tl * N, p0 + blk * ppart + wch * TN + t0 * N, H);
+                        out += bg * N * L + tb + t0;
+                        for (int64_t n = 0; n < N; n++)
+                            for (int64_t t = 0; t < tl; t++)
+                                out[n * L + t] = H[t * N + n];
                     }
                 }
             }
@@ -451,14 +458,18 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                 }
             if (gr->dD) {
                 double s = 0.0;
-                for (int64_t b = 0; b < batch; b++)
-                    s += dDd[b * dim + d];
+                for (int64_t b = 0; b < batch; b++) {
+                    const double *q = dDd + (b * dim + d) * 4;
+                    s += (q[0] + q[1]) + (q[2] + q[3]);
+                }
                 gr->dD[d] = (float)s;
             }
             if (gr->ddelta_bias) {
                 double s = 0.0;
-                for (int64_t b = 0; b < batch; b++)
-                    s += dbd[b * dim + d];
+                for (int64_t b = 0; b < batch; b++) {
+                    const double *q = dbd + (b * dim + d) * 4;
+                    s += (q[0] + q[1]) + (q[2] + q[3]);
+                }
                 gr->ddelta_bias[d] = (float)s;
             }
         }

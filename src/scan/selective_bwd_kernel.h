@@ -35,17 +35,18 @@ static KTGT void KN(bwd_dt)(int64_t T, const float *restrict delta, float bias,
                             int softplus, float *restrict dt,
                             float *restrict dsig)
 {
-    if (softplus) {
+    if (softplus && dsig) {
+        for (int64_t t = 0; t < T; t++) {
+            const float x = delta[t] + bias, e = bwd_expf(x);
+            const float sg = e / (1.0f + e);
+            dt[t] = bwd_softplus_e(x, e);
+            dsig[t] = bwd_sel(x > 20.0f, 1.0f, sg);
+        }
+    } else if (softplus) {
         for (int64_t t = 0; t < T; t++) {
             const float x = delta[t] + bias;
-            dt[t] = bwd_softplus(x);
+            dt[t] = bwd_softplus_e(x, bwd_expf(x));
         }
-        if (dsig)
-            for (int64_t t = 0; t < T; t++) {
-                const float x = delta[t] + bias;
-                const float e = bwd_expf(x);
-                dsig[t] = x > 20.0f ? 1.0f : e / (1.0f + e);
-            }
     } else {
         for (int64_t t = 0; t < T; t++)
             dt[t] = delta[t] + bias;
@@ -53,6 +54,56 @@ static KTGT void KN(bwd_dt)(int64_t T, const float *restrict delta, float bias,
             for (int64_t t = 0; t < T; t++)
                 dsig[t] = 1.0f;
     }
+}
+
+/* dy0 = dy silu(z) (dy without z): the gradient at the output before the
+ * gate. */
+static KTGT void KN(bwd_pre)(int64_t T, const float *restrict dy,
+                             const float *restrict z, float *restrict dy0)
+{
+    if (z)
+        for (int64_t t = 0; t < T; t++)
+            dy0[t] = dy[t] * (z[t] / (1.0f + bwd_expf(-z[t])));
+    else
+        for (int64_t t = 0; t < T; t++)
+            dy0[t] = dy[t];
+}
+
+/* The elementwise ends of one channel's chunk, given s1 = sum_n g B,
+ * s2 = sum_n A g a h_prev, ys = sum_n C h:
+ *   du = D dy0 + dt s1,  ddelta = (u s1 + s2) dsig,
+ *   dz = dy y0 silu'(z), y0 = ys + D u, silu'(z) = s (1 + z (1 - s)).
+ * Each output pointer may be NULL (not wanted); hasD says D is present. */
+static KTGT void KN(bwd_post)(int64_t T, int hasD, float Dd,
+                              const float *restrict dt,
+                              const float *restrict dsig,
+                              const float *restrict u,
+                              const float *restrict dy,
+                              const float *restrict z,
+                              const float *restrict dy0,
+                              const float *restrict s1,
+                              const float *restrict s2,
+                              const float *restrict ys, float *restrict du,
+                              float *restrict dx, float *restrict dz)
+{
+    if (du) {
+        if (hasD)
+            for (int64_t t = 0; t < T; t++)
+                du[t] = fmaf(Dd, dy0[t], dt[t] * s1[t]);
+        else
+            for (int64_t t = 0; t < T; t++)
+                du[t] = dt[t] * s1[t];
+    }
+    if (dx)
+        for (int64_t t = 0; t < T; t++)
+            dx[t] = fmaf(u[t], s1[t], s2[t]) * dsig[t];
+    if (dz)
+        for (int64_t t = 0; t < T; t++) {
+            const float y0 = bwd_sel(hasD, fmaf(Dd, u[t], ys[t]), ys[t]);
+            const float sg = 1.0f / (1.0f + bwd_expf(-z[t]));
+            const float ds = sg * fmaf(z[t], 1.0f - sg, 1.0f);
+            dz[t] = (dy[t] * y0) * ds;
+        }
 }
 
 /* The state only, T steps from h (in/out): the checkpoint pass. */
@@ -171,10 +222,25 @@ static KTGT void KN(bwd_adjoint)(int wb, int wc, int first, int64_t t0,
 
 /* s[t] = sum_n P[t][n] for t < T, in a fixed pairwise tree over n (halve the
  * width, w -> w - floor(w/2), adding the top part onto the bottom; the tree
- * depends on N only).  Destroys P. */
+ * depends on N only).  N = 16 (Mamba's) has its own loop with constant
+ * trip counts, the same tree.  Destroys P. */
 static KTGT void KN(bwd_tree)(int64_t T, int64_t N, float *restrict P,
                               float *restrict s)
 {
+    if (N == 16) {
+        for (int64_t t = 0; t < T; t++) {
+            const float *restrict p = P + t * 16;
+            float v[8];
+            for (int n = 0; n < 8; n++)
+                v[n] = p[n] + p[n + 8];
+            for (int n = 0; n < 4; n++)
+                v[n] += v[n + 4];
+            for (int n = 0; n < 2; n++)
+                v[n] += v[n + 2];
+            s[t] = v[0] + v[1];
+        }
+        return;
+    }
     for (int64_t w = N; w > 1;) {
         const int64_t hw = w / 2, off = w - hw;
         for (int64_t t = 0; t < T; t++) {
@@ -186,6 +252,14 @@ static KTGT void KN(bwd_tree)(int64_t T, int64_t N, float *restrict P,
     }
     for (int64_t t = 0; t < T; t++)
         s[t] = P[t * N];
+}
+
+/* y += x, n floats (the block partials of dB and dC). */
+static KTGT void KN(bwd_add)(int64_t n, const float *restrict x,
+                             float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += x[i];
 }
 
 #undef KN
