@@ -275,6 +275,8 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
 
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t batch = a->batch, cpg = dim / G, nbd = batch * dim;
+    if (N > INT64_MAX / 1024)   /* the [16][N] tiles below must fit */
+        return SSM_FAIL(SSM_ERR_NOMEM);
     int64_t LC = chunk > 0 ? chunk : ssmi_scan_bwd_auto_chunk(L);
     if (LC > L)
         LC = L;
@@ -283,9 +285,16 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     cbs = cbs < 1 ? 1 : cbs > 8 ? 8 : cbs;
     const int64_t nblk = (cpg + cbs - 1) / cbs;
     const int64_t units = batch * G * nblk;
-    const int64_t TN = pad16(LC * N), TP = pad16(LC);
+    /* Per-thread [LC][N] tiles, at least [16][N]: H also takes the
+     * 16-step tiles of the dB/dC reduction. */
+    const int64_t TN = pad16((LC > 16 ? LC : 16) * N), TP = pad16(LC);
     const int64_t per = 7 * TN + 8 * TP + pad16(cbs * N);
-    const int64_t ppart = 2 * TN;
+    /* The channels of a group meet (a barrier, then the block partials of
+     * dB and dC are added) once per span of whole chunks, >= 512 steps:
+     * few barriers, partials of units * 2 * span * dstate floats. */
+    const int64_t SP = LC >= 512 ? LC : 512 / LC * LC;
+    const int64_t nsp = (L + SP - 1) / SP;
+    const int64_t TS = pad16(SP * N), ppart = 2 * TS;
     const int want_part = gr->dB || gr->dC;
 
     int nt = ssmi_max_threads();
@@ -372,17 +381,19 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
             }
         }
 
-        /* Pass 2: the chunks, last to first. */
-        for (int64_t kc = nch - 1; kc >= 0; kc--) {
-            const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
+        /* Pass 2: the spans, and in each the chunks, last to first. */
+        for (int64_t sp = nsp - 1; sp >= 0; sp--) {
+            const int64_t sb = sp * SP, se = sb + SP < L ? sb + SP : L;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t i = 0; i < units; i++) {
+              for (int64_t kc = (se - 1) / LC; kc >= sb / LC; kc--) {
+                const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
                 const int64_t b = i / (G * nblk), r = i % (G * nblk);
                 const int64_t g = r / nblk, blk = r % nblk;
                 const int64_t d0 = g * cpg + blk * cbs;
                 const int64_t d1 = d0 + cbs < (g + 1) * cpg ? d0 + cbs : (g + 1) * cpg;
-                float *pB = want_part ? part + i * ppart : NULL;
-                float *pC = want_part ? pB + TN : NULL;
+                float *pB = want_part ? part + i * ppart + (tb - sb) * N : NULL;
+                float *pC = want_part ? pB + TS : NULL;
                 if (want_st) {
                     bwd_transpose(a->B + (b * G + g) * N * L, L, tb, Tn, N, Bt);
                     bwd_transpose(a->C + (b * G + g) * N * L, L, tb, Tn, N, Ct);
@@ -419,12 +430,13 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                         for (int64_t t = Tn - 1; t >= 0; t--)
                             dbd[bd * 4 + ((tb + t) & 3)] += (double)dx[t];
                 }
+              }
             }
             /* Implicit barrier: every block's partial of this chunk is in.
              * dB, dC rows of a group: blocks added in index order, 16 steps
              * at a time (contiguous [16][N] tiles), then transposed out. */
             if (want_part) {
-                const int64_t npc = (Tn + 15) / 16;
+                const int64_t Tn = se - sb, tb = sb, npc = (Tn + 15) / 16;
 #pragma omp for schedule(static)
                 for (int64_t row = 0; row < batch * G * npc; row++) {
                     const int64_t bg = row / npc, t0 = (row % npc) * 16;
@@ -434,9 +446,9 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                         float *out = wch == 0 ? gr->dB : gr->dC;
                         if (!out)
                             continue;
-                        memcpy(H, p0 + wch * TN + t0 * N, (size_t)(tl * N) * sizeof(float));
+                        memcpy(H, p0 + wch * TS + t0 * N, (size_t)(tl * N) * sizeof(float));
                         for (int64_t blk = 1; blk < nblk; blk++)
-                            k.add(tl * N, p0 + blk * ppart + wch * TN + t0 * N, H);
+                            k.add(tl * N, p0 + blk * ppart + wch * TS + t0 * N, H);
                         out += bg * N * L + tb + t0;
                         for (int64_t n = 0; n < N; n++)
                             for (int64_t t = 0; t < tl; t++)
