@@ -30,5 +30,6 @@
 #include "ssm/lti.h"
 #include "ssm/scan.h"
 #include "ssm/mamba.h"
+#include "ssm/train.h"
 
 #endif /* SSM_H */
