@@ -71,6 +71,42 @@ SSM_API ssm_status ssm_lr_warmup_cosine(int64_t step, int64_t warmup,
                                         int64_t total, double lr_max,
                                         double lr_min, double *lr);
 
+/* ---- layer backward passes ------------------------------------------------ */
+
+/* RMSNorm backward (Zhang and Sennrich 2019, as Mamba's backbone): for the
+ * forward y[r][j] = x[r][j] s_r w[j], s_r = 1 / sqrt(mean_j x[r][j]^2 + eps),
+ *   dx[r][j] = s_r (w[j] dy[r][j] - x[r][j] s_r^2 c_r / dim),
+ *              c_r = sum_j dy[r][j] w[j] x[r][j]
+ *   dweight[j] = sum_r dy[r][j] x[r][j] s_r
+ * Shapes: x, dy, dx [rows][dim]; weight, dweight [dim].  dx or dweight may
+ * be NULL (not wanted).  Sums in double, in index order (dweight over rows
+ * in order): the same bytes for any thread count.  Overwrites, never
+ * accumulates.  eps: Mamba's SSM_MAMBA_RMS_EPS for its blocks.
+ * Errors: SSM_ERR_ARG (x, weight or dy NULL; rows or dim < 1; overflow; eps
+ * negative or not finite), SSM_ERR_NOMEM.  Outputs must not overlap inputs.
+ * Reentrant. */
+SSM_API ssm_status ssm_rmsnorm_backward(int64_t rows, int64_t dim,
+                                        const float *x, const float *weight,
+                                        double eps, const float *dy,
+                                        float *dx, float *dweight);
+
+/* Causal depthwise convolution backward, for the forward of the Mamba
+ * block's conv (zero left padding, tap k-1 the newest):
+ *   y[b][d][t] = bias[d] + sum_{j<k} w[d][j] x[b][d][t-(k-1)+j]
+ * gives
+ *   dx[b][d][s]  = sum_{j<k, t = s+(k-1)-j < len} w[d][j] dy[b][d][t]
+ *   dw[d][j]     = sum_b sum_t dy[b][d][t] x[b][d][t-(k-1)+j]
+ *   dbias[d]     = sum_b sum_t dy[b][d][t]
+ * Shapes: x, dy, dx [batch][dim][len]; w, dw [dim][k]; dbias [dim].  dx,
+ * dw, dbias may each be NULL.  dw and dbias summed in double in index
+ * order; OpenMP over channels: the same bytes for any thread count.
+ * Errors: SSM_ERR_ARG (x, w or dy NULL; a size < 1; overflow).  Reentrant. */
+SSM_API ssm_status ssm_causal_conv1d_backward(int64_t batch, int64_t dim,
+                                              int64_t len, int64_t k,
+                                              const float *x, const float *w,
+                                              const float *dy, float *dx,
+                                              float *dw, float *dbias);
+
 #ifdef __cplusplus
 }
 #endif
