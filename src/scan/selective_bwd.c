@@ -164,6 +164,7 @@ typedef struct bwd_kern {
                     float *P1, float *P2, float *dBp, float *dCp);
     void (*tree)(int64_t T, int64_t N, float *P, float *s);
     void (*add)(int64_t n, const float *x, float *y);
+    void (*dsum)(int64_t t0, int64_t T, const float *x, const float *y, double *acc);
     void (*pre)(int64_t T, const float *dy, const float *z, float *dy0);
     void (*post)(int64_t T, int hasD, float Dd, const float *dt,
                  const float *dsig, const float *u, const float *dy,
@@ -178,7 +179,7 @@ typedef struct bwd_kern {
         (k)->recompute = bwd_recompute_##sfx;                                \
         (k)->adjoint = bwd_adjoint_##sfx; (k)->tree = bwd_tree_##sfx;        \
         (k)->pre = bwd_pre_##sfx; (k)->post = bwd_post_##sfx;                \
-        (k)->add = bwd_add_##sfx;                                            \
+        (k)->add = bwd_add_##sfx; (k)->dsum = bwd_dsum_##sfx;               \
     } while (0)
 
 static int bwd_get_kern(int isa, bwd_kern *k)
@@ -311,10 +312,9 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     float *gst = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
     float *dAc = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
     double *dAd = want_st ? ssmi_alloc((size_t)n_st, sizeof(double)) : NULL;
-    /* dD and ddelta_bias per (batch, channel): four running sums, step t
-     * going to sum t mod 4 (absolute time: independent of the chunks), so
-     * the additions are four independent chains, not one. */
-    double *sums = ssmi_alloc((size_t)(8 * nbd), sizeof(double));
+    /* dD and ddelta_bias per (batch, channel): eight running sums, step t
+     * going to sum t mod 8 (absolute time: independent of the chunks). */
+    double *sums = ssmi_alloc((size_t)(16 * nbd), sizeof(double));
     float *thr = ssmi_alloc((size_t)n_thr, sizeof(float));
     float *part = want_part ? ssmi_alloc((size_t)n_part, sizeof(float)) : NULL;
     if ((want_st && (!ck || !gst || !dAc || !dAd)) || !sums || !thr
@@ -323,7 +323,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
         ssmi_free(sums); ssmi_free(thr); ssmi_free(part);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    double *dDd = sums, *dbd = sums + 4 * nbd;
+    double *dDd = sums, *dbd = sums + 8 * nbd;
 
 #pragma omp parallel num_threads(nt)
     {
@@ -337,8 +337,8 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
         /* Adjoint states start at dh_last (zero when NULL). */
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < nbd; i++) {
-            for (int j = 0; j < 4; j++)
-                dDd[i * 4 + j] = dbd[i * 4 + j] = 0.0;
+            for (int j = 0; j < 8; j++)
+                dDd[i * 8 + j] = dbd[i * 8 + j] = 0.0;
             if (!want_st)
                 continue;
             for (int64_t n = 0; n < N; n++) {
@@ -405,8 +405,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                     const float Dd = a->D ? a->D[d] : 0.0f;
                     k.pre(Tn, dyc, z, dy0);
                     if (gr->dD)
-                        for (int64_t t = Tn - 1; t >= 0; t--)
-                            dDd[bd * 4 + ((tb + t) & 3)] += (double)dy0[t] * (double)u[t];
+                        k.dsum(tb, Tn, dy0, u, dDd + bd * 8);
                     if (!want_st)
                         continue;
                     k.dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
@@ -427,8 +426,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                     k.post(Tn, a->D != NULL, Dd, dtb, dsig, u, dyc, z, dy0, s1, s2, ys,
                            gr->du ? gr->du + off : NULL, dx, gr->dz ? gr->dz + off : NULL);
                     if (gr->ddelta_bias)
-                        for (int64_t t = Tn - 1; t >= 0; t--)
-                            dbd[bd * 4 + ((tb + t) & 3)] += (double)dx[t];
+                        k.dsum(tb, Tn, dx, NULL, dbd + bd * 8);
                 }
               }
             }
@@ -471,16 +469,16 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
             if (gr->dD) {
                 double s = 0.0;
                 for (int64_t b = 0; b < batch; b++) {
-                    const double *q = dDd + (b * dim + d) * 4;
-                    s += (q[0] + q[1]) + (q[2] + q[3]);
+                    const double *q = dDd + (b * dim + d) * 8;
+                    s += ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
                 }
                 gr->dD[d] = (float)s;
             }
             if (gr->ddelta_bias) {
                 double s = 0.0;
                 for (int64_t b = 0; b < batch; b++) {
-                    const double *q = dbd + (b * dim + d) * 4;
-                    s += (q[0] + q[1]) + (q[2] + q[3]);
+                    const double *q = dbd + (b * dim + d) * 8;
+                    s += ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
                 }
                 gr->ddelta_bias[d] = (float)s;
             }

@@ -254,6 +254,28 @@ static KTGT void KN(bwd_tree)(int64_t T, int64_t N, float *restrict P,
         s[t] = P[t * N];
 }
 
+/* acc[s mod 8] += x[t] (y NULL) or x[t] y[t] (in double) for the absolute
+ * steps s = t0 + t, t = T-1 down to 0: eight running sums keyed by absolute
+ * time, each added to last step first, so neither the chunks nor the vector
+ * width change a sum; the aligned groups of eight vectorize. */
+static KTGT void KN(bwd_dsum)(int64_t t0, int64_t T, const float *restrict x,
+                              const float *restrict y, double *restrict acc)
+{
+    int64_t t = T - 1;
+    for (; t >= 0 && ((t0 + t + 1) & 7) != 0; t--)
+        acc[(t0 + t) & 7] += y ? (double)x[t] * (double)y[t] : (double)x[t];
+    if (y)
+        for (; t >= 7; t -= 8)
+            for (int j = 0; j < 8; j++)
+                acc[j] += (double)x[t - 7 + j] * (double)y[t - 7 + j];
+    else
+        for (; t >= 7; t -= 8)
+            for (int j = 0; j < 8; j++)
+                acc[j] += (double)x[t - 7 + j];
+    for (; t >= 0; t--)
+        acc[(t0 + t) & 7] += y ? (double)x[t] * (double)y[t] : (double)x[t];
+}
+
 /* y += x, n floats (the block partials of dB and dC). */
 static KTGT void KN(bwd_add)(int64_t n, const float *restrict x,
                              float *restrict y)
