@@ -95,6 +95,30 @@ static void bwd_fn(void *c)
         fprintf(stderr, "backward failed\n");
 }
 
+/* Median and minimum of reps timed runs after one warm-up; forward and
+ * backward interleaved so that a change of machine load hits both. */
+static void time_pair(train_data *td, int reps, double *f_med, double *f_min,
+                      double *b_med, double *b_min)
+{
+    double tf[64], tb[64];
+    if (reps > 64)
+        reps = 64;
+    fwd_fn(td);
+    bwd_fn(td);
+    for (int i = 0; i < reps; i++) {
+        double t0 = bu_now();
+        fwd_fn(td);
+        double t1 = bu_now();
+        bwd_fn(td);
+        tb[i] = bu_now() - t1;
+        tf[i] = t1 - t0;
+    }
+    *f_med = bu_median(tf, reps);
+    *f_min = tf[0];
+    *b_med = bu_median(tb, reps);
+    *b_min = tb[0];
+}
+
 int bench_train(int argc, char **argv)
 {
     const int only = argc > 1 ? atoi(argv[1]) : -1;
@@ -104,8 +128,8 @@ int bench_train(int argc, char **argv)
     const int maxt = bu_max_threads() < 2 ? bu_max_threads() : 2;
     printf("\nselective scan backward vs forward (softplus, bias, D, z on; ngroups 1; "
            "all nine gradients)\n");
-    printf("%-22s %3s %12s %12s %10s\n", "batch,dim,N,len", "thr", "forward ms",
-           "backward ms", "bwd/fwd");
+    printf("%-22s %3s %12s %12s %10s %10s %10s %8s\n", "batch,dim,N,len", "thr", "fwd ms med",
+           "bwd ms med", "bwd/fwd", "fwd ms min", "bwd ms min", "min/min");
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         if (only >= 0 && (size_t)only != si)
             continue;
@@ -121,10 +145,10 @@ int bench_train(int argc, char **argv)
         const int reps = bu_repeats(7);
         for (int thr = 1; thr <= maxt; thr++) {
             bu_set_threads(thr);
-            const double tf = bu_time(fwd_fn, &td, reps);
-            const double tb = bu_time(bwd_fn, &td, reps);
-            printf("%-22s %3d %12.2f %12.2f %10.2f\n", thr == 1 ? name : "", thr, 1e3 * tf,
-                   1e3 * tb, tb / tf);
+            double tf, tfm, tb, tbm;
+            time_pair(&td, reps, &tf, &tfm, &tb, &tbm);
+            printf("%-22s %3d %12.2f %12.2f %10.2f %10.2f %10.2f %8.2f\n", thr == 1 ? name : "",
+                   thr, 1e3 * tf, 1e3 * tb, tb / tf, 1e3 * tfm, 1e3 * tbm, tbm / tfm);
         }
         free(td.buf);
     }

@@ -46,6 +46,9 @@
 #define BWD_X86 1
 #endif
 
+/* Budget of the dB/dC block partials (floats; 4 MiB). */
+#define BWD_PART_FLOATS ((int64_t)1 << 20)
+
 /* Steps of absolute time per float partial sum of dA. */
 #define BWD_DA_BLOCK 64
 
@@ -291,9 +294,15 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     const int64_t TN = pad16((LC > 16 ? LC : 16) * N), TP = pad16(LC);
     const int64_t per = 7 * TN + 8 * TP + pad16(cbs * N);
     /* The channels of a group meet (a barrier, then the block partials of
-     * dB and dC are added) once per span of whole chunks, >= 512 steps:
-     * few barriers, partials of units * 2 * span * dstate floats. */
-    const int64_t SP = LC >= 512 ? LC : 512 / LC * LC;
+     * dB and dC are added) once per span of whole chunks.  The partials take
+     * units * 2 * span * dstate floats: the span is as long as fits in
+     * BWD_PART_FLOATS (few barriers for few channels and long sequences),
+     * but at least one chunk.  Shapes only. */
+    int64_t SP = BWD_PART_FLOATS / (2 * N) / units / LC * LC;
+    if (SP < LC)
+        SP = LC;
+    if (SP > (L + LC - 1) / LC * LC)
+        SP = (L + LC - 1) / LC * LC;
     const int64_t nsp = (L + SP - 1) / SP;
     const int64_t TS = pad16(SP * N), ppart = 2 * TS;
     const int want_part = gr->dB || gr->dC;
