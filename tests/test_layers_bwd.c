@@ -1,8 +1,8 @@
 /* ctest-labels: train */
 /*
- * test_layers_bwd.c -- RMSNorm and causal depthwise conv backward
- * (ssm/train.h), black-box: against central finite differences of double
- * forwards written here, thread-count independence, bad arguments.
+ * test_layers_bwd.c -- RMSNorm, causal depthwise conv and S4D kernel
+ * backward (ssm/train.h), black-box: against central finite differences of
+ * double forwards written here, thread-count independence, bad arguments.
  *
  * Error model: the library sums in double and rounds each gradient once to
  * float, so |g - g_fd| <= eps_f/2 |g| + (double sums, ~n eps_d) + the finite
@@ -192,6 +192,138 @@ START_TEST(threads_identical_and_bad_arguments)
 }
 END_TEST
 
+/* ------------------------------------------------ S4D kernel backward --- */
+
+typedef struct s4k_ctx {
+    ssm_disc method;
+    int64_t n, L;
+    double *lr, *li, *br, *bi, *cr, *ci;   /* parts of lambda, B, C */
+    double dt;
+    double *dK;
+} s4k_ctx;
+
+/* phi1 by its Taylor series (|z| <= 2 here: 60 terms, first omitted term
+ * below 2^60/61! ~ 1e-66): independent of the library's expm1 form. */
+static double complex t_phi1(double complex z)
+{
+    double complex h = 1.0;
+    for (int k = 61; k >= 2; k--)
+        h = 1.0 + z * h / (double)k;
+    return h;
+}
+
+static double s4k_loss(void *c)
+{
+    const s4k_ctx *q = c;
+    const double al = q->method == SSM_BILINEAR ? 0.5 : q->method == SSM_EULER ? 0.0 : 1.0;
+    double loss = 0.0;
+    for (int64_t k = 0; k < q->n; k++) {
+        const double complex lam = tu_cmplx(q->lr[k], q->li[k]), z = q->dt * lam;
+        const double complex Bk = tu_cmplx(q->br[k], q->bi[k]), Ck = tu_cmplx(q->cr[k], q->ci[k]);
+        double complex Ad, Bd;
+        if (q->method == SSM_ZOH) {
+            Ad = cexp(z);
+            Bd = q->dt * t_phi1(z) * Bk;
+        } else {
+            Ad = (1.0 + (1.0 - al) * z) / (1.0 - al * z);
+            Bd = q->dt * Bk / (1.0 - al * z);
+        }
+        double complex p = Ck * Bd;
+        for (int64_t l = 0; l < q->L; l++) {
+            loss += q->dK[l] * creal(p);
+            p *= Ad;
+        }
+    }
+    return loss;
+}
+
+/* FD with a data-driven truncation estimate: bound = |fd(h) - fd(2h)|
+ * (~3x the O(h^2) truncation of fd(h)) + rounding 16 eps_d |Loss| / h +
+ * 64 L eps_d max|grad| (Horner sums in the library). */
+static double s4k_check(s4k_ctx *c, double *x, int64_t n, const double *g, int stride,
+                        const char *name)
+{
+    double worst = 0.0, scale = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(g[i * stride]));
+    for (int64_t i = 0; i < n; i++) {
+        const double v = x[i], h = 1e-6 * fmax(1.0, fabs(v));
+        double fd[2], lmax = 0.0;
+        for (int s = 0; s < 2; s++) {
+            const double hs = h * (s + 1);
+            x[i] = v + hs;
+            const double lp = s4k_loss(c);
+            x[i] = v - hs;
+            const double lm = s4k_loss(c);
+            x[i] = v;
+            fd[s] = (lp - lm) / (2.0 * hs);
+            lmax = fmax(lmax, fmax(fabs(lp), fabs(lm)));
+        }
+        const double bound = fabs(fd[0] - fd[1]) + 16.0 * DBL_EPSILON * lmax / h
+                             + 64.0 * (double)c->L * DBL_EPSILON * scale;
+        worst = fmax(worst, fabs(g[i * stride] - fd[0]) / bound);
+    }
+    printf("  %-8s worst error/bound %.3f\n", name, worst);
+    return worst;
+}
+
+START_TEST(s4d_kernel_matches_finite_differences)
+{
+    static const ssm_disc methods[] = { SSM_ZOH, SSM_BILINEAR, SSM_EULER, SSM_BACKWARD_EULER };
+    const ssm_disc method = methods[_i % 4];
+    const int64_t n = 6, L = _i < 4 ? 40 : 1;
+    tu_rng r = { 500u + (uint64_t)_i };
+    s4k_ctx c = { method, n, L, tu_alloc(n, 8), tu_alloc(n, 8), tu_alloc(n, 8), tu_alloc(n, 8),
+                  tu_alloc(n, 8), tu_alloc(n, 8), 0.3, tu_alloc(L, 8) };
+    double complex *lam = tu_alloc(n, sizeof(double complex)), *B = tu_alloc(n, sizeof(double complex));
+    double complex *C = tu_alloc(n, sizeof(double complex));
+    double complex *dl = tu_alloc(n, sizeof(double complex)), *dB = tu_alloc(n, sizeof(double complex));
+    double complex *dC = tu_alloc(n, sizeof(double complex));
+    for (int64_t k = 0; k < n; k++) {
+        /* |z| from ~0.04 to ~1.5: both branches of phi1 */
+        c.lr[k] = -exp(tu_range(&r, -2.0, 0.5));
+        c.li[k] = k == 0 ? 0.0 : tu_range(&r, 0.0, 4.0);
+        c.br[k] = tu_normal(&r); c.bi[k] = tu_normal(&r);
+        c.cr[k] = tu_normal(&r); c.ci[k] = tu_normal(&r);
+        lam[k] = tu_cmplx(c.lr[k], c.li[k]);
+        B[k] = tu_cmplx(c.br[k], c.bi[k]);
+        C[k] = tu_cmplx(c.cr[k], c.ci[k]);
+    }
+    c.lr[1] = -0.05;   /* a tiny z = dt lambda (Taylor branch) */
+    lam[1] = tu_cmplx(c.lr[1], c.li[1] = 0.1);
+    tu_fill_normal_d(&r, c.dK, L, 1.0);
+    double ddt;
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, lam, B, C, c.dt, L, c.dK, dl, dB, dC, &ddt),
+                     SSM_OK);
+    printf("s4d kernel backward, method %d, L %lld:\n", (int)method, (long long)L);
+    const double *dlr = (const double *)dl, *dBr = (const double *)dB, *dCr = (const double *)dC;
+    double w = s4k_check(&c, c.lr, n, dlr, 2, "Re dlam");
+    w = fmax(w, s4k_check(&c, c.li, n, dlr + 1, 2, "Im dlam"));
+    w = fmax(w, s4k_check(&c, c.br, n, dBr, 2, "Re dB"));
+    w = fmax(w, s4k_check(&c, c.bi, n, dBr + 1, 2, "Im dB"));
+    w = fmax(w, s4k_check(&c, c.cr, n, dCr, 2, "Re dC"));
+    w = fmax(w, s4k_check(&c, c.ci, n, dCr + 1, 2, "Im dC"));
+    w = fmax(w, s4k_check(&c, &c.dt, 1, &ddt, 1, "ddt"));
+    TU_CHECK_ERR(w, 1.0, "s4d kernel method %d", (int)method);
+    /* bad arguments */
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, 0, lam, B, C, c.dt, L, c.dK, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, lam, B, C, c.dt, 0, c.dK, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, NULL, B, C, c.dt, L, c.dK, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, lam, NULL, C, c.dt, L, c.dK, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, lam, B, NULL, c.dt, L, c.dK, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, lam, B, C, c.dt, L, NULL, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, lam, B, C, 0.0, L, c.dK, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, lam, B, C, NAN, L, c.dK, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_s4d_kernel_backward((ssm_disc)9, n, lam, B, C, c.dt, L, c.dK, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    lam[2] = tu_cmplx(NAN, 0.0);
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, lam, B, C, c.dt, L, c.dK, dl, dB, dC, &ddt), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_s4d_kernel_backward(method, n, lam, B, C, c.dt, L, c.dK, NULL, NULL, NULL, NULL),
+                     SSM_ERR_ARG);
+    free(lam); free(B); free(C); free(dl); free(dB); free(dC);
+    free(c.lr); free(c.li); free(c.br); free(c.bi); free(c.cr); free(c.ci); free(c.dK);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("layers_bwd");
@@ -199,6 +331,7 @@ int main(void)
     tcase_add_loop_test(tc, rmsnorm_matches_finite_differences, 0, 4);
     tcase_add_loop_test(tc, conv_matches_finite_differences, 0, 5);
     tcase_add_test(tc, threads_identical_and_bad_arguments);
+    tcase_add_loop_test(tc, s4d_kernel_matches_finite_differences, 0, 8);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

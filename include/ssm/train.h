@@ -11,6 +11,7 @@
 #define SSM_TRAIN_H
 
 #include "common.h"
+#include "s4.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -106,6 +107,28 @@ SSM_API ssm_status ssm_causal_conv1d_backward(int64_t batch, int64_t dim,
                                               const float *x, const float *w,
                                               const float *dy, float *dx,
                                               float *dw, float *dbias);
+
+/* Gradients of the S4D Vandermonde kernel (ssm_discretize_diag with
+ * `method`, then ssm_kernel_diag: K[l] = Re sum_k C_k Bd_k Ad_k^l, l < L)
+ * given dK [L] = dLoss/dK.  Complex gradients are dLoss/dRe + i dLoss/dIm:
+ * dlambda, dB, dC [n]; ddt a real scalar.  For S4D's parameters chain
+ * them: d log_dt = dt ddt; lambda = -exp(log_re) + i im gives
+ * d log_re = -exp(log_re) Re(dlambda), d im = Im(dlambda).  (A
+ * conjugate-halved system passes 2 C, as the forward.)  Any output may be
+ * NULL.  Sums S = sum_l dK[l] Ad^l by Horner in double (error ~ L eps for
+ * |Ad| <= 1); modes in parallel, ddt summed in mode order: the same bytes
+ * for any thread count.  O(n L).
+ * Errors: SSM_ERR_ARG (lambda, B, C or dK NULL; n or L < 1; bad method; dt
+ * not finite and > 0; non-finite lambda, B or C), SSM_ERR_NUMERIC
+ * (1 - alpha z = 0, or a non-finite sum), SSM_ERR_NOMEM.  Reentrant. */
+SSM_API ssm_status ssm_s4d_kernel_backward(ssm_disc method, int64_t n,
+                                           const ssm_cdouble *lambda,
+                                           const ssm_cdouble *B,
+                                           const ssm_cdouble *C, double dt,
+                                           int64_t L, const double *dK,
+                                           ssm_cdouble *dlambda,
+                                           ssm_cdouble *dB, ssm_cdouble *dC,
+                                           double *ddt);
 
 #ifdef __cplusplus
 }
