@@ -263,6 +263,20 @@ START_TEST(bad_arguments)
             ck_assert_int_eq(ssm_selective_scan_backward(&a, p.dy, p.dhl, &g), SSM_OK);
         }
     }
+    /* Sizes that pass the checks but whose workspace (checkpoints of
+     * dim * dstate floats) cannot be allocated: SSM_ERR_NOMEM, no read of
+     * the (small) inputs happens before the allocation. */
+    {
+        ssm_scan_args a = good;
+        ssm_scan_grads g;
+        memset(&g, 0, sizeof g);
+        g.dh0 = G.g.dh0;
+        /* 2^46 states: 256 TiB of checkpoints, beyond any x86-64 address
+         * space, so even an overcommitting kernel refuses the mapping. */
+        a.batch = 1; a.dim = (int64_t)1 << 23; a.dstate = (int64_t)1 << 23; a.len = 1;
+        a.ngroups = 1; a.D = NULL; a.z = NULL; a.delta_bias = NULL;
+        ck_assert_int_eq(ssm_selective_scan_backward(&a, p.dy, NULL, &g), SSM_ERR_NOMEM);
+    }
     bg_free(&G);
     bp_free(&p);
 }
