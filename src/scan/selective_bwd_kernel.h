@@ -107,10 +107,10 @@ static KTGT void KN(bwd_post)(int64_t T, int hasD, float Dd,
 }
 
 /* The state only, T steps from h (in/out): the checkpoint pass. */
-static KTGT void KN(bwd_state)(int64_t T, int64_t N, const float *restrict A,
-                               const float *restrict Bt,
-                               const float *restrict dt,
-                               const float *restrict u, float *restrict h)
+static inline __attribute__((always_inline)) KTGT void
+KN(bwd_state_)(int64_t T, int64_t N, const float *restrict A,
+               const float *restrict Bt, const float *restrict dt,
+               const float *restrict u, float *restrict h)
 {
     for (int64_t t = 0; t < T; t++) {
         const float dtv = dt[t], dtu = dtv * u[t];
@@ -120,9 +120,26 @@ static KTGT void KN(bwd_state)(int64_t T, int64_t N, const float *restrict A,
     }
 }
 
+/* N = 16 (Mamba's dstate) gets its own copy with the state size a
+ * constant: the state loop becomes straight vector code and the state stays
+ * in registers across steps.  Same operations, same bits. */
+static KTGT void KN(bwd_state)(int64_t T, int64_t N, const float *A,
+                               const float *Bt, const float *dt,
+                               const float *u, float *h)
+{
+    if (N == 16) {
+        float hl[16];
+        memcpy(hl, h, sizeof hl);
+        KN(bwd_state_)(T, 16, A, Bt, dt, u, hl);
+        memcpy(h, hl, sizeof hl);
+    } else {
+        KN(bwd_state_)(T, N, A, Bt, dt, u, h);
+    }
+}
+
 /* Recompute the chunk from its checkpoint hin: H[t] = h_t, Q[t] = a_t
  * ([T][N] each); with P0, also P0[t][n] = C_tn h_tn (for ys, dz only). */
-static KTGT void KN(bwd_recompute)(int64_t T, int64_t N,
+static inline __attribute__((always_inline)) KTGT void KN(bwd_recompute_)(int64_t T, int64_t N,
                                    const float *restrict A,
                                    const float *restrict Bt,
                                    const float *restrict Ct,
@@ -146,6 +163,35 @@ static KTGT void KN(bwd_recompute)(int64_t T, int64_t N,
     if (P0)
         for (int64_t i = 0; i < T * N; i++)
             P0[i] = Ct[i] * H[i];
+}
+
+static KTGT void KN(bwd_recompute)(int64_t T, int64_t N, const float *A,
+                                   const float *Bt, const float *Ct,
+                                   const float *dt, const float *u,
+                                   const float *hin, float *H, float *Q,
+                                   float *P0)
+{
+    if (N == 16) {
+        /* The state in registers (not reloaded from H: a store-to-load
+         * round trip on the recurrence's critical path); same operations. */
+        float h[16];
+        memcpy(h, hin, sizeof h);
+        for (int64_t t = 0; t < T; t++) {
+            const float dtv = dt[t], dtu = dtv * u[t];
+            const float *restrict bt = Bt + t * 16;
+            float *restrict ht = H + t * 16, *restrict qt = Q + t * 16;
+            for (int n = 0; n < 16; n++) {
+                const float a = bwd_expf(dtv * A[n]);
+                qt[n] = a;
+                h[n] = fmaf(a, h[n], bt[n] * dtu);
+                ht[n] = h[n];
+            }
+        }
+        if (P0)
+            for (int64_t i = 0; i < T * 16; i++)
+                P0[i] = Ct[i] * H[i];
+    } else
+        KN(bwd_recompute_)(T, N, A, Bt, Ct, dt, u, hin, H, Q, P0);
 }
 
 /* The adjoint over the chunk, last step first.  g (in/out, [N]) is the
@@ -206,6 +252,27 @@ static KTGT void KN(bwd_adjoint)(int wb, int wc, int first, int64_t t0,
                                  double *dAd, float *P1, float *P2,
                                  float *dBp, float *dCp)
 {
+    if (N == 16) {
+        /* State size a constant, adjoint and dA partial in registers. */
+        float gl[16], al[16];
+        memcpy(gl, g, sizeof gl);
+        memcpy(al, dAc, sizeof al);
+        switch ((wb ? 4 : 0) | (wc ? 2 : 0) | (first ? 1 : 0)) {
+#define ADJ_CASE_(k, b, c, f)                                                \
+        case k:                                                              \
+            KN(bwd_adj_)(b, c, f, t0, T, 16, A, Bt, Ct, dt, u, dy0, hin, H,  \
+                         Q, gl, al, dAd, P1, P2, dBp, dCp);                  \
+            break;
+            ADJ_CASE_(0, 0, 0, 0) ADJ_CASE_(1, 0, 0, 1)
+            ADJ_CASE_(2, 0, 1, 0) ADJ_CASE_(3, 0, 1, 1)
+            ADJ_CASE_(4, 1, 0, 0) ADJ_CASE_(5, 1, 0, 1)
+            ADJ_CASE_(6, 1, 1, 0) default: ADJ_CASE_(7, 1, 1, 1)
+#undef ADJ_CASE_
+        }
+        memcpy(g, gl, sizeof gl);
+        memcpy(dAc, al, sizeof al);
+        return;
+    }
     switch ((wb ? 4 : 0) | (wc ? 2 : 0) | (first ? 1 : 0)) {
 #define ADJ_CASE_(k, b, c, f)                                                \
     case k:                                                                  \
