@@ -95,24 +95,38 @@ static void bwd_fn(void *c)
         fprintf(stderr, "backward failed\n");
 }
 
-/* Median and minimum of reps timed runs after one warm-up; forward and
- * backward interleaved so that a change of machine load hits both. */
-static void time_pair(train_data *td, int reps, double *f_med, double *f_min,
-                      double *b_med, double *b_min)
+static double cpu_now(void)
 {
-    double tf[64], tb[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Median and minimum of reps timed runs after one warm-up; forward and
+ * backward interleaved so that a change of machine load hits both.  Also
+ * the median process CPU time (all threads together): on a loaded machine
+ * it is the steadier figure at one thread (time spent preempted is not
+ * counted; at two threads it includes OpenMP's spinning at barriers). */
+static void time_pair(train_data *td, int reps, double *f_med, double *f_min,
+                      double *b_med, double *b_min, double *f_cpu, double *b_cpu)
+{
+    double tf[64], tb[64], cf[64], cb[64];
     if (reps > 64)
         reps = 64;
     fwd_fn(td);
     bwd_fn(td);
     for (int i = 0; i < reps; i++) {
-        double t0 = bu_now();
+        double c0 = cpu_now(), t0 = bu_now();
         fwd_fn(td);
-        double t1 = bu_now();
+        double c1 = cpu_now(), t1 = bu_now();
         bwd_fn(td);
         tb[i] = bu_now() - t1;
+        cb[i] = cpu_now() - c1;
         tf[i] = t1 - t0;
+        cf[i] = c1 - c0;
     }
+    *f_cpu = bu_median(cf, reps);
+    *b_cpu = bu_median(cb, reps);
     *f_med = bu_median(tf, reps);
     *f_min = tf[0];
     *b_med = bu_median(tb, reps);
@@ -128,8 +142,9 @@ int bench_train(int argc, char **argv)
     const int maxt = bu_max_threads() < 2 ? bu_max_threads() : 2;
     printf("\nselective scan backward vs forward (softplus, bias, D, z on; ngroups 1; "
            "all nine gradients)\n");
-    printf("%-22s %3s %12s %12s %10s %10s %10s %8s\n", "batch,dim,N,len", "thr", "fwd ms med",
-           "bwd ms med", "bwd/fwd", "fwd ms min", "bwd ms min", "min/min");
+    printf("%-22s %3s %12s %12s %10s %10s %10s %8s %9s %9s %8s\n", "batch,dim,N,len", "thr",
+           "fwd ms med", "bwd ms med", "bwd/fwd", "fwd ms min", "bwd ms min", "min/min",
+           "fwd cpu", "bwd cpu", "cpu b/f");
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         if (only >= 0 && (size_t)only != si)
             continue;
@@ -145,10 +160,11 @@ int bench_train(int argc, char **argv)
         const int reps = bu_repeats(7);
         for (int thr = 1; thr <= maxt; thr++) {
             bu_set_threads(thr);
-            double tf, tfm, tb, tbm;
-            time_pair(&td, reps, &tf, &tfm, &tb, &tbm);
-            printf("%-22s %3d %12.2f %12.2f %10.2f %10.2f %10.2f %8.2f\n", thr == 1 ? name : "",
-                   thr, 1e3 * tf, 1e3 * tb, tb / tf, 1e3 * tfm, 1e3 * tbm, tbm / tfm);
+            double tf, tfm, tb, tbm, cf, cb;
+            time_pair(&td, reps, &tf, &tfm, &tb, &tbm, &cf, &cb);
+            printf("%-22s %3d %12.2f %12.2f %10.2f %10.2f %10.2f %8.2f %9.2f %9.2f %8.2f\n",
+                   thr == 1 ? name : "", thr, 1e3 * tf, 1e3 * tb, tb / tf, 1e3 * tfm,
+                   1e3 * tbm, tbm / tfm, 1e3 * cf, 1e3 * cb, cb / cf);
         }
         free(td.buf);
     }
