@@ -126,7 +126,7 @@ START_TEST(grad_lengths_and_states)
 }
 END_TEST
 
-/* A length over several default checkpoint chunks (64 steps), with
+/* A length over two default checkpoint chunks (256 steps at N = 16), with
  * channels in several blocks of a group (8 per block) and two groups. */
 START_TEST(grad_long_several_chunks)
 {

@@ -105,17 +105,20 @@ END_TEST
 
 START_TEST(auto_chunk_is_documented)
 {
-    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(1), 1);
-    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(64), 64);
-    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(2048), 64);
-    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(8192), 128);
-    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk((int64_t)1 << 20), 1024);
-    for (int64_t L = 1; L < 100000; L = L * 3 + 1) {
-        const int64_t c = ssmi_scan_bwd_auto_chunk(L);
-        ck_assert(c >= 1 && c <= L);
-        ck_assert(c == L || c >= 64);
-        ck_assert(c == L || c * c >= L);   /* >= sqrt(len) */
-    }
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(1, 16), 1);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(64, 16), 64);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(2048, 16), 256);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(2048, 64), 64);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(8192, 64), 128);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk((int64_t)1 << 20, 16), 1024);
+    for (int64_t N = 1; N <= 256; N *= 4)
+        for (int64_t L = 1; L < 100000; L = L * 3 + 1) {
+            const int64_t c = ssmi_scan_bwd_auto_chunk(L, N);
+            ck_assert(c >= 1 && c <= L);
+            ck_assert(c == L || (c >= 64 && c * N >= 4096));
+            ck_assert(c == L || c * c >= L);   /* >= sqrt(len) */
+            ck_assert((c & (c - 1)) == 0 || c == L);
+        }
     /* bad chunk */
     bprob p;
     bp_make(&p, 1, 2, 2, 3, 1, 0, 1u);

@@ -142,7 +142,7 @@ typedef struct ssm_scan_grads {
  * selective_scan_ref / selective_scan_bwd), with d softplus(x)/dx =
  * sigmoid(x) for x <= 20 and 1 above, as the forward's threshold.
  * Method: a forward pass keeps the state every `chunk` steps (a power of
- * two >= sqrt(len), at least 64); the chunks are then walked last to first,
+ * two >= sqrt(len) and >= max(64, 4096/dstate)); the chunks are then walked last to first,
  * each recomputed from its checkpoint and run through the adjoint
  * recurrence g_t = dy0_t C_t + exp(dt_(t+1) A) g_(t+1).  Work: about 3
  * forward scans; OpenMP over (batch, group, block of <= 8 channels), one

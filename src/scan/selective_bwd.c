@@ -22,7 +22,7 @@
  * walks the chunks last to first, recomputes each chunk's states and decays
  * from its checkpoint into per-thread buffers (chunk*dstate floats) and runs
  * the adjoint through them.  The default chunk is a power of two >= sqrt(len)
- * (at least 64), which balances the two terms.
+ * (which balances the two terms), at least max(64, 4096/dstate).
  *
  * Determinism: work units are (batch, group, block of <= 8 channels), fixed
  * by the shapes.  Each unit owns its channels' du, ddelta, dz and their
@@ -224,9 +224,15 @@ static void bwd_transpose(const float *Xg, int64_t L, int64_t t0, int64_t T,
     }
 }
 
-int64_t ssmi_scan_bwd_auto_chunk(int64_t len)
+int64_t ssmi_scan_bwd_auto_chunk(int64_t len, int64_t dstate)
 {
+    /* A power of two >= sqrt(len) (checkpoints and chunk buffers balance),
+     * and at least 4096 / dstate steps (>= 64): the per-channel kernels are
+     * called once per chunk, so short chunks pay their call and loop
+     * overheads often; 4096 states keep the 7 per-thread tiles in L2. */
     int64_t c = 64;
+    while (c * dstate < 4096)
+        c *= 2;
     while (c < len / c)
         c *= 2;
     return c < len ? c : len;
@@ -281,7 +287,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     const int64_t batch = a->batch, cpg = dim / G, nbd = batch * dim;
     if (N > INT64_MAX / 1024)   /* the [16][N] tiles below must fit */
         return SSM_FAIL(SSM_ERR_NOMEM);
-    int64_t LC = chunk > 0 ? chunk : ssmi_scan_bwd_auto_chunk(L);
+    int64_t LC = chunk > 0 ? chunk : ssmi_scan_bwd_auto_chunk(L, N);
     if (LC > L)
         LC = L;
     const int64_t nch = (L + LC - 1) / LC;

@@ -18,7 +18,8 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *args,
                                            const ssm_scan_grads *grads,
                                            int64_t chunk, int isa);
 
-/* The automatic checkpoint interval for a length (shapes only). */
-int64_t ssmi_scan_bwd_auto_chunk(int64_t len);
+/* The automatic checkpoint interval for a length and state size (shapes
+ * only): a power of two >= sqrt(len) and >= max(64, 4096/dstate), at most len. */
+int64_t ssmi_scan_bwd_auto_chunk(int64_t len, int64_t dstate);
 
 #endif /* SSM_SELECTIVE_BWD_INTERNAL_H */
