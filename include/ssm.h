@@ -42,5 +42,6 @@
 #include "ssm/io.h"
 #include "ssm/tokenizer.h"
 #include "ssm/mamba2.h"
+#include "ssm/train.h"
 
 #endif /* SSM_H */

@@ -126,6 +126,50 @@ SSM_API ssm_status ssm_diag_step(int64_t batch, int64_t channels, int64_t n,
                                  const ssm_cfloat *Bd, const ssm_cfloat *C,
                                  const float *D, const float *u, float *y);
 
+/* ---- selective scan backward (training) ---------------------------------- */
+
+typedef struct ssm_scan_grads {
+    float *du;           /* [B][D][L]    */
+    float *ddelta;       /* [B][D][L]    dLoss/d(delta) as passed in, i.e. before bias and softplus */
+    float *dA;           /* [D][N]       */
+    float *dB;           /* [B][G][N][L] */
+    float *dC;           /* [B][G][N][L] */
+    float *dD;           /* [D]          */
+    float *dz;           /* [B][D][L]    */
+    float *ddelta_bias;  /* [D]          */
+    float *dh0;          /* [B][D][N]    */
+} ssm_scan_grads;
+
+/* Gradients of a scalar loss through ssm_selective_scan(args).
+ * dy [B][D][L] = dLoss/dy; dh_last [B][D][N] = dLoss/dh_last, or NULL for zero.
+ * args describes the forward exactly as it was run; its y and h_last are
+ * ignored (may be NULL).  dh0 is the gradient at the initial state (the
+ * zero state when args->h0 is NULL).  Every gradient pointer may be NULL (not wanted); one
+ * whose input is absent (dD without D, dz without z, ddelta_bias without
+ * delta_bias) must be NULL, else SSM_ERR_ARG.  Gradients are overwritten,
+ * not accumulated.  Memory: O(batch*dim*dstate*(len/chunk + chunk)), never
+ * [B][D][L][N].  Deterministic: identical bit for bit for any thread count.
+ *
+ * Semantics: the reverse mode of the recurrence above (Mamba's
+ * selective_scan_ref / selective_scan_bwd), with d softplus(x)/dx =
+ * sigmoid(x) for x <= 20 and 1 above, as the forward's threshold.
+ * Method: a forward pass keeps the state every `chunk` steps (a power of
+ * two >= sqrt(len) and >= max(64, 4096/dstate)); the chunks are then walked last to first,
+ * each recomputed from its checkpoint and run through the adjoint
+ * recurrence g_t = dy0_t C_t + exp(dt_(t+1) A) g_(t+1).  Work: about 3
+ * forward scans; OpenMP over (batch, group, block of <= 8 channels), one
+ * barrier per chunk; dB, dC (shared by the channels of a group), dA, dD and
+ * ddelta_bias are summed in an order fixed by the shapes, so neither the
+ * thread count nor the chunk changes a bit.  A NULL gradient changes no other.
+ * Errors: SSM_ERR_ARG (args, dy or grads NULL; u, delta, A, B or C NULL;
+ * sizes as ssm_selective_scan; a gradient for an absent input),
+ * SSM_ERR_NOMEM.  Outputs must not overlap inputs or each other.
+ * Reentrant. */
+SSM_API ssm_status ssm_selective_scan_backward(const ssm_scan_args *args,
+                                               const float *dy,
+                                               const float *dh_last,
+                                               const ssm_scan_grads *grads);
+
 #ifdef __cplusplus
 }
 #endif

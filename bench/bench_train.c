@@ -1,0 +1,172 @@
+/*
+ * bench_train.c -- `ssm_bench train`: the cost of training steps.
+ *
+ * Selective scan backward (ssm_selective_scan_backward, every gradient
+ * wanted, every option on as in a Mamba layer: D, z, delta_bias, softplus)
+ * against the forward (ssm_selective_scan) on the same data, in this
+ * process: median times at 1 and 2 threads and the ratio backward /
+ * forward (the issue's target: <= 3 at (1,1536,16,2048)).
+ * `ssm_bench train [i]` runs only shape i.
+ */
+#include <math.h>
+#include <ssm.h>
+#include "bench_util.h"
+
+static uint64_t bt_rng(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double bt_unif(uint64_t *s) { return ((double)(bt_rng(s) >> 11) + 0.5) * 0x1.0p-53; }
+static float bt_normal(uint64_t *s)
+{
+    return (float)(sqrt(-2.0 * log(bt_unif(s))) * cos(6.283185307179586 * bt_unif(s)));
+}
+
+typedef struct train_data {
+    ssm_scan_args a;
+    ssm_scan_grads g;
+    float *dy;
+    float *buf;
+} train_data;
+
+static int td_make(train_data *td, int64_t batch, int64_t dim, int64_t N, int64_t L)
+{
+    const int64_t nx = batch * dim * L, nb = batch * N * L, ns = batch * dim * N;
+    const int64_t tot = 9 * nx + 4 * nb + 2 * dim * N + 4 * dim + ns;
+    td->buf = malloc((size_t)tot * sizeof(float));
+    if (!td->buf)
+        return -1;
+    float *p = td->buf;
+    uint64_t s = 7;
+    for (int64_t i = 0; i < tot; i++)
+        p[i] = bt_normal(&s);
+    ssm_scan_args *a = &td->a;
+    memset(a, 0, sizeof *a);
+    memset(&td->g, 0, sizeof td->g);
+    a->batch = batch; a->dim = dim; a->dstate = N; a->len = L; a->ngroups = 1;
+    a->u = p; p += nx;
+    float *delta = p; p += nx;
+    a->delta = delta;
+    a->z = p; p += nx;
+    a->y = p; p += nx;
+    td->dy = p; p += nx;
+    td->g.du = p; p += nx;
+    td->g.ddelta = p; p += nx;
+    td->g.dz = p; p += nx;
+    p += nx;
+    a->B = p; p += nb;
+    a->C = p; p += nb;
+    td->g.dB = p; p += nb;
+    td->g.dC = p; p += nb;
+    float *A = p; p += dim * N;
+    a->A = A;
+    td->g.dA = p; p += dim * N;
+    float *bias = p; p += dim;
+    a->delta_bias = bias;
+    a->D = p; p += dim;
+    td->g.dD = p; p += dim;
+    td->g.ddelta_bias = p; p += dim;
+    td->g.dh0 = p;
+    for (int64_t i = 0; i < nx; i++) {
+        double dt = exp(log(1e-3) + (log(1e-1) - log(1e-3)) * bt_unif(&s));
+        delta[i] = (float)log(expm1(dt));
+    }
+    for (int64_t i = 0; i < dim * N; i++)
+        A[i] = (float)-exp(log(16.0) * bt_unif(&s));
+    for (int64_t d = 0; d < dim; d++)
+        bias[d] = 0.0f;
+    a->delta_softplus = 1;
+    return 0;
+}
+
+static void fwd_fn(void *c)
+{
+    train_data *td = c;
+    if (ssm_selective_scan(&td->a) != SSM_OK)
+        fprintf(stderr, "forward failed\n");
+}
+static void bwd_fn(void *c)
+{
+    train_data *td = c;
+    if (ssm_selective_scan_backward(&td->a, td->dy, NULL, &td->g) != SSM_OK)
+        fprintf(stderr, "backward failed\n");
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Median and minimum of reps timed runs after one warm-up; forward and
+ * backward interleaved so that a change of machine load hits both.  Also
+ * the median process CPU time (all threads together): on a loaded machine
+ * it is the steadier figure at one thread (time spent preempted is not
+ * counted; at two threads it includes OpenMP's spinning at barriers). */
+static void time_pair(train_data *td, int reps, double *f_med, double *f_min,
+                      double *b_med, double *b_min, double *f_cpu, double *b_cpu)
+{
+    double tf[64], tb[64], cf[64], cb[64];
+    if (reps > 64)
+        reps = 64;
+    fwd_fn(td);
+    bwd_fn(td);
+    for (int i = 0; i < reps; i++) {
+        double c0 = cpu_now(), t0 = bu_now();
+        fwd_fn(td);
+        double c1 = cpu_now(), t1 = bu_now();
+        bwd_fn(td);
+        tb[i] = bu_now() - t1;
+        cb[i] = cpu_now() - c1;
+        tf[i] = t1 - t0;
+        cf[i] = c1 - c0;
+    }
+    *f_cpu = bu_median(cf, reps);
+    *b_cpu = bu_median(cb, reps);
+    *f_med = bu_median(tf, reps);
+    *f_min = tf[0];
+    *b_med = bu_median(tb, reps);
+    *b_min = tb[0];
+}
+
+int bench_train(int argc, char **argv)
+{
+    const int only = argc > 1 ? atoi(argv[1]) : -1;
+    const int64_t shapes[][4] = {
+        { 1, 1536, 16, 2048 }, { 8, 768, 16, 1024 }, { 1, 16, 16, 1 << 18 },
+    };
+    const int maxt = bu_max_threads() < 2 ? bu_max_threads() : 2;
+    printf("\nselective scan backward vs forward (softplus, bias, D, z on; ngroups 1; "
+           "all nine gradients)\n");
+    printf("%-22s %3s %12s %12s %10s %10s %10s %8s %9s %9s %8s\n", "batch,dim,N,len", "thr",
+           "fwd ms med", "bwd ms med", "bwd/fwd", "fwd ms min", "bwd ms min", "min/min",
+           "fwd cpu", "bwd cpu", "cpu b/f");
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        if (only >= 0 && (size_t)only != si)
+            continue;
+        const int64_t Bn = shapes[si][0], dim = shapes[si][1], N = shapes[si][2], L = shapes[si][3];
+        train_data td;
+        char name[64];
+        snprintf(name, sizeof name, "(%lld,%lld,%lld,%lld)", (long long)Bn, (long long)dim,
+                 (long long)N, (long long)L);
+        if (td_make(&td, Bn, dim, N, L) != 0) {
+            printf("%s: out of memory, skipped\n", name);
+            continue;
+        }
+        const int reps = bu_repeats(7);
+        for (int thr = 1; thr <= maxt; thr++) {
+            bu_set_threads(thr);
+            double tf, tfm, tb, tbm, cf, cb;
+            time_pair(&td, reps, &tf, &tfm, &tb, &tbm, &cf, &cb);
+            printf("%-22s %3d %12.2f %12.2f %10.2f %10.2f %10.2f %8.2f %9.2f %9.2f %8.2f\n",
+                   thr == 1 ? name : "", thr, 1e3 * tf, 1e3 * tb, tb / tf, 1e3 * tfm,
+                   1e3 * tbm, tbm / tfm, 1e3 * cf, 1e3 * cb, cb / cf);
+        }
+        free(td.buf);
+    }
+    return 0;
+}

@@ -1,0 +1,25 @@
+/*
+ * selective_bwd_internal.h -- private entry points of the selective scan
+ * backward (src/scan/selective_bwd.c), for the white-box tests and the
+ * benchmark.  Never installed.
+ */
+#ifndef SSM_SELECTIVE_BWD_INTERNAL_H
+#define SSM_SELECTIVE_BWD_INTERNAL_H
+
+#include "scan_internal.h"
+
+/* ssm_selective_scan_backward with the checkpoint interval (chunk >= 1
+ * steps; 0: the automatic one) and the ISA (SSM_SCAN_ISA_*) forced.  The
+ * chunk changes no number: the state recomputed inside a chunk is the state
+ * of the forward, whatever the interval.  Same validation otherwise. */
+ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *args,
+                                           const float *dy,
+                                           const float *dh_last,
+                                           const ssm_scan_grads *grads,
+                                           int64_t chunk, int isa);
+
+/* The automatic checkpoint interval for a length and state size (shapes
+ * only): a power of two >= sqrt(len) and >= max(64, 4096/dstate), at most len. */
+int64_t ssmi_scan_bwd_auto_chunk(int64_t len, int64_t dstate);
+
+#endif /* SSM_SELECTIVE_BWD_INTERNAL_H */

@@ -1,0 +1,148 @@
+/* ctest-labels: scan;train */
+/*
+ * wbtest_scan_bwd.c -- white-box tests of the selective scan backward: the
+ * checkpoint interval changes no bit (1, primes, 64, len, the automatic
+ * one), every instruction set's kernels agree with finite differences and
+ * with each other to rounding, and the automatic interval is as documented.
+ */
+#include <ssm.h>
+#include "scan/selective_bwd_internal.h"
+#include "scan_bwd_ref.h"
+
+typedef struct wgrads {
+    ssm_scan_grads g;
+    float *buf;
+    int64_t total;
+} wgrads;
+
+/* All nine gradients in one buffer (the problem has every option). */
+static void wg_make(wgrads *W, const bprob *p)
+{
+    const int64_t nx = p->batch * p->dim * p->len;
+    const int64_t nbc = p->batch * p->ngroups * p->dstate * p->len;
+    const int64_t ns = p->batch * p->dim * p->dstate;
+    W->total = 4 * nx + 2 * nbc + p->dim * p->dstate + 2 * p->dim + ns;
+    W->buf = tu_alloc((size_t)W->total, sizeof(float));
+    float *q = W->buf;
+    W->g.du = q; q += nx;
+    W->g.ddelta = q; q += nx;
+    W->g.dz = q; q += nx;
+    W->g.dB = q; q += nbc;
+    W->g.dC = q; q += nbc;
+    W->g.dA = q; q += p->dim * p->dstate;
+    W->g.dD = q; q += p->dim;
+    W->g.ddelta_bias = q; q += p->dim;
+    W->g.dh0 = q;
+}
+
+START_TEST(chunk_changes_no_bit)
+{
+    static const int64_t Ls[] = { 1, 5, 97, 300 };
+    const int64_t L = Ls[_i];
+    bprob p;
+    bp_make(&p, 2, 12, 16, L, 2, BO_ALL, 31u + (uint64_t)_i);
+    const ssm_scan_args a = bp_args(&p);
+    wgrads ref;
+    wg_make(&ref, &p);
+    ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, p.dhl, &ref.g, 0,
+                                                     SSM_SCAN_ISA_AUTO), SSM_OK);
+    const int64_t chunks[] = { 1, 2, 7, 13, 64, L, L + 5 };
+    for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+        wgrads W;
+        wg_make(&W, &p);
+        ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, p.dhl, &W.g, chunks[c],
+                                                         SSM_SCAN_ISA_AUTO), SSM_OK);
+        ck_assert_msg(!memcmp(W.buf, ref.buf, (size_t)ref.total * sizeof(float)),
+                      "L=%lld: chunk %lld differs from the automatic one",
+                      (long long)L, (long long)chunks[c]);
+        free(W.buf);
+    }
+    free(ref.buf);
+    bp_free(&p);
+}
+END_TEST
+
+/* Each ISA this CPU runs: against finite differences (sampled), and the
+ * same to rounding as the generic kernels. */
+START_TEST(every_isa_matches_finite_differences)
+{
+    const int isa = _i;
+    if (!ssmi_scan_isa_ok(isa)) {
+        printf("isa %d not supported here: skipped\n", isa);
+        return;
+    }
+    bprob p;
+    bp_make(&p, 1, 9, 17, 71, 3, BO_ALL, 8u);
+    const ssm_scan_args a = bp_args(&p);
+    wgrads W, Gn;
+    wg_make(&W, &p);
+    wg_make(&Gn, &p);
+    ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, p.dhl, &W.g, 16, isa), SSM_OK);
+    ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, p.dhl, &Gn.g, 16,
+                                                     SSM_SCAN_ISA_GENERIC), SSM_OK);
+    float *g[9] = { W.g.du, W.g.ddelta, W.g.dA, W.g.dB, W.g.dC, W.g.dD, W.g.dz,
+                    W.g.ddelta_bias, W.g.dh0 };
+    double *x[9] = { p.ud, p.deltad, p.Ad, p.Bd, p.Cd, p.Dd, p.zd, p.biasd, p.h0d };
+    const int64_t nx = 9 * 71, nbc = 3 * 17 * 71;
+    const int64_t n[9] = { nx, nx, 9 * 17, nbc, nbc, 9, nx, 9, 9 * 17 };
+    double worst = 0.0;
+    for (int i = 0; i < 9; i++)
+        worst = fmax(worst, bp_check(&p, "grad", g[i], x[i], n[i], 30, "isa"));
+    printf("isa %d: worst error/bound vs finite differences %.3f\n", isa, worst);
+    TU_CHECK_ERR(worst, 1.0, "isa %d", isa);
+    /* Elementwise the kernels compute the same operations; only the
+     * compiler's choice of vector width differs, so agreement is expected
+     * to be exact or within the same rounding bound. */
+    const double rel = tu_relerr_ff(W.buf, Gn.buf, W.total);
+    const double bound = 4.0 * (71 + 17 + 4) * FLT_EPSILON;
+    printf("isa %d vs generic: relative difference %.2e (ratio %.3f)\n", isa, rel, rel / bound);
+    TU_CHECK_ERR(rel, bound, "isa %d vs generic", isa);
+    free(W.buf);
+    free(Gn.buf);
+    bp_free(&p);
+}
+END_TEST
+
+START_TEST(auto_chunk_is_documented)
+{
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(1, 16), 1);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(64, 16), 64);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(2048, 16), 256);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(2048, 64), 64);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(8192, 64), 128);
+    ck_assert_int_eq(ssmi_scan_bwd_auto_chunk((int64_t)1 << 20, 16), 1024);
+    for (int64_t N = 1; N <= 256; N *= 4)
+        for (int64_t L = 1; L < 100000; L = L * 3 + 1) {
+            const int64_t c = ssmi_scan_bwd_auto_chunk(L, N);
+            ck_assert(c >= 1 && c <= L);
+            ck_assert(c == L || (c >= 64 && c * N >= 4096));
+            ck_assert(c == L || c * c >= L);   /* >= sqrt(len) */
+            ck_assert((c & (c - 1)) == 0 || c == L);
+        }
+    /* bad chunk */
+    bprob p;
+    bp_make(&p, 1, 2, 2, 3, 1, 0, 1u);
+    const ssm_scan_args a = bp_args(&p);
+    wgrads W;
+    wg_make(&W, &p);
+    W.g.dD = W.g.dz = W.g.ddelta_bias = NULL;
+    ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, NULL, &W.g, -1,
+                                                     SSM_SCAN_ISA_AUTO), SSM_ERR_ARG);
+    ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, NULL, &W.g, 0, 99), SSM_ERR_ARG);
+    free(W.buf);
+    bp_free(&p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("scan_bwd_wb");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 900);
+    tcase_add_loop_test(tc, chunk_changes_no_bit, 0, 4);
+    tcase_add_loop_test(tc, every_isa_matches_finite_differences, SSM_SCAN_ISA_GENERIC,
+                        SSM_SCAN_ISA_AVX512 + 1);
+    tcase_add_test(tc, auto_chunk_is_documented);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
