@@ -56,7 +56,7 @@ int ssmi_sizes_ok(int64_t *out, size_t elem, int count, ...)
             ok = 0;
     }
     va_end(ap);
-    if (ok && elem > 0 && (uint64_t)prod > (uint64_t)(SIZE_MAX / elem))
+    if (ok && elem > 0 && (uint64_t)prod > (uint64_t)PTRDIFF_MAX / elem) /* no C object exceeds PTRDIFF_MAX bytes */
         ok = 0;
     if (out)
         *out = ok ? prod : 0;

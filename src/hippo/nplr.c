@@ -300,9 +300,10 @@ static int nplr_args_ok(ssm_measure m, int64_t n, int64_t rank,
     int64_t t;
     if (!ssmi_hippo_measure_ok(m) || !lambda || !Pt || !Bt || !V)
         return 0;
-    /* Only int64 overflow of n*n or rank*n is a bad argument (API.md); a
-     * size whose arrays cannot exist fails later as SSM_ERR_NOMEM. */
-    if (!ssmi_sizes_ok(&t, 0, 2, n, n) || !ssmi_sizes_ok(&t, 0, 2, rank, n))
+    /* Bytes, not element counts: V [n][n] and Pt [rank][n] must be arrays
+     * that can exist (found by fuzz_hippo: rank 2^59+1 wrote out of bounds). */
+    if (!ssmi_sizes_ok(&t, sizeof(double complex), 2, n, n) ||
+        !ssmi_sizes_ok(&t, sizeof(double complex), 2, rank, n))
         return 0;
     if (rank < nplr_min_rank(m) || (m == SSM_FOUT && (n & 1)))
         return 0;
