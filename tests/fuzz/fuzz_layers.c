@@ -124,6 +124,13 @@ static void fuzz_s4d_layer(fd_in *d)
     ssm_s4d_layer_destroy(layer);
 }
 
+/* An index 0..max-1, or a bad one (negative, huge). */
+static int64_t fd_index(fd_in *d, int64_t max)
+{
+    int64_t v = fd_size(d, max);
+    return v == INT64_MIN ? v : v - 1;
+}
+
 /* A config field: 0 (default), small, or from the size decoder. */
 static int64_t cfg_field(fd_in *d, int64_t max)
 {
@@ -187,14 +194,14 @@ static void fuzz_mamba(fd_in *d, int stack)
 
     /* Parameters: of the block, or of a fuzzed layer of the stack, and norms. */
     if (stack) {
-        int64_t layer = fd_size(d, 4) - 1, got = 0;
+        int64_t layer = fd_index(d, 4), got = 0;
         FD_CHECK(ssm_mamba_stack_layers(stk, &got) == SSM_OK && got == nl, "stack_layers");
         st = ssm_mamba_stack_block(stk, layer, &blk);
         if (layer < 0 || layer >= nl) FD_EXPECT_ARG(st, "layer out of range");
         else FD_CHECK(st == SSM_OK && blk != NULL, "stack_block");
         if (st == SSM_OK) fuzz_set_param(d, blk);
         blk = NULL;
-        int64_t nlayer = fd_size(d, 5) - 1;
+        int64_t nlayer = fd_index(d, 5);
         float *w = fd_alloc(Dm * 4), *w0 = fd_alloc(Dm * 4);
         fd_fill_f(d, w, Dm);
         int nbad = nlayer < 0 || nlayer > nl;
