@@ -691,7 +691,7 @@ static const bad_case bad_cases[] = {
     {F_NPLR, SSM_FOUT, NUL_NONE, 7, 1, SSM_ERR_ARG, "nplr FOUT odd n"},
     {F_NPLR, SSM_LEGS, NUL_NONE, INT64_C(1) << 32, 1, SSM_ERR_ARG, "nplr n*n overflows"},
     {F_NPLR, SSM_LEGS, NUL_NONE, 4, INT64_C(1) << 62, SSM_ERR_ARG, "nplr rank*n overflows"},
-    {F_NPLR, SSM_LEGS, NUL_NONE, INT64_C(1) << 31, 1, SSM_ERR_NOMEM, "nplr n = 2^31 (no memory)"},
+    {F_NPLR, SSM_LEGS, NUL_NONE, INT64_C(1) << 31, 1, SSM_ERR_ARG, "nplr n = 2^31 (V: 2^66 bytes, beyond the address space)"},
     {F_NPLR, SSM_LEGT, NUL_NONE, INT64_C(1) << 20, 2, SSM_ERR_NOMEM, "nplr n = 2^20 (no memory)"},
     {F_NPLR, SSM_FOUT, NUL_NONE, 16384, 1, SSM_ERR_NOMEM, "nplr n = 16384 (beyond LAPACK's int)"},
 
