@@ -14,7 +14,8 @@ static void fuzz_selective(fd_in *d)
 {
     int64_t batch = fd_size(d, 2), dim = fd_size(d, 6), N = fd_size(d, 17), L = fd_size(d, 24);
     int g = fd_u8(d) % 4, nul = fd_u8(d) % 40, flags = fd_u8(d), inplace = fd_bool(d);
-    if (fd_u8(d) % 16 == 0 && L > 0 && L < 100) L += 2040 + (L & 7) * 33;  /* long: chunked / split paths */
+    if (fd_u8(d) % 32 == 0 && L > 0 && L < 100 && batch > 0 && dim > 0 && batch * dim <= 8)
+        L += 2040 + (L & 7) * 33;   /* long single channels: the chunked and split-state paths */
     int64_t G = g == 0 ? 1 : g == 1 ? dim : g == 2 ? 2 : 3;
     int64_t bx = fd_bytes(batch, dim, L, 4), bA = fd_bytes(dim, N, 1, 4),
             bh = fd_bytes(batch, dim, N, 4), bB = fd_bytes(batch, G > 0 ? G : 1, N, 4);
