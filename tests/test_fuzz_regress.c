@@ -1,4 +1,4 @@
-/* ctest-labels: fuzz-regress */
+/* ctest-labels: regress */
 /*
  * test_fuzz_regress.c -- minimal reproducers of the findings of the fuzz
  * targets in tests/fuzz/ (each input is also kept in the target's seed
