@@ -31,7 +31,7 @@ strict="-Wall -Wextra -Wpedantic -Werror"
 cc -std=c11 $strict -o "$work/pc_shared" "$here/main.c" $cflags $libs
 LD_LIBRARY_PATH="$(dirname "$libdir")" "$work/pc_shared"
 cc -std=c11 $strict -o "$work/pc_static" "$here/main.c" \
-   $cflags "$(dirname "$libdir")/libssm.a" $(pkg-config --static --libs-only-l --libs-only-other ssm | sed 's/-lssm//')
+   $cflags "$(dirname "$libdir")/libssm.a" $(pkg-config --static --libs ssm | sed "s/-lssm\b//")
 "$work/pc_static"
 c++ -std=c++11 $strict -x c++ -o "$work/pc_cxx" "$here/main.c" -x none $cflags $libs
 LD_LIBRARY_PATH="$(dirname "$libdir")" "$work/pc_cxx"
