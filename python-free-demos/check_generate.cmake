@@ -77,6 +77,28 @@ if(CMAKE_MATCH_1 LESS_EQUAL 1)
   message(FATAL_ERROR "perplexity ${CMAKE_MATCH_1} <= 1")
 endif()
 
+# text in, text out: a byte-level BPE tokenizer.json (ids 0..29, the special
+# <|endoftext|> 30) beside the model, whose 37 embedding rows are padded
+# beyond the tokenizer: "hello world" is the 2 tokens "hello" "\u0120world",
+# and only ids the tokenizer decodes may be sampled.
+set(BL "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true}")
+file(WRITE "${M}/tokenizer.json" "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[{\"id\":30,\"content\":\"<|endoftext|>\",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}],\"normalizer\":null,\"pre_tokenizer\":${BL},\"post_processor\":null,\"decoder\":${BL},\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,\"fuse_unk\":false,\"byte_fallback\":false,\"vocab\":{\"h\":0,\"e\":1,\"l\":2,\"o\":3,\"\\u0120\":4,\"w\":5,\"r\":6,\"d\":7,\"he\":8,\"ll\":9,\"llo\":10,\"hello\":11,\"\\u0120w\":12,\"or\":13,\"\\u0120wor\":14,\"\\u0120world\":15,\"ld\":16,\"a\":17,\"b\":18,\"c\":19,\"!\":20,\"\\u010a\":21,\"\\u0120\\u0120\":22,\"'\":23,\"s\":24,\"'s\":25,\"\\u0120hello\":26,\"1\":27,\"2\":28,\"12\":29},\"merges\":[\"h e\",\"l l\",\"\\u0120 w\",\"o r\",\"ll o\",\"he llo\",\"\\u0120w or\",\"l d\",\"\\u0120wor ld\",\"\\u0120 \\u0120\",\"' s\",\"\\u0120 hello\",\"1 2\"]}}")
+foreach(seed 1 2 3 4 5)
+  run(0 t -m "${M}" -p "hello world" -n 12 --temp 1.5 --seed ${seed})
+  if(NOT t_err MATCHES "prefill 2 tokens")
+    message(FATAL_ERROR "-p 'hello world' is not the 2 tokens of the tokenizer: ${t_err}")
+  endif()
+endforeach()
+run(0 ti -m "${M}" -p "hello world" -n 12 --temp 1.5 --seed 1 --print-ids)
+string(STRIP "${ti}" ti)
+string(REPLACE " " ";" tids "${ti}")
+foreach(i IN LISTS tids)
+  if(NOT i MATCHES "^[0-9]+$" OR i GREATER_EQUAL 31)
+    message(FATAL_ERROR "id ${i} beyond the tokenizer's 31 ids was sampled: '${ti}'")
+  endif()
+endforeach()
+file(REMOVE "${M}/tokenizer.json")
+
 # bad options: exit 2, one line on stderr, nothing on stdout
 set(bad
   "--bogus"

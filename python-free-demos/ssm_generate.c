@@ -335,10 +335,15 @@ int main(int argc, char **argv)
         if (st != SSM_OK) { rc = lib_error("cannot tokenize the prompt", NULL, st); goto done; }
     }
     if (n_prompt == 0) { rc = bad_option("%s", "the prompt has no tokens"); goto done; }
+    /* The embedding is often padded beyond the tokenizer's ids (GPT-NeoX:
+     * 50277 ids, 50280 rows): sample only ids the tokenizer can decode. */
+    int64_t Vs = V;
+    if (tok && ssm_tokenizer_vocab_size(tok) < Vs)
+        Vs = ssm_tokenizer_vocab_size(tok);
     for (int64_t i = 0; i < n_prompt; i++)
-        if (prompt_ids[i] >= V) {
+        if (prompt_ids[i] >= Vs) {
             fprintf(stderr, "ssm_generate: prompt id %ld is outside the vocabulary [0, %lld)\n",
-                    (long)prompt_ids[i], (long long)V);
+                    (long)prompt_ids[i], (long long)Vs);
             rc = 2;
             goto done;
         }
@@ -352,7 +357,7 @@ int main(int argc, char **argv)
         sp.min_p = min_p;
     }
     sp.repetition_penalty = rep;
-    st = ssm_sampler_create(&sampler, &sp, V, seed);
+    st = ssm_sampler_create(&sampler, &sp, Vs, seed);   /* the first Vs logits */
     if (st == SSM_OK) st = ssm_model_state_create(&state, model, 1);
     if (st != SSM_OK) { rc = lib_error("setup", NULL, st); goto done; }
     if (load_path) {
