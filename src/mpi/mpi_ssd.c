@@ -175,19 +175,31 @@ ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args)
      * the z gate (y * silu(z), silu(z) = z / (1 + exp(-z))).  One writer
      * per output, a fixed order per output: any thread count, same bytes. */
     if (st == SSM_OK && c.rank > 0 && L > 0) {
+        /* The exponent A cum_t never increases when every dt >= 0
+         * (softplus, or dt_min >= 0: the clamp only raises) and A <= 0:
+         * once exp underflows to 0 the state entering the block no longer
+         * reaches the outputs (with Mamba-2's A and dt, after a few hundred
+         * to a few thousand steps), and the fix-up stops; the gate goes on. */
+        const int dtpos = a->dt_softplus || a->dt_min >= 0.0f;
         #pragma omp parallel for schedule(static)
         for (int64_t bh = 0; bh < BH; bh++) {
             const int64_t b = bh / H, h = bh % H, gi = h / hpg;
             const float *Sin = recv + bh * W + 1;
             const float Ah = a->A[h];
+            const int mono = dtpos && Ah <= 0.0f;
             double cum = 0.0;
+            int gone = 0;   /* exp(A cum) has underflowed for good */
             for (int64_t t = 0; t < L; t++) {
                 const int64_t bt = b * L + t;
-                cum += (double)dt_proc(a->dt[bt * H + h],
-                                       a->dt_bias ? a->dt_bias + h : NULL,
-                                       a->dt_softplus, a->dt_min, a->dt_max);
-                const float dec = (float)exp((double)Ah * cum);
                 float *y = a->y + (bt * H + h) * P;
+                float dec = 0.0f;
+                if (!gone) {
+                    cum += (double)dt_proc(a->dt[bt * H + h],
+                                           a->dt_bias ? a->dt_bias + h : NULL,
+                                           a->dt_softplus, a->dt_min, a->dt_max);
+                    dec = (float)exp((double)Ah * cum);
+                    gone = dec == 0.0f && mono;
+                }
                 if (dec != 0.0f) {
                     const float *Ct = a->C + (bt * G + gi) * N;
                     for (int64_t p = 0; p < P; p++) {
