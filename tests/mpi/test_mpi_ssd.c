@@ -318,7 +318,7 @@ START_TEST(test_ssd_errors)
         const int me = rank == last;
         switch (c) {
         case 0: expect = 0; break;                             /* valid */
-        case 1: if (me) a.headdim = 3; expect = R > 1; break;   /* shape */
+        case 1: if (me && R > 1) a.headdim = 3; expect = R > 1; break; /* shape (1 rank: would overrun) */
         case 2: if (me) a.ngroups = 3; break;                    /* G > H: invalid */
         case 3: if (me) a.A = A2; expect = R > 1; break;         /* A values */
         case 4: if (me) a.dt_bias = bias2; expect = R > 1; break;
