@@ -92,6 +92,71 @@ static void ssd_args_agree(ssmi_agree *g, const ssm_ssd_args *a, int ok)
     ssmi_agree_any(g, ok && a->len > 0);
 }
 
+/* The fix-up of one (batch, head) over the block, then the z gate:
+ *   y_t[p] += exp(A_h cum_t) sum_n C_t[n] S_in[p][n],  y_t[p] *= silu(z_t[p])
+ * with SinT = S_in transposed [N][P].  Every output: one fma chain over n
+ * in ascending order, then one fma (fmaf and the FMA instruction round the
+ * same), so the AVX2+FMA instantiation gives the portable code's bits.
+ * Stops the dot products once exp(A cum) has underflowed to 0 for good
+ * (mono: every dt >= 0 and A <= 0, so A cum never increases). */
+static inline __attribute__((always_inline)) void
+fixup_head(const ssm_ssd_args *a, int64_t bh, const float *SinT, int dtpos)
+{
+    const int64_t L = a->len, H = a->nheads, P = a->headdim, N = a->dstate,
+                  G = a->ngroups, hpg = H / G;
+    const int64_t b = bh / H, h = bh % H, gi = h / hpg;
+    const float Ah = a->A[h];
+    const int mono = dtpos && Ah <= 0.0f;
+    double cum = 0.0;
+    int gone = 0;   /* exp(A cum) has underflowed for good */
+    float acc[64];
+    for (int64_t t = 0; t < L; t++) {
+        const int64_t bt = b * L + t;
+        float *y = a->y + (bt * H + h) * P;
+        float dec = 0.0f;
+        if (!gone) {
+            cum += (double)dt_proc(a->dt[bt * H + h],
+                                   a->dt_bias ? a->dt_bias + h : NULL,
+                                   a->dt_softplus, a->dt_min, a->dt_max);
+            dec = (float)exp((double)Ah * cum);
+            gone = dec == 0.0f && mono;
+        }
+        if (dec != 0.0f) {
+            const float *Ct = a->C + (bt * G + gi) * N;
+            for (int64_t p0 = 0; p0 < P; p0 += 64) {
+                const int64_t np = P - p0 < 64 ? P - p0 : 64;
+                for (int64_t q = 0; q < np; q++)
+                    acc[q] = 0.0f;
+                for (int64_t n = 0; n < N; n++) {
+                    const float c = Ct[n];
+                    const float *s = SinT + n * P + p0;
+                    for (int64_t q = 0; q < np; q++)
+                        acc[q] = fmaf(c, s[q], acc[q]);
+                }
+                for (int64_t q = 0; q < np; q++)
+                    y[p0 + q] = fmaf(dec, acc[q], y[p0 + q]);
+            }
+        }
+        if (a->z) {
+            const float *z = a->z + (bt * H + h) * P;
+            for (int64_t q = 0; q < P; q++)
+                y[q] = y[q] * (z[q] / (1.0f + expf(-z[q])));
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void fixup_head_avx2(const ssm_ssd_args *a, int64_t bh, const float *SinT, int dtpos)
+{
+    fixup_head(a, bh, SinT, dtpos);
+}
+
+static void fixup_head_generic(const ssm_ssd_args *a, int64_t bh, const float *SinT,
+                               int dtpos)
+{
+    fixup_head(a, bh, SinT, dtpos);
+}
+
 ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args)
 {
     ssmi_mpi_ctx c;
@@ -99,7 +164,7 @@ ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args)
     if (st != SSM_OK)
         return st;
     const int ok = ssd_args_ok(args);
-    float *send = NULL, *recv = NULL;
+    float *send = NULL, *recv = NULL, *sinT = NULL;
     int nomem = 0;
     int64_t BH = 0, PN = 0, W = 0;
     if (ok) {
@@ -108,7 +173,8 @@ ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args)
         W = 1 + PN;
         send = ssmi_mpi_alloc((size_t)(BH * W), sizeof(float));
         recv = ssmi_mpi_alloc((size_t)(BH * W), sizeof(float));
-        nomem = !send || !recv;
+        sinT = ssmi_mpi_alloc((size_t)(BH * PN), sizeof(float));
+        nomem = !send || !recv || !sinT;
     }
     ssmi_agree g;
     ssmi_agree_init(&g, !ok, nomem);
@@ -119,7 +185,7 @@ ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args)
 
     const ssm_ssd_args *a = args;
     const int64_t B = a->batch, L = a->len, H = a->nheads, P = a->headdim,
-                  N = a->dstate, G = a->ngroups, hpg = H / G;
+                  N = a->dstate;
     /* 1. The local scan, into the carries' state slots (send + 1 of each
      * element, strided: scanned into a [B][H][P][N] copy first).  Rank 0
      * starts from h0 and gates with z itself: it needs no fix-up, so one
@@ -181,41 +247,21 @@ ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args)
          * reaches the outputs (with Mamba-2's A and dt, after a few hundred
          * to a few thousand steps), and the fix-up stops; the gate goes on. */
         const int dtpos = a->dt_softplus || a->dt_min >= 0.0f;
+        const int wide = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         #pragma omp parallel for schedule(static)
         for (int64_t bh = 0; bh < BH; bh++) {
-            const int64_t b = bh / H, h = bh % H, gi = h / hpg;
+            /* S_in transposed to [N][P]: the dot products C_t . S_in[p]
+             * then run over p in the inner loop (vectorized, independent
+             * accumulators), each still summed over n in ascending order. */
             const float *Sin = recv + bh * W + 1;
-            const float Ah = a->A[h];
-            const int mono = dtpos && Ah <= 0.0f;
-            double cum = 0.0;
-            int gone = 0;   /* exp(A cum) has underflowed for good */
-            for (int64_t t = 0; t < L; t++) {
-                const int64_t bt = b * L + t;
-                float *y = a->y + (bt * H + h) * P;
-                float dec = 0.0f;
-                if (!gone) {
-                    cum += (double)dt_proc(a->dt[bt * H + h],
-                                           a->dt_bias ? a->dt_bias + h : NULL,
-                                           a->dt_softplus, a->dt_min, a->dt_max);
-                    dec = (float)exp((double)Ah * cum);
-                    gone = dec == 0.0f && mono;
-                }
-                if (dec != 0.0f) {
-                    const float *Ct = a->C + (bt * G + gi) * N;
-                    for (int64_t p = 0; p < P; p++) {
-                        const float *s = Sin + p * N;
-                        float acc = 0.0f;
-                        for (int64_t n = 0; n < N; n++)
-                            acc = fmaf(Ct[n], s[n], acc);
-                        y[p] = fmaf(dec, acc, y[p]);
-                    }
-                }
-                if (a->z) {
-                    const float *z = a->z + (bt * H + h) * P;
-                    for (int64_t p = 0; p < P; p++)
-                        y[p] = y[p] * (z[p] / (1.0f + expf(-z[p])));
-                }
-            }
+            float *SinT = sinT + bh * PN;
+            for (int64_t q = 0; q < P; q++)
+                for (int64_t n = 0; n < N; n++)
+                    SinT[n * P + q] = Sin[q * N + n];
+            if (wide)
+                fixup_head_avx2(a, bh, SinT, dtpos);
+            else
+                fixup_head_generic(a, bh, SinT, dtpos);
         }
     }
     /* 5. h_last = P_blk S_in + S_loc (rank 0: S_loc already starts from h0). */
@@ -237,6 +283,7 @@ ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args)
 out:
     free(send);
     free(recv);
+    free(sinT);
     ssmi_mpi_leave(&c);
     return st;
 }
