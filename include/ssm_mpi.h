@@ -102,15 +102,26 @@ SSM_API ssm_status ssm_mpi_mamba_forward(MPI_Comm comm, const ssm_mamba *blk,
  * ssm_mamba_state_create for layer l's block (ssm_mamba_stack_block):
  * read on rank 0 as the state before the sequence, written on every rank
  * with the state after its own block (the last rank: ready for decoding,
- * see ssm_mpi_mamba_stack_step).  (A per-layer array rather than an
- * ssm_mamba_stack_state: libssm exposes no access to a stack state's
- * layers; see docs/mpi.md.)
+ * see ssm_mpi_mamba_stack_step).  ssm_mpi_mamba_stack_forward_state
+ * takes an ssm_mamba_stack_state instead.
  * Errors: as ssm_mpi_mamba_forward, and ssm_mamba_stack_forward's. */
 SSM_API ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
                                        const ssm_mamba_stack *stk,
                                        ssm_mamba_state *const *states,
                                        int64_t batch, int64_t L,
                                        const float *x, float *y);
+
+/* ssm_mpi_mamba_stack_forward with an ssm_mamba_stack_state (made with
+ * ssm_mamba_stack_state_create for stk, or NULL): read on rank 0 as the
+ * state before the sequence, written on every rank with the state after its
+ * own block, so the last rank's st is ready for ssm_mamba_stack_step.
+ * Errors: as ssm_mpi_mamba_stack_forward; st with another number of layers
+ * than stk is SSM_ERR_ARG (on every rank). */
+SSM_API ssm_status ssm_mpi_mamba_stack_forward_state(MPI_Comm comm,
+                                             const ssm_mamba_stack *stk,
+                                             ssm_mamba_stack_state *st,
+                                             int64_t batch, int64_t L,
+                                             const float *x, float *y);
 
 /* One token per sequence through the stack with per-layer states (the
  * decoding twin of ssm_mpi_mamba_stack_forward; local, no MPI):
@@ -120,6 +131,18 @@ SSM_API ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
 SSM_API ssm_status ssm_mpi_mamba_stack_step(const ssm_mamba_stack *stk,
                                     ssm_mamba_state *const *states,
                                     int64_t batch, const float *x, float *y);
+
+/* Sequence-parallel SSD scan of Mamba-2 (ssm_ssd_scan over the
+ * concatenated sequence): args as ssm_ssd_scan's, args->len this rank's
+ * block (>= 0; an empty block's x, dt, B, C, z, y may be NULL); h0 read on
+ * rank 0 only; h_last (if not NULL) receives the state after this rank's
+ * block (the last rank: the final state, ready for ssm_ssd_step).  The
+ * shapes, dt_softplus, dt_min, dt_max, the presence of D, z, dt_bias and
+ * the values of A, D, dt_bias must agree on every rank.  Carry: per
+ * (batch, head) the decay product and the [P][N] state, one exclusive scan.
+ * Errors: SSM_ERR_ARG (a rank's args invalid, ranks disagreeing, or no
+ * token at all; on every rank), SSM_ERR_NOMEM, SSM_ERR_MPI (every rank). */
+SSM_API ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args);
 
 /* Deterministic sum of a float vector over the ranks (data-parallel
  * training: each rank's gradient in, the sum of all ranks' gradients out):

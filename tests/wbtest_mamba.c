@@ -469,6 +469,61 @@ START_TEST(stack_matches_reference_and_steps)
             for (int64_t b = 0; b < B; b++)
                 memcpy(yp + b * L * dm, ypp + b * P * dm, (size_t)(P * dm) * sizeof *x);
             free(xp); free(ypp);
+            if (P == 9) {
+                /* ssm_mamba_stack_state_layer: copying every layer's state
+                 * through it into a fresh stack state gives a state that
+                 * decodes exactly as st (same bytes); a layer left zero
+                 * does not. */
+                ssm_mamba_stack_state *cp = NULL;
+                ck_assert_int_eq(ssm_mamba_stack_state_create(&cp, stk, B), SSM_OK);
+                const int64_t di = 2 * dm, nc = B * di * 4, nh = B * di * 16;
+                float *cv = tu_alloc((size_t)nc, sizeof *cv), *hv = tu_alloc((size_t)nh, sizeof *hv);
+                for (int64_t l = 0; l < nl; l++) {
+                    ssm_mamba_state *ls = NULL, *ld = NULL;
+                    ck_assert_int_eq(ssm_mamba_stack_state_layer(st, l, &ls), SSM_OK);
+                    ck_assert_int_eq(ssm_mamba_stack_state_layer(cp, l, &ld), SSM_OK);
+                    ck_assert(ls != NULL && ld != NULL && ls != ld);
+                    ck_assert_int_eq(ssm_mamba_state_get(ls, B, cv, hv), SSM_OK);
+                    if (l < nl - 1)
+                        ck_assert_int_eq(ssm_mamba_state_set(ld, B, cv, hv), SSM_OK);
+                }
+                float *o1 = tu_alloc((size_t)(B * dm), sizeof *o1);
+                float *o2 = tu_alloc((size_t)(B * dm), sizeof *o2);
+                for (int64_t b = 0; b < B; b++)
+                    memcpy(xt + b * dm, x + (b * L + P) * dm, (size_t)dm * sizeof *x);
+                ssm_mamba_stack_state *st2 = NULL;   /* st must not advance here */
+                ck_assert_int_eq(ssm_mamba_stack_state_create(&st2, stk, B), SSM_OK);
+                for (int64_t l = 0; l < nl; l++) {
+                    ssm_mamba_state *ls = NULL, *ld = NULL;
+                    ssm_mamba_stack_state_layer(st, l, &ls);
+                    ssm_mamba_stack_state_layer(st2, l, &ld);
+                    ssm_mamba_state_get(ls, B, cv, hv);
+                    ssm_mamba_state_set(ld, B, cv, hv);
+                }
+                ck_assert_int_eq(ssm_mamba_stack_step(stk, st2, B, xt, o1), SSM_OK);
+                ck_assert_int_eq(ssm_mamba_stack_step(stk, cp, B, xt, o2), SSM_OK);
+                ck_assert(memcmp(o1, o2, (size_t)(B * dm) * sizeof *o1) != 0);
+                ssm_mamba_state *lt = NULL, *ld = NULL;
+                ssm_mamba_stack_state_reset(cp);
+                for (int64_t l = 0; l < nl; l++) {
+                    ssm_mamba_stack_state_layer(st, l, &lt);
+                    ssm_mamba_stack_state_layer(cp, l, &ld);
+                    ssm_mamba_state_get(lt, B, cv, hv);
+                    ssm_mamba_state_set(ld, B, cv, hv);
+                }
+                ck_assert_int_eq(ssm_mamba_stack_step(stk, cp, B, xt, o2), SSM_OK);
+                ck_assert_int_eq(memcmp(o1, o2, (size_t)(B * dm) * sizeof *o1), 0);
+                /* out of range, NULL */
+                ld = (ssm_mamba_state *)cp;
+                ck_assert_int_eq(ssm_mamba_stack_state_layer(cp, nl, &ld), SSM_ERR_ARG);
+                ck_assert(ld == NULL);
+                ck_assert_int_eq(ssm_mamba_stack_state_layer(cp, -1, &ld), SSM_ERR_ARG);
+                ck_assert_int_eq(ssm_mamba_stack_state_layer(NULL, 0, &ld), SSM_ERR_ARG);
+                ck_assert_int_eq(ssm_mamba_stack_state_layer(cp, 0, NULL), SSM_ERR_ARG);
+                free(cv); free(hv); free(o1); free(o2);
+                ssm_mamba_stack_state_destroy(cp);
+                ssm_mamba_stack_state_destroy(st2);
+            }
         }
         for (int64_t t = P; t < L; t++) {
             for (int64_t b = 0; b < B; b++)

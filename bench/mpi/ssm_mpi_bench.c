@@ -245,6 +245,49 @@ int main(int argc, char **argv)
     per_rank("ssm_mpi_mamba_forward", o2, reps, rank, R);
     free(x); free(yo);
     ssm_mamba_destroy(blk);
+
+    /* ------------------------------------------------- SSD (Mamba-2) --- */
+    {
+        const int64_t H = 4, P = 64, N2 = 64, Ls = L < 4096 ? L : 4096;
+        const size_t nxs = (size_t)(B * Ls * H * P), nd = (size_t)(B * Ls * H),
+                     nbs = (size_t)(B * Ls * N2);
+        float *sx = malloc(nxs * 4), *sz = malloc(nxs * 4), *sy = malloc(nxs * 4),
+              *sdt = malloc(nd * 4), *sB = malloc(nbs * 4), *sC = malloc(nbs * 4),
+              *sA = malloc((size_t)H * 4), *shl = malloc((size_t)(B * H * P * N2) * 4);
+        fill(sx, nxs, 31 + (uint64_t)rank, -1, 1);
+        fill(sz, nxs, 32 + (uint64_t)rank, -1, 1);
+        fill(sdt, nd, 33 + (uint64_t)rank, -5, -2);
+        fill(sB, nbs, 34 + (uint64_t)rank, -1, 1);
+        fill(sC, nbs, 35 + (uint64_t)rank, -1, 1);
+        for (int64_t h = 0; h < H; h++)
+            sA[h] = -(float)(h + 1);
+        ssm_ssd_args sa;
+        memset(&sa, 0, sizeof sa);
+        sa.batch = B; sa.len = Ls; sa.nheads = H; sa.headdim = P; sa.dstate = N2;
+        sa.ngroups = 1; sa.x = sx; sa.dt = sdt; sa.A = sA; sa.B = sB; sa.C = sC;
+        sa.z = sz; sa.dt_softplus = 1; sa.dt_max = INFINITY; sa.y = sy; sa.h_last = shl;
+        double s1[99], s2[99], q1[99], q2[99];
+        ssm_mpi_ssd_scan(MPI_COMM_WORLD, &sa);   /* warm-up */
+        for (int r = 0; r < reps; r++) {
+            TIMED(s1[r], ssm_ssd_scan(&sa));
+            q1[r] = own_t;
+            TIMED(s2[r], ssm_mpi_ssd_scan(MPI_COMM_WORLD, &sa));
+            q2[r] = own_t;
+        }
+        const double ms1 = median(s1, reps), ms2 = median(s2, reps);
+        if (rank == 0) {
+            printf("\nSSD scan (Mamba-2): batch %lld, nheads %lld, headdim %lld, dstate %lld, "
+                   "%lld tokens per rank, z, softplus\n", (long long)B, (long long)H,
+                   (long long)P, (long long)N2, (long long)Ls);
+            printf("  %-44s %10.3f ms\n", "local ssm_ssd_scan of one block", 1e3 * ms1);
+            printf("  %-44s %10.3f ms  (x%.2f)\n", "ssm_mpi_ssd_scan", 1e3 * ms2, ms2 / ms1);
+            printf("  carry bytes per rank and exscan round: %.0f\n",
+                   (double)(B * H * (1 + P * N2)) * 4);
+        }
+        per_rank("ssm_ssd_scan", q1, reps, rank, R);
+        per_rank("ssm_mpi_ssd_scan", q2, reps, rank, R);
+        free(sx); free(sz); free(sy); free(sdt); free(sB); free(sC); free(sA); free(shl);
+    }
     MPI_Finalize();
     return 0;
 }

@@ -255,6 +255,15 @@ SSM_API void ssm_mamba_stack_state_destroy(ssm_mamba_stack_state *st); /* NULL: 
 /* Zero every layer's conv and SSM states.  Errors: SSM_ERR_ARG (NULL). */
 SSM_API ssm_status ssm_mamba_stack_state_reset(ssm_mamba_stack_state *st);
 
+/* Borrow layer `layer`'s block state (0 <= layer < n_layers), owned by the
+ * stack state: e.g. to fill a stack state layer by layer from a prefill
+ * computed elsewhere (libssm_mpi), or to read one layer's state with
+ * ssm_mamba_state_get.  Errors: SSM_ERR_ARG (NULL, layer out of range;
+ * *layer_state then NULL). */
+SSM_API ssm_status ssm_mamba_stack_state_layer(ssm_mamba_stack_state *st,
+                                               int64_t layer,
+                                               ssm_mamba_state **layer_state);
+
 /* Stack forward over x [batch][L][Dm] into y [batch][L][Dm] (y may equal
  * x), st as in ssm_mamba_forward.  Allocates one workspace for the call
  * (and each layer's scan its tiles).  If SSM_ERR_NOMEM comes from a later

@@ -930,6 +930,18 @@ ssm_status ssm_mamba_stack_state_reset(ssm_mamba_stack_state *st)
     return SSM_OK;
 }
 
+ssm_status ssm_mamba_stack_state_layer(ssm_mamba_stack_state *st,
+                                       int64_t layer,
+                                       ssm_mamba_state **layer_state)
+{
+    if (layer_state)
+        *layer_state = NULL;
+    if (!st || !layer_state || layer < 0 || layer >= st->nl)
+        return SSM_FAIL(SSM_ERR_ARG);
+    *layer_state = st->st[layer];
+    return SSM_OK;
+}
+
 static int stack_state_matches(const ssm_mamba_stack_state *st,
                                const ssm_mamba_stack *stk)
 {

@@ -200,6 +200,25 @@ static void op_cplx(void *invec, void *inoutvec, int *len, MPI_Datatype *dt)
     }
 }
 
+/* The same with one real a for the M states of an element (SSD: a head's
+ * scalar decay and its P x N state); M from the datatype. */
+static void op_shared(void *invec, void *inoutvec, int *len, MPI_Datatype *dt)
+{
+    int bytes = 0;
+    MPI_Type_size(*dt, &bytes);
+    const int64_t w = bytes / (int)sizeof(float);   /* 1 + M */
+    const float *x = invec;
+    float *y = inoutvec;
+    for (int i = 0; i < *len; i++) {
+        const float *xi = x + (int64_t)i * w;
+        float *yi = y + (int64_t)i * w;
+        const float a2 = yi[0];
+        for (int64_t j = 1; j < w; j++)
+            yi[j] = fmaf(a2, xi[j], yi[j]);
+        yi[0] = a2 * xi[0];
+    }
+}
+
 void ssmi_halo_combine(const float *earlier, float *later, int64_t W)
 {
     /* Element: [0] = count (a small integer, exact in float), values
@@ -277,4 +296,10 @@ ssm_status ssmi_mpi_exscan_halo(const ssmi_mpi_ctx *c, const float *in,
                                 float *out, int64_t cnt, int64_t W)
 {
     return exscan_elems(c, in, out, cnt, 1 + W, op_halo);
+}
+
+ssm_status ssmi_mpi_exscan_shared(const ssmi_mpi_ctx *c, const float *in,
+                                  float *out, int64_t cnt, int64_t M)
+{
+    return exscan_elems(c, in, out, cnt, 1 + M, op_shared);
 }

@@ -82,6 +82,11 @@ ssm_status ssmi_mpi_exscan_cplx(const ssmi_mpi_ctx *c, const float *in,
                                 float *out, int64_t cnt, int64_t B);
 ssm_status ssmi_mpi_exscan_halo(const ssmi_mpi_ctx *c, const float *in,
                                 float *out, int64_t cnt, int64_t W);
+/* shared:  elements (a, b_1..b_M) of 1+M floats, a real decay shared by
+ *          the M states: (a1,b1) then (a2,b2) -> (a2 a1, a2 b1 + b2)
+ *          [SSD scan, per (batch, head), M = headdim dstate] */
+ssm_status ssmi_mpi_exscan_shared(const ssmi_mpi_ctx *c, const float *in,
+                                  float *out, int64_t cnt, int64_t M);
 /* out = combine(earlier, later) of one halo element, as the operation. */
 void ssmi_halo_combine(const float *earlier, float *later, int64_t W);
 

@@ -549,6 +549,42 @@ out:
     return e;
 }
 
+ssm_status ssm_mpi_mamba_stack_forward_state(MPI_Comm comm,
+                                             const ssm_mamba_stack *stk,
+                                             ssm_mamba_stack_state *st,
+                                             int64_t batch, int64_t L,
+                                             const float *x, float *y)
+{
+    if (!st)
+        return ssm_mpi_mamba_stack_forward(comm, stk, NULL, batch, L, x, y);
+    /* The stack state's layers, borrowed; a NULL entry (st not made for
+     * stk: too few layers, or too many) makes the forward below fail with
+     * SSM_ERR_ARG on every rank, after its agreement collective. */
+    int64_t nl = 0;
+    ssm_mamba_state *probe;
+    if (!stk || ssm_mamba_stack_layers(stk, &nl) != SSM_OK || nl < 1)
+        return ssm_mpi_mamba_stack_forward(comm, stk, NULL, batch, L, x, y);
+    ssm_mamba_state **states = ssmi_mpi_alloc((size_t)nl, sizeof *states);
+    int bad = !states || ssm_mamba_stack_state_layer(st, nl, &probe) == SSM_OK;
+    for (int64_t l = 0; states && l < nl; l++)
+        if (ssm_mamba_stack_state_layer(st, l, &states[l]) != SSM_OK)
+            bad = 1;
+    if (bad && states)
+        states[0] = NULL;
+    ssm_status e;
+    if (!states) {
+        /* Allocation failure: take part with an invalid stack so the
+         * others are told (reported here as SSM_ERR_NOMEM). */
+        e = ssm_mpi_mamba_stack_forward(comm, NULL, NULL, batch, L, x, y);
+        e = e == SSM_ERR_ARG ? SSM_ERR_NOMEM : e;
+    } else {
+        e = ssm_mpi_mamba_stack_forward(comm, stk, (ssm_mamba_state *const *)states,
+                                        batch, L, x, y);
+    }
+    free(states);
+    return e;
+}
+
 ssm_status ssm_mpi_mamba_stack_step(const ssm_mamba_stack *stk,
                                     ssm_mamba_state *const *states,
                                     int64_t batch, const float *x, float *y)

@@ -274,15 +274,30 @@ static void stack_case(int pattern, int64_t base, uint64_t seed)
     const double tol = (double)NL * tol_of(&cfg);
     if (s == SSM_OK && my > 0)
         MT_ERR(tu_relerr_ff(yb, yrb, B * my * dm), tol, "stack y, pattern %d", pattern);
+    /* The same through an ssm_mamba_stack_state (zero on rank 0: a prompt):
+     * the same computation, so the same bytes as the per-layer form. */
+    ssm_mamba_stack_state *sst;
+    MT_EXPECT(ssm_mamba_stack_state_create(&sst, stk, B) == SSM_OK, "stack state");
+    float *ys = tu_alloc((size_t)(B * myb * dm), sizeof(float));
+    s = ssm_mpi_mamba_stack_forward_state(MPI_COMM_WORLD, stk, sst, B, my, xb, ys);
+    MT_EXPECT(s == SSM_OK, "ssm_mpi_mamba_stack_forward_state: %s", ssm_status_string(s));
+    if (s == SSM_OK && my > 0)
+        MT_EXPECT(memcmp(ys, yb, (size_t)(B * my * dm) * sizeof(float)) == 0,
+                  "stack state form: same bytes as the per-layer form");
     if (rank == R - 1 && s == SSM_OK) {
-        float t[2 * 8], o1[2 * 8], o2[2 * 8];
+        float t[2 * 8], o1[2 * 8], o2[2 * 8], o3[2 * 8];
         for (int step = 0; step < 3; step++) {
             tu_fill_normal_f(&r, t, B * dm, 1.0);
             MT_EXPECT(ssm_mpi_mamba_stack_step(stk, states, B, t, o1) == SSM_OK, "step");
+            MT_EXPECT(ssm_mamba_stack_step(stk, sst, B, t, o3) == SSM_OK, "stack step");
             ssm_mamba_stack_step(stk, sref, B, t, o2);
             MT_ERR(tu_relerr_ff(o1, o2, B * dm), tol, "stack decode step %d", step);
+            MT_ERR(tu_relerr_ff(o3, o2, B * dm), tol,
+                   "ssm_mamba_stack_step from the MPI stack state, step %d", step);
         }
     }
+    ssm_mamba_stack_state_destroy(sst);
+    free(ys);
     for (int64_t l = 0; l < NL; l++)
         ssm_mamba_state_destroy(states[l]);
     ssm_mamba_stack_state_destroy(sref);
@@ -320,6 +335,29 @@ START_TEST(test_stack_errors)
                   ssm_status_string(s));
     }
     MT_EXPECT(ssm_mpi_mamba_stack_step(s2, NULL, 1, x, y) == SSM_ERR_ARG, "step NULL states");
+    /* A stack state made for a 3-layer stack given with a 2-layer stack (on
+     * one rank, or on all): SSM_ERR_ARG everywhere. */
+    {
+        ssm_mamba_stack_state *st2, *st3;
+        ssm_mamba_stack_state_create(&st2, s2, 2);
+        ssm_mamba_stack_state_create(&st3, s3, 2);
+        for (int c = 0; c < 2; c++) {
+            ssm_mamba_stack_state *sp = (c == 1 || mt_rank() == mt_size() - 1) ? st3 : st2;
+            ssm_status s = ssm_mpi_mamba_stack_forward_state(MPI_COMM_WORLD, s2, sp, 2, 1,
+                                                             x, y);
+            MT_EXPECT(s == SSM_ERR_ARG, "stack state of another stack, case %d: %s", c,
+                      ssm_status_string(s));
+        }
+        ssm_mamba_state *ls = (ssm_mamba_state *)1;
+        MT_EXPECT(ssm_mamba_stack_state_layer(st2, 2, &ls) == SSM_ERR_ARG && ls == NULL,
+                  "layer out of range");
+        MT_EXPECT(ssm_mamba_stack_state_layer(st2, -1, &ls) == SSM_ERR_ARG, "layer -1");
+        MT_EXPECT(ssm_mamba_stack_state_layer(NULL, 0, &ls) == SSM_ERR_ARG, "NULL state");
+        MT_EXPECT(ssm_mamba_stack_state_layer(st2, 0, NULL) == SSM_ERR_ARG, "NULL out");
+        MT_EXPECT(ssm_mamba_stack_state_layer(st2, 1, &ls) == SSM_OK && ls != NULL, "layer 1");
+        ssm_mamba_stack_state_destroy(st2);
+        ssm_mamba_stack_state_destroy(st3);
+    }
     ssm_mamba_stack_destroy(s2);
     ssm_mamba_stack_destroy(s3);
     mt_finish("stack errors agreed on every rank");
