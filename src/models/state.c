@@ -96,6 +96,7 @@ ssm_status ssm_model_state_create(ssm_model_state **state,
     if (!model || max_batch < 1) return SSM_FAIL(SSM_ERR_ARG);
     ssmi_state_dims d;
     ssmi_model_state_dims(model, &d);
+    if (d.kind == 2) return create_m2(state, model, max_batch, &d);
     int64_t nconv, nh, rows_dm, rows_di, rows_r, rows_n;
     /* Padded by one float so that K = 1 (no conv state) still allocates. */
     if (!ssmi_sizes_ok(&nconv, sizeof(float), 4, d.n_layer, max_batch, d.d_inner,
@@ -107,7 +108,6 @@ ssm_status ssm_model_state_create(ssm_model_state **state,
         !ssmi_sizes_ok(&rows_n, sizeof(float), 2, max_batch, d.d_state) ||
         max_batch > INT32_MAX || slot_floats(&d, NULL, NULL) < 0)
         return SSM_FAIL(SSM_ERR_ARG);
-    if (d.kind == 2) return create_m2(state, model, max_batch, &d);
     ssm_model_state *s = calloc(1, sizeof *s);
     if (!s) return SSM_FAIL(SSM_ERR_NOMEM);
     s->dims = d;
