@@ -311,8 +311,12 @@ static ssm_status load_mamba2(ssm_model *m)
         if (c->norm_mode != SSM_MAMBA2_NORM_NONE)
             SSM_TRY(m2_param(m, blk, SSM_MAMBA2_NORM_W, NM("mixer.norm.weight"), 1, s_di));
         SSM_TRY(m2_param(m, blk, SSM_MAMBA2_OUT_PROJ, NM("mixer.out_proj.weight"), 2, s_out));
-        m->bytes_owned += (dp * dm + dc * (k + 1) + 3 * h + 2 * di + dm * di + dm) *
-                          (int64_t)sizeof(float);
+        for (int q = 0; q < SSM_MAMBA2_NPARAMS; q++) {
+            int64_t cnt = 0;
+            if (ssm_mamba2_param_count(blk, (ssm_mamba2_param)q, &cnt) == SSM_OK)
+                m->bytes_owned += cnt * (int64_t)sizeof(float);
+        }
+        m->bytes_owned += dm * (int64_t)sizeof(float);      /* layer norm */
     }
 #undef NM
     SSM_TRY(m2_norm(m, c->n_layer, "backbone.norm_f.weight"));
