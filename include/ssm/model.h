@@ -46,7 +46,7 @@ extern "C" {
 typedef struct ssm_model ssm_model;
 typedef struct ssm_model_state ssm_model_state;
 
-/* Load a Mamba-1 language model.  path: a directory holding config.json and
+/* Load a Mamba language model.  path: a directory holding config.json and
  * the weights: model.safetensors; or model.safetensors.index.json with its
  * shards; or pytorch_model.bin (looked for in that order).  config.json in
  * either naming:
@@ -66,9 +66,20 @@ typedef struct ssm_model_state ssm_model_state;
  * dt_proj.bias, A_log, D, out_proj.weight, out_proj.bias};
  * backbone.norm_f.{weight, bias}; lm_head.weight (absent for tied
  * embeddings: the embedding is used).
+ * Mamba-2 language models too (Dao and Gu 2024; layers run by the
+ * ssm_mamba2_stack of ssm/mamba2.h): mamba_ssm configs with ssm_cfg layer
+ * "Mamba2" {d_state, d_conv, expand, headdim, ngroups, d_ssm (= d_inner
+ * only), rmsnorm, norm_before_gate, D_has_hdim, dt_limit, conv_bias, bias
+ * (false only), chunk_size}, and Hugging Face Mamba2Config (model_type
+ * "mamba2": num_heads, head_dim, n_groups, state_size, expand, conv_kernel,
+ * time_step_limit, use_bias (false only), use_conv_bias, ...); tensors
+ * backbone.layers.N.mixer.{in_proj.weight, conv1d.weight [Dc][1][K],
+ * conv1d.bias, dt_bias, A_log, D, norm.weight, out_proj.weight}; norm eps
+ * 1e-5 only.  Every other call of this header works for both kinds (see
+ * docs/models.md).
  * Errors: SSM_ERR_ARG (NULL), SSM_ERR_IO (cannot open/read), SSM_ERR_FORMAT
  * (anything malformed, missing, mis-shaped, contradictory, non-finite or
- * unsupported, such as a Mamba-2 or hybrid-attention config; a pickle that
+ * unsupported, such as a hybrid-attention config; a pickle that
  * asks for anything but tensor storage is refused, never executed),
  * SSM_ERR_NOMEM.  *model is NULL on error. */
 SSM_API ssm_status ssm_model_load(ssm_model **model, const char *path);

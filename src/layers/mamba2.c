@@ -893,27 +893,44 @@ static int stack_state_matches(const ssm_mamba2_stack_state *st,
 
 /* out = in / sqrt(mean(in^2) + 1e-5) * w per row of dm (Mamba's backbone
  * RMSNorm), sums in double, one writer per row. in == out allowed. */
+static void rmsnorm_row(int64_t dm, const float *v, float *o, const float *w)
+{
+    double ss = 0.0;
+    for (int64_t j = 0; j < dm; j++)
+        ss += (double)v[j] * v[j];
+    const float sc = (float)(1.0 / sqrt(ss / (double)dm + RMS_EPS_STACK));
+    for (int64_t j = 0; j < dm; j++)
+        o[j] = (v[j] * sc) * w[j];
+}
+
+/* The parallel regions below are entered only when they pay: not with
+ * `#pragma omp parallel for if (...)`, for libgomp allocates a team for
+ * every region it enters, even one the if clause makes serial, and the
+ * step path must not allocate (the language model's decoding step runs
+ * through here). */
 static void rmsnorm_rows(int64_t rows, int64_t dm, const float *in, float *out,
                          const float *w)
 {
-    #pragma omp parallel for schedule(static) if (rows * dm > PAR_MIN)
-    for (int64_t i = 0; i < rows; i++) {
-        const float *v = in + i * dm;
-        float *o = out + i * dm;
-        double ss = 0.0;
-        for (int64_t j = 0; j < dm; j++)
-            ss += (double)v[j] * v[j];
-        const float sc = (float)(1.0 / sqrt(ss / (double)dm + RMS_EPS_STACK));
-        for (int64_t j = 0; j < dm; j++)
-            o[j] = (v[j] * sc) * w[j];
+    if (rows * dm > PAR_MIN) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < rows; i++)
+            rmsnorm_row(dm, in + i * dm, out + i * dm, w);
+    } else {
+        for (int64_t i = 0; i < rows; i++)
+            rmsnorm_row(dm, in + i * dm, out + i * dm, w);
     }
 }
 
 static void add_inplace(int64_t n, float *y, const float *a)
 {
-    #pragma omp parallel for schedule(static) if (n > 4 * PAR_MIN)
-    for (int64_t i = 0; i < n; i++)
-        y[i] += a[i];
+    if (n > 4 * PAR_MIN) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            y[i] += a[i];
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            y[i] += a[i];
+    }
 }
 
 ssm_status ssm_mamba2_stack_forward(const ssm_mamba2_stack *stk,

@@ -80,6 +80,54 @@ static int get_double(const cJSON *o, const char *key, double lo, double hi,
     return 1;
 }
 
+/* A [lo, hi] pair of numbers (Mamba-2's dt_limit / time_step_limit):
+ * absent leaves *lo, *hi.  A bound too large for a float means none. */
+static int get_limit(const cJSON *o, const char *key, double *lo, double *hi)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it || cJSON_IsNull(it)) return 1;
+    if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2) return 0;
+    const cJSON *a = cJSON_GetArrayItem(it, 0), *b = cJSON_GetArrayItem(it, 1);
+    if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b)) return 0;
+    double x = a->valuedouble, y = b->valuedouble;
+    if (isnan(x) || isnan(y) || x < 0.0 || x > y || x > 3.0e38) return 0;
+    *lo = x;
+    *hi = y > 3.0e38 ? 0.0 : y;     /* 0: no upper limit */
+    return 1;
+}
+
+/* mamba_ssm's ssm_cfg with layer "Mamba2": the keyword arguments of
+ * modules/mamba2.py's Mamba2, with its defaults (d_state 128, d_conv 4,
+ * expand 2, headdim 64, ngroups 1, rmsnorm True, norm_before_gate False,
+ * D_has_hdim False, dt_limit (0, inf), bias False, conv_bias True). */
+static int parse_mamba2_ssm_cfg(const cJSON *s, ssmi_model_cfg *c)
+{
+    int64_t d_ssm = 0, chunk = 256;
+    int rmsnorm = 1, nbg = 0;
+    c->kind = 2;
+    c->d_state = 128; c->d_conv = 4; c->expand = 2; c->headdim = 64; c->ngroups = 1;
+    if (!get_int(s, "d_state", 1, CFG_INT_MAX, &c->d_state) ||
+        !get_int(s, "d_conv", 1, 64, &c->d_conv) ||
+        !get_int(s, "expand", 1, CFG_INT_MAX, &c->expand) ||
+        !get_int(s, "headdim", 1, CFG_INT_MAX, &c->headdim) ||
+        !get_int(s, "ngroups", 1, CFG_INT_MAX, &c->ngroups) ||
+        !get_int(s, "d_ssm", 1, CFG_INT_MAX, &d_ssm) ||
+        !get_int(s, "chunk_size", 1, CFG_INT_MAX, &chunk) ||
+        !get_bool(s, "rmsnorm", &rmsnorm) ||
+        !get_bool(s, "norm_before_gate", &nbg) ||
+        !get_bool(s, "D_has_hdim", &c->D_hdim) ||
+        !get_bool(s, "bias", &c->bias) ||
+        !get_bool(s, "conv_bias", &c->conv_bias) ||
+        !get_limit(s, "dt_limit", &c->dt_min, &c->dt_max))
+        return 0;
+    /* d_ssm < d_inner leaves channels outside the SSM (an MLP-like
+     * bypass) that the Mamba-2 block does not have. */
+    if (d_ssm && d_ssm != c->expand * c->d_model) return 0;
+    c->norm_mode = !rmsnorm ? SSM_MAMBA2_NORM_NONE
+                 : nbg ? SSM_MAMBA2_NORM_BEFORE_GATE : SSM_MAMBA2_NORM_GATED;
+    return 1;
+}
+
 /* mamba_ssm: mamba_ssm/models/config_mamba.py (MambaConfig) as read by
  * mixer_seq_simple.py (MambaLMHeadModel) and modules/mamba_simple.py. */
 static int parse_mamba_ssm(const cJSON *root, ssmi_model_cfg *c)
@@ -119,8 +167,10 @@ static int parse_mamba_ssm(const cJSON *root, ssmi_model_cfg *c)
     if (s && !cJSON_IsNull(s)) {
         if (!cJSON_IsObject(s) || !keys_unique(s)) return 0;
         const cJSON *layer = cJSON_GetObjectItemCaseSensitive(s, "layer");
+        if (layer && cJSON_IsString(layer) && !strcmp(layer->valuestring, "Mamba2"))
+            return parse_mamba2_ssm_cfg(s, c);
         if (layer && !(cJSON_IsString(layer) && !strcmp(layer->valuestring, "Mamba1")))
-            return 0;   /* Mamba2 (or anything else): not this loader */
+            return 0;   /* anything else: not this loader */
         if (!get_int(s, "d_state", 1, CFG_INT_MAX, &c->d_state) ||
             !get_int(s, "d_conv", 1, CFG_INT_MAX, &c->d_conv) ||
             !get_int(s, "expand", 1, CFG_INT_MAX, &c->expand) ||
@@ -134,8 +184,13 @@ static int parse_mamba_ssm(const cJSON *root, ssmi_model_cfg *c)
 
 /* Hugging Face: transformers' MambaConfig (configuration_mamba.py) as read
  * by MambaForCausalLM (modeling_mamba.py). */
+static int parse_hf2(const cJSON *root, ssmi_model_cfg *c);
+
 static int parse_hf(const cJSON *root, ssmi_model_cfg *c)
 {
+    const cJSON *mt0 = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (mt0 && cJSON_IsString(mt0) && !strcmp(mt0->valuestring, "mamba2"))
+        return parse_hf2(root, c);
     int fp32 = 1;
     c->hf = 1;
     c->rms_norm = 1; c->tied = 1; c->bias = 0; c->conv_bias = 1;
@@ -162,6 +217,54 @@ static int parse_hf(const cJSON *root, ssmi_model_cfg *c)
     if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu")))
         return 0;
     c->vocab_padded = c->vocab;    /* HF's vocab_size counts every row */
+    return 1;
+}
+
+/* Hugging Face: transformers' Mamba2Config (configuration_mamba2.py) as
+ * read by Mamba2ForCausalLM (modeling_mamba2.py), with its defaults.
+ * Mamba2Mixer's gated norm computes rmsnorm(y * silu(z)) whatever
+ * norm_before_gate says (MambaRMSNormGated), so the key is read and
+ * checked but the norm is always SSM_MAMBA2_NORM_GATED, as there; the
+ * gated norm's eps is layer_norm_epsilon. */
+static int parse_hf2(const cJSON *root, ssmi_model_cfg *c)
+{
+    int fp32 = 1, rms = 1, nbg = 1;
+    int64_t chunk = 256, inter = 0;
+    c->hf = 1;
+    c->kind = 2;
+    c->rms_norm = 1; c->tied = 0; c->bias = 0; c->conv_bias = 1;
+    c->eps = 1e-5;
+    c->nheads = 128; c->headdim = 64; c->ngroups = 8; c->d_state = 128;
+    c->expand = 2; c->d_conv = 4;
+    if (!get_int(root, "hidden_size", 1, CFG_INT_MAX, &c->d_model) ||
+        !get_int(root, "num_hidden_layers", 1, CFG_INT_MAX, &c->n_layer) ||
+        !get_int(root, "vocab_size", 1, CFG_INT_MAX, &c->vocab) ||
+        !get_int(root, "num_heads", 1, CFG_INT_MAX, &c->nheads) ||
+        !get_int(root, "head_dim", 1, CFG_INT_MAX, &c->headdim) ||
+        !get_int(root, "n_groups", 1, CFG_INT_MAX, &c->ngroups) ||
+        !get_int(root, "state_size", 1, CFG_INT_MAX, &c->d_state) ||
+        !get_int(root, "expand", 1, CFG_INT_MAX, &c->expand) ||
+        !get_int(root, "conv_kernel", 1, 64, &c->d_conv) ||
+        !get_int(root, "chunk_size", 1, CFG_INT_MAX, &chunk) ||
+        !get_int(root, "intermediate_size", 1, CFG_INT_MAX, &inter) ||
+        !get_limit(root, "time_step_limit", &c->dt_min, &c->dt_max) ||
+        !get_double(root, "layer_norm_epsilon", 0.0, 1.0, &c->eps) ||
+        !get_bool(root, "rms_norm", &rms) ||
+        !get_bool(root, "norm_before_gate", &nbg) ||
+        !get_bool(root, "use_bias", &c->bias) ||
+        !get_bool(root, "use_conv_bias", &c->conv_bias) ||
+        !get_bool(root, "tie_word_embeddings", &c->tied) ||
+        !get_bool(root, "residual_in_fp32", &fp32))
+        return 0;
+    if (!c->d_model || !c->n_layer || !c->vocab) return 0;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu")))
+        return 0;
+    /* The heads must tile d_inner exactly (Mamba2Mixer would break). */
+    if (c->nheads * c->headdim != c->expand * c->d_model) return 0;
+    if (inter && inter != c->expand * c->d_model) return 0;
+    c->norm_mode = SSM_MAMBA2_NORM_GATED;
+    c->vocab_padded = c->vocab;
     return 1;
 }
 
@@ -199,6 +302,21 @@ ssm_status ssmi_model_config_parse(const char *json, size_t n,
     }
     cJSON_Delete(root);
     if (!ok) return SSM_FAIL(SSM_ERR_FORMAT);
+    if (cfg->kind == 0) cfg->kind = 1;
+    if (cfg->kind == 2) {
+        /* Mamba-2: every size known from the config; biases on the
+         * projections and LayerNorm residual norms are not in the block. */
+        int64_t di;
+        if (!ssmi_mul_ok(cfg->expand, cfg->d_model, &di) || di > CFG_INT_MAX ||
+            di % cfg->headdim || (di / cfg->headdim) % cfg->ngroups ||
+            (cfg->nheads && cfg->nheads != di / cfg->headdim) ||
+            cfg->bias || !cfg->rms_norm || cfg->eps != 1e-5)
+            return SSM_FAIL(SSM_ERR_FORMAT);
+        cfg->d_inner = di;
+        cfg->nheads = di / cfg->headdim;
+        cfg->dt_rank = 0;
+        return SSM_OK;
+    }
     if (cfg->dt_rank < 0) cfg->dt_rank = (cfg->d_model + 15) / 16;
     /* expand fixes d_inner when both are known. */
     if (cfg->expand) {

@@ -206,6 +206,124 @@ static ssm_status load_layer(ssm_model *m, int64_t l, ssmi_layer *L)
     return SSM_OK;
 }
 
+/* ---- Mamba-2 ---- */
+
+/* Tensor name, of exactly the given shape, converted to float into a
+ * scratch buffer and handed to set(): the Mamba-2 stack keeps its own
+ * copy, so nothing of it stays owned here.  SSM_ERR_FORMAT for a missing
+ * or misshapen tensor or values the block refuses (non-finite). */
+static ssm_status m2_read(ssm_model *m, const char *name, int ndim,
+                          const int64_t *shape, float **buf, int64_t *count)
+{
+    ssm_tensor_info info;
+    *buf = NULL;
+    SSM_TRY(ssm_tensor_file_find(m->file, name, &info));
+    if (info.ndim != ndim) return SSM_FAIL(SSM_ERR_FORMAT);
+    for (int i = 0; i < ndim; i++)
+        if (info.shape[i] != shape[i]) return SSM_FAIL(SSM_ERR_FORMAT);
+    float *b = ssmi_alloc((size_t)(info.numel > 0 ? info.numel : 1), sizeof(float));
+    if (!b) return SSM_FAIL(SSM_ERR_NOMEM);
+    ssm_status st = ssm_tensor_file_read_f32(m->file, name, b, info.numel);
+    if (st != SSM_OK) { ssmi_free(b); return st; }
+    *buf = b;
+    *count = info.numel;
+    return SSM_OK;
+}
+
+static ssm_status m2_param(ssm_model *m, ssm_mamba2 *blk, ssm_mamba2_param p,
+                           const char *name, int ndim, const int64_t *shape)
+{
+    float *b;
+    int64_t n = 0;
+    SSM_TRY(m2_read(m, name, ndim, shape, &b, &n));
+    ssm_status st = ssm_mamba2_set_param(blk, p, b, n);
+    ssmi_free(b);
+    return st == SSM_ERR_ARG ? SSM_FAIL(SSM_ERR_FORMAT) : st;
+}
+
+static ssm_status m2_norm(ssm_model *m, int64_t layer, const char *name)
+{
+    const int64_t shape[] = { m->cfg.d_model };
+    float *b;
+    int64_t n = 0;
+    SSM_TRY(m2_read(m, name, 1, shape, &b, &n));
+    ssm_status st = ssm_mamba2_stack_set_norm(m->m2, layer, b, n);
+    ssmi_free(b);
+    return st == SSM_ERR_ARG ? SSM_FAIL(SSM_ERR_FORMAT) : st;
+}
+
+/* The layers of a Mamba-2 checkpoint into an ssm_mamba2_stack (ssm/mamba2.h),
+ * every tensor's shape fixed by the config (modules/mamba2.py):
+ * in_proj [2Di + 2GN + H][Dm], conv1d [Di + 2GN][1][K], dt_bias, A_log
+ * [H], D [H] or [Di], norm [Di], out_proj [Dm][Di]. */
+static ssm_status load_mamba2(ssm_model *m)
+{
+    const ssmi_model_cfg *c = &m->cfg;
+    const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
+                  k = c->d_conv, h = c->nheads, g = c->ngroups;
+    int64_t gn, dc, dp, t;
+    if (!ssmi_mul_ok(g, n, &gn) || gn > INT32_MAX / 4 ||
+        (dc = di + 2 * gn) > INT32_MAX || (dp = 2 * di + 2 * gn + h) > INT32_MAX ||
+        !ssmi_mul_ok(dp, dm, &t) || t > INT32_MAX ||
+        !ssmi_mul_ok(c->vocab_padded, dm, &t))
+        return SSM_FAIL(SSM_ERR_FORMAT);
+    ssm_mamba2_config mc;
+    ssm_mamba2_config_init(&mc);
+    mc.d_model = dm;
+    mc.d_state = n;
+    mc.d_conv = k;
+    mc.expand = c->expand;
+    mc.headdim = c->headdim;
+    mc.ngroups = g;
+    mc.D_per_channel = c->D_hdim;
+    mc.norm = c->norm_mode;
+    mc.dt_min = (float)c->dt_min;
+    mc.dt_max = (float)c->dt_max;
+    mc.norm_eps = (float)c->eps;
+    ssm_status st = ssm_mamba2_stack_create(&m->m2, &mc, c->n_layer, 0);
+    if (st == SSM_ERR_ARG) return SSM_FAIL(SSM_ERR_FORMAT);   /* sizes it refuses */
+    SSM_TRY(st);
+    char name[160];
+#define NM(suffix) (snprintf(name, sizeof name, "backbone.layers.%lld.%s", (long long)l, suffix), name)
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        ssm_mamba2 *blk;
+        SSM_TRY(ssm_mamba2_stack_block(m->m2, l, &blk));
+        const int64_t s_in[] = { dp, dm }, s_conv[] = { dc, 1, k }, s_dc[] = { dc },
+                      s_h[] = { h }, s_d[] = { c->D_hdim ? di : h }, s_di[] = { di },
+                      s_out[] = { dm, di };
+        SSM_TRY(m2_norm(m, l, NM("norm.weight")));
+        SSM_TRY(m2_param(m, blk, SSM_MAMBA2_IN_PROJ, NM("mixer.in_proj.weight"), 2, s_in));
+        SSM_TRY(m2_param(m, blk, SSM_MAMBA2_CONV_W, NM("mixer.conv1d.weight"), 3, s_conv));
+        if (c->conv_bias) {
+            SSM_TRY(m2_param(m, blk, SSM_MAMBA2_CONV_B, NM("mixer.conv1d.bias"), 1, s_dc));
+        } else {
+            /* No conv bias: zero the stack's initial one. */
+            float *z = ssmi_alloc((size_t)dc, sizeof(float));
+            if (!z) return SSM_FAIL(SSM_ERR_NOMEM);
+            memset(z, 0, (size_t)dc * sizeof(float));
+            st = ssm_mamba2_set_param(blk, SSM_MAMBA2_CONV_B, z, dc);
+            ssmi_free(z);
+            SSM_TRY(st);
+        }
+        SSM_TRY(m2_param(m, blk, SSM_MAMBA2_DT_BIAS, NM("mixer.dt_bias"), 1, s_h));
+        SSM_TRY(m2_param(m, blk, SSM_MAMBA2_A_LOG, NM("mixer.A_log"), 1, s_h));
+        SSM_TRY(m2_param(m, blk, SSM_MAMBA2_D, NM("mixer.D"), 1, s_d));
+        if (c->norm_mode != SSM_MAMBA2_NORM_NONE)
+            SSM_TRY(m2_param(m, blk, SSM_MAMBA2_NORM_W, NM("mixer.norm.weight"), 1, s_di));
+        SSM_TRY(m2_param(m, blk, SSM_MAMBA2_OUT_PROJ, NM("mixer.out_proj.weight"), 2, s_out));
+        for (int q = 0; q < SSM_MAMBA2_NPARAMS; q++) {
+            int64_t cnt = 0;
+            if (ssm_mamba2_param_count(blk, (ssm_mamba2_param)q, &cnt) == SSM_OK)
+                m->bytes_owned += cnt * (int64_t)sizeof(float);
+        }
+        m->bytes_owned += dm * (int64_t)sizeof(float);      /* layer norm */
+    }
+#undef NM
+    SSM_TRY(m2_norm(m, c->n_layer, "backbone.norm_f.weight"));
+    m->bytes_owned += dm * (int64_t)sizeof(float);
+    return SSM_OK;
+}
+
 static ssm_status open_weights(ssm_model *m, const char *dir)
 {
     static const char *const names[] = {
@@ -236,7 +354,7 @@ static ssm_status load(ssm_model *m, const char *dir)
     free(json);
     if (st != SSM_OK) return st;
     SSM_TRY(open_weights(m, dir));
-    SSM_TRY(resolve_sizes(m));
+    if (m->cfg.kind == 1) SSM_TRY(resolve_sizes(m));
 
     const ssmi_model_cfg *c = &m->cfg;
     const int64_t emb_shape[] = { c->vocab_padded, c->d_model };
@@ -251,10 +369,23 @@ static ssm_status load(ssm_model *m, const char *dir)
      * drops shared tensors) and otherwise hold the same values. */
     SSM_TRY(tensor(m, "lm_head.weight", c->tied, 2, emb_shape, &m->head));
     if (!m->head) m->head = m->emb;
-    SSM_TRY(tensor(m, "backbone.norm_f.weight", 0, 1, dm_shape, &m->normf_w));
+    if (c->kind == 2) {
+        SSM_TRY(load_mamba2(m));
+    } else {
+        SSM_TRY(tensor(m, "backbone.norm_f.weight", 0, 1, dm_shape, &m->normf_w));
+    }
     if (!c->rms_norm)
         SSM_TRY(tensor(m, "backbone.norm_f.bias", 0, 1, dm_shape, &m->normf_b));
 
+    if (c->kind == 2) {
+        /* A layer beyond n_layer: the config and the file disagree. */
+        char nm[96];
+        ssm_tensor_info inf;
+        snprintf(nm, sizeof nm, "backbone.layers.%lld.mixer.A_log", (long long)c->n_layer);
+        if (ssm_tensor_file_find(m->file, nm, &inf) == SSM_OK)
+            return SSM_FAIL(SSM_ERR_FORMAT);
+        return SSM_OK;
+    }
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) return SSM_FAIL(SSM_ERR_NOMEM);
     for (int64_t l = 0; l < c->n_layer; l++)
@@ -290,6 +421,7 @@ void ssm_model_destroy(ssm_model *m)
     for (int64_t i = 0; i < m->n_owned; i++) ssmi_free(m->owned[i]);
     free(m->owned);
     free(m->layers);
+    ssm_mamba2_stack_destroy(m->m2);
     ssm_tensor_file_close(m->file);
     free(m);
 }
@@ -320,6 +452,9 @@ void ssmi_model_state_dims(const ssm_model *m, ssmi_state_dims *d)
     d->d_state = c->d_state;
     d->d_conv = c->d_conv;
     d->dt_rank = c->dt_rank;
+    d->kind = c->kind;
+    d->nheads = c->kind == 2 ? c->nheads : 0;
+    d->ngroups = c->kind == 2 ? c->ngroups : 0;
 }
 
 ssm_status ssm_model_get_info(const ssm_model *m, ssm_model_info *info)

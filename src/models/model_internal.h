@@ -14,6 +14,13 @@ typedef struct ssmi_model_cfg {
     int64_t d_state, d_conv, d_inner, dt_rank, expand;   /* 0: from shapes */
     double  eps;
     int     rms_norm, tied, bias, conv_bias;
+    /* Mamba-2 (kind 2; kind 1 is Mamba-1): heads of headdim channels,
+     * ngroups B/C groups, D per channel, gated-norm mode (ssm_mamba2_norm),
+     * dt limit after softplus (dt_max 0: none). */
+    int     kind;
+    int64_t headdim, ngroups, nheads;
+    int     D_hdim, norm_mode;
+    double  dt_min, dt_max;
 } ssmi_model_cfg;
 
 /* Largest config.json read (a config is a few hundred bytes). */
@@ -44,7 +51,8 @@ struct ssm_model {
     const float *emb;                  /* [Vp][Dm] */
     const float *head;                 /* [Vp][Dm] (emb when tied) */
     const float *normf_w, *normf_b;
-    ssmi_layer *layers;
+    ssmi_layer *layers;                /* Mamba-1 */
+    struct ssm_mamba2_stack *m2;       /* Mamba-2: layers, their norms, norm_f */
     void **owned;                      /* converted buffers, freed at destroy */
     int64_t n_owned, cap_owned;
     int64_t bytes_mapped, bytes_owned;
@@ -53,6 +61,7 @@ struct ssm_model {
 /* Sizes that decide whether a state fits a model. */
 typedef struct ssmi_state_dims {
     int64_t n_layer, d_model, d_inner, d_state, d_conv, dt_rank;
+    int64_t kind, nheads, ngroups;     /* kind 2: Mamba-2 */
 } ssmi_state_dims;
 
 struct ssm_model_state {
@@ -64,6 +73,9 @@ struct ssm_model_state {
     /* step workspace, [maxB] rows each */
     float *res, *nrm, *x, *z, *u, *dtl, *bm, *cm, *delta, *y, *out;
     int64_t *slot_tmp;  /* [maxB] */
+    /* Mamba-2: one stack state per slot (max batch 1 each), so that any
+     * set of slots runs without moving states. */
+    struct ssm_mamba2_stack_state **m2;
 };
 
 /* ssm_model_state_save size of one slot; -1 on overflow. */

@@ -246,6 +246,16 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
                   k = c->d_conv, r = c->dt_rank, V = c->vocab;
     for (int64_t t = 0; t < L; t++)
         memcpy(w->res + t * dm, m->emb + (int64_t)tok[t] * dm, (size_t)dm * sizeof(float));
+    if (c->kind == 2) {
+        /* Mamba-2: the stack runs every layer and the final norm, carrying
+         * the slot's state (ssm/mamba2.h). */
+        SSM_TRY(ssm_mamba2_stack_forward(m->m2, s->m2[slot], 1, L, w->res, w->nrm));
+        if (lg) {
+            if (all) mm_xwt(L, V, dm, w->nrm, dm, m->head, dm, lg, V);
+            else mm_xwt(1, V, dm, w->nrm + (L - 1) * dm, dm, m->head, dm, lg, V);
+        }
+        return SSM_OK;
+    }
     for (int64_t l = 0; l < c->n_layer; l++) {
         const ssmi_layer *Lw = &m->layers[l];
         norm_rows(c, L, w->res, w->nrm, Lw->norm_w, Lw->norm_b);
@@ -331,6 +341,15 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
                   k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
     for (int64_t i = 0; i < nb; i++)
         memcpy(s->res + i * dm, m->emb + (int64_t)tok[i] * dm, (size_t)dm * sizeof(float));
+    if (c->kind == 2) {
+        /* Mamba-2: one slot at a time through the stack's step (no
+         * allocation), the head over all rows at once. */
+        for (int64_t i = 0; i < nb; i++)
+            SSM_TRY(ssm_mamba2_stack_step(m->m2, s->m2[slots ? slots[i] : i], 1,
+                                          s->res + i * dm, s->nrm + i * dm));
+        if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, dm, lg, V);
+        return SSM_OK;
+    }
     for (int64_t l = 0; l < c->n_layer; l++) {
         const ssmi_layer *Lw = &m->layers[l];
         norm_rows(c, nb, s->res, s->nrm, Lw->norm_w, Lw->norm_b);

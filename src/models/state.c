@@ -13,12 +13,26 @@
 #define STATE_MAGIC "SSMSTATE"
 #define STATE_VERSION 1u
 #define STATE_KIND_MAMBA1 1u
+#define STATE_KIND_MAMBA2 2u
 #define STATE_HEADER (8 + 4 + 4 + 6 * 8)
 
 /* Floats of one slot: per layer conv [Di][K-1] and h [Di][N]. */
 static int64_t slot_floats(const ssmi_state_dims *d, int64_t *conv, int64_t *h)
 {
     int64_t c, hh, per, tot;
+    if (d->kind == 2) {
+        /* Mamba-2, per layer (ssm/mamba2.h): conv [Dc][K] with Dc = Di +
+         * 2 G N, ssm [H][P][N] = [Di][N]. */
+        int64_t gn, dc;
+        if (!ssmi_mul_ok(d->ngroups, d->d_state, &gn) || gn > INT32_MAX ||
+            (dc = d->d_inner + 2 * gn) < 0 || !ssmi_mul_ok(dc, d->d_conv, &c) ||
+            !ssmi_mul_ok(d->d_inner, d->d_state, &hh) ||
+            __builtin_add_overflow(c, hh, &per) || !ssmi_mul_ok(per, d->n_layer, &tot))
+            return -1;
+        if (conv) *conv = c;
+        if (h) *h = hh;
+        return tot;
+    }
     if (!ssmi_mul_ok(d->d_inner, ssmi_kc(d), &c) ||
         !ssmi_mul_ok(d->d_inner, d->d_state, &hh) ||
         __builtin_add_overflow(c, hh, &per) ||
@@ -40,6 +54,40 @@ int64_t ssmi_state_bytes(const ssmi_state_dims *d)
 #define conv_at ssmi_conv_at
 #define h_at ssmi_h_at
 
+/* Mamba-2: one stack state per slot, plus the rows of the step's
+ * embedding input and normed output ([maxB][Dm] each). */
+static ssm_status create_m2(ssm_model_state **state, const ssm_model *model,
+                            int64_t max_batch, const ssmi_state_dims *d)
+{
+    int64_t rows_dm, nptr;
+    if (!ssmi_sizes_ok(&rows_dm, sizeof(float), 2, max_batch, d->d_model) ||
+        !ssmi_sizes_ok(&nptr, sizeof(void *), 1, max_batch) ||
+        max_batch > INT32_MAX || slot_floats(d, NULL, NULL) < 0)
+        return SSM_FAIL(SSM_ERR_ARG);
+    ssm_model_state *s = calloc(1, sizeof *s);
+    if (!s) return SSM_FAIL(SSM_ERR_NOMEM);
+    s->dims = *d;
+    s->max_batch = max_batch;
+    s->ntok = calloc((size_t)max_batch, sizeof *s->ntok);
+    s->slot_tmp = calloc((size_t)max_batch, sizeof *s->slot_tmp);
+    s->m2 = calloc((size_t)max_batch, sizeof *s->m2);
+    s->res = ssmi_alloc((size_t)rows_dm, sizeof(float));
+    s->nrm = ssmi_alloc((size_t)rows_dm, sizeof(float));
+    if (!s->ntok || !s->slot_tmp || !s->m2 || !s->res || !s->nrm) {
+        ssm_model_state_destroy(s);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+    for (int64_t b = 0; b < max_batch; b++) {
+        ssm_status st = ssm_mamba2_stack_state_create(&s->m2[b], model->m2, 1);
+        if (st != SSM_OK) {
+            ssm_model_state_destroy(s);
+            return st == SSM_ERR_NOMEM ? SSM_FAIL(SSM_ERR_NOMEM) : SSM_FAIL(SSM_ERR_ARG);
+        }
+    }
+    *state = s;
+    return SSM_OK;
+}
+
 ssm_status ssm_model_state_create(ssm_model_state **state,
                                   const ssm_model *model, int64_t max_batch)
 {
@@ -48,6 +96,7 @@ ssm_status ssm_model_state_create(ssm_model_state **state,
     if (!model || max_batch < 1) return SSM_FAIL(SSM_ERR_ARG);
     ssmi_state_dims d;
     ssmi_model_state_dims(model, &d);
+    if (d.kind == 2) return create_m2(state, model, max_batch, &d);
     int64_t nconv, nh, rows_dm, rows_di, rows_r, rows_n;
     /* Padded by one float so that K = 1 (no conv state) still allocates. */
     if (!ssmi_sizes_ok(&nconv, sizeof(float), 4, d.n_layer, max_batch, d.d_inner,
@@ -93,6 +142,10 @@ ssm_status ssm_model_state_create(ssm_model_state **state,
 void ssm_model_state_destroy(ssm_model_state *s)
 {
     if (!s) return;
+    if (s->m2) {
+        for (int64_t b = 0; b < s->max_batch; b++) ssm_mamba2_stack_state_destroy(s->m2[b]);
+        free(s->m2);
+    }
     ssmi_free(s->conv); ssmi_free(s->h);
     free(s->ntok); free(s->slot_tmp);
     ssmi_free(s->res); ssmi_free(s->nrm); ssmi_free(s->out);
@@ -104,6 +157,11 @@ void ssm_model_state_destroy(ssm_model_state *s)
 static void reset_slot(ssm_model_state *s, int64_t slot)
 {
     const ssmi_state_dims *d = &s->dims;
+    if (d->kind == 2) {
+        (void)ssm_mamba2_stack_state_reset(s->m2[slot]);
+        s->ntok[slot] = 0;
+        return;
+    }
     for (int64_t l = 0; l < d->n_layer; l++) {
         memset(conv_at(s, l, slot), 0, (size_t)(d->d_inner * ssmi_kc(d)) * sizeof(float));
         memset(h_at(s, l, slot), 0, (size_t)(d->d_inner * d->d_state) * sizeof(float));
@@ -134,6 +192,41 @@ ssm_status ssm_model_state_tokens(const ssm_model_state *s, int64_t slot,
     return SSM_OK;
 }
 
+/* Mamba-2 slot state to / from buf, laid out as the save format: per
+ * layer conv [Dc][K] then ssm [H][P][N]. */
+static ssm_status m2_get(const ssm_model_state *s, int64_t slot, float *buf)
+{
+    int64_t nc, nh;
+    slot_floats(&s->dims, &nc, &nh);
+    for (int64_t l = 0; l < s->dims.n_layer; l++) {
+        ssm_mamba2_state *ls;
+        SSM_TRY(ssm_mamba2_stack_state_layer(s->m2[slot], l, &ls));
+        SSM_TRY(ssm_mamba2_state_get(ls, 1, buf, buf + nc));
+        buf += nc + nh;
+    }
+    return SSM_OK;
+}
+
+/* All layers' values are checked (finite) before any layer changes. */
+static ssm_status m2_set(ssm_model_state *s, int64_t slot, const float *buf)
+{
+    int64_t nc, nh, tot = slot_floats(&s->dims, &nc, &nh);
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < tot; i++) {
+        uint32_t u;
+        memcpy(&u, &buf[i], 4);
+        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+    }
+    if (bad) return SSM_FAIL(SSM_ERR_FORMAT);
+    for (int64_t l = 0; l < s->dims.n_layer; l++) {
+        ssm_mamba2_state *ls;
+        SSM_TRY(ssm_mamba2_stack_state_layer(s->m2[slot], l, &ls));
+        SSM_TRY(ssm_mamba2_state_set(ls, 1, buf, buf + nc));
+        buf += nc + nh;
+    }
+    return SSM_OK;
+}
+
 ssm_status ssm_model_state_copy(ssm_model_state *dst, int64_t dst_slot,
                                 const ssm_model_state *src, int64_t src_slot)
 {
@@ -143,6 +236,18 @@ ssm_status ssm_model_state_copy(ssm_model_state *dst, int64_t dst_slot,
         return SSM_FAIL(SSM_ERR_ARG);
     if (dst == src && dst_slot == src_slot) return SSM_OK;
     const ssmi_state_dims *d = &dst->dims;
+    if (d->kind == 2) {
+        /* Through a buffer of one slot (the Mamba-2 state's get/set). */
+        int64_t tot = slot_floats(d, NULL, NULL);
+        float *buf = ssmi_alloc((size_t)(tot > 0 ? tot : 1), sizeof(float));
+        if (!buf) return SSM_FAIL(SSM_ERR_NOMEM);
+        ssm_status st = m2_get(src, src_slot, buf);
+        if (st == SSM_OK) st = m2_set(dst, dst_slot, buf);
+        ssmi_free(buf);
+        SSM_TRY(st);
+        dst->ntok[dst_slot] = src->ntok[src_slot];
+        return SSM_OK;
+    }
     for (int64_t l = 0; l < d->n_layer; l++) {
         memcpy(conv_at(dst, l, dst_slot), conv_at(src, l, src_slot),
                (size_t)(d->d_inner * ssmi_kc(d)) * sizeof(float));
@@ -210,7 +315,7 @@ static void header(const ssm_model_state *s, int64_t slot, unsigned char *p)
     const ssmi_state_dims *d = &s->dims;
     memcpy(p, STATE_MAGIC, 8);
     put_u32(p + 8, STATE_VERSION);
-    put_u32(p + 12, STATE_KIND_MAMBA1);
+    put_u32(p + 12, d->kind == 2 ? STATE_KIND_MAMBA2 : STATE_KIND_MAMBA1);
     put_u64(p + 16, (uint64_t)d->n_layer);
     put_u64(p + 24, (uint64_t)d->d_model);
     put_u64(p + 32, (uint64_t)d->d_inner);
@@ -241,6 +346,19 @@ ssm_status ssm_model_state_save(const ssm_model_state *s, int64_t slot,
     }
     unsigned char *p = buf, *q = p + STATE_HEADER;
     header(s, slot, p);
+    if (d->kind == 2) {
+        int64_t tot = slot_floats(d, NULL, NULL);
+        float *tmp = ssmi_alloc((size_t)(tot > 0 ? tot : 1), sizeof(float));
+        if (!tmp) return SSM_FAIL(SSM_ERR_NOMEM);
+        ssm_status st = m2_get(s, slot, tmp);
+        if (st == SSM_OK) {
+            put_floats(q, tmp, tot);
+            q += 4 * tot;
+            put_u64(q, fnv1a(FNV_OFFSET, p, q - p));
+        }
+        ssmi_free(tmp);
+        return st;
+    }
     int64_t nc = d->d_inner * ssmi_kc(d), nh = d->d_inner * d->d_state;
     for (int64_t l = 0; l < d->n_layer; l++) {
         put_floats(q, conv_at(s, l, slot), nc);
@@ -262,7 +380,7 @@ ssm_status ssm_model_state_restore(ssm_model_state *s, int64_t slot,
     const unsigned char *p = buf;
     int64_t size = ssmi_state_bytes(d);
     if (nbytes < STATE_HEADER + 8 || memcmp(p, STATE_MAGIC, 8) ||
-        get_u32(p + 8) != STATE_VERSION || get_u32(p + 12) != STATE_KIND_MAMBA1 ||
+        get_u32(p + 8) != STATE_VERSION || get_u32(p + 12) != (d->kind == 2 ? STATE_KIND_MAMBA2 : STATE_KIND_MAMBA1) ||
         get_u64(p + 16) != (uint64_t)d->n_layer || get_u64(p + 24) != (uint64_t)d->d_model ||
         get_u64(p + 32) != (uint64_t)d->d_inner || get_u64(p + 40) != (uint64_t)d->d_state ||
         get_u64(p + 48) != (uint64_t)d->d_conv || get_u64(p + 56) > (uint64_t)INT64_MAX ||
@@ -277,6 +395,12 @@ ssm_status ssm_model_state_restore(ssm_model_state *s, int64_t slot,
     if (!get_floats(p + STATE_HEADER, tmp, tot)) {
         ssmi_free(tmp);
         return SSM_FAIL(SSM_ERR_FORMAT);
+    }
+    if (d->kind == 2) {
+        ssm_status st = m2_set(s, slot, tmp);
+        if (st == SSM_OK) s->ntok[slot] = (int64_t)get_u64(p + 56);
+        ssmi_free(tmp);
+        return st;
     }
     const float *t = tmp;
     for (int64_t l = 0; l < d->n_layer; l++) {

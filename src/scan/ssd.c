@@ -375,17 +375,28 @@ static ssm_status run_recurrent(const ssm_ssd_args *a, const ssd_kern *k)
             return SSM_FAIL(SSM_ERR_NOMEM);
     }
     const int par = items > 1 && items * PN * d.L >= SSD_PAR_MIN;
-    #pragma omp parallel for num_threads(nt) schedule(static) if (par)
-    for (int64_t it = 0; it < items; it++) {
-        const int64_t b = it / d.H, h = it % d.H;
-        float *S = a->h_last ? a->h_last + it * PN
-                             : scratch + (int64_t)thread_num() * pad16(PN);
-        if (!a->h0)
-            memset(S, 0, (size_t)PN * sizeof(float));
-        else if (a->h0 + it * PN != S)
-            memcpy(S, a->h0 + it * PN, (size_t)PN * sizeof(float));
-        rec_item(a, k, b, h, S);
+    /* A parallel region only when it pays, and not through an `if`
+     * clause: libgomp allocates a team for every region it enters, even
+     * one the clause makes serial, and the step must not allocate. */
+#define REC_BODY(it) do {                                                    \
+        const int64_t b_ = (it) / d.H, h_ = (it) % d.H;                        \
+        float *S = a->h_last ? a->h_last + (it) * PN                           \
+                             : scratch + (int64_t)thread_num() * pad16(PN);    \
+        if (!a->h0)                                                            \
+            memset(S, 0, (size_t)PN * sizeof(float));                          \
+        else if (a->h0 + (it) * PN != S)                                       \
+            memcpy(S, a->h0 + (it) * PN, (size_t)PN * sizeof(float));          \
+        rec_item(a, k, b_, h_, S);                                             \
+    } while (0)
+    if (par) {
+        #pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t it = 0; it < items; it++)
+            REC_BODY(it);
+    } else {
+        for (int64_t it = 0; it < items; it++)
+            REC_BODY(it);
     }
+#undef REC_BODY
     ssmi_free(scratch);
     return SSM_OK;
 }
