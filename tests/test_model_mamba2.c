@@ -349,6 +349,7 @@ static const bad_case bad_cases[] = {
     { "HF eps 1e-6",          1, "1e-05", "1e-06", NULL, NULL, 0, 0 },
     { "HF intermediate_size", 1, NULL, NULL, ", \"intermediate_size\": 48", NULL, 0, 0 },
     { "HF time_step_limit",   1, NULL, NULL, ", \"time_step_limit\": [0.5]", NULL, 0, 0 },
+    { "HF time_step_limit NaN", 1, NULL, NULL, ", \"time_step_limit\": [0.0, NaN]", NULL, 0, 0 },
     { "HF untied, no head",   1, "\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false", NULL, NULL, 0, 0 },
 };
 #define NBAD ((int)(sizeof bad_cases / sizeof bad_cases[0]))
@@ -397,6 +398,51 @@ START_TEST(test_bad_configs)
 }
 END_TEST
 
+
+/* Python's json.dump writes float('inf') as the bare word Infinity, as in
+ * Hugging Face Mamba-2 configs ("time_step_limit": [0.0, Infinity]): that
+ * config must load and give the bytes of the same model with no limit, and
+ * the word inside a string must stay a string. */
+START_TEST(test_infinity_limit)
+{
+    float lg[2][64];
+    const char *extra[2] = { ", \"_name_or_path\": \"Infinity\"",
+                             ", \"time_step_limit\": [0.0, Infinity], \"_name_or_path\": \"Infinity\"" };
+    for (int k = 0; k < 2; k++) {
+        tiny2_model m;
+        char dir[64], cfg[4096], p[600];
+        tiny2_make(&m, 3100, 2, 1, 1, 0, SSM_MAMBA2_NORM_GATED, 0, 0, 1);
+        make_dir(dir, sizeof dir);
+        tiny2_config(&m, 1, cfg, sizeof cfg, extra[k], "");
+        ck_assert_int_eq(tiny_write_text(dir, "config.json", cfg), 0);
+        static tiny_list t;
+        tiny2_tensors(&m, SSM_DTYPE_F32, 1, !m.tied, &t);
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        ck_assert_int_eq(ssm_safetensors_write(p, t.n, t.d, 0, NULL, NULL), SSM_OK);
+        tiny_list_free(&t);
+        ssm_model *model = NULL;
+        ssm_status st = ssm_model_load(&model, dir);
+        ck_assert_msg(st == SSM_OK, "config %d: %s", k, ssm_status_string(st));
+        int64_t V = 0;
+        ck_assert_int_eq(ssm_model_dims(model, NULL, NULL, &V), SSM_OK);
+        ck_assert(V <= 64);
+        ssm_model_state *ms = NULL;
+        ck_assert_int_eq(ssm_model_state_create(&ms, model, 1), SSM_OK);
+        const int32_t toks[5] = { 1, 2, 3, 4, 5 };
+        ck_assert_int_eq(ssm_model_forward(model, ms, 1, 5, toks, lg[k]), SSM_OK);
+        ssm_model_state_destroy(ms);
+        ssm_model_destroy(model);
+        tiny2_free(&m);
+        rm_tree(dir);
+        if (k == 1) {
+            int64_t vv = V;
+            ck_assert_msg(memcmp(lg[0], lg[1], (size_t)vv * sizeof(float)) == 0,
+                          "time_step_limit [0, Infinity] changed the logits");
+        }
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("model_mamba2");
@@ -407,6 +453,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_slots_and_state);
     tcase_add_test(tc, test_long_prompt);
     tcase_add_loop_test(tc, test_bad_configs, 0, NBAD);
+    tcase_add_test(tc, test_infinity_limit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -275,12 +275,33 @@ ssm_status ssmi_model_config_parse(const char *json, size_t n,
     memset(cfg, 0, sizeof *cfg);
     if (n == 0 || n > SSMI_CONFIG_MAX) return SSM_FAIL(SSM_ERR_FORMAT);
     const char *end = NULL;
+    /* Python's json.dump writes float('inf') as the bare word Infinity
+     * (Hugging Face Mamba-2 configs: "time_step_limit": [0.0, Infinity]),
+     * which is not JSON and which cJSON refuses.  Outside strings it is
+     * rewritten, in a copy and in place, as 1e999 (which strtod reads as
+     * +inf) padded to the same length; NaN stays an error. */
+    char *txt = ssmi_alloc(n, 1);
+    if (!txt) return SSM_FAIL(SSM_ERR_NOMEM);
+    memcpy(txt, json, n);
+    for (size_t i = 0, in_str = 0; i < n; i++) {
+        if (in_str) {
+            if (txt[i] == '\\') i++;
+            else if (txt[i] == '"') in_str = 0;
+        } else if (txt[i] == '"') {
+            in_str = 1;
+        } else if (txt[i] == 'I' && n - i >= 8 && !memcmp(txt + i, "Infinity", 8)) {
+            memcpy(txt + i, "1e999   ", 8);
+            i += 7;
+        }
+    }
     /* Through src/io's lock: cJSON writes a static error position on
      * every parse, so concurrent loads would race inside cJSON. */
-    cJSON *root = ssmi_json_parse(json, n, &end);
+    cJSON *root = ssmi_json_parse(txt, n, &end);
+    json = txt;   /* end points into the copy */
     if (!root) {
         /* cJSON returns NULL both for bad JSON and for a failed malloc;
          * malformed input is by far the likelier: FORMAT. */
+        ssmi_free(txt);
         return SSM_FAIL(SSM_ERR_FORMAT);
     }
     int ok = cJSON_IsObject(root) && keys_unique(root);
@@ -301,6 +322,7 @@ ssm_status ssmi_model_config_parse(const char *json, size_t n,
             ok = 0;
     }
     cJSON_Delete(root);
+    ssmi_free(txt);
     if (!ok) return SSM_FAIL(SSM_ERR_FORMAT);
     if (cfg->kind == 0) cfg->kind = 1;
     if (cfg->kind == 2) {
