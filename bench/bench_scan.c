@@ -1,22 +1,14 @@
 /*
- * bench_scan.c -- `ssm_bench scan`: the selective scan (Mamba S6) against the
- * plain scalar loop of API.md's recurrence (float, libm expf, no fast-math,
- * one thread, Mamba's [B][G][N][L] layout), both in this process.
- *
- * For each shape: median time at 1 and 2 threads, state updates per second
- * (batch*dim*len*dstate / s), bytes of input and output per second, the
- * speedup over the plain loop and from 1 to 2 threads.  All options on, as in
- * a Mamba layer: D, z, delta_bias, softplus.
- *
- * The plain loop is slow on the big shapes, so it is timed on a subset of the
- * channels and scaled (said in the output).  For the shapes that take the
- * time-chunked path, the 1-to-2-thread ratio is also given against the
- * sequential path's 1-thread rate, measured on an equal-work proxy of 16
- * batch rows of one channel (batch*dim > 8 takes the sequential path, one
- * channel per work unit as on the shape itself).  The proxy is optimistic
- * for the sequential path: its rows of B and C are 16x shorter, so their
- * strided tile reads alias less in the caches than len = 2^22 rows do (the
- * public API has no switch to force a path on the shape itself).
+ * bench_scan.c -- `ssm_bench scan [i]`: the selective scan (Mamba S6) on the
+ * shapes of issue 13's targets, all options on as in a Mamba layer (D, z,
+ * delta_bias, softplus).  In one process, with interleaved repeats: each ISA
+ * of the library (white-box ssmi_selective_scan_ex) at 1 and 2 threads, the
+ * "best simple alternative" (a token-major plain loop built with -ffast-math,
+ * bench_scan_plain.c) and the exp floor (one of the scan's inline exps per
+ * state update).  Prints medians of wall and process CPU time, and each
+ * target's ratio against its bound.  Validates first: the library and the
+ * baseline against the scalar libm loop below (API.md's recurrence, Mamba's
+ * [B][G][N][L] layout) on a few channels.  docs/scan-speed.md explains.
  */
 #include <math.h>
 #include <ssm.h>
