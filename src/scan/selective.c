@@ -921,12 +921,16 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
 {
     const int64_t N = a->dstate, L = a->len, Ns = N / SPLIT_S;
     const int64_t T = SPLIT_T < L ? SPLIT_T : L;
-    const int64_t per = 2 * pad16(T * Ns) + 2 * pad16(T) + pad16(Ns);
+    /* Per half: Bt, Ct [T][Ns], dt [T], ys [2][T] (double-buffered by tile
+     * parity, so the sums of tile i may still be read while tile i+1 is
+     * scanned: one barrier per tile instead of two), hs [Ns]. */
+    const int64_t per = 2 * pad16(T * Ns) + 3 * pad16(T) + pad16(Ns);
+    const int64_t hoff = 2 * pad16(T * Ns) + 3 * pad16(T);
     float *buf = ssmi_alloc((size_t)(SPLIT_S * per), sizeof(float));
     if (!buf)
         return SSM_FAIL(SSM_ERR_NOMEM);
     for (int s = 0; s < SPLIT_S; s++) {
-        float *hs = buf + s * per + 2 * pad16(T * Ns) + 2 * pad16(T);
+        float *hs = buf + s * per + hoff;
         if (a->h0)
             memcpy(hs, a->h0 + s * Ns, (size_t)Ns * sizeof(float));
         else
@@ -941,18 +945,20 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
         for (int s = 0; s < SPLIT_S; s++) {
             float *w = buf + s * per;
             float *Bt = w, *Ct = Bt + pad16(T * Ns), *dtb = Ct + pad16(T * Ns);
-            float *ys = dtb + pad16(T), *hs = ys + pad16(T);
+            float *ys = dtb + pad16(T) + (t0 / T % 2) * pad16(T), *hs = w + hoff;
             k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
             k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
             k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
             k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, ys, NULL);
         }
         /* Implicit barrier: both halves of this tile are done.  Sum them and
-         * apply D and z, in two parallel halves of the tile (elementwise). */
-#pragma omp for schedule(static)
+         * apply D and z, in two parallel halves of the tile (elementwise).
+         * No barrier after it: the next tile writes the other ys buffers
+         * and its own barrier comes before this tile's buffers are reused. */
+#pragma omp for schedule(static) nowait
         for (int p = 0; p < 2; p++) {
             const int64_t tb = p == 0 ? 0 : Tn / 2, te = p == 0 ? Tn / 2 : Tn;
-            const float *y0 = buf + 2 * pad16(T * Ns) + pad16(T);
+            const float *y0 = buf + 2 * pad16(T * Ns) + pad16(T) + (t0 / T % 2) * pad16(T);
             const float *y1 = y0 + per;
             for (int64_t t = tb; t < te; t++)
                 a->y[t0 + t] = y0[t] + y1[t];
@@ -963,7 +969,7 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
     }
     if (a->h_last)
         for (int s = 0; s < SPLIT_S; s++)
-            memcpy(a->h_last + s * Ns, buf + s * per + 2 * pad16(T * Ns) + 2 * pad16(T),
+            memcpy(a->h_last + s * Ns, buf + s * per + hoff,
                    (size_t)Ns * sizeof(float));
     ssmi_free(buf);
     return SSM_OK;
