@@ -1,26 +1,20 @@
 /*
- * bench_scan.c -- `ssm_bench scan`: the selective scan (Mamba S6) against the
- * plain scalar loop of API.md's recurrence (float, libm expf, no fast-math,
- * one thread, Mamba's [B][G][N][L] layout), both in this process.
- *
- * For each shape: median time at 1 and 2 threads, state updates per second
- * (batch*dim*len*dstate / s), bytes of input and output per second, the
- * speedup over the plain loop and from 1 to 2 threads.  All options on, as in
- * a Mamba layer: D, z, delta_bias, softplus.
- *
- * The plain loop is slow on the big shapes, so it is timed on a subset of the
- * channels and scaled (said in the output).  For the shapes that take the
- * time-chunked path, the 1-to-2-thread ratio is also given against the
- * sequential path's 1-thread rate, measured on an equal-work proxy of 16
- * batch rows of one channel (batch*dim > 8 takes the sequential path, one
- * channel per work unit as on the shape itself).  The proxy is optimistic
- * for the sequential path: its rows of B and C are 16x shorter, so their
- * strided tile reads alias less in the caches than len = 2^22 rows do (the
- * public API has no switch to force a path on the shape itself).
+ * bench_scan.c -- `ssm_bench scan [i]`: the selective scan (Mamba S6) on the
+ * shapes of issue 13's targets, all options on as in a Mamba layer (D, z,
+ * delta_bias, softplus).  In one process, with interleaved repeats: each ISA
+ * of the library (white-box ssmi_selective_scan_ex) at 1 and 2 threads, the
+ * "best simple alternative" (a token-major plain loop built with -ffast-math,
+ * bench_scan_plain.c) and the exp floor (one of the scan's inline exps per
+ * state update).  Prints medians of wall and process CPU time, and each
+ * target's ratio against its bound.  Validates first: the library and the
+ * baseline against the scalar libm loop below (API.md's recurrence, Mamba's
+ * [B][G][N][L] layout) on a few channels.  docs/scan-speed.md explains.
  */
 #include <math.h>
 #include <ssm.h>
 #include "bench_util.h"
+#include "bench_scan_plain.h"
+#include "scan/scan_internal.h"
 
 typedef struct scan_data {
     ssm_scan_args a;
@@ -115,94 +109,248 @@ static void plain_fn(void *c)
     plain_ctx *p = c;
     plain_loop(p->a, p->nch, p->y);
 }
-static void lib_fn(void *c)
+
+/* One timed variant: a closure, the thread count it runs at, its samples. */
+typedef struct variant {
+    const char *name;
+    void (*fn)(void *);
+    void *ctx;
+    int threads;
+    double wall[64], cpu[64];
+    double wall_med, cpu_med;
+} variant;
+
+static double cpu_now(void)
 {
-    if (ssm_selective_scan((const ssm_scan_args *)c) != SSM_OK)
-        fprintf(stderr, "scan failed\n");
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Median seconds of the library at `threads`. */
-static double time_lib(ssm_scan_args *a, int threads, int reps)
+/* Interleaved repeats: round r runs every variant once, so that load from
+ * other processes on the machine hits all of them alike; medians of the
+ * wall time and of the process CPU time (all threads) per variant. */
+static void time_interleaved(variant *v, int nv, int reps)
 {
-    bu_set_threads(threads);
-    return bu_time(lib_fn, a, reps);
+    if (reps > 64)
+        reps = 64;
+    for (int i = 0; i < nv; i++) {   /* warm-up */
+        bu_set_threads(v[i].threads);
+        v[i].fn(v[i].ctx);
+    }
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < nv; i++) {
+            bu_set_threads(v[i].threads);
+            double c0 = cpu_now(), t0 = bu_now();
+            v[i].fn(v[i].ctx);
+            v[i].wall[r] = bu_now() - t0;
+            v[i].cpu[r] = cpu_now() - c0;
+        }
+    for (int i = 0; i < nv; i++) {
+        v[i].wall_med = bu_median(v[i].wall, reps);
+        v[i].cpu_med = bu_median(v[i].cpu, reps);
+    }
+}
+
+typedef struct isa_ctx { const ssm_scan_args *a; int isa; } isa_ctx;
+static void isa_fn(void *c)
+{
+    const isa_ctx *p = c;
+    if (ssmi_selective_scan_ex(p->a, SSM_SCAN_PATH_AUTO, 0, p->isa) != SSM_OK)
+        fprintf(stderr, "scan failed\n");
+}
+static void fast_fn(void *c) { (void)bsp_plain((const bsp_args *)c); }
+
+/* The exp floor: `n` exps of the scan's own inline polynomial (vector body
+ * of the best ISA) over an L1-resident buffer, one per state update. */
+typedef struct floor_ctx { int64_t n; float *x, *y; int isa; } floor_ctx;
+enum { FLOOR_BUF = 4096 };
+static void floor_fn(void *c)
+{
+    const floor_ctx *f = c;
+    int64_t done = 0;
+#pragma omp parallel reduction(+ : done)
+    {
+        /* Each thread its share, in its own half of the buffers. */
+#ifdef _OPENMP
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+        const int nt = 1, id = 0;
+#endif
+        float *x = f->x + (int64_t)id * FLOOR_BUF, *y = f->y + (int64_t)id * FLOOR_BUF;
+        const int64_t share = f->n / nt;
+        for (int64_t k = 0; k < share; k += FLOOR_BUF)
+            (void)ssmi_scan_vexpf(f->isa, x, y, FLOOR_BUF);
+        done += share;
+    }
+    (void)done;
+}
+
+static const char *isa_name(int isa)
+{
+    return isa == SSM_SCAN_ISA_AVX512 ? "avx512" : isa == SSM_SCAN_ISA_AVX2 ? "avx2" : "generic";
 }
 
 int bench_scan(int argc, char **argv)
 {
-    /* `ssm_bench scan [i]`: only shape i (0-3). */
+    /* `ssm_bench scan [i]`: only shape i (0-2).  The shapes of issue 13's
+     * targets: two multi-channel ones (target 1) and one long channel
+     * (target 3). */
     const int only = argc > 1 ? atoi(argv[1]) : -1;
     const int64_t shapes[][4] = {
-        { 1, 1536, 16, 2048 }, { 8, 1536, 16, 2048 },
-        { 1, 64, 16, 1 << 20 }, { 1, 1, 16, 1 << 22 },
+        { 1, 1536, 16, 2048 }, { 1, 64, 16, 1 << 18 }, { 1, 1, 16, 1 << 22 },
     };
     const int maxt = bu_max_threads() < 2 ? bu_max_threads() : 2;
-    printf("\nselective scan (softplus, bias, D, z on; ngroups 1); plain = scalar C loop, 1 thread\n");
-    printf("%-22s %3s %10s %9s %8s %8s %8s\n", "batch,dim,N,len", "thr", "median ms",
-           "Gupd/s", "GB/s", "x plain", "x 1thr");
+    const int best = ssmi_scan_best_isa();
+    printf("\nselective scan (softplus, bias, D, z on; ngroups 1); dispatched ISA: %s\n",
+           isa_name(best));
+    printf("baseline 'fastmath' = plain token-major C loop (B, C pre-transposed, not timed),\n"
+           "  -O3 -ffast-math, libmvec expf, OpenMP over channels (bench/bench_scan_plain.c)\n"
+           "exp floor = one of the scan's inline polynomial exps per update (L1 buffer)\n"
+           "medians of interleaved repeats; cpu = process CPU time (all threads);\n"
+           "generic* = the portable kernel, one run\n");
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         if (only >= 0 && (size_t)only != si)
             continue;
         const int64_t Bn = shapes[si][0], dim = shapes[si][1], N = shapes[si][2], L = shapes[si][3];
-        scan_data sd;
-        if (data_make(&sd, Bn, dim, N, L) != 0) {
-            printf("(%lld,%lld,%lld,%lld): out of memory, skipped\n", (long long)Bn,
-                   (long long)dim, (long long)N, (long long)L);
-            continue;
-        }
-        const double upd = (double)Bn * dim * L * N;
-        const double bytes = 4.0 * ((double)Bn * dim * L * 4 + 2.0 * Bn * N * L);
-        /* Validate first: the library against the plain loop on a few channels. */
-        const int64_t nsub = dim < 4 ? dim : 4;
-        float *yp = malloc((size_t)(Bn * dim * L) * sizeof(float));
-        if (!yp) { free(sd.buf); continue; }
-        bu_set_threads(maxt);
-        lib_fn(&sd.a);
-        plain_loop(&sd.a, nsub, yp);
-        double num = 0, den = 0;
-        for (int64_t b = 0; b < Bn; b++)
-            for (int64_t i = 0; i < nsub * L; i++) {
-                double dd = (double)sd.a.y[b * dim * L + i] - yp[b * dim * L + i];
-                num += dd * dd;
-                den += (double)yp[b * dim * L + i] * yp[b * dim * L + i];
-            }
-        /* Plain loop: all channels if < ~1.5e8 updates, else a subset, scaled. */
-        int64_t nch = dim;
-        while (nch > 1 && (double)Bn * nch * L * N > 1.5e8)
-            nch /= 2;
-        plain_ctx pc = { &sd.a, nch, yp };
-        const double tp = bu_time(plain_fn, &pc, bu_repeats(3)) * (double)dim / (double)nch;
-        const int reps = bu_repeats(upd > 5e8 ? 5 : 11);
-        double t1 = time_lib(&sd.a, 1, reps);
-        double t2 = maxt >= 2 ? time_lib(&sd.a, 2, reps) : t1;
         char name[64];
         snprintf(name, sizeof name, "(%lld,%lld,%lld,%lld)", (long long)Bn, (long long)dim,
                  (long long)N, (long long)L);
-        printf("%-22s plain loop %.1f ms%s, %.3f Gupd/s; check vs plain: rel err %.1e\n",
-               name, 1e3 * tp, nch < dim ? " (timed on a subset of channels, scaled)" : "",
-               upd / tp * 1e-9, den > 0 ? sqrt(num / den) : sqrt(num));
-        printf("%-22s %3d %10.2f %9.3f %8.2f %8.1f %8s\n", "", 1, 1e3 * t1, upd / t1 * 1e-9,
-               bytes / t1 * 1e-9, tp / t1, "");
-        printf("%-22s %3d %10.2f %9.3f %8.2f %8.1f %8.2f\n", "", maxt, 1e3 * t2, upd / t2 * 1e-9,
-               bytes / t2 * 1e-9, tp / t2, t1 / t2);
-        if (Bn * dim <= 8) {
-            /* Same work on many channels takes the sequential path: its
-             * 1-thread rate is that path's rate on this shape. */
-            /* 16 batch rows of one channel each: batch*dim > 8 takes the
-             * sequential path, one channel per work unit as here. */
-            scan_data pr;
-            int64_t pd = 16, pl = L * Bn * dim / 16;
-            if (pl >= 1 && data_make(&pr, pd, 1, N, pl) == 0) {
-                double ts = time_lib(&pr.a, 1, reps);
-                double ts_eq = ts * upd / ((double)pd * pl * N);
-                printf("%-22s sequential path at 1 thread, equal-work proxy (16,%lld,%lld,%lld) (optimistic): "
-                       "%.2f ms, %.3f Gupd/s; 2 threads vs the faster 1-thread path: %.2fx\n",
-                       "", (long long)1, (long long)N, (long long)pl, 1e3 * ts_eq,
-                       upd / ts_eq * 1e-9, (ts_eq < t1 ? ts_eq : t1) / t2);
-                free(pr.buf);
-            }
+        scan_data sd;
+        if (data_make(&sd, Bn, dim, N, L) != 0) {
+            printf("%s: out of memory, skipped\n", name);
+            continue;
         }
-        free(yp);
+        const double upd = (double)Bn * dim * L * N;
+        const int64_t nx = Bn * dim * L, nb = Bn * N * L;
+        float *yp = malloc((size_t)nx * sizeof(float));
+        float *yf = malloc((size_t)nx * sizeof(float));
+        float *Bt = malloc((size_t)nb * sizeof(float));
+        float *Ct = malloc((size_t)nb * sizeof(float));
+        float *fx = malloc(2 * FLOOR_BUF * sizeof(float));
+        float *fy = malloc(2 * FLOOR_BUF * sizeof(float));
+        if (!yp || !yf || !Bt || !Ct || !fx || !fy) {
+            printf("%s: out of memory, skipped\n", name);
+            free(yp); free(yf); free(Bt); free(Ct); free(fx); free(fy); free(sd.buf);
+            continue;
+        }
+        for (int64_t b = 0; b < Bn; b++)
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t t = 0; t < L; t++) {
+                    Bt[(b * L + t) * N + n] = sd.a.B[(b * N + n) * L + t];
+                    Ct[(b * L + t) * N + n] = sd.a.C[(b * N + n) * L + t];
+                }
+        uint64_t rs = 7;
+        for (int i = 0; i < 2 * FLOOR_BUF; i++)   /* dt*A of the data: in (-1.6, 0) */
+            fx[i] = (float)(-1.6 * bs_unif(&rs));
+        bsp_args fa = { Bn, dim, N, L, sd.a.u, sd.a.delta, sd.a.z, Bt, Ct, sd.a.A,
+                        sd.a.D, sd.a.delta_bias, yf };
+        /* Validate first: library and baseline against the scalar loop (libm
+         * expf, no fast-math) on the first few channels. */
+        const int64_t nsub = dim < 4 ? dim : 4;
+        bu_set_threads(maxt);
+        if (ssm_selective_scan(&sd.a) != SSM_OK)
+            fprintf(stderr, "scan failed\n");
+        const char *fisa = bsp_plain(&fa);
+        plain_ctx pc = { &sd.a, nsub, yp };
+        plain_fn(&pc);
+        double num = 0, numf = 0, den = 0;
+        for (int64_t b = 0; b < Bn; b++)
+            for (int64_t i = 0; i < nsub * L; i++) {
+                const int64_t k = b * dim * L + i;
+                num += ((double)sd.a.y[k] - yp[k]) * ((double)sd.a.y[k] - yp[k]);
+                numf += ((double)yf[k] - yp[k]) * ((double)yf[k] - yp[k]);
+                den += (double)yp[k] * yp[k];
+            }
+        if (den == 0)
+            den = 1;
+        printf("\n%s  %.3g updates; rel. L2 error vs scalar libm loop on %lld channel(s): "
+               "libssm %.1e, fastmath (%s) %.1e\n", name, upd, (long long)nsub,
+               sqrt(num / den), fisa, sqrt(numf / den));
+
+        /* Variants, all in one interleaved loop. */
+        variant v[16];
+        isa_ctx ic[3];
+        floor_ctx fc = { (int64_t)upd, fx, fy, best };
+        int nv = 0, nisa = 0;
+        int vi_isa[3][2] = { { 0, 0 }, { 0, 0 }, { 0, 0 } }, vi_fast[2], vi_floor[2];
+        for (int isa = SSM_SCAN_ISA_GENERIC; isa <= SSM_SCAN_ISA_AVX512; isa++) {
+            if (!ssmi_scan_isa_ok(isa))
+                continue;
+            ic[nisa].a = &sd.a;
+            ic[nisa].isa = isa;
+            /* The portable kernel (scalar fmaf, a libm call without FMA
+             * flags) is 50x slower: timed once below, not interleaved. */
+            if (isa == SSM_SCAN_ISA_GENERIC) {
+                nisa++;
+                continue;
+            }
+            for (int th = 1; th <= maxt; th++) {
+                vi_isa[isa][th - 1] = nv;
+                v[nv++] = (variant){ isa_name(isa), isa_fn, &ic[nisa], th, {0}, {0}, 0, 0 };
+            }
+            nisa++;
+        }
+        for (int th = 1; th <= maxt; th++) {
+            vi_fast[th - 1] = nv;
+            v[nv++] = (variant){ "fastmath", fast_fn, &fa, th, {0}, {0}, 0, 0 };
+            vi_floor[th - 1] = nv;
+            v[nv++] = (variant){ "exp floor", floor_fn, &fc, th, {0}, {0}, 0, 0 };
+        }
+        time_interleaved(v, nv, bu_repeats(5));
+        {   /* the portable kernel: one run, no warm-up, 1 thread */
+            bu_set_threads(1);
+            vi_isa[SSM_SCAN_ISA_GENERIC][0] = nv;
+            v[nv] = (variant){ "generic*", isa_fn, &ic[0], 1, {0}, {0}, 0, 0 };
+            double c0 = cpu_now(), t0 = bu_now();
+            isa_fn(&ic[0]);
+            v[nv].wall_med = bu_now() - t0;
+            v[nv].cpu_med = cpu_now() - c0;
+            nv++;
+        }
+        printf("%-10s %3s %10s %10s %9s %9s %9s\n", "variant", "thr", "wall ms", "cpu ms",
+               "Gupd/s", "x fastm.", "/ floor");
+        for (int i = 0; i < nv; i++) {
+            const double tf = v[vi_fast[v[i].threads - 1]].wall_med;
+            const double tfl = v[vi_floor[v[i].threads - 1]].wall_med;
+            printf("%-10s %3d %10.2f %10.2f %9.3f %9.2f %9.2f\n", v[i].name, v[i].threads,
+                   1e3 * v[i].wall_med, 1e3 * v[i].cpu_med, upd / v[i].wall_med * 1e-9,
+                   tf / v[i].wall_med, v[i].wall_med / tfl);
+        }
+        /* The targets of issue 13 for this shape. */
+        int fastest = best;
+        for (int isa = SSM_SCAN_ISA_GENERIC; isa <= SSM_SCAN_ISA_AVX512; isa++)
+            if (ssmi_scan_isa_ok(isa)
+                && v[vi_isa[isa][0]].wall_med < v[vi_isa[fastest][0]].wall_med)
+                fastest = isa;
+        /* At 1 thread the process CPU time is the work itself, whatever
+         * else runs on the machine: the ratios are given by both clocks. */
+        printf("target 2 (ISA dispatch): dispatched %s, fastest at 1 thread %s (%s/%s = %.2f; "
+               "by CPU time avx2/avx512 = %.2f)\n",
+               isa_name(best), isa_name(fastest), isa_name(best), isa_name(fastest),
+               v[vi_isa[best][0]].wall_med / v[vi_isa[fastest][0]].wall_med,
+               ssmi_scan_isa_ok(SSM_SCAN_ISA_AVX512)
+                   ? v[vi_isa[SSM_SCAN_ISA_AVX2][0]].cpu_med / v[vi_isa[SSM_SCAN_ISA_AVX512][0]].cpu_med
+                   : 1.0);
+        const double l1 = v[vi_isa[best][0]].wall_med, l2 = v[vi_isa[best][maxt - 1]].wall_med;
+        const double f1 = v[vi_fast[0]].wall_med, f2 = v[vi_fast[maxt - 1]].wall_med;
+        const double l1c = v[vi_isa[best][0]].cpu_med, f1c = v[vi_fast[0]].cpu_med;
+        const double fl1c = v[vi_floor[0]].cpu_med;
+        if (dim > 1) {
+            printf("target 1: speedup over fastmath >= 2.00: %.2f (1 thr), %.2f (%d thr); "
+                   "time / exp floor <= 2.00: %.2f (1 thr), %.2f (%d thr)\n",
+                   f1 / l1, f2 / l2, maxt, l1 / v[vi_floor[0]].wall_med,
+                   l2 / v[vi_floor[maxt - 1]].wall_med, maxt);
+            printf("          by CPU time at 1 thread: speedup %.2f, time / exp floor %.2f\n",
+                   f1c / l1c, l1c / fl1c);
+        } else {
+            printf("target 3 (long channel): time / fastmath <= 1.10 at 1 thr: %.2f; "
+                   "1-thr / %d-thr time >= 1.60: %.2f (path %d)\n", l1 / f1, maxt, l1 / l2,
+                   ssmi_scan_auto_path(Bn, dim, N, L));
+            printf("          by CPU time at 1 thread: time / fastmath %.2f, time / exp floor %.2f\n",
+                   l1c / f1c, l1c / fl1c);
+        }
+        free(yp); free(yf); free(Bt); free(Ct); free(fx); free(fy);
         free(sd.buf);
     }
     bu_set_threads(bu_max_threads());

@@ -404,6 +404,33 @@ static inline TGT_AVX512 float hsum_avx512(__m512 v)
     return _mm_cvtss_f32(s);
 }
 
+/* Lane i of the result = hsum_avx512(v[i]), bit for bit: the same four
+ * rounds of additions (lanes k + k+8, then k + k+4, k + k+2, k + k+1), done
+ * for 16 vectors at once by pairing them with shuffles (15 adds and 30
+ * shuffles instead of 16 x 5 dependent shuffle-adds and scalar stores; the
+ * per-step reduction was the AVX-512 tile's bottleneck on Zen 5).  After the
+ * four rounds lane 4b+j holds the sum of input 4j+b, so the inputs are taken
+ * in that transposed order. */
+static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
+{
+    __m512 b[8], c[4], d[2];
+    for (int p = 0; p < 8; p++) {
+        /* inputs 2p, 2p+1 of the transposed order */
+        const __m512 x = v[4 * ((2 * p) % 4) + (2 * p) / 4];
+        const __m512 y = v[4 * ((2 * p + 1) % 4) + (2 * p + 1) / 4];
+        b[p] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44),
+                             _mm512_shuffle_f32x4(x, y, 0xEE));
+    }
+    for (int r = 0; r < 4; r++)
+        c[r] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0xDD));
+    for (int m = 0; m < 2; m++)
+        d[m] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 #define KSFX avx512
 #define KTGT TGT_AVX512
 #define VL 16
@@ -418,6 +445,9 @@ static inline TGT_AVX512 float hsum_avx512(__m512 v)
 #define VADD(a, b) _mm512_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VSILU(v) vsilu_avx512(v)
+#define VHSUM_BLOCK(v) hsum16_avx512(v)
+/* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 kernels. */
+#define VTRANSPOSE8(s, ss, d, ds) transpose8_avx2((s), (ss), (d), (ds))
 #include "selective_kernel.h"
 #undef KSFX
 #undef KTGT
@@ -891,12 +921,16 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
 {
     const int64_t N = a->dstate, L = a->len, Ns = N / SPLIT_S;
     const int64_t T = SPLIT_T < L ? SPLIT_T : L;
-    const int64_t per = 2 * pad16(T * Ns) + 2 * pad16(T) + pad16(Ns);
+    /* Per half: Bt, Ct [T][Ns], dt [T], ys [2][T] (double-buffered by tile
+     * parity, so the sums of tile i may still be read while tile i+1 is
+     * scanned: one barrier per tile instead of two), hs [Ns]. */
+    const int64_t per = 2 * pad16(T * Ns) + 3 * pad16(T) + pad16(Ns);
+    const int64_t hoff = 2 * pad16(T * Ns) + 3 * pad16(T);
     float *buf = ssmi_alloc((size_t)(SPLIT_S * per), sizeof(float));
     if (!buf)
         return SSM_FAIL(SSM_ERR_NOMEM);
     for (int s = 0; s < SPLIT_S; s++) {
-        float *hs = buf + s * per + 2 * pad16(T * Ns) + 2 * pad16(T);
+        float *hs = buf + s * per + hoff;
         if (a->h0)
             memcpy(hs, a->h0 + s * Ns, (size_t)Ns * sizeof(float));
         else
@@ -911,18 +945,20 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
         for (int s = 0; s < SPLIT_S; s++) {
             float *w = buf + s * per;
             float *Bt = w, *Ct = Bt + pad16(T * Ns), *dtb = Ct + pad16(T * Ns);
-            float *ys = dtb + pad16(T), *hs = ys + pad16(T);
+            float *ys = dtb + pad16(T) + (t0 / T % 2) * pad16(T), *hs = w + hoff;
             k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
             k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
             k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
             k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, ys, NULL);
         }
         /* Implicit barrier: both halves of this tile are done.  Sum them and
-         * apply D and z, in two parallel halves of the tile (elementwise). */
-#pragma omp for schedule(static)
+         * apply D and z, in two parallel halves of the tile (elementwise).
+         * No barrier after it: the next tile writes the other ys buffers
+         * and its own barrier comes before this tile's buffers are reused. */
+#pragma omp for schedule(static) nowait
         for (int p = 0; p < 2; p++) {
             const int64_t tb = p == 0 ? 0 : Tn / 2, te = p == 0 ? Tn / 2 : Tn;
-            const float *y0 = buf + 2 * pad16(T * Ns) + pad16(T);
+            const float *y0 = buf + 2 * pad16(T * Ns) + pad16(T) + (t0 / T % 2) * pad16(T);
             const float *y1 = y0 + per;
             for (int64_t t = tb; t < te; t++)
                 a->y[t0 + t] = y0[t] + y1[t];
@@ -933,7 +969,7 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
     }
     if (a->h_last)
         for (int s = 0; s < SPLIT_S; s++)
-            memcpy(a->h_last + s * Ns, buf + s * per + 2 * pad16(T * Ns) + 2 * pad16(T),
+            memcpy(a->h_last + s * Ns, buf + s * per + hoff,
                    (size_t)Ns * sizeof(float));
     ssmi_free(buf);
     return SSM_OK;
