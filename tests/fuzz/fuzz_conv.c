@@ -74,7 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!dummy) fd_fill_f(&d, u, batch * H * L);
     st = ssm_conv_execute(nul == 1 ? NULL : plan, batch, nul == 2 ? NULL : K, useD ? D : NULL,
                           nul == 3 ? NULL : u, nul == 4 ? NULL : y);
-    if (dummy || (nul >= 1 && nul <= 4)) FD_EXPECT_ARG(st, "NULL or bad batch");
+    /* A non-finite D is refused by every convolution (conv.h, as ssm_diag_scan). */
+    const int Dbad = useD && !fd_all_finite_f(D, H);
+    if (dummy || (nul >= 1 && nul <= 4) || Dbad) FD_EXPECT_ARG(st, "NULL, bad batch or non-finite D");
     else {
         FD_ALLOWED(st, SSM_OK, SSM_ERR_NOMEM);
         if (st == SSM_OK && moderate(K, H * L) && moderate(D, H) && moderate(u, batch * H * L))
@@ -88,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st == SSM_OK) {
         if (!dummy && nul > 7) {
             ssm_status s2 = ssm_conv_execute_spectrum(plan, spec, batch, useD ? D : NULL, u, y2);
-            FD_ALLOWED(s2, SSM_OK, SSM_ERR_NOMEM);
+            if (Dbad) FD_EXPECT_ARG(s2, "non-finite D");
+            else FD_ALLOWED(s2, SSM_OK, SSM_ERR_NOMEM);
             if (s2 == SSM_OK && nul > 4)
                 FD_CHECK(fd_same_f(y, y2, batch * H * L), "execute_spectrum differs from execute");
         }
@@ -111,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int64_t i = 0; i < H; i++) Dd[i] = D[i];
         for (int64_t i = 0; i < n; i++) ud[i] = u[i];
         st = ssm_conv_execute_d(batch, H, L, nul == 8 ? NULL : Kd, useD ? Dd : NULL, ud, yd);
-        if (nul == 8) FD_EXPECT_ARG(st, "NULL K");
+        if (nul == 8 || Dbad) FD_EXPECT_ARG(st, "NULL K or non-finite D");
         else FD_ALLOWED(st, SSM_OK, SSM_ERR_NOMEM, SSM_ERR_FFTW);
         free(Kd); free(Dd); free(ud); free(yd);
     }

@@ -38,7 +38,10 @@ static void fuzz_nplr(fd_in *d)
         bl = fd_bytes(n, 1, 1, 16); bP = fd_bytes(rank, n, 1, 16); bV = fd_bytes(n, n, 1, 16);
     }
     int minrank = m == SSM_LEGT ? 2 : 1;
+    /* hippo.h: rank at most max(n, 2) (a correction of an n x n matrix never
+     * needs more rows; a larger rank could name arrays that cannot exist). */
     int bad = bl < 0 || bP < 0 || bV < 0 || m < 0 || m > 3 || rank < minrank || nul < 4 ||
+              rank > (n > 2 ? n : 2) ||
               (m == SSM_FOUT && n % 2 != 0);
     int dummy = bl < 0 || bP < 0 || bV < 0;
     void *lam = fd_alloc(dummy ? 64 : bl), *Pt = fd_alloc(dummy ? 64 : bP);
