@@ -48,7 +48,7 @@ if(NOT CMAKE_MATCH_1 LESS 0.2)
 endif()
 set(bad "--bogus" "--steps;0" "--steps;x" "--n" "--len;8" "--tau;999" "--lr;0" "--lr;nan"
         "--csv=" "positional" "--load;${WORK}/missing.safetensors"
-        "--csv;/nonexistent-dir/x.csv" "--plot;/nonexistent-dir/x.png")
+        "--csv;/nonexistent-dir/x.csv" "--plot;${WORK}/p.png" "--csv;${WORK}/c.csv;--plot;/nonexistent-dir/x.png")
 foreach(c IN LISTS bad)
   execute_process(COMMAND "${TRAIN}" ${c} --steps 1 --len 16 --n 1 --quiet
                   RESULT_VARIABLE rc OUTPUT_VARIABLE o ERROR_VARIABLE e)

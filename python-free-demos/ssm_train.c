@@ -293,7 +293,7 @@ static void usage(FILE *f)
 "  --batch B     sequences per step, 1..1024 (default 8)\n"
 "  --lr LR       peak learning rate, (0, 1] (default 0.01)\n"
 "  --csv FILE    loss curve: step,lr,loss,grad_norm\n"
-"  --plot FILE   draw the loss curve as a PNG through gnuplot, when installed\n"
+"  --plot FILE   draw the --csv loss curve as a PNG through gnuplot, when installed\n"
 "  --save FILE   write the trained parameters (safetensors)\n"
 "  --load FILE   start from saved parameters (fine-tuning)\n"
 "  --quiet       no progress lines\n");
@@ -365,6 +365,9 @@ static void parse(opts *o, int argc, char **argv)
             else o->load = val;
         }
     }
+    if (o->plot && !o->csv) bad_option("--plot draws the --csv file: give --csv too");
+    if ((o->plot && strchr(o->plot, '\'')) || (o->plot && strchr(o->csv, '\'')))
+        bad_option("--plot: file names with a single quote cannot be passed to gnuplot");
     if (o->tau == 0) o->tau = o->len / 8;
     if (o->tau >= o->len) bad_option("--tau: must be below --len (%" PRId64 ")", o->len);
 }
@@ -471,8 +474,7 @@ int main(int argc, char **argv)
     printf("held-out mse: %.9g\n", eval);
     int rc = 0;
     if (o.save) rc |= save_model(&md, o.save);
-    if (o.plot && o.csv) rc |= plot(o.plot, o.csv);
-    else if (o.plot) fprintf(stderr, "ssm_train: --plot draws the --csv file: give --csv too\n");
+    if (o.plot) rc |= plot(o.plot, o.csv);
     ssm_conv_plan_destroy(plan);
     free(u); free(tgt); free(w.lam); free(w.B); free(w.C2); free(w.Ad); free(w.Bd);
     free(w.dlam); free(w.dB); free(w.dC); free(w.Kd); free(w.dKd); free(w.K); free(w.dK);
