@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "s4.h"
+#include "conv.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -129,6 +130,26 @@ SSM_API ssm_status ssm_s4d_kernel_backward(ssm_disc method, int64_t n,
                                            ssm_cdouble *dlambda,
                                            ssm_cdouble *dB, ssm_cdouble *dC,
                                            double *ddt);
+
+/* Backward of ssm_conv_execute (S4 eq. (4)-(5), y = K * u + D u causal):
+ *   du[b][c][s] = sum_{t>=s} dy[b][c][t] K[c][t-s] + D[c] dy[b][c][s]
+ *   dK[c][s]    = sum_b sum_{t>=s} dy[b][c][t] u[b][c][t-s]
+ *   dD[c]       = sum_b sum_t dy[b][c][t] u[b][c][t]
+ * The correlations run as convolutions of time-reversed rows through the
+ * same plan (ssm_conv_execute), so they have its accuracy (about
+ * eps_float log2(N) ||K[c]|| ||dy[b,c]|| per du, ||u|| ||dy|| per dK term)
+ * and its determinism; dK and dD are summed over the batch in double in
+ * batch order: the same bytes for any thread count.
+ * Shapes: K, dK [channels][L]; D, dD [channels] (D may be NULL: no skip
+ * term); u, dy, du [batch][channels][L] with channels and L of `plan`.
+ * du, dK, dD may each be NULL (not wanted); K may be NULL when du is.
+ * Overwrites, never accumulates.  Outputs must not overlap inputs.
+ * Errors: SSM_ERR_ARG (plan, u or dy NULL; K NULL with du wanted; batch < 1;
+ * overflow; a non-finite D), SSM_ERR_NOMEM.  Reentrant. */
+SSM_API ssm_status ssm_conv_backward(const ssm_conv_plan *plan, int64_t batch,
+                                     const float *K, const float *D,
+                                     const float *u, const float *dy,
+                                     float *du, float *dK, float *dD);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,484 @@
+/*
+ * ssm_train -- trains an S4D model from scratch in plain C (no Python) on
+ * the delay task of ssm_demo: the input is a seeded band-limited signal
+ * u (unit RMS), channel h must output u(t - tau_h), tau_h = tau (h+1)/H.
+ *
+ * Model, per channel h (S4D, Gu et al. 2022, "On the Parameterization and
+ * Initialization of Diagonal State Space Models"): n complex modes with
+ *   lambda = -exp(log_re) + i im,  dt = exp(log_dt),  B, C complex,
+ *   K[l] = 2 Re sum_k C_k Bd_k Ad_k^l  (ZOH; conjugate pairs halved),
+ *   y = K * u + D u                     (S4 eq. (4)-(5), FFT convolution).
+ * Loss: mean squared error over batch, channels and time.
+ * Gradients: ssm_conv_backward gives dK and dD, ssm_s4d_kernel_backward
+ * takes dK to d lambda, dB, dC, d dt; chained to log_re, im, log_dt here.
+ * Optimizer: AdamW, linear warmup + cosine, global-norm clipping at 1.
+ * Every step is deterministic: the same losses for any thread count.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <complex.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ssm.h>
+
+#define PI 3.14159265358979323846
+
+typedef struct opts {
+    int64_t steps, n, len, H, batch, tau;
+    uint64_t seed;
+    double lr;
+    const char *csv, *plot, *save, *load;
+    int quiet;
+} opts;
+
+/* ---- random numbers and data (as ssm_demo: splitmix64, band-limited) ---- */
+typedef struct rng { uint64_t s; } rng;
+static uint64_t rng_u64(rng *r)
+{
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double rng_unif(rng *r) { return ((double)(rng_u64(r) >> 11) + 0.5) * 0x1.0p-53; }
+static double rng_normal(rng *r)
+{
+    double a = rng_unif(r), b = rng_unif(r);
+    return sqrt(-2.0 * log(a)) * cos(2.0 * PI * b);
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    if (!p) { fprintf(stderr, "ssm_train: out of memory\n"); exit(1); }
+    return p;
+}
+
+/* Unit-RMS sum of 24 cosines with random frequencies below fmax. */
+static void bandlimited(rng *r, int64_t L, double fmax, float *u)
+{
+    enum { Q = 24 };
+    double f[Q], a[Q], ph[Q], ss = 0.0;
+    for (int q = 0; q < Q; q++) {
+        f[q] = fmax * rng_unif(r);
+        a[q] = rng_normal(r);
+        ph[q] = 2.0 * PI * rng_unif(r);
+    }
+    double *v = xcalloc((size_t)L, sizeof(double));
+    for (int64_t t = 0; t < L; t++) {
+        double s = 0.0;
+        for (int q = 0; q < Q; q++) s += a[q] * cos(2.0 * PI * f[q] * (double)t + ph[q]);
+        v[t] = s;
+        ss += s * s;
+    }
+    const double sc = ss > 0 ? 1.0 / sqrt(ss / (double)L) : 1.0;
+    for (int64_t t = 0; t < L; t++) u[t] = (float)(v[t] * sc);
+    free(v);
+}
+
+/* A batch: u [B][H][L] (one signal per sequence, on every channel) and
+ * the delayed targets (zero before tau_h, as the causal model sees zeros). */
+static void make_batch(rng *r, const opts *o, float *u, float *tgt)
+{
+    const int64_t L = o->len, H = o->H;
+    float *s = xcalloc((size_t)L, sizeof(float));
+    for (int64_t b = 0; b < o->batch; b++) {
+        bandlimited(r, L, 1.0 / (double)o->tau, s);
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t tau = o->tau * (h + 1) / H;
+            float *ub = u + (b * H + h) * L, *yb = tgt + (b * H + h) * L;
+            for (int64_t t = 0; t < L; t++) {
+                ub[t] = s[t];
+                yb[t] = t >= tau ? s[t - tau] : 0.0f;
+            }
+        }
+    }
+    free(s);
+}
+
+/* ---- parameters: one flat array, tensors at fixed offsets ---------------- */
+enum { P_LOGDT, P_D, P_LOGRE, P_IM, P_B, P_C, P_COUNT };
+static const char *pname[P_COUNT] = { "kernel.log_dt", "D", "kernel.log_A_real",
+                                      "kernel.A_imag", "kernel.B", "kernel.C" };
+typedef struct model {
+    int64_t H, n, off[P_COUNT + 1];
+    float *p, *g, *m, *v;   /* params, grads, AdamW moments */
+} model;
+
+static int64_t psize(const model *md, int k)
+{
+    return k <= P_D ? md->H : (k <= P_IM ? md->H * md->n : 2 * md->H * md->n);
+}
+
+static void model_init(model *md, int64_t H, int64_t n, uint64_t seed)
+{
+    md->H = H; md->n = n; md->off[0] = 0;
+    for (int k = 0; k < P_COUNT; k++) md->off[k + 1] = md->off[k] + psize(md, k);
+    const int64_t N = md->off[P_COUNT];
+    md->p = xcalloc((size_t)N, sizeof(float)); md->g = xcalloc((size_t)N, sizeof(float));
+    md->m = xcalloc((size_t)N, sizeof(float)); md->v = xcalloc((size_t)N, sizeof(float));
+    rng r = { seed ^ 0x5EEDull }; rng_u64(&r);
+    float *P = md->p;
+    /* S4D-Lin initialisation: lambda_k = -1/2 + i pi k, B = 1, C ~ N(0, 1/2)
+     * complex, log dt uniform in [log 1e-3, log 1e-1], D ~ N(0, 1). */
+    for (int64_t h = 0; h < H; h++) {
+        P[md->off[P_LOGDT] + h] = (float)(log(1e-3) + rng_unif(&r) * (log(1e-1) - log(1e-3)));
+        P[md->off[P_D] + h] = (float)rng_normal(&r);
+        for (int64_t k = 0; k < n; k++) {
+            P[md->off[P_LOGRE] + h * n + k] = (float)log(0.5);
+            P[md->off[P_IM] + h * n + k] = (float)(PI * (double)k);
+            P[md->off[P_B] + 2 * (h * n + k)] = 1.0f;
+            P[md->off[P_C] + 2 * (h * n + k)] = (float)(rng_normal(&r) * sqrt(0.5));
+            P[md->off[P_C] + 2 * (h * n + k) + 1] = (float)(rng_normal(&r) * sqrt(0.5));
+        }
+    }
+}
+
+/* Per-step scratch. */
+typedef struct work {
+    ssm_cdouble *lam, *B, *C2, *Ad, *Bd, *dlam, *dB, *dC;
+    double *Kd, *dKd;
+    float *K, *dK, *dD, *y, *dy;
+} work;
+
+/* Kernels K [H][L] from the parameters. */
+static int kernels(const model *md, int64_t L, work *w)
+{
+    const int64_t n = md->n;
+    const float *P = md->p;
+    for (int64_t h = 0; h < md->H; h++) {
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t i = h * n + k;
+            w->lam[k] = -exp((double)P[md->off[P_LOGRE] + i]) + I * (double)P[md->off[P_IM] + i];
+            w->B[k] = P[md->off[P_B] + 2 * i] + I * (double)P[md->off[P_B] + 2 * i + 1];
+            w->C2[k] = 2.0 * (P[md->off[P_C] + 2 * i] + I * (double)P[md->off[P_C] + 2 * i + 1]);
+        }
+        const double dt = exp((double)P[md->off[P_LOGDT] + h]);
+        if (ssm_discretize_diag(SSM_ZOH, n, w->lam, w->B, dt, w->Ad, w->Bd) != SSM_OK ||
+            ssm_kernel_diag(n, w->Ad, w->Bd, w->C2, L, w->Kd) != SSM_OK)
+            return 1;
+        for (int64_t l = 0; l < L; l++) w->K[h * L + l] = (float)w->Kd[l];
+    }
+    return 0;
+}
+
+/* Forward (+ loss); with grads, the backward into md->g. */
+static double step_fg(model *md, const ssm_conv_plan *plan, int64_t batch, int64_t L,
+                      const float *u, const float *tgt, work *w, int grads)
+{
+    const int64_t H = md->H, n = md->n, cnt = batch * H * L;
+    if (kernels(md, L, w)) return NAN;
+    const float *D = md->p + md->off[P_D];
+    if (ssm_conv_execute(plan, batch, w->K, D, u, w->y) != SSM_OK) return NAN;
+    double loss = 0.0;
+    for (int64_t i = 0; i < cnt; i++) {
+        const double e = (double)w->y[i] - tgt[i];
+        loss += e * e;
+        w->dy[i] = (float)(2.0 * e / (double)cnt);
+    }
+    loss /= (double)cnt;
+    if (!grads) return loss;
+    if (ssm_conv_backward(plan, batch, w->K, D, u, w->dy, NULL, w->dK, w->dD) != SSM_OK)
+        return NAN;
+    float *G = md->g;
+    const float *P = md->p;
+    for (int64_t h = 0; h < H; h++) {
+        G[md->off[P_D] + h] = w->dD[h];
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t i = h * n + k;
+            w->lam[k] = -exp((double)P[md->off[P_LOGRE] + i]) + I * (double)P[md->off[P_IM] + i];
+            w->B[k] = P[md->off[P_B] + 2 * i] + I * (double)P[md->off[P_B] + 2 * i + 1];
+            w->C2[k] = 2.0 * (P[md->off[P_C] + 2 * i] + I * (double)P[md->off[P_C] + 2 * i + 1]);
+        }
+        const double dt = exp((double)P[md->off[P_LOGDT] + h]);
+        for (int64_t l = 0; l < L; l++) w->dKd[l] = w->dK[h * L + l];
+        double ddt = 0.0;
+        if (ssm_s4d_kernel_backward(SSM_ZOH, n, w->lam, w->B, w->C2, dt, L, w->dKd,
+                                    w->dlam, w->dB, w->dC, &ddt) != SSM_OK)
+            return NAN;
+        G[md->off[P_LOGDT] + h] = (float)(dt * ddt);
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t i = h * n + k;
+            /* lambda = -exp(log_re) + i im; C2 = 2 C so dC = 2 dC2. */
+            G[md->off[P_LOGRE] + i] = (float)(creal(w->lam[k]) * creal(w->dlam[k]));
+            G[md->off[P_IM] + i] = (float)cimag(w->dlam[k]);
+            G[md->off[P_B] + 2 * i] = (float)creal(w->dB[k]);
+            G[md->off[P_B] + 2 * i + 1] = (float)cimag(w->dB[k]);
+            G[md->off[P_C] + 2 * i] = (float)(2.0 * creal(w->dC[k]));
+            G[md->off[P_C] + 2 * i + 1] = (float)(2.0 * cimag(w->dC[k]));
+        }
+    }
+    return loss;
+}
+
+/* ---- save / load --------------------------------------------------------- */
+static int save_model(const model *md, const char *path)
+{
+    int64_t shp[P_COUNT][3];
+    ssm_tensor_desc t[P_COUNT];
+    for (int k = 0; k < P_COUNT; k++) {
+        shp[k][0] = md->H; shp[k][1] = md->n; shp[k][2] = 2;
+        t[k].name = pname[k];
+        t[k].dtype = SSM_DTYPE_F32;
+        t[k].ndim = k <= P_D ? 1 : (k <= P_IM ? 2 : 3);
+        t[k].shape = shp[k];
+        t[k].data = md->p + md->off[k];
+    }
+    const char *keys[] = { "format", "producer" }, *vals[] = { "pt", "libssm ssm_train (S4D, delay task)" };
+    ssm_status st = ssm_safetensors_write(path, P_COUNT, t, 2, keys, vals);
+    if (st != SSM_OK)
+        fprintf(stderr, "ssm_train: cannot write '%s': %s\n", path, ssm_status_string(st));
+    return st != SSM_OK;
+}
+
+static int load_model(model *md, const char *path)
+{
+    ssm_tensor_file *f = NULL;
+    ssm_status st = ssm_tensor_file_open(&f, path);
+    for (int k = 0; k < P_COUNT && st == SSM_OK; k++)
+        st = ssm_tensor_file_read_f32(f, pname[k], md->p + md->off[k], psize(md, k));
+    ssm_tensor_file_close(f);
+    if (st != SSM_OK)
+        fprintf(stderr, "ssm_train: cannot load '%s' (H = %" PRId64 ", n = %" PRId64 "): %s\n",
+                path, md->H, md->n, ssm_status_string(st));
+    return st != SSM_OK;
+}
+
+/* ---- plot ---------------------------------------------------------------- */
+static int plot(const char *png, const char *csv)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "ssm_train: --plot needs gnuplot, which is not installed: "
+                        "apt-get install gnuplot-nox (no plot written)\n");
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    FILE *g = popen("gnuplot >/dev/null", "w");
+    if (!g) { fprintf(stderr, "ssm_train: could not run gnuplot\n"); return 1; }
+    fprintf(g, "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+               "  set terminal pngcairo size 800,500 font 'sans,10'\n"
+               "} else { set terminal png size 800,500 }\n");
+    fprintf(g, "set output '%s'\nset datafile separator ','\nset logscale y\n"
+               "set xlabel 'step'\nset ylabel 'MSE'\nset grid\n"
+               "set title 'ssm\\_train: S4D on the delay task'\n"
+               "plot '%s' every ::1 using 1:3 with lines lw 2 title 'training loss'\n",
+            png, csv);
+    int rc = pclose(g);
+    if (rc != 0) { fprintf(stderr, "ssm_train: gnuplot failed (status %d)\n", rc); return 1; }
+    return 0;
+}
+
+/* ---- options ------------------------------------------------------------- */
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: ssm_train [--steps S] [--seed S] [--n N] [--len L] [--channels H] [--tau T]\n"
+"                 [--batch B] [--lr LR] [--csv FILE] [--plot FILE.png]\n"
+"                 [--save FILE.safetensors] [--load FILE.safetensors] [--quiet]\n"
+"Trains an S4D layer (lambda, B, C, dt, D per channel) on the delay task of\n"
+"ssm_demo: channel h outputs its band-limited input delayed by tau (h+1)/H.\n"
+"  --steps S     optimizer steps, 1..1000000 (default 300)\n"
+"  --seed S      seed of the data and the initialisation (default 1)\n"
+"  --n N         complex modes per channel, 1..1024 (default 32)\n"
+"  --len L       sequence length, 16..65536 (default 256)\n"
+"  --channels H  channels (one delay each), 1..64 (default 4)\n"
+"  --tau T       the largest delay, 1..len-1 (default len/8)\n"
+"  --batch B     sequences per step, 1..1024 (default 8)\n"
+"  --lr LR       peak learning rate, (0, 1] (default 0.01)\n"
+"  --csv FILE    loss curve: step,lr,loss,grad_norm\n"
+"  --plot FILE   draw the --csv loss curve as a PNG through gnuplot, when installed\n"
+"  --save FILE   write the trained parameters (safetensors)\n"
+"  --load FILE   start from saved parameters (fine-tuning)\n"
+"  --quiet       no progress lines\n");
+}
+
+static void bad_option(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ssm_train: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (try --help)\n", stderr);
+    va_end(ap);
+    exit(2);
+}
+
+static int64_t parse_int(const char *opt, const char *s, int64_t lo, int64_t hi)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        bad_option("%s: expected an integer in [%" PRId64 ", %" PRId64 "], got '%s'", opt, lo, hi, s);
+    return (int64_t)v;
+}
+
+static void parse(opts *o, int argc, char **argv)
+{
+    static const char *names[] = { "--steps", "--seed", "--n", "--len", "--channels", "--tau",
+                                   "--batch", "--lr", "--csv", "--plot", "--save", "--load" };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
+        if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        if (strncmp(a, "--", 2) != 0) bad_option("unexpected argument '%s'", a);
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        int which = -1;
+        for (int k = 0; k < (int)(sizeof names / sizeof names[0]); k++)
+            if (strlen(names[k]) == len && !strncmp(a, names[k], len)) which = k;
+        if (which < 0) bad_option("unknown option '%s'", a);
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val) {
+            if (i + 1 >= argc) bad_option("option '%s' needs a value", names[which]);
+            val = argv[++i];
+        }
+        switch (which) {
+        case 0: o->steps = parse_int("--steps", val, 1, 1000000); break;
+        case 1: o->seed = (uint64_t)parse_int("--seed", val, 0, INT64_MAX); break;
+        case 2: o->n = parse_int("--n", val, 1, 1024); break;
+        case 3: o->len = parse_int("--len", val, 16, 65536); break;
+        case 4: o->H = parse_int("--channels", val, 1, 64); break;
+        case 5: o->tau = parse_int("--tau", val, 1, 65535); break;
+        case 6: o->batch = parse_int("--batch", val, 1, 1024); break;
+        case 7: {
+            char *end;
+            errno = 0;
+            double v = strtod(val, &end);
+            if (errno || end == val || *end || !(v > 0.0 && v <= 1.0))
+                bad_option("--lr: expected a number in (0, 1], got '%s'", val);
+            o->lr = v;
+            break;
+        }
+        default:
+            if (!*val) bad_option("option '%s' needs a non-empty value", names[which]);
+            if (which == 8) o->csv = val;
+            else if (which == 9) o->plot = val;
+            else if (which == 10) o->save = val;
+            else o->load = val;
+        }
+    }
+    if (o->plot && !o->csv) bad_option("--plot draws the --csv file: give --csv too");
+    if ((o->plot && strchr(o->plot, '\'')) || (o->plot && strchr(o->csv, '\'')))
+        bad_option("--plot: file names with a single quote cannot be passed to gnuplot");
+    if (o->tau == 0) o->tau = o->len / 8;
+    if (o->tau >= o->len) bad_option("--tau: must be below --len (%" PRId64 ")", o->len);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    opts o = { .steps = 300, .n = 32, .len = 256, .H = 4, .batch = 8, .tau = 0,
+               .seed = 1, .lr = 0.01 };
+    parse(&o, argc, argv);
+    FILE *csv = NULL;
+    if (o.csv && !(csv = fopen(o.csv, "w"))) {
+        fprintf(stderr, "ssm_train: cannot write '%s': %s\n", o.csv, strerror(errno));
+        return 2;
+    }
+    if (o.plot) {   /* fail before training, with our own message */
+        FILE *pr = fopen(o.plot, "wb");
+        if (!pr) {
+            fprintf(stderr, "ssm_train: cannot write '%s': %s\n", o.plot, strerror(errno));
+            return 2;
+        }
+        fclose(pr);
+        remove(o.plot);
+    }
+    const int64_t H = o.H, n = o.n, L = o.len, Bt = o.batch, cnt = Bt * H * L;
+    model md;
+    model_init(&md, H, n, o.seed);
+    if (o.load && load_model(&md, o.load)) return 1;
+
+    work w;
+    w.lam = xcalloc((size_t)n, sizeof(ssm_cdouble)); w.B = xcalloc((size_t)n, sizeof(ssm_cdouble));
+    w.C2 = xcalloc((size_t)n, sizeof(ssm_cdouble)); w.Ad = xcalloc((size_t)n, sizeof(ssm_cdouble));
+    w.Bd = xcalloc((size_t)n, sizeof(ssm_cdouble)); w.dlam = xcalloc((size_t)n, sizeof(ssm_cdouble));
+    w.dB = xcalloc((size_t)n, sizeof(ssm_cdouble)); w.dC = xcalloc((size_t)n, sizeof(ssm_cdouble));
+    w.Kd = xcalloc((size_t)L, sizeof(double)); w.dKd = xcalloc((size_t)L, sizeof(double));
+    w.K = xcalloc((size_t)(H * L), sizeof(float)); w.dK = xcalloc((size_t)(H * L), sizeof(float));
+    w.dD = xcalloc((size_t)H, sizeof(float));
+    w.y = xcalloc((size_t)cnt, sizeof(float)); w.dy = xcalloc((size_t)cnt, sizeof(float));
+    float *u = xcalloc((size_t)cnt, sizeof(float)), *tgt = xcalloc((size_t)cnt, sizeof(float));
+
+    ssm_conv_plan *plan = NULL;
+    if (ssm_conv_plan_create(&plan, H, L) != SSM_OK) {
+        fprintf(stderr, "ssm_train: cannot plan the FFT convolution\n");
+        return 1;
+    }
+    if (!o.quiet)
+        printf("ssm_train: S4D, %" PRId64 " channels x %" PRId64 " modes (%" PRId64
+               " parameters), delay task L = %" PRId64 ", tau up to %" PRId64 ", batch %" PRId64
+               ", %" PRId64 " steps, seed %" PRIu64 "%s%s\n",
+               H, n, md.off[P_COUNT], L, o.tau, Bt, o.steps, o.seed,
+               o.load ? ", from " : "", o.load ? o.load : "");
+    if (csv) fprintf(csv, "step,lr,loss,grad_norm\n");
+
+    rng train = { o.seed ^ 0x7A11ull }; rng_u64(&train);
+    ssm_adamw_config cfg = { o.lr, 0.9, 0.999, 1e-8, 0.0 };
+    const int64_t warmup = o.steps / 10;
+    float *grads[1] = { md.g };
+    const int64_t sizes[1] = { md.off[P_COUNT] };
+    double t0 = now(), last = 0.0, loss0 = NAN;
+    int skipped = 0;
+    for (int64_t s = 0; s < o.steps; s++) {
+        make_batch(&train, &o, u, tgt);
+        const double loss = step_fg(&md, plan, Bt, L, u, tgt, &w, 1);
+        if (!isfinite(loss)) {
+            fprintf(stderr, "ssm_train: step %" PRId64 ": the model became unstable\n", s + 1);
+            return 1;
+        }
+        if (s == 0) loss0 = loss;
+        last = loss;
+        double gn = 0.0;
+        ssm_lr_warmup_cosine(s, warmup, o.steps, o.lr, o.lr / 20.0, &cfg.lr);
+        ssm_status st = ssm_clip_grad_norm(grads, sizes, 1, 1.0, &gn);
+        if (st == SSM_OK)
+            ssm_adamw_step(&cfg, s + 1, md.off[P_COUNT], md.p, md.g, md.m, md.v);
+        else
+            skipped++;
+        if (csv) fprintf(csv, "%" PRId64 ",%.9g,%.17g,%.9g\n", s + 1, cfg.lr, loss, gn);
+        if (!o.quiet && ((s + 1) % 25 == 0 || s + 1 == o.steps)) {
+            const double el = now() - t0;
+            printf("step %6" PRId64 "/%" PRId64 "  loss %.6f  lr %.2e  |g| %.3e  %.0f tokens/s\n",
+                   s + 1, o.steps, loss, cfg.lr, gn, (double)(s + 1) * (double)(Bt * L) / el);
+            fflush(stdout);
+        }
+    }
+    const double secs = now() - t0;
+    if (csv) fclose(csv);
+
+    /* Held-out evaluation: 4 batches from a stream training never uses. */
+    rng held = { o.seed ^ 0xE7A1ull * 0x9E37ull }; rng_u64(&held);
+    double eval = 0.0;
+    for (int e = 0; e < 4; e++) {
+        make_batch(&held, &o, u, tgt);
+        eval += step_fg(&md, plan, Bt, L, u, tgt, &w, 0) / 4.0;
+    }
+    printf("first loss %.6f  last loss %.6f  held-out mse %.6f  (%d skipped steps, %.2f s, "
+           "%.0f tokens/s)\n", loss0, last, eval, skipped, secs,
+           (double)o.steps * (double)(Bt * L) / secs);
+    printf("held-out mse: %.9g\n", eval);
+    int rc = 0;
+    if (o.save) rc |= save_model(&md, o.save);
+    if (o.plot) rc |= plot(o.plot, o.csv);
+    ssm_conv_plan_destroy(plan);
+    free(u); free(tgt); free(w.lam); free(w.B); free(w.C2); free(w.Ad); free(w.Bd);
+    free(w.dlam); free(w.dB); free(w.dC); free(w.Kd); free(w.dKd); free(w.K); free(w.dK);
+    free(w.dD); free(w.y); free(w.dy);
+    free(md.p); free(md.g); free(md.m); free(md.v);
+    return rc;
+}
