@@ -21,6 +21,12 @@ nm -g --defined-only "$a" 2>/dev/null | awk 'NF == 3 && $2 !~ /^[wWvV]$/ {print 
   | sort -u > "$tmp/static"
 nm -D --defined-only "$so" | awk 'NF == 3 && $2 !~ /^[wWvV]$/ {print $3}' \
   | grep -v -E '^(_init|_fini|_edata|_end|__bss_start)$' | sort -u > "$tmp/shared" || true
+# clang names the lock of an OpenMP reduction that falls back to a critical
+# section .gomp_critical_user_.reduction.var: a runtime-defined name shared
+# by every OpenMP library in the process (by design) that no C identifier
+# can spell, so it is not libssm's to prefix.
+grep -v '^\.gomp_critical_user_' "$tmp/static" > "$tmp/s2" || true; mv "$tmp/s2" "$tmp/static"
+grep -v '^\.gomp_critical_user_' "$tmp/shared" > "$tmp/s2" || true; mv "$tmp/s2" "$tmp/shared"
 bad=0
 # libssm.a: ssmi_* internal; ssm_* must be declared; nothing else.
 grep '^ssm_' "$tmp/static" | comm -23 - "$tmp/declared" > "$tmp/undeclared" || true
