@@ -151,6 +151,66 @@ SSM_API ssm_status ssm_conv_backward(const ssm_conv_plan *plan, int64_t batch,
                                      const float *u, const float *dy,
                                      float *du, float *dK, float *dD);
 
+
+/* ---- language-model head and embedding ------------------------------------ */
+
+/* Cross-entropy of a language model's head over the real vocabulary (the
+ * last step of ssm/model.h: logits = W_head h, rows 0..V-1), with its
+ * gradients, as torch.nn.functional.cross_entropy(h @ W[:V].T, targets,
+ * ignore_index, reduction "mean"):
+ *   logits[r][v] = sum_j h[r][j] W[v][j]            (v < vocab)
+ *   loss = (1/count) sum_{r: t_r != ignore} (logsumexp_v logits[r][v] - logits[r][t_r])
+ *   G[r][v] = (softmax(logits[r])_v - [v == t_r]) / count   (0 for ignored rows)
+ *   dh = G W[:V],  dW[:V] = G^T h,  dW[V..Vp-1] = 0
+ * count = the number of rows whose target is not ignore_index.  With
+ * count 0 the loss is 0 and the gradients zero (PyTorch gives NaN).
+ * Shapes: h, dh [rows][dm]; W, dW [vocab_padded][dm] (Vp >= V rows, as
+ * ssm/model.h: mamba_ssm pads the embedding); targets, pred [rows].
+ * Outputs: *loss (double); count, pred (argmax over the real vocabulary,
+ * first maximum), dh, dW may each be NULL (not wanted; without dh and dW
+ * this is evaluation only).  dW is overwritten, not accumulated.
+ * Tied embeddings (Mamba LMs): W is the embedding E, and its gradient is
+ * the sum of this dW and the embedding's: call this with dW = dE, then
+ * ssm_embedding_backward into the same dE (which accumulates).
+ * Accuracy: the logits are float products (K = dm terms); the log-sum-exp
+ * is stable (maximum subtracted) and each row's loss, softmax and the sum
+ * of the losses are in double.
+ * Memory and determinism: the rows run in blocks of 64 with one 64 x V
+ * block of logits at a time; every product is cut into cblas_sgemm calls
+ * of at most 64 x 64 x 64 (below OpenBLAS's threading threshold, so each
+ * runs on the calling thread) distributed over libssm's OpenMP threads,
+ * one writer per output tile, K pieces and row blocks accumulated in a
+ * fixed order: identical bytes for any OpenMP or BLAS thread count (for a
+ * given BLAS library and CPU).
+ * Errors: SSM_ERR_ARG (h, W, targets or loss NULL; a size < 1;
+ * vocab_padded < vocab; a size product overflowing, or a dimension above
+ * INT32_MAX; a target neither ignore_index nor in [0, vocab), checked
+ * before anything is written), SSM_ERR_NOMEM.  Outputs must not overlap
+ * inputs.  Reentrant. */
+SSM_API ssm_status ssm_lm_head_xent(int64_t rows, int64_t dm, int64_t vocab,
+                                    int64_t vocab_padded, const float *h,
+                                    const float *W, const int32_t *targets,
+                                    int32_t ignore_index, double *loss,
+                                    int64_t *count, int32_t *pred, float *dh,
+                                    float *dW);
+
+/* Token embedding: out[r] = E[tokens[r]], E [vocab_padded][dm], out
+ * [rows][dm].  Errors: SSM_ERR_ARG (NULL, a size < 1, overflow, a token
+ * outside [0, vocab_padded)). */
+SSM_API ssm_status ssm_embedding_forward(int64_t rows, int64_t dm,
+                                         int64_t vocab_padded, const float *E,
+                                         const int32_t *tokens, float *out);
+
+/* Embedding backward, ACCUMULATING: dE[tokens[r]] += dout[r] for r in
+ * order (so a token seen several times sums its rows in row order; tied
+ * with the head, dE already holds the head's dW).  Column blocks of 64 in
+ * parallel: the same bytes for any thread count.  Errors: as
+ * ssm_embedding_forward (checked before anything changes). */
+SSM_API ssm_status ssm_embedding_backward(int64_t rows, int64_t dm,
+                                          int64_t vocab_padded,
+                                          const int32_t *tokens,
+                                          const float *dout, float *dE);
+
 #ifdef __cplusplus
 }
 #endif
