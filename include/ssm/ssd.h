@@ -103,6 +103,52 @@ SSM_API ssm_status ssm_ssd_plan(int64_t batch, int64_t len, int64_t nheads,
  * or h_last is NULL.  Reentrant. */
 SSM_API ssm_status ssm_ssd_step(const ssm_ssd_args *args);
 
+/* ---- backward (training) ---- */
+
+/* Gradients of ssm_ssd_scan; shapes as the inputs they belong to. */
+typedef struct ssm_ssd_grads {
+    float *dx;        /* [B][L][H][P] */
+    float *ddt;       /* [B][L][H]  dLoss/d(dt as passed in): before dt_bias,
+                         softplus and the clamp (with dt_softplus 0 and no bias,
+                         the gradient of the dt the recurrence used, 0 where
+                         the clamp held it) */
+    float *dA;        /* [H] */
+    float *dB;        /* [B][L][G][N] */
+    float *dC;        /* [B][L][G][N] */
+    float *dD;        /* [H], or [H][P] if D_per_channel */
+    float *dz;        /* [B][L][H][P] */
+    float *ddt_bias;  /* [H] */
+    float *dh0;       /* [B][H][P][N] gradient at the initial state */
+} ssm_ssd_grads;
+
+/* Gradients of a scalar loss through ssm_ssd_scan(args).  dy [B][L][H][P] =
+ * dLoss/dy; dh_last [B][H][P][N] = dLoss/dh_last, or NULL for zero.  args
+ * describes the forward exactly as it was run; its y and h_last are
+ * ignored (may be NULL).  dh0 is the gradient at the initial state (the
+ * zero state when args->h0 is NULL).  Adjoint of the recurrence
+ * (G = dLoss/dS, G_t = a_{t+1} G_{t+1} + dy0_t C_t^T, dy0 = dy silu(z)):
+ *   dx = D dy0 + dt G B,  dB = dt G^T x,  dC = S^T dy0,
+ *   d(dt) = x . G B + A a <G, S_prev>,  dA = sum dt a <G, S_prev>,
+ *   then through the clamp (0 where it held dt: PyTorch's clamp passes the
+ *   gradient at the bounds themselves, so does this) and softplus
+ *   (sigmoid(v), 1 above the threshold 20); ddt_bias = sum of ddt.
+ * Every gradient pointer may be NULL (not wanted; the others are the same
+ * bytes); one whose input is absent (dD without D, dz without z, ddt_bias
+ * without dt_bias) must be NULL, else SSM_ERR_ARG.  Overwritten, never
+ * accumulated.
+ * Memory: the state is kept every Q tokens (Q a power of two >= sqrt(L),
+ * >= 16) and each chunk's states recomputed: per thread
+ * O(P N (L/Q + Q) + L) floats, plus [B][H][L][N] floats for each of dB and
+ * dC when a group has several heads; never [B][L][H][P][N].
+ * Deterministic: work items (batch, head) run by one thread each, sums
+ * over items in index order: identical bytes for any thread count.
+ * Errors: SSM_ERR_ARG (args, dy, grads, x, dt, A, B or C NULL; sizes as
+ * ssm_ssd_scan; a gradient without its input), SSM_ERR_NOMEM.  Outputs
+ * must not overlap inputs.  Reentrant. */
+SSM_API ssm_status ssm_ssd_scan_backward(const ssm_ssd_args *args,
+                                         const float *dy, const float *dh_last,
+                                         const ssm_ssd_grads *grads);
+
 #ifdef __cplusplus
 }
 #endif
