@@ -36,6 +36,10 @@ typedef struct opts {
     double lr;
     const char *csv, *plot, *save, *load;
     int quiet;
+    /* --model mamba */
+    int mamba;                   /* 0: S4D (delay task), 1: Mamba LM (selective copy) */
+    int64_t dm, layers, dstate, copies, nvals, evals;
+    int set_len, set_batch, set_lr, set_steps;
 } opts;
 
 /* ---- random numbers and data (as ssm_demo: splitmix64, band-limited) ---- */
@@ -251,8 +255,343 @@ static int load_model(model *md, const char *path)
     return st != SSM_OK;
 }
 
+/* ---- --model mamba: a tiny Mamba language model on selective copying ----
+ *
+ * Task (Mamba, Gu and Dao 2023, section 4.1.1, "selective copying"): a
+ * context of `len` tokens is noise (token 0) except `copies` data tokens
+ * (values 2..nvals+1) at random positions; then `copies` marker tokens
+ * (1) follow, and at the i-th marker the model must output the i-th data
+ * token.  Positions vary per sequence, so a time-invariant model (S4D's
+ * convolution) cannot solve it; the input-dependent selection of Mamba can.
+ * Model: token embedding E [Vp][Dm] -> Mamba stack (pre-norm residual
+ * blocks, final RMSNorm; ssm/mamba.h) -> head tied to E (ssm/model.h's
+ * network).  Loss: cross-entropy on the answer positions only (every other
+ * target is the ignore index).  Gradients: ssm_lm_head_xent (dh, dE from
+ * the head), ssm_mamba_stack_backward (dx, every block and norm weight),
+ * ssm_embedding_backward (adds into dE).  All deterministic: the same loss
+ * curve for any thread count. */
+
+enum { SC_NOISE = 0, SC_MARK = 1, SC_IGNORE = -1 };
+
+typedef struct lm {
+    int64_t V, Vp, Dm, T, np;   /* vocabulary, padded rows, width, sequence, stack floats */
+    ssm_mamba_stack *stk;
+    ssm_mamba_stack_grads *grads;
+    float *E, *dE, *mE, *vE;    /* embedding, its gradient, AdamW moments */
+    float *p, *m, *v;           /* stack parameters (flat), AdamW moments */
+    float *x, *y, *dy;          /* [B][T][Dm] */
+    int32_t *tok, *tgt, *pred;  /* [B][T] */
+} lm;
+
+/* A batch of selective-copy sequences: tok, tgt [B][T], T = len + copies. */
+static void sc_batch(rng *r, const opts *o, int32_t *tok, int32_t *tgt)
+{
+    const int64_t Lc = o->len, M = o->copies, T = Lc + M;
+    int64_t pos[64];
+    for (int64_t b = 0; b < o->batch; b++) {
+        int32_t *tk = tok + b * T, *tg = tgt + b * T;
+        for (int64_t t = 0; t < T; t++) {
+            tk[t] = t < Lc ? SC_NOISE : SC_MARK;
+            tg[t] = SC_IGNORE;
+        }
+        /* M distinct positions (rejection), then in increasing order */
+        for (int64_t i = 0; i < M; i++) {
+            int64_t q;
+            int dup;
+            do {
+                q = (int64_t)(rng_u64(r) % (uint64_t)Lc);
+                dup = 0;
+                for (int64_t j = 0; j < i; j++) dup |= pos[j] == q;
+            } while (dup);
+            pos[i] = q;
+        }
+        for (int64_t i = 1; i < M; i++)
+            for (int64_t j = i; j > 0 && pos[j - 1] > pos[j]; j--) {
+                const int64_t s = pos[j]; pos[j] = pos[j - 1]; pos[j - 1] = s;
+            }
+        for (int64_t i = 0; i < M; i++) {
+            const int32_t val = (int32_t)(2 + rng_u64(r) % (uint64_t)o->nvals);
+            tk[pos[i]] = val;
+            tg[Lc + i] = val;
+        }
+    }
+}
+
+static ssm_mamba_config lm_cfg(const opts *o)
+{
+    ssm_mamba_config c;
+    ssm_mamba_config_init(&c);
+    c.d_model = o->dm;
+    c.d_state = o->dstate;
+    c.d_conv = 4;
+    c.expand = 2;
+    return c;
+}
+
+static int lm_init(lm *md, const opts *o)
+{
+    memset(md, 0, sizeof *md);
+    md->V = o->nvals + 2;
+    md->Vp = (md->V + 7) / 8 * 8;   /* padded as mamba_ssm's pad_vocab_size_multiple 8 */
+    md->Dm = o->dm;
+    md->T = o->len + o->copies;
+    ssm_mamba_config c = lm_cfg(o);
+    if (ssm_mamba_stack_create(&md->stk, &c, o->layers, o->seed) != SSM_OK ||
+        ssm_mamba_stack_grads_create(&md->grads, md->stk) != SSM_OK ||
+        ssm_mamba_stack_param_total(md->stk, &md->np) != SSM_OK) {
+        fprintf(stderr, "ssm_train: cannot create the Mamba stack\n");
+        return 1;
+    }
+    const size_t ne = (size_t)(md->Vp * md->Dm), nx = (size_t)(o->batch * md->T * md->Dm);
+    md->E = xcalloc(ne, sizeof(float)); md->dE = xcalloc(ne, sizeof(float));
+    md->mE = xcalloc(ne, sizeof(float)); md->vE = xcalloc(ne, sizeof(float));
+    md->p = xcalloc((size_t)md->np, sizeof(float));
+    md->m = xcalloc((size_t)md->np, sizeof(float));
+    md->v = xcalloc((size_t)md->np, sizeof(float));
+    md->x = xcalloc(nx, sizeof(float)); md->y = xcalloc(nx, sizeof(float));
+    md->dy = xcalloc(nx, sizeof(float));
+    const size_t nt = (size_t)(o->batch * md->T);
+    md->tok = xcalloc(nt, sizeof(int32_t)); md->tgt = xcalloc(nt, sizeof(int32_t));
+    md->pred = xcalloc(nt, sizeof(int32_t));
+    /* mamba_ssm's _init_weights: embedding ~ N(0, 0.02) */
+    rng r = { o->seed ^ 0xE4BEDull }; rng_u64(&r);
+    for (size_t i = 0; i < ne; i++) md->E[i] = (float)(0.02 * rng_normal(&r));
+    ssm_mamba_stack_params_get(md->stk, md->p, md->np);
+    return 0;
+}
+
+static void lm_free(lm *md)
+{
+    ssm_mamba_stack_grads_destroy(md->grads);
+    ssm_mamba_stack_destroy(md->stk);
+    free(md->E); free(md->dE); free(md->mE); free(md->vE); free(md->p); free(md->m);
+    free(md->v); free(md->x); free(md->y); free(md->dy); free(md->tok); free(md->tgt);
+    free(md->pred);
+}
+
+/* Forward (+ loss and accuracy on the answer positions); with grads, the
+ * backward into md->grads and md->dE.  Returns the loss, NaN on failure. */
+static double lm_step(lm *md, int64_t Bt, int grads, int64_t *right, int64_t *total)
+{
+    const int64_t rows = Bt * md->T;
+    double loss = NAN;
+    int64_t cnt = 0;
+    if (ssm_embedding_forward(rows, md->Dm, md->Vp, md->E, md->tok, md->x) != SSM_OK ||
+        ssm_mamba_stack_forward_det(md->stk, Bt, md->T, md->x, md->y) != SSM_OK ||
+        ssm_lm_head_xent(rows, md->Dm, md->V, md->Vp, md->y, md->E, md->tgt, SC_IGNORE,
+                         &loss, &cnt, md->pred, grads ? md->dy : NULL,
+                         grads ? md->dE : NULL) != SSM_OK)
+        return NAN;
+    if (right && total) {
+        for (int64_t i = 0; i < rows; i++)
+            if (md->tgt[i] != SC_IGNORE) {
+                *right += md->pred[i] == md->tgt[i];
+                (*total)++;
+            }
+    }
+    if (!grads) return loss;
+    /* the stack's dx overwrites x (no longer needed), then joins the head's dE */
+    if (ssm_mamba_stack_backward(md->stk, Bt, md->T, md->x, md->dy, md->y, md->grads) != SSM_OK ||
+        ssm_embedding_backward(rows, md->Dm, md->Vp, md->tok, md->y, md->dE) != SSM_OK)
+        return NAN;
+    return loss;
+}
+
+/* Tensor names as mamba_ssm's MambaLMHeadModel (tied head: no lm_head). */
+static const char *mixer_name[SSM_MAMBA_NPARAMS] = {
+    "in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight",
+    "dt_proj.bias", "A_log", "D", "out_proj.weight" };
+
+static int lm_tensors(lm *md, const opts *o, int load, const char *path)
+{
+    ssm_mamba_config c;
+    ssm_mamba *b0 = NULL;
+    ssm_mamba_stack_block(md->stk, 0, &b0);
+    ssm_mamba_get_config(b0, &c);
+    const int64_t Dm = md->Dm, Di = c.expand * Dm, N = c.d_state, K = c.d_conv, R = c.dt_rank;
+    const int64_t shp[SSM_MAMBA_NPARAMS][3] = {
+        { 2 * Di, Dm, 0 }, { Di, 1, K }, { Di, 0, 0 }, { R + 2 * N, Di, 0 }, { Di, R, 0 },
+        { Di, 0, 0 }, { Di, N, 0 }, { Di, 0, 0 }, { Dm, Di, 0 } };
+    const int nd[SSM_MAMBA_NPARAMS] = { 2, 3, 1, 2, 2, 1, 2, 1, 2 };
+    const int64_t nt = 2 + o->layers * (SSM_MAMBA_NPARAMS + 1);
+    ssm_tensor_desc *t = xcalloc((size_t)nt, sizeof *t);
+    char (*names)[96] = xcalloc((size_t)nt, sizeof *names);
+    float **bufs = xcalloc((size_t)nt, sizeof(float *));
+    int64_t *cnts = xcalloc((size_t)nt, sizeof(int64_t));
+    const int64_t vshape[2] = { md->Vp, Dm }, nshape[1] = { Dm };
+    int64_t k = 0;
+    snprintf(names[k], sizeof names[k], "backbone.embedding.weight");
+    t[k].ndim = 2; t[k].shape = vshape; bufs[k] = md->E; cnts[k++] = md->Vp * Dm;
+    for (int64_t l = 0; l < o->layers; l++) {
+        ssm_mamba *blk = NULL;
+        ssm_mamba_stack_block(md->stk, l, &blk);
+        for (int p = 0; p < SSM_MAMBA_NPARAMS; p++) {
+            snprintf(names[k], sizeof names[k], "backbone.layers.%" PRId64 ".mixer.%s", l,
+                     mixer_name[p]);
+            t[k].ndim = nd[p]; t[k].shape = shp[p];
+            ssm_mamba_param_count(blk, (ssm_mamba_param)p, &cnts[k]);
+            bufs[k] = xcalloc((size_t)cnts[k], sizeof(float));
+            if (!load) ssm_mamba_get_param(blk, (ssm_mamba_param)p, bufs[k], cnts[k]);
+            k++;
+        }
+        snprintf(names[k], sizeof names[k], "backbone.layers.%" PRId64 ".norm.weight", l);
+        t[k].ndim = 1; t[k].shape = nshape; cnts[k] = Dm;
+        bufs[k] = xcalloc((size_t)Dm, sizeof(float));
+        if (!load) ssm_mamba_stack_get_norm(md->stk, l, bufs[k], Dm);
+        k++;
+    }
+    snprintf(names[k], sizeof names[k], "backbone.norm_f.weight");
+    t[k].ndim = 1; t[k].shape = nshape; cnts[k] = Dm;
+    bufs[k] = xcalloc((size_t)Dm, sizeof(float));
+    if (!load) ssm_mamba_stack_get_norm(md->stk, o->layers, bufs[k], Dm);
+    k++;
+    ssm_status st = SSM_OK;
+    if (!load) {
+        for (int64_t i = 0; i < nt; i++) {
+            t[i].name = names[i]; t[i].dtype = SSM_DTYPE_F32; t[i].data = bufs[i];
+        }
+        char meta[4][32];
+        snprintf(meta[0], sizeof meta[0], "%" PRId64, Dm);
+        snprintf(meta[1], sizeof meta[1], "%" PRId64, o->layers);
+        snprintf(meta[2], sizeof meta[2], "%" PRId64, md->V);
+        snprintf(meta[3], sizeof meta[3], "%" PRId64, N);
+        const char *keys[] = { "format", "producer", "d_model", "n_layer", "vocab_size", "d_state" };
+        const char *vals[] = { "pt", "libssm ssm_train (Mamba LM, selective copying; tied embeddings)",
+                               meta[0], meta[1], meta[2], meta[3] };
+        st = ssm_safetensors_write(path, nt, t, 6, keys, vals);
+        if (st != SSM_OK)
+            fprintf(stderr, "ssm_train: cannot write '%s': %s\n", path, ssm_status_string(st));
+    } else {
+        ssm_tensor_file *f = NULL;
+        st = ssm_tensor_file_open(&f, path);
+        for (int64_t i = 0; i < nt && st == SSM_OK; i++)
+            st = ssm_tensor_file_read_f32(f, names[i], bufs[i], cnts[i]);
+        ssm_tensor_file_close(f);
+        /* into the stack: blocks, norms (each checked: finite values) */
+        k = 1;
+        for (int64_t l = 0; l < o->layers && st == SSM_OK; l++) {
+            ssm_mamba *blk = NULL;
+            ssm_mamba_stack_block(md->stk, l, &blk);
+            for (int p = 0; p < SSM_MAMBA_NPARAMS && st == SSM_OK; p++, k++)
+                st = ssm_mamba_set_param(blk, (ssm_mamba_param)p, bufs[k], cnts[k]);
+            if (st == SSM_OK) st = ssm_mamba_stack_set_norm(md->stk, l, bufs[k], Dm);
+            k++;
+        }
+        if (st == SSM_OK) st = ssm_mamba_stack_set_norm(md->stk, o->layers, bufs[k], Dm);
+        if (st == SSM_OK) st = ssm_mamba_stack_params_get(md->stk, md->p, md->np);
+        for (int64_t i = 0; i < md->Vp * Dm && st == SSM_OK; i++)
+            if (!isfinite(md->E[i])) st = SSM_ERR_FORMAT;
+        if (st != SSM_OK)
+            fprintf(stderr, "ssm_train: cannot load '%s' (Mamba, d_model %" PRId64 ", %" PRId64
+                    " layers, d_state %" PRId64 ", vocab %" PRId64 "): %s\n", path, Dm,
+                    o->layers, N, md->V, ssm_status_string(st));
+    }
+    for (int64_t i = 1; i < nt; i++) free(bufs[i]);
+    free(bufs); free(cnts); free(names); free(t);
+    return st != SSM_OK;
+}
+
+static int plot(const char *png, const char *csv, int mamba);
+static double now(void);
+
+/* Held-out evaluation: `evals` batches from a stream training never uses. */
+static double lm_eval(lm *md, const opts *o, double *acc)
+{
+    rng held = { o->seed ^ 0xE7A1ull * 0x9E37ull }; rng_u64(&held);
+    double loss = 0.0;
+    int64_t right = 0, total = 0;
+    for (int64_t e = 0; e < o->evals; e++) {
+        sc_batch(&held, o, md->tok, md->tgt);
+        loss += lm_step(md, o->batch, 0, &right, &total) / (double)o->evals;
+    }
+    *acc = total ? (double)right / (double)total : 0.0;
+    return loss;
+}
+
+static int main_mamba(const opts *o, FILE *csv)
+{
+    lm md;
+    if (lm_init(&md, o)) return 1;
+    if (o->load && lm_tensors(&md, o, 1, o->load)) { lm_free(&md); return 1; }
+    float *gflat = NULL;
+    int64_t ng = 0;
+    ssm_mamba_stack_grads_data(md.grads, &gflat, &ng);
+    const int64_t Bt = o->batch, T = md.T;
+    if (!o->quiet) {
+        char blas[64];
+        ssm_blas_describe(blas, sizeof blas);
+        printf("ssm_train: Mamba LM, d_model %" PRId64 ", %" PRId64 " layers, d_state %" PRId64
+               ", vocab %" PRId64 " (%" PRId64 " rows), %" PRId64 " parameters; selective "
+               "copying of %" PRId64 " tokens in %" PRId64 ", batch %" PRId64 ", %" PRId64
+               " steps, seed %" PRIu64 "%s%s; %s\n",
+               o->dm, o->layers, o->dstate, md.V, md.Vp, md.np + md.Vp * md.Dm, o->copies,
+               o->len, Bt, o->steps, o->seed, o->load ? ", from " : "",
+               o->load ? o->load : "", blas);
+    }
+    if (csv) fprintf(csv, "step,lr,loss,grad_norm,accuracy\n");
+    rng train = { o->seed ^ 0x7A11ull }; rng_u64(&train);
+    ssm_adamw_config cfg = { o->lr, 0.9, 0.999, 1e-8, 0.0 };
+    const int64_t warmup = o->steps / 10;
+    float *grads[2] = { gflat, md.dE };
+    const int64_t sizes[2] = { ng, md.Vp * md.Dm };
+    double t0 = now(), last = 0.0, loss0 = NAN, acc_w = 0.0;
+    int64_t r_w = 0, n_w = 0;
+    int skipped = 0;
+    for (int64_t s = 0; s < o->steps; s++) {
+        sc_batch(&train, o, md.tok, md.tgt);
+        int64_t right = 0, total = 0;
+        const double loss = lm_step(&md, Bt, 1, &right, &total);
+        if (!isfinite(loss)) {
+            fprintf(stderr, "ssm_train: step %" PRId64 ": the loss is not finite\n", s + 1);
+            lm_free(&md);
+            return 1;
+        }
+        if (s == 0) loss0 = loss;
+        last = loss;
+        r_w += right; n_w += total;
+        double gn = 0.0;
+        ssm_lr_warmup_cosine(s, warmup, o->steps, o->lr, o->lr / 20.0, &cfg.lr);
+        ssm_status st = ssm_clip_grad_norm(grads, sizes, 2, 1.0, &gn);
+        if (st == SSM_OK) {
+            ssm_adamw_step(&cfg, s + 1, md.np, md.p, gflat, md.m, md.v);
+            ssm_adamw_step(&cfg, s + 1, md.Vp * md.Dm, md.E, md.dE, md.mE, md.vE);
+            if (ssm_mamba_stack_params_set(md.stk, md.p, md.np) != SSM_OK) {
+                fprintf(stderr, "ssm_train: step %" PRId64 ": parameters not finite\n", s + 1);
+                lm_free(&md);
+                return 1;
+            }
+        } else
+            skipped++;
+        if (csv)
+            fprintf(csv, "%" PRId64 ",%.9g,%.17g,%.9g,%.6f\n", s + 1, cfg.lr, loss, gn,
+                    total ? (double)right / (double)total : 0.0);
+        if (!o->quiet && ((s + 1) % 25 == 0 || s + 1 == o->steps)) {
+            const double el = now() - t0;
+            acc_w = n_w ? (double)r_w / (double)n_w : 0.0;
+            printf("step %6" PRId64 "/%" PRId64 "  loss %.4f  acc %.3f  lr %.2e  |g| %.3e  "
+                   "%.0f tokens/s\n", s + 1, o->steps, loss, acc_w, cfg.lr, gn,
+                   (double)(s + 1) * (double)(Bt * T) / el);
+            fflush(stdout);
+            r_w = n_w = 0;
+        }
+    }
+    const double secs = now() - t0;
+    double acc = 0.0;
+    const double eval = lm_eval(&md, o, &acc);
+    printf("first loss %.6f  last loss %.6f  held-out loss %.6f  accuracy %.4f  (chance %.4f; "
+           "%d skipped steps, %.2f s, %.0f tokens/s)\n", loss0, last, eval, acc,
+           1.0 / (double)o->nvals, skipped, secs, (double)o->steps * (double)(Bt * T) / secs);
+    printf("held-out accuracy: %.6f\n", acc);
+    int rc = 0;
+    if (o->save) rc |= lm_tensors(&md, o, 0, o->save);
+    if (csv) fclose(csv);
+    if (o->plot) rc |= plot(o->plot, o->csv, 1);
+    lm_free(&md);
+    return rc;
+}
+
 /* ---- plot ---------------------------------------------------------------- */
-static int plot(const char *png, const char *csv)
+static int plot(const char *png, const char *csv, int mamba)
 {
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         fprintf(stderr, "ssm_train: --plot needs gnuplot, which is not installed: "
@@ -266,10 +605,11 @@ static int plot(const char *png, const char *csv)
                "  set terminal pngcairo size 800,500 font 'sans,10'\n"
                "} else { set terminal png size 800,500 }\n");
     fprintf(g, "set output '%s'\nset datafile separator ','\nset logscale y\n"
-               "set xlabel 'step'\nset ylabel 'MSE'\nset grid\n"
-               "set title 'ssm\\_train: S4D on the delay task'\n"
+               "set xlabel 'step'\nset ylabel '%s'\nset grid\n"
+               "set title 'ssm\\_train: %s'\n"
                "plot '%s' every ::1 using 1:3 with lines lw 2 title 'training loss'\n",
-            png, csv);
+            png, mamba ? "cross-entropy (answer tokens)" : "MSE",
+            mamba ? "Mamba LM on selective copying" : "S4D on the delay task", csv);
     int rc = pclose(g);
     if (rc != 0) { fprintf(stderr, "ssm_train: gnuplot failed (status %d)\n", rc); return 1; }
     return 0;
@@ -279,24 +619,40 @@ static int plot(const char *png, const char *csv)
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: ssm_train [--steps S] [--seed S] [--n N] [--len L] [--channels H] [--tau T]\n"
-"                 [--batch B] [--lr LR] [--csv FILE] [--plot FILE.png]\n"
-"                 [--save FILE.safetensors] [--load FILE.safetensors] [--quiet]\n"
-"Trains an S4D layer (lambda, B, C, dt, D per channel) on the delay task of\n"
-"ssm_demo: channel h outputs its band-limited input delayed by tau (h+1)/H.\n"
-"  --steps S     optimizer steps, 1..1000000 (default 300)\n"
+"usage: ssm_train [--model s4d|mamba] [--task delay|selective-copy] [--steps S]\n"
+"                 [--seed S] [--len L] [--batch B] [--lr LR] [--csv FILE]\n"
+"                 [--plot FILE.png] [--save FILE.safetensors]\n"
+"                 [--load FILE.safetensors] [--quiet]\n"
+"                 s4d:   [--n N] [--channels H] [--tau T]\n"
+"                 mamba: [--d-model D] [--layers NL] [--d-state N] [--copies M]\n"
+"                        [--values V] [--evals E]\n"
+"--model s4d (default; task delay): trains an S4D layer (lambda, B, C, dt, D per\n"
+"channel) on the delay task of ssm_demo: channel h outputs its band-limited\n"
+"input delayed by tau (h+1)/H.\n"
+"--model mamba (task selective-copy): trains a Mamba language model (embedding,\n"
+"Mamba blocks, tied head) to copy M data tokens scattered among noise tokens,\n"
+"in order, at M marker tokens after the context (Mamba paper, section 4.1.1);\n"
+"cross-entropy on the answer tokens, held-out accuracy at the end.\n"
+"  --steps S     optimizer steps, 1..1000000 (default 300; mamba 400)\n"
 "  --seed S      seed of the data and the initialisation (default 1)\n"
-"  --n N         complex modes per channel, 1..1024 (default 32)\n"
-"  --len L       sequence length, 16..65536 (default 256)\n"
-"  --channels H  channels (one delay each), 1..64 (default 4)\n"
-"  --tau T       the largest delay, 1..len-1 (default len/8)\n"
-"  --batch B     sequences per step, 1..1024 (default 8)\n"
+"  --len L       sequence length, 16..65536 (default 256); mamba: context\n"
+"                length before the markers, 8..4096 (default 16)\n"
+"  --batch B     sequences per step, 1..1024 (default 8; mamba 16)\n"
 "  --lr LR       peak learning rate, (0, 1] (default 0.01)\n"
-"  --csv FILE    loss curve: step,lr,loss,grad_norm\n"
+"  --csv FILE    loss curve: step,lr,loss,grad_norm (mamba: ,accuracy)\n"
 "  --plot FILE   draw the --csv loss curve as a PNG through gnuplot, when installed\n"
-"  --save FILE   write the trained parameters (safetensors)\n"
+"  --save FILE   write the trained parameters (safetensors; mamba: mamba_ssm names)\n"
 "  --load FILE   start from saved parameters (fine-tuning)\n"
-"  --quiet       no progress lines\n");
+"  --quiet       no progress lines\n"
+"  --n N         s4d: complex modes per channel, 1..1024 (default 32)\n"
+"  --channels H  s4d: channels (one delay each), 1..64 (default 4)\n"
+"  --tau T       s4d: the largest delay, 1..len-1 (default len/8)\n"
+"  --d-model D   mamba: model width, 1..1024 (default 32)\n"
+"  --layers NL   mamba: Mamba blocks, 1..64 (default 2)\n"
+"  --d-state N   mamba: SSM state size, 1..256 (default 16)\n"
+"  --copies M    mamba: data tokens to copy, 1..64, below the context length (default 3)\n"
+"  --values V    mamba: distinct data tokens, 2..1000 (default 8; chance 1/V)\n"
+"  --evals E     mamba: held-out batches, 1..1000 (default 16)\n");
 }
 
 static void bad_option(const char *fmt, ...)
@@ -323,7 +679,10 @@ static int64_t parse_int(const char *opt, const char *s, int64_t lo, int64_t hi)
 static void parse(opts *o, int argc, char **argv)
 {
     static const char *names[] = { "--steps", "--seed", "--n", "--len", "--channels", "--tau",
-                                   "--batch", "--lr", "--csv", "--plot", "--save", "--load" };
+                                   "--batch", "--lr", "--csv", "--plot", "--save", "--load",
+                                   "--model", "--task", "--d-model", "--layers", "--d-state",
+                                   "--copies", "--values", "--evals" };
+    int task = -1;   /* 0 delay, 1 selective-copy */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
@@ -341,13 +700,13 @@ static void parse(opts *o, int argc, char **argv)
             val = argv[++i];
         }
         switch (which) {
-        case 0: o->steps = parse_int("--steps", val, 1, 1000000); break;
+        case 0: o->steps = parse_int("--steps", val, 1, 1000000); o->set_steps = 1; break;
         case 1: o->seed = (uint64_t)parse_int("--seed", val, 0, INT64_MAX); break;
         case 2: o->n = parse_int("--n", val, 1, 1024); break;
-        case 3: o->len = parse_int("--len", val, 16, 65536); break;
+        case 3: o->len = parse_int("--len", val, 8, 65536); o->set_len = 1; break;
         case 4: o->H = parse_int("--channels", val, 1, 64); break;
         case 5: o->tau = parse_int("--tau", val, 1, 65535); break;
-        case 6: o->batch = parse_int("--batch", val, 1, 1024); break;
+        case 6: o->batch = parse_int("--batch", val, 1, 1024); o->set_batch = 1; break;
         case 7: {
             char *end;
             errno = 0;
@@ -355,8 +714,25 @@ static void parse(opts *o, int argc, char **argv)
             if (errno || end == val || *end || !(v > 0.0 && v <= 1.0))
                 bad_option("--lr: expected a number in (0, 1], got '%s'", val);
             o->lr = v;
+            o->set_lr = 1;
             break;
         }
+        case 12:
+            if (!strcmp(val, "s4d")) o->mamba = 0;
+            else if (!strcmp(val, "mamba")) o->mamba = 1;
+            else bad_option("--model: expected s4d or mamba, got '%s'", val);
+            break;
+        case 13:
+            if (!strcmp(val, "delay")) task = 0;
+            else if (!strcmp(val, "selective-copy")) task = 1;
+            else bad_option("--task: expected delay or selective-copy, got '%s'", val);
+            break;
+        case 14: o->dm = parse_int("--d-model", val, 1, 1024); break;
+        case 15: o->layers = parse_int("--layers", val, 1, 64); break;
+        case 16: o->dstate = parse_int("--d-state", val, 1, 256); break;
+        case 17: o->copies = parse_int("--copies", val, 1, 64); break;
+        case 18: o->nvals = parse_int("--values", val, 2, 1000); break;
+        case 19: o->evals = parse_int("--evals", val, 1, 1000); break;
         default:
             if (!*val) bad_option("option '%s' needs a non-empty value", names[which]);
             if (which == 8) o->csv = val;
@@ -368,6 +744,20 @@ static void parse(opts *o, int argc, char **argv)
     if (o->plot && !o->csv) bad_option("--plot draws the --csv file: give --csv too");
     if ((o->plot && strchr(o->plot, '\'')) || (o->plot && strchr(o->csv, '\'')))
         bad_option("--plot: file names with a single quote cannot be passed to gnuplot");
+    if (task >= 0 && task != o->mamba)
+        bad_option("--task %s needs --model %s", task ? "selective-copy" : "delay",
+                   task ? "mamba" : "s4d");
+    if (o->mamba) {
+        if (!o->set_len) o->len = 16;
+        if (!o->set_batch) o->batch = 16;
+        if (!o->set_lr) o->lr = 0.01;
+        if (!o->set_steps) o->steps = 400;
+        if (o->len > 4096) bad_option("--len: at most 4096 with --model mamba");
+        if (o->copies >= o->len)
+            bad_option("--copies: must be below --len (%" PRId64 ")", o->len);
+        return;
+    }
+    if (o->len < 16) bad_option("--len: expected an integer in [16, 65536] with --model s4d");
     if (o->tau == 0) o->tau = o->len / 8;
     if (o->tau >= o->len) bad_option("--tau: must be below --len (%" PRId64 ")", o->len);
 }
@@ -382,7 +772,8 @@ static double now(void)
 int main(int argc, char **argv)
 {
     opts o = { .steps = 300, .n = 32, .len = 256, .H = 4, .batch = 8, .tau = 0,
-               .seed = 1, .lr = 0.01 };
+               .seed = 1, .lr = 0.01, .dm = 32, .layers = 2, .dstate = 16, .copies = 3,
+               .nvals = 8, .evals = 16 };
     parse(&o, argc, argv);
     FILE *csv = NULL;
     if (o.csv && !(csv = fopen(o.csv, "w"))) {
@@ -398,6 +789,7 @@ int main(int argc, char **argv)
         fclose(pr);
         remove(o.plot);
     }
+    if (o.mamba) return main_mamba(&o, csv);
     const int64_t H = o.H, n = o.n, L = o.len, Bt = o.batch, cnt = Bt * H * L;
     model md;
     model_init(&md, H, n, o.seed);
@@ -474,7 +866,7 @@ int main(int argc, char **argv)
     printf("held-out mse: %.9g\n", eval);
     int rc = 0;
     if (o.save) rc |= save_model(&md, o.save);
-    if (o.plot) rc |= plot(o.plot, o.csv);
+    if (o.plot) rc |= plot(o.plot, o.csv, 0);
     ssm_conv_plan_destroy(plan);
     free(u); free(tgt); free(w.lam); free(w.B); free(w.C2); free(w.Ad); free(w.Bd);
     free(w.dlam); free(w.dB); free(w.dC); free(w.Kd); free(w.dKd); free(w.K); free(w.dK);
