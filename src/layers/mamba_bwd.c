@@ -141,15 +141,16 @@ typedef struct blk_ws {
     float *dA;                            /* [Di][N] */
 } blk_ws;
 
-/* Floats of the workspace: forward 6 Di + R + 2N per token, backward
- * 3 Di + R + 2N more and Di*N; -1 on overflow or a BLAS int overflow. */
+/* Floats of the workspace: forward 5 Di + R + 2N per token, backward 4 Di
+ * + R + 2N more (c kept apart from u; du, ddelta, dz; the d of x_proj's
+ * rows) and Di*N; -1 on overflow or a BLAS int overflow. */
 static int64_t ws_count(const blk_dims *d, int64_t B, int64_t L, int bwd)
 {
     int64_t lp, per, tot, tok;
     if (B < 1 || L < 1 || B > INT_MAX || L > INT_MAX ||
         __builtin_add_overflow(L, d->k - 1, &lp) || lp > INT_MAX)
         return -1;
-    per = (bwd ? 9 : 6) * d->di + (bwd ? 2 : 1) * (d->r + 2 * d->n);
+    per = (bwd ? 9 : 5) * d->di + (bwd ? 2 : 1) * (d->r + 2 * d->n);
     if (!ssmi_sizes_ok(&tok, sizeof(float), 2, B, L) ||
         !ssmi_sizes_ok(&tot, sizeof(float), 2, tok, per) ||
         (bwd && __builtin_add_overflow(tot, d->di * d->n, &tot)) ||
@@ -166,7 +167,10 @@ static blk_ws ws_carve(const blk_dims *d, int64_t B, int64_t L, float *w, int bw
     s.B = B; s.L = L;
     s.xi = w; w += a;
     s.z = w; w += a;
-    s.c = w; w += a;
+    /* Forward only: the conv output is turned into u in place. */
+    s.c = w;
+    if (bwd)
+        w += a;
     s.u = w; w += a;
     s.delta = w; w += a;
     s.ys = w; w += a;
@@ -222,17 +226,20 @@ static ssm_status blk_forward_acts(const blk_params *bp, const blk_ws *w,
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < B * di; i++) {
         const int64_t d = i % di;
-        const float *xr = w->xi + i * L;
-        float *cr = w->c + i * L, *ur = w->u + i * L;
-        for (int64_t t = 0; t < L; t++) {
-            float acc = cb[d];
-            for (int64_t j = 0; j < k; j++) {
-                const int64_t s = t - (k - 1) + j;
-                acc += cw[d * k + j] * (s >= 0 ? xr[s] : 0.0f);
-            }
-            cr[t] = acc;
-            ur[t] = silu_f(acc);
+        const float *restrict xr = w->xi + i * L;
+        float *cr = w->c + i * L, *ur = w->u + i * L;   /* equal in a forward */
+        /* Tap-outer, time-inner (the inner loops vectorize); tap j reaches
+         * back k-1-j steps, the zero padding is skipped. */
+        for (int64_t t = 0; t < L; t++)
+            cr[t] = cb[d];
+        for (int64_t j = 0; j < k; j++) {
+            const float wj = cw[d * k + j];
+            const int64_t lag = k - 1 - j;
+            for (int64_t t = lag; t < L; t++)
+                cr[t] += wj * xr[t - lag];
         }
+        for (int64_t t = 0; t < L; t++)
+            ur[t] = silu_f(cr[t]);
     }
     /* x_proj (dt | B | C rows) and dt_proj (Mamba, algorithm 2). */
     gemm_det(CblasNoTrans, CblasNoTrans, r, L, di, wx, di, 0, w->u, L, di * L,
