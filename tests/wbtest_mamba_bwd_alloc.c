@@ -68,13 +68,23 @@ static ssm_status run_stack_fwd(int r)
     return ssm_mamba_stack_forward_det(stk, B, L, x, r ? ref : out);
 }
 
+static ssm_status run_stack_train(int r)
+{
+    /* forward_train then backward_saved, as one call under test */
+    ssm_mamba_stack_grads *g = r ? gref : gout;
+    ssm_status st = ssm_mamba_stack_forward_train(stk, g, B, L, x, r ? ref : out);
+    if (st != SSM_OK)
+        return st;
+    return ssm_mamba_stack_backward_saved(stk, g, dy, r ? ref : out);
+}
+
 static void same_bytes(run_fn f)
 {
     ck_assert(!memcmp(ref, out, sizeof ref));
     if (f == run_block_bwd)
         for (int i = 0; i < SSM_MAMBA_NPARAMS; i++)
             ck_assert(!memcmp(pref[i], pout[i], (size_t)cnt[i] * 4));
-    if (f == run_stack_bwd) {
+    if (f == run_stack_bwd || f == run_stack_train) {
         float *a = NULL, *b = NULL;
         int64_t n = 0;
         ck_assert_int_eq(ssm_mamba_stack_grads_data(gref, &a, &n), SSM_OK);
@@ -85,9 +95,11 @@ static void same_bytes(run_fn f)
 
 START_TEST(calls_fail_cleanly)
 {
-    static const run_fn fns[] = { run_block_bwd, run_block_fwd, run_stack_bwd, run_stack_fwd };
+    static const run_fn fns[] = { run_block_bwd, run_block_fwd, run_stack_bwd, run_stack_fwd,
+                                  run_stack_train };
     static const char *names[] = { "ssm_mamba_backward", "ssm_mamba_forward_det",
-                                   "ssm_mamba_stack_backward", "ssm_mamba_stack_forward_det" };
+                                   "ssm_mamba_stack_backward", "ssm_mamba_stack_forward_det",
+                                   "ssm_mamba_stack_forward_train + backward_saved" };
     setup();
     for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
         ck_assert_int_eq(fns[f](1), SSM_OK);
