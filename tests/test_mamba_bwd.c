@@ -459,6 +459,27 @@ START_TEST(stack_matches_finite_differences)
     ck_assert_int_eq(ssm_mamba_stack_backward(s, B, L, x, R, NULL, gr), SSM_OK);
     ck_assert(!memcmp(gd, gcopy, (size_t)tot * 4));
 
+    /* forward_train + backward_saved: the bytes of forward_det and of
+     * backward, twice from one saved forward. */
+    ssm_mamba_stack_grads *gs = NULL;
+    ck_assert_int_eq(ssm_mamba_stack_grads_create(&gs, s), SSM_OK);
+    float *y3 = tu_alloc((size_t)na, 4), *dx4 = tu_alloc((size_t)na, 4), *gsd = NULL;
+    ck_assert_int_eq(ssm_mamba_stack_backward_saved(s, gs, R, dx4), SSM_ERR_ARG);  /* none saved */
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(s, gs, B, L, x, y3), SSM_OK);
+    ck_assert(!memcmp(y1, y3, (size_t)na * 4));
+    ck_assert_int_eq(ssm_mamba_stack_grads_data(gs, &gsd, NULL), SSM_OK);
+    for (int rep = 0; rep < 2; rep++) {
+        memset(dx4, 0, (size_t)na * 4);
+        ck_assert_int_eq(ssm_mamba_stack_backward_saved(s, gs, R, dx4), SSM_OK);
+        ck_assert(!memcmp(dx, dx4, (size_t)na * 4));
+        ck_assert(!memcmp(gcopy, gsd, (size_t)tot * 4));
+    }
+    /* A failed forward_train invalidates the saved forward. */
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(s, gs, 0, L, x, y3), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_backward_saved(s, gs, R, dx4), SSM_ERR_ARG);
+    ssm_mamba_stack_grads_destroy(gs);
+    free(y3); free(dx4);
+
     /* params_set round trip: the same bytes back. */
     ck_assert_int_eq(ssm_mamba_stack_params_set(s, th, tot), SSM_OK);
     float *th2 = tu_alloc((size_t)tot, 4);
@@ -524,6 +545,14 @@ START_TEST(threads_identical)
                                                   nt == 1 ? g1 : g2), SSM_OK);
         ck_assert_int_eq(ssm_mamba_stack_forward_det(s, B, L, xs, nt == 1 ? ys1 : ys2), SSM_OK);
         if (nt > 1) {
+            /* the saved-forward path too, against the 1-thread recompute path */
+            ck_assert_int_eq(ssm_mamba_stack_forward_train(s, g2, B, L, xs, ys2), SSM_OK);
+            ck_assert_msg(!memcmp(ys1, ys2, (size_t)nas * 4), "forward_train, %d threads", nt);
+            ck_assert_int_eq(ssm_mamba_stack_backward_saved(s, g2, Rs, dxs2), SSM_OK);
+            ck_assert_msg(!memcmp(dxs1, dxs2, (size_t)nas * 4), "saved dx, %d threads", nt);
+            ck_assert_msg(!memcmp(gd1, gd2, (size_t)gn * 4), "saved grads, %d threads", nt);
+            ck_assert_int_eq(ssm_mamba_stack_backward(s, B, L, xs, Rs, dxs2, g2), SSM_OK);
+            ck_assert_int_eq(ssm_mamba_stack_forward_det(s, B, L, xs, ys2), SSM_OK);
             for (int i = 0; i < NP + 2; i++)
                 ck_assert_msg(!memcmp(ref[i], out[i], (size_t)sz[i] * 4),
                               "block output %d differs at %d threads", i, nt);
@@ -590,6 +619,21 @@ START_TEST(bad_arguments)
     ck_assert_int_eq(ssm_mamba_stack_backward(s, 1, 4, x, dy, y, g2), SSM_ERR_ARG);
     ck_assert_int_eq(ssm_mamba_stack_backward(s, 1, 4, x, dy, y, g3), SSM_ERR_ARG);
     ck_assert_int_eq(ssm_mamba_stack_backward(s, 1, 4, x, dy, y, g), SSM_OK);
+    /* Saved forward: NULLs, other shapes, sizes. */
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(s, NULL, 1, 4, x, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(NULL, g, 1, 4, x, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(s, g, 1, 4, NULL, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(s, g, 1, 4, x, NULL), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(s, g2, 1, 4, x, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(s, g, big, big, x, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(s, g, 1, -1, x, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_backward_saved(s, g, dy, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_forward_train(s, g, 1, 4, x, y), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_stack_backward_saved(NULL, g, dy, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_backward_saved(s, NULL, dy, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_backward_saved(s, g, NULL, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_backward_saved(s2, g, dy, y), SSM_ERR_ARG);
+    ck_assert_int_eq(ssm_mamba_stack_backward_saved(s, g, dy, NULL), SSM_OK);
     float *v = (float *)1;
     int64_t n = 0;
     ck_assert_int_eq(ssm_mamba_stack_grads_data(NULL, &v, &n), SSM_ERR_ARG);

@@ -337,6 +337,30 @@ SSM_API ssm_status ssm_mamba_stack_backward(const ssm_mamba_stack *stk,
                                             float *dx,
                                             ssm_mamba_stack_grads *g);
 
+
+/* The training step without the backward's own forward pass: the forward
+ * of ssm_mamba_stack_forward_det (same bytes of y), which also keeps every
+ * layer's residual input inside g ((n_layers + 1) * batch*L*Dm floats, kept
+ * and reused until g is destroyed); then ssm_mamba_stack_backward_saved
+ * computes what ssm_mamba_stack_backward(stk, batch, L, x, dy, dx, g) would,
+ * bit for bit, without running the stack forward again (about one forward
+ * less per step).  The saved forward stays valid for any number of
+ * backward_saved calls until the next forward_train on g (a failed one
+ * invalidates it); the parameters must not change in between (not
+ * checked: the gradients would then mix two models).
+ * Errors: forward_train as ssm_mamba_stack_forward_det, plus g NULL or made
+ * for another shape (SSM_ERR_ARG) and SSM_ERR_NOMEM for the saved copy;
+ * backward_saved: SSM_ERR_ARG (stk, g or dy NULL, no valid saved forward in
+ * g, g made for another shape), SSM_ERR_NOMEM.  dy, dx [batch][L][Dm] of
+ * the saved forward.  Not reentrant on the same g. */
+SSM_API ssm_status ssm_mamba_stack_forward_train(const ssm_mamba_stack *stk,
+                                                 ssm_mamba_stack_grads *g,
+                                                 int64_t batch, int64_t L,
+                                                 const float *x, float *y);
+SSM_API ssm_status ssm_mamba_stack_backward_saved(const ssm_mamba_stack *stk,
+                                                  ssm_mamba_stack_grads *g,
+                                                  const float *dy, float *dx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -141,15 +141,16 @@ typedef struct blk_ws {
     float *dA;                            /* [Di][N] */
 } blk_ws;
 
-/* Floats of the workspace: forward 6 Di + R + 2N per token, backward
- * 3 Di + R + 2N more and Di*N; -1 on overflow or a BLAS int overflow. */
+/* Floats of the workspace: forward 5 Di + R + 2N per token, backward 4 Di
+ * + R + 2N more (c kept apart from u; du, ddelta, dz; the d of x_proj's
+ * rows) and Di*N; -1 on overflow or a BLAS int overflow. */
 static int64_t ws_count(const blk_dims *d, int64_t B, int64_t L, int bwd)
 {
     int64_t lp, per, tot, tok;
     if (B < 1 || L < 1 || B > INT_MAX || L > INT_MAX ||
         __builtin_add_overflow(L, d->k - 1, &lp) || lp > INT_MAX)
         return -1;
-    per = (bwd ? 9 : 6) * d->di + (bwd ? 2 : 1) * (d->r + 2 * d->n);
+    per = (bwd ? 9 : 5) * d->di + (bwd ? 2 : 1) * (d->r + 2 * d->n);
     if (!ssmi_sizes_ok(&tok, sizeof(float), 2, B, L) ||
         !ssmi_sizes_ok(&tot, sizeof(float), 2, tok, per) ||
         (bwd && __builtin_add_overflow(tot, d->di * d->n, &tot)) ||
@@ -166,7 +167,10 @@ static blk_ws ws_carve(const blk_dims *d, int64_t B, int64_t L, float *w, int bw
     s.B = B; s.L = L;
     s.xi = w; w += a;
     s.z = w; w += a;
-    s.c = w; w += a;
+    /* Forward only: the conv output is turned into u in place. */
+    s.c = w;
+    if (bwd)
+        w += a;
     s.u = w; w += a;
     s.delta = w; w += a;
     s.ys = w; w += a;
@@ -222,17 +226,20 @@ static ssm_status blk_forward_acts(const blk_params *bp, const blk_ws *w,
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < B * di; i++) {
         const int64_t d = i % di;
-        const float *xr = w->xi + i * L;
-        float *cr = w->c + i * L, *ur = w->u + i * L;
-        for (int64_t t = 0; t < L; t++) {
-            float acc = cb[d];
-            for (int64_t j = 0; j < k; j++) {
-                const int64_t s = t - (k - 1) + j;
-                acc += cw[d * k + j] * (s >= 0 ? xr[s] : 0.0f);
-            }
-            cr[t] = acc;
-            ur[t] = silu_f(acc);
+        const float *restrict xr = w->xi + i * L;
+        float *cr = w->c + i * L, *ur = w->u + i * L;   /* equal in a forward */
+        /* Tap-outer, time-inner (the inner loops vectorize); tap j reaches
+         * back k-1-j steps, the zero padding is skipped. */
+        for (int64_t t = 0; t < L; t++)
+            cr[t] = cb[d];
+        for (int64_t j = 0; j < k; j++) {
+            const float wj = cw[d * k + j];
+            const int64_t lag = k - 1 - j;
+            for (int64_t t = lag; t < L; t++)
+                cr[t] += wj * xr[t - lag];
         }
+        for (int64_t t = 0; t < L; t++)
+            ur[t] = silu_f(cr[t]);
     }
     /* x_proj (dt | B | C rows) and dt_proj (Mamba, algorithm 2). */
     gemm_det(CblasNoTrans, CblasNoTrans, r, L, di, wx, di, 0, w->u, L, di * L,
@@ -429,6 +436,11 @@ struct ssm_mamba_stack_grads {
     int64_t nl, dm, per_layer, total;
     int64_t cnt[SSM_MAMBA_NPARAMS], off[SSM_MAMBA_NPARAMS];
     float *data;
+    /* Residual inputs kept by ssm_mamba_stack_forward_train: [nl + 1][B][L][Dm]
+     * for (sb, sl), valid when saved_ok. */
+    float *saved;
+    int64_t saved_cap, sb, sl;
+    int saved_ok;
 };
 
 /* The stack's blocks are read only; ssm_mamba_stack_block takes a
@@ -542,6 +554,7 @@ void ssm_mamba_stack_grads_destroy(ssm_mamba_stack_grads *g)
     if (!g)
         return;
     ssmi_free(g->data);
+    ssmi_free(g->saved);
     ssmi_free(g);
 }
 
@@ -627,15 +640,17 @@ static void rmsnorm_rows(int64_t rows, int64_t dm, const float *in, float *out,
 }
 
 /* Everything a stack pass needs: every layer's parameters, the norm
- * weights, the block workspace, and the residual stream. */
+ * weights, the block workspace, the residual stream and three scratch
+ * activations (normed, tmp, dn). */
 typedef struct stack_run {
     stack_layout s;
     int64_t B, L, ntok, nact;
     blk_params *bp;       /* [nl] */
     float *norms;         /* [nl + 1][Dm] */
     float *mem;           /* block workspace */
-    float *h;             /* [nl + 1][nact] residual inputs (bwd) or [2][nact] */
-    float *normed, *tmp;  /* [nact] each */
+    float *buf;           /* [nslots + 3][nact] */
+    float *h;             /* nslots residual slots (in buf), or borrowed */
+    float *normed, *tmp, *dn;
 } stack_run;
 
 static void stack_run_free(stack_run *r)
@@ -646,25 +661,25 @@ static void stack_run_free(stack_run *r)
     ssmi_free(r->bp);
     ssmi_free(r->norms);
     ssmi_free(r->mem);
-    ssmi_free(r->h);
+    ssmi_free(r->buf);
 }
 
+/* Validate and allocate for a stack pass over [B][L][Dm]; nslots residual
+ * slots of nact floats are made in buf (0: the caller lends them). */
 static ssm_status stack_run_init(const ssm_mamba_stack *stk, int64_t B, int64_t L,
-                                 const float *x, const void *o, int bwd,
-                                 stack_run *r)
+                                 int bwd, int64_t nslots, stack_run *r)
 {
     memset(r, 0, sizeof *r);
-    if (!stk || !x || !o || B < 1 || L < 1)
+    if (!stk || B < 1 || L < 1)
         return SSM_FAIL(SSM_ERR_ARG);
     SSM_TRY(stack_layout_get(stk, &r->s));
-    int64_t nh, nws;
+    int64_t nb, nws;
     if (!ssmi_sizes_ok(&r->ntok, sizeof(float), 2, B, L) ||
         !ssmi_sizes_ok(&r->nact, sizeof(float), 2, r->ntok, r->s.dm) ||
-        !ssmi_sizes_ok(&nh, sizeof(float), 2, bwd ? r->s.nl + 3 : 4, r->nact))
+        !ssmi_sizes_ok(&nb, sizeof(float), 2, nslots + 3, r->nact))
         return SSM_FAIL(SSM_ERR_ARG);
-    const ssm_mamba *b0 = stack_blk(stk, 0);
     ssm_mamba_config c;
-    SSM_TRY(ssm_mamba_get_config(b0, &c));
+    SSM_TRY(ssm_mamba_get_config(stack_blk(stk, 0), &c));
     blk_dims d = { c.d_model, c.expand * c.d_model, c.d_state, c.d_conv, c.dt_rank };
     nws = ws_count(&d, B, L, bwd);
     if (nws < 0)
@@ -673,16 +688,17 @@ static ssm_status stack_run_init(const ssm_mamba_stack *stk, int64_t B, int64_t 
     r->bp = ssmi_calloc((size_t)r->s.nl, sizeof *r->bp);
     r->norms = ssmi_alloc((size_t)((r->s.nl + 1) * r->s.dm), sizeof(float));
     r->mem = ssmi_alloc((size_t)nws, sizeof(float));
-    r->h = ssmi_alloc((size_t)nh, sizeof(float));
-    if (!r->bp || !r->norms || !r->mem || !r->h)
+    r->buf = ssmi_alloc((size_t)nb, sizeof(float));
+    if (!r->bp || !r->norms || !r->mem || !r->buf)
         return SSM_FAIL(SSM_ERR_NOMEM);
     for (int64_t l = 0; l < r->s.nl; l++)
         SSM_TRY(params_load(stack_blk(stk, l), &r->bp[l]));
     for (int64_t l = 0; l <= r->s.nl; l++)
         SSM_TRY(ssm_mamba_stack_get_norm(stk, l, r->norms + l * r->s.dm, r->s.dm));
-    const int64_t nslots = bwd ? r->s.nl + 1 : 2;
-    r->normed = r->h + nslots * r->nact;
+    r->h = r->buf;
+    r->normed = r->buf + nslots * r->nact;
     r->tmp = r->normed + r->nact;
+    r->dn = r->tmp + r->nact;
     return SSM_OK;
 }
 
@@ -702,11 +718,67 @@ static ssm_status stack_layer_fwd(stack_run *r, int64_t l, const float *hin,
     return SSM_OK;
 }
 
+/* The forward keeping every residual input: h[l] (l < nl) enters layer l,
+ * h[nl] enters the final norm; y = rmsnorm_f(h[nl]) when y is non-NULL. */
+static ssm_status stack_fwd_keep(stack_run *r, const float *x, float *h, float *y)
+{
+    const int64_t nact = r->nact;
+    memcpy(h, x, (size_t)nact * sizeof(float));
+    for (int64_t l = 0; l < r->s.nl; l++)
+        SSM_TRY(stack_layer_fwd(r, l, h + l * nact, h + (l + 1) * nact));
+    if (y)
+        rmsnorm_rows(r->ntok, r->s.dm, h + r->s.nl * nact, y, r->norms + r->s.nl * r->s.dm);
+    return SSM_OK;
+}
+
+/* The backward from the residual inputs h (read only). */
+static ssm_status stack_bwd_from(stack_run *r, const float *h, const float *dy,
+                                 float *dx, ssm_mamba_stack_grads *g)
+{
+    const int64_t nl = r->s.nl, dm = r->s.dm, nact = r->nact;
+    float *dh = r->tmp, *dn = r->dn;
+    float *gd = g ? g->data : NULL;
+    /* y = rmsnorm_f(h_nl): dh = its backward (dweight: the final norm's). */
+    SSM_TRY(ssm_rmsnorm_backward(r->ntok, dm, h + nl * nact, r->norms + nl * dm,
+                                 SSM_MAMBA_RMS_EPS, dy, dh, gd ? gd + nl * r->s.per_layer : NULL));
+    /* Layers last to first.  h_(l+1) = h_l + f(norm(h_l)) gives
+     * dh_l = dh_(l+1) + norm'^T (f'^T dh_(l+1)). */
+    for (int64_t l = nl - 1; l >= 0; l--) {
+        const float *hl = h + l * nact;
+        rmsnorm_rows(r->ntok, dm, hl, r->normed, r->norms + l * dm);
+        float *dp[SSM_MAMBA_NPARAMS];
+        for (int i = 0; i < SSM_MAMBA_NPARAMS; i++)
+            dp[i] = gd ? gd + l * r->s.per_layer + r->s.off[i] : NULL;
+        blk_ws w = ws_carve(&r->bp[l].d, r->B, r->L, r->mem, 1);
+        SSM_TRY(blk_forward_acts(&r->bp[l], &w, r->normed));
+        SSM_TRY(blk_backward_ws(&r->bp[l], &w, r->normed, dh, dn, dp));
+        /* The norm's input gradient goes where its output was (normed). */
+        SSM_TRY(ssm_rmsnorm_backward(r->ntok, dm, hl, r->norms + l * dm, SSM_MAMBA_RMS_EPS,
+                                     dn, r->normed,
+                                     gd ? gd + (l + 1) * r->s.per_layer - dm : NULL));
+        const float *gn = r->normed;
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < nact; i++)
+            dh[i] += gn[i];
+    }
+    if (dx)
+        memcpy(dx, dh, (size_t)nact * sizeof(float));
+    return SSM_OK;
+}
+
+static int grads_match(const ssm_mamba_stack_grads *g, const stack_layout *s)
+{
+    return g->nl == s->nl && g->dm == s->dm && g->total == s->total &&
+           memcmp(g->cnt, s->cnt, sizeof g->cnt) == 0;
+}
+
 ssm_status ssm_mamba_stack_forward_det(const ssm_mamba_stack *stk, int64_t batch,
                                        int64_t L, const float *x, float *y)
 {
+    if (!x || !y)
+        return SSM_FAIL(SSM_ERR_ARG);
     stack_run r;
-    ssm_status e = stack_run_init(stk, batch, L, x, y, 0, &r);
+    ssm_status e = stack_run_init(stk, batch, L, 0, 1, &r);
     if (e == SSM_OK) {
         float *h = r.h;
         memcpy(h, x, (size_t)r.nact * sizeof(float));
@@ -723,63 +795,70 @@ ssm_status ssm_mamba_stack_backward(const ssm_mamba_stack *stk, int64_t batch,
                                     int64_t L, const float *x, const float *dy,
                                     float *dx, ssm_mamba_stack_grads *g)
 {
+    if (!x || !dy)
+        return SSM_FAIL(SSM_ERR_ARG);
     stack_run r;
-    ssm_status e = stack_run_init(stk, batch, L, x, dy, 1, &r);
-    if (e == SSM_OK && g &&
-        (g->nl != r.s.nl || g->dm != r.s.dm || g->total != r.s.total ||
-         memcmp(g->cnt, r.s.cnt, sizeof g->cnt) != 0))
+    ssm_status e = SSM_OK;
+    int64_t nl = 0;
+    if (stk && ssm_mamba_stack_layers(stk, &nl) != SSM_OK)
+        return SSM_FAIL(SSM_ERR_ARG);
+    e = stack_run_init(stk, batch, L, 1, nl + 1, &r);
+    if (e == SSM_OK && g && !grads_match(g, &r.s))
         e = SSM_FAIL(SSM_ERR_ARG);
-    if (e != SSM_OK) {
-        stack_run_free(&r);
-        return e;
+    if (e == SSM_OK)
+        e = stack_fwd_keep(&r, x, r.h, NULL);
+    if (e == SSM_OK)
+        e = stack_bwd_from(&r, r.h, dy, dx, g);
+    stack_run_free(&r);
+    return e;
+}
+
+ssm_status ssm_mamba_stack_forward_train(const ssm_mamba_stack *stk,
+                                         ssm_mamba_stack_grads *g, int64_t batch,
+                                         int64_t L, const float *x, float *y)
+{
+    if (!g || !x || !y)
+        return SSM_FAIL(SSM_ERR_ARG);
+    g->saved_ok = 0;
+    stack_run r;
+    int64_t need;
+    ssm_status e = stack_run_init(stk, batch, L, 0, 0, &r);
+    if (e == SSM_OK && !grads_match(g, &r.s))
+        e = SSM_FAIL(SSM_ERR_ARG);
+    if (e == SSM_OK && !ssmi_sizes_ok(&need, sizeof(float), 2, r.s.nl + 1, r.nact))
+        e = SSM_FAIL(SSM_ERR_ARG);
+    if (e == SSM_OK && g->saved_cap < need) {
+        ssmi_free(g->saved);
+        g->saved_cap = 0;
+        g->saved = ssmi_alloc((size_t)need, sizeof(float));
+        if (!g->saved)
+            e = SSM_FAIL(SSM_ERR_NOMEM);
+        else
+            g->saved_cap = need;
     }
-    const int64_t nl = r.s.nl, dm = r.s.dm, nact = r.nact;
-    /* Forward, keeping each layer's residual input h_l (h_nl: before the
-     * final norm). */
-    memcpy(r.h, x, (size_t)nact * sizeof(float));
-    for (int64_t l = 0; l < nl && e == SSM_OK; l++)
-        e = stack_layer_fwd(&r, l, r.h + l * nact, r.h + (l + 1) * nact);
-    /* dh: the gradient at the residual stream, kept in tmp's partner
-     * (normed doubles as the block's input, so dh needs its own array:
-     * the last residual slot, h_nl, once the final norm is through). */
-    float *dh = r.tmp, *dn = NULL;
-    float *gd = g ? g->data : NULL;
+    if (e == SSM_OK)
+        e = stack_fwd_keep(&r, x, g->saved, y);
     if (e == SSM_OK) {
-        /* y = rmsnorm_f(h_nl): dh = its backward (dweight: final norm). */
-        float *dwf = gd ? gd + nl * r.s.per_layer : NULL;
-        e = ssm_rmsnorm_backward(r.ntok, dm, r.h + nl * nact, r.norms + nl * dm,
-                                 SSM_MAMBA_RMS_EPS, dy, dh, dwf);
+        g->saved_ok = 1;
+        g->sb = batch;
+        g->sl = L;
     }
-    /* Walk the layers last to first.  h_(l+1) = h_l + f(norm(h_l)):
-     * dh_l = dh_(l+1) + norm'^T (f'^T dh_(l+1)).  The slot of h_(l+1) is
-     * free by then and takes dn = f'^T dh. */
-    for (int64_t l = nl - 1; l >= 0 && e == SSM_OK; l--) {
-        const float *hl = r.h + l * nact;
-        dn = r.h + (l + 1) * nact;
-        rmsnorm_rows(r.ntok, dm, hl, r.normed, r.norms + l * dm);
-        float *dp[SSM_MAMBA_NPARAMS];
-        for (int i = 0; i < SSM_MAMBA_NPARAMS; i++)
-            dp[i] = gd ? gd + l * r.s.per_layer + r.s.off[i] : NULL;
-        blk_ws w = ws_carve(&r.bp[l].d, batch, L, r.mem, 1);
-        e = blk_forward_acts(&r.bp[l], &w, r.normed);
-        if (e == SSM_OK)
-            e = blk_backward_ws(&r.bp[l], &w, r.normed, dh, dn, dp);
-        if (e != SSM_OK)
-            break;
-        /* dn becomes the norm's input gradient, added to dh; the norm's
-         * output (normed) is free to hold it. */
-        float *dwl = gd ? gd + l * r.s.per_layer + r.s.per_layer - dm : NULL;
-        e = ssm_rmsnorm_backward(r.ntok, dm, hl, r.norms + l * dm,
-                                 SSM_MAMBA_RMS_EPS, dn, r.normed, dwl);
-        if (e != SSM_OK)
-            break;
-        const float *gn = r.normed;
-        #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < nact; i++)
-            dh[i] += gn[i];
-    }
-    if (e == SSM_OK && dx)
-        memcpy(dx, dh, (size_t)nact * sizeof(float));
+    stack_run_free(&r);
+    return e;
+}
+
+ssm_status ssm_mamba_stack_backward_saved(const ssm_mamba_stack *stk,
+                                          ssm_mamba_stack_grads *g,
+                                          const float *dy, float *dx)
+{
+    if (!g || !dy || !g->saved_ok)
+        return SSM_FAIL(SSM_ERR_ARG);
+    stack_run r;
+    ssm_status e = stack_run_init(stk, g->sb, g->sl, 1, 0, &r);
+    if (e == SSM_OK && !grads_match(g, &r.s))
+        e = SSM_FAIL(SSM_ERR_ARG);
+    if (e == SSM_OK)
+        e = stack_bwd_from(&r, g->saved, dy, dx, g);
     stack_run_free(&r);
     return e;
 }
