@@ -267,7 +267,8 @@ static int load_model(model *md, const char *path)
  * blocks, final RMSNorm; ssm/mamba.h) -> head tied to E (ssm/model.h's
  * network).  Loss: cross-entropy on the answer positions only (every other
  * target is the ignore index).  Gradients: ssm_lm_head_xent (dh, dE from
- * the head), ssm_mamba_stack_backward (dx, every block and norm weight),
+ * the head), ssm_mamba_stack_forward_train + ssm_mamba_stack_backward_saved
+ * (dx, every block and norm weight; the forward's residual inputs kept),
  * ssm_embedding_backward (adds into dE).  All deterministic: the same loss
  * curve for any thread count. */
 
@@ -376,8 +377,10 @@ static double lm_step(lm *md, int64_t Bt, int grads, int64_t *right, int64_t *to
     const int64_t rows = Bt * md->T;
     double loss = NAN;
     int64_t cnt = 0;
+    /* training: the forward keeps the residual inputs for the backward */
     if (ssm_embedding_forward(rows, md->Dm, md->Vp, md->E, md->tok, md->x) != SSM_OK ||
-        ssm_mamba_stack_forward_det(md->stk, Bt, md->T, md->x, md->y) != SSM_OK ||
+        (grads ? ssm_mamba_stack_forward_train(md->stk, md->grads, Bt, md->T, md->x, md->y)
+               : ssm_mamba_stack_forward_det(md->stk, Bt, md->T, md->x, md->y)) != SSM_OK ||
         ssm_lm_head_xent(rows, md->Dm, md->V, md->Vp, md->y, md->E, md->tgt, SC_IGNORE,
                          &loss, &cnt, md->pred, grads ? md->dy : NULL,
                          grads ? md->dE : NULL) != SSM_OK)
@@ -390,8 +393,8 @@ static double lm_step(lm *md, int64_t Bt, int grads, int64_t *right, int64_t *to
             }
     }
     if (!grads) return loss;
-    /* the stack's dx overwrites x (no longer needed), then joins the head's dE */
-    if (ssm_mamba_stack_backward(md->stk, Bt, md->T, md->x, md->dy, md->y, md->grads) != SSM_OK ||
+    /* the stack's dx goes into y (no longer needed), then joins the head's dE */
+    if (ssm_mamba_stack_backward_saved(md->stk, md->grads, md->dy, md->y) != SSM_OK ||
         ssm_embedding_backward(rows, md->Dm, md->Vp, md->tok, md->y, md->dE) != SSM_OK)
         return NAN;
     return loss;
