@@ -31,8 +31,11 @@
  * added over the batch in index order at the end; dB and dC, shared by the
  * heads of a group, are written per head (a [B][H][L][N] buffer when a
  * group has several heads) and summed over the group's heads in order.
- * Nothing depends on the thread count.  The dot products over P or N run
- * in float in index order, the per-token scalars in double.
+ * Nothing depends on the thread count.  The dot products over N run in
+ * float over 8 lanes added in a fixed tree (dot8), the per-token scalars in
+ * double.  The item body is compiled twice, portable and AVX2 + FMA, the
+ * second taken when the CPU has it (the instruction set changes the
+ * rounding of contracted multiply-adds, the thread count nothing).
  */
 #include <string.h>
 #ifdef _OPENMP
@@ -100,6 +103,206 @@ typedef struct item_ws {
     double *dDp;   /* [P] */
 } item_ws;
 
+typedef struct bwd_ctx {
+    const ssm_ssd_args *a;
+    const float *dy, *dh_last;
+    const ssm_ssd_grads *g;
+    float *pB, *pC;          /* per-head dB/dC when a group has several heads */
+    double *sA, *sT, *sD;    /* per-item sums */
+    int64_t Q, nc;
+} bwd_ctx;
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* sum_n a[n] b[n] over 8 lanes (lane j takes n = j mod 8), the lanes then
+ * added in a fixed tree: one order for every caller, and a shape the
+ * vectorizer maps onto one register. */
+ALWAYS_INLINE float dot8(const float *restrict a, const float *restrict b, int64_t n)
+{
+    float l[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            l[j] += a[i + j] * b[i + j];
+    for (int j = 0; i + j < n; j++)
+        l[j] += a[i + j] * b[i + j];
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
+/* S_next = a S_prev + (dt x) B^T, P x N. */
+ALWAYS_INLINE void rec_step(int64_t P, int64_t N, float at, float dtt,
+                            const float *restrict x, const float *restrict Bv,
+                            const float *sp, float *sn)
+{
+    for (int64_t p = 0; p < P; p++) {
+        const float dx = dtt * x[p];
+        const float *restrict r = sp + p * N;
+        float *restrict o = sn + p * N;
+        for (int64_t n = 0; n < N; n++)
+            o[n] = at * r[n] + dx * Bv[n];
+    }
+}
+
+/* One work item (batch b, head h) start to end; see the file comment. */
+ALWAYS_INLINE void item_body(const bwd_ctx *c, int64_t it, const item_ws *w)
+{
+    const ssm_ssd_args *a = c->a;
+    const ssm_ssd_grads *g = c->g;
+    const int64_t L = a->len, H = a->nheads, P = a->headdim, N = a->dstate,
+                  Gr = a->ngroups, hpg = H / Gr, PN = P * N, Q = c->Q, nc = c->nc;
+    const int64_t b = it / H, h = it % H, gi = h / hpg;
+    const int sep = hpg > 1;
+    const float Ah = a->A[h];
+    const float lo = a->dt_min, hi = a->dt_max;
+    /* processed dt, its derivative, the decays */
+    for (int64_t t = 0; t < L; t++) {
+        float v = a->dt[(b * L + t) * H + h];
+        if (a->dt_bias)
+            v = v + a->dt_bias[h];
+        float d = 1.0f, sp = v;
+        if (a->dt_softplus && v <= 20.0f) {
+            sp = log1pf(expf(v));
+            d = 1.0f / (1.0f + expf(-v));
+        }
+        if (sp < lo) { sp = lo; d = 0.0f; }
+        if (sp > hi) { sp = hi; d = 0.0f; }
+        w->dtp[t] = sp;
+        w->dfac[t] = d;
+        w->av[t] = expf(sp * Ah);
+    }
+    /* forward: checkpoints */
+    float *S = w->S;
+    if (a->h0)
+        memcpy(S, a->h0 + it * PN, (size_t)PN * sizeof(float));
+    else
+        memset(S, 0, (size_t)PN * sizeof(float));
+    for (int64_t t = 0; t < L; t++) {
+        if (t % Q == 0)
+            memcpy(w->ck + (t / Q) * PN, S, (size_t)PN * sizeof(float));
+        rec_step(P, N, w->av[t], w->dtp[t], a->x + ((b * L + t) * H + h) * P,
+                 a->B + ((b * L + t) * Gr + gi) * N, S, S);
+    }
+    /* backward */
+    float *restrict Gs = w->Gs;
+    if (c->dh_last)
+        memcpy(Gs, c->dh_last + it * PN, (size_t)PN * sizeof(float));
+    else
+        memset(Gs, 0, (size_t)PN * sizeof(float));
+    double dA = 0.0, dTb = 0.0;
+    for (int64_t p = 0; p < P; p++)
+        w->dDp[p] = 0.0;
+    for (int64_t ci = nc - 1; ci >= 0; ci--) {
+        const int64_t t0 = ci * Q, T = L - t0 < Q ? L - t0 : Q;
+        memcpy(w->S, w->ck + ci * PN, (size_t)PN * sizeof(float));
+        for (int64_t i = 0; i < T; i++) {
+            const int64_t t = t0 + i;
+            rec_step(P, N, w->av[t], w->dtp[t], a->x + ((b * L + t) * H + h) * P,
+                     a->B + ((b * L + t) * Gr + gi) * N, w->S + i * PN,
+                     w->S + (i + 1) * PN);
+        }
+        for (int64_t i = T - 1; i >= 0; i--) {
+            const int64_t t = t0 + i, row = (b * L + t) * H + h;
+            const float *restrict x = a->x + row * P;
+            const float *restrict Bv = a->B + ((b * L + t) * Gr + gi) * N;
+            const float *restrict Cv = a->C + ((b * L + t) * Gr + gi) * N;
+            const float *restrict dyt = c->dy + row * P;
+            const float *restrict z = a->z ? a->z + row * P : NULL;
+            const float *Sprev = w->S + i * PN, *St = w->S + (i + 1) * PN;
+            const float at = w->av[t], dtt = w->dtp[t];
+            float *restrict dy0 = w->dy0;
+            /* output gate */
+            for (int64_t p = 0; p < P; p++) {
+                if (!z) {
+                    dy0[p] = dyt[p];
+                    continue;
+                }
+                const float zs = z[p], s = 1.0f / (1.0f + expf(-zs));
+                dy0[p] = dyt[p] * (zs * s);
+                if (g->dz) {
+                    float y0 = dot8(Cv, St + p * N, N);
+                    if (a->D)
+                        y0 += (a->D_per_channel ? a->D[h * P + p] : a->D[h]) * x[p];
+                    g->dz[row * P + p] = dyt[p] * y0 * (s * (1.0f + zs * (1.0f - s)));
+                }
+            }
+            if (a->D)
+                for (int64_t p = 0; p < P; p++)
+                    w->dDp[p] += (double)dy0[p] * x[p];
+            float *restrict dCo = !g->dC ? NULL
+                                : sep ? c->pC + (it * L + t) * N
+                                      : g->dC + ((b * L + t) * Gr + gi) * N;
+            float *restrict dBo = !g->dB ? NULL
+                                : sep ? c->pB + (it * L + t) * N
+                                      : g->dB + ((b * L + t) * Gr + gi) * N;
+            if (dCo)
+                for (int64_t n = 0; n < N; n++)
+                    dCo[n] = 0.0f;
+            if (dBo)
+                for (int64_t n = 0; n < N; n++)
+                    dBo[n] = 0.0f;
+            /* per state row p: G_t += dy0 C^T; dC += dy0 S_t; dB += x G_t;
+             * G B and <G, S_{t-1}>; then G_{t-1} = a_t G_t */
+            double gs = 0.0, xgb = 0.0;
+            for (int64_t p = 0; p < P; p++) {
+                const float d0 = dy0[p], xp = x[p];
+                float *restrict gr = Gs + p * N;
+                const float *restrict st = St + p * N;
+                const float *restrict sp = Sprev + p * N;
+                for (int64_t n = 0; n < N; n++)
+                    gr[n] += d0 * Cv[n];
+                if (dCo)
+                    for (int64_t n = 0; n < N; n++)
+                        dCo[n] += d0 * st[n];
+                if (dBo)
+                    for (int64_t n = 0; n < N; n++)
+                        dBo[n] += xp * gr[n];
+                const float gb = dot8(gr, Bv, N);
+                w->gB[p] = gb;
+                gs += (double)dot8(gr, sp, N);
+                xgb += (double)xp * gb;
+                for (int64_t n = 0; n < N; n++)
+                    gr[n] *= at;
+            }
+            if (dBo)
+                for (int64_t n = 0; n < N; n++)
+                    dBo[n] *= dtt;
+            if (g->dx)
+                for (int64_t p = 0; p < P; p++) {
+                    float v = dtt * w->gB[p];
+                    if (a->D)
+                        v += (a->D_per_channel ? a->D[h * P + p] : a->D[h]) * dy0[p];
+                    g->dx[row * P + p] = v;
+                }
+            const double da = gs * (double)at;     /* dLoss/d a_t * a_t */
+            dA += da * (double)dtt;
+            const double ddr = (xgb + da * (double)Ah) * (double)w->dfac[t];
+            if (g->ddt)
+                g->ddt[(b * L + t) * H + h] = (float)ddr;
+            dTb += ddr;
+        }
+    }
+    if (g->dh0)
+        memcpy(g->dh0 + it * PN, Gs, (size_t)PN * sizeof(float));
+    c->sA[it] = dA;
+    c->sT[it] = dTb;
+    for (int64_t p = 0; p < P; p++)
+        c->sD[it * P + p] = w->dDp[p];
+}
+
+static void item_generic(const bwd_ctx *c, int64_t it, const item_ws *w)
+{
+    item_body(c, it, w);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SSD_BWD_AVX2 1
+__attribute__((target("avx2,fma")))
+static void item_avx2(const bwd_ctx *c, int64_t it, const item_ws *w)
+{
+    item_body(c, it, w);
+}
+#endif
+
 ssm_status ssm_ssd_scan_backward(const ssm_ssd_args *a, const float *dy,
                                  const float *dh_last, const ssm_ssd_grads *g)
 {
@@ -107,7 +310,6 @@ ssm_status ssm_ssd_scan_backward(const ssm_ssd_args *a, const float *dy,
     const int64_t B = a->batch, L = a->len, H = a->nheads, P = a->headdim,
                   N = a->dstate, Gr = a->ngroups, hpg = H / Gr, PN = P * N;
     const int64_t Q = bwd_chunk(L), nc = (L + Q - 1) / Q, items = B * H;
-    const int wantBC = g->dB || g->dC;
     const int sep = hpg > 1;   /* per-head dB/dC buffers, then summed */
     const int64_t per = pad16(nc * PN) + pad16((Q + 1) * PN) + pad16(PN) +
                         3 * pad16(L) + 2 * pad16(P) + 2 * pad16(P);
@@ -138,10 +340,17 @@ ssm_status ssm_ssd_scan_backward(const ssm_ssd_args *a, const float *dy,
         st = SSM_FAIL(SSM_ERR_NOMEM);
         goto out;
     }
+    bwd_ctx ctx = { a, dy, dh_last, g, pB, pC, sA, sT, sD, Q, nc };
+    /* The instruction set from the CPU (never the thread count): AVX2 +
+     * FMA where present (contracted multiply-adds), else portable C. */
+    void (*item)(const bwd_ctx *, int64_t, const item_ws *) = item_generic;
+#ifdef SSD_BWD_AVX2
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        item = item_avx2;
+#endif
     const int par = items > 1 && items * PN * L >= 32768;
     #pragma omp parallel for num_threads(nt) schedule(static) if (par)
     for (int64_t it = 0; it < items; it++) {
-        const int64_t b = it / H, h = it % H, gi = h / hpg;
         float *w0 = ws + (int64_t)thread_num() * per;
         item_ws w;
         w.ck = w0; w0 += pad16(nc * PN);
@@ -153,169 +362,7 @@ ssm_status ssm_ssd_scan_backward(const ssm_ssd_args *a, const float *dy,
         w.dy0 = w0; w0 += pad16(P);
         w.gB = w0; w0 += pad16(P);
         w.dDp = (double *)(void *)w0;
-        const float Ah = a->A[h];
-        const float lo = a->dt_min, hi = a->dt_max;
-        /* processed dt, its derivative, the decays */
-        for (int64_t t = 0; t < L; t++) {
-            float v = a->dt[(b * L + t) * H + h];
-            if (a->dt_bias)
-                v = v + a->dt_bias[h];
-            float d = 1.0f, sp = v;
-            if (a->dt_softplus && v <= 20.0f) {
-                sp = log1pf(expf(v));
-                d = 1.0f / (1.0f + expf(-v));
-            }
-            if (sp < lo) { sp = lo; d = 0.0f; }
-            if (sp > hi) { sp = hi; d = 0.0f; }
-            w.dtp[t] = sp;
-            w.dfac[t] = d;
-            w.av[t] = expf(sp * Ah);
-        }
-        /* forward: checkpoints */
-        float *S = w.S;
-        if (a->h0)
-            memcpy(S, a->h0 + it * PN, (size_t)PN * sizeof(float));
-        else
-            memset(S, 0, (size_t)PN * sizeof(float));
-        for (int64_t t = 0; t < L; t++) {
-            if (t % Q == 0)
-                memcpy(w.ck + (t / Q) * PN, S, (size_t)PN * sizeof(float));
-            const float *x = a->x + ((b * L + t) * H + h) * P;
-            const float *Bv = a->B + ((b * L + t) * Gr + gi) * N;
-            const float at = w.av[t], dtt = w.dtp[t];
-            for (int64_t p = 0; p < P; p++) {
-                const float dx = dtt * x[p];
-                float *s = S + p * N;
-                for (int64_t n = 0; n < N; n++)
-                    s[n] = at * s[n] + dx * Bv[n];
-            }
-        }
-        /* backward */
-        float *Gs = w.Gs;
-        if (dh_last)
-            memcpy(Gs, dh_last + it * PN, (size_t)PN * sizeof(float));
-        else
-            memset(Gs, 0, (size_t)PN * sizeof(float));
-        double dA = 0.0, dTb = 0.0;
-        for (int64_t p = 0; p < P; p++)
-            w.dDp[p] = 0.0;
-        for (int64_t c = nc - 1; c >= 0; c--) {
-            const int64_t t0 = c * Q, T = L - t0 < Q ? L - t0 : Q;
-            memcpy(w.S, w.ck + c * PN, (size_t)PN * sizeof(float));
-            for (int64_t i = 0; i < T; i++) {
-                const int64_t t = t0 + i;
-                const float *x = a->x + ((b * L + t) * H + h) * P;
-                const float *Bv = a->B + ((b * L + t) * Gr + gi) * N;
-                const float at = w.av[t], dtt = w.dtp[t];
-                const float *sp = w.S + i * PN;
-                float *sn = w.S + (i + 1) * PN;
-                for (int64_t p = 0; p < P; p++) {
-                    const float dx = dtt * x[p];
-                    for (int64_t n = 0; n < N; n++)
-                        sn[p * N + n] = at * sp[p * N + n] + dx * Bv[n];
-                }
-            }
-            for (int64_t i = T - 1; i >= 0; i--) {
-                const int64_t t = t0 + i, row = (b * L + t) * H + h;
-                const float *x = a->x + row * P;
-                const float *Bv = a->B + ((b * L + t) * Gr + gi) * N;
-                const float *Cv = a->C + ((b * L + t) * Gr + gi) * N;
-                const float *dyt = dy + row * P;
-                const float *z = a->z ? a->z + row * P : NULL;
-                const float *Sprev = w.S + i * PN, *St = w.S + (i + 1) * PN;
-                const float at = w.av[t], dtt = w.dtp[t];
-                /* output gate */
-                for (int64_t p = 0; p < P; p++) {
-                    if (!z) {
-                        w.dy0[p] = dyt[p];
-                        continue;
-                    }
-                    const float zs = z[p], s = 1.0f / (1.0f + expf(-zs));
-                    w.dy0[p] = dyt[p] * (zs * s);
-                    if (g->dz) {
-                        float y0 = 0.0f;
-                        for (int64_t n = 0; n < N; n++)
-                            y0 += Cv[n] * St[p * N + n];
-                        if (a->D)
-                            y0 += (a->D_per_channel ? a->D[h * P + p] : a->D[h]) * x[p];
-                        g->dz[row * P + p] = dyt[p] * y0 * (s * (1.0f + zs * (1.0f - s)));
-                    }
-                }
-                if (a->D)
-                    for (int64_t p = 0; p < P; p++)
-                        w.dDp[p] += (double)w.dy0[p] * x[p];
-                /* G_t += dy0 C^T */
-                for (int64_t p = 0; p < P; p++) {
-                    const float d0 = w.dy0[p];
-                    float *gr = Gs + p * N;
-                    for (int64_t n = 0; n < N; n++)
-                        gr[n] += d0 * Cv[n];
-                }
-                /* dC_t = S_t^T dy0, dB_t = dt G^T x (this head's part) */
-                float *dCo = !wantBC || !g->dC ? NULL
-                           : sep ? pC + (it * L + t) * N
-                                 : g->dC + ((b * L + t) * Gr + gi) * N;
-                float *dBo = !wantBC || !g->dB ? NULL
-                           : sep ? pB + (it * L + t) * N
-                                 : g->dB + ((b * L + t) * Gr + gi) * N;
-                if (dCo) {
-                    for (int64_t n = 0; n < N; n++)
-                        dCo[n] = 0.0f;
-                    for (int64_t p = 0; p < P; p++) {
-                        const float d0 = w.dy0[p];
-                        for (int64_t n = 0; n < N; n++)
-                            dCo[n] += d0 * St[p * N + n];
-                    }
-                }
-                if (dBo) {
-                    for (int64_t n = 0; n < N; n++)
-                        dBo[n] = 0.0f;
-                    for (int64_t p = 0; p < P; p++) {
-                        const float xp = x[p];
-                        for (int64_t n = 0; n < N; n++)
-                            dBo[n] += xp * Gs[p * N + n];
-                    }
-                    for (int64_t n = 0; n < N; n++)
-                        dBo[n] *= dtt;
-                }
-                /* G B, <G, S_{t-1}> */
-                double gs = 0.0, xgb = 0.0;
-                for (int64_t p = 0; p < P; p++) {
-                    const float *gr = Gs + p * N, *sr = Sprev + p * N;
-                    float acc = 0.0f, acs = 0.0f;
-                    for (int64_t n = 0; n < N; n++) {
-                        acc += gr[n] * Bv[n];
-                        acs += gr[n] * sr[n];
-                    }
-                    w.gB[p] = acc;
-                    gs += acs;
-                    xgb += (double)x[p] * acc;
-                }
-                if (g->dx)
-                    for (int64_t p = 0; p < P; p++) {
-                        float v = dtt * w.gB[p];
-                        if (a->D)
-                            v += (a->D_per_channel ? a->D[h * P + p] : a->D[h]) * w.dy0[p];
-                        g->dx[row * P + p] = v;
-                    }
-                const double da = gs * (double)at;     /* dLoss/d a_t * a_t */
-                dA += da * (double)dtt;
-                const double ddtp = xgb + da * (double)Ah;
-                const double ddr = ddtp * (double)w.dfac[t];
-                if (g->ddt)
-                    g->ddt[(b * L + t) * H + h] = (float)ddr;
-                dTb += ddr;
-                /* G_{t-1} = a_t G_t */
-                for (int64_t q = 0; q < PN; q++)
-                    Gs[q] *= at;
-            }
-        }
-        if (g->dh0)
-            memcpy(g->dh0 + it * PN, Gs, (size_t)PN * sizeof(float));
-        sA[it] = dA;
-        sT[it] = dTb;
-        for (int64_t p = 0; p < P; p++)
-            sD[it * P + p] = w.dDp[p];
+        item(&ctx, it, &w);
     }
     /* sums over the batch (and the group's heads) in index order */
     if (g->dA)
