@@ -10,7 +10,10 @@
  * against ssm_mamba_forward (whole-matrix BLAS GEMMs) and against
  * ssm_mamba_forward_det (the deterministic tiled GEMMs the backward uses):
  * medians at 1 and 2 threads, ratios backward / forward and det / plain.
- * `ssm_bench train [i]` runs only shape i (0-2 scans, 3-4 Mamba blocks).
+ * Mamba stack training step (4 layers, Dm 256): forward_det + backward
+ * (the stack forward run twice) against forward_train + backward_saved.
+ * `ssm_bench train [i]` runs only shape i (0-2 scans, 3-4 Mamba blocks,
+ * 5 the stack step).
  */
 #include <math.h>
 #include <ssm.h>
@@ -233,6 +236,79 @@ static void bench_mamba_bwd(int64_t dm, int64_t B, int64_t L, int maxt)
     ssm_mamba_destroy(d.m);
 }
 
+/* ---- Mamba stack training step ---- */
+
+typedef struct st_data {
+    ssm_mamba_stack *s;
+    ssm_mamba_stack_grads *g;
+    int64_t B, L;
+    float *x, *y, *dx;
+} st_data;
+
+/* Step with recompute: forward_det for the loss, then the backward (which
+ * runs the stack forward again). */
+static void st_recompute(void *c)
+{
+    st_data *d = c;
+    if (ssm_mamba_stack_forward_det(d->s, d->B, d->L, d->x, d->y) != SSM_OK ||
+        ssm_mamba_stack_backward(d->s, d->B, d->L, d->x, d->y, d->dx, d->g) != SSM_OK)
+        fprintf(stderr, "stack step failed\n");
+}
+/* Step from the saved forward. */
+static void st_saved(void *c)
+{
+    st_data *d = c;
+    if (ssm_mamba_stack_forward_train(d->s, d->g, d->B, d->L, d->x, d->y) != SSM_OK ||
+        ssm_mamba_stack_backward_saved(d->s, d->g, d->y, d->dx) != SSM_OK)
+        fprintf(stderr, "stack step failed\n");
+}
+
+static void bench_stack_step(int64_t dm, int64_t nl, int64_t B, int64_t L, int maxt)
+{
+    ssm_mamba_config cfg;
+    ssm_mamba_config_init(&cfg);
+    cfg.d_model = dm;
+    st_data d;
+    memset(&d, 0, sizeof d);
+    d.B = B; d.L = L;
+    const int64_t na = B * L * dm;
+    if (ssm_mamba_stack_create(&d.s, &cfg, nl, 1) != SSM_OK ||
+        ssm_mamba_stack_grads_create(&d.g, d.s) != SSM_OK ||
+        !(d.x = malloc((size_t)na * 4)) || !(d.y = malloc((size_t)na * 4)) ||
+        !(d.dx = malloc((size_t)na * 4))) {
+        printf("stack Dm %lld: cannot set up, skipped\n", (long long)dm);
+    } else {
+        uint64_t s = 13;
+        for (int64_t i = 0; i < na; i++)
+            d.x[i] = bt_normal(&s);
+        char name[64];
+        snprintf(name, sizeof name, "%lldx Dm %lld B %lld L %lld", (long long)nl, (long long)dm,
+                 (long long)B, (long long)L);
+        const int reps = bu_repeats(5);
+        for (int thr = 1; thr <= maxt; thr++) {
+            bu_set_threads(thr);
+            double a[64], b[64];
+            int n = reps > 64 ? 64 : reps;
+            st_recompute(&d);
+            st_saved(&d);
+            for (int i = 0; i < n; i++) {
+                double t0 = bu_now();
+                st_recompute(&d);
+                double t1 = bu_now();
+                st_saved(&d);
+                b[i] = bu_now() - t1;
+                a[i] = t1 - t0;
+            }
+            const double ta = bu_median(a, n), tb = bu_median(b, n);
+            printf("%-28s %3d %14.2f %14.2f %9.2f %12.0f\n", thr == 1 ? name : "", thr,
+                   1e3 * ta, 1e3 * tb, tb / ta, (double)(B * L) / tb);
+        }
+    }
+    free(d.x); free(d.y); free(d.dx);
+    ssm_mamba_stack_grads_destroy(d.g);
+    ssm_mamba_stack_destroy(d.s);
+}
+
 int bench_train(int argc, char **argv)
 {
     const int only = argc > 1 ? atoi(argv[1]) : -1;
@@ -279,6 +355,13 @@ int bench_train(int argc, char **argv)
         if (only >= 0 && (size_t)only != si + 3)
             continue;
         bench_mamba_bwd(mshapes[si][0], mshapes[si][1], mshapes[si][2], maxt);
+    }
+    if (only < 0 || only == 5) {
+        printf("\nMamba stack training step (forward + backward, all gradients): recompute "
+               "(forward_det + backward) vs saved (forward_train + backward_saved)\n");
+        printf("%-28s %3s %14s %14s %9s %12s\n", "stack", "thr", "recompute ms", "saved ms",
+               "saved/rec", "tokens/s");
+        bench_stack_step(256, 4, 4, 512, maxt);
     }
     return 0;
 }
