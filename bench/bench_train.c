@@ -9,8 +9,12 @@
  * Mamba block (ssm_mamba_backward, dx and all nine parameter gradients)
  * against ssm_mamba_forward (whole-matrix BLAS GEMMs) and against
  * ssm_mamba_forward_det (the deterministic tiled GEMMs the backward uses):
- * medians at 1 and 2 threads, ratios backward / forward and det / plain.
- * `ssm_bench train [i]` runs only shape i (0-2 scans, 3-4 Mamba blocks).
+ * medians at 1 and 2 threads, ratios backward / forward and det / plain,
+ * and the median process CPU times (steadier on a loaded machine).
+ * Mamba stack training step (4 layers, Dm 256): forward_det + backward
+ * (the stack forward run twice) against forward_train + backward_saved.
+ * `ssm_bench train [i]` runs only shape i (0-2 scans, 3-4 Mamba blocks,
+ * 5 the stack step).
  */
 #include <math.h>
 #include <ssm.h>
@@ -166,26 +170,24 @@ static void mb_bwd(void *c)
 
 /* Medians of reps runs of forward, forward_det and backward, interleaved
  * (one warm-up each) so that a change of load hits all three. */
-static void mb_time(mb_data *d, int reps, double *tf, double *td, double *tb)
+static void mb_time(mb_data *d, int reps, double t[3], double cpu[3])
 {
-    double a[64], b[64], c[64];
+    double w[3][64], c[3][64];
+    void (*fn[3])(void *) = { mb_fwd, mb_fwd_det, mb_bwd };
     if (reps > 64)
         reps = 64;
     mb_fwd(d); mb_fwd_det(d); mb_bwd(d);
-    for (int i = 0; i < reps; i++) {
-        double t0 = bu_now();
-        mb_fwd(d);
-        double t1 = bu_now();
-        mb_fwd_det(d);
-        double t2 = bu_now();
-        mb_bwd(d);
-        c[i] = bu_now() - t2;
-        b[i] = t2 - t1;
-        a[i] = t1 - t0;
+    for (int i = 0; i < reps; i++)
+        for (int k = 0; k < 3; k++) {
+            double c0 = cpu_now(), t0 = bu_now();
+            fn[k](d);
+            w[k][i] = bu_now() - t0;
+            c[k][i] = cpu_now() - c0;
+        }
+    for (int k = 0; k < 3; k++) {
+        t[k] = bu_median(w[k], reps);
+        cpu[k] = bu_median(c[k], reps);
     }
-    *tf = bu_median(a, reps);
-    *td = bu_median(b, reps);
-    *tb = bu_median(c, reps);
 }
 
 static void bench_mamba_bwd(int64_t dm, int64_t B, int64_t L, int maxt)
@@ -219,10 +221,11 @@ static void bench_mamba_bwd(int64_t dm, int64_t B, int64_t L, int maxt)
         const int reps = bu_repeats(5);
         for (int thr = 1; thr <= maxt; thr++) {
             bu_set_threads(thr);
-            double tf, tdet, tb;
-            mb_time(&d, reps, &tf, &tdet, &tb);
-            printf("%-24s %3d %10.2f %10.2f %10.2f %9.2f %9.2f %9.2f\n", thr == 1 ? name : "",
-                   thr, 1e3 * tf, 1e3 * tdet, 1e3 * tb, tb / tf, tb / tdet, tdet / tf);
+            double t[3], c[3];
+            mb_time(&d, reps, t, c);
+            printf("%-24s %3d %10.2f %10.2f %10.2f %9.2f %9.2f %9.2f %10.2f %10.2f %9.2f\n",
+                   thr == 1 ? name : "", thr, 1e3 * t[0], 1e3 * t[1], 1e3 * t[2], t[2] / t[0],
+                   t[2] / t[1], t[1] / t[0], 1e3 * c[0], 1e3 * c[2], c[2] / c[0]);
         }
     } else {
         printf("%s: out of memory, skipped\n", name);
@@ -231,6 +234,79 @@ static void bench_mamba_bwd(int64_t dm, int64_t B, int64_t L, int maxt)
     for (int i = 0; i < SSM_MAMBA_NPARAMS; i++)
         free(d.g[i]);
     ssm_mamba_destroy(d.m);
+}
+
+/* ---- Mamba stack training step ---- */
+
+typedef struct st_data {
+    ssm_mamba_stack *s;
+    ssm_mamba_stack_grads *g;
+    int64_t B, L;
+    float *x, *y, *dx;
+} st_data;
+
+/* Step with recompute: forward_det for the loss, then the backward (which
+ * runs the stack forward again). */
+static void st_recompute(void *c)
+{
+    st_data *d = c;
+    if (ssm_mamba_stack_forward_det(d->s, d->B, d->L, d->x, d->y) != SSM_OK ||
+        ssm_mamba_stack_backward(d->s, d->B, d->L, d->x, d->y, d->dx, d->g) != SSM_OK)
+        fprintf(stderr, "stack step failed\n");
+}
+/* Step from the saved forward. */
+static void st_saved(void *c)
+{
+    st_data *d = c;
+    if (ssm_mamba_stack_forward_train(d->s, d->g, d->B, d->L, d->x, d->y) != SSM_OK ||
+        ssm_mamba_stack_backward_saved(d->s, d->g, d->y, d->dx) != SSM_OK)
+        fprintf(stderr, "stack step failed\n");
+}
+
+static void bench_stack_step(int64_t dm, int64_t nl, int64_t B, int64_t L, int maxt)
+{
+    ssm_mamba_config cfg;
+    ssm_mamba_config_init(&cfg);
+    cfg.d_model = dm;
+    st_data d;
+    memset(&d, 0, sizeof d);
+    d.B = B; d.L = L;
+    const int64_t na = B * L * dm;
+    if (ssm_mamba_stack_create(&d.s, &cfg, nl, 1) != SSM_OK ||
+        ssm_mamba_stack_grads_create(&d.g, d.s) != SSM_OK ||
+        !(d.x = malloc((size_t)na * 4)) || !(d.y = malloc((size_t)na * 4)) ||
+        !(d.dx = malloc((size_t)na * 4))) {
+        printf("stack Dm %lld: cannot set up, skipped\n", (long long)dm);
+    } else {
+        uint64_t s = 13;
+        for (int64_t i = 0; i < na; i++)
+            d.x[i] = bt_normal(&s);
+        char name[64];
+        snprintf(name, sizeof name, "%lldx Dm %lld B %lld L %lld", (long long)nl, (long long)dm,
+                 (long long)B, (long long)L);
+        const int reps = bu_repeats(5);
+        for (int thr = 1; thr <= maxt; thr++) {
+            bu_set_threads(thr);
+            double a[64], b[64];
+            int n = reps > 64 ? 64 : reps;
+            st_recompute(&d);
+            st_saved(&d);
+            for (int i = 0; i < n; i++) {
+                double t0 = bu_now();
+                st_recompute(&d);
+                double t1 = bu_now();
+                st_saved(&d);
+                b[i] = bu_now() - t1;
+                a[i] = t1 - t0;
+            }
+            const double ta = bu_median(a, n), tb = bu_median(b, n);
+            printf("%-28s %3d %14.2f %14.2f %9.2f %12.0f\n", thr == 1 ? name : "", thr,
+                   1e3 * ta, 1e3 * tb, tb / ta, (double)(B * L) / tb);
+        }
+    }
+    free(d.x); free(d.y); free(d.dx);
+    ssm_mamba_stack_grads_destroy(d.g);
+    ssm_mamba_stack_destroy(d.s);
 }
 
 int bench_train(int argc, char **argv)
@@ -272,13 +348,21 @@ int bench_train(int argc, char **argv)
     if (only < 0 || only >= 3) {
         printf("\nMamba block backward (dx + nine parameter gradients) vs forward (default "
                "config: N 16, K 4, expand 2, R Dm/16)\n");
-        printf("%-24s %3s %10s %10s %10s %9s %9s %9s\n", "shape", "thr", "fwd ms", "det ms",
-               "bwd ms", "bwd/fwd", "bwd/det", "det/fwd");
+        printf("%-24s %3s %10s %10s %10s %9s %9s %9s %10s %10s %9s\n", "shape", "thr", "fwd ms",
+               "det ms", "bwd ms", "bwd/fwd", "bwd/det", "det/fwd", "fwd cpu", "bwd cpu",
+               "cpu b/f");
     }
     for (size_t si = 0; si < sizeof mshapes / sizeof mshapes[0]; si++) {
         if (only >= 0 && (size_t)only != si + 3)
             continue;
         bench_mamba_bwd(mshapes[si][0], mshapes[si][1], mshapes[si][2], maxt);
+    }
+    if (only < 0 || only == 5) {
+        printf("\nMamba stack training step (forward + backward, all gradients): recompute "
+               "(forward_det + backward) vs saved (forward_train + backward_saved)\n");
+        printf("%-28s %3s %14s %14s %9s %12s\n", "stack", "thr", "recompute ms", "saved ms",
+               "saved/rec", "tokens/s");
+        bench_stack_step(256, 4, 4, 512, maxt);
     }
     return 0;
 }

@@ -254,7 +254,7 @@ SSM_API ssm_status ssm_mamba_forward_det(const ssm_mamba *blk, int64_t batch,
  * reverse: out_proj (GEMM), the scan with its gate (ssm_selective_scan_backward:
  * du, ddelta, dA, dB, dC, dD, dz, ddelta_bias), dt_proj and x_proj (GEMMs),
  * silu' and the conv (ssm_causal_conv1d_backward), in_proj (GEMM).  Memory:
- * one workspace of about batch*L*(10*Di + 2*(R + 2N)) floats plus the
+ * one workspace of about batch*L*(9*Di + 2*(R + 2N)) floats plus the
  * scan backward's checkpoints, never [B][Di][L][N].  Work: about 3.5 block
  * forwards.  Deterministic: the same bytes for any OpenMP thread count (see
  * above).  Outputs must not overlap inputs or each other.
