@@ -7,15 +7,16 @@
  * OpenBLAS zgemv is defective).  BLAS is never called from inside one of
  * our OpenMP regions, so the BLAS pool and libgomp's pool never nest.
  *
- * Prompt path (per batch b, L tokens), chosen so that the scan's
- * channel-major layout [Di][L] comes straight out of the GEMMs:
- *   xp[Di][K-1+L] (x half, after K-1 columns of left context) = Win_x x^T
- *   z [Di][L] = Win_z x^T
- *   u [Di][L] = silu(causal depthwise conv of xp rows + bias)
- *   dtl[R][L], Bt[N][L], Ct[N][L] = Wx rows * u
- *   delta[Di][L] = Wdt dtl
- *   ys = selective_scan(...)   [Di][L]
- *   y [L][Dm] = ys^T Wout^T
+ * Prompt path (one sequence b at a time, L tokens), chosen so that the
+ * scan's channel-major layout [Di][L] comes straight out of the GEMMs
+ * (docs/prefill-speed.md):
+ *   xz[2Di][L]: x half = Win_x x^T, z half = Win_z x^T
+ *   u [Di][L] = silu(causal depthwise conv of the x half + bias), one pass,
+ *               left context from the conv state (src/layers/prefill.c)
+ *   xdbl[R+2N][L] = Wx u  (dt, B, C rows: one sgemm)
+ *   delta[Di][L] = Wdt xdbl[0:R]
+ *   ys = selective_scan(...)   [Di][L], into the dead x half of xz
+ *   y [L][Dm] = ys^T Wout^T + beta y  (the stack: beta = 1, the residual)
  * Step path (one token, [B][...] rows): the same products as x W^T, with
  * sgemv for batch 1.
  */
