@@ -681,6 +681,7 @@ ssm_status ssmi_mamba_forward_ex(const ssm_mamba *blk, ssm_mamba_state *st, int6
     float *ws = ssmi_alloc((size_t)nws, sizeof(float));
     if (!ws)
         return SSM_FAIL(SSM_ERR_NOMEM);
+    ssmi_ws_hint_huge(ws, (size_t)nws * sizeof(float));
     ssm_status e = block_forward_ws(blk, batch, L, x, y, 0.0f, st, ws, timing);
     ssmi_free(ws);
     return e;
@@ -988,6 +989,7 @@ ssm_status ssmi_mamba_stack_forward_ex(const ssm_mamba_stack *stk, ssm_mamba_sta
     float *ws = ssmi_alloc((size_t)tot, sizeof(float));
     if (!ws)
         return SSM_FAIL(SSM_ERR_NOMEM);
+    ssmi_ws_hint_huge(ws, (size_t)tot * sizeof(float));
     float *normed = ws, *bws = ws + nact;
     ssm_status e = SSM_OK;
     double t0 = 0.0;

@@ -18,7 +18,10 @@
  * division keeps v).  The scalar path does the same operations with fmaf,
  * so every element rounds as it would in a vector lane.
  */
+#define _GNU_SOURCE 1   /* MADV_HUGEPAGE */
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include "layers/prefill_internal.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -265,4 +268,19 @@ void ssmi_rmsnorm_rows_fwd(int64_t rows, int64_t dm, const float *in,
         for (j = 0; j < dm; j++)
             o[j] = (v[j] * sc) * w[j];
     }
+}
+
+void ssmi_ws_hint_huge(void *p, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    /* The whole 2 MB pages inside [p, p + bytes).  A hint: on failure (no
+     * THP, or "never") the pages stay 4 KB, nothing else changes. */
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    const uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+    const uintptr_t e = ((uintptr_t)p + bytes) & ~(huge - 1);
+    if (p && e > a)
+        (void)madvise((void *)a, (size_t)(e - a), MADV_HUGEPAGE);
+#else
+    (void)p; (void)bytes;
+#endif
 }

@@ -37,4 +37,9 @@ void ssmi_conv_state_keep(int64_t rows, int64_t L, int64_t K, const float *x,
 void ssmi_rmsnorm_rows_fwd(int64_t rows, int64_t dm, const float *in,
                            float *out, const float *w, double eps);
 
+/* Ask for transparent huge pages on a large fresh workspace (a stack
+ * forward at L = 2048 touches ~57 MB: ~14000 4 KB page faults per call,
+ * ~1% of a 24-layer forward on a paravirtualised machine).  Only a hint. */
+void ssmi_ws_hint_huge(void *p, size_t bytes);
+
 #endif /* SSM_PREFILL_INTERNAL_H */
