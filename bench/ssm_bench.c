@@ -10,11 +10,14 @@
  *                     (ssm_bench ssd [scan|step|stack])
  *   ssm_bench train   backward passes vs their forwards
  *   ssm_bench train-lm  LM head + cross-entropy, SSD scan backward vs forward
+ *   ssm_bench prefill [n_layers]  Mamba-1 stack prompt vs its sgemm calls alone
  *   ssm_bench all     everything
  * Every figure is a median of repeats; ratios are measured in one process.
  */
 #include <ssm.h>
 #include "bench_util.h"
+
+int bench_prefill(int argc, char **argv);   /* bench_prefill.c */
 
 int main(int argc, char **argv)
 {
@@ -29,6 +32,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "ssd")) return bench_ssd(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return bench_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-lm")) return bench_train_lm(argc - 1, argv + 1);
+    if (!strcmp(cmd, "prefill")) return bench_prefill(argc - 1, argv + 1);
     if (!strcmp(cmd, "all")) {
         int rc = bench_conv(argc - 1, argv + 1);
         rc |= bench_scan(argc - 1, argv + 1);

@@ -198,8 +198,8 @@ SSM_API ssm_status ssm_mamba_state_set(ssm_mamba_state *st, int64_t batch,
  * kept.  st non-NULL: starts from st's first `batch` entries (zero after
  * create/reset: a prompt) and leaves there the state after the last token,
  * so ssm_mamba_step continues the sequences.  Allocates a workspace of
- * about batch*L*(6*Di + R + 2N) floats for the call.  On any error st is
- * unchanged.
+ * about L*(4*Di + R + 2N) + batch*Di*(N + K) floats for the call (the
+ * sequences run one after the other).  On any error st is unchanged.
  * Errors: SSM_ERR_ARG (NULL, batch or L < 1, L + K - 1 > INT_MAX,
  * overflow, st made for another shape, batch > st's max batch),
  * SSM_ERR_NOMEM.  Reentrant (const block). */

@@ -7,15 +7,16 @@
  * OpenBLAS zgemv is defective).  BLAS is never called from inside one of
  * our OpenMP regions, so the BLAS pool and libgomp's pool never nest.
  *
- * Prompt path (per batch b, L tokens), chosen so that the scan's
- * channel-major layout [Di][L] comes straight out of the GEMMs:
- *   xp[Di][K-1+L] (x half, after K-1 columns of left context) = Win_x x^T
- *   z [Di][L] = Win_z x^T
- *   u [Di][L] = silu(causal depthwise conv of xp rows + bias)
- *   dtl[R][L], Bt[N][L], Ct[N][L] = Wx rows * u
- *   delta[Di][L] = Wdt dtl
- *   ys = selective_scan(...)   [Di][L]
- *   y [L][Dm] = ys^T Wout^T
+ * Prompt path (one sequence b at a time, L tokens), chosen so that the
+ * scan's channel-major layout [Di][L] comes straight out of the GEMMs
+ * (docs/prefill-speed.md):
+ *   xz[2Di][L]: x half = Win_x x^T, z half = Win_z x^T
+ *   u [Di][L] = silu(causal depthwise conv of the x half + bias), one pass,
+ *               left context from the conv state (src/layers/prefill.c)
+ *   xdbl[R+2N][L] = Wx u  (dt, B, C rows: one sgemm)
+ *   delta[Di][L] = Wdt xdbl[0:R]
+ *   ys = selective_scan(...)   [Di][L], into the dead x half of xz
+ *   y [L][Dm] = ys^T Wout^T + beta y  (the stack: beta = 1, the residual)
  * Step path (one token, [B][...] rows): the same products as x W^T, with
  * sgemv for batch 1.
  */
@@ -29,6 +30,7 @@
 #include <cblas.h>
 
 #include "layers/layers_internal.h"
+#include "layers/prefill_internal.h"
 
 /* ------------------------------------------------------------------ */
 /* BLAS identification                                                */
@@ -497,16 +499,21 @@ static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
 /* ------------------------------------------------------------------ */
 /* block forward                                                      */
 
-/* Workspace floats of a block forward: xp [B][Di][L+K-1], z, u, delta, ys
- * [B][Di][L], dtl [B][R][L], bt, ct [B][N][L]; -1 on overflow. */
+/* Workspace floats of a block forward, one batch element at a time (the
+ * arrays are reused across b): xz [2Di][L], u, delta [Di][L], xdbl
+ * [R+2N][L]; with a state, the new SSM and conv states of every b, staged
+ * until all succeeded: hn [B][Di][N], cn [B][Di][K].  -1 on overflow. */
 static int64_t block_ws_count(const ssm_mamba *m, int64_t B, int64_t L)
 {
-    int64_t lp, per, a, b, tot;
-    if (__builtin_add_overflow(L, m->k - 1, &lp) || lp > INT_MAX || L > INT_MAX)
-        return -1;
-    if (!ssmi_mul_ok(m->di, lp, &a) || !ssmi_mul_ok(4 * m->di + m->xr, L, &b) ||
-        __builtin_add_overflow(a, b, &per) ||
-        !ssmi_sizes_ok(&tot, sizeof(float), 2, B, per))
+    /* 4 Di + R + 2N < 3 INT_MAX: config_resolve bounds 2 Di and R + 2N. */
+    const int64_t rows = 4 * m->di + m->xr;
+    int64_t per, hs, tot;
+    /* L + K - 1 <= INT_MAX: the published bound of the prompt path
+     * (ssm/mamba.h), kept although the conv no longer pads its rows. */
+    if (L > (int64_t)INT_MAX - (m->k - 1) || !ssmi_mul_ok(rows, L, &per) ||
+        !ssmi_sizes_ok(&hs, sizeof(float), 3, B, m->di, m->n + m->k) ||
+        __builtin_add_overflow(per, hs, &tot) ||
+        !ssmi_sizes_ok(&tot, sizeof(float), 1, tot))
         return -1;
     return tot;
 }
@@ -514,164 +521,139 @@ static int64_t block_ws_count(const ssm_mamba *m, int64_t B, int64_t L)
 /* The workspace of one block forward, carved into its arrays (all
  * channel-major, the scan's layout). */
 typedef struct block_ws {
-    int64_t B, L, lp;       /* lp = L + K - 1: conv input with left context */
-    float *xp;              /* [B][Di][Lp] in_proj x half, after K-1 context columns */
-    float *z;               /* [B][Di][L]  in_proj z half */
-    float *u;               /* [B][Di][L]  conv + silu output, the scan's u */
-    float *delta;           /* [B][Di][L]  dt_proj output (bias added in the scan) */
-    float *ys;              /* [B][Di][L]  scan output */
-    float *dtl;             /* [B][R][L]   x_proj dt rows */
-    float *bt, *ct;         /* [B][N][L]   x_proj B and C rows */
+    int64_t B, L;
+    float *xz;              /* [2Di][L] in_proj output: x half, then z half */
+    float *ys;              /* [Di][L]  scan output: reuses the x half of xz,
+                             * dead once the conv has read it */
+    float *u;               /* [Di][L]  conv + silu output, the scan's u */
+    float *delta;           /* [Di][L]  dt_proj output (bias added in the scan) */
+    float *xdbl;            /* [R+2N][L] x_proj output: dt rows, B rows, C rows */
+    float *hn;              /* [B][Di][N] new SSM states (with a state) */
+    float *cn;              /* [B][Di][K] new conv windows (with a state) */
 } block_ws;
 
 static block_ws block_ws_carve(const ssm_mamba *m, int64_t B, int64_t L, float *ws)
 {
     block_ws w;
     const int64_t di = m->di;
-    w.B = B; w.L = L; w.lp = L + m->k - 1;
-    w.xp = ws;
-    w.z = w.xp + B * di * w.lp;
-    w.u = w.z + B * di * L;
-    w.delta = w.u + B * di * L;
-    w.ys = w.delta + B * di * L;
-    w.dtl = w.ys + B * di * L;
-    w.bt = w.dtl + B * m->r * L;
-    w.ct = w.bt + B * m->n * L;
+    w.B = B; w.L = L;
+    w.xz = ws;
+    w.ys = w.xz;
+    w.u = w.xz + 2 * di * L;
+    w.delta = w.u + di * L;
+    w.xdbl = w.delta + di * L;
+    w.hn = w.xdbl + m->xr * L;
+    w.cn = w.hn + B * di * m->n;
     return w;
 }
 
-/* Stage 1, in_proj, channel-major: xp_b[:, K-1:] = Win_x x_b^T,
- * z_b = Win_z x_b^T (Mamba, figure 3: the two branches). */
-static void fwd_in_proj(const ssm_mamba *m, const block_ws *w, const float *x)
+/* Stage 1, in_proj of sequence b, channel-major (Mamba, figure 3: the two
+ * branches): xz[0:Di] = Win_x x_b^T, xz[Di:2Di] = Win_z x_b^T.  Two calls
+ * of M = Di rather than one of 2 Di: x_b^T is packed once more (a 6 MB
+ * pass next to two 2.4 GFLOP products at Dm 768, L 2048), and small shapes
+ * stay below OpenBLAS's threading threshold (results then independent of
+ * the thread count, tests/wbtest_mamba.c). */
+static void fwd_in_proj(const ssm_mamba *m, const block_ws *w, const float *xb)
 {
-    const int64_t dm = m->dm, di = m->di, k = m->k, L = w->L, lp = w->lp;
+    const int64_t di = m->di, dm = m->dm, L = w->L;
     const float *win = m->p[SSM_MAMBA_IN_PROJ];
-    for (int64_t b = 0; b < w->B; b++) {
-        const float *xb = x + b * L * dm;
+    for (int half = 0; half < 2; half++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)di, (int)L,
-                    (int)dm, 1.0f, win, (int)dm, xb, (int)dm, 0.0f,
-                    w->xp + b * di * lp + (k - 1), (int)lp);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)di, (int)L,
-                    (int)dm, 1.0f, win + di * dm, (int)dm, xb, (int)dm, 0.0f,
-                    w->z + b * di * L, (int)L);
-    }
+                    (int)dm, 1.0f, win + half * di * dm, (int)dm, xb, (int)dm,
+                    0.0f, w->xz + half * di * L, (int)L);
 }
 
-/* Stage 2: causal depthwise conv (left context: the state's last K-1
- * inputs, or zeros), bias, silu.  The conv state itself is written only
- * after the scan succeeded (fwd_keep_conv_state). */
-static void fwd_conv(const ssm_mamba *m, const block_ws *w, const ssm_mamba_state *st)
+/* Stage 2: causal depthwise conv + bias + silu in one pass (left context:
+ * the state's last K-1 inputs, or zeros), and the new conv window staged
+ * in cn (written to the state only after every scan succeeded). */
+static void fwd_conv(const ssm_mamba *m, const block_ws *w,
+                     const ssm_mamba_state *st, int64_t b)
 {
-    const int64_t di = m->di, k = m->k, L = w->L, lp = w->lp, B = w->B;
-    const float *cw = m->p[SSM_MAMBA_CONV_W], *cb = m->p[SSM_MAMBA_CONV_B];
-    const float *cs = st ? st->conv : NULL;
-    #pragma omp parallel for collapse(2) schedule(static) if (B * di * L > PAR_MIN)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t d = 0; d < di; d++) {
-            float *row = w->xp + (b * di + d) * lp;
-            float *ub = w->u + (b * di + d) * L;
-            const float *csd = cs ? cs + (b * di + d) * k : NULL;
-            for (int64_t j = 0; j < k - 1; j++)
-                row[j] = csd ? csd[j + 1] : 0.0f;
-            /* Tap-outer, time-inner: the inner loops vectorize, and each
-             * output still sums bias, tap 0, tap 1, ... in the order of
-             * conv_window (the step path), so both round alike. */
-            for (int64_t t = 0; t < L; t++)
-                ub[t] = cb[d];
-            for (int64_t j = 0; j < k; j++) {
-                const float wj = cw[d * k + j];
-                const float *src = row + j;
-                for (int64_t t = 0; t < L; t++)
-                    ub[t] += wj * src[t];
-            }
-            for (int64_t t = 0; t < L; t++)
-                ub[t] = silu_f(ub[t]);
-        }
+    const int64_t di = m->di, k = m->k;
+    const float *ctx = st ? st->conv + b * di * k : NULL;
+    ssmi_conv_silu_rows(di, di, w->L, k, w->xz, ctx, m->p[SSM_MAMBA_CONV_W],
+                        m->p[SSM_MAMBA_CONV_B], w->u);
+    if (st)
+        ssmi_conv_state_keep(di, w->L, k, w->xz, ctx, w->cn + b * di * k);
 }
 
-/* Stage 3: x_proj (dt | B | C rows) and dt_proj, all channel-major [.][L]
- * (Mamba, algorithm 2: s_B, s_C, s_Delta are linear in the input). */
+/* Stage 3: x_proj (dt | B | C rows, one sgemm) and dt_proj, channel-major
+ * [.][L] (Mamba, algorithm 2: s_B, s_C, s_Delta are linear in the input). */
 static void fwd_x_proj(const ssm_mamba *m, const block_ws *w)
 {
-    const int64_t di = m->di, n = m->n, r = m->r, L = w->L;
-    const float *wx = m->p[SSM_MAMBA_X_PROJ];
-    for (int64_t b = 0; b < w->B; b++) {
-        const float *ub = w->u + b * di * L;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)L,
-                    (int)di, 1.0f, wx, (int)di, ub, (int)L, 0.0f,
-                    w->dtl + b * r * L, (int)L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)L,
-                    (int)di, 1.0f, wx + r * di, (int)di, ub, (int)L, 0.0f,
-                    w->bt + b * n * L, (int)L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)L,
-                    (int)di, 1.0f, wx + (r + n) * di, (int)di, ub, (int)L,
-                    0.0f, w->ct + b * n * L, (int)L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)di, (int)L,
-                    (int)r, 1.0f, m->p[SSM_MAMBA_DT_PROJ_W], (int)r,
-                    w->dtl + b * r * L, (int)L, 0.0f, w->delta + b * di * L, (int)L);
-    }
+    const int64_t di = m->di, r = m->r, L = w->L;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m->xr, (int)L,
+                (int)di, 1.0f, m->p[SSM_MAMBA_X_PROJ], (int)di, w->u, (int)L,
+                0.0f, w->xdbl, (int)L);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)di, (int)L,
+                (int)r, 1.0f, m->p[SSM_MAMBA_DT_PROJ_W], (int)r, w->xdbl,
+                (int)L, 0.0f, w->delta, (int)L);
 }
 
-/* Stage 4: the selective scan (Mamba, algorithm 2): dt = softplus(delta +
- * dt bias), y = (C h + D u) * silu(z); h carried in st when given. */
-static ssm_status fwd_scan(const ssm_mamba *m, const block_ws *w, ssm_mamba_state *st)
+/* Stage 4: the selective scan of sequence b (Mamba, algorithm 2): dt =
+ * softplus(delta + dt bias), y = (C h + D u) * silu(z); h read from st,
+ * the new h staged in hn. */
+static ssm_status fwd_scan(const ssm_mamba *m, const block_ws *w,
+                           const ssm_mamba_state *st, int64_t b)
 {
+    const int64_t di = m->di, L = w->L;
     ssm_scan_args a;
     memset(&a, 0, sizeof a);
-    a.batch = w->B; a.dim = m->di; a.dstate = m->n; a.len = w->L; a.ngroups = 1;
-    a.u = w->u; a.delta = w->delta; a.A = m->A; a.B = w->bt; a.C = w->ct;
-    a.D = m->p[SSM_MAMBA_D]; a.z = w->z; a.delta_bias = m->p[SSM_MAMBA_DT_PROJ_B];
+    a.batch = 1; a.dim = di; a.dstate = m->n; a.len = L; a.ngroups = 1;
+    a.u = w->u; a.delta = w->delta; a.A = m->A;
+    a.B = w->xdbl + m->r * L; a.C = w->xdbl + (m->r + m->n) * L;
+    a.D = m->p[SSM_MAMBA_D]; a.z = w->xz + di * L;
+    a.delta_bias = m->p[SSM_MAMBA_DT_PROJ_B];
     a.delta_softplus = 1;
-    a.h0 = st ? st->h : NULL;
-    a.h_last = st ? st->h : NULL;
+    a.h0 = st ? st->h + b * di * m->n : NULL;
+    a.h_last = st ? w->hn + b * di * m->n : NULL;
     a.y = w->ys;
     /* Arguments were validated by the caller: only SSM_ERR_NOMEM can come
-     * back, and it leaves h untouched (the scan allocates before it runs). */
+     * back, and the state is untouched (the new one is staged). */
     return ssm_selective_scan(&a);
 }
 
-/* Stage 5, after a successful scan: the new conv state = the last K
- * pre-conv inputs, still in xp.  So a failed forward leaves st untouched,
- * conv state and h alike. */
-static void fwd_keep_conv_state(const ssm_mamba *m, const block_ws *w, ssm_mamba_state *st)
-{
-    const int64_t k = m->k, lp = w->lp;
-    for (int64_t i = 0; i < w->B * m->di; i++)
-        memcpy(st->conv + i * k, w->xp + i * lp + lp - k, (size_t)k * sizeof(float));
-}
-
-/* Stage 6, out_proj back to token-major: y_b [L][Dm] = ys_b^T Wout^T. */
-static void fwd_out_proj(const ssm_mamba *m, const block_ws *w, float *y)
+/* Stage 5, out_proj back to token-major: y_b [L][Dm] = ys^T Wout^T +
+ * beta y_b (beta = 1: the stack's residual add, inside the GEMM). */
+static void fwd_out_proj(const ssm_mamba *m, const block_ws *w, float *yb,
+                         float beta)
 {
     const int64_t dm = m->dm, di = m->di, L = w->L;
-    for (int64_t b = 0; b < w->B; b++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)L, (int)dm,
-                    (int)di, 1.0f, w->ys + b * di * L, (int)L,
-                    m->p[SSM_MAMBA_OUT_PROJ], (int)di, 0.0f, y + b * L * dm,
-                    (int)dm);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)L, (int)dm,
+                (int)di, 1.0f, w->ys, (int)L, m->p[SSM_MAMBA_OUT_PROJ],
+                (int)di, beta, yb, (int)dm);
 }
 
 /* Block forward (Mamba, section 3.4, figure 3) on a caller's workspace of
- * block_ws_count floats, stage by stage. */
+ * block_ws_count floats, one sequence at a time (its activations stay
+ * [.][L], a few MB at L = 2048), stage by stage; y = block(x) + beta y.
+ * x may equal y with beta = 0 (x_b is consumed before y_b is written).
+ * The state is written only once every sequence succeeded. */
 static ssm_status block_forward_ws(const ssm_mamba *m, int64_t B, int64_t L,
-                                   const float *x, float *y, ssm_mamba_state *st,
-                                   float *ws, ssmi_mamba_timing *tm)
+                                   const float *x, float *y, float beta,
+                                   ssm_mamba_state *st, float *ws,
+                                   ssmi_mamba_timing *tm)
 {
     const block_ws w = block_ws_carve(m, B, L, ws);
+    const int64_t dm = m->dm;
     double t0 = 0.0;
     TM_START(tm, t0);
-    fwd_in_proj(m, &w, x);
-    TM_LAP(tm, t0, gemm);
-    fwd_conv(m, &w, st);
-    TM_LAP(tm, t0, conv);
-    fwd_x_proj(m, &w);
-    TM_LAP(tm, t0, gemm);
-    SSM_TRY(fwd_scan(m, &w, st));
-    TM_LAP(tm, t0, scan);
-    if (st)
-        fwd_keep_conv_state(m, &w, st);
-    fwd_out_proj(m, &w, y);
-    TM_LAP(tm, t0, gemm);
+    for (int64_t b = 0; b < B; b++) {
+        fwd_in_proj(m, &w, x + b * L * dm);
+        TM_LAP(tm, t0, gemm);
+        fwd_conv(m, &w, st, b);
+        TM_LAP(tm, t0, conv);
+        fwd_x_proj(m, &w);
+        TM_LAP(tm, t0, gemm);
+        SSM_TRY(fwd_scan(m, &w, st, b));
+        TM_LAP(tm, t0, scan);
+        fwd_out_proj(m, &w, y + b * L * dm, beta);
+        TM_LAP(tm, t0, gemm);
+    }
+    if (st) {
+        memcpy(st->h, w.hn, (size_t)(B * m->di * m->n) * sizeof(float));
+        memcpy(st->conv, w.cn, (size_t)(B * m->di * m->k) * sizeof(float));
+    }
     return SSM_OK;
 }
 
@@ -699,7 +681,8 @@ ssm_status ssmi_mamba_forward_ex(const ssm_mamba *blk, ssm_mamba_state *st, int6
     float *ws = ssmi_alloc((size_t)nws, sizeof(float));
     if (!ws)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    ssm_status e = block_forward_ws(blk, batch, L, x, y, st, ws, timing);
+    ssmi_ws_hint_huge(ws, (size_t)nws * sizeof(float));
+    ssm_status e = block_forward_ws(blk, batch, L, x, y, 0.0f, st, ws, timing);
     ssmi_free(ws);
     return e;
 }
@@ -1000,31 +983,34 @@ ssm_status ssmi_mamba_stack_forward_ex(const ssm_mamba_stack *stk, ssm_mamba_sta
             nblk = c;
     }
     int64_t tot;
-    if (__builtin_add_overflow(nblk, 2 * nact, &tot) ||
+    if (__builtin_add_overflow(nblk, nact, &tot) ||
         !ssmi_sizes_ok(&tot, sizeof(float), 1, tot))
         return SSM_FAIL(SSM_ERR_ARG);
     float *ws = ssmi_alloc((size_t)tot, sizeof(float));
     if (!ws)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *normed = ws, *out = ws + nact, *bws = ws + 2 * nact;
+    ssmi_ws_hint_huge(ws, (size_t)tot * sizeof(float));
+    float *normed = ws, *bws = ws + nact;
     ssm_status e = SSM_OK;
     double t0 = 0.0;
     TM_START(timing, t0);
     if (y != x)
         memmove(y, x, (size_t)nact * sizeof(float));
-    /* Pre-norm residual blocks (Mamba's backbone): h += block(norm(h)). */
+    /* Pre-norm residual blocks (Mamba's backbone): h += block(norm(h)),
+     * the add done by out_proj's sgemm (beta = 1) on the residual stream. */
     for (int64_t l = 0; l < stk->nl; l++) {
-        rmsnorm_rows(ntok, stk->dm, y, normed, stk->norm + l * stk->dm);
+        ssmi_rmsnorm_rows_fwd(ntok, stk->dm, y, normed, stk->norm + l * stk->dm,
+                              (double)SSM_MAMBA_RMS_EPS);
         TM_LAP(timing, t0, norm);
-        e = block_forward_ws(stk->blk[l], batch, L, normed, out,
+        e = block_forward_ws(stk->blk[l], batch, L, normed, y, 1.0f,
                              st ? st->st[l] : NULL, bws, timing);
         if (e != SSM_OK)
             break;
         TM_START(timing, t0);
-        add_inplace(nact, y, out);
     }
     if (e == SSM_OK) {
-        rmsnorm_rows(ntok, stk->dm, y, y, stk->norm + stk->nl * stk->dm);
+        ssmi_rmsnorm_rows_fwd(ntok, stk->dm, y, y, stk->norm + stk->nl * stk->dm,
+                              (double)SSM_MAMBA_RMS_EPS);
         TM_LAP(timing, t0, norm);
     }
     ssmi_free(ws);
