@@ -144,6 +144,31 @@ SSM_API ssm_status ssm_mpi_mamba_stack_step(const ssm_mamba_stack *stk,
  * token at all; on every rank), SSM_ERR_NOMEM, SSM_ERR_MPI (every rank). */
 SSM_API ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args);
 
+/* Language-model prefill of one long prompt spread over the ranks
+ * (ssm_model_forward of the whole prompt, batch 1): rank r passes its own
+ * consecutive block tokens[len] of the prompt (len may differ between
+ * ranks, 0 allowed; the total must be >= 1); every rank has loaded the
+ * same model (sizes, norm kind and eps, and the small per-layer weights
+ * are checked; the big matrices are not hashed).
+ * state, slot: rank 0 reads the slot as the prefix before the prompt
+ * (usually empty; state NULL: the empty prefix); the last rank, if its
+ * state is not NULL, receives in that slot the state after the prompt
+ * (its token count: rank 0's prefix + the whole prompt), ready for
+ * ssm_model_forward / ssm_model_forward_slots to decode there.  The state
+ * is ignored on the other ranks.  logits [vocab] (last rank, if not NULL):
+ * the next-token logits after the prompt's last token.  Mamba-1 and
+ * Mamba-2 models.  Memory: about len (3 Dm + 6 Di + R + 2N) floats per
+ * rank (the whole block at once, not in chunks).
+ * Errors: SSM_ERR_ARG (on every rank: NULL model, len < 0, a token id
+ * outside [0, vocab), a slot out of range or a state of another model on
+ * rank 0 or the last rank, ranks disagreeing on the model, no token at
+ * all), SSM_ERR_NOMEM, SSM_ERR_MPI; a failed call leaves the slot as it
+ * was. */
+SSM_API ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
+                                         ssm_model_state *state, int64_t slot,
+                                         int64_t len, const int32_t *tokens,
+                                         float *logits);
+
 /* Deterministic sum of a float vector over the ranks (data-parallel
  * training: each rank's gradient in, the sum of all ranks' gradients out):
  * every rank's buf [n] is replaced by buf_0 + buf_1 + ... + buf_{R-1},

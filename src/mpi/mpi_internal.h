@@ -114,4 +114,46 @@ int ssmi_scan_args_ok(const ssm_scan_args *a);
 /* Adds the values the ranks must agree on for a scan to the vector. */
 void ssmi_scan_args_agree(ssmi_agree *g, const ssm_scan_args *a, int ok);
 
+/* ---- the Mamba-1 block's stages over MPI (mpi_mamba.c) ---- */
+
+/* A block's parameters: views (in PyTorch's layout, <ssm/mamba.h>) that
+ * ssmi_blk_core reads, onto the owned copies p[], A of an ssm_mamba's
+ * parameters (mpi_mamba.c) or onto a loaded language model's weights
+ * (mpi_model.c, p[] and A unused).  in_b, out_b, conv_b may be NULL. */
+typedef struct blk_params {
+    int64_t dm, di, n, k, r;
+    float *p[SSM_MAMBA_NPARAMS];
+    float *A;      /* [Di][N] = -exp(A_log), as the block computes it */
+    const float *in_w, *in_b, *conv_w, *conv_b, *x_w, *dt_w, *dt_b, *Av,
+                *D, *out_w, *out_b;
+} blk_params;
+
+/* Workspace of one block forward on B x L tokens. */
+typedef struct blk_ws {
+    int64_t B, L;
+    float *xp;      /* [B][Di][K-1+L] pre-conv inputs with left context */
+    float *z, *u, *delta, *ys;   /* [B][Di][L] */
+    float *dtl;     /* [B][R][L] */
+    float *bt, *ct; /* [B][N][L] */
+    float *hsend, *hrecv;        /* halo elements [B*Di][1+K] */
+    float *conv, *h;             /* state in/out [B][Di][K], [B][Di][N] */
+    ssmi_sel_ws sel;
+} blk_ws;
+
+/* Sizes valid for B x L tokens (buffers' bytes, BLAS int dimensions). */
+int ssmi_blk_ws_sizes_ok(const blk_params *bp, int64_t B, int64_t L);
+/* 1 on success (w zeroed on failure). */
+int ssmi_blk_ws_alloc(blk_ws *w, const blk_params *bp, int64_t B, int64_t L);
+void ssmi_blk_ws_free(blk_ws *w);
+/* One block over this rank's B x w->L tokens (x, y [B][L][Dm]); conv_in
+ * [B][Di][K], h_in [B][Di][N]: rank 0's state before the sequence, or NULL
+ * for zeros (read on rank 0 only).  want_state: leave the state after the
+ * block in w->conv, w->h.  Every rank runs both exclusive scans whatever
+ * its local status (w->L = 0 computes nothing); returns the local status,
+ * to be agreed. */
+ssm_status ssmi_blk_core(const ssmi_mpi_ctx *c, const blk_params *bp,
+                         blk_ws *w, const float *x, float *y,
+                         const float *conv_in, const float *h_in,
+                         int want_state);
+
 #endif /* SSM_MPI_INTERNAL_H */
