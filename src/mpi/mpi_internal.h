@@ -156,4 +156,34 @@ ssm_status ssmi_blk_core(const ssmi_mpi_ctx *c, const blk_params *bp,
                          const float *conv_in, const float *h_in,
                          int want_state);
 
+/* ---- the Mamba-2 stack over MPI (mpi_mamba2.c; used by mpi_model.c) */
+
+typedef struct ssmi_m2_stack {
+    const ssm_mamba2_stack *stk;
+    int64_t nl, B, L;
+    struct m2ws *ws;              /* the layers' workspace */
+    float *norms;                 /* [nl + 1][Dm] */
+    float *h, *normed, *out;      /* [B][L][Dm] */
+    uint64_t hash;                /* small parameters and norms */
+} ssmi_m2_stack;
+
+/* Local checks and allocation for a stack forward of batch x L tokens on
+ * this rank (st: a stack state to check against stk, or NULL).  Returns 1
+ * if the arguments are valid (then *nomem tells an allocation failure), 0
+ * if not; s is always safe to pass to _agree and _free. */
+int ssmi_m2_stack_prepare(ssmi_m2_stack *s, const ssmi_mpi_ctx *c,
+                          const ssm_mamba2_stack *stk, ssm_mamba2_stack_state *st,
+                          int64_t batch, int64_t L, int *nomem);
+/* Adds the configuration, layer count, batch and hash to the agreement. */
+void ssmi_m2_stack_agree(ssmi_agree *g, const ssmi_m2_stack *s, int ok);
+void ssmi_m2_stack_free(ssmi_m2_stack *s);
+/* The stack over the ranks (after an agreement that passed): x, y
+ * [B][L][Dm]; st0 read on rank 0 (NULL: zeros), stout (any rank, NULL:
+ * not kept) receives the state after the rank's block.  Every rank runs
+ * every collective whatever e; returns the local status, to be agreed. */
+ssm_status ssmi_m2_stack_run(const ssmi_mpi_ctx *c, ssmi_m2_stack *s,
+                             ssm_mamba2_stack_state *st0,
+                             ssm_mamba2_stack_state *stout, const float *x,
+                             float *y, ssm_status e);
+
 #endif /* SSM_MPI_INTERNAL_H */
