@@ -269,6 +269,9 @@ ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
     memset(&w, 0, sizeof w);
     float *hbuf = NULL, *normed = NULL, *out = NULL, *sin = NULL, *sout = NULL;
     float *xs = NULL, *xr = NULL;   /* the last row's exchange [Dm][2] */
+    ssmi_m2_stack s2;
+    ssm_mamba2_stack_state *t0 = NULL, *tl = NULL;
+    memset(&s2, 0, sizeof s2);
     unsigned char *bytes = NULL, *sbytes = NULL;
     int64_t nact = 0, ntok0 = 0, nbytes = 0, tot[2] = { 0, 0 };
     int ok = lm_get(&m, model) && len >= 0 && (len == 0 || tokens) &&
@@ -293,9 +296,18 @@ ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
             m.k > 64)
             ok = 0;
     }
-    if (ok && m.kind != 1)
-        ok = 0;   /* Mamba-2 models: see mpi_mamba2.c */
-    if (ok) {
+    /* Mamba-2: the stack over MPI (mpi_mamba2.c) with batch 1; the slot's
+     * state goes through temporary stack states (rank 0: in, last: out). */
+    if (ok && m.kind == 2) {
+        ok = ssmi_m2_stack_prepare(&s2, &c, m.w.mamba2, NULL, 1, len, &nomem);
+        if (ok && !nomem && state && c.rank == 0 &&
+            ssm_mamba2_stack_state_create(&t0, m.w.mamba2, 1) != SSM_OK)
+            nomem = 1;
+        if (ok && !nomem && state && last &&
+            ssm_mamba2_stack_state_create(&tl, m.w.mamba2, 1) != SSM_OK)
+            nomem = 1;
+    }
+    if (ok && !nomem) {
         const int64_t na = nact > 0 ? nact : 1, per = m.conv_per + m.h_per;
         hbuf = ssmi_mpi_alloc((size_t)na, sizeof(float));
         normed = ssmi_mpi_alloc((size_t)na, sizeof(float));
@@ -303,7 +315,7 @@ ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
         xs = ssmi_mpi_alloc((size_t)(2 * m.dm), sizeof(float));
         xr = ssmi_mpi_alloc((size_t)(2 * m.dm), sizeof(float));
         if (!hbuf || !normed || !out || !xs || !xr ||
-            !ssmi_blk_ws_alloc(&w, &bp0, 1, len))
+            (m.kind == 1 && !ssmi_blk_ws_alloc(&w, &bp0, 1, len)))
             nomem = 1;
         if (!nomem && state && c.rank == 0) {
             bytes = ssmi_mpi_alloc((size_t)nbytes, 1);
@@ -344,6 +356,8 @@ ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
         ssmi_agree_add(&g, ssmi_hash_q((uint64_t)eb));
     }
     ssmi_agree_add(&g, ok ? ssmi_hash_q(lm_hash(model, &m)) : 0);
+    if (m.kind == 2)
+        ssmi_m2_stack_agree(&g, &s2, ok && !nomem);
     ssmi_agree_any(&g, ok && len > 0);
     e = ssmi_agree_run(&c, &g);
     if (e != SSM_OK)
@@ -361,14 +375,34 @@ ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
     for (int64_t t = 0; t < len; t++)
         memcpy(hbuf + t * m.dm, m.w.emb + (int64_t)tokens[t] * m.dm,
                (size_t)m.dm * sizeof(float));
-    e = lm_layers1(&c, model, &m, len, hbuf, normed, out, &w, sin, sout, e);
+    const float *fo = hbuf;   /* rows whose last one becomes the logits */
+    if (m.kind == 1) {
+        e = lm_layers1(&c, model, &m, len, hbuf, normed, out, &w, sin, sout, e);
+    } else {
+        /* The stack ends with norm_f: its output rows go to the head. */
+        const int64_t per = m.conv_per + m.h_per;
+        for (int64_t l = 0; t0 && l < m.nl && e == SSM_OK; l++) {
+            ssm_mamba2_state *ls = NULL;
+            e = ssm_mamba2_stack_state_layer(t0, l, &ls);
+            if (e == SSM_OK)
+                e = ssm_mamba2_state_set(ls, 1, sin + l * per, sin + l * per + m.conv_per);
+        }
+        e = ssmi_m2_stack_run(&c, &s2, t0, tl, hbuf, normed, e);
+        for (int64_t l = 0; tl && l < m.nl && e == SSM_OK; l++) {
+            ssm_mamba2_state *ls = NULL;
+            e = ssm_mamba2_stack_state_layer(tl, l, &ls);
+            if (e == SSM_OK)
+                e = ssm_mamba2_state_get(ls, 1, sout + l * per, sout + l * per + m.conv_per);
+        }
+        fo = normed;
+    }
 
     /* The last token's residual row, to the last rank: elements (count,
      * value), one per channel, "keep the latest" (the halo operation with
      * a window of 1), so that an empty last block gets its predecessors'. */
     for (int64_t j = 0; j < m.dm; j++) {
         xs[2 * j] = len > 0 ? 1.0f : 0.0f;
-        xs[2 * j + 1] = len > 0 ? hbuf[(len - 1) * m.dm + j] : 0.0f;
+        xs[2 * j + 1] = len > 0 ? fo[(len - 1) * m.dm + j] : 0.0f;
     }
     {
         ssm_status ce = ssmi_mpi_exscan_halo(&c, xs, xr, m.dm, 1);
@@ -378,8 +412,11 @@ ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
     if (e == SSM_OK && last && logits) {
         float *fin = xs, *nrm = xs + m.dm;   /* xs is free again */
         for (int64_t j = 0; j < m.dm; j++)
-            fin[j] = len > 0 ? hbuf[(len - 1) * m.dm + j] : xr[2 * j + 1];
-        lm_norm(&m, 1, fin, nrm, m.w.norm_f_w, m.w.norm_f_b);
+            fin[j] = len > 0 ? fo[(len - 1) * m.dm + j] : xr[2 * j + 1];
+        if (m.kind == 1)
+            lm_norm(&m, 1, fin, nrm, m.w.norm_f_w, m.w.norm_f_b);
+        else
+            memcpy(nrm, fin, (size_t)m.dm * sizeof(float));
         /* The product of src/models/run.c (one row: sgemv). */
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m.V, (int)m.dm, 1.0f,
                     m.w.head, (int)m.dm, nrm, 1, 0.0f, logits, 1);
@@ -413,6 +450,9 @@ done:
     free(hbuf); free(normed); free(out); free(sin); free(sout);
     free(bytes); free(sbytes); free(xs); free(xr);
     ssmi_blk_ws_free(&w);
+    ssmi_m2_stack_free(&s2);
+    ssm_mamba2_stack_state_destroy(t0);
+    ssm_mamba2_stack_state_destroy(tl);
     ssmi_mpi_leave(&c);
     return e;
 }

@@ -36,7 +36,7 @@
 
 #define U32 (FLT_EPSILON / 2)
 /* Mamba-2 models over MPI (mpi_mamba2.c). */
-#define SSM_TEST_MPI_MAMBA2 0
+#define SSM_TEST_MPI_MAMBA2 1
 
 static double lm_bound(int64_t nl, int64_t dm, int64_t K, int64_t di, int64_t R,
                        int64_t L)
