@@ -21,6 +21,13 @@ ssm_status ssmi_mpi_fail_(ssm_status s, const char *file, int line);
  * failure); free with free(). */
 void *ssmi_mpi_alloc(size_t count, size_t elem);
 
+/* Allocation-failure injection for the white-box MPI test
+ * (tests/mpi/wbtest_mpi_alloc.c, which compiles these sources): the k-th
+ * ssmi_mpi_alloc from now fails, once (k = 0 disarms; resets the count);
+ * the count of allocations since.  Inert unless armed. */
+void ssmi_mpi_alloc_inject(int64_t k);
+int64_t ssmi_mpi_alloc_count(void);
+
 /* A call's view of the communicator: its rank and size, and the caller's
  * error handler, swapped for MPI_ERRORS_RETURN for the call's duration. */
 typedef struct ssmi_mpi_ctx {
@@ -41,6 +48,7 @@ void ssmi_mpi_leave(ssmi_mpi_ctx *c);
 typedef struct ssmi_agree {
     int64_t v[2 + 2 * SSMI_AGREE_MAX];
     int n;          /* values added */
+    int absent;     /* this rank failed to allocate: its values count as absent */
     int64_t any;    /* after the reduction: max of the "any" flag */
 } ssmi_agree;
 void ssmi_agree_init(ssmi_agree *a, int bad, int nomem);

@@ -442,11 +442,13 @@ static const ssm_mamba *stack_block(const ssm_mamba_stack *stk, int64_t l)
     return b;
 }
 
-ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
-                                       const ssm_mamba_stack *stk,
-                                       ssm_mamba_state *const *states,
-                                       int64_t batch, int64_t L,
-                                       const float *x, float *y)
+/* The stack forward; nomem_in: this rank already failed to allocate (the
+ * caller's own buffer), reported through the agreement so that every rank
+ * returns one status (SSM_ERR_ARG if any rank's arguments are bad, else
+ * SSM_ERR_NOMEM). */
+static ssm_status stack_forward(MPI_Comm comm, const ssm_mamba_stack *stk,
+                                ssm_mamba_state *const *states, int64_t batch,
+                                int64_t L, const float *x, float *y, int nomem_in)
 {
     ssmi_mpi_ctx c;
     ssm_status e = ssmi_mpi_enter(&c, comm);
@@ -461,11 +463,11 @@ ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
     float *cin = NULL, *hin = NULL;
     int ok = stk && batch >= 1 && L >= 0 && (L == 0 || (x && y)) &&
              ssm_mamba_stack_layers(stk, &nl) == SSM_OK && nl >= 1 &&
-             stack_block(stk, 0) != NULL, nomem = 0;
+             stack_block(stk, 0) != NULL, nomem = nomem_in;
     uint64_t hsh = SSMI_HASH0;
     for (int64_t l = 0; ok && states && l < nl; l++)
         ok = states[l] != NULL && state_ok(states[l], batch);
-    if (ok) {
+    if (ok && !nomem) {
         if (!params_alloc(&bp, stack_block(stk, 0)))
             nomem = 1;
         else if (!ssmi_blk_ws_sizes_ok(&bp, batch, L) || bp.k > 64 ||
@@ -557,6 +559,15 @@ out:
     return e;
 }
 
+ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
+                                       const ssm_mamba_stack *stk,
+                                       ssm_mamba_state *const *states,
+                                       int64_t batch, int64_t L,
+                                       const float *x, float *y)
+{
+    return stack_forward(comm, stk, states, batch, L, x, y, 0);
+}
+
 ssm_status ssm_mpi_mamba_stack_forward_state(MPI_Comm comm,
                                              const ssm_mamba_stack *stk,
                                              ssm_mamba_stack_state *st,
@@ -564,14 +575,14 @@ ssm_status ssm_mpi_mamba_stack_forward_state(MPI_Comm comm,
                                              const float *x, float *y)
 {
     if (!st)
-        return ssm_mpi_mamba_stack_forward(comm, stk, NULL, batch, L, x, y);
+        return stack_forward(comm, stk, NULL, batch, L, x, y, 0);
     /* The stack state's layers, borrowed; a NULL entry (st not made for
      * stk: too few layers, or too many) makes the forward below fail with
      * SSM_ERR_ARG on every rank, after its agreement collective. */
     int64_t nl = 0;
     ssm_mamba_state *probe;
     if (!stk || ssm_mamba_stack_layers(stk, &nl) != SSM_OK || nl < 1)
-        return ssm_mpi_mamba_stack_forward(comm, stk, NULL, batch, L, x, y);
+        return stack_forward(comm, stk, NULL, batch, L, x, y, 0);
     ssm_mamba_state **states = ssmi_mpi_alloc((size_t)nl, sizeof *states);
     int bad = !states || ssm_mamba_stack_state_layer(st, nl, &probe) == SSM_OK;
     for (int64_t l = 0; states && l < nl; l++)
@@ -579,16 +590,11 @@ ssm_status ssm_mpi_mamba_stack_forward_state(MPI_Comm comm,
             bad = 1;
     if (bad && states)
         states[0] = NULL;
-    ssm_status e;
-    if (!states) {
-        /* Allocation failure: take part with an invalid stack so the
-         * others are told (reported here as SSM_ERR_NOMEM). */
-        e = ssm_mpi_mamba_stack_forward(comm, NULL, NULL, batch, L, x, y);
-        e = e == SSM_ERR_ARG ? SSM_ERR_NOMEM : e;
-    } else {
-        e = ssm_mpi_mamba_stack_forward(comm, stk, (ssm_mamba_state *const *)states,
-                                        batch, L, x, y);
-    }
+    /* An allocation failure here takes part in the agreement as such:
+     * one status on every rank (before: this rank reported SSM_ERR_NOMEM
+     * while another rank's bad argument made the others SSM_ERR_ARG). */
+    ssm_status e = stack_forward(comm, stk, (ssm_mamba_state *const *)states,
+                                 batch, L, x, y, states == NULL);
     free(states);
     return e;
 }

@@ -389,7 +389,7 @@ int ssmi_m2_stack_prepare(ssmi_m2_stack *s, const ssmi_mpi_ctx *c,
     if (!stk || ssm_mamba2_stack_layers(stk, &s->nl) != SSM_OK || s->nl < 1 ||
         !(b0 = m2_layer(stk, 0)))
         return 0;
-    m2ws *w = malloc(sizeof *w);
+    m2ws *w = ssmi_mpi_alloc(1, sizeof *w);
     if (!w) {
         *nomem = 1;
         return 1;

@@ -284,9 +284,12 @@ ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
     if (ok && state && (c.rank == 0 || last)) {
         int64_t nt = 0;
         unsigned char hdr[ST_HEADER];
-        if (ssm_model_state_tokens(state, slot, &nt) != SSM_OK ||
-            ssm_model_state_save(state, slot, hdr, ST_HEADER, &nbytes) != SSM_OK ||
-            nbytes != m.info.state_bytes || !header_ok(&m, hdr))
+        ssm_status se = SSM_ERR_ARG;
+        if (ssm_model_state_tokens(state, slot, &nt) == SSM_OK)
+            se = ssm_model_state_save(state, slot, hdr, ST_HEADER, &nbytes);
+        if (se == SSM_ERR_NOMEM)
+            nomem = 1;   /* a short save goes through a full copy */
+        else if (se != SSM_OK || nbytes != m.info.state_bytes || !header_ok(&m, hdr))
             ok = 0;
     }
     blk_params bp0;
@@ -299,7 +302,9 @@ ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
     /* Mamba-2: the stack over MPI (mpi_mamba2.c) with batch 1; the slot's
      * state goes through temporary stack states (rank 0: in, last: out). */
     if (ok && m.kind == 2) {
-        ok = ssmi_m2_stack_prepare(&s2, &c, m.w.mamba2, NULL, 1, len, &nomem);
+        int nm2 = 0;
+        ok = ssmi_m2_stack_prepare(&s2, &c, m.w.mamba2, NULL, 1, len, &nm2);
+        nomem |= nm2;
         if (ok && !nomem && state && c.rank == 0 &&
             ssm_mamba2_stack_state_create(&t0, m.w.mamba2, 1) != SSM_OK)
             nomem = 1;
@@ -324,7 +329,7 @@ ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
             if (!bytes || !sin)
                 nomem = 1;
             else if (ssm_model_state_save(state, slot, bytes, nbytes, &nb2) != SSM_OK)
-                nomem = 1;   /* only NOMEM is possible for a checked slot */
+                nomem = 1;   /* only NOMEM is possible for a slot checked above */
             else {
                 ntok0 = (int64_t)get_u64(bytes + 56);
                 get_floats(bytes + ST_HEADER, sin, per * m.nl);
