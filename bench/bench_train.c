@@ -6,7 +6,11 @@
  * against the forward (ssm_selective_scan) on the same data, in this
  * process: median times at 1 and 2 threads and the ratio backward /
  * forward (the issue's target: <= 3 at (1,1536,16,2048)).
- * `ssm_bench train [i]` runs only shape i.
+ * Mamba block (ssm_mamba_backward, dx and all nine parameter gradients)
+ * against ssm_mamba_forward (whole-matrix BLAS GEMMs) and against
+ * ssm_mamba_forward_det (the deterministic tiled GEMMs the backward uses):
+ * medians at 1 and 2 threads, ratios backward / forward and det / plain.
+ * `ssm_bench train [i]` runs only shape i (0-2 scans, 3-4 Mamba blocks).
  */
 #include <math.h>
 #include <ssm.h>
@@ -133,6 +137,102 @@ static void time_pair(train_data *td, int reps, double *f_med, double *f_min,
     *b_min = tb[0];
 }
 
+/* ---- Mamba block ---- */
+
+typedef struct mb_data {
+    ssm_mamba *m;
+    int64_t B, L;
+    float *x, *y, *dy, *dx, *g[SSM_MAMBA_NPARAMS];
+} mb_data;
+
+static void mb_fwd(void *c)
+{
+    mb_data *d = c;
+    if (ssm_mamba_forward(d->m, NULL, d->B, d->L, d->x, d->y) != SSM_OK)
+        fprintf(stderr, "mamba forward failed\n");
+}
+static void mb_fwd_det(void *c)
+{
+    mb_data *d = c;
+    if (ssm_mamba_forward_det(d->m, d->B, d->L, d->x, d->y) != SSM_OK)
+        fprintf(stderr, "mamba forward_det failed\n");
+}
+static void mb_bwd(void *c)
+{
+    mb_data *d = c;
+    if (ssm_mamba_backward(d->m, d->B, d->L, d->x, d->dy, d->dx, d->g) != SSM_OK)
+        fprintf(stderr, "mamba backward failed\n");
+}
+
+/* Medians of reps runs of forward, forward_det and backward, interleaved
+ * (one warm-up each) so that a change of load hits all three. */
+static void mb_time(mb_data *d, int reps, double *tf, double *td, double *tb)
+{
+    double a[64], b[64], c[64];
+    if (reps > 64)
+        reps = 64;
+    mb_fwd(d); mb_fwd_det(d); mb_bwd(d);
+    for (int i = 0; i < reps; i++) {
+        double t0 = bu_now();
+        mb_fwd(d);
+        double t1 = bu_now();
+        mb_fwd_det(d);
+        double t2 = bu_now();
+        mb_bwd(d);
+        c[i] = bu_now() - t2;
+        b[i] = t2 - t1;
+        a[i] = t1 - t0;
+    }
+    *tf = bu_median(a, reps);
+    *td = bu_median(b, reps);
+    *tb = bu_median(c, reps);
+}
+
+static void bench_mamba_bwd(int64_t dm, int64_t B, int64_t L, int maxt)
+{
+    ssm_mamba_config cfg;
+    ssm_mamba_config_init(&cfg);
+    cfg.d_model = dm;
+    mb_data d;
+    memset(&d, 0, sizeof d);
+    d.B = B; d.L = L;
+    if (ssm_mamba_create(&d.m, &cfg, 1) != SSM_OK) {
+        printf("Dm %lld: cannot create block\n", (long long)dm);
+        return;
+    }
+    const int64_t na = B * L * dm;
+    int ok = (d.x = malloc((size_t)na * 4)) && (d.y = malloc((size_t)na * 4)) &&
+             (d.dy = malloc((size_t)na * 4)) && (d.dx = malloc((size_t)na * 4));
+    for (int i = 0; ok && i < SSM_MAMBA_NPARAMS; i++) {
+        int64_t n = 0;
+        ssm_mamba_param_count(d.m, (ssm_mamba_param)i, &n);
+        ok = (d.g[i] = malloc((size_t)n * 4)) != NULL;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "Dm %lld B %lld L %lld", (long long)dm, (long long)B, (long long)L);
+    if (ok) {
+        uint64_t s = 11;
+        for (int64_t i = 0; i < na; i++) {
+            d.x[i] = bt_normal(&s);
+            d.dy[i] = bt_normal(&s);
+        }
+        const int reps = bu_repeats(5);
+        for (int thr = 1; thr <= maxt; thr++) {
+            bu_set_threads(thr);
+            double tf, tdet, tb;
+            mb_time(&d, reps, &tf, &tdet, &tb);
+            printf("%-24s %3d %10.2f %10.2f %10.2f %9.2f %9.2f %9.2f\n", thr == 1 ? name : "",
+                   thr, 1e3 * tf, 1e3 * tdet, 1e3 * tb, tb / tf, tb / tdet, tdet / tf);
+        }
+    } else {
+        printf("%s: out of memory, skipped\n", name);
+    }
+    free(d.x); free(d.y); free(d.dy); free(d.dx);
+    for (int i = 0; i < SSM_MAMBA_NPARAMS; i++)
+        free(d.g[i]);
+    ssm_mamba_destroy(d.m);
+}
+
 int bench_train(int argc, char **argv)
 {
     const int only = argc > 1 ? atoi(argv[1]) : -1;
@@ -167,6 +267,18 @@ int bench_train(int argc, char **argv)
                    1e3 * tbm, tbm / tfm, 1e3 * cf, 1e3 * cb, cb / cf);
         }
         free(td.buf);
+    }
+    const int64_t mshapes[][3] = { { 768, 1, 2048 }, { 64, 4, 256 } };
+    if (only < 0 || only >= 3) {
+        printf("\nMamba block backward (dx + nine parameter gradients) vs forward (default "
+               "config: N 16, K 4, expand 2, R Dm/16)\n");
+        printf("%-24s %3s %10s %10s %10s %9s %9s %9s\n", "shape", "thr", "fwd ms", "det ms",
+               "bwd ms", "bwd/fwd", "bwd/det", "det/fwd");
+    }
+    for (size_t si = 0; si < sizeof mshapes / sizeof mshapes[0]; si++) {
+        if (only >= 0 && (size_t)only != si + 3)
+            continue;
+        bench_mamba_bwd(mshapes[si][0], mshapes[si][1], mshapes[si][2], maxt);
     }
     return 0;
 }

@@ -2,8 +2,10 @@
  * ssm/train.h -- training utilities: the AdamW optimizer (as PyTorch's
  * torch.optim.AdamW), gradient-norm clipping (as
  * torch.nn.utils.clip_grad_norm_) and the warmup + cosine learning-rate
- * schedule.  The backward passes live next to their forwards
- * (ssm_selective_scan_backward in ssm/scan.h).
+ * schedule; the backward passes of the layers (RMSNorm, causal conv, S4D
+ * kernel and convolution) and of the Mamba block and residual stack of
+ * ssm/mamba.h.  The scan's backward is in ssm/scan.h
+ * (ssm_selective_scan_backward).
  *
  * All three are deterministic: the same bytes for any OpenMP thread count.
  */
@@ -13,6 +15,7 @@
 #include "common.h"
 #include "s4.h"
 #include "conv.h"
+#include "mamba.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -150,6 +153,131 @@ SSM_API ssm_status ssm_conv_backward(const ssm_conv_plan *plan, int64_t batch,
                                      const float *K, const float *D,
                                      const float *u, const float *dy,
                                      float *du, float *dK, float *dD);
+
+
+/* ---- Mamba block and stack backward (ssm/mamba.h) -------------------------
+ *
+ * Deterministic GEMMs.  ssm_mamba_forward's products go to the BLAS as whole
+ * matrices, and OpenBLAS rounds them differently for different thread counts
+ * (see ssm/mamba.h).  Training needs the same loss at any thread count, so
+ * every product of the functions below (and of the _det forwards, which
+ * a training loop uses to compute its loss) is cut into tiles whose sizes
+ * depend on the shapes only, each tile one BLAS call made from inside
+ * libssm's own OpenMP loop; an OpenMP build of OpenBLAS (the one ssm/mamba.h
+ * recommends) runs a call made inside a parallel region on one thread, so
+ * every tile is the same computation for any thread count, and weight
+ * gradients sum the batch in batch order.  Results: the same bytes for any
+ * OMP_NUM_THREADS with a sequential or OpenMP BLAS.  (A pthreads OpenBLAS
+ * threads each tile with its own pool: then set OPENBLAS_NUM_THREADS=1 for
+ * bit-reproducible training, or accept last-bit differences.)  The _det
+ * forwards equal ssm_mamba_forward / ssm_mamba_stack_forward to rounding
+ * (same formulas, products tiled differently).
+ */
+
+/* Block forward from zero state with the deterministic GEMMs above:
+ * x, y [batch][L][Dm] (y may equal x).  Same workspace and errors as
+ * ssm_mamba_forward (st NULL).  Reentrant. */
+SSM_API ssm_status ssm_mamba_forward_det(const ssm_mamba *blk, int64_t batch,
+                                         int64_t L, const float *x, float *y);
+
+/* Gradients of a scalar loss through ssm_mamba_forward(blk, NULL, batch, L,
+ * x, y) (zero initial state; the forward of ssm/mamba.h, Mamba section 3.4,
+ * figure 3), given dy [batch][L][Dm] = dLoss/dy:
+ *   dx [batch][L][Dm] (may be NULL: not wanted), and
+ *   dparams[p] = dLoss/d(parameter p) with the shape of parameter p
+ *   (ssm_mamba_param_count floats, the table of ssm/mamba.h), for every p of
+ *   ssm_mamba_param; a NULL entry is not computed and changes no other
+ *   output (bitwise); dparams itself may be NULL (only dx).
+ * Gradients are overwritten, never accumulated.  dA_log = dA * A with
+ * A = -exp(A_log); dt_proj_b is the scan's delta_bias (its gradient is the
+ * scan's ddelta_bias); softplus'(v) = sigmoid(v) below 20, 1 above.
+ * Method: the forward is recomputed (in_proj xi | z, the conv before and
+ * after silu, x_proj dt_low | B | C, delta, the scan output), then run in
+ * reverse: out_proj (GEMM), the scan with its gate (ssm_selective_scan_backward:
+ * du, ddelta, dA, dB, dC, dD, dz, ddelta_bias), dt_proj and x_proj (GEMMs),
+ * silu' and the conv (ssm_causal_conv1d_backward), in_proj (GEMM).  Memory:
+ * one workspace of about batch*L*(10*Di + 2*(R + 2N)) floats plus the
+ * scan backward's checkpoints, never [B][Di][L][N].  Work: about 3.5 block
+ * forwards.  Deterministic: the same bytes for any OpenMP thread count (see
+ * above).  Outputs must not overlap inputs or each other.
+ * Errors: SSM_ERR_ARG (blk, x or dy NULL; batch or L < 1; L + K - 1 >
+ * INT_MAX; overflow), SSM_ERR_NOMEM.  Reentrant (const block). */
+SSM_API ssm_status ssm_mamba_backward(const ssm_mamba *blk, int64_t batch,
+                                      int64_t L, const float *x,
+                                      const float *dy, float *dx,
+                                      float *const dparams[SSM_MAMBA_NPARAMS]);
+
+/* Stack forward from zero state with the deterministic GEMMs above (use it
+ * to compute the loss whose gradient ssm_mamba_stack_backward returns):
+ * x, y [batch][L][Dm] (y may equal x).  Errors: as ssm_mamba_stack_forward. */
+SSM_API ssm_status ssm_mamba_stack_forward_det(const ssm_mamba_stack *stk,
+                                               int64_t batch, int64_t L,
+                                               const float *x, float *y);
+
+/* All trainable parameters of a stack as one flat vector, in this order:
+ * for each layer l = 0..n_layers-1, block l's nine tensors in
+ * ssm_mamba_param order (shapes of ssm/mamba.h), then norm l's weight [Dm];
+ * last the final norm's weight [Dm].  The gradient object below uses the
+ * same order, so an optimizer (ssm_adamw_step, ssm_clip_grad_norm) can run
+ * over one vector.  *count = the total number of floats.
+ * Errors: SSM_ERR_ARG (NULL). */
+SSM_API ssm_status ssm_mamba_stack_param_total(const ssm_mamba_stack *stk,
+                                               int64_t *count);
+/* Copy every parameter out into flat (count floats, count must equal
+ * ssm_mamba_stack_param_total).  Errors: SSM_ERR_ARG. */
+SSM_API ssm_status ssm_mamba_stack_params_get(const ssm_mamba_stack *stk,
+                                              float *flat, int64_t count);
+/* Set every parameter from flat (same order and count).  The whole vector
+ * is checked first (finite values; exp(A_log) finite in float), so on error
+ * the stack is unchanged.  Errors: SSM_ERR_ARG.  Not concurrent with runs. */
+SSM_API ssm_status ssm_mamba_stack_params_set(ssm_mamba_stack *stk,
+                                              const float *flat, int64_t count);
+
+/* Gradients of a stack's parameters: one flat float vector in the order of
+ * ssm_mamba_stack_params_get, owned by the object, with views per tensor. */
+typedef struct ssm_mamba_stack_grads ssm_mamba_stack_grads;
+
+/* Gradient storage for stk's shapes (zeroed).  Errors: SSM_ERR_ARG (NULL),
+ * SSM_ERR_NOMEM (*g then NULL). */
+SSM_API ssm_status ssm_mamba_stack_grads_create(ssm_mamba_stack_grads **g,
+                                                const ssm_mamba_stack *stk);
+SSM_API void ssm_mamba_stack_grads_destroy(ssm_mamba_stack_grads *g); /* NULL: no-op */
+
+/* The flat vector (*data, *count floats; either output may be NULL),
+ * writable: e.g. for ssm_clip_grad_norm and ssm_adamw_step.
+ * Errors: SSM_ERR_ARG (g NULL). */
+SSM_API ssm_status ssm_mamba_stack_grads_data(ssm_mamba_stack_grads *g,
+                                              float **data, int64_t *count);
+/* View of the gradient of block `layer`'s parameter p (0 <= layer <
+ * n_layers): *grad points into the flat vector, *count floats (count may be
+ * NULL).  Errors: SSM_ERR_ARG (NULL g or grad, layer out of range, unknown
+ * p; *grad then NULL). */
+SSM_API ssm_status ssm_mamba_stack_grads_block(ssm_mamba_stack_grads *g,
+                                               int64_t layer, ssm_mamba_param p,
+                                               float **grad, int64_t *count);
+/* View of the gradient of norm `layer`'s weight [Dm] (0..n_layers-1: the
+ * norm before that block, n_layers: the final norm), as above. */
+SSM_API ssm_status ssm_mamba_stack_grads_norm(ssm_mamba_stack_grads *g,
+                                              int64_t layer, float **grad,
+                                              int64_t *count);
+
+/* Gradients of a scalar loss through ssm_mamba_stack_forward(stk, NULL,
+ * batch, L, x, y) (zero state):  h = x; h += block_l(rmsnorm_l(h)) for each
+ * layer; y = rmsnorm_f(h).  Given dy [batch][L][Dm] = dLoss/dy it writes
+ * dx [batch][L][Dm] (may be NULL) and, when g is non-NULL, every parameter
+ * gradient into g (overwritten, never accumulated; g made for stk's shapes).
+ * Method: one forward pass keeps each layer's residual input h_l
+ * ((n_layers + 1) * batch*L*Dm floats), then the layers are walked last to
+ * first: ssm_rmsnorm_backward, ssm_mamba_backward on the recomputed
+ * rmsnorm_l(h_l), the residual add.  Deterministic (see above): the same
+ * bytes for any OpenMP thread count.  Outputs must not overlap inputs.
+ * Errors: SSM_ERR_ARG (stk, x or dy NULL; batch or L < 1; overflow; g made
+ * for another shape), SSM_ERR_NOMEM.  Reentrant (const stack). */
+SSM_API ssm_status ssm_mamba_stack_backward(const ssm_mamba_stack *stk,
+                                            int64_t batch, int64_t L,
+                                            const float *x, const float *dy,
+                                            float *dx,
+                                            ssm_mamba_stack_grads *g);
 
 #ifdef __cplusplus
 }
