@@ -336,6 +336,183 @@ START_TEST(test_data_parallel)
 }
 END_TEST
 
+/* ---- the Mamba stack (ssm_mamba_stack_backward, branch mbwd) ---------
+ *
+ * The same scheme with the residual Mamba stack: each rank runs
+ * ssm_mamba_stack_forward_det and ssm_mamba_stack_backward on its share
+ * of the batch (loss: the mean squared error over the GLOBAL batch against
+ * a target, the previous token's input), the flat gradient vectors are
+ * summed with ssm_mpi_allreduce_sum, then clipping and AdamW on the flat
+ * parameter vector (ssm_mamba_stack_params_get / _set).
+ * Bound of check 1 (derived): the backward's weight gradients add the
+ * sequences' contributions g_b in float in batch order (tiled GEMMs with
+ * beta 1, the scan's and the norm's sums), one process over all BT
+ * sequences, R ranks over their shares and then the partial sums (double,
+ * one rounding): both are within (BT - 1) u sum_b |g_b| of the exact sum
+ * (recursive summation), plus u |g| for each final rounding, so
+ *   |g_R - g_1| <= (2 BT + 3) u sum_b |g_b|     elementwise,
+ * with sum_b |g_b| measured by one backward per sequence. */
+enum { MDM = 8, MLEN = 16, MBT = 6, MSTEPS = 10, MNL = 2 };
+
+static void mbatch(int64_t s, float *x, float *tgt)
+{
+    tu_rng r = { 5000 + (uint64_t)s };
+    tu_fill_normal_f(&r, x, MBT * MLEN * MDM, 1.0);
+    for (int64_t b = 0; b < MBT; b++)
+        for (int64_t t = 0; t < MLEN; t++)
+            for (int64_t j = 0; j < MDM; j++)
+                tgt[(b * MLEN + t) * MDM + j] =
+                    t > 0 ? x[(b * MLEN + t - 1) * MDM + j] : 0.0f;
+}
+
+static double mfwd(const ssm_mamba_stack *stk, int64_t nb, const float *x, const float *tgt,
+                   float *y, float *dy, int64_t cnt)
+{
+    if (nb == 0) return 0.0;
+    ck_assert_int_eq(ssm_mamba_stack_forward_det(stk, nb, MLEN, x, y), SSM_OK);
+    double loss = 0.0;
+    for (int64_t i = 0; i < nb * MLEN * MDM; i++) {
+        const double e = (double)y[i] - tgt[i];
+        loss += e * e;
+        dy[i] = (float)(2.0 * e / (double)cnt);
+    }
+    return loss / (double)cnt;
+}
+
+typedef struct mrun {
+    double loss[MSTEPS], rk, rl;
+    float *p;
+    int64_t np;
+} mrun;
+
+static void mtrain(int dp, int check, mrun *out)
+{
+    const int R = mt_size();
+    const double u = FLT_EPSILON / 2, ud = DBL_EPSILON / 2;
+    ssm_mamba_config c;
+    ssm_mamba_config_init(&c);
+    c.d_model = MDM; c.d_state = 4; c.d_conv = 4; c.expand = 2;
+    ssm_mamba_stack *stk = NULL;
+    ck_assert_int_eq(ssm_mamba_stack_create(&stk, &c, MNL, 17), SSM_OK);
+    ssm_mamba_stack_grads *g = NULL, *g1 = NULL;
+    ck_assert_int_eq(ssm_mamba_stack_grads_create(&g, stk), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_stack_grads_create(&g1, stk), SSM_OK);
+    int64_t np = 0;
+    float *gv = NULL, *gv1 = NULL;
+    ck_assert_int_eq(ssm_mamba_stack_param_total(stk, &np), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_stack_grads_data(g, &gv, NULL), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_stack_grads_data(g1, &gv1, NULL), SSM_OK);
+    float *p = tu_alloc((size_t)np, sizeof(float)), *m = tu_alloc((size_t)np, sizeof(float));
+    float *v = tu_alloc((size_t)np, sizeof(float)), *absb = tu_alloc((size_t)np, sizeof(float));
+    float *ref = tu_alloc((size_t)np, sizeof(float));
+    memset(m, 0, (size_t)np * sizeof(float));
+    memset(v, 0, (size_t)np * sizeof(float));
+    const int64_t cnt = MBT * MLEN * MDM, per = MLEN * MDM;
+    float *x = tu_alloc((size_t)cnt, sizeof(float)), *tgt = tu_alloc((size_t)cnt, sizeof(float));
+    float *y = tu_alloc((size_t)cnt, sizeof(float)), *dy = tu_alloc((size_t)cnt, sizeof(float));
+    int64_t first = 0, nb = MBT;
+    if (dp) {
+        first = MBT * mt_rank() / R;
+        nb = MBT * (mt_rank() + 1) / R - first;
+    }
+    out->rk = out->rl = 0.0;
+    for (int64_t s = 0; s < MSTEPS; s++) {
+        mbatch(s, x, tgt);
+        const float *xb = x + first * per, *tb = tgt + first * per;
+        double loss = mfwd(stk, nb, xb, tb, y, dy, cnt);
+        if (nb > 0)
+            ck_assert_int_eq(ssm_mamba_stack_backward(stk, nb, MLEN, xb, dy, NULL, g), SSM_OK);
+        else
+            memset(gv, 0, (size_t)np * sizeof(float));
+        if (dp) {
+            double all[64];
+            MPI_Allgather(&loss, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+            loss = 0.0;
+            for (int r = 0; r < R; r++) loss += all[r];
+            ck_assert_int_eq(ssm_mpi_allreduce_sum(MPI_COMM_WORLD, gv, np), SSM_OK);
+        }
+        if (dp && check) {
+            const double l1 = mfwd(stk, MBT, x, tgt, y, dy, cnt);
+            ck_assert_int_eq(ssm_mamba_stack_backward(stk, MBT, MLEN, x, dy, NULL, g1), SSM_OK);
+            memcpy(ref, gv1, (size_t)np * sizeof(float));
+            memset(absb, 0, (size_t)np * sizeof(float));
+            for (int64_t b = 0; b < MBT; b++) {
+                ck_assert_int_eq(ssm_mamba_stack_backward(stk, 1, MLEN, x + b * per,
+                                                          dy + b * per, NULL, g1), SSM_OK);
+                for (int64_t i = 0; i < np; i++) absb[i] += fabsf(gv1[i]);
+            }
+            double worst = 0.0;
+            for (int64_t i = 0; i < np; i++) {
+                const double bound = (2.0 * MBT + 3.0) * u * absb[i] + 1e-300;
+                const double rr = fabs((double)gv[i] - ref[i]) / bound;
+                if (rr > worst) worst = rr;
+            }
+            MT_ERR(worst, 1.0, "Mamba step %lld: reduced gradient vs one process", (long long)s);
+            const double lb = 2.0 * cnt * ud * l1 + 1e-300;
+            MT_ERR(fabs(loss - l1), lb, "Mamba step %lld: loss vs one process", (long long)s);
+            if (worst > out->rk) out->rk = worst;
+            if (fabs(loss - l1) / lb > out->rl) out->rl = fabs(loss - l1) / lb;
+        }
+        out->loss[s] = loss;
+        ssm_adamw_config cfg = { 0.0, 0.9, 0.999, 1e-8, 0.0 };
+        ck_assert_int_eq(ssm_lr_warmup_cosine(s, 1, MSTEPS, 0.01, 0.0005, &cfg.lr), SSM_OK);
+        float *gr[1] = { gv };
+        const int64_t sz[1] = { np };
+        double gn;
+        if (ssm_clip_grad_norm(gr, sz, 1, 1.0, &gn) == SSM_OK) {
+            ck_assert_int_eq(ssm_mamba_stack_params_get(stk, p, np), SSM_OK);
+            ck_assert_int_eq(ssm_adamw_step(&cfg, s + 1, np, p, gv, m, v), SSM_OK);
+            ck_assert_int_eq(ssm_mamba_stack_params_set(stk, p, np), SSM_OK);
+        }
+    }
+    out->np = np;
+    out->p = tu_alloc((size_t)np, sizeof(float));
+    ck_assert_int_eq(ssm_mamba_stack_params_get(stk, out->p, np), SSM_OK);
+    free(p); free(m); free(v); free(absb); free(ref); free(x); free(tgt); free(y); free(dy);
+    ssm_mamba_stack_grads_destroy(g);
+    ssm_mamba_stack_grads_destroy(g1);
+    ssm_mamba_stack_destroy(stk);
+}
+
+START_TEST(test_data_parallel_mamba)
+{
+    const int R = mt_size();
+    mrun a, b, one;
+    mtrain(1, 1, &a);
+    mtrain(1, 0, &b);
+    mtrain(0, 0, &one);
+    MT_EXPECT(!memcmp(a.p, b.p, (size_t)a.np * sizeof(float)) &&
+              !memcmp(a.loss, b.loss, sizeof a.loss), "Mamba: second run, bytes differ");
+    {
+        uint64_t h = 1469598103934665603ull;
+        const unsigned char *c = (const unsigned char *)a.p;
+        for (size_t i = 0; i < (size_t)a.np * sizeof(float); i++) { h ^= c[i]; h *= 1099511628211ull; }
+        long long vv[2] = { (long long)(h >> 1), -(long long)(h >> 1) }, mm[2];
+        MPI_Allreduce(vv, mm, 2, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+        MT_EXPECT(mm[0] == -mm[1], "Mamba: parameters differ between the ranks");
+    }
+    if (R == 1)
+        MT_EXPECT(!memcmp(a.p, one.p, (size_t)a.np * sizeof(float)),
+                  "Mamba, one rank: parameters differ from the single-process trainer");
+    double worst = 0.0;
+    for (int s = 0; s < MSTEPS; s++) {
+        const double rel = fabs(a.loss[s] - one.loss[s]) / one.loss[s];
+        MT_ERR(rel, 1e-4, "Mamba step %d: loss %.9g vs one process %.9g", s, a.loss[s],
+               one.loss[s]);
+        if (rel > worst) worst = rel;
+    }
+    double v2[2] = { a.rk, a.rl }, mx[2];
+    MPI_Allreduce(v2, mx, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    if (mt_rank() == 0)
+        printf("data-parallel Mamba stack (%d ranks, batch %d, %d steps): loss %.6f -> %.6f; "
+               "per step vs one process: gradient ratio %.3f, loss ratio %.3f; loss curve: "
+               "largest relative difference %.2e\n", R, MBT, MSTEPS, a.loss[0],
+               a.loss[MSTEPS - 1], mx[0], mx[1], worst);
+    free(a.p); free(b.p); free(one.p);
+    mt_finish("data-parallel Mamba stack training");
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -343,6 +520,7 @@ int main(int argc, char **argv)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_data_parallel);
+    tcase_add_test(tc, test_data_parallel_mamba);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
