@@ -383,6 +383,14 @@ static int state_matches(const ssm_mamba2_state *st, const ssm_mamba2 *m)
            st->k == m->k && st->p == m->p && st->h == m->h && st->g == m->g;
 }
 
+ssm_status ssm_mamba2_state_check(const ssm_mamba2_state *st, const ssm_mamba2 *blk,
+                                  int64_t batch)
+{
+    if (!st || !blk || batch < 1 || batch > st->maxb || !state_matches(st, blk))
+        return SSM_FAIL(SSM_ERR_ARG);
+    return SSM_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* elementwise stages shared by forward and step (same rounding)      */
 

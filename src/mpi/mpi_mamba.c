@@ -341,11 +341,11 @@ carry:;
     return SSM_OK;
 }
 
-/* State checks possible through the public API: batch <= st's max batch
- * (ssm_mamba_state_set with nothing to copy). */
-static int state_ok(ssm_mamba_state *st, int64_t B)
+/* st made for blk's shape, holding at least B sequences (so the copies
+ * in and out move blk-sized buffers). */
+static int state_ok(ssm_mamba_state *st, const ssm_mamba *blk, int64_t B)
 {
-    return !st || ssm_mamba_state_set(st, B, NULL, NULL) == SSM_OK;
+    return !st || ssm_mamba_state_check(st, blk, B) == SSM_OK;
 }
 
 ssm_status ssm_mpi_mamba_forward(MPI_Comm comm, const ssm_mamba *blk,
@@ -361,7 +361,7 @@ ssm_status ssm_mpi_mamba_forward(MPI_Comm comm, const ssm_mamba *blk,
     memset(&bp, 0, sizeof bp);
     memset(&w, 0, sizeof w);
     int ok = blk && batch >= 1 && L >= 0 && (L == 0 || (x && y)) &&
-             state_ok(st, batch), nomem = 0;
+             state_ok(st, blk, batch), nomem = 0;
     if (ok) {
         if (!params_alloc(&bp, blk))
             nomem = 1;
@@ -466,7 +466,7 @@ static ssm_status stack_forward(MPI_Comm comm, const ssm_mamba_stack *stk,
              stack_block(stk, 0) != NULL, nomem = nomem_in;
     uint64_t hsh = SSMI_HASH0;
     for (int64_t l = 0; ok && states && l < nl; l++)
-        ok = states[l] != NULL && state_ok(states[l], batch);
+        ok = states[l] != NULL && state_ok(states[l], stack_block(stk, l), batch);
     if (ok && !nomem) {
         if (!params_alloc(&bp, stack_block(stk, 0)))
             nomem = 1;

@@ -407,7 +407,7 @@ int ssmi_m2_stack_prepare(ssmi_m2_stack *s, const ssmi_mpi_ctx *c,
             if (!m2_state_layer(st, l))
                 return 0;
         for (int64_t l = 0; l < s->nl; l++)
-            if (ssm_mamba2_state_get(m2_state_layer(st, l), batch, NULL, NULL) != SSM_OK)
+            if (ssm_mamba2_state_check(m2_state_layer(st, l), m2_layer(stk, l), batch) != SSM_OK)
                 return 0;
     }
     const int middle = c->rank > 0 && c->rank < c->size - 1;
@@ -534,7 +534,7 @@ ssm_status ssm_mpi_mamba2_forward(MPI_Comm comm, const ssm_mamba2 *blk,
     m2dims d;
     int ok = batch >= 1 && L >= 0 && (L == 0 || (x && y)) && m2dims_get(&d, blk) &&
              m2_sizes_ok(&d, batch, L) &&
-             (!st || ssm_mamba2_state_get(st, batch, NULL, NULL) == SSM_OK);
+             (!st || ssm_mamba2_state_check(st, blk, batch) == SSM_OK);
     int nomem = 0;
     uint64_t h = SSMI_HASH0;
     if (ok) {

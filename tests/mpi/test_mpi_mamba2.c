@@ -263,20 +263,24 @@ START_TEST(test_errors)
     ck_assert_int_eq(ssm_mamba2_stack_create(&stk_other, &cfg2, 2, 1), SSM_OK);
     ck_assert_int_eq(ssm_mamba2_stack_create(&stk_seed, &cfg, 2, 2), SSM_OK);
     ck_assert_int_eq(ssm_mamba2_stack_create(&stk2l, &cfg, 3, 1), SSM_OK);
-    ssm_mamba2_stack_state *st, *st_other, *st1;
+    ssm_mamba2_stack_state *st, *st_other, *st1, *st_shape;
     ck_assert_int_eq(ssm_mamba2_stack_state_create(&st, stk, B), SSM_OK);
     ck_assert_int_eq(ssm_mamba2_stack_state_create(&st_other, stk2l, B), SSM_OK);
     ck_assert_int_eq(ssm_mamba2_stack_state_create(&st1, stk, 1), SSM_OK);
+    ck_assert_int_eq(ssm_mamba2_stack_state_create(&st_shape, stk_other, B), SSM_OK);
+    ssm_mamba2_state *bst_shape = NULL;
+    ssm_mamba2_stack_state_layer(st_shape, 0, &bst_shape);
     ssm_mamba2 *b0, *b0o;
     ssm_mamba2_stack_block(stk, 0, &b0);
     ssm_mamba2_stack_block(stk_seed, 0, &b0o);
     float x[2 * 4 * 8] = { 0 }, y[2 * 4 * 8];
-    enum { NCASE = 10 };
+    enum { NCASE = 12 };
     for (int cs = 0; cs < NCASE; cs++)
         for (int who = 0; who < R; who++) {
             const int me = rank == who;
             const ssm_mamba2_stack *sk = stk;
             ssm_mamba2_stack_state *s = st;
+            ssm_mamba2_state *bs = NULL;
             int64_t b = B, L = 4;
             const float *xx = x;
             const char *what = "";
@@ -292,15 +296,24 @@ START_TEST(test_errors)
             case 6: what = "state of another stack"; if (me) s = st_other; break;
             case 7: what = "batch > state's max"; if (me) s = st1; break;
             case 8: what = "every block empty"; L = 0; xx = NULL; break;
-            default:
+            case 9:
                 what = "block: other parameters";
                 blockcase = 1;
                 if (me && R > 1) bk = b0o;
                 break;
+            case 10:
+                what = "stack state of another block shape (same layer count)";
+                if (me) s = st_shape;
+                break;
+            default:
+                what = "block: state of another shape";
+                blockcase = 1;
+                if (me) bs = bst_shape;
+                break;
             }
             ssm_status e;
             if (blockcase)
-                e = ssm_mpi_mamba2_forward(MPI_COMM_WORLD, bk, NULL, b, L, xx, y);
+                e = ssm_mpi_mamba2_forward(MPI_COMM_WORLD, bk, bs, b, L, xx, y);
             else
                 e = ssm_mpi_mamba2_stack_forward(MPI_COMM_WORLD, sk, s, b, L, xx, y);
             const int expect = (cs == 4 || cs == 5 || cs == 9) ? R > 1 : 1;
@@ -312,6 +325,7 @@ START_TEST(test_errors)
     ssm_mamba2_stack_state_destroy(st);
     ssm_mamba2_stack_state_destroy(st_other);
     ssm_mamba2_stack_state_destroy(st1);
+    ssm_mamba2_stack_state_destroy(st_shape);
     ssm_mamba2_stack_destroy(stk);
     ssm_mamba2_stack_destroy(stk_other);
     ssm_mamba2_stack_destroy(stk_seed);
