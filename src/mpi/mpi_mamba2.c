@@ -42,6 +42,7 @@
 #include <cblas.h>
 
 #include "mpi_internal.h"
+#include "mpi_exp.h"
 
 /* Sizes of a block (resolved configuration). */
 typedef struct m2dims {
@@ -108,7 +109,12 @@ struct m2ws {
     float *conv1, *ssm1;          /* the state after the block */
     float *hsend, *hrecv;         /* [B Dc][1 + K] */
     float *csend, *crecv;         /* [B H][1 + P N] */
-    float *win, *dtr, *ytmp;      /* middle ranks: in_proj, dt rows [B L][H], pass 1's y */
+    /* ranks that send a carry (all but the last): the first pass */
+    float *win;                   /* in_proj [Dp][Dm] */
+    float *cwr, *cw, *cb;         /* conv weight [Dc][K], transposed [K][Dc], bias [Dc] */
+    float *zx;                    /* [B L][Dc + H]: the xBC and dt rows of in_proj */
+    float *act;                   /* [B L][Dc] post-conv xBC */
+    float *xs, *bs, *cs, *dts, *ys;   /* the SSD scan's operands and output */
     float *par;                   /* [max small param count] (A_log, dt_bias, hashes) */
     int64_t npar;
 };
@@ -119,7 +125,8 @@ static void m2ws_free(m2ws *w)
     ssm_mamba2_state_destroy(w->tmp);
     free(w->xlast); free(w->ylast); free(w->conv0); free(w->ssm0); free(w->ctx);
     free(w->conv1); free(w->ssm1); free(w->hsend); free(w->hrecv);
-    free(w->csend); free(w->crecv); free(w->win); free(w->dtr); free(w->ytmp);
+    free(w->csend); free(w->crecv); free(w->win); free(w->cwr); free(w->cw); free(w->cb);
+    free(w->zx); free(w->act); free(w->xs); free(w->bs); free(w->cs); free(w->dts); free(w->ys);
     free(w->par);
     memset(w, 0, sizeof *w);
 }
@@ -139,9 +146,10 @@ static int m2_sizes_ok(const m2dims *d, int64_t B, int64_t L)
            B * L <= INT_MAX;
 }
 
-/* middle: this rank computes carries from its own block (0 < rank < R-1). */
+/* carrier: this rank sends a carry computed from its block (every rank
+ * but the last). */
 static int m2ws_alloc(m2ws *w, const ssm_mamba2 *blk, const m2dims *d,
-                      int64_t B, int64_t L, int middle)
+                      int64_t B, int64_t L, int carrier)
 {
     memset(w, 0, sizeof *w);
     w->d = *d; w->B = B; w->L = L;
@@ -165,11 +173,21 @@ static int m2ws_alloc(m2ws *w, const ssm_mamba2 *blk, const m2dims *d,
     w->par = ssmi_mpi_alloc((size_t)w->npar, sizeof(float));
     ok = ok && w->xlast && w->ylast && w->conv0 && w->ssm0 && w->ctx && w->conv1 &&
          w->ssm1 && w->hsend && w->hrecv && w->csend && w->crecv && w->par;
-    if (ok && middle && L > 0) {
+    if (ok && carrier && L > 0) {
+        const int64_t T = B * L, gn = d->g * d->n;
         w->win = ssmi_mpi_alloc((size_t)(d->dp * d->dm), sizeof(float));
-        w->dtr = ssmi_mpi_alloc((size_t)(B * L * d->h), sizeof(float));
-        w->ytmp = ssmi_mpi_alloc((size_t)(B * L * d->dm), sizeof(float));
-        ok = w->win && w->dtr && w->ytmp;
+        w->cw = ssmi_mpi_alloc((size_t)(d->dc * d->k), sizeof(float));
+        w->cwr = ssmi_mpi_alloc((size_t)(d->dc * d->k), sizeof(float));
+        w->cb = ssmi_mpi_alloc((size_t)d->dc, sizeof(float));
+        w->zx = ssmi_mpi_alloc((size_t)(T * (d->dc + d->h)), sizeof(float));
+        w->act = ssmi_mpi_alloc((size_t)(T * d->dc), sizeof(float));
+        w->xs = ssmi_mpi_alloc((size_t)(T * d->di), sizeof(float));
+        w->ys = ssmi_mpi_alloc((size_t)(T * d->di), sizeof(float));
+        w->bs = ssmi_mpi_alloc((size_t)(T * gn), sizeof(float));
+        w->cs = ssmi_mpi_alloc((size_t)(T * gn), sizeof(float));
+        w->dts = ssmi_mpi_alloc((size_t)(T * d->h), sizeof(float));
+        ok = w->win && w->cw && w->cwr && w->cb && w->zx && w->act && w->xs && w->ys && w->bs &&
+             w->cs && w->dts;
     }
     if (!ok)
         m2ws_free(w);
@@ -189,32 +207,126 @@ static inline float dt_proc(float v, float bias, float lo, float hi)
     return v;
 }
 
-/* Carries of a middle rank: P[b][h] = exp(A_h sum_t dt[b][t][h]) into
- * csend's decay slots (the states are filled by the caller). */
-static ssm_status m2_decays(const ssm_mamba2 *blk, m2ws *w, const float *x)
+/* One token of the carry pass's conv: o[c] = silu(bias + sum_j w[j][c]
+ * in_j[c]) over the Dc channels, taps in order, then split into x, B, C.
+ * rows[j]: token t-(K-1)+j's xBC inputs, or NULL to read the context
+ * column ctx[c][K + t-(K-1)+j].  Written over c innermost (vectorized; an
+ * AVX2+FMA instantiation is chosen at run time: fmaf is a library call on
+ * baseline x86-64), branch-free silu (mpi_exp.h). */
+static inline __attribute__((always_inline)) void
+conv_token(int64_t dc, int64_t K, const float *cwT, const float *cb,
+           const float *const *rows, const float *ctx, int64_t tctx, float *o)
+{
+    for (int64_t c = 0; c < dc; c++)
+        o[c] = cb[c];
+    for (int64_t j = 0; j < K; j++) {
+        const float *wj = cwT + j * dc, *in = rows[j];
+        if (in) {
+            for (int64_t c = 0; c < dc; c++) {
+                const float pr = wj[c] * in[c];
+                o[c] = o[c] + pr;
+            }
+        } else {
+            const int64_t col = K + tctx - (K - 1) + j;
+            for (int64_t c = 0; c < dc; c++) {
+                const float pr = wj[c] * ctx[c * K + col];
+                o[c] = o[c] + pr;
+            }
+        }
+    }
+    for (int64_t c = 0; c < dc; c++)
+        o[c] = o[c] / (1.0f + mexpf(-o[c]));
+}
+
+__attribute__((target("avx2,fma")))
+static void conv_token_avx2(int64_t dc, int64_t K, const float *cwT, const float *cb,
+                            const float *const *rows, const float *ctx, int64_t tctx,
+                            float *o)
+{
+    conv_token(dc, K, cwT, cb, rows, ctx, tctx, o);
+}
+
+static void conv_token_generic(int64_t dc, int64_t K, const float *cwT, const float *cb,
+                               const float *const *rows, const float *ctx, int64_t tctx,
+                               float *o)
+{
+    conv_token(dc, K, cwT, cb, rows, ctx, tctx, o);
+}
+
+/* The carry of this rank's block, the first pass: the SSD scan of the
+ * block from the state S0 (rank 0's, or NULL: zero) with the conv context
+ * w->ctx, run from the block's parameters (in_proj's xBC and dt rows, the
+ * conv, silu, the scan with dt_bias, softplus and the dt limit; no z, no
+ * norm, no out_proj: about 0.6 of a block forward), leaving S_end in
+ * w->ssm1 and P[b][h] = exp(A_h sum_t dt_t) in csend's decay slots.  The
+ * silu here uses libm's expf where the block uses libssm's vector exp: the
+ * carry agrees with the block's own end state to rounding, and every
+ * rank's outputs then come from the block itself (the second pass). */
+static ssm_status m2_carry(const ssm_mamba2 *blk, m2ws *w, const float *x,
+                           const float *S0)
 {
     const m2dims *d = &w->d;
-    const int64_t B = w->B, L = w->L, H = d->h, W = 1 + d->p * d->n;
+    const int64_t B = w->B, L = w->L, T = B * L, H = d->h, K = d->k, dc = d->dc,
+                  di = d->di, gn = d->g * d->n, ld = dc + H, W = 1 + d->p * d->n;
     ssm_status e = ssm_mamba2_get_param(blk, SSM_MAMBA2_IN_PROJ, w->win, d->dp * d->dm);
+    if (e == SSM_OK)
+        e = ssm_mamba2_get_param(blk, SSM_MAMBA2_CONV_W, w->cwr, dc * K);
+    if (e == SSM_OK)   /* taps [K][Dc]: the conv then runs over channels innermost */
+        for (int64_t c = 0; c < dc; c++)
+            for (int64_t j = 0; j < K; j++)
+                w->cw[j * dc + c] = w->cwr[c * K + j];
+    if (e == SSM_OK)
+        e = ssm_mamba2_get_param(blk, SSM_MAMBA2_CONV_B, w->cb, dc);
+    float *A = w->par, *bias = w->par + H;   /* npar >= 2H */
+    if (e == SSM_OK)
+        e = ssm_mamba2_get_param(blk, SSM_MAMBA2_A_LOG, A, H);
+    if (e == SSM_OK)
+        e = ssm_mamba2_get_param(blk, SSM_MAMBA2_DT_BIAS, bias, H);
     if (e != SSM_OK)
-        return e;
-    /* dt rows of in_proj: the last H of [z | xBC | dt]. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(B * L), (int)H,
-                (int)d->dm, 1.0f, x, (int)d->dm, w->win + (d->di + d->dc) * d->dm,
-                (int)d->dm, 0.0f, w->dtr, (int)H);
-    float *A = w->par, *bias = w->par + H;   /* npar >= Di >= 2H */
-    if ((e = ssm_mamba2_get_param(blk, SSM_MAMBA2_A_LOG, A, H)) != SSM_OK ||
-        (e = ssm_mamba2_get_param(blk, SSM_MAMBA2_DT_BIAS, bias, H)) != SSM_OK)
         return e;
     for (int64_t h = 0; h < H; h++)
         A[h] = -expf(A[h]);   /* as the block: A = -exp(A_log) */
+    /* zx [T][Dc + H] = x Win[Di:Dp]^T: the xBC and dt rows (z is not needed). */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)ld, (int)d->dm,
+                1.0f, x, (int)d->dm, w->win + di * d->dm, (int)d->dm, 0.0f, w->zx,
+                (int)ld);
+    /* Causal depthwise conv over xBC with the context, bias, silu; split. */
+    const int wide = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    #pragma omp parallel for schedule(static) if (T * dc > 32768)
+    for (int64_t r = 0; r < T; r++) {
+        const int64_t b = r / L, t = r % L;
+        const float *rows[64];
+        for (int64_t j = 0; j < K; j++) {
+            const int64_t tt = t - (K - 1) + j;
+            rows[j] = tt >= 0 ? w->zx + (b * L + tt) * ld : NULL;
+        }
+        float *out = w->act + r * dc;
+        if (wide)
+            conv_token_avx2(dc, K, w->cw, w->cb, rows, w->ctx + b * dc * K, t, out);
+        else
+            conv_token_generic(dc, K, w->cw, w->cb, rows, w->ctx + b * dc * K, t, out);
+        memcpy(w->xs + r * di, out, (size_t)di * sizeof(float));
+        memcpy(w->bs + r * gn, out + di, (size_t)gn * sizeof(float));
+        memcpy(w->cs + r * gn, out + di + gn, (size_t)gn * sizeof(float));
+        for (int64_t h = 0; h < H; h++)
+            w->dts[r * H + h] = w->zx[r * ld + dc + h];
+    }
+    ssm_ssd_args a;
+    memset(&a, 0, sizeof a);
+    a.batch = B; a.len = L; a.nheads = H; a.headdim = d->p; a.dstate = d->n;
+    a.ngroups = d->g; a.x = w->xs; a.dt = w->dts; a.A = A; a.B = w->bs; a.C = w->cs;
+    a.dt_bias = bias; a.dt_softplus = 1; a.dt_min = d->dt_min; a.dt_max = d->dt_max;
+    a.h0 = S0; a.y = w->ys; a.h_last = w->ssm1;
+    e = ssm_ssd_scan(&a);
+    if (e != SSM_OK)
+        return e;
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++) {
-            double s = 0.0;
+            double sum = 0.0;
             for (int64_t t = 0; t < L; t++)
-                s += (double)dt_proc(w->dtr[(b * L + t) * H + h], bias[h], d->dt_min,
-                                     d->dt_max);
-            w->csend[(b * H + h) * W] = (float)exp((double)A[h] * s);
+                sum += (double)dt_proc(w->dts[(b * L + t) * H + h], bias[h], d->dt_min,
+                                       d->dt_max);
+            w->csend[(b * H + h) * W] = (float)exp((double)A[h] * sum);
         }
     return SSM_OK;
 }
@@ -234,7 +346,6 @@ static ssm_status m2_block_core(const ssmi_mpi_ctx *c, const ssm_mamba2 *blk,
                   E = 1 + K, PN = d->p * d->n, W = 1 + PN, BH = B * d->h;
     const int64_t nc = B * dc * K, ns = BH * PN;
     const int first = c->rank == 0, last = c->rank == c->size - 1;
-    const int middle = !first && !last;
 
     /* Rank 0's entering state. */
     if (first) {
@@ -289,35 +400,22 @@ static ssm_status m2_block_core(const ssmi_mpi_ctx *c, const ssm_mamba2 *blk,
         }
     }
 
-    /* 2. The carries. */
+    /* 2. The carries: every rank but the last runs the first pass over its
+     * block (rank 0 from its own state); an empty block passes the state
+     * through (rank 0: its initial state; others: the identity). */
     for (int64_t i = 0; i < BH; i++) {
         w->csend[i * W] = 1.0f;
-        memset(w->csend + i * W + 1, 0, (size_t)PN * sizeof(float));
+        if (first)
+            memcpy(w->csend + i * W + 1, w->ssm0 + i * PN, (size_t)PN * sizeof(float));
+        else
+            memset(w->csend + i * W + 1, 0, (size_t)PN * sizeof(float));
     }
-    if (e == SSM_OK && first) {
-        /* From the known entering state, once: outputs, state, carry. */
-        e = ssm_mamba2_state_set(w->tmp, B, w->ctx, w->ssm0);
-        if (e == SSM_OK && L > 0)
-            e = ssm_mamba2_forward(blk, w->tmp, B, L, x, y);
-        if (e == SSM_OK)
-            e = ssm_mamba2_state_get(w->tmp, B, w->conv1, w->ssm1);
+    if (e == SSM_OK && !last && L > 0) {
+        e = m2_carry(blk, w, x, first ? w->ssm0 : NULL);
         if (e == SSM_OK)
             for (int64_t i = 0; i < BH; i++)
                 memcpy(w->csend + i * W + 1, w->ssm1 + i * PN, (size_t)PN * sizeof(float));
-    } else if (e == SSM_OK && middle && L > 0) {
-        /* From (context, zero state): S_loc; and the decay product. */
-        memset(w->ssm1, 0, (size_t)ns * sizeof(float));
-        e = ssm_mamba2_state_set(w->tmp, B, w->ctx, w->ssm1);
-        if (e == SSM_OK)
-            e = ssm_mamba2_forward(blk, w->tmp, B, L, x, w->ytmp);
-        if (e == SSM_OK)
-            e = ssm_mamba2_state_get(w->tmp, B, NULL, w->ssm1);
-        if (e == SSM_OK)
-            e = m2_decays(blk, w, x);
-        if (e == SSM_OK)
-            for (int64_t i = 0; i < BH; i++)
-                memcpy(w->csend + i * W + 1, w->ssm1 + i * PN, (size_t)PN * sizeof(float));
-        if (e != SSM_OK)
+        else
             for (int64_t i = 0; i < BH; i++)
                 w->csend[i * W] = 1.0f;
     }
@@ -325,10 +423,11 @@ static ssm_status m2_block_core(const ssmi_mpi_ctx *c, const ssm_mamba2 *blk,
     if (e == SSM_OK)
         e = xe;
 
-    /* 3. Ranks > 0: the block from (context, S_in). */
-    if (e == SSM_OK && !first) {
-        for (int64_t i = 0; i < BH; i++)
-            memcpy(w->ssm0 + i * PN, w->crecv + i * W + 1, (size_t)PN * sizeof(float));
+    /* 3. Every rank, at once: the block from (context, entering state). */
+    if (e == SSM_OK) {
+        if (!first)
+            for (int64_t i = 0; i < BH; i++)
+                memcpy(w->ssm0 + i * PN, w->crecv + i * W + 1, (size_t)PN * sizeof(float));
         e = ssm_mamba2_state_set(w->tmp, B, w->ctx, w->ssm0);
         if (e == SSM_OK && L > 0)
             e = ssm_mamba2_forward(blk, w->tmp, B, L, x, y);
@@ -410,10 +509,10 @@ int ssmi_m2_stack_prepare(ssmi_m2_stack *s, const ssmi_mpi_ctx *c,
             if (ssm_mamba2_state_check(m2_state_layer(st, l), m2_layer(stk, l), batch) != SSM_OK)
                 return 0;
     }
-    const int middle = c->rank > 0 && c->rank < c->size - 1;
+    const int carrier = c->rank < c->size - 1;
     const m2dims d = w->d;
     int64_t nact = batch * L * d.dm;
-    if (!m2ws_alloc(w, b0, &d, batch, L, middle)) {
+    if (!m2ws_alloc(w, b0, &d, batch, L, carrier)) {
         *nomem = 1;
         return 1;
     }
@@ -538,8 +637,8 @@ ssm_status ssm_mpi_mamba2_forward(MPI_Comm comm, const ssm_mamba2 *blk,
     int nomem = 0;
     uint64_t h = SSMI_HASH0;
     if (ok) {
-        const int middle = c.rank > 0 && c.rank < c.size - 1;
-        if (!m2ws_alloc(&w, blk, &d, batch, L, middle))
+        const int carrier = c.rank < c.size - 1;
+        if (!m2ws_alloc(&w, blk, &d, batch, L, carrier))
             nomem = 1;
         else
             h = m2_hash(h, blk, w.par, w.npar);
