@@ -152,9 +152,9 @@ SSM_API ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args);
  * context over the xBC channels (the last d_conv pre-conv inputs before the
  * block, from as many previous ranks as needed) and the SSD state entering
  * the block travel by exclusive scans; each rank then runs
- * ssm_mamba2_forward from that state (a middle rank runs its block twice:
- * once from a zero SSD state for its carry; see docs/mpi.md).  On one rank
- * the bytes of ssm_mamba2_forward.
+ * ssm_mamba2_forward from that state (every rank but the last first runs
+ * the block's in_proj, conv and SSD scan for its carry, about 0.6 of a
+ * block; see docs/mpi.md).  On one rank the bytes of ssm_mamba2_forward.
  * st (a state of blk's shape, batch <= its max batch, or NULL): rank 0
  * reads it as the state before the sequence (NULL: zeros); every rank, if
  * not NULL, receives the state after its own block (the last rank: ready

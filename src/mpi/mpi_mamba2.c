@@ -18,20 +18,19 @@
  *      tokens (ssm_mamba2_forward over those tokens from a zero state
  *      leaves exactly them in its conv state), combined over the ranks by
  *      the "keep the last K" exclusive scan of mpi_common.c;
- *   2. the carries: per (batch, head) (exp(A_h sum_t dt_t), S_loc), the
+ *   2. the carries: per (batch, head) (exp(A_h sum_t dt_t), S_end), the
  *      SSD block's affine map S -> P S + S_loc (scalar decay per head,
  *      Dao and Gu 2024, eq. 1), by ssm_mpi_ssd_scan's exclusive scan.
- *      S_loc: the block run from (halo, zero SSD state); dt_t: the dt rows
- *      of in_proj (one small product, H rows), dt_bias, softplus and the
- *      dt limit as the scan applies them.  Rank 0 knows its entering state
- *      and runs its block once, from it, sending (1, S_end); the last rank
- *      sends nothing anyone reads (the identity);
- *   3. ranks > 0 run the block again from (halo, S_in): the outputs and the
+ *      Every rank but the last computes its carry in a first pass of the
+ *      block's own stages up to the scan (m2_carry: in_proj's xBC and dt
+ *      rows, conv with the halo, silu, ssm_ssd_scan from rank 0's state or
+ *      zero; about 0.6 of a block); the last rank sends the identity;
+ *   3. every rank runs the block from (halo, S_in): the outputs and the
  *      state after the block are the single-process block's from that
  *      state.
- * So a middle rank runs its block twice, rank 0 and the last rank once:
- * with 2 ranks no work is repeated, and on one rank the call is exactly
- * ssm_mamba2_forward (the same bytes).  Messages per layer and rank:
+ * The critical path is the first pass plus one block; on one rank the
+ * call is exactly ssm_mamba2_forward (the same bytes).  Messages per layer
+ * and rank:
  * B Dc (K + 1) floats (halo) and B H (1 + P N) floats (carries), log2(R)
  * rounds each.
  */
