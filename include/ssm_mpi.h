@@ -144,6 +144,65 @@ SSM_API ssm_status ssm_mpi_mamba_stack_step(const ssm_mamba_stack *stk,
  * token at all; on every rank), SSM_ERR_NOMEM, SSM_ERR_MPI (every rank). */
 SSM_API ssm_status ssm_mpi_ssd_scan(MPI_Comm comm, const ssm_ssd_args *args);
 
+/* Sequence-parallel Mamba-2 block forward (ssm_mamba2_forward over the
+ * concatenated sequence): rank r passes its block x, y [batch][L][Dm]
+ * (y may equal x; L may differ between ranks, 0 allowed).  Every rank
+ * passes a block of the same configuration and small parameters (conv,
+ * dt_bias, A_log, D, norm weight: hashed and checked).  The conv's left
+ * context over the xBC channels (the last d_conv pre-conv inputs before the
+ * block, from as many previous ranks as needed) and the SSD state entering
+ * the block travel by exclusive scans; each rank then runs
+ * ssm_mamba2_forward from that state (every rank but the last first runs
+ * the block's in_proj, conv and SSD scan for its carry, about 0.6 of a
+ * block; see docs/mpi.md).  On one rank the bytes of ssm_mamba2_forward.
+ * st (a state of blk's shape, batch <= its max batch, or NULL): rank 0
+ * reads it as the state before the sequence (NULL: zeros); every rank, if
+ * not NULL, receives the state after its own block (the last rank: ready
+ * for ssm_mamba2_step).  Errors: as ssm_mpi_mamba_forward, and
+ * ssm_mamba2_forward's. */
+SSM_API ssm_status ssm_mpi_mamba2_forward(MPI_Comm comm, const ssm_mamba2 *blk,
+                                          ssm_mamba2_state *st, int64_t batch,
+                                          int64_t L, const float *x, float *y);
+
+/* Sequence-parallel Mamba-2 residual stack forward
+ * (ssm_mamba2_stack_forward over the concatenated sequence), x, y
+ * [batch][L][Dm] per rank (y may equal x).  st: an ssm_mamba2_stack_state
+ * made for stk, or NULL: read on rank 0 as the state before the sequence,
+ * written on every rank with the state after its own block, so the last
+ * rank continues with ssm_mamba2_stack_step.  On one rank the bytes of
+ * ssm_mamba2_stack_forward.  Errors: as ssm_mpi_mamba2_forward; a state of
+ * another stack shape is SSM_ERR_ARG (on every rank). */
+SSM_API ssm_status ssm_mpi_mamba2_stack_forward(MPI_Comm comm,
+                                                const ssm_mamba2_stack *stk,
+                                                ssm_mamba2_stack_state *st,
+                                                int64_t batch, int64_t L,
+                                                const float *x, float *y);
+
+/* Language-model prefill of one long prompt spread over the ranks
+ * (ssm_model_forward of the whole prompt, batch 1): rank r passes its own
+ * consecutive block tokens[len] of the prompt (len may differ between
+ * ranks, 0 allowed; the total must be >= 1); every rank has loaded the
+ * same model (sizes, norm kind and eps, and the small per-layer weights
+ * are checked; the big matrices are not hashed).
+ * state, slot: rank 0 reads the slot as the prefix before the prompt
+ * (usually empty; state NULL: the empty prefix); the last rank, if its
+ * state is not NULL, receives in that slot the state after the prompt
+ * (its token count: rank 0's prefix + the whole prompt), ready for
+ * ssm_model_forward / ssm_model_forward_slots to decode there.  The state
+ * is ignored on the other ranks.  logits [vocab] (last rank, if not NULL):
+ * the next-token logits after the prompt's last token.  Mamba-1 and
+ * Mamba-2 models.  Memory: about len (3 Dm + 6 Di + R + 2N) floats per
+ * rank (the whole block at once, not in chunks).
+ * Errors: SSM_ERR_ARG (on every rank: NULL model, len < 0, a token id
+ * outside [0, vocab), a slot out of range or a state of another model on
+ * rank 0 or the last rank, ranks disagreeing on the model, no token at
+ * all), SSM_ERR_NOMEM, SSM_ERR_MPI; a failed call leaves the slot as it
+ * was. */
+SSM_API ssm_status ssm_mpi_model_prefill(MPI_Comm comm, const ssm_model *model,
+                                         ssm_model_state *state, int64_t slot,
+                                         int64_t len, const int32_t *tokens,
+                                         float *logits);
+
 /* Deterministic sum of a float vector over the ranks (data-parallel
  * training: each rank's gradient in, the sum of all ranks' gradients out):
  * every rank's buf [n] is replaced by buf_0 + buf_1 + ... + buf_{R-1},

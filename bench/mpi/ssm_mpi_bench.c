@@ -15,7 +15,16 @@
  *           pipeline (receive from r-1, combine, send to r+1);
  *   layer   ssm_mamba_forward of the block alone vs ssm_mpi_mamba_forward
  *           (halo + carries + fix-up), and the bytes each rank sends per
- *           layer.
+ *           layer;
+ *   ssd     ssm_ssd_scan of the block vs ssm_mpi_ssd_scan;
+ *   mamba2  ssm_mamba2_forward of the block vs ssm_mpi_mamba2_forward
+ *           (halo over xBC + carries + the block run again from the
+ *           entering state on middle ranks);
+ *   prefill ssm_model_forward of the rank's block vs ssm_mpi_model_prefill
+ *           (--model DIR, default the tiny test fixture: the collectives'
+ *           floor per layer, not a model's speed);
+ *   allreduce ssm_mpi_allreduce_sum (rank-order double sum) vs
+ *           MPI_Allreduce(MPI_SUM) on a gradient of --grad floats.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -88,8 +97,9 @@ int main(int argc, char **argv)
     int rank, R;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &R);
-    int64_t L = 8192, D = 64, N = 16, B = 1, dm = 128;
+    int64_t L = 8192, D = 64, N = 16, B = 1, dm = 128, ng = 1 << 20;
     int reps = 7;
+    const char *mdir = SSM_SOURCE_DIR "/tests/fixtures/model";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--len")) L = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--dim")) D = atoll(argv[i + 1]);
@@ -97,11 +107,14 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch")) B = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--dmodel")) dm = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--model")) mdir = argv[i + 1];
+        else if (!strcmp(argv[i], "--grad")) ng = atoll(argv[i + 1]);
     }
-    if (L < 1 || D < 1 || N < 1 || B < 1 || dm < 1 || reps < 1 || reps > 99) {
+    if (L < 1 || D < 1 || N < 1 || B < 1 || dm < 1 || reps < 1 || reps > 99 || ng < 1) {
         if (rank == 0)
             fprintf(stderr, "usage: mpirun -np R ssm_mpi_bench [--len Lrank] [--dim D] "
-                            "[--dstate N] [--batch B] [--dmodel Dm] [--reps K]\n");
+                            "[--dstate N] [--batch B] [--dmodel Dm] [--reps K] "
+                            "[--model DIR] [--grad N]\n");
         MPI_Finalize();
         return 2;
     }
@@ -287,6 +300,129 @@ int main(int argc, char **argv)
         per_rank("ssm_ssd_scan", q1, reps, rank, R);
         per_rank("ssm_mpi_ssd_scan", q2, reps, rank, R);
         free(sx); free(sz); free(sy); free(sdt); free(sB); free(sC); free(sA); free(shl);
+    }
+
+    /* ---------------------------------------------- Mamba-2 block --- */
+    {
+        ssm_mamba2_config c2;
+        ssm_mamba2_config_init(&c2);
+        c2.d_model = dm;
+        ssm_mamba2 *b2 = NULL;
+        if (ssm_mamba2_create(&b2, &c2, 9) == SSM_OK) {
+            ssm_mamba2_config r2;
+            ssm_mamba2_config_init(&r2);
+            ssm_mamba2_get_config(b2, &r2);
+            const int64_t L2 = L < 2048 ? L : 2048, di2 = r2.d_model * r2.expand,
+                          H2 = di2 / r2.headdim, dc = di2 + 2 * r2.ngroups * r2.d_state;
+            const size_t n2 = (size_t)(B * L2 * dm);
+            float *x2 = malloc(n2 * 4), *y2 = malloc(n2 * 4);
+            fill(x2, n2, 41 + (uint64_t)rank, -1, 1);
+            double a1[99], a2[99], p1[99], p2[99];
+            ssm_mpi_mamba2_forward(MPI_COMM_WORLD, b2, NULL, B, L2, x2, y2);   /* warm-up */
+            for (int r = 0; r < reps; r++) {
+                TIMED(a1[r], ssm_mamba2_forward(b2, NULL, B, L2, x2, y2));
+                p1[r] = own_t;
+                TIMED(a2[r], ssm_mpi_mamba2_forward(MPI_COMM_WORLD, b2, NULL, B, L2, x2, y2));
+                p2[r] = own_t;
+            }
+            const double ma1 = median(a1, reps), ma2 = median(a2, reps);
+            if (rank == 0) {
+                printf("\nMamba-2 block: d_model %lld, d_inner %lld, nheads %lld, headdim %lld, "
+                       "d_state %lld, ngroups %lld, batch %lld, %lld tokens per rank\n",
+                       (long long)dm, (long long)di2, (long long)H2, (long long)r2.headdim,
+                       (long long)r2.d_state, (long long)r2.ngroups, (long long)B,
+                       (long long)L2);
+                printf("  %-44s %10.3f ms\n", "ssm_mamba2_forward of one block", 1e3 * ma1);
+                printf("  %-44s %10.3f ms  (x%.2f)\n", "ssm_mpi_mamba2_forward", 1e3 * ma2,
+                       ma2 / ma1);
+                printf("  bytes sent per rank per layer and exscan round: carries %.0f, "
+                       "conv halo %.0f\n", (double)(B * H2 * (1 + r2.headdim * r2.d_state)) * 4,
+                       (double)(B * dc * (r2.d_conv + 1)) * 4);
+            }
+            per_rank("ssm_mamba2_forward", p1, reps, rank, R);
+            per_rank("ssm_mpi_mamba2_forward", p2, reps, rank, R);
+            free(x2); free(y2);
+        }
+        ssm_mamba2_destroy(b2);
+    }
+
+    /* ---------------------------------------------- LM prefill --- */
+    {
+        ssm_model *model = NULL;
+        ssm_status ls = ssm_model_load(&model, mdir);
+        ssm_model_info info;
+        ssm_model_info_init(&info);
+        if (ls == SSM_OK)
+            ssm_model_get_info(model, &info);
+        ssm_model_state *ms = NULL;
+        if (ls == SSM_OK)
+            ls = ssm_model_state_create(&ms, model, 1);
+        int okall = 0, okme = ls == SSM_OK;
+        MPI_Allreduce(&okme, &okall, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        if (okall) {
+            const int64_t Lp = L < 4096 ? L : 4096;
+            int32_t *tok = malloc((size_t)Lp * sizeof *tok);
+            for (int64_t t = 0; t < Lp; t++)
+                tok[t] = (int32_t)((t * 31 + rank * 7) % info.vocab);
+            float *lg = malloc((size_t)info.vocab * sizeof *lg);
+            double b1[99], b2[99], w1[99], w2[99];
+            for (int r = 0; r < reps; r++) {
+                ssm_model_state_reset(ms);
+                TIMED(b1[r], ssm_model_forward(model, ms, 1, Lp, tok, lg));
+                w1[r] = own_t;
+                ssm_model_state_reset(ms);
+                TIMED(b2[r], ssm_mpi_model_prefill(MPI_COMM_WORLD, model, ms, 0, Lp, tok, lg));
+                w2[r] = own_t;
+            }
+            const double mb1 = median(b1, reps), mb2 = median(b2, reps);
+            if (rank == 0) {
+                printf("\nLM prefill (%s): %lld layers, d_model %lld, d_inner %lld, "
+                       "%lld tokens per rank\n", mdir, (long long)info.n_layer,
+                       (long long)info.d_model, (long long)info.d_inner, (long long)Lp);
+                printf("  %-44s %10.3f ms\n", "ssm_model_forward of one block", 1e3 * mb1);
+                printf("  %-44s %10.3f ms  (x%.2f)\n", "ssm_mpi_model_prefill", 1e3 * mb2,
+                       mb2 / mb1);
+                printf("  bytes sent per rank: per layer the block's halo and carries (above), "
+                       "and once %.0f (the last row) plus three small allreduces\n",
+                       (double)info.d_model * 8);
+            }
+            per_rank("ssm_model_forward", w1, reps, rank, R);
+            per_rank("ssm_mpi_model_prefill", w2, reps, rank, R);
+            free(tok); free(lg);
+        } else if (rank == 0) {
+            printf("\nLM prefill: cannot load '%s' (skipped)\n", mdir);
+        }
+        ssm_model_state_destroy(ms);
+        ssm_model_destroy(model);
+    }
+
+    /* ------------------------------------------------ allreduce --- */
+    {
+        float *gbuf = malloc((size_t)ng * 4), *gsrc = malloc((size_t)ng * 4);
+        fill(gsrc, (size_t)ng, 51 + (uint64_t)rank, -1, 1);
+        double c1[99], c2[99], v1[99], v2[99];
+        for (int r = 0; r < reps; r++) {
+            memcpy(gbuf, gsrc, (size_t)ng * 4);
+            TIMED(c1[r], ssm_mpi_allreduce_sum(MPI_COMM_WORLD, gbuf, ng));
+            v1[r] = own_t;
+            memcpy(gbuf, gsrc, (size_t)ng * 4);
+            TIMED(c2[r], MPI_Allreduce(MPI_IN_PLACE, gbuf, (int)ng, MPI_FLOAT, MPI_SUM,
+                                       MPI_COMM_WORLD));
+            v2[r] = own_t;
+        }
+        const double mc1 = median(c1, reps), mc2 = median(c2, reps);
+        if (rank == 0) {
+            printf("\ngradient all-reduce: %lld floats (%.1f MB)\n", (long long)ng,
+                   (double)ng * 4e-6);
+            printf("  %-44s %10.3f ms\n", "ssm_mpi_allreduce_sum (rank order)", 1e3 * mc1);
+            printf("  %-44s %10.3f ms  (x%.2f)\n", "MPI_Allreduce(MPI_SUM)", 1e3 * mc2,
+                   mc2 / mc1);
+            printf("  bytes sent per rank: %.0f each way (2 n (R-1)/R floats)\n",
+                   2.0 * (double)ng * (R - 1) / R * 4);
+        }
+        per_rank("ssm_mpi_allreduce_sum", v1, reps, rank, R);
+        per_rank("MPI_Allreduce", v2, reps, rank, R);
+        free(gbuf); free(gsrc);
     }
     MPI_Finalize();
     return 0;

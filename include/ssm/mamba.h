@@ -192,6 +192,13 @@ SSM_API ssm_status ssm_mamba_state_get(const ssm_mamba_state *st,
                                        int64_t batch, float *conv, float *h);
 SSM_API ssm_status ssm_mamba_state_set(ssm_mamba_state *st, int64_t batch,
                                        const float *conv, const float *h);
+/* SSM_OK if st was made for a block of blk's shape and holds at least
+ * `batch` sequences, so that get/set above move blk-sized buffers (code
+ * that runs a block's stages itself, e.g. libssm_mpi, checks this before
+ * copying a caller's state).  Errors: SSM_ERR_ARG (NULL, another shape,
+ * batch < 1 or above st's max batch). */
+SSM_API ssm_status ssm_mamba_state_check(const ssm_mamba_state *st,
+                                         const ssm_mamba *blk, int64_t batch);
 
 /* Block forward over x [batch][L][Dm] into y [batch][L][Dm] (y may equal
  * x; otherwise they must not overlap).  st NULL: from zero state, nothing

@@ -169,6 +169,12 @@ SSM_API ssm_status ssm_mamba2_state_get(const ssm_mamba2_state *st,
                                         float *ssm);
 SSM_API ssm_status ssm_mamba2_state_set(ssm_mamba2_state *st, int64_t batch,
                                         const float *conv, const float *ssm);
+/* SSM_OK if st was made for a block of blk's shape and holds at least
+ * `batch` sequences (get/set then move blk-sized buffers; libssm_mpi checks
+ * a caller's state with it).  Errors: SSM_ERR_ARG (NULL, another shape,
+ * batch < 1 or above st's max batch). */
+SSM_API ssm_status ssm_mamba2_state_check(const ssm_mamba2_state *st,
+                                          const ssm_mamba2 *blk, int64_t batch);
 
 /* Block forward over x [batch][L][Dm] into y [batch][L][Dm] (y may equal
  * x; otherwise they must not overlap).  st NULL: from the zero state,

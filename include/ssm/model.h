@@ -116,6 +116,50 @@ SSM_API void ssm_model_info_init(ssm_model_info *info);
 SSM_API ssm_status ssm_model_get_info(const ssm_model *model,
                                       ssm_model_info *info);
 
+/* ---- read-only views of the loaded weights ---- */
+
+/* Pointers into a loaded model's weights (the file mapping or the
+ * buffers converted at load), valid while the model lives; read-only.
+ * For programs that run the network's stages themselves, e.g. libssm_mpi's
+ * prefill of one prompt spread over MPI ranks.  Layouts as the checkpoint
+ * tensors (see ssm_model_load), float, row-major; NULL for an absent bias.
+ * struct_size as in ssm_model_info. */
+typedef struct ssm_model_weights {
+    uint32_t struct_size;       /* sizeof(ssm_model_weights), set by _init */
+    int kind;                   /* 1: Mamba-1 layers, 2: Mamba-2 layers */
+    const float *emb;           /* [vocab_padded][Dm] */
+    const float *head;          /* [vocab_padded][Dm] (== emb when tied) */
+    const float *norm_f_w;      /* [Dm] (Mamba-2: inside mamba2) */
+    const float *norm_f_b;      /* [Dm] LayerNorm bias, or NULL */
+    /* kind 2: the layers, their RMSNorms and norm_f (ssm/mamba2.h);
+     * read-only: run it, never set its parameters.  NULL for kind 1. */
+    const struct ssm_mamba2_stack *mamba2;
+} ssm_model_weights;
+
+/* One Mamba-1 layer (kind 1), sizes of ssm_model_info. */
+typedef struct ssm_model_layer_weights {
+    uint32_t struct_size;       /* sizeof(ssm_model_layer_weights), set by _init */
+    const float *norm_w, *norm_b;   /* [Dm], [Dm] or NULL (RMSNorm) */
+    const float *in_w, *in_b;       /* [2 Di][Dm] (x rows, then z), [2 Di] or NULL */
+    const float *conv_w, *conv_b;   /* [Di][K], [Di] or NULL */
+    const float *x_w;               /* [R + 2N][Di] (dt_low, B, C rows) */
+    const float *dt_w, *dt_b;       /* [Di][R], [Di] */
+    const float *A;                 /* [Di][N], = -exp(A_log), computed at load */
+    const float *D;                 /* [Di] */
+    const float *out_w, *out_b;     /* [Dm][Di], [Dm] or NULL */
+} ssm_model_layer_weights;
+
+/* Zero *w and set struct_size.  NULL: no-op. */
+SSM_API void ssm_model_weights_init(ssm_model_weights *w);
+SSM_API void ssm_model_layer_weights_init(ssm_model_layer_weights *w);
+/* Errors: SSM_ERR_ARG (NULL, bad struct_size; for layer weights: layer
+ * outside [0, n_layer), or a Mamba-2 model). */
+SSM_API ssm_status ssm_model_get_weights(const ssm_model *model,
+                                         ssm_model_weights *w);
+SSM_API ssm_status ssm_model_get_layer_weights(const ssm_model *model,
+                                               int64_t layer,
+                                               ssm_model_layer_weights *w);
+
 /* ---- recurrent state: one slot per sequence ---- */
 
 /* Recurrent state (conv and SSM state of every layer) for up to max_batch

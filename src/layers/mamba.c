@@ -457,6 +457,14 @@ static int state_matches(const ssm_mamba_state *st, const ssm_mamba *m)
            st->k == m->k && st->r == m->r;
 }
 
+ssm_status ssm_mamba_state_check(const ssm_mamba_state *st, const ssm_mamba *blk,
+                                 int64_t batch)
+{
+    if (!st || !blk || batch < 1 || batch > st->maxb || !state_matches(st, blk))
+        return SSM_FAIL(SSM_ERR_ARG);
+    return SSM_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* kernels shared by forward and step (same code: same rounding)      */
 

@@ -383,6 +383,14 @@ static int state_matches(const ssm_mamba2_state *st, const ssm_mamba2 *m)
            st->k == m->k && st->p == m->p && st->h == m->h && st->g == m->g;
 }
 
+ssm_status ssm_mamba2_state_check(const ssm_mamba2_state *st, const ssm_mamba2 *blk,
+                                  int64_t batch)
+{
+    if (!st || !blk || batch < 1 || batch > st->maxb || !state_matches(st, blk))
+        return SSM_FAIL(SSM_ERR_ARG);
+    return SSM_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* elementwise stages shared by forward and step (same rounding)      */
 
@@ -844,13 +852,17 @@ ssm_status ssm_mamba2_stack_state_create(ssm_mamba2_stack_state **st,
     memset(s, 0, sizeof *s);
     s->nl = stk->nl; s->dm = stk->dm; s->maxb = max_batch;
     s->st = ssmi_alloc((size_t)stk->nl, sizeof *s->st);
+    /* Zeroed before anything can fail: the destroy below walks it (a
+     * failed normed/out allocation used to free uninitialized pointers;
+     * found by tests/mpi/wbtest_mpi_alloc). */
+    if (s->st)
+        memset(s->st, 0, (size_t)stk->nl * sizeof *s->st);
     s->normed = ssmi_alloc((size_t)nb, sizeof(float));
     s->out = ssmi_alloc((size_t)nb, sizeof(float));
     if (!s->st || !s->normed || !s->out) {
         ssm_mamba2_stack_state_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    memset(s->st, 0, (size_t)stk->nl * sizeof *s->st);
     for (int64_t l = 0; l < stk->nl; l++) {
         ssm_status e = ssm_mamba2_state_create(&s->st[l], stk->blk[l], max_batch);
         if (e != SSM_OK) {

@@ -483,3 +483,49 @@ ssm_status ssm_model_get_info(const ssm_model *m, ssm_model_info *info)
     info->state_bytes = ssmi_state_bytes(&d);
     return SSM_OK;
 }
+
+/* ---- read-only views of the weights ---- */
+
+void ssm_model_weights_init(ssm_model_weights *w)
+{
+    if (!w) return;
+    memset(w, 0, sizeof *w);
+    w->struct_size = (uint32_t)sizeof *w;
+}
+
+void ssm_model_layer_weights_init(ssm_model_layer_weights *w)
+{
+    if (!w) return;
+    memset(w, 0, sizeof *w);
+    w->struct_size = (uint32_t)sizeof *w;
+}
+
+ssm_status ssm_model_get_weights(const ssm_model *m, ssm_model_weights *w)
+{
+    if (!m || !w || w->struct_size != sizeof *w)
+        return SSM_FAIL(SSM_ERR_ARG);
+    w->kind = m->cfg.kind == 2 ? 2 : 1;
+    w->emb = m->emb;
+    w->head = m->head;
+    w->norm_f_w = m->normf_w;
+    w->norm_f_b = m->normf_b;
+    w->mamba2 = m->cfg.kind == 2 ? m->m2 : NULL;
+    return SSM_OK;
+}
+
+ssm_status ssm_model_get_layer_weights(const ssm_model *m, int64_t layer,
+                                       ssm_model_layer_weights *w)
+{
+    if (!m || !w || w->struct_size != sizeof *w || m->cfg.kind == 2 ||
+        !m->layers || layer < 0 || layer >= m->cfg.n_layer)
+        return SSM_FAIL(SSM_ERR_ARG);
+    const ssmi_layer *L = &m->layers[layer];
+    w->norm_w = L->norm_w; w->norm_b = L->norm_b;
+    w->in_w = L->in_w; w->in_b = L->in_b;
+    w->conv_w = L->conv_w; w->conv_b = L->conv_b;
+    w->x_w = L->x_w;
+    w->dt_w = L->dt_w; w->dt_b = L->dt_b;
+    w->A = L->A; w->D = L->D;
+    w->out_w = L->out_w; w->out_b = L->out_b;
+    return SSM_OK;
+}

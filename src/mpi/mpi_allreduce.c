@@ -42,7 +42,7 @@ ssm_status ssm_mpi_allreduce_sum(MPI_Comm comm, float *buf, int64_t n)
     int *scnt = NULL, *sdis = NULL, *rcnt = NULL, *rdis = NULL;
     if (ok && n > 0) {
         recv = ssmi_mpi_alloc((size_t)(seg_max * R), sizeof(float));
-        scnt = malloc((size_t)R * 4 * sizeof(int));
+        scnt = ssmi_mpi_alloc((size_t)R * 4, sizeof(int));
         if (scnt) {
             sdis = scnt + R; rcnt = scnt + 2 * R; rdis = scnt + 3 * R;
         }

@@ -4,6 +4,7 @@
  * carries with their non-commutative MPI operations.
  */
 #include <limits.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,30 @@ ssm_status ssmi_mpi_fail_(ssm_status s, const char *file, int line)
     return s;
 }
 
+/* The failure injector (mpi_internal.h), as libssm's ssmi_alloc_inject:
+ * two atomics, the count of allocations since arming and the one to fail
+ * (0: disarmed). */
+static atomic_llong inj_count;
+static atomic_llong inj_fail_at;
+
+void ssmi_mpi_alloc_inject(int64_t k)
+{
+    atomic_store(&inj_fail_at, 0);
+    atomic_store(&inj_count, 0);
+    atomic_store(&inj_fail_at, k > 0 ? (long long)k : 0);
+}
+
+int64_t ssmi_mpi_alloc_count(void)
+{
+    return (int64_t)atomic_load(&inj_count);
+}
+
 void *ssmi_mpi_alloc(size_t count, size_t elem)
 {
+    const long long at = atomic_load_explicit(&inj_fail_at, memory_order_relaxed);
+    const long long k = atomic_fetch_add(&inj_count, 1) + 1;
+    if (at > 0 && k == at)
+        return NULL;
     size_t bytes;
     if (__builtin_mul_overflow(count, elem, &bytes))
         return NULL;
@@ -77,10 +100,19 @@ void ssmi_agree_init(ssmi_agree *a, int bad, int nomem)
     memset(a, 0, sizeof *a);
     a->v[0] = bad ? 1 : 0;
     a->v[1] = nomem ? 1 : 0;
+    /* A rank that failed to allocate may not have the values it would
+     * share (zeros where a parameter copy failed): its values enter as
+     * absent, so that the others' agreement stands and the answer is
+     * SSM_ERR_NOMEM, not a disagreement (SSM_ERR_ARG). */
+    a->absent = nomem && !bad;
 }
 
 void ssmi_agree_add(ssmi_agree *a, int64_t q)
 {
+    if (a->absent) {
+        ssmi_agree_add_opt(a, 0, q);
+        return;
+    }
     if (a->n >= SSMI_AGREE_MAX - 2)
         return;
     /* -INT64_MIN overflows: clamp one below (such a size is invalid anyway). */
@@ -97,7 +129,7 @@ void ssmi_agree_add(ssmi_agree *a, int64_t q)
 
 void ssmi_agree_add_opt(ssmi_agree *a, int present, int64_t q)
 {
-    if (present) {
+    if (present && !a->absent) {
         ssmi_agree_add(a, q);
         return;
     }

@@ -21,6 +21,13 @@ ssm_status ssmi_mpi_fail_(ssm_status s, const char *file, int line);
  * failure); free with free(). */
 void *ssmi_mpi_alloc(size_t count, size_t elem);
 
+/* Allocation-failure injection for the white-box MPI test
+ * (tests/mpi/wbtest_mpi_alloc.c, which compiles these sources): the k-th
+ * ssmi_mpi_alloc from now fails, once (k = 0 disarms; resets the count);
+ * the count of allocations since.  Inert unless armed. */
+void ssmi_mpi_alloc_inject(int64_t k);
+int64_t ssmi_mpi_alloc_count(void);
+
 /* A call's view of the communicator: its rank and size, and the caller's
  * error handler, swapped for MPI_ERRORS_RETURN for the call's duration. */
 typedef struct ssmi_mpi_ctx {
@@ -41,6 +48,7 @@ void ssmi_mpi_leave(ssmi_mpi_ctx *c);
 typedef struct ssmi_agree {
     int64_t v[2 + 2 * SSMI_AGREE_MAX];
     int n;          /* values added */
+    int absent;     /* this rank failed to allocate: its values count as absent */
     int64_t any;    /* after the reduction: max of the "any" flag */
 } ssmi_agree;
 void ssmi_agree_init(ssmi_agree *a, int bad, int nomem);
@@ -113,5 +121,77 @@ ssm_status ssmi_mpi_selective_core(const ssmi_mpi_ctx *c,
 int ssmi_scan_args_ok(const ssm_scan_args *a);
 /* Adds the values the ranks must agree on for a scan to the vector. */
 void ssmi_scan_args_agree(ssmi_agree *g, const ssm_scan_args *a, int ok);
+
+/* ---- the Mamba-1 block's stages over MPI (mpi_mamba.c) ---- */
+
+/* A block's parameters: views (in PyTorch's layout, <ssm/mamba.h>) that
+ * ssmi_blk_core reads, onto the owned copies p[], A of an ssm_mamba's
+ * parameters (mpi_mamba.c) or onto a loaded language model's weights
+ * (mpi_model.c, p[] and A unused).  in_b, out_b, conv_b may be NULL. */
+typedef struct blk_params {
+    int64_t dm, di, n, k, r;
+    float *p[SSM_MAMBA_NPARAMS];
+    float *A;      /* [Di][N] = -exp(A_log), as the block computes it */
+    const float *in_w, *in_b, *conv_w, *conv_b, *x_w, *dt_w, *dt_b, *Av,
+                *D, *out_w, *out_b;
+} blk_params;
+
+/* Workspace of one block forward on B x L tokens. */
+typedef struct blk_ws {
+    int64_t B, L;
+    float *xp;      /* [B][Di][K-1+L] pre-conv inputs with left context */
+    float *z, *u, *delta, *ys;   /* [B][Di][L] */
+    float *dtl;     /* [B][R][L] */
+    float *bt, *ct; /* [B][N][L] */
+    float *hsend, *hrecv;        /* halo elements [B*Di][1+K] */
+    float *conv, *h;             /* state in/out [B][Di][K], [B][Di][N] */
+    ssmi_sel_ws sel;
+} blk_ws;
+
+/* Sizes valid for B x L tokens (buffers' bytes, BLAS int dimensions). */
+int ssmi_blk_ws_sizes_ok(const blk_params *bp, int64_t B, int64_t L);
+/* 1 on success (w zeroed on failure). */
+int ssmi_blk_ws_alloc(blk_ws *w, const blk_params *bp, int64_t B, int64_t L);
+void ssmi_blk_ws_free(blk_ws *w);
+/* One block over this rank's B x w->L tokens (x, y [B][L][Dm]); conv_in
+ * [B][Di][K], h_in [B][Di][N]: rank 0's state before the sequence, or NULL
+ * for zeros (read on rank 0 only).  want_state: leave the state after the
+ * block in w->conv, w->h.  Every rank runs both exclusive scans whatever
+ * its local status (w->L = 0 computes nothing); returns the local status,
+ * to be agreed. */
+ssm_status ssmi_blk_core(const ssmi_mpi_ctx *c, const blk_params *bp,
+                         blk_ws *w, const float *x, float *y,
+                         const float *conv_in, const float *h_in,
+                         int want_state);
+
+/* ---- the Mamba-2 stack over MPI (mpi_mamba2.c; used by mpi_model.c) */
+
+typedef struct ssmi_m2_stack {
+    const ssm_mamba2_stack *stk;
+    int64_t nl, B, L;
+    struct m2ws *ws;              /* the layers' workspace */
+    float *norms;                 /* [nl + 1][Dm] */
+    float *h, *normed, *out;      /* [B][L][Dm] */
+    uint64_t hash;                /* small parameters and norms */
+} ssmi_m2_stack;
+
+/* Local checks and allocation for a stack forward of batch x L tokens on
+ * this rank (st: a stack state to check against stk, or NULL).  Returns 1
+ * if the arguments are valid (then *nomem tells an allocation failure), 0
+ * if not; s is always safe to pass to _agree and _free. */
+int ssmi_m2_stack_prepare(ssmi_m2_stack *s, const ssmi_mpi_ctx *c,
+                          const ssm_mamba2_stack *stk, ssm_mamba2_stack_state *st,
+                          int64_t batch, int64_t L, int *nomem);
+/* Adds the configuration, layer count, batch and hash to the agreement. */
+void ssmi_m2_stack_agree(ssmi_agree *g, const ssmi_m2_stack *s, int ok);
+void ssmi_m2_stack_free(ssmi_m2_stack *s);
+/* The stack over the ranks (after an agreement that passed): x, y
+ * [B][L][Dm]; st0 read on rank 0 (NULL: zeros), stout (any rank, NULL:
+ * not kept) receives the state after the rank's block.  Every rank runs
+ * every collective whatever e; returns the local status, to be agreed. */
+ssm_status ssmi_m2_stack_run(const ssmi_mpi_ctx *c, ssmi_m2_stack *s,
+                             ssm_mamba2_stack_state *st0,
+                             ssm_mamba2_stack_state *stout, const float *x,
+                             float *y, ssm_status e);
 
 #endif /* SSM_MPI_INTERNAL_H */

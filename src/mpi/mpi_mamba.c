@@ -27,12 +27,17 @@
 
 #include "mpi_internal.h"
 
-/* A copy of a block's parameters, in PyTorch's layout (see <ssm/mamba.h>). */
-typedef struct blk_params {
-    int64_t dm, di, n, k, r;
-    float *p[SSM_MAMBA_NPARAMS];
-    float *A;      /* [Di][N] = -exp(A_log), as the block computes it */
-} blk_params;
+
+/* The views of bp onto its own copies (an ssm_mamba's parameters). */
+static void params_view_copies(blk_params *bp)
+{
+    bp->in_w = bp->p[SSM_MAMBA_IN_PROJ]; bp->in_b = NULL;
+    bp->conv_w = bp->p[SSM_MAMBA_CONV_W]; bp->conv_b = bp->p[SSM_MAMBA_CONV_B];
+    bp->x_w = bp->p[SSM_MAMBA_X_PROJ];
+    bp->dt_w = bp->p[SSM_MAMBA_DT_PROJ_W]; bp->dt_b = bp->p[SSM_MAMBA_DT_PROJ_B];
+    bp->Av = bp->A; bp->D = bp->p[SSM_MAMBA_D];
+    bp->out_w = bp->p[SSM_MAMBA_OUT_PROJ]; bp->out_b = NULL;
+}
 
 static void params_free(blk_params *bp)
 {
@@ -82,6 +87,7 @@ static ssm_status params_load(blk_params *bp, const ssm_mamba *blk)
     const float *al = bp->p[SSM_MAMBA_A_LOG];
     for (int64_t i = 0; i < bp->di * bp->n; i++)
         bp->A[i] = -expf(al[i]);
+    params_view_copies(bp);
     return SSM_OK;
 }
 
@@ -105,19 +111,7 @@ static void params_agree(ssmi_agree *g, const blk_params *bp, int ok)
     ssmi_agree_add(g, ssmi_hash_q(h));
 }
 
-/* Workspace of one block forward on B x L tokens. */
-typedef struct blk_ws {
-    int64_t B, L;
-    float *xp;      /* [B][Di][K-1+L] pre-conv inputs with left context */
-    float *z, *u, *delta, *ys;   /* [B][Di][L] */
-    float *dtl;     /* [B][R][L] */
-    float *bt, *ct; /* [B][N][L] */
-    float *hsend, *hrecv;        /* halo elements [B*Di][1+K] */
-    float *conv, *h;             /* state in/out [B][Di][K], [B][Di][N] */
-    ssmi_sel_ws sel;
-} blk_ws;
-
-static void ws_free(blk_ws *w)
+void ssmi_blk_ws_free(blk_ws *w)
 {
     free(w->xp); free(w->z); free(w->u); free(w->delta); free(w->ys);
     free(w->dtl); free(w->bt); free(w->ct); free(w->hsend); free(w->hrecv);
@@ -128,7 +122,7 @@ static void ws_free(blk_ws *w)
 
 /* Sizes valid for B x L tokens (L >= 0): every buffer's bytes fit, and
  * the BLAS's int dimensions hold. */
-static int ws_sizes_ok(const blk_params *bp, int64_t B, int64_t L)
+int ssmi_blk_ws_sizes_ok(const blk_params *bp, int64_t B, int64_t L)
 {
     int64_t lp, a, b;
     if (B < 1 || L < 0 || B > INT_MAX || L > INT_MAX - bp->k ||
@@ -144,7 +138,7 @@ static int ws_sizes_ok(const blk_params *bp, int64_t B, int64_t L)
     return 1;
 }
 
-static int ws_alloc(blk_ws *w, const blk_params *bp, int64_t B, int64_t L)
+int ssmi_blk_ws_alloc(blk_ws *w, const blk_params *bp, int64_t B, int64_t L)
 {
     memset(w, 0, sizeof *w);
     w->B = B; w->L = L;
@@ -168,7 +162,7 @@ static int ws_alloc(blk_ws *w, const blk_params *bp, int64_t B, int64_t L)
              w->ct && w->hsend && w->hrecv && w->conv && w->h &&
              ssmi_sel_ws_alloc(&w->sel, &sa);
     if (!ok)
-        ws_free(w);
+        ssmi_blk_ws_free(w);
     return ok;
 }
 
@@ -182,14 +176,14 @@ static inline float silu_f(float v)
  * on rank 0 only).  want_state: leave the state after the block in w->conv,
  * w->h.  Every rank runs both exclusive scans whatever its local status
  * (w->L = 0 computes nothing); returns the local status, to be agreed. */
-static ssm_status block_core(const ssmi_mpi_ctx *c, const blk_params *bp,
-                             blk_ws *w, const float *x, float *y,
-                             const float *conv_in, const float *h_in,
-                             int want_state)
+ssm_status ssmi_blk_core(const ssmi_mpi_ctx *c, const blk_params *bp,
+                        blk_ws *w, const float *x, float *y,
+                        const float *conv_in, const float *h_in,
+                        int want_state)
 {
     const int64_t B = w->B, L = w->L, dm = bp->dm, di = bp->di, n = bp->n,
                   k = bp->k, r = bp->r, lp = L + k - 1, E = 1 + k;
-    const float *win = bp->p[SSM_MAMBA_IN_PROJ], *wx = bp->p[SSM_MAMBA_X_PROJ];
+    const float *win = bp->in_w, *wx = bp->x_w;
     ssm_status st = SSM_OK;
 
     /* in_proj, channel-major: xp_b[:, K-1:] = Win_x x_b^T, z_b = Win_z x_b^T */
@@ -201,6 +195,16 @@ static ssm_status block_core(const ssmi_mpi_ctx *c, const blk_params *bp,
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)di, (int)L,
                     (int)dm, 1.0f, win + di * dm, (int)dm, xb, (int)dm, 0.0f,
                     w->z + b * di * L, (int)L);
+        if (bp->in_b) {
+            /* Language models' in_proj bias (after the product, as
+             * src/models/run.c adds it). */
+            float *xb2 = w->xp + b * di * lp + (k - 1), *zb = w->z + b * di * L;
+            for (int64_t d = 0; d < di; d++)
+                for (int64_t t = 0; t < L; t++) {
+                    xb2[d * lp + t] += bp->in_b[d];
+                    zb[d * L + t] += bp->in_b[di + d];
+                }
+        }
     }
 
     /* Halo element of row (b, d): the last min(L, K) pre-conv inputs,
@@ -265,14 +269,14 @@ static ssm_status block_core(const ssmi_mpi_ctx *c, const blk_params *bp,
 
     /* Causal depthwise conv + bias + silu, the block's order of sums. */
     if (L > 0) {
-        const float *cw = bp->p[SSM_MAMBA_CONV_W], *cb = bp->p[SSM_MAMBA_CONV_B];
+        const float *cw = bp->conv_w, *cb = bp->conv_b;
         #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < B * di; i++) {
             const int64_t d = i % di;
             const float *row = w->xp + i * lp;
             float *ub = w->u + i * L;
             for (int64_t t = 0; t < L; t++)
-                ub[t] = cb[d];
+                ub[t] = cb ? cb[d] : 0.0f;
             for (int64_t j = 0; j < k; j++) {
                 const float wj = cw[d * k + j];
                 const float *src = row + j;
@@ -297,7 +301,7 @@ static ssm_status block_core(const ssmi_mpi_ctx *c, const blk_params *bp,
                         (int)di, 1.0f, wx + (r + n) * di, (int)di, ub, (int)L,
                         0.0f, w->ct + b * n * L, (int)L);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)di, (int)L,
-                        (int)r, 1.0f, bp->p[SSM_MAMBA_DT_PROJ_W], (int)r,
+                        (int)r, 1.0f, bp->dt_w, (int)r,
                         w->dtl + b * r * L, (int)L, 0.0f, w->delta + b * di * L,
                         (int)L);
         }
@@ -308,8 +312,8 @@ carry:;
     ssm_scan_args a;
     memset(&a, 0, sizeof a);
     a.batch = B; a.dim = di; a.dstate = n; a.len = L; a.ngroups = 1;
-    a.u = w->u; a.delta = w->delta; a.A = bp->A; a.B = w->bt; a.C = w->ct;
-    a.D = bp->p[SSM_MAMBA_D]; a.z = w->z; a.delta_bias = bp->p[SSM_MAMBA_DT_PROJ_B];
+    a.u = w->u; a.delta = w->delta; a.A = bp->Av; a.B = w->bt; a.C = w->ct;
+    a.D = bp->D; a.z = w->z; a.delta_bias = bp->dt_b;
     a.delta_softplus = 1;
     a.h0 = h_in;
     a.y = w->ys;
@@ -325,19 +329,23 @@ carry:;
         return st;
 
     /* out_proj back to token-major: y_b [L][Dm] = ys_b^T Wout^T. */
-    for (int64_t b = 0; L > 0 && b < B; b++)
+    for (int64_t b = 0; L > 0 && b < B; b++) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)L, (int)dm,
                     (int)di, 1.0f, w->ys + b * di * L, (int)L,
-                    bp->p[SSM_MAMBA_OUT_PROJ], (int)di, 0.0f, y + b * L * dm,
-                    (int)dm);
+                    bp->out_w, (int)di, 0.0f, y + b * L * dm, (int)dm);
+        if (bp->out_b)
+            for (int64_t t = 0; t < L; t++)
+                for (int64_t j = 0; j < dm; j++)
+                    y[(b * L + t) * dm + j] += bp->out_b[j];
+    }
     return SSM_OK;
 }
 
-/* State checks possible through the public API: batch <= st's max batch
- * (ssm_mamba_state_set with nothing to copy). */
-static int state_ok(ssm_mamba_state *st, int64_t B)
+/* st made for blk's shape, holding at least B sequences (so the copies
+ * in and out move blk-sized buffers). */
+static int state_ok(ssm_mamba_state *st, const ssm_mamba *blk, int64_t B)
 {
-    return !st || ssm_mamba_state_set(st, B, NULL, NULL) == SSM_OK;
+    return !st || ssm_mamba_state_check(st, blk, B) == SSM_OK;
 }
 
 ssm_status ssm_mpi_mamba_forward(MPI_Comm comm, const ssm_mamba *blk,
@@ -353,15 +361,15 @@ ssm_status ssm_mpi_mamba_forward(MPI_Comm comm, const ssm_mamba *blk,
     memset(&bp, 0, sizeof bp);
     memset(&w, 0, sizeof w);
     int ok = blk && batch >= 1 && L >= 0 && (L == 0 || (x && y)) &&
-             state_ok(st, batch), nomem = 0;
+             state_ok(st, blk, batch), nomem = 0;
     if (ok) {
         if (!params_alloc(&bp, blk))
             nomem = 1;
         else if (params_load(&bp, blk) != SSM_OK)
             ok = 0;
-        else if (!ws_sizes_ok(&bp, batch, L) || bp.k > 64)
+        else if (!ssmi_blk_ws_sizes_ok(&bp, batch, L) || bp.k > 64)
             ok = 0;
-        else if (!ws_alloc(&w, &bp, batch, L))
+        else if (!ssmi_blk_ws_alloc(&w, &bp, batch, L))
             nomem = 1;
     }
     ssmi_agree g;
@@ -386,7 +394,7 @@ ssm_status ssm_mpi_mamba_forward(MPI_Comm comm, const ssm_mamba *blk,
         w.L = 0;   /* keep the collectives, compute nothing */
     /* y may equal x: in_proj reads x before out_proj writes y. */
     {
-        ssm_status be = block_core(&c, &bp, &w, x, y, e == SSM_OK ? cin : NULL,
+        ssm_status be = ssmi_blk_core(&c, &bp, &w, x, y, e == SSM_OK ? cin : NULL,
                                    e == SSM_OK ? hin : NULL, st != NULL);
         if (e == SSM_OK)
             e = be;
@@ -397,7 +405,7 @@ ssm_status ssm_mpi_mamba_forward(MPI_Comm comm, const ssm_mamba *blk,
         e = ssm_mamba_state_set(st, batch, w.conv, w.h);
     e = ssmi_mpi_status_agree(&c, e);
 out:
-    ws_free(&w);
+    ssmi_blk_ws_free(&w);
     params_free(&bp);
     ssmi_mpi_leave(&c);
     return e;
@@ -434,11 +442,13 @@ static const ssm_mamba *stack_block(const ssm_mamba_stack *stk, int64_t l)
     return b;
 }
 
-ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
-                                       const ssm_mamba_stack *stk,
-                                       ssm_mamba_state *const *states,
-                                       int64_t batch, int64_t L,
-                                       const float *x, float *y)
+/* The stack forward; nomem_in: this rank already failed to allocate (the
+ * caller's own buffer), reported through the agreement so that every rank
+ * returns one status (SSM_ERR_ARG if any rank's arguments are bad, else
+ * SSM_ERR_NOMEM). */
+static ssm_status stack_forward(MPI_Comm comm, const ssm_mamba_stack *stk,
+                                ssm_mamba_state *const *states, int64_t batch,
+                                int64_t L, const float *x, float *y, int nomem_in)
 {
     ssmi_mpi_ctx c;
     ssm_status e = ssmi_mpi_enter(&c, comm);
@@ -453,14 +463,14 @@ ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
     float *cin = NULL, *hin = NULL;
     int ok = stk && batch >= 1 && L >= 0 && (L == 0 || (x && y)) &&
              ssm_mamba_stack_layers(stk, &nl) == SSM_OK && nl >= 1 &&
-             stack_block(stk, 0) != NULL, nomem = 0;
+             stack_block(stk, 0) != NULL, nomem = nomem_in;
     uint64_t hsh = SSMI_HASH0;
     for (int64_t l = 0; ok && states && l < nl; l++)
-        ok = states[l] != NULL && state_ok(states[l], batch);
-    if (ok) {
+        ok = states[l] != NULL && state_ok(states[l], stack_block(stk, l), batch);
+    if (ok && !nomem) {
         if (!params_alloc(&bp, stack_block(stk, 0)))
             nomem = 1;
-        else if (!ws_sizes_ok(&bp, batch, L) || bp.k > 64 ||
+        else if (!ssmi_blk_ws_sizes_ok(&bp, batch, L) || bp.k > 64 ||
                  __builtin_mul_overflow(batch * L, bp.dm, &nact))
             ok = 0;
     }
@@ -496,7 +506,7 @@ ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
         out = ssmi_mpi_alloc((size_t)na, sizeof(float));
         cin = ssmi_mpi_alloc((size_t)nc, sizeof(float));
         hin = ssmi_mpi_alloc((size_t)nh, sizeof(float));
-        if (!hbuf || !normed || !out || !cin || !hin || !ws_alloc(&w, &bp, batch, L))
+        if (!hbuf || !normed || !out || !cin || !hin || !ssmi_blk_ws_alloc(&w, &bp, batch, L))
             nomem = 1;
     }
     ssmi_agree g;
@@ -528,7 +538,7 @@ ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
             rmsnorm_rows(batch * L, bp.dm, hbuf, normed, norms + l * bp.dm);
         if (le != SSM_OK)
             w.L = 0;   /* keep the collectives, compute nothing */
-        ssm_status be = block_core(&c, &bp, &w, normed, out, ci, hi, states != NULL);
+        ssm_status be = ssmi_blk_core(&c, &bp, &w, normed, out, ci, hi, states != NULL);
         if (le == SSM_OK)
             le = be;
         if (le == SSM_OK && states)
@@ -543,10 +553,19 @@ ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
     e = ssmi_mpi_status_agree(&c, e);
 out:
     free(norms); free(hbuf); free(normed); free(out); free(cin); free(hin);
-    ws_free(&w);
+    ssmi_blk_ws_free(&w);
     params_free(&bp);
     ssmi_mpi_leave(&c);
     return e;
+}
+
+ssm_status ssm_mpi_mamba_stack_forward(MPI_Comm comm,
+                                       const ssm_mamba_stack *stk,
+                                       ssm_mamba_state *const *states,
+                                       int64_t batch, int64_t L,
+                                       const float *x, float *y)
+{
+    return stack_forward(comm, stk, states, batch, L, x, y, 0);
 }
 
 ssm_status ssm_mpi_mamba_stack_forward_state(MPI_Comm comm,
@@ -556,14 +575,14 @@ ssm_status ssm_mpi_mamba_stack_forward_state(MPI_Comm comm,
                                              const float *x, float *y)
 {
     if (!st)
-        return ssm_mpi_mamba_stack_forward(comm, stk, NULL, batch, L, x, y);
+        return stack_forward(comm, stk, NULL, batch, L, x, y, 0);
     /* The stack state's layers, borrowed; a NULL entry (st not made for
      * stk: too few layers, or too many) makes the forward below fail with
      * SSM_ERR_ARG on every rank, after its agreement collective. */
     int64_t nl = 0;
     ssm_mamba_state *probe;
     if (!stk || ssm_mamba_stack_layers(stk, &nl) != SSM_OK || nl < 1)
-        return ssm_mpi_mamba_stack_forward(comm, stk, NULL, batch, L, x, y);
+        return stack_forward(comm, stk, NULL, batch, L, x, y, 0);
     ssm_mamba_state **states = ssmi_mpi_alloc((size_t)nl, sizeof *states);
     int bad = !states || ssm_mamba_stack_state_layer(st, nl, &probe) == SSM_OK;
     for (int64_t l = 0; states && l < nl; l++)
@@ -571,16 +590,11 @@ ssm_status ssm_mpi_mamba_stack_forward_state(MPI_Comm comm,
             bad = 1;
     if (bad && states)
         states[0] = NULL;
-    ssm_status e;
-    if (!states) {
-        /* Allocation failure: take part with an invalid stack so the
-         * others are told (reported here as SSM_ERR_NOMEM). */
-        e = ssm_mpi_mamba_stack_forward(comm, NULL, NULL, batch, L, x, y);
-        e = e == SSM_ERR_ARG ? SSM_ERR_NOMEM : e;
-    } else {
-        e = ssm_mpi_mamba_stack_forward(comm, stk, (ssm_mamba_state *const *)states,
-                                        batch, L, x, y);
-    }
+    /* An allocation failure here takes part in the agreement as such:
+     * one status on every rank (before: this rank reported SSM_ERR_NOMEM
+     * while another rank's bad argument made the others SSM_ERR_ARG). */
+    ssm_status e = stack_forward(comm, stk, (ssm_mamba_state *const *)states,
+                                 batch, L, x, y, states == NULL);
     free(states);
     return e;
 }

@@ -27,51 +27,7 @@
 
 /* ------------------------------------------------ exp, softplus, silu --- */
 
-/* dt must be the scan's dt bit for bit, so that sum dt is the exponent
- * the scan's product of exp(dt A) approximates: the same operations as
- * src/scan/selective.c (scan_expf: Cody-Waite reduction, degree-7 Taylor
- * polynomial with fma, 2^k in the exponent bits; scan_softplus: Mamba's
- * log1p(exp(x)) below the threshold 20, x above). */
-#define EXP_LOG2E   1.44269504088896341f
-#define EXP_SHIFT   12582912.0f
-#define EXP_LN2HI   0.693359375f
-#define EXP_LN2LO  -2.12194440e-4f
-#define EXP_LO     -88.0f
-#define EXP_HI      88.0f
-
-/* Forced inline so that the AVX2+FMA instantiation of the kernels below
- * gets them with hardware fma and vectorizes its loops; branch-free
- * (selects) for the same reason.  Every variant computes the same IEEE
- * operations (fma is exactly rounded everywhere): the same bits. */
-#define MINLINE static inline __attribute__((always_inline))
-
-MINLINE float mexpf(float x)
-{
-    const float xc = EXP_LO > x ? EXP_LO : x;
-    const float kf = fmaf(xc, EXP_LOG2E, EXP_SHIFT);
-    const float shift = EXP_SHIFT;
-    uint32_t kb, shb, sb;
-    memcpy(&kb, &kf, sizeof kb);
-    memcpy(&shb, &shift, sizeof shb);
-    const float k = kf - EXP_SHIFT;
-    float r = fmaf(-k, EXP_LN2HI, xc);
-    r = fmaf(-k, EXP_LN2LO, r);
-    float p = 0.000198412698412698413f;
-    p = fmaf(p, r, 0.00138888888888888889f);
-    p = fmaf(p, r, 0.00833333333333333333f);
-    p = fmaf(p, r, 0.0416666666666666667f);
-    p = fmaf(p, r, 0.166666666666666667f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    /* x <= -88 gives k = -127, a zero scale: exp is exactly 0 there, which
-     * the fix-up's early stop relies on. */
-    sb = ((kb - shb) + 127u) << 23;
-    float scale;
-    memcpy(&scale, &sb, sizeof scale);
-    const float res = p * scale;
-    return x > EXP_HI ? HUGE_VALF : res;
-}
+#include "mpi_exp.h"
 
 #define LOG_SQRTHALF_BITS 0x3f3504f3u
 

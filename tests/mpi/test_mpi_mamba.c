@@ -197,10 +197,11 @@ START_TEST(test_block_errors)
     ssm_mamba_get_param(blk3, SSM_MAMBA_D, Dv, 16);
     Dv[3] = 2.0f;
     ssm_mamba_set_param(blk3, SSM_MAMBA_D, Dv, 16);
-    ssm_mamba_state *st;
+    ssm_mamba_state *st, *st2;
     ssm_mamba_state_create(&st, blk, 1);
+    ssm_mamba_state_create(&st2, blk2, 2);   /* another block shape */
     float x[2 * 3 * 8] = { 0 }, y[2 * 3 * 8];
-    for (int c = 0; c < 6; c++) {
+    for (int c = 0; c < 7; c++) {
         const ssm_mamba *b = blk;
         const float *xp = x;
         ssm_mamba_state *sp = NULL;
@@ -213,6 +214,7 @@ START_TEST(test_block_errors)
             case 2: sp = st; break;        /* batch 2 > the state's max batch 1 */
             case 3: xp = NULL; break;
             case 4: b = NULL; break;
+            case 5: sp = st2; break;       /* a state of another shape (overran before) */
             default: batch = 0; break;
             }
         }
@@ -221,6 +223,7 @@ START_TEST(test_block_errors)
                   ssm_status_string(s));
     }
     ssm_mamba_state_destroy(st);
+    ssm_mamba_state_destroy(st2);
     ssm_mamba_destroy(blk);
     ssm_mamba_destroy(blk2);
     ssm_mamba_destroy(blk3);
