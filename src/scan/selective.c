@@ -161,6 +161,10 @@ static inline float scan_silu(float z)
 
 /* ------------------------------------------------- kernel instantiations */
 
+/* Steps per time tile of the channel-vector kernel (its B and C tiles have
+ * this row stride; see run_seq). */
+#define CV_TILE_T 256
+
 /* Portable C: one lane, every operation the scalar one. */
 #define KSFX generic
 #define KTGT
@@ -482,6 +486,16 @@ typedef struct scan_kern {
                    const float *z);
     void (*transpose)(const float *Bg, int64_t L, int64_t t0, int64_t T,
                       int64_t N, float *Bt);
+    void (*row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
+                     const float *Ct, const float *dt, const float *u, float *h,
+                     float *ys);
+    void (*cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC,
+                    float *dl, const float *ul, const float *zl, const float *bl,
+                    const float *Dl, int softplus, float *wl, float *h, float *yl,
+                    const float *const *pfl, int64_t pn);
+    void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
+    void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
+    int64_t vl;   /* lanes of cv_tile: channels per vector */
 } scan_kern;
 
 int ssmi_scan_isa_ok(int isa)
@@ -524,17 +538,23 @@ static int get_kern(int isa, scan_kern *k)
         k->tile = tile_avx512; k->fixup = fixup_avx512; k->vexp = vexp_arr_avx512;
         k->dt = dt_tile_avx512; k->finish = finish_tile_avx512;
         k->transpose = transpose_avx512;
+        k->row_tile = row_tile_avx512; k->cv_tile = cv_tile_avx512;
+        k->cv_gather = cv_gather_avx512; k->cv_scatter = cv_scatter_avx512; k->vl = 16;
         return 0;
     case SSM_SCAN_ISA_AVX2:
         k->tile = tile_avx2; k->fixup = fixup_avx2; k->vexp = vexp_arr_avx2;
         k->dt = dt_tile_avx2; k->finish = finish_tile_avx2;
         k->transpose = transpose_avx2;
+        k->row_tile = row_tile_avx2; k->cv_tile = cv_tile_avx2;
+        k->cv_gather = cv_gather_avx2; k->cv_scatter = cv_scatter_avx2; k->vl = 8;
         return 0;
 #endif
     default:
         k->tile = tile_generic; k->fixup = fixup_generic; k->vexp = vexp_arr_generic;
         k->dt = dt_tile_generic; k->finish = finish_tile_generic;
         k->transpose = transpose_generic;
+        k->row_tile = row_tile_generic; k->cv_tile = cv_tile_generic;
+        k->cv_gather = cv_gather_generic; k->cv_scatter = cv_scatter_generic; k->vl = 1;
         return 0;
     }
 }
@@ -566,11 +586,6 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 #define TILE_T_MID_N     64   /* N <= 64 */
 #define TILE_T_LARGE_N   16   /* N >  64 */
 
-/* Channels of one group scanned together over one transposed tile: a
- * quarter of the group's channels, 1 to 8, so every thread has several
- * blocks to balance on and a block reuses the tile up to 8 times. */
-#define SEQ_BLOCK_MAX 8
-#define SEQ_BLOCK_DIV 4
 /* The chunked path has few channels: blocks of at most 4 (its per-thread
  * buffers hold the decays of a whole chunk for each channel of a block). */
 #define CHUNK_BLOCK_MAX 4
@@ -614,59 +629,153 @@ static int64_t tile_len(int64_t N, int64_t L)
 
 /* --------------------------------------------------- sequential path --- */
 
+/* Channel blocks of the sequential path: the lanes of one channel vector
+ * (k->vl channels of one group, sharing B and C), scanned over time tiles
+ * of at most CV_TILE_T steps (defined with the kernels): the lane-major
+ * tiles of delta, u, z, y (4 x 64 x 16 floats) and the group's B, C rows
+ * (2 x 64 x dstate) stay in L1.  A block with at most half a vector of
+ * channels (a group narrower than a vector, or the group's last block) runs
+ * its channels one at a time through row_tile instead: same arithmetic per
+ * channel, same bytes. */
+
+/* The lines of the next tile (m channels of delta, u, z, y and the group's
+ * B and C rows): 3 to 4 x m + 2N short streams L apart are more than the
+ * hardware prefetchers follow.  cv_tile spreads the prefetches over its
+ * first loop (a burst of hundreds would queue behind the miss buffers). */
+#define CV_PF_MAX 1024
+static int64_t cv_prefetch_list(const ssm_scan_args *a, int64_t b, int64_t g,
+                                int64_t d0, int64_t m, int64_t t0, int64_t T,
+                                const float **pfl)
+{
+    const int64_t L = a->len, N = a->dstate, G = a->ngroups;
+    const int64_t Tn = T < L - t0 ? T : L - t0;
+    const int64_t row = (b * a->dim + d0) * L + t0;
+    const float *Bg = a->B + (b * G + g) * N * L + t0, *Cg = a->C + (b * G + g) * N * L + t0;
+    int64_t np = 0;
+    /* 16 floats: one 64-byte line. */
+    for (int64_t t = 0; t < Tn; t += 16) {
+        for (int64_t c = 0; c < m && np + 4 <= CV_PF_MAX; c++) {
+            pfl[np++] = a->delta + row + c * L + t;
+            pfl[np++] = a->u + row + c * L + t;
+            pfl[np++] = a->y + row + c * L + t;
+            if (a->z)
+                pfl[np++] = a->z + row + c * L + t;
+        }
+        for (int64_t n = 0; n < N && np + 2 <= CV_PF_MAX; n++) {
+            pfl[np++] = Bg + n * L + t;
+            pfl[np++] = Cg + n * L + t;
+        }
+    }
+    return np;
+}
+
+static void seq_unit_cv(const ssm_scan_args *a, const scan_kern *k, int64_t b,
+                        int64_t g, int64_t d0, int64_t m, int64_t T, float *w)
+{
+    const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
+    const int64_t VLn = k->vl;
+    float *BC = w, *dl = BC + 2 * pad16(CV_TILE_T * N);
+    float *ul = dl + pad16(T * VLn), *zl = ul + pad16(T * VLn), *yl = zl + pad16(T * VLn);
+    float *Al = yl + pad16(T * VLn), *h = Al + pad16(N * VLn), *bl = h + pad16(N * VLn);
+    float *Dl = bl + pad16(VLn), *wl = Dl + pad16(VLn);
+    const float *Bg = a->B + (b * G + g) * N * L, *Cg = a->C + (b * G + g) * N * L;
+    const int64_t row = (b * dim + d0) * L;
+    const float *pfl[CV_PF_MAX];
+    k->cv_gather(a->A + d0 * N, N, m, N, Al);
+    if (a->h0)
+        k->cv_gather(a->h0 + (b * dim + d0) * N, N, m, N, h);
+    else
+        memset(h, 0, (size_t)(N * VLn) * sizeof(float));
+    for (int64_t c = 0; c < VLn; c++) {
+        bl[c] = a->delta_bias && c < m ? a->delta_bias[d0 + c] : 0.0f;
+        Dl[c] = a->D && c < m ? a->D[d0 + c] : 0.0f;
+    }
+    for (int64_t t0 = 0; t0 < L; t0 += T) {
+        const int64_t Tn = T < L - t0 ? T : L - t0;
+        /* Compact copies of the group's rows: the N rows of B and C are L
+         * apart (often a power of two: they would share L1 sets). */
+        for (int64_t n = 0; n < N; n++) {
+            memcpy(BC + n * CV_TILE_T, Bg + n * L + t0, (size_t)Tn * sizeof(float));
+            memcpy(BC + (N + n) * CV_TILE_T, Cg + n * L + t0, (size_t)Tn * sizeof(float));
+        }
+        k->cv_gather(a->delta + row + t0, L, m, Tn, dl);
+        k->cv_gather(a->u + row + t0, L, m, Tn, ul);
+        if (a->z)
+            k->cv_gather(a->z + row + t0, L, m, Tn, zl);
+        k->cv_tile(Tn, N, Al, BC, dl, ul, a->z ? zl : NULL,
+                   a->delta_bias ? bl : NULL, a->D ? Dl : NULL, a->delta_softplus,
+                   wl, h, yl, pfl, t0 + T < L ? cv_prefetch_list(a, b, g, d0, m, t0 + T, T, pfl) : 0);
+        k->cv_scatter(yl, m, Tn, a->y + row + t0, L);
+    }
+    if (a->h_last)
+        k->cv_scatter(h, m, N, a->h_last + (b * dim + d0) * N, N);
+}
+
+static void seq_unit_rows(const ssm_scan_args *a, const scan_kern *k, int64_t b,
+                          int64_t g, int64_t d0, int64_t m, int64_t T, float *w)
+{
+    const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
+    const int64_t VLn = k->vl;
+    float *Bt = w, *Ct = Bt + pad16(T * N), *dtb = w + 2 * pad16(CV_TILE_T * N);
+    float *hs = dtb + 4 * pad16(T * VLn) + pad16(N * VLn);   /* cv_unit's h */
+    const float *Bg = a->B + (b * G + g) * N * L, *Cg = a->C + (b * G + g) * N * L;
+    for (int64_t d = d0; d < d0 + m; d++) {
+        float *hd = hs + (d - d0) * N;
+        if (a->h0)
+            memcpy(hd, a->h0 + (b * dim + d) * N, (size_t)N * sizeof(float));
+        else
+            memset(hd, 0, (size_t)N * sizeof(float));
+    }
+    for (int64_t t0 = 0; t0 < L; t0 += T) {
+        const int64_t Tn = T < L - t0 ? T : L - t0;
+        k->transpose(Bg, L, t0, Tn, N, Bt);
+        k->transpose(Cg, L, t0, Tn, N, Ct);
+        for (int64_t d = d0; d < d0 + m; d++) {
+            const int64_t off = (b * dim + d) * L + t0;
+            k->dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias + d : NULL,
+                  a->delta_softplus, dtb);
+            k->row_tile(Tn, N, a->A + d * N, Bt, Ct, dtb, a->u + off,
+                        hs + (d - d0) * N, a->y + off);
+            k->finish(Tn, a->y + off, a->u + off, a->D ? a->D + d : NULL,
+                      a->z ? a->z + off : NULL);
+        }
+    }
+    if (a->h_last)
+        for (int64_t d = d0; d < d0 + m; d++)
+            memcpy(a->h_last + (b * dim + d) * N, hs + (d - d0) * N,
+                   (size_t)N * sizeof(float));
+}
+
 static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
 {
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
-    const int64_t cpg = dim / G;
-    int64_t cbs = cpg / SEQ_BLOCK_DIV;
-    cbs = cbs < 1 ? 1 : cbs > SEQ_BLOCK_MAX ? SEQ_BLOCK_MAX : cbs;
-    const int64_t nblk = (cpg + cbs - 1) / cbs;
+    const int64_t cpg = dim / G, VLn = k->vl;
+    const int64_t nblk = (cpg + VLn - 1) / VLn;
     const int64_t units = a->batch * G * nblk;
-    const int64_t T = tile_len(N, L);
-    const int64_t per = pad16(T * N) * 2 + pad16(T) + pad16(cbs * N);
+    int64_t T = tile_len(N, L);
+    T = T < CV_TILE_T ? T : CV_TILE_T;
+    const int64_t per = 2 * pad16(CV_TILE_T * N) + 4 * pad16(T * VLn) + 2 * pad16(N * VLn)
+                        + 2 * pad16(VLn) + pad16(T * VLn);
     ssmi_scratch sc;
-    if (!ssmi_sizes_ok(NULL, sizeof(float), 1, per))
+    if (!ssmi_sizes_ok(NULL, sizeof(float), 2, CV_TILE_T, N)
+        || !ssmi_sizes_ok(NULL, sizeof(float), 2, VLn, N)
+        || !ssmi_sizes_ok(NULL, sizeof(float), 1, per))
         return SSM_FAIL(SSM_ERR_NOMEM);
     SSM_TRY(ssmi_scratch_init(&sc, (size_t)per * sizeof(float), units));
 
 #pragma omp parallel num_threads(sc.nt)
     {
         float *w = ssmi_scratch_mine(&sc);
-        float *Bt = w, *Ct = w + pad16(T * N), *dtb = Ct + pad16(T * N);
-        float *hs = dtb + pad16(T);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t i = 0; i < units; i++) {
             const int64_t b = i / (G * nblk), r = i % (G * nblk);
             const int64_t g = r / nblk, blk = r % nblk;
-            const int64_t d0 = g * cpg + blk * cbs;
-            const int64_t d1 = d0 + cbs < (g + 1) * cpg ? d0 + cbs : (g + 1) * cpg;
-            const float *Bg = a->B + (b * G + g) * N * L;
-            const float *Cg = a->C + (b * G + g) * N * L;
-            for (int64_t d = d0; d < d1; d++) {
-                float *hd = hs + (d - d0) * N;
-                if (a->h0)
-                    memcpy(hd, a->h0 + (b * dim + d) * N, (size_t)N * sizeof(float));
-                else
-                    memset(hd, 0, (size_t)N * sizeof(float));
-            }
-            for (int64_t t0 = 0; t0 < L; t0 += T) {
-                const int64_t Tn = T < L - t0 ? T : L - t0;
-                k->transpose(Bg, L, t0, Tn, N, Bt);
-                k->transpose(Cg, L, t0, Tn, N, Ct);
-                for (int64_t d = d0; d < d1; d++) {
-                    const int64_t off = (b * dim + d) * L + t0;
-                    k->dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias + d : NULL,
-                            a->delta_softplus, dtb);
-                    k->tile(Tn, N, a->A + d * N, Bt, Ct, dtb, a->u + off,
-                            hs + (d - d0) * N, a->y + off, NULL);
-                    k->finish(Tn, a->y + off, a->u + off, a->D ? a->D + d : NULL,
-                                a->z ? a->z + off : NULL);
-                }
-            }
-            if (a->h_last)
-                for (int64_t d = d0; d < d1; d++)
-                    memcpy(a->h_last + (b * dim + d) * N, hs + (d - d0) * N,
-                           (size_t)N * sizeof(float));
+            const int64_t d0 = g * cpg + blk * VLn;
+            const int64_t m = cpg - blk * VLn < VLn ? cpg - blk * VLn : VLn;
+            if (2 * m > VLn)
+                seq_unit_cv(a, k, b, g, d0, m, T, w);
+            else
+                seq_unit_rows(a, k, b, g, d0, m, T, w);
         }
     }
     ssmi_scratch_free(&sc);
@@ -1004,7 +1113,7 @@ static void run_step(int64_t batch, int64_t dim, int64_t N, int64_t G,
         const float *Bg = B + (b * G + g) * N, *Cg = C + (b * G + g) * N;
         float dt;
         k->dt(1, delta + i, bias ? bias + d : NULL, softplus, &dt);
-        k->tile(1, N, A + d * N, Bg, Cg, &dt, u + i, h + i * N, y + i, NULL);
+        k->row_tile(1, N, A + d * N, Bg, Cg, &dt, u + i, h + i * N, y + i);
         k->finish(1, y + i, u + i, D ? D + d : NULL, z ? z + i : NULL);
     }
 }
