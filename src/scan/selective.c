@@ -642,7 +642,7 @@ static int64_t tile_len(int64_t N, int64_t L)
  * B and C rows): 3 to 4 x m + 2N short streams L apart are more than the
  * hardware prefetchers follow.  cv_tile spreads the prefetches over its
  * first loop (a burst of hundreds would queue behind the miss buffers). */
-#define CV_PF_MAX 1024
+#define CV_PF_MAX 2048
 static int64_t cv_prefetch_list(const ssm_scan_args *a, int64_t b, int64_t g,
                                 int64_t d0, int64_t m, int64_t t0, int64_t T,
                                 const float **pfl)
