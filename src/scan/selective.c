@@ -163,7 +163,7 @@ static inline float scan_silu(float z)
 
 /* Steps per time tile of the channel-vector kernel (its B and C tiles have
  * this row stride; see run_seq). */
-#define CV_TILE_T 256
+#define CV_TILE_T 512
 
 /* Portable C: one lane, every operation the scalar one. */
 #define KSFX generic
@@ -752,7 +752,7 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
     const int64_t cpg = dim / G, VLn = k->vl;
     const int64_t nblk = (cpg + VLn - 1) / VLn;
     const int64_t units = a->batch * G * nblk;
-    int64_t T = tile_len(N, L);
+    int64_t T = N <= 16 ? (L < 512 ? L : 512) : tile_len(N, L);
     T = T < CV_TILE_T ? T : CV_TILE_T;
     const int64_t per = 2 * pad16(CV_TILE_T * N) + 4 * pad16(T * VLn) + 2 * pad16(N * VLn)
                         + 2 * pad16(VLn) + pad16(T * VLn);

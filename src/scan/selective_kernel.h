@@ -421,8 +421,10 @@ KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC,
         VSTORE(wl + t * VL, VMUL(dt, VLOAD(ul + t * VL)));
     }
     const float *Cc = BC + N * CV_TILE_T;
-    for (int64_t n0 = 0; n0 < N; n0 += 8) {
-        const int64_t nb = N - n0 < 8 ? N - n0 : 8;
+    /* 8 states a pass with 32 registers (AVX-512), 4 with 16 (AVX2). */
+    const int64_t NBMAX = VL == 8 ? 4 : 8;
+    for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
+        const int64_t nb = N - n0 < NBMAX ? N - n0 : NBMAX;
         const float *Ap = Al + n0 * VL, *Bp = BC + n0 * CV_TILE_T, *Cp = Cc + n0 * CV_TILE_T;
         float *hp = h + n0 * VL;
 #define CV_PASS_(nb_)                                                         \
