@@ -31,15 +31,15 @@
  *     The carries are published before the fix-up, so the chain of carries
  *     costs only O(dstate) per chunk on the critical path.
  *   - Split path (one channel, dstate a multiple of 16, long sequence): the
- *     state is cut into two halves scanned side by side over the same time
- *     tiles, partial outputs added in a fixed order; no fix-up pass, so two
+ *     state is cut into two halves scanned side by side, each over the whole
+ *     sequence, partial outputs added in a fixed order; no fix-up pass, so two
  *     threads give nearly 2x where the chunked path gives ~1.6x.  It uses
  *     at most two threads, whatever the machine: the price of choosing paths
  *     by shape alone.
  * Memory: per-thread tiles and chunk buffers; carries of at most 2048
  * chunks (the chunked path runs only for batch*dim <= 8, so this is
- * O(batch*dim*dstate)); never a [B][D][L][N] tensor.  All sizes and offsets
- * are int64_t.
+ * O(batch*dim*dstate)); the split path's partial sums, one [len] row;
+ * never a [B][D][L][N] tensor.  All sizes and offsets are int64_t.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <sched.h>
@@ -606,12 +606,13 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 #define FEW_CHANNELS 8
 
 /* Split path: the state is cut into SPLIT_S halves (dstate a multiple of
- * SPLIT_MULT, so each half is whole 8-float AVX2 vectors), scanned over time
- * tiles of SPLIT_T steps (long tiles: two threads meet at a barrier once
- * per tile, ~1 us, against ~8 us of work per tile at dstate 16). */
+ * SPLIT_MULT, so each half is whole 8-float AVX2 vectors), each scanned over
+ * time tiles of SPLIT_T steps (the transposed B and C of a tile stay in L2);
+ * the threads meet once, at the end (see run_split). */
 #define SPLIT_S 2
 #define SPLIT_MULT 16
 #define SPLIT_T 8192
+#define SPLIT_PIECE 4096   /* steps per piece of the finishing pass */
 
 /* Spins on a chunk's flag before yielding the CPU: a carry is normally
  * published within the time of a few hundred loads. */
@@ -1022,22 +1023,30 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
 
 /* One channel (batch = dim = 1): the N states are cut into two halves of
  * N/2 (N a multiple of 16, so each half is whole 8-float vectors), each a
- * sequential scan over the same time tiles by its own thread; the partial
- * outputs are added in a fixed order (half 0 + half 1), then D and z.  The
- * halves and the tile length depend on the shapes only, so the bytes do not
- * depend on the thread count (one thread runs both halves in turn). */
+ * sequential scan over the whole sequence by its own thread, with no
+ * meeting point on the way: half 0 writes its partial sums of C h into y,
+ * half 1 into a scratch row of len floats (streamed: O(len), never
+ * O(len x dstate)).  After the one barrier, y = (half 0 + half 1, in that
+ * order), then D and z, in parallel pieces.  (The earlier version met at a
+ * barrier every 8192 steps: on a loaded machine each barrier waited for a
+ * descheduled peer, and two threads ran slower than one.)  The halves, tile
+ * length and pieces depend on the shapes only, so the bytes do not depend
+ * on the thread count (one thread runs both halves in turn). */
 static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
 {
     const int64_t N = a->dstate, L = a->len, Ns = N / SPLIT_S;
     const int64_t T = SPLIT_T < L ? SPLIT_T : L;
-    /* Per half: Bt, Ct [T][Ns], dt [T], ys [2][T] (double-buffered by tile
-     * parity, so the sums of tile i may still be read while tile i+1 is
-     * scanned: one barrier per tile instead of two), hs [Ns]. */
-    const int64_t per = 2 * pad16(T * Ns) + 3 * pad16(T) + pad16(Ns);
-    const int64_t hoff = 2 * pad16(T * Ns) + 3 * pad16(T);
-    float *buf = ssmi_alloc((size_t)(SPLIT_S * per), sizeof(float));
+    /* Per half: Bt, Ct [T][Ns], dt [T], hs [Ns]; then the partial sums of
+     * half 1, [L]. */
+    const int64_t per = 2 * pad16(T * Ns) + pad16(T) + pad16(Ns);
+    const int64_t hoff = 2 * pad16(T * Ns) + pad16(T);
+    int64_t tot;
+    if (!ssmi_sizes_ok(&tot, sizeof(float), 1, SPLIT_S * per + pad16(L)))
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    float *buf = ssmi_alloc((size_t)tot, sizeof(float));
     if (!buf)
         return SSM_FAIL(SSM_ERR_NOMEM);
+    float *y1 = buf + SPLIT_S * per;
     for (int s = 0; s < SPLIT_S; s++) {
         float *hs = buf + s * per + hoff;
         if (a->h0)
@@ -1045,35 +1054,32 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
         else
             memset(hs, 0, (size_t)Ns * sizeof(float));
     }
+    const int64_t npiece = (L + SPLIT_PIECE - 1) / SPLIT_PIECE;
     int nt = ssmi_max_threads();
     nt = nt < 1 ? 1 : nt > SPLIT_S ? SPLIT_S : nt;
 #pragma omp parallel num_threads(nt)
-    for (int64_t t0 = 0; t0 < L; t0 += T) {
-        const int64_t Tn = T < L - t0 ? T : L - t0;
+    {
 #pragma omp for schedule(static)
         for (int s = 0; s < SPLIT_S; s++) {
             float *w = buf + s * per;
             float *Bt = w, *Ct = Bt + pad16(T * Ns), *dtb = Ct + pad16(T * Ns);
-            float *ys = dtb + pad16(T) + (t0 / T % 2) * pad16(T), *hs = w + hoff;
-            k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
-            k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
-            k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
-            k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, ys, NULL);
+            float *hs = w + hoff, *ys = s == 0 ? a->y : y1;
+            for (int64_t t0 = 0; t0 < L; t0 += T) {
+                const int64_t Tn = T < L - t0 ? T : L - t0;
+                k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
+                k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
+                k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
+                k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, ys + t0, NULL);
+            }
         }
-        /* Implicit barrier: both halves of this tile are done.  Sum them and
-         * apply D and z, in two parallel halves of the tile (elementwise).
-         * No barrier after it: the next tile writes the other ys buffers
-         * and its own barrier comes before this tile's buffers are reused. */
-#pragma omp for schedule(static) nowait
-        for (int p = 0; p < 2; p++) {
-            const int64_t tb = p == 0 ? 0 : Tn / 2, te = p == 0 ? Tn / 2 : Tn;
-            const float *y0 = buf + 2 * pad16(T * Ns) + pad16(T) + (t0 / T % 2) * pad16(T);
-            const float *y1 = y0 + per;
+        /* Implicit barrier above: both halves are done. */
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < npiece; p++) {
+            const int64_t tb = p * SPLIT_PIECE;
+            const int64_t te = tb + SPLIT_PIECE < L ? tb + SPLIT_PIECE : L;
             for (int64_t t = tb; t < te; t++)
-                a->y[t0 + t] = y0[t] + y1[t];
-            if (te > tb)
-                k->finish(te - tb, a->y + t0 + tb, a->u + t0 + tb, a->D,
-                          a->z ? a->z + t0 + tb : NULL);
+                a->y[t] = a->y[t] + y1[t];
+            k->finish(te - tb, a->y + tb, a->u + tb, a->D, a->z ? a->z + tb : NULL);
         }
     }
     if (a->h_last)
