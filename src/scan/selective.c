@@ -177,6 +177,7 @@ static inline float scan_silu(float z)
 #define VFMA(a, b, c) fmaf((a), (b), (c))
 #define VHSUM(v) (v)
 #define VEXP(v) scan_expf(v)
+#define VEXPN(v) scan_expf(v)
 #define VADD(a, b) ((a) + (b))
 #define VSOFTPLUS(v) scan_softplus(v)
 #define VSILU(v) scan_silu(v)
@@ -192,6 +193,7 @@ static inline float scan_silu(float z)
 #undef VFMA
 #undef VHSUM
 #undef VEXP
+#undef VEXPN
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
@@ -202,8 +204,10 @@ static inline float scan_silu(float z)
 #define TGT_AVX2 __attribute__((target("avx2,fma")))
 #define TGT_AVX512 __attribute__((target("avx512f")))
 
-/* scan_expf on 8 lanes, operation for operation. */
-static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
+/* vexp_avx2 (below) without its last step (x > 88 gives +inf): the same bits
+ * wherever x <= 88 or x is NaN, as the decays exp(dt A) with A <= 0 and
+ * dt >= 0 (see cv_tile). */
+static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x)
 {
     const __m256 shift = _mm256_set1_ps(EXP_SHIFT);
     const __m256 xc = _mm256_max_ps(_mm256_set1_ps(EXP_LO), x);   /* NaN -> x */
@@ -223,7 +227,13 @@ static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     const __m256i sb = _mm256_slli_epi32(
         _mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23);
-    const __m256 res = _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
+}
+
+/* scan_expf on 8 lanes, operation for operation. */
+static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
+{
+    const __m256 res = vexpn_avx2(x);
     const __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_HI), _CMP_GT_OQ);
     return _mm256_blendv_ps(res, _mm256_set1_ps(HUGE_VALF), big);
 }
@@ -315,6 +325,7 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VHSUM(v) hsum_avx2(v)
 #define VEXP(v) vexp_avx2(v)
+#define VEXPN(v) vexpn_avx2(v)
 #define VADD(a, b) _mm256_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx2(v)
 #define VSILU(v) vsilu_avx2(v)
@@ -332,13 +343,15 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #undef VFMA
 #undef VHSUM
 #undef VEXP
+#undef VEXPN
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
 #undef VHSUM_BLOCK
 #undef VTRANSPOSE8
 
-static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
+/* vexp_avx512 without its last step: see vexpn_avx2. */
+static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x)
 {
     const __m512 shift = _mm512_set1_ps(EXP_SHIFT);
     const __m512 xc = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x);   /* NaN -> x */
@@ -358,7 +371,12 @@ static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     const __m512i sb = _mm512_slli_epi32(
         _mm512_add_epi32(ki, _mm512_set1_epi32(127)), 23);
-    const __m512 res = _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
+}
+
+static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
+{
+    const __m512 res = vexpn_avx512(x);
     const __mmask16 big = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_HI), _CMP_GT_OQ);
     return _mm512_mask_blend_ps(big, res, _mm512_set1_ps(HUGE_VALF));
 }
@@ -446,6 +464,7 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VHSUM(v) hsum_avx512(v)
 #define VEXP(v) vexp_avx512(v)
+#define VEXPN(v) vexpn_avx512(v)
 #define VADD(a, b) _mm512_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VSILU(v) vsilu_avx512(v)
@@ -464,6 +483,7 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #undef VFMA
 #undef VHSUM
 #undef VEXP
+#undef VEXPN
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU

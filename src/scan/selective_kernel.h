@@ -6,7 +6,8 @@
  *   KSFX   name suffix          KTGT   function attribute (target(...))
  *   VL     lanes                VT     vector type
  *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VADD(a,b) VFMA(a,b,c)=a*b+c
- *   VHSUM(v) VEXP(v) VSOFTPLUS(v) VSILU(v)
+ *   VHSUM(v) VEXP(v) VEXPN(v) VSOFTPLUS(v) VSILU(v)
+ * VEXPN is VEXP for x <= 88 or NaN (it may skip the overflow step).
  * VEXP, VSOFTPLUS and VSILU must compute scan_expf, scan_softplus and
  * scan_silu lane by lane, bit for bit, and VHSUM must sum
  * the lanes in a fixed order: the vector body and the scalar tail then give
@@ -372,7 +373,7 @@ KN(row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
  * so its order is still n = 0, 1, ..., N-1.
  * cv_pass: states [n0, n0 + NB) for T steps; FIRST: n0 == 0. */
 static inline __attribute__((always_inline)) KTGT void
-KN(cv_pass)(const int NB, const int FIRST, int64_t T, const float *Al,
+KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, const float *Al,
             const float *Bn, const float *Cn, const float *dtl,
             const float *dtul, float *h, float *yl)
 {
@@ -384,7 +385,8 @@ KN(cv_pass)(const int NB, const int FIRST, int64_t T, const float *Al,
         VT s = FIRST ? VSET1(0.0f) : VLOAD(yl + t * VL);
 #pragma GCC unroll 8
         for (int j = 0; j < NB; j++) {
-            const VT a = VEXP(VMUL(dt, VLOAD(Al + j * VL)));
+            const VT x = VMUL(dt, VLOAD(Al + j * VL));
+            const VT a = NEG ? VEXPN(x) : VEXP(x);
             hv[j] = VFMA(a, hv[j], VMUL(VSET1(Bn[j * CV_TILE_T + t]), dtu));
             const VT c = VSET1(Cn[j * CV_TILE_T + t]);
             s = FIRST && j == 0 ? VMUL(c, hv[0]) : VFMA(c, hv[j], s);
@@ -420,6 +422,15 @@ KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC,
         VSTORE(dl + t * VL, dt);
         VSTORE(wl + t * VL, VMUL(dt, VLOAD(ul + t * VL)));
     }
+    /* dt A <= 0 (or NaN) in every lane when no A is above 0 and no dt
+     * below 0 (softplus never is): then the exp's last step (x > 88 gives
+     * +inf) cannot apply, and VEXPN, without it, gives the same bits. */
+    int neg = 1;
+    for (int64_t i = 0; i < N * VL; i++)
+        neg &= !(Al[i] > 0.0f);
+    if (!softplus)
+        for (int64_t i = 0; i < T * VL; i++)
+            neg &= !(dl[i] < 0.0f);
     const float *Cc = BC + N * CV_TILE_T;
     /* 8 states a pass with 32 registers (AVX-512), 4 with 16 (AVX2). */
     const int64_t NBMAX = VL == 8 ? 4 : 8;
@@ -429,10 +440,14 @@ KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC,
         float *hp = h + n0 * VL;
 #define CV_PASS_(nb_)                                                         \
     case nb_:                                                                \
-        if (n0 == 0)                                                         \
-            KN(cv_pass)(nb_, 1, T, Ap, Bp, Cp, dl, wl, hp, yl);              \
+        if (n0 == 0 && neg)                                                  \
+            KN(cv_pass)(nb_, 1, 1, T, Ap, Bp, Cp, dl, wl, hp, yl);           \
+        else if (n0 == 0)                                                    \
+            KN(cv_pass)(nb_, 1, 0, T, Ap, Bp, Cp, dl, wl, hp, yl);           \
+        else if (neg)                                                        \
+            KN(cv_pass)(nb_, 0, 1, T, Ap, Bp, Cp, dl, wl, hp, yl);           \
         else                                                                 \
-            KN(cv_pass)(nb_, 0, T, Ap, Bp, Cp, dl, wl, hp, yl);              \
+            KN(cv_pass)(nb_, 0, 0, T, Ap, Bp, Cp, dl, wl, hp, yl);           \
         break;
         switch (nb) {
         CV_PASS_(1) CV_PASS_(2) CV_PASS_(3) CV_PASS_(4)
