@@ -9,9 +9,16 @@
  *   y     = (sum_n C[b,g,n,t] h_n + D[d] u[b,d,t]) * silu(z[b,d,t])
  *
  * Structure:
- *   - B and C ([B][G][N][L], Mamba's layout) are transposed a tile of T steps
- *     at a time into [T][N], shared by a block of channels of the group, so
- *     the state loop is contiguous and vectorized (8 or 16 lanes of n).
+ *   - Sequential path: channel vectors.  The lanes of a vector are 16 (8)
+ *     channels of one group, which share B_t and C_t ([B][G][N][L], Mamba's
+ *     layout: broadcast scalars), so no horizontal sum and no transpose of
+ *     B and C; delta, u, z and y go through [T][16] tiles.  Per channel,
+ *     y = C_0 h_0 + C_1 h_1 + ... is one FMA chain in increasing n, in every
+ *     kernel (channel vectors, the row kernel of narrow groups and of the
+ *     step, the portable one): the bytes depend on neither ISA nor lane.
+ *   - Time-parallel paths (few long channels): B and C are transposed a
+ *     tile of T steps at a time into [T][N] and the state loop is
+ *     vectorized (8 or 16 lanes of n), ending in horizontal sums.
  *   - exp is our own (scan_expf and its vector twins): Cody-Waite range
  *     reduction, degree-7 Taylor polynomial, 2^k in the exponent bits; the
  *     vector body and the scalar tail compute the same operations with
@@ -1122,10 +1129,10 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
 /* One step (len = 1) with the state updated in place and no workspace at
  * all, so streaming never allocates: with L = 1 the transposed tiles of the
  * scan are the rows B[b,g,:] and C[b,g,:] themselves (Bt[0][n] =
- * B[b,g,n,0]) and the tile kernel may run on h directly, so this is the
- * arithmetic of run_seq with len = 1, the same kernels in the same order,
- * bit for bit.  One writer per (b, d): the bytes do not depend on the
- * thread count. */
+ * B[b,g,n,0]) and the row kernel may run on h directly.  Its arithmetic per
+ * channel is that of every kernel of run_seq (channel vectors included), so
+ * this is the sequential scan with len = 1, bit for bit.  One writer per
+ * (b, d): the bytes do not depend on the thread count. */
 static void run_step(int64_t batch, int64_t dim, int64_t N, int64_t G,
                      float *h, const float *u, const float *delta,
                      const float *A, const float *B, const float *C,
