@@ -265,6 +265,7 @@ static const int64_t isa_shapes[][5] = {
     { 1, 48, 33, 50, 3 },
     { 3, 20, 5, 41, 1 },
     { 1, 16, 1, 64, 1 },
+    { 1, 20, 70, 40, 1 },    /* dstate > 64: 16-step tiles */
 };
 
 START_TEST(seq_path_same_bytes_every_isa)

@@ -168,8 +168,8 @@ static inline float scan_silu(float z)
 
 /* ------------------------------------------------- kernel instantiations */
 
-/* Steps per time tile of the channel-vector kernel (its B and C tiles have
- * this row stride; see run_seq). */
+/* Steps per time tile of the channel-vector kernel at dstate <= 16 (see
+ * run_seq). */
 #define CV_TILE_T 512
 
 /* Portable C: one lane, every operation the scalar one. */
@@ -516,7 +516,7 @@ typedef struct scan_kern {
     void (*row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
                      const float *Ct, const float *dt, const float *u, float *h,
                      float *ys);
-    void (*cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC,
+    void (*cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
                     float *dl, const float *ul, const float *zl, const float *bl,
                     const float *Dl, int softplus, float *wl, float *h, float *yl,
                     const float *const *pfl, int64_t pn);
@@ -659,9 +659,11 @@ static int64_t tile_len(int64_t N, int64_t L)
 
 /* Channel blocks of the sequential path: the lanes of one channel vector
  * (k->vl channels of one group, sharing B and C), scanned over time tiles
- * of at most CV_TILE_T steps (defined with the kernels): the lane-major
- * tiles of delta, u, z, y (4 x 64 x 16 floats) and the group's B, C rows
- * (2 x 64 x dstate) stay in L1.  A block with at most half a vector of
+ * of T steps (CV_TILE_T = 512 at dstate <= 16, tile_len above): the
+ * lane-major tiles of delta (then dt), dt u, u, z, y (5 x 512 x 16 floats)
+ * and the group's B, C rows (2 x 512 x dstate) stay in L2, and each row of
+ * delta, u, z, y is read in 2 KiB runs (longer runs measured faster than
+ * 256-step tiles: 16 rows L apart per array).  A block with at most half a vector of
  * channels (a group narrower than a vector, or the group's last block) runs
  * its channels one at a time through row_tile instead: same arithmetic per
  * channel, same bytes. */
@@ -702,7 +704,7 @@ static void seq_unit_cv(const ssm_scan_args *a, const scan_kern *k, int64_t b,
 {
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t VLn = k->vl;
-    float *BC = w, *dl = BC + 2 * pad16(CV_TILE_T * N);
+    float *BC = w, *dl = BC + 2 * pad16(T * N);
     float *ul = dl + pad16(T * VLn), *zl = ul + pad16(T * VLn), *yl = zl + pad16(T * VLn);
     float *Al = yl + pad16(T * VLn), *h = Al + pad16(N * VLn), *bl = h + pad16(N * VLn);
     float *Dl = bl + pad16(VLn), *wl = Dl + pad16(VLn);
@@ -723,14 +725,14 @@ static void seq_unit_cv(const ssm_scan_args *a, const scan_kern *k, int64_t b,
         /* Compact copies of the group's rows: the N rows of B and C are L
          * apart (often a power of two: they would share L1 sets). */
         for (int64_t n = 0; n < N; n++) {
-            memcpy(BC + n * CV_TILE_T, Bg + n * L + t0, (size_t)Tn * sizeof(float));
-            memcpy(BC + (N + n) * CV_TILE_T, Cg + n * L + t0, (size_t)Tn * sizeof(float));
+            memcpy(BC + n * T, Bg + n * L + t0, (size_t)Tn * sizeof(float));
+            memcpy(BC + (N + n) * T, Cg + n * L + t0, (size_t)Tn * sizeof(float));
         }
         k->cv_gather(a->delta + row + t0, L, m, Tn, dl);
         k->cv_gather(a->u + row + t0, L, m, Tn, ul);
         if (a->z)
             k->cv_gather(a->z + row + t0, L, m, Tn, zl);
-        k->cv_tile(Tn, N, Al, BC, dl, ul, a->z ? zl : NULL,
+        k->cv_tile(Tn, N, Al, BC, T, dl, ul, a->z ? zl : NULL,
                    a->delta_bias ? bl : NULL, a->D ? Dl : NULL, a->delta_softplus,
                    wl, h, yl, pfl, t0 + T < L ? cv_prefetch_list(a, b, g, d0, m, t0 + T, T, pfl) : 0);
         k->cv_scatter(yl, m, Tn, a->y + row + t0, L);
@@ -744,7 +746,7 @@ static void seq_unit_rows(const ssm_scan_args *a, const scan_kern *k, int64_t b,
 {
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t VLn = k->vl;
-    float *Bt = w, *Ct = Bt + pad16(T * N), *dtb = w + 2 * pad16(CV_TILE_T * N);
+    float *Bt = w, *Ct = Bt + pad16(T * N), *dtb = Ct + pad16(T * N);
     float *hs = dtb + 4 * pad16(T * VLn) + pad16(N * VLn);   /* cv_unit's h */
     const float *Bg = a->B + (b * G + g) * N * L, *Cg = a->C + (b * G + g) * N * L;
     for (int64_t d = d0; d < d0 + m; d++) {
@@ -782,10 +784,10 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
     const int64_t units = a->batch * G * nblk;
     int64_t T = N <= 16 ? (L < 512 ? L : 512) : tile_len(N, L);
     T = T < CV_TILE_T ? T : CV_TILE_T;
-    const int64_t per = 2 * pad16(CV_TILE_T * N) + 4 * pad16(T * VLn) + 2 * pad16(N * VLn)
+    const int64_t per = 2 * pad16(T * N) + 4 * pad16(T * VLn) + 2 * pad16(N * VLn)
                         + 2 * pad16(VLn) + pad16(T * VLn);
     ssmi_scratch sc;
-    if (!ssmi_sizes_ok(NULL, sizeof(float), 2, CV_TILE_T, N)
+    if (!ssmi_sizes_ok(NULL, sizeof(float), 2, T, N)
         || !ssmi_sizes_ok(NULL, sizeof(float), 2, VLn, N)
         || !ssmi_sizes_ok(NULL, sizeof(float), 1, per))
         return SSM_FAIL(SSM_ERR_NOMEM);

@@ -373,7 +373,7 @@ KN(row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
  * so its order is still n = 0, 1, ..., N-1.
  * cv_pass: states [n0, n0 + NB) for T steps; FIRST: n0 == 0. */
 static inline __attribute__((always_inline)) KTGT void
-KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, const float *Al,
+KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld, const float *Al,
             const float *Bn, const float *Cn, const float *dtl,
             const float *dtul, float *h, float *yl)
 {
@@ -387,8 +387,8 @@ KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, const float
         for (int j = 0; j < NB; j++) {
             const VT x = VMUL(dt, VLOAD(Al + j * VL));
             const VT a = NEG ? VEXPN(x) : VEXP(x);
-            hv[j] = VFMA(a, hv[j], VMUL(VSET1(Bn[j * CV_TILE_T + t]), dtu));
-            const VT c = VSET1(Cn[j * CV_TILE_T + t]);
+            hv[j] = VFMA(a, hv[j], VMUL(VSET1(Bn[j * ld + t]), dtu));
+            const VT c = VSET1(Cn[j * ld + t]);
             s = FIRST && j == 0 ? VMUL(c, hv[0]) : VFMA(c, hv[j], s);
         }
         VSTORE(yl + t * VL, s);
@@ -400,10 +400,10 @@ KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, const float
 /* One tile of a channel block.  Lane-major [.][VL] arrays of the block's
  * channels: dl [T][VL] delta in, overwritten by dt; ul, zl [T][VL] u and z
  * (zl NULL: no gate); wl [T][VL] scratch (dt u); yl [T][VL] out; Al, h
- * [N][VL] (h in/out); bl, Dl [VL] bias and D or NULL.  BC [2N][CV_TILE_T]:
+ * [N][VL] (h in/out); bl, Dl [VL] bias and D or NULL.  BC [2N][ld]:
  * the group's B rows then C rows from the tile's first step. */
 static KTGT void
-KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC,
+KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
             float *dl, const float *ul, const float *zl, const float *bl,
             const float *Dl, int softplus, float *wl, float *h, float *yl,
             const float *const *pfl, int64_t pn)
@@ -431,23 +431,23 @@ KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC,
     if (!softplus)
         for (int64_t i = 0; i < T * VL; i++)
             neg &= !(dl[i] < 0.0f);
-    const float *Cc = BC + N * CV_TILE_T;
+    const float *Cc = BC + N * ld;
     /* 8 states a pass with 32 registers (AVX-512), 4 with 16 (AVX2). */
     const int64_t NBMAX = VL == 8 ? 4 : 8;
     for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
         const int64_t nb = N - n0 < NBMAX ? N - n0 : NBMAX;
-        const float *Ap = Al + n0 * VL, *Bp = BC + n0 * CV_TILE_T, *Cp = Cc + n0 * CV_TILE_T;
+        const float *Ap = Al + n0 * VL, *Bp = BC + n0 * ld, *Cp = Cc + n0 * ld;
         float *hp = h + n0 * VL;
 #define CV_PASS_(nb_)                                                         \
     case nb_:                                                                \
         if (n0 == 0 && neg)                                                  \
-            KN(cv_pass)(nb_, 1, 1, T, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass)(nb_, 1, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
         else if (n0 == 0)                                                    \
-            KN(cv_pass)(nb_, 1, 0, T, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass)(nb_, 1, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
         else if (neg)                                                        \
-            KN(cv_pass)(nb_, 0, 1, T, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass)(nb_, 0, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
         else                                                                 \
-            KN(cv_pass)(nb_, 0, 0, T, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass)(nb_, 0, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
         break;
         switch (nb) {
         CV_PASS_(1) CV_PASS_(2) CV_PASS_(3) CV_PASS_(4)
