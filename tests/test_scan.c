@@ -217,6 +217,8 @@ static const int64_t step_shapes[][5] = {
     { 1, 3, 19, 33, 1 },
     { 3, 4, 1, 20, 4 },
     { 1, 16, 8, 300, 2 },
+    { 1, 40, 16, 30, 1 },    /* channel vectors (16, 8 lanes) and a row block */
+    { 2, 64, 19, 20, 2 },
 };
 
 START_TEST(step_equals_scan_bitwise)

@@ -247,6 +247,64 @@ START_TEST(paths_isas_threads)
 }
 END_TEST
 
+/* -------- sequential path: the same bytes on every ISA, every block kind --- */
+
+/* The sequential path computes each channel with one arithmetic (the state
+ * update per lane, y as one FMA chain over n in increasing order), whether
+ * the channel sits in a lane of a 16- or 8-channel vector, is scanned alone
+ * (row kernel: groups narrower than half a vector, a group's last block), or
+ * by the portable kernel: the bytes must not depend on the ISA.  Shapes: full
+ * and partial channel vectors, dstate 16 and 8 (state in registers), odd and
+ * above 16 (passes of 8 states plus a remainder), several groups and batches;
+ * each option combination (D, z, bias, softplus). */
+static const int64_t isa_shapes[][5] = {
+    /* batch dim dstate len ngroups */
+    { 1, 40, 16, 300, 1 },
+    { 2, 64, 19, 77, 2 },
+    { 1, 24, 8, 129, 1 },
+    { 1, 48, 33, 50, 3 },
+    { 3, 20, 5, 41, 1 },
+    { 1, 16, 1, 64, 1 },
+    { 1, 20, 70, 40, 1 },    /* dstate > 64: 16-step tiles */
+};
+
+START_TEST(seq_path_same_bytes_every_isa)
+{
+    const int64_t *s = isa_shapes[_i];
+    prob p;
+    prob_make(&p, s[0], s[1], s[2], s[3], s[4], 91 + (uint64_t)_i);
+    const int64_t ny = s[0] * s[1] * s[3], nh = s[0] * s[1] * s[2];
+    double *yr = tu_alloc((size_t)ny, sizeof(double));
+    ref_scan(&p, yr);
+    double by, bh;
+    ref_errbound(&p, &by, &bh);
+    float *yg = tu_alloc((size_t)ny, sizeof(float)), *hg = tu_alloc((size_t)nh, sizeof(float));
+    float *y2 = tu_alloc((size_t)ny, sizeof(float)), *h2 = tu_alloc((size_t)nh, sizeof(float));
+    for (int opt = 0; opt < 16; opt++) {
+        ssm_scan_args a = prob_args(&p, yg, hg);
+        if (opt & 1) a.D = NULL;
+        if (opt & 2) a.z = NULL;
+        if (opt & 4) a.delta_bias = NULL;
+        if (opt & 8) a.delta_softplus = 0;
+        ck_assert_int_eq(ssmi_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, SSM_SCAN_ISA_GENERIC),
+                         SSM_OK);
+        if (opt == 0)
+            TU_CHECK_ERR(tu_relerr_f(yg, yr, ny), by, "generic vs reference");
+        for (int j = 1; j < 3; j++) {
+            if (!ssmi_scan_isa_ok(isas[j])) { TU_ISA_SKIPPED(isas[j]); continue; }
+            ssm_scan_args b = a;
+            b.y = y2;
+            b.h_last = h2;
+            ck_assert_int_eq(ssmi_selective_scan_ex(&b, SSM_SCAN_PATH_SEQ, 0, isas[j]), SSM_OK);
+            ck_assert_msg(!memcmp(y2, yg, (size_t)ny * 4) && !memcmp(h2, hg, (size_t)nh * 4),
+                          "options %d: ISA %d differs from the portable kernel", opt, isas[j]);
+        }
+    }
+    free(yr); free(yg); free(hg); free(y2); free(h2);
+    prob_free(&p);
+}
+END_TEST
+
 /* ----------------- split path: one channel, state halves on two threads --- */
 
 static const int64_t split_shapes[][3] = {
@@ -424,6 +482,8 @@ int main(void)
     tcase_add_test(tc, exp_accuracy_max_and_mean);
     tcase_add_test(tc, exp_special_values);
     tcase_add_loop_test(tc, paths_isas_threads, 0, (int)(sizeof path_shapes / sizeof path_shapes[0]));
+    tcase_add_loop_test(tc, seq_path_same_bytes_every_isa, 0,
+                        (int)(sizeof isa_shapes / sizeof isa_shapes[0]));
     tcase_add_loop_test(tc, split_path_vs_reference_and_threads, 0,
                         (int)(sizeof split_shapes / sizeof split_shapes[0]));
     tcase_add_test(tc, path_choice_depends_on_shapes_only);

@@ -8,8 +8,10 @@
 #include "internal.h"
 
 /* Instruction sets of the kernels, chosen at run time (__builtin_cpu_supports).
- * Within one ISA the results are bit-for-bit reproducible; across ISAs they
- * agree to rounding only. */
+ * Within one ISA the results are bit-for-bit reproducible.  On the
+ * sequential path and in the step every ISA gives the same bytes (one
+ * arithmetic per channel); on the time-chunked and split paths (few long
+ * channels) ISAs agree to rounding only. */
 enum {
     SSM_SCAN_ISA_AUTO    = -1,
     SSM_SCAN_ISA_GENERIC = 0,   /* portable C, scalar fmaf */

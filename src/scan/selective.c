@@ -9,9 +9,16 @@
  *   y     = (sum_n C[b,g,n,t] h_n + D[d] u[b,d,t]) * silu(z[b,d,t])
  *
  * Structure:
- *   - B and C ([B][G][N][L], Mamba's layout) are transposed a tile of T steps
- *     at a time into [T][N], shared by a block of channels of the group, so
- *     the state loop is contiguous and vectorized (8 or 16 lanes of n).
+ *   - Sequential path: channel vectors.  The lanes of a vector are 16 (8)
+ *     channels of one group, which share B_t and C_t ([B][G][N][L], Mamba's
+ *     layout: broadcast scalars), so no horizontal sum and no transpose of
+ *     B and C; delta, u, z and y go through [T][16] tiles.  Per channel,
+ *     y = C_0 h_0 + C_1 h_1 + ... is one FMA chain in increasing n, in every
+ *     kernel (channel vectors, the row kernel of narrow groups and of the
+ *     step, the portable one): the bytes depend on neither ISA nor lane.
+ *   - Time-parallel paths (few long channels): B and C are transposed a
+ *     tile of T steps at a time into [T][N] and the state loop is
+ *     vectorized (8 or 16 lanes of n), ending in horizontal sums.
  *   - exp is our own (scan_expf and its vector twins): Cody-Waite range
  *     reduction, degree-7 Taylor polynomial, 2^k in the exponent bits; the
  *     vector body and the scalar tail compute the same operations with
@@ -31,15 +38,15 @@
  *     The carries are published before the fix-up, so the chain of carries
  *     costs only O(dstate) per chunk on the critical path.
  *   - Split path (one channel, dstate a multiple of 16, long sequence): the
- *     state is cut into two halves scanned side by side over the same time
- *     tiles, partial outputs added in a fixed order; no fix-up pass, so two
+ *     state is cut into two halves scanned side by side, each over the whole
+ *     sequence, partial outputs added in a fixed order; no fix-up pass, so two
  *     threads give nearly 2x where the chunked path gives ~1.6x.  It uses
  *     at most two threads, whatever the machine: the price of choosing paths
  *     by shape alone.
  * Memory: per-thread tiles and chunk buffers; carries of at most 2048
  * chunks (the chunked path runs only for batch*dim <= 8, so this is
- * O(batch*dim*dstate)); never a [B][D][L][N] tensor.  All sizes and offsets
- * are int64_t.
+ * O(batch*dim*dstate)); the split path's partial sums, one [len] row;
+ * never a [B][D][L][N] tensor.  All sizes and offsets are int64_t.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <sched.h>
@@ -161,6 +168,10 @@ static inline float scan_silu(float z)
 
 /* ------------------------------------------------- kernel instantiations */
 
+/* Steps per time tile of the channel-vector kernel at dstate <= 16 (see
+ * run_seq). */
+#define CV_TILE_T 512
+
 /* Portable C: one lane, every operation the scalar one. */
 #define KSFX generic
 #define KTGT
@@ -173,6 +184,7 @@ static inline float scan_silu(float z)
 #define VFMA(a, b, c) fmaf((a), (b), (c))
 #define VHSUM(v) (v)
 #define VEXP(v) scan_expf(v)
+#define VEXPN(v) scan_expf(v)
 #define VADD(a, b) ((a) + (b))
 #define VSOFTPLUS(v) scan_softplus(v)
 #define VSILU(v) scan_silu(v)
@@ -188,6 +200,7 @@ static inline float scan_silu(float z)
 #undef VFMA
 #undef VHSUM
 #undef VEXP
+#undef VEXPN
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
@@ -198,8 +211,10 @@ static inline float scan_silu(float z)
 #define TGT_AVX2 __attribute__((target("avx2,fma")))
 #define TGT_AVX512 __attribute__((target("avx512f")))
 
-/* scan_expf on 8 lanes, operation for operation. */
-static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
+/* vexp_avx2 (below) without its last step (x > 88 gives +inf): the same bits
+ * wherever x <= 88 or x is NaN, as the decays exp(dt A) with A <= 0 and
+ * dt >= 0 (see cv_tile). */
+static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x)
 {
     const __m256 shift = _mm256_set1_ps(EXP_SHIFT);
     const __m256 xc = _mm256_max_ps(_mm256_set1_ps(EXP_LO), x);   /* NaN -> x */
@@ -219,7 +234,13 @@ static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     const __m256i sb = _mm256_slli_epi32(
         _mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23);
-    const __m256 res = _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
+}
+
+/* scan_expf on 8 lanes, operation for operation. */
+static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
+{
+    const __m256 res = vexpn_avx2(x);
     const __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_HI), _CMP_GT_OQ);
     return _mm256_blendv_ps(res, _mm256_set1_ps(HUGE_VALF), big);
 }
@@ -311,6 +332,7 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VHSUM(v) hsum_avx2(v)
 #define VEXP(v) vexp_avx2(v)
+#define VEXPN(v) vexpn_avx2(v)
 #define VADD(a, b) _mm256_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx2(v)
 #define VSILU(v) vsilu_avx2(v)
@@ -328,13 +350,15 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #undef VFMA
 #undef VHSUM
 #undef VEXP
+#undef VEXPN
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
 #undef VHSUM_BLOCK
 #undef VTRANSPOSE8
 
-static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
+/* vexp_avx512 without its last step: see vexpn_avx2. */
+static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x)
 {
     const __m512 shift = _mm512_set1_ps(EXP_SHIFT);
     const __m512 xc = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x);   /* NaN -> x */
@@ -354,7 +378,12 @@ static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     const __m512i sb = _mm512_slli_epi32(
         _mm512_add_epi32(ki, _mm512_set1_epi32(127)), 23);
-    const __m512 res = _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
+}
+
+static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
+{
+    const __m512 res = vexpn_avx512(x);
     const __mmask16 big = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_HI), _CMP_GT_OQ);
     return _mm512_mask_blend_ps(big, res, _mm512_set1_ps(HUGE_VALF));
 }
@@ -442,6 +471,7 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VHSUM(v) hsum_avx512(v)
 #define VEXP(v) vexp_avx512(v)
+#define VEXPN(v) vexpn_avx512(v)
 #define VADD(a, b) _mm512_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VSILU(v) vsilu_avx512(v)
@@ -460,6 +490,7 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #undef VFMA
 #undef VHSUM
 #undef VEXP
+#undef VEXPN
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
@@ -482,6 +513,16 @@ typedef struct scan_kern {
                    const float *z);
     void (*transpose)(const float *Bg, int64_t L, int64_t t0, int64_t T,
                       int64_t N, float *Bt);
+    void (*row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
+                     const float *Ct, const float *dt, const float *u, float *h,
+                     float *ys);
+    void (*cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
+                    float *dl, const float *ul, const float *zl, const float *bl,
+                    const float *Dl, int softplus, float *wl, float *h, float *yl,
+                    const float *const *pfl, int64_t pn);
+    void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
+    void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
+    int64_t vl;   /* lanes of cv_tile: channels per vector */
 } scan_kern;
 
 int ssmi_scan_isa_ok(int isa)
@@ -524,17 +565,23 @@ static int get_kern(int isa, scan_kern *k)
         k->tile = tile_avx512; k->fixup = fixup_avx512; k->vexp = vexp_arr_avx512;
         k->dt = dt_tile_avx512; k->finish = finish_tile_avx512;
         k->transpose = transpose_avx512;
+        k->row_tile = row_tile_avx512; k->cv_tile = cv_tile_avx512;
+        k->cv_gather = cv_gather_avx512; k->cv_scatter = cv_scatter_avx512; k->vl = 16;
         return 0;
     case SSM_SCAN_ISA_AVX2:
         k->tile = tile_avx2; k->fixup = fixup_avx2; k->vexp = vexp_arr_avx2;
         k->dt = dt_tile_avx2; k->finish = finish_tile_avx2;
         k->transpose = transpose_avx2;
+        k->row_tile = row_tile_avx2; k->cv_tile = cv_tile_avx2;
+        k->cv_gather = cv_gather_avx2; k->cv_scatter = cv_scatter_avx2; k->vl = 8;
         return 0;
 #endif
     default:
         k->tile = tile_generic; k->fixup = fixup_generic; k->vexp = vexp_arr_generic;
         k->dt = dt_tile_generic; k->finish = finish_tile_generic;
         k->transpose = transpose_generic;
+        k->row_tile = row_tile_generic; k->cv_tile = cv_tile_generic;
+        k->cv_gather = cv_gather_generic; k->cv_scatter = cv_scatter_generic; k->vl = 1;
         return 0;
     }
 }
@@ -566,11 +613,6 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 #define TILE_T_MID_N     64   /* N <= 64 */
 #define TILE_T_LARGE_N   16   /* N >  64 */
 
-/* Channels of one group scanned together over one transposed tile: a
- * quarter of the group's channels, 1 to 8, so every thread has several
- * blocks to balance on and a block reuses the tile up to 8 times. */
-#define SEQ_BLOCK_MAX 8
-#define SEQ_BLOCK_DIV 4
 /* The chunked path has few channels: blocks of at most 4 (its per-thread
  * buffers hold the decays of a whole chunk for each channel of a block). */
 #define CHUNK_BLOCK_MAX 4
@@ -591,12 +633,13 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 #define FEW_CHANNELS 8
 
 /* Split path: the state is cut into SPLIT_S halves (dstate a multiple of
- * SPLIT_MULT, so each half is whole 8-float AVX2 vectors), scanned over time
- * tiles of SPLIT_T steps (long tiles: two threads meet at a barrier once
- * per tile, ~1 us, against ~8 us of work per tile at dstate 16). */
+ * SPLIT_MULT, so each half is whole 8-float AVX2 vectors), each scanned over
+ * time tiles of SPLIT_T steps (the transposed B and C of a tile stay in L2);
+ * the threads meet once, at the end (see run_split). */
 #define SPLIT_S 2
 #define SPLIT_MULT 16
 #define SPLIT_T 8192
+#define SPLIT_PIECE 4096   /* steps per piece of the finishing pass */
 
 /* Spins on a chunk's flag before yielding the CPU: a carry is normally
  * published within the time of a few hundred loads. */
@@ -614,59 +657,155 @@ static int64_t tile_len(int64_t N, int64_t L)
 
 /* --------------------------------------------------- sequential path --- */
 
+/* Channel blocks of the sequential path: the lanes of one channel vector
+ * (k->vl channels of one group, sharing B and C), scanned over time tiles
+ * of T steps (CV_TILE_T = 512 at dstate <= 16, tile_len above): the
+ * lane-major tiles of delta (then dt), dt u, u, z, y (5 x 512 x 16 floats)
+ * and the group's B, C rows (2 x 512 x dstate) stay in L2, and each row of
+ * delta, u, z, y is read in 2 KiB runs (longer runs measured faster than
+ * 256-step tiles: 16 rows L apart per array).  A block with at most half a vector of
+ * channels (a group narrower than a vector, or the group's last block) runs
+ * its channels one at a time through row_tile instead: same arithmetic per
+ * channel, same bytes. */
+
+/* The lines of the next tile (m channels of delta, u, z, y and the group's
+ * B and C rows): 3 to 4 x m + 2N short streams L apart are more than the
+ * hardware prefetchers follow.  cv_tile spreads the prefetches over its
+ * first loop (a burst of hundreds would queue behind the miss buffers). */
+#define CV_PF_MAX 2048
+static int64_t cv_prefetch_list(const ssm_scan_args *a, int64_t b, int64_t g,
+                                int64_t d0, int64_t m, int64_t t0, int64_t T,
+                                const float **pfl)
+{
+    const int64_t L = a->len, N = a->dstate, G = a->ngroups;
+    const int64_t Tn = T < L - t0 ? T : L - t0;
+    const int64_t row = (b * a->dim + d0) * L + t0;
+    const float *Bg = a->B + (b * G + g) * N * L + t0, *Cg = a->C + (b * G + g) * N * L + t0;
+    int64_t np = 0;
+    /* 16 floats: one 64-byte line. */
+    for (int64_t t = 0; t < Tn; t += 16) {
+        for (int64_t c = 0; c < m && np + 4 <= CV_PF_MAX; c++) {
+            pfl[np++] = a->delta + row + c * L + t;
+            pfl[np++] = a->u + row + c * L + t;
+            pfl[np++] = a->y + row + c * L + t;
+            if (a->z)
+                pfl[np++] = a->z + row + c * L + t;
+        }
+        for (int64_t n = 0; n < N && np + 2 <= CV_PF_MAX; n++) {
+            pfl[np++] = Bg + n * L + t;
+            pfl[np++] = Cg + n * L + t;
+        }
+    }
+    return np;
+}
+
+static void seq_unit_cv(const ssm_scan_args *a, const scan_kern *k, int64_t b,
+                        int64_t g, int64_t d0, int64_t m, int64_t T, float *w)
+{
+    const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
+    const int64_t VLn = k->vl;
+    float *BC = w, *dl = BC + 2 * pad16(T * N);
+    float *ul = dl + pad16(T * VLn), *zl = ul + pad16(T * VLn), *yl = zl + pad16(T * VLn);
+    float *Al = yl + pad16(T * VLn), *h = Al + pad16(N * VLn), *bl = h + pad16(N * VLn);
+    float *Dl = bl + pad16(VLn), *wl = Dl + pad16(VLn);
+    const float *Bg = a->B + (b * G + g) * N * L, *Cg = a->C + (b * G + g) * N * L;
+    const int64_t row = (b * dim + d0) * L;
+    const float *pfl[CV_PF_MAX];
+    k->cv_gather(a->A + d0 * N, N, m, N, Al);
+    if (a->h0)
+        k->cv_gather(a->h0 + (b * dim + d0) * N, N, m, N, h);
+    else
+        memset(h, 0, (size_t)(N * VLn) * sizeof(float));
+    for (int64_t c = 0; c < VLn; c++) {
+        bl[c] = a->delta_bias && c < m ? a->delta_bias[d0 + c] : 0.0f;
+        Dl[c] = a->D && c < m ? a->D[d0 + c] : 0.0f;
+    }
+    for (int64_t t0 = 0; t0 < L; t0 += T) {
+        const int64_t Tn = T < L - t0 ? T : L - t0;
+        /* Compact copies of the group's rows: the N rows of B and C are L
+         * apart (often a power of two: they would share L1 sets). */
+        for (int64_t n = 0; n < N; n++) {
+            memcpy(BC + n * T, Bg + n * L + t0, (size_t)Tn * sizeof(float));
+            memcpy(BC + (N + n) * T, Cg + n * L + t0, (size_t)Tn * sizeof(float));
+        }
+        k->cv_gather(a->delta + row + t0, L, m, Tn, dl);
+        k->cv_gather(a->u + row + t0, L, m, Tn, ul);
+        if (a->z)
+            k->cv_gather(a->z + row + t0, L, m, Tn, zl);
+        k->cv_tile(Tn, N, Al, BC, T, dl, ul, a->z ? zl : NULL,
+                   a->delta_bias ? bl : NULL, a->D ? Dl : NULL, a->delta_softplus,
+                   wl, h, yl, pfl, t0 + T < L ? cv_prefetch_list(a, b, g, d0, m, t0 + T, T, pfl) : 0);
+        k->cv_scatter(yl, m, Tn, a->y + row + t0, L);
+    }
+    if (a->h_last)
+        k->cv_scatter(h, m, N, a->h_last + (b * dim + d0) * N, N);
+}
+
+static void seq_unit_rows(const ssm_scan_args *a, const scan_kern *k, int64_t b,
+                          int64_t g, int64_t d0, int64_t m, int64_t T, float *w)
+{
+    const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
+    const int64_t VLn = k->vl;
+    float *Bt = w, *Ct = Bt + pad16(T * N), *dtb = Ct + pad16(T * N);
+    float *hs = dtb + 4 * pad16(T * VLn) + pad16(N * VLn);   /* cv_unit's h */
+    const float *Bg = a->B + (b * G + g) * N * L, *Cg = a->C + (b * G + g) * N * L;
+    for (int64_t d = d0; d < d0 + m; d++) {
+        float *hd = hs + (d - d0) * N;
+        if (a->h0)
+            memcpy(hd, a->h0 + (b * dim + d) * N, (size_t)N * sizeof(float));
+        else
+            memset(hd, 0, (size_t)N * sizeof(float));
+    }
+    for (int64_t t0 = 0; t0 < L; t0 += T) {
+        const int64_t Tn = T < L - t0 ? T : L - t0;
+        k->transpose(Bg, L, t0, Tn, N, Bt);
+        k->transpose(Cg, L, t0, Tn, N, Ct);
+        for (int64_t d = d0; d < d0 + m; d++) {
+            const int64_t off = (b * dim + d) * L + t0;
+            k->dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias + d : NULL,
+                  a->delta_softplus, dtb);
+            k->row_tile(Tn, N, a->A + d * N, Bt, Ct, dtb, a->u + off,
+                        hs + (d - d0) * N, a->y + off);
+            k->finish(Tn, a->y + off, a->u + off, a->D ? a->D + d : NULL,
+                      a->z ? a->z + off : NULL);
+        }
+    }
+    if (a->h_last)
+        for (int64_t d = d0; d < d0 + m; d++)
+            memcpy(a->h_last + (b * dim + d) * N, hs + (d - d0) * N,
+                   (size_t)N * sizeof(float));
+}
+
 static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
 {
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
-    const int64_t cpg = dim / G;
-    int64_t cbs = cpg / SEQ_BLOCK_DIV;
-    cbs = cbs < 1 ? 1 : cbs > SEQ_BLOCK_MAX ? SEQ_BLOCK_MAX : cbs;
-    const int64_t nblk = (cpg + cbs - 1) / cbs;
+    const int64_t cpg = dim / G, VLn = k->vl;
+    const int64_t nblk = (cpg + VLn - 1) / VLn;
     const int64_t units = a->batch * G * nblk;
-    const int64_t T = tile_len(N, L);
-    const int64_t per = pad16(T * N) * 2 + pad16(T) + pad16(cbs * N);
+    int64_t T = N <= 16 ? (L < 512 ? L : 512) : tile_len(N, L);
+    T = T < CV_TILE_T ? T : CV_TILE_T;
+    const int64_t per = 2 * pad16(T * N) + 4 * pad16(T * VLn) + 2 * pad16(N * VLn)
+                        + 2 * pad16(VLn) + pad16(T * VLn);
     ssmi_scratch sc;
-    if (!ssmi_sizes_ok(NULL, sizeof(float), 1, per))
+    if (!ssmi_sizes_ok(NULL, sizeof(float), 2, T, N)
+        || !ssmi_sizes_ok(NULL, sizeof(float), 2, VLn, N)
+        || !ssmi_sizes_ok(NULL, sizeof(float), 1, per))
         return SSM_FAIL(SSM_ERR_NOMEM);
     SSM_TRY(ssmi_scratch_init(&sc, (size_t)per * sizeof(float), units));
 
 #pragma omp parallel num_threads(sc.nt)
     {
         float *w = ssmi_scratch_mine(&sc);
-        float *Bt = w, *Ct = w + pad16(T * N), *dtb = Ct + pad16(T * N);
-        float *hs = dtb + pad16(T);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t i = 0; i < units; i++) {
             const int64_t b = i / (G * nblk), r = i % (G * nblk);
             const int64_t g = r / nblk, blk = r % nblk;
-            const int64_t d0 = g * cpg + blk * cbs;
-            const int64_t d1 = d0 + cbs < (g + 1) * cpg ? d0 + cbs : (g + 1) * cpg;
-            const float *Bg = a->B + (b * G + g) * N * L;
-            const float *Cg = a->C + (b * G + g) * N * L;
-            for (int64_t d = d0; d < d1; d++) {
-                float *hd = hs + (d - d0) * N;
-                if (a->h0)
-                    memcpy(hd, a->h0 + (b * dim + d) * N, (size_t)N * sizeof(float));
-                else
-                    memset(hd, 0, (size_t)N * sizeof(float));
-            }
-            for (int64_t t0 = 0; t0 < L; t0 += T) {
-                const int64_t Tn = T < L - t0 ? T : L - t0;
-                k->transpose(Bg, L, t0, Tn, N, Bt);
-                k->transpose(Cg, L, t0, Tn, N, Ct);
-                for (int64_t d = d0; d < d1; d++) {
-                    const int64_t off = (b * dim + d) * L + t0;
-                    k->dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias + d : NULL,
-                            a->delta_softplus, dtb);
-                    k->tile(Tn, N, a->A + d * N, Bt, Ct, dtb, a->u + off,
-                            hs + (d - d0) * N, a->y + off, NULL);
-                    k->finish(Tn, a->y + off, a->u + off, a->D ? a->D + d : NULL,
-                                a->z ? a->z + off : NULL);
-                }
-            }
-            if (a->h_last)
-                for (int64_t d = d0; d < d1; d++)
-                    memcpy(a->h_last + (b * dim + d) * N, hs + (d - d0) * N,
-                           (size_t)N * sizeof(float));
+            const int64_t d0 = g * cpg + blk * VLn;
+            const int64_t m = cpg - blk * VLn < VLn ? cpg - blk * VLn : VLn;
+            if (2 * m > VLn)
+                seq_unit_cv(a, k, b, g, d0, m, T, w);
+            else
+                seq_unit_rows(a, k, b, g, d0, m, T, w);
         }
     }
     ssmi_scratch_free(&sc);
@@ -913,22 +1052,30 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
 
 /* One channel (batch = dim = 1): the N states are cut into two halves of
  * N/2 (N a multiple of 16, so each half is whole 8-float vectors), each a
- * sequential scan over the same time tiles by its own thread; the partial
- * outputs are added in a fixed order (half 0 + half 1), then D and z.  The
- * halves and the tile length depend on the shapes only, so the bytes do not
- * depend on the thread count (one thread runs both halves in turn). */
+ * sequential scan over the whole sequence by its own thread, with no
+ * meeting point on the way: half 0 writes its partial sums of C h into y,
+ * half 1 into a scratch row of len floats (streamed: O(len), never
+ * O(len x dstate)).  After the one barrier, y = (half 0 + half 1, in that
+ * order), then D and z, in parallel pieces.  (The earlier version met at a
+ * barrier every 8192 steps: on a loaded machine each barrier waited for a
+ * descheduled peer, and two threads ran slower than one.)  The halves, tile
+ * length and pieces depend on the shapes only, so the bytes do not depend
+ * on the thread count (one thread runs both halves in turn). */
 static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
 {
     const int64_t N = a->dstate, L = a->len, Ns = N / SPLIT_S;
     const int64_t T = SPLIT_T < L ? SPLIT_T : L;
-    /* Per half: Bt, Ct [T][Ns], dt [T], ys [2][T] (double-buffered by tile
-     * parity, so the sums of tile i may still be read while tile i+1 is
-     * scanned: one barrier per tile instead of two), hs [Ns]. */
-    const int64_t per = 2 * pad16(T * Ns) + 3 * pad16(T) + pad16(Ns);
-    const int64_t hoff = 2 * pad16(T * Ns) + 3 * pad16(T);
-    float *buf = ssmi_alloc((size_t)(SPLIT_S * per), sizeof(float));
+    /* Per half: Bt, Ct [T][Ns], dt [T], hs [Ns]; then the partial sums of
+     * half 1, [L]. */
+    const int64_t per = 2 * pad16(T * Ns) + pad16(T) + pad16(Ns);
+    const int64_t hoff = 2 * pad16(T * Ns) + pad16(T);
+    int64_t tot;
+    if (!ssmi_sizes_ok(&tot, sizeof(float), 1, SPLIT_S * per + pad16(L)))
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    float *buf = ssmi_alloc((size_t)tot, sizeof(float));
     if (!buf)
         return SSM_FAIL(SSM_ERR_NOMEM);
+    float *y1 = buf + SPLIT_S * per;
     for (int s = 0; s < SPLIT_S; s++) {
         float *hs = buf + s * per + hoff;
         if (a->h0)
@@ -936,35 +1083,32 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
         else
             memset(hs, 0, (size_t)Ns * sizeof(float));
     }
+    const int64_t npiece = (L + SPLIT_PIECE - 1) / SPLIT_PIECE;
     int nt = ssmi_max_threads();
     nt = nt < 1 ? 1 : nt > SPLIT_S ? SPLIT_S : nt;
 #pragma omp parallel num_threads(nt)
-    for (int64_t t0 = 0; t0 < L; t0 += T) {
-        const int64_t Tn = T < L - t0 ? T : L - t0;
+    {
 #pragma omp for schedule(static)
         for (int s = 0; s < SPLIT_S; s++) {
             float *w = buf + s * per;
             float *Bt = w, *Ct = Bt + pad16(T * Ns), *dtb = Ct + pad16(T * Ns);
-            float *ys = dtb + pad16(T) + (t0 / T % 2) * pad16(T), *hs = w + hoff;
-            k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
-            k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
-            k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
-            k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, ys, NULL);
+            float *hs = w + hoff, *ys = s == 0 ? a->y : y1;
+            for (int64_t t0 = 0; t0 < L; t0 += T) {
+                const int64_t Tn = T < L - t0 ? T : L - t0;
+                k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
+                k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
+                k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
+                k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, ys + t0, NULL);
+            }
         }
-        /* Implicit barrier: both halves of this tile are done.  Sum them and
-         * apply D and z, in two parallel halves of the tile (elementwise).
-         * No barrier after it: the next tile writes the other ys buffers
-         * and its own barrier comes before this tile's buffers are reused. */
-#pragma omp for schedule(static) nowait
-        for (int p = 0; p < 2; p++) {
-            const int64_t tb = p == 0 ? 0 : Tn / 2, te = p == 0 ? Tn / 2 : Tn;
-            const float *y0 = buf + 2 * pad16(T * Ns) + pad16(T) + (t0 / T % 2) * pad16(T);
-            const float *y1 = y0 + per;
+        /* Implicit barrier above: both halves are done. */
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < npiece; p++) {
+            const int64_t tb = p * SPLIT_PIECE;
+            const int64_t te = tb + SPLIT_PIECE < L ? tb + SPLIT_PIECE : L;
             for (int64_t t = tb; t < te; t++)
-                a->y[t0 + t] = y0[t] + y1[t];
-            if (te > tb)
-                k->finish(te - tb, a->y + t0 + tb, a->u + t0 + tb, a->D,
-                          a->z ? a->z + t0 + tb : NULL);
+                a->y[t] = a->y[t] + y1[t];
+            k->finish(te - tb, a->y + tb, a->u + tb, a->D, a->z ? a->z + tb : NULL);
         }
     }
     if (a->h_last)
@@ -987,10 +1131,10 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
 /* One step (len = 1) with the state updated in place and no workspace at
  * all, so streaming never allocates: with L = 1 the transposed tiles of the
  * scan are the rows B[b,g,:] and C[b,g,:] themselves (Bt[0][n] =
- * B[b,g,n,0]) and the tile kernel may run on h directly, so this is the
- * arithmetic of run_seq with len = 1, the same kernels in the same order,
- * bit for bit.  One writer per (b, d): the bytes do not depend on the
- * thread count. */
+ * B[b,g,n,0]) and the row kernel may run on h directly.  Its arithmetic per
+ * channel is that of every kernel of run_seq (channel vectors included), so
+ * this is the sequential scan with len = 1, bit for bit.  One writer per
+ * (b, d): the bytes do not depend on the thread count. */
 static void run_step(int64_t batch, int64_t dim, int64_t N, int64_t G,
                      float *h, const float *u, const float *delta,
                      const float *A, const float *B, const float *C,
@@ -1004,7 +1148,7 @@ static void run_step(int64_t batch, int64_t dim, int64_t N, int64_t G,
         const float *Bg = B + (b * G + g) * N, *Cg = C + (b * G + g) * N;
         float dt;
         k->dt(1, delta + i, bias ? bias + d : NULL, softplus, &dt);
-        k->tile(1, N, A + d * N, Bg, Cg, &dt, u + i, h + i * N, y + i, NULL);
+        k->row_tile(1, N, A + d * N, Bg, Cg, &dt, u + i, h + i * N, y + i);
         k->finish(1, y + i, u + i, D ? D + d : NULL, z ? z + i : NULL);
     }
 }

@@ -6,7 +6,8 @@
  *   KSFX   name suffix          KTGT   function attribute (target(...))
  *   VL     lanes                VT     vector type
  *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VADD(a,b) VFMA(a,b,c)=a*b+c
- *   VHSUM(v) VEXP(v) VSOFTPLUS(v) VSILU(v)
+ *   VHSUM(v) VEXP(v) VEXPN(v) VSOFTPLUS(v) VSILU(v)
+ * VEXPN is VEXP for x <= 88 or NaN (it may skip the overflow step).
  * VEXP, VSOFTPLUS and VSILU must compute scan_expf, scan_softplus and
  * scan_silu lane by lane, bit for bit, and VHSUM must sum
  * the lanes in a fixed order: the vector body and the scalar tail then give
@@ -328,6 +329,181 @@ static KTGT void KN(finish_tile)(int64_t T, float *y, const float *u,
         for (; t < T; t++)
             y[t] = y[t] * scan_silu(z[t]);
     }
+}
+
+/* ------------------------------------------------ one channel at a time --
+ * The arithmetic every path but the time-parallel ones shares, per channel
+ * (so which kernel runs a channel, and in which lane, never shows in the
+ * bytes): a = exp(dt A_n), h_n = fma(a, h_n, B_n (dt u)) for n = 0..N-1,
+ * and y = C_0 h_0, y = fma(C_n, h_n, y) in increasing n: one FMA chain, no
+ * tree.  row_tile runs one channel over T steps with the state vectorized
+ * (VL states per vector) and the chain in scalar FMAs: the kernel of the
+ * step and of the channels that do not fill a channel vector.  Bt, Ct:
+ * [T][N]; h: [N] in/out (in memory: the chain reads it back). */
+static KTGT void
+KN(row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
+             const float *Ct, const float *dt, const float *u, float *h,
+             float *ys)
+{
+    const int64_t nv = N / VL, n0 = nv * VL;
+    for (int64_t t = 0; t < T; t++) {
+        const float dtv = dt[t], dtu = dtv * u[t];
+        const VT vdt = VSET1(dtv), vdtu = VSET1(dtu);
+        const float *bt = Bt + t * N, *ct = Ct + t * N;
+        for (int64_t j = 0; j < nv; j++) {
+            const VT a = VEXP(VMUL(vdt, VLOAD(A + j * VL)));
+            VSTORE(h + j * VL, VFMA(a, VLOAD(h + j * VL), VMUL(VLOAD(bt + j * VL), vdtu)));
+        }
+        for (int64_t n = n0; n < N; n++)
+            h[n] = fmaf(scan_expf(dtv * A[n]), h[n], bt[n] * dtu);
+        float s = ct[0] * h[0];
+        for (int64_t n = 1; n < N; n++)
+            s = fmaf(ct[n], h[n], s);
+        ys[t] = s;
+    }
+}
+
+/* The same arithmetic with VL channels in the lanes of a vector (Mamba's
+ * channels of one group share B_t and C_t: broadcast scalars), so neither a
+ * horizontal sum nor a transpose of B and C is needed, and softplus, D and
+ * the z gate run on the vector of channels.  The states are taken NB <= 8 at
+ * a time over the whole tile (8 state vectors, the exp's constants and the
+ * temporaries fill the 16 or 32 vector registers without spills); the chain
+ * y = C_0 h_0 + ... passes from one group of states to the next through yl,
+ * so its order is still n = 0, 1, ..., N-1.
+ * cv_pass: states [n0, n0 + NB) for T steps; FIRST: n0 == 0. */
+static inline __attribute__((always_inline)) KTGT void
+KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld, const float *Al,
+            const float *Bn, const float *Cn, const float *dtl,
+            const float *dtul, float *h, float *yl)
+{
+    VT hv[8];
+    for (int j = 0; j < NB; j++)
+        hv[j] = VLOAD(h + j * VL);
+    for (int64_t t = 0; t < T; t++) {
+        const VT dt = VLOAD(dtl + t * VL), dtu = VLOAD(dtul + t * VL);
+        VT s = FIRST ? VSET1(0.0f) : VLOAD(yl + t * VL);
+#pragma GCC unroll 8
+        for (int j = 0; j < NB; j++) {
+            const VT x = VMUL(dt, VLOAD(Al + j * VL));
+            const VT a = NEG ? VEXPN(x) : VEXP(x);
+            hv[j] = VFMA(a, hv[j], VMUL(VSET1(Bn[j * ld + t]), dtu));
+            const VT c = VSET1(Cn[j * ld + t]);
+            s = FIRST && j == 0 ? VMUL(c, hv[0]) : VFMA(c, hv[j], s);
+        }
+        VSTORE(yl + t * VL, s);
+    }
+    for (int j = 0; j < NB; j++)
+        VSTORE(h + j * VL, hv[j]);
+}
+
+/* One tile of a channel block.  Lane-major [.][VL] arrays of the block's
+ * channels: dl [T][VL] delta in, overwritten by dt; ul, zl [T][VL] u and z
+ * (zl NULL: no gate); wl [T][VL] scratch (dt u); yl [T][VL] out; Al, h
+ * [N][VL] (h in/out); bl, Dl [VL] bias and D or NULL.  BC [2N][ld]:
+ * the group's B rows then C rows from the tile's first step. */
+static KTGT void
+KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
+            float *dl, const float *ul, const float *zl, const float *bl,
+            const float *Dl, int softplus, float *wl, float *h, float *yl,
+            const float *const *pfl, int64_t pn)
+{
+    const VT vb = bl ? VLOAD(bl) : VSET1(0.0f);
+    /* pfl: pn lines to prefetch (the next tile's), spread over this loop. */
+    const int64_t per_t = (pn + T - 1) / T;
+    int64_t pi = 0;
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t q = 0; q < per_t && pi < pn; q++, pi++)
+            __builtin_prefetch(pfl[pi], 0, 2);
+        VT x = VLOAD(dl + t * VL);
+        if (bl)
+            x = VADD(x, vb);
+        const VT dt = softplus ? VSOFTPLUS(x) : x;
+        VSTORE(dl + t * VL, dt);
+        VSTORE(wl + t * VL, VMUL(dt, VLOAD(ul + t * VL)));
+    }
+    /* dt A <= 0 (or NaN) in every lane when no A is above 0 and no dt
+     * below 0 (softplus never is): then the exp's last step (x > 88 gives
+     * +inf) cannot apply, and VEXPN, without it, gives the same bits. */
+    int neg = 1;
+    for (int64_t i = 0; i < N * VL; i++)
+        neg &= !(Al[i] > 0.0f);
+    if (!softplus)
+        for (int64_t i = 0; i < T * VL; i++)
+            neg &= !(dl[i] < 0.0f);
+    const float *Cc = BC + N * ld;
+    /* 8 states a pass with 32 registers (AVX-512), 4 with 16 (AVX2). */
+    const int64_t NBMAX = VL == 8 ? 4 : 8;
+    for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
+        const int64_t nb = N - n0 < NBMAX ? N - n0 : NBMAX;
+        const float *Ap = Al + n0 * VL, *Bp = BC + n0 * ld, *Cp = Cc + n0 * ld;
+        float *hp = h + n0 * VL;
+#define CV_PASS_(nb_)                                                         \
+    case nb_:                                                                \
+        if (n0 == 0 && neg)                                                  \
+            KN(cv_pass)(nb_, 1, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+        else if (n0 == 0)                                                    \
+            KN(cv_pass)(nb_, 1, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+        else if (neg)                                                        \
+            KN(cv_pass)(nb_, 0, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+        else                                                                 \
+            KN(cv_pass)(nb_, 0, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+        break;
+        switch (nb) {
+        CV_PASS_(1) CV_PASS_(2) CV_PASS_(3) CV_PASS_(4)
+        CV_PASS_(5) CV_PASS_(6) CV_PASS_(7) default: CV_PASS_(8)
+        }
+#undef CV_PASS_
+    }
+    if (Dl || zl) {
+        const VT vD = Dl ? VLOAD(Dl) : VSET1(0.0f);
+        for (int64_t t = 0; t < T; t++) {
+            VT y = VLOAD(yl + t * VL);
+            if (Dl)
+                y = VFMA(vD, VLOAD(ul + t * VL), y);
+            if (zl)
+                y = VMUL(y, VSILU(VLOAD(zl + t * VL)));
+            VSTORE(yl + t * VL, y);
+        }
+    }
+}
+
+/* dst[t][c] = src[c][t] (row stride ld) for c < m, 0 for m <= c < VL: the
+ * lane-major tile of m channels, T steps. */
+static KTGT void KN(cv_gather)(const float *src, int64_t ld, int64_t m,
+                               int64_t T, float *dst)
+{
+    int64_t t = 0;
+#ifdef VTRANSPOSE8
+    /* Eight rows at a time over the whole tile: rows ld apart (a power of
+     * two, often) share an L1 set, and 16 rows of lines would not fit its
+     * ways before their second halves are read. */
+    if (m == VL) {
+        for (int64_t c = 0; c < VL; c += 8)
+            for (t = 0; t + 8 <= T; t += 8)
+                VTRANSPOSE8(src + c * ld + t, ld, dst + t * VL + c, VL);
+    }
+#endif
+    for (; t < T; t++)
+        for (int64_t c = 0; c < VL; c++)
+            dst[t * VL + c] = c < m ? src[c * ld + t] : 0.0f;
+}
+
+/* dst[c][t] (row stride ld) = src[t][c] for c < m: back from lane-major. */
+static KTGT void KN(cv_scatter)(const float *src, int64_t m, int64_t T,
+                                float *dst, int64_t ld)
+{
+    int64_t t = 0;
+#ifdef VTRANSPOSE8
+    if (m == VL) {   /* row order: see cv_gather */
+        for (int64_t c = 0; c < VL; c += 8)
+            for (t = 0; t + 8 <= T; t += 8)
+                VTRANSPOSE8(src + t * VL + c, VL, dst + c * ld + t, ld);
+    }
+#endif
+    for (; t < T; t++)
+        for (int64_t c = 0; c < m; c++)
+            dst[c * ld + t] = src[t * VL + c];
 }
 
 #undef KN
