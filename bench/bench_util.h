@@ -83,5 +83,6 @@ int bench_model(int argc, char **argv);
 int bench_tokenizer(int argc, char **argv);
 int bench_ssd(int argc, char **argv);
 int bench_train(int argc, char **argv);
+int bench_decode(int argc, char **argv);
 
 #endif /* SSM_BENCH_UTIL_H */

@@ -9,6 +9,7 @@
  *   ssm_bench ssd     Mamba-2 SSD scan vs FMA peak, step vs bandwidth, Mamba-2 stack
  *                     (ssm_bench ssd [scan|step|stack])
  *   ssm_bench train   backward passes vs their forwards
+ *   ssm_bench decode [n_layer [stack|kernels|bf16]]  decoding steps vs the weight-read floor, bf16 weights
  *   ssm_bench all     everything
  * Every figure is a median of repeats; ratios are measured in one process.
  */
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "tokenizer")) return bench_tokenizer(argc - 1, argv + 1);
     if (!strcmp(cmd, "ssd")) return bench_ssd(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return bench_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "decode")) return bench_decode(argc - 1, argv + 1);
     if (!strcmp(cmd, "all")) {
         int rc = bench_conv(argc - 1, argv + 1);
         rc |= bench_scan(argc - 1, argv + 1);

@@ -84,6 +84,28 @@ typedef struct ssm_model_state ssm_model_state;
  * SSM_ERR_NOMEM.  *model is NULL on error. */
 SSM_API ssm_status ssm_model_load(ssm_model **model, const char *path);
 SSM_API void       ssm_model_destroy(ssm_model *model);      /* NULL: no-op */
+/* Load options.  struct_size as in ssm_mamba_config: set by _init, so a
+ * program built against an older header keeps working. */
+typedef struct ssm_model_load_options {
+    uint32_t struct_size;   /* sizeof(ssm_model_load_options), set by _init */
+    /* 1: the weight matrices that a checkpoint stores as BF16 stay BF16 in
+     * memory (half the bytes a decoding step reads): the embedding / LM
+     * head and, for Mamba-1 models, every layer's in_proj, x_proj, dt_proj
+     * and out_proj.  The products widen each weight exactly to float and
+     * accumulate in float (FMA), so the logits are those of the model
+     * loaded as float from the same file: bit for bit on CPUs with FMA
+     * (docs/decode-speed.md).  Other tensors, F32/F16 matrices and
+     * Mamba-2 layers are float as with ssm_model_load.  0: as
+     * ssm_model_load. */
+    int keep_bf16;
+} ssm_model_load_options;
+/* Zeroes *opt and sets struct_size. */
+SSM_API void ssm_model_load_options_init(ssm_model_load_options *opt);
+/* ssm_model_load with options (NULL: the defaults, as ssm_model_load).
+ * Errors: as ssm_model_load, and SSM_ERR_ARG for a bad struct_size or
+ * keep_bf16 other than 0 or 1. */
+SSM_API ssm_status ssm_model_load_ex(ssm_model **model, const char *path,
+                                     const ssm_model_load_options *opt);
 
 /* vocab: the number of token ids the checkpoint's config declares
  * (vocab_size; mamba_ssm pads the embedding rows beyond it, Hugging Face

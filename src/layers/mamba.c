@@ -29,6 +29,7 @@
 #include <cblas.h>
 
 #include "layers/layers_internal.h"
+#include "layers/gemv.h"
 
 /* ------------------------------------------------------------------ */
 /* BLAS identification                                                */
@@ -477,14 +478,16 @@ static inline float conv_window(const float *w, const float *win, int64_t k,
     return acc;
 }
 
-/* out[M][N] = X[M][K] W[N][K]^T with row strides ldx, ldw, ldo: sgemv when
- * M == 1 (one token), sgemm otherwise. */
+/* out[M][N] = X[M][K] W[N][K]^T with row strides ldx, ldw, ldo, for the
+ * step: the weight-row-once kernel of gemv.h for a few tokens (sgemm would
+ * pack all of W on every call, sgemv would read it M times), sgemm for
+ * larger batches. */
+#define STEP_GEMV_MAX 16
 static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
                    const float *W, int64_t ldw, float *out, int64_t ldo)
 {
-    if (M == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W,
-                    (int)ldw, X, 1, 0.0f, out, 1);
+    if (M <= STEP_GEMV_MAX)
+        ssmi_xwt(M, N, K, X, ldx, W, ldw, out, ldo);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
                     (int)K, 1.0f, X, (int)ldx, W, (int)ldw, 0.0f, out,
