@@ -32,6 +32,7 @@
 #include <ssm.h>
 #include "bench_util.h"
 #include "layers/gemv.h"
+#include "layers/layers_internal.h"
 
 static void set_threads(int n)
 {
@@ -151,22 +152,50 @@ static void bench_kernels(int reps)
 
 /* ---- stack ---- */
 
-static double stack_step_time(ssm_mamba_stack *stk, ssm_mamba_stack_state *st,
-                              int64_t b, const float *xs, float *ys, int reps, int *rc)
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Batch 1 and batch 8 steps timed alternately (so that a change of load
+ * on this shared machine hits both alike): medians of wall time per step,
+ * and of process CPU time (meaningful at 1 thread: it excludes the time
+ * other processes hold the core), and the stage shares of batch 8 / 1. */
+static void stack_step_times(ssm_mamba_stack *stk, ssm_mamba_stack_state *st,
+                             const float *xs, float *ys, int reps, int *rc,
+                             double wall[2], double cpu[2], ssmi_mamba_timing tm[2])
 {
     const int nstep = 16;
-    double t[64];
+    double tw[2][64], tc[2][64];
     if (reps > 64) reps = 64;
-    ssm_mamba_stack_state_reset(st);
-    for (int k = 0; k < 4; k++)
-        if (ssm_mamba_stack_step(stk, st, b, xs, ys) != SSM_OK) *rc = 1;
-    for (int i = 0; i < reps; i++) {
-        double t0 = bu_now();
-        for (int k = 0; k < nstep; k++)
-            if (ssm_mamba_stack_step(stk, st, b, xs, ys) != SSM_OK) *rc = 1;
-        t[i] = (bu_now() - t0) / nstep;
+    for (int bi = 0; bi < 2; bi++) {
+        ssm_mamba_stack_state_reset(st);
+        for (int k = 0; k < 4; k++)
+            if (ssm_mamba_stack_step(stk, st, bi ? 8 : 1, xs, ys) != SSM_OK) *rc = 1;
+        memset(&tm[bi], 0, sizeof tm[bi]);
     }
-    return bu_median(t, reps);
+    for (int i = 0; i < reps; i++)
+        for (int bi = 0; bi < 2; bi++) {
+            double t0 = bu_now(), c0 = cpu_now();
+            for (int k = 0; k < nstep; k++)
+                if (ssmi_mamba_stack_step_ex(stk, st, bi ? 8 : 1, xs, ys, &tm[bi]) != SSM_OK) *rc = 1;
+            tw[bi][i] = (bu_now() - t0) / nstep;
+            tc[bi][i] = (cpu_now() - c0) / nstep;
+        }
+    for (int bi = 0; bi < 2; bi++) {
+        wall[bi] = bu_median(tw[bi], reps);
+        cpu[bi] = bu_median(tc[bi], reps);
+    }
+}
+
+static void shares(const char *what, const ssmi_mamba_timing *t)
+{
+    double tot = t->gemm + t->scan + t->conv + t->norm;
+    if (tot > 0)
+        printf("       %-8s GEMV %4.1f%%  scan %4.1f%%  conv %4.1f%%  norm+residual %4.1f%%\n",
+               what, 100 * t->gemm / tot, 100 * t->scan / tot, 100 * t->conv / tot, 100 * t->norm / tot);
 }
 
 static int bench_stack(int64_t nl, const double bw[3], int reps)
@@ -199,13 +228,22 @@ static int bench_stack(int64_t nl, const double bw[3], int reps)
            (long long)dm, (long long)nl, bytes * 1e-6, ssmi_gemv_isa_name(ssmi_gemv_isa_auto()));
     for (int th = 1; th <= 2; th++) {
         set_threads(th);
-        t1[th] = stack_step_time(stk, st, 1, xs, ys, reps, &rc);
-        t8[th] = stack_step_time(stk, st, 8, xs, ys, reps, &rc);
+        double w[2], c[2];
+        ssmi_mamba_timing tm[2];
+        stack_step_times(stk, st, xs, ys, reps, &rc, w, c, tm);
+        t1[th] = w[0];
+        t8[th] = w[1];
         double floor_s = bytes / (bw[th] * 1e9);
-        printf("   %d thread%s  batch 1 %7.3f ms  batch 8 %7.3f ms  floor %7.3f ms (%.1f GB/s)\n",
+        printf("   %d thread%s  wall: batch 1 %7.3f ms  batch 8 %7.3f ms  floor %7.3f ms (%.1f GB/s)\n",
                th, th > 1 ? "s" : " ", 1e3 * t1[th], 1e3 * t8[th], 1e3 * floor_s, bw[th]);
         printf("       B=8 / B=1  %5.2f  (target <= 1.50)   B=1 / floor  %5.2f  (target <= 1.20)\n",
                t8[th] / t1[th], t1[th] / floor_s);
+        if (th == 1) {
+            printf("       CPU time: batch 1 %7.3f ms  batch 8 %7.3f ms: B=8 / B=1 %5.2f, B=1 / floor %5.2f\n",
+                   1e3 * c[0], 1e3 * c[1], c[1] / c[0], c[0] / floor_s);
+        }
+        shares("batch 1", &tm[0]);
+        shares("batch 8", &tm[1]);
     }
     printf("   B=8: 1 thread / 2 threads  %5.2f  (target >= 1.50)   B=1: %5.2f\n",
            t8[1] / t8[2], t1[1] / t1[2]);

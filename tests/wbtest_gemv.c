@@ -1,0 +1,267 @@
+/* ctest-labels: mamba;model */
+/*
+ * wbtest_gemv.c -- the decoding step's small-batch product
+ * out[b][j] = sum_k X[b][k] W[j][k] (src/layers/gemv.h) on every path this
+ * CPU runs (generic, AVX2+FMA, AVX-512F, forced through ssmi_xwt_ex), with
+ * float and bfloat16 weights:
+ *
+ *  1. against a double reference computed here (products of two floats are
+ *     exact in double).  Bound per output, from the summation gemv.h
+ *     promises: lane q adds its m = ceil(K/16) products in order (fused:
+ *     one rounding per add; generic: two), then 4 tree levels, so
+ *     |err| <= gamma_n * sum_k |w_k x_k| with n = ceil(K/16) + 5 and
+ *     gamma_n = n u / (1 - n u), u = 2^-24 (Higham, Accuracy and Stability,
+ *     eq. 3.5 applied per lane); plus K 2^-53 sum|w x| for the double
+ *     reference's own rounding.  The worst ratio error/bound is printed.
+ *  2. bit for bit: AVX2 == AVX-512 (both fuse, same lanes and tree); the
+ *     bf16 kernel == the float kernel on the widened weights (widening is
+ *     exact); any token's row is the same alone (M = 1) as within a batch of
+ *     M (the token grouping never changes a sum); 1, 2 and 3 threads agree.
+ *  3. strides: padding beyond K in X and W is never read into a result and
+ *     padding beyond N in out is never written.
+ *  4. ssmi_f32_to_bf16 rounds to nearest even (ties, carries into the
+ *     exponent, NaN kept NaN) against a table.
+ */
+#include <ssm.h>
+#include "layers/gemv.h"
+#include "testutil.h"
+
+static const int isas[] = { SSMI_GEMV_GENERIC, SSMI_GEMV_AVX2, SSMI_GEMV_AVX512 };
+
+static const int64_t Ms[] = { 1, 2, 3, 4, 5, 7, 8, 9, 13, 16 };
+static const int64_t Ns[] = { 1, 3, 17, 80, 131 };
+static const int64_t Ks[] = { 1, 5, 16, 17, 48, 100, 768 };
+
+#define PAD 3   /* extra columns in X, W, out: strides > sizes */
+
+typedef struct prob {
+    int64_t M, N, K, ldx, ldw, ldo;
+    float *X, *W;          /* W as float: the bf16 values widened when bf16 */
+    uint16_t *Wh;          /* bf16 weights (NULL: float run) */
+} prob;
+
+static void make(prob *p, int64_t M, int64_t N, int64_t K, int bf16, uint64_t seed)
+{
+    tu_rng r = { seed };
+    p->M = M; p->N = N; p->K = K;
+    p->ldx = K + PAD; p->ldw = K + PAD; p->ldo = N + PAD;
+    p->X = tu_alloc((size_t)(M * p->ldx), sizeof(float));
+    p->W = tu_alloc((size_t)(N * p->ldw), sizeof(float));
+    p->Wh = bf16 ? tu_alloc((size_t)(N * p->ldw), sizeof(uint16_t)) : NULL;
+    /* Padding holds huge values: read into any sum, they would show. */
+    for (int64_t i = 0; i < M * p->ldx; i++)
+        p->X[i] = (i % p->ldx) < K ? (float)tu_normal(&r) : 1e30f;
+    for (int64_t i = 0; i < N * p->ldw; i++) {
+        float w = (i % p->ldw) < K ? (float)(0.1 * tu_normal(&r)) : 1e30f;
+        if (bf16) {
+            p->Wh[i] = ssmi_f32_to_bf16(w);
+            p->W[i] = ssmi_bf16_to_f32(p->Wh[i]);
+        } else {
+            p->W[i] = w;
+        }
+    }
+}
+
+static void unmake(prob *p)
+{
+    free(p->X); free(p->W); free(p->Wh);
+}
+
+static float *run(const prob *p, int isa)
+{
+    float *o = tu_alloc((size_t)(p->M * p->ldo), sizeof(float));
+    for (int64_t i = 0; i < p->M * p->ldo; i++) o[i] = -7.0f;   /* sentinel */
+    ssmi_xwt_ex(isa, p->M, p->N, p->K, p->X, p->ldx, p->Wh ? NULL : p->W, p->Wh, p->ldw,
+                o, p->ldo);
+    for (int64_t b = 0; b < p->M; b++)
+        for (int64_t j = p->N; j < p->ldo; j++)
+            ck_assert_msg(o[b * p->ldo + j] == -7.0f, "wrote beyond N");
+    return o;
+}
+
+/* Worst error / bound over all outputs. */
+static double ratio_vs_double(const prob *p, const float *o)
+{
+    const double u = 0x1.0p-24;
+    const double n = (double)((p->K + 15) / 16 + 5);
+    const double gam = n * u / (1.0 - n * u);
+    double worst = 0.0;
+    for (int64_t b = 0; b < p->M; b++)
+        for (int64_t j = 0; j < p->N; j++) {
+            double s = 0.0, a = 0.0;
+            for (int64_t k = 0; k < p->K; k++) {
+                double t = (double)p->X[b * p->ldx + k] * (double)p->W[j * p->ldw + k];
+                s += t;
+                a += fabs(t);
+            }
+            double bound = gam * a + (double)p->K * 0x1.0p-53 * a;
+            double err = fabs((double)o[b * p->ldo + j] - s);
+            double r = bound > 0 ? err / bound : (err > 0 ? INFINITY : 0.0);
+            if (r > worst) worst = r;
+        }
+    return worst;
+}
+
+START_TEST(against_double_every_path)
+{
+    const int bf16 = _i;
+    int ran = 0;
+    for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
+        const int isa = isas[ii];
+        if (!ssmi_gemv_isa_ok(isa)) {
+            printf("gemv path %s: cannot run on this CPU, not tested\n", ssmi_gemv_isa_name(isa));
+            continue;
+        }
+        ran++;
+        double worst = 0.0;
+        for (size_t a = 0; a < sizeof Ms / sizeof Ms[0]; a++)
+            for (size_t c = 0; c < sizeof Ns / sizeof Ns[0]; c++)
+                for (size_t d = 0; d < sizeof Ks / sizeof Ks[0]; d++) {
+                    prob p;
+                    make(&p, Ms[a], Ns[c], Ks[d], bf16, 100 + 7 * a + 31 * c + 101 * d);
+                    float *o = run(&p, isa);
+                    double r = ratio_vs_double(&p, o);
+                    if (r > worst) worst = r;
+                    ck_assert_msg(r <= 1.0, "%s %s M %lld N %lld K %lld: ratio %.3g",
+                                  ssmi_gemv_isa_name(isa), bf16 ? "bf16" : "f32",
+                                  (long long)p.M, (long long)p.N, (long long)p.K, r);
+                    free(o);
+                    unmake(&p);
+                }
+        TU_CHECK_ERR(worst, 1.0, "gemv %s %s weights vs double, worst over %zu shapes (error/bound)",
+                     ssmi_gemv_isa_name(isa), bf16 ? "bf16" : "f32",
+                     sizeof Ms / sizeof Ms[0] * sizeof Ns / sizeof Ns[0] * sizeof Ks / sizeof Ks[0]);
+    }
+    ck_assert_int_ge(ran, 1);
+}
+END_TEST
+
+static int same(const float *a, const float *b, const prob *p)
+{
+    for (int64_t i = 0; i < p->M; i++)
+        if (memcmp(a + i * p->ldo, b + i * p->ldo, (size_t)p->N * sizeof(float)))
+            return 0;
+    return 1;
+}
+
+START_TEST(bit_identities)
+{
+    const int have2 = ssmi_gemv_isa_ok(SSMI_GEMV_AVX2), have512 = ssmi_gemv_isa_ok(SSMI_GEMV_AVX512);
+    int checks = 0;
+    for (size_t a = 0; a < sizeof Ms / sizeof Ms[0]; a++)
+        for (size_t d = 0; d < sizeof Ks / sizeof Ks[0]; d++) {
+            prob p, q;
+            make(&p, Ms[a], 131, Ks[d], 1, 5000 + a * 13 + d);
+            /* q: the same (already bf16-representable) weights as float */
+            q = p;
+            q.Wh = NULL;
+            for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
+                const int isa = isas[ii];
+                if (!ssmi_gemv_isa_ok(isa)) continue;
+                float *oh = run(&p, isa), *of = run(&q, isa);
+                ck_assert_msg(same(oh, of, &p), "%s: bf16 kernel != float kernel on widened weights",
+                              ssmi_gemv_isa_name(isa));
+                /* each token alone gives its row of the batch */
+                for (int64_t b = 0; b < p.M; b++) {
+                    prob one = q;
+                    one.M = 1;
+                    one.X = q.X + b * q.ldx;
+                    float *o1 = run(&one, isa);
+                    ck_assert_msg(!memcmp(o1, of + b * q.ldo, (size_t)q.N * sizeof(float)),
+                                  "%s: token %lld alone != in a batch of %lld",
+                                  ssmi_gemv_isa_name(isa), (long long)b, (long long)q.M);
+                    free(o1);
+                }
+                /* threads */
+                for (int th = 2; th <= 3; th++) {
+                    tu_set_threads(th);
+                    float *ot = run(&q, isa);
+                    ck_assert_msg(same(ot, of, &q), "%s: %d threads != 1", ssmi_gemv_isa_name(isa), th);
+                    free(ot);
+                    tu_set_threads(1);
+                }
+                checks++;
+                free(oh); free(of);
+            }
+            if (have2 && have512) {
+                float *x2 = run(&q, SSMI_GEMV_AVX2), *x5 = run(&q, SSMI_GEMV_AVX512);
+                float *h2 = run(&p, SSMI_GEMV_AVX2), *h5 = run(&p, SSMI_GEMV_AVX512);
+                ck_assert_msg(same(x2, x5, &q) && same(h2, h5, &p),
+                              "AVX2 != AVX-512 at M %lld K %lld", (long long)q.M, (long long)q.K);
+                free(x2); free(x5); free(h2); free(h5);
+            }
+            unmake(&p);
+        }
+    /* Large enough for the parallel path (M N K >= 65536, several row blocks). */
+    {
+        prob q;
+        make(&q, 8, 1000, 768, 0, 77);
+        tu_set_threads(1);
+        float *o1 = run(&q, SSMI_GEMV_AUTO);
+        for (int th = 2; th <= 3; th++) {
+            tu_set_threads(th);
+            float *ot = run(&q, SSMI_GEMV_AUTO);
+            ck_assert_msg(same(ot, o1, &q), "parallel path: %d threads != 1", th);
+            free(ot);
+        }
+        tu_set_threads(1);
+        double r = ratio_vs_double(&q, o1);
+        TU_CHECK_ERR(r, 1.0, "gemv auto path (%s) 8 x 1000 x 768, parallel row blocks",
+                     ssmi_gemv_isa_name(ssmi_gemv_isa_auto()));
+        free(o1);
+        unmake(&q);
+    }
+    printf("bit identities checked on %d (path, shape) pairs; AVX2 vs AVX-512 %s\n", checks,
+           have2 && have512 ? "compared" : "NOT compared (a path cannot run here)");
+    ck_assert_int_ge(checks, 1);
+}
+END_TEST
+
+START_TEST(bf16_rounding)
+{
+    static const struct { uint32_t in; uint16_t out; } t[] = {
+        { 0x3f800000u, 0x3f80 },   /* 1 */
+        { 0x3f808000u, 0x3f80 },   /* tie, even stays */
+        { 0x3f818000u, 0x3f82 },   /* tie, odd rounds up */
+        { 0x3f808001u, 0x3f81 },   /* above the tie */
+        { 0x3f807fffu, 0x3f80 },   /* below the tie */
+        { 0x3fffffffu, 0x4000 },   /* carry into the exponent */
+        { 0x7f7fffffu, 0x7f80 },   /* FLT_MAX rounds to infinity */
+        { 0xbf808000u, 0xbf80 },   /* negative tie */
+        { 0x7f800000u, 0x7f80 },   /* +inf */
+        { 0x00000001u, 0x0000 },   /* tiny subnormal to 0 */
+        { 0x80000000u, 0x8000 },   /* -0 */
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        float f;
+        memcpy(&f, &t[i].in, 4);
+        ck_assert_msg(ssmi_f32_to_bf16(f) == t[i].out, "bf16(0x%08x) = 0x%04x, want 0x%04x",
+                      t[i].in, ssmi_f32_to_bf16(f), t[i].out);
+    }
+    float nan = NAN;
+    uint16_t h = ssmi_f32_to_bf16(nan);
+    ck_assert(isnan(ssmi_bf16_to_f32(h)));
+    /* a NaN whose payload sits only in the low 16 bits stays NaN */
+    uint32_t lownan = 0x7f800001u;
+    memcpy(&nan, &lownan, 4);
+    ck_assert(isnan(ssmi_bf16_to_f32(ssmi_f32_to_bf16(nan))));
+}
+END_TEST
+
+int main(void)
+{
+    printf("gemv paths on this machine:");
+    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++)
+        printf(" %s %s;", ssmi_gemv_isa_name(isas[j]),
+               ssmi_gemv_isa_ok(isas[j]) ? "runs" : "CANNOT RUN");
+    printf(" auto: %s\n", ssmi_gemv_isa_name(ssmi_gemv_isa_auto()));
+    tu_set_threads(1);
+    Suite *s = suite_create("gemv");
+    TCase *tc = tcase_create("gemv");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, against_double_every_path, 0, 2);
+    tcase_add_test(tc, bit_identities);
+    tcase_add_test(tc, bf16_rounding);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
