@@ -118,7 +118,10 @@ static T512 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
     const int64_t K16 = K & ~(int64_t)15;                                    \
     for (int64_t k = 0; k < K16; k += 16) {                                  \
         __m512 w[R];                                                         \
-        for (int r = 0; r < R; r++) w[r] = LD(W + r * ldw + k);              \
+        for (int r = 0; r < R; r++) {                                        \
+            w[r] = LD(W + r * ldw + k);                                      \
+            _mm_prefetch((const char *)(W + (r + R) * ldw + k), _MM_HINT_T0); \
+        }                                                                    \
         for (int g = 0; g < G; g++) {                                        \
             __m512 x = _mm512_loadu_ps(X + g * ldx + k);                     \
             for (int r = 0; r < R; r++)                                      \
@@ -208,7 +211,10 @@ static T256 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
     const int64_t K16 = K & ~(int64_t)15;                                    \
     for (int64_t k = 0; k < K16; k += 16) {                                  \
         __m256 wl[R], wh[R];                                                 \
-        for (int r = 0; r < R; r++) LD(W + r * ldw + k, &wl[r], &wh[r]);     \
+        for (int r = 0; r < R; r++) {                                        \
+            LD(W + r * ldw + k, &wl[r], &wh[r]);                             \
+            _mm_prefetch((const char *)(W + (r + R) * ldw + k), _MM_HINT_T0); \
+        }                                                                    \
         for (int g = 0; g < G; g++) {                                        \
             __m256 xl = _mm256_loadu_ps(X + g * ldx + k);                    \
             __m256 xh = _mm256_loadu_ps(X + g * ldx + k + 8);                \

@@ -30,6 +30,7 @@
 
 #include "layers/layers_internal.h"
 #include "layers/gemv.h"
+#include "layers/mamba_step.h"
 
 /* ------------------------------------------------------------------ */
 /* BLAS identification                                                */
@@ -729,21 +730,10 @@ static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t
     mm_xwt(B, di, dm, x, dm, win + di * dm, dm, st->z, di);
     TM_LAP(tm, t0, gemm);
 
-    /* Conv step: shift the window, append the new input, same dot as the
-     * prompt path. */
-    {
-        const float *cw = m->p[SSM_MAMBA_CONV_W], *cb = m->p[SSM_MAMBA_CONV_B];
-        #pragma omp parallel for collapse(2) schedule(static) if (B * di * k > 4 * PAR_MIN)
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t d = 0; d < di; d++) {
-                const int64_t i = b * di + d;
-                float *win_i = st->conv + i * k;
-                for (int64_t j = 0; j + 1 < k; j++)   /* K is small: no memmove */
-                    win_i[j] = win_i[j + 1];
-                win_i[k - 1] = st->xi[i];
-                st->u[i] = silu_f(conv_window(cw + d * k, win_i, k, cb[d]));
-            }
-    }
+    /* Conv step: shift the window, append the new input, the same dot as
+     * the prompt path (conv_window's order); silu by mamba_step.c. */
+    ssmi_mamba_step_conv(0, B * di, di, k, st->conv, st->xi, m->p[SSM_MAMBA_CONV_W],
+                         m->p[SSM_MAMBA_CONV_B], st->u);
     TM_LAP(tm, t0, conv);
 
     mm_xwt(B, r, di, st->u, di, wx, di, st->dtl, r);
@@ -752,9 +742,11 @@ static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t
     mm_xwt(B, di, r, st->dtl, r, m->p[SSM_MAMBA_DT_PROJ_W], r, st->delta, di);
     TM_LAP(tm, t0, gemm);
 
-    SSM_TRY(ssm_selective_step(B, di, n, 1, st->h, st->u, st->delta, m->A,
-                               st->bt, st->ct, m->p[SSM_MAMBA_D], st->z,
-                               m->p[SSM_MAMBA_DT_PROJ_B], 1, st->ys));
+    /* The scan step (mamba_step.c); xi (consumed by the conv) holds dt and
+     * z is replaced by silu(z): both are step workspace. */
+    ssmi_mamba_step_scan(0, B * di, di, n, st->h, st->u, st->delta, m->A, st->bt,
+                         st->ct, n, m->p[SSM_MAMBA_D], st->z,
+                         m->p[SSM_MAMBA_DT_PROJ_B], st->xi, st->z, st->ys);
     TM_LAP(tm, t0, scan);
 
     mm_xwt(B, dm, di, st->ys, di, m->p[SSM_MAMBA_OUT_PROJ], di, y, dm);

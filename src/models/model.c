@@ -129,7 +129,7 @@ static ssm_status tensor(ssm_model *m, const char *name, int optional,
 }
 
 /* A weight matrix: as tensor(), except that with keep_bf16 a BF16 tensor
- * stays BF16 (in place when 2-byte aligned in the mapping, else copied).
+ * stays BF16 (copied out of the mapping, see below).
  * A BF16 value is finite iff its 8 exponent bits are not all ones. */
 static ssm_status tensor_w(ssm_model *m, const char *name, int optional,
                            int ndim, const int64_t *shape, ssmi_wmat *out)
@@ -144,19 +144,17 @@ static ssm_status tensor_w(ssm_model *m, const char *name, int optional,
         for (int i = 0; i < ndim; i++)
             if (info.shape[i] != shape[i]) return SSM_FAIL(SSM_ERR_FORMAT);
         const int64_t bytes = info.numel * (int64_t)sizeof(uint16_t);
-        const uint16_t *h;
-        if (((uintptr_t)data % _Alignof(uint16_t)) == 0) {
-            h = data;
-            m->bytes_mapped += bytes;
-        } else {
-            uint16_t *buf = ssmi_alloc((size_t)info.numel, sizeof(uint16_t));
-            if (!buf) return SSM_FAIL(SSM_ERR_NOMEM);
-            memcpy(buf, data, (size_t)bytes);
-            ssm_status st = own(m, buf);
-            if (st != SSM_OK) { ssmi_free(buf); return st; }
-            h = buf;
-            m->bytes_owned += bytes;
-        }
+        /* Copied into owned, 64-byte aligned memory rather than used in
+         * the mapping: measured at the mamba-130m shape, a decoding step
+         * streaming the page-cache mapping (4 KiB pages) ran at 1.1x the
+         * float model's time instead of 0.5x (docs/decode-speed.md). */
+        uint16_t *buf = ssmi_alloc((size_t)info.numel, sizeof(uint16_t));
+        if (!buf) return SSM_FAIL(SSM_ERR_NOMEM);
+        memcpy(buf, data, (size_t)bytes);
+        ssm_status st = own(m, buf);
+        if (st != SSM_OK) { ssmi_free(buf); return st; }
+        const uint16_t *h = buf;
+        m->bytes_owned += bytes;
         uint32_t bad = 0;
         for (int64_t i = 0; i < info.numel; i++)
             bad |= (uint32_t)((h[i] & 0x7f80u) == 0x7f80u);

@@ -1,0 +1,232 @@
+/*
+ * mamba_step.c -- the non-GEMV work of a Mamba-1 decoding step, one token
+ * per sequence (Gu and Dao 2023, algorithm 2 with L = 1; mamba_ssm's
+ * Mamba.step), for ssm_mamba_step / ssm_mamba_stack_step:
+ *
+ *   conv:  window <- (window[1:], x);  u = silu(b + sum_j w_j window_j)
+ *   scan:  dt = softplus(delta + dt_bias)   (x > 20 passes through)
+ *          h  = exp(dt A) h + (dt u) B,     y = (C . h + D u) silu(z)
+ *
+ * Why not ssm_selective_step: its kernels are built for long sequences
+ * (16-step tiles, transposes), so one token costs ~50 ns a channel with
+ * three scalar libm calls (softplus, silu); here the transcendental
+ * functions are branch-free polynomials over whole rows of channels and
+ * the 16 states of a channel are one vector, ~5x less work per channel.
+ *
+ * exp: Cephes' expf (range reduction by ln 2 in two parts, degree-6
+ * polynomial), relative error <= 2 ulp on [-87.3, 88.3], inputs clamped
+ * there (below: ~1e-38 instead of 0, harmless as a decay factor or in
+ * silu).  log1p: Cephes' logf polynomial on 1 + e, corrected by
+ * ((1 + e) - 1 - e) / (1 + e) (Goldberg 1991, theorem 4): <= 2 ulp.
+ * Written as plain loops over fixed-length lane arrays and compiled three
+ * times (generic, AVX2+FMA, AVX-512F): the compiler vectorizes them and,
+ * without contraction (ISO C mode, FP_CONTRACT OFF), every clone performs
+ * the same operations, so all three give the same bits.  One writer per
+ * output, fixed order: the same bits for any thread count.  No allocation.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "layers/mamba_step.h"
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define STEP_X86 1
+#endif
+
+/* Channels below which one OpenMP region costs more than it saves. */
+#define PAR_MIN_ROWS 4096
+
+static inline float as_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t as_u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+static inline float exp_p(float x)
+{
+    x = x < -87.3f ? -87.3f : x > 88.3f ? 88.3f : x;
+    /* n = nearest integer to x / ln 2, by the 1.5 * 2^23 trick */
+    const float t = x * 1.44269504088896341f + 12582912.0f;
+    const float n = t - 12582912.0f;
+    const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    const int32_t ni = (int32_t)n;
+    return p * as_f((uint32_t)(ni + 127) << 23);
+}
+
+/* log(v) for v >= 1 finite (Cephes logf). */
+static inline float log_p(float v)
+{
+    const uint32_t b = as_u(v);
+    float e = (float)((int32_t)(b >> 23) - 126);
+    float m = as_f((b & 0x007fffffu) | 0x3f000000u);       /* [0.5, 1) */
+    const int lo = m < 0.707106781186547524f;
+    e = lo ? e - 1.0f : e;
+    m = lo ? m + m - 1.0f : m - 1.0f;
+    const float z = m * m;
+    float y = 7.0376836292e-2f;
+    y = y * m - 1.1514610310e-1f;
+    y = y * m + 1.1676998740e-1f;
+    y = y * m - 1.2420140846e-1f;
+    y = y * m + 1.4249322787e-1f;
+    y = y * m - 1.6668057665e-1f;
+    y = y * m + 2.0000714765e-1f;
+    y = y * m - 2.4999993993e-1f;
+    y = y * m + 3.3333331174e-1f;
+    y = y * m * z;
+    y = y + e * -2.12194440e-4f;
+    y = y - 0.5f * z;
+    return m + y + e * 0.693359375f;
+}
+
+/* softplus(x) = log1p(exp(x)) for x <= 20, x above (the kernels' rule). */
+static inline float softplus_p(float x)
+{
+    const float e = exp_p(x < 20.0f ? x : 20.0f);
+    const float v = 1.0f + e;
+    const float c = ((v - 1.0f) - e) / v;        /* Goldberg's correction */
+    const float l = log_p(v) - c;
+    return x <= 20.0f ? l : x;
+}
+
+static inline float silu_p(float x)
+{
+    return x / (1.0f + exp_p(-x));
+}
+
+/* ---- the three clones ---- */
+
+#define CONV_BODY                                                            \
+    for (int64_t i = i0; i < i1; i++) {                                      \
+        const int64_t d = i % di;                                            \
+        float *win = conv + i * k;                                           \
+        for (int64_t j = 0; j + 1 < k; j++) win[j] = win[j + 1];             \
+        win[k - 1] = x[i];                                                   \
+        float acc = cb ? cb[d] : 0.0f;                                       \
+        for (int64_t j = 0; j < k; j++) acc += cw[d * k + j] * win[j];       \
+        u[i] = acc;                                                          \
+    }                                                                        \
+    for (int64_t i = i0; i < i1; i++) u[i] = silu_p(u[i]);
+
+#define CONV_ARGS int64_t i0, int64_t i1, int64_t di, int64_t k, float *conv, \
+    const float *x, const float *cw, const float *cb, float *u
+
+/* Pass 1 over rows: dt into dt, silu(z) into g. */
+#define SCAN_BODY                                                            \
+    for (int64_t i = i0; i < i1; i++) {                                      \
+        const int64_t d = i % di;                                            \
+        dtv[i] = softplus_p(delta[i] + (bias ? bias[d] : 0.0f));             \
+        g[i] = z ? silu_p(z[i]) : 1.0f;                                      \
+    }                                                                        \
+    for (int64_t i = i0; i < i1; i++) {                                      \
+        const int64_t b = i / di, d = i % di;                                \
+        const float dt = dtv[i], dtu = dt * u[i];                            \
+        float *hh = h + i * n;                                               \
+        const float *a = A + d * n, *bb = Bm + b * ldbc, *cc = Cm + b * ldbc; \
+        float acc[16] = { 0 };                                               \
+        int64_t s0 = 0;                                                      \
+        for (; s0 + 16 <= n; s0 += 16)                                       \
+            for (int q = 0; q < 16; q++) {                                   \
+                const float hv = exp_p(dt * a[s0 + q]) * hh[s0 + q] + dtu * bb[s0 + q]; \
+                hh[s0 + q] = hv;                                             \
+                acc[q] += cc[s0 + q] * hv;                                   \
+            }                                                                \
+        for (int q = 0; s0 + q < n; q++) {                                   \
+            const float hv = exp_p(dt * a[s0 + q]) * hh[s0 + q] + dtu * bb[s0 + q]; \
+            hh[s0 + q] = hv;                                                 \
+            acc[q] += cc[s0 + q] * hv;                                       \
+        }                                                                    \
+        for (int w = 8; w >= 1; w /= 2)                                      \
+            for (int q = 0; q < w; q++) acc[q] += acc[q + w];                \
+        y[i] = (acc[0] + (D ? D[d] * u[i] : 0.0f)) * g[i];                   \
+    }
+
+#define SCAN_ARGS int64_t i0, int64_t i1, int64_t di, int64_t n, float *h,   \
+    const float *u, const float *delta, const float *A, const float *Bm,     \
+    const float *Cm, int64_t ldbc, const float *D, const float *z,           \
+    const float *bias, float *dtv, float *g, float *y
+
+static void conv_gen(CONV_ARGS) { CONV_BODY }
+static void scan_gen(SCAN_ARGS) { SCAN_BODY }
+#ifdef STEP_X86
+__attribute__((target("avx2,fma"))) static void conv_avx2(CONV_ARGS) { CONV_BODY }
+__attribute__((target("avx2,fma"))) static void scan_avx2(SCAN_ARGS) { SCAN_BODY }
+__attribute__((target("avx512f"))) static void conv_avx512(CONV_ARGS) { CONV_BODY }
+__attribute__((target("avx512f"))) static void scan_avx512(SCAN_ARGS) { SCAN_BODY }
+#endif
+
+typedef void (*conv_fn)(CONV_ARGS);
+typedef void (*scan_fn)(SCAN_ARGS);
+
+static int pick(int isa)
+{
+#ifdef STEP_X86
+    int best = __builtin_cpu_supports("avx512f") ? 3
+             : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 2 : 1;
+    if (isa == 0 || isa > best) return isa == 0 ? best : 1;
+    return isa;
+#else
+    (void)isa;
+    return 1;
+#endif
+}
+
+/* Row blocks of 256 channels: fixed, so the split never depends on the
+ * thread count. */
+#define RBLK 256
+
+void ssmi_mamba_step_conv(int isa, int64_t rows, int64_t di, int64_t k, float *conv,
+                          const float *x, const float *cw, const float *cb, float *u)
+{
+    conv_fn f = conv_gen;
+#ifdef STEP_X86
+    int p = pick(isa);
+    f = p == 3 ? conv_avx512 : p == 2 ? conv_avx2 : conv_gen;
+#else
+    (void)isa;
+#endif
+    const int64_t nb = (rows + RBLK - 1) / RBLK;
+    if (rows >= PAR_MIN_ROWS) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t bk = 0; bk < nb; bk++)
+            f(bk * RBLK, bk * RBLK + RBLK < rows ? bk * RBLK + RBLK : rows, di, k, conv,
+              x, cw, cb, u);
+    } else {
+        f(0, rows, di, k, conv, x, cw, cb, u);
+    }
+}
+
+void ssmi_mamba_step_scan(int isa, int64_t rows, int64_t di, int64_t n, float *h,
+                          const float *u, const float *delta, const float *A,
+                          const float *Bm, const float *Cm, int64_t ldbc,
+                          const float *D, const float *z, const float *bias,
+                          float *dtv, float *g, float *y)
+{
+    scan_fn f = scan_gen;
+#ifdef STEP_X86
+    int p = pick(isa);
+    f = p == 3 ? scan_avx512 : p == 2 ? scan_avx2 : scan_gen;
+#else
+    (void)isa;
+#endif
+    const int64_t nb = (rows + RBLK - 1) / RBLK;
+    if (rows * n >= 16 * PAR_MIN_ROWS) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t bk = 0; bk < nb; bk++)
+            f(bk * RBLK, bk * RBLK + RBLK < rows ? bk * RBLK + RBLK : rows, di, n, h, u,
+              delta, A, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
+    } else {
+        f(0, rows, di, n, h, u, delta, A, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
+    }
+}
+
+float ssmi_step_exp(float x) { return exp_p(x); }
+float ssmi_step_softplus(float x) { return softplus_p(x); }
+float ssmi_step_silu(float x) { return silu_p(x); }
