@@ -21,9 +21,22 @@
  *     padding beyond N in out is never written.
  *  4. ssmi_f32_to_bf16 rounds to nearest even (ties, carries into the
  *     exponent, NaN kept NaN) against a table.
+ *  5. the step's conv and scan kernels (src/layers/mamba_step.h) against a
+ *     double evaluation of the same formulas, every path, and bit for bit
+ *     across paths and 1/2/3 threads.  Bounds, u = 2^-24, from the
+ *     documented accuracy of the polynomial exp / log1p (2 ulp each):
+ *     dt = softplus: 6u relative (exp 2u, the 1 + e sum, log1p 2u,
+ *     correction); exp(dt a): its argument carries |dt a| (6u + u), so
+ *     (7u |dt a| + 3u) relative; h' = da h + (dt u) B: bh = (7u |dt a| +
+ *     5u) |da h| + 4u |dt u B|; y = (C . h' + D u) silu(z): sum |C| bh +
+ *     (n/16 + 6) u (sum |C h'| + |D u|), times |silu z|, plus 5u |y| for
+ *     silu (2u exp, the sum and the division).  conv u = silu(b + w . win):
+ *     1.1 (k + 1) u sum |terms| (|silu'| <= 1.1) + 5u |u|.  Factor 2 on
+ *     all: second-order terms.
  */
 #include <ssm.h>
 #include "layers/gemv.h"
+#include "layers/mamba_step.h"
 #include "testutil.h"
 
 static const int isas[] = { SSMI_GEMV_GENERIC, SSMI_GEMV_AVX2, SSMI_GEMV_AVX512 };
@@ -248,6 +261,118 @@ START_TEST(bf16_rounding)
 }
 END_TEST
 
+
+/* ---- step kernels ---- */
+
+static double silu_d(double x) { return x / (1.0 + exp(-x)); }
+static double softplus_d(double x) { return x <= 20.0 ? log1p(exp(x)) : x; }
+
+START_TEST(step_kernels)
+{
+    const double u = 0x1.0p-24;
+    static const int64_t Bs[] = { 1, 3 }, dis[] = { 5, 37, 300 }, ns[] = { 16, 4, 21, 32 };
+    double worst_y = 0, worst_h = 0, worst_c = 0;
+    for (size_t ib = 0; ib < 2; ib++)
+        for (size_t id = 0; id < 3; id++)
+            for (size_t in = 0; in < 4; in++) {
+                const int64_t B = Bs[ib], di = dis[id], n = ns[in], rows = B * di, k = 4;
+                tu_rng r = { 900 + ib * 17 + id * 5 + in };
+                float *h0 = tu_alloc((size_t)(rows * n), 4), *uu = tu_alloc((size_t)rows, 4),
+                      *dl = tu_alloc((size_t)rows, 4), *A = tu_alloc((size_t)(di * n), 4),
+                      *Bm = tu_alloc((size_t)(B * n), 4), *Cm = tu_alloc((size_t)(B * n), 4),
+                      *D = tu_alloc((size_t)di, 4), *z = tu_alloc((size_t)rows, 4),
+                      *bias = tu_alloc((size_t)di, 4), *cw = tu_alloc((size_t)(di * k), 4),
+                      *cb = tu_alloc((size_t)di, 4), *x = tu_alloc((size_t)rows, 4),
+                      *win0 = tu_alloc((size_t)(rows * k), 4);
+                for (int64_t i = 0; i < rows * n; i++) h0[i] = (float)tu_normal(&r);
+                for (int64_t i = 0; i < rows; i++) {
+                    uu[i] = (float)tu_normal(&r);
+                    /* delta + bias spans both softplus branches */
+                    dl[i] = (float)tu_range(&r, -12, 26);
+                    z[i] = (float)(3 * tu_normal(&r));
+                    x[i] = (float)tu_normal(&r);
+                }
+                for (int64_t i = 0; i < di * n; i++) A[i] = (float)-exp(tu_range(&r, -1, 3));
+                for (int64_t i = 0; i < B * n; i++) { Bm[i] = (float)tu_normal(&r); Cm[i] = (float)tu_normal(&r); }
+                for (int64_t i = 0; i < di; i++) {
+                    D[i] = (float)tu_normal(&r); bias[i] = (float)tu_range(&r, -4, 0);
+                    cb[i] = (float)(0.1 * tu_normal(&r));
+                }
+                for (int64_t i = 0; i < di * k; i++) cw[i] = (float)(0.5 * tu_normal(&r));
+                for (int64_t i = 0; i < rows * k; i++) win0[i] = (float)tu_normal(&r);
+                float *ref_y = NULL, *ref_h = NULL, *ref_u = NULL, *ref_w = NULL;
+                for (int isa = 1; isa <= 3; isa++) {
+                    for (int th = 1; th <= 3; th++) {
+                        tu_set_threads(th);
+                        float *h = tu_alloc((size_t)(rows * n), 4), *y = tu_alloc((size_t)rows, 4),
+                              *dtv = tu_alloc((size_t)rows, 4), *g = tu_alloc((size_t)rows, 4),
+                              *win = tu_alloc((size_t)(rows * k), 4), *uo = tu_alloc((size_t)rows, 4);
+                        memcpy(h, h0, (size_t)(rows * n) * 4);
+                        memcpy(win, win0, (size_t)(rows * k) * 4);
+                        ssmi_mamba_step_scan(isa, rows, di, n, h, uu, dl, A, Bm, Cm, n, D, z, bias, dtv, g, y);
+                        ssmi_mamba_step_conv(isa, rows, di, k, win, x, cw, cb, uo);
+                        if (!ref_y) {
+                            ref_y = y; ref_h = h; ref_u = uo; ref_w = win;
+                            free(dtv); free(g);
+                            continue;
+                        }
+                        ck_assert_msg(!memcmp(y, ref_y, (size_t)rows * 4) &&
+                                      !memcmp(h, ref_h, (size_t)(rows * n) * 4) &&
+                                      !memcmp(uo, ref_u, (size_t)rows * 4) &&
+                                      !memcmp(win, ref_w, (size_t)(rows * k) * 4),
+                                      "step kernels: path %d at %d threads differs from generic, 1 thread "
+                                      "(B %lld di %lld n %lld)", isa, th, (long long)B, (long long)di, (long long)n);
+                        free(h); free(y); free(dtv); free(g); free(win); free(uo);
+                    }
+                }
+                tu_set_threads(1);
+                /* against double */
+                for (int64_t i = 0; i < rows; i++) {
+                    const int64_t b = i / di, d = i % di;
+                    const double dt = softplus_d((double)dl[i] + bias[d]), gz = silu_d(z[i]);
+                    double acc = 0, sabs = 0, sb = 0;
+                    for (int64_t s2 = 0; s2 < n; s2++) {
+                        const double a = (double)dt * A[d * n + s2], da = exp(a);
+                        const double hn = da * h0[i * n + s2] + dt * uu[i] * Bm[b * n + s2];
+                        const double bh = 2 * ((7 * u * fabs(a) + 5 * u) * fabs(da * h0[i * n + s2]) +
+                                               4 * u * fabs(dt * uu[i] * Bm[b * n + s2]));
+                        const double eh = fabs(ref_h[i * n + s2] - hn);
+                        if (bh > 0 && eh / bh > worst_h) worst_h = eh / bh;
+                        ck_assert_msg(eh <= bh, "h error %.3g > %.3g", eh, bh);
+                        acc += Cm[b * n + s2] * hn;
+                        sabs += fabs(Cm[b * n + s2] * hn);
+                        sb += fabs(Cm[b * n + s2]) * bh / 2;
+                    }
+                    const double yv = (acc + (double)D[d] * uu[i]) * gz;
+                    const double by = 2 * (fabs(gz) * (sb + ((double)(n / 16) + 6) * u *
+                                                     (sabs + fabs((double)D[d] * uu[i]))) + 5 * u * fabs(yv));
+                    const double ey = fabs(ref_y[i] - yv);
+                    if (by > 0 && ey / by > worst_y) worst_y = ey / by;
+                    ck_assert_msg(ey <= by, "y error %.3g > %.3g (row %lld)", ey, by, (long long)i);
+                    /* conv */
+                    double c = cb[d], cabs = fabs(cb[d]);
+                    for (int64_t j = 0; j < k; j++) {
+                        const double wv = j + 1 < k ? win0[i * k + j + 1] : x[i];
+                        ck_assert(ref_w[i * k + j] == (float)wv);
+                        c += (double)cw[d * k + j] * wv;
+                        cabs += fabs((double)cw[d * k + j] * wv);
+                    }
+                    const double uref = silu_d(c);
+                    const double bc = 2 * (1.1 * (double)(k + 1) * u * cabs + 5 * u * fabs(uref));
+                    const double ec = fabs(ref_u[i] - uref);
+                    if (bc > 0 && ec / bc > worst_c) worst_c = ec / bc;
+                    ck_assert_msg(ec <= bc, "conv error %.3g > %.3g", ec, bc);
+                }
+                free(ref_y); free(ref_h); free(ref_u); free(ref_w);
+                free(h0); free(uu); free(dl); free(A); free(Bm); free(Cm); free(D); free(z);
+                free(bias); free(cw); free(cb); free(x); free(win0);
+            }
+    TU_CHECK_ERR(worst_h, 1.0, "step scan: new state h vs double (worst error/bound)");
+    TU_CHECK_ERR(worst_y, 1.0, "step scan: y vs double (worst error/bound)");
+    TU_CHECK_ERR(worst_c, 1.0, "step conv + silu vs double (worst error/bound)");
+}
+END_TEST
+
 int main(void)
 {
     printf("gemv paths on this machine:");
@@ -262,6 +387,7 @@ int main(void)
     tcase_add_loop_test(tc, against_double_every_path, 0, 2);
     tcase_add_test(tc, bit_identities);
     tcase_add_test(tc, bf16_rounding);
+    tcase_add_test(tc, step_kernels);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

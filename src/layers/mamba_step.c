@@ -118,13 +118,28 @@ static inline float silu_p(float x)
 #define CONV_ARGS int64_t i0, int64_t i1, int64_t di, int64_t k, float *conv, \
     const float *x, const float *cw, const float *cb, float *u
 
-/* Pass 1 over rows: dt into dt, silu(z) into g. */
+/* Pass 1 over rows: dt into dtv, silu(z) into g (rows of one token at a
+ * time, so that the loops over channels vectorize); pass 2: per row, the
+ * n states in 16 lanes (scan_rows, or scan_rows16 below for AVX-512). */
+#define SCAN_PASS1                                                           \
+    for (int64_t i = i0; i < i1;) {                                          \
+        const int64_t d0 = i % di, cnt = i1 - i < di - d0 ? i1 - i : di - d0; \
+        const float *dl = delta + i, *bs = bias ? bias + d0 : NULL;          \
+        float *dv = dtv + i, *gv = g + i;                                    \
+        if (bs)                                                              \
+            for (int64_t c = 0; c < cnt; c++) dv[c] = softplus_p(dl[c] + bs[c]); \
+        else                                                                 \
+            for (int64_t c = 0; c < cnt; c++) dv[c] = softplus_p(dl[c]);     \
+        if (z) {                                                             \
+            const float *zz = z + i;                                         \
+            for (int64_t c = 0; c < cnt; c++) gv[c] = silu_p(zz[c]);         \
+        } else {                                                             \
+            for (int64_t c = 0; c < cnt; c++) gv[c] = 1.0f;                  \
+        }                                                                    \
+        i += cnt;                                                            \
+    }
 #define SCAN_BODY                                                            \
-    for (int64_t i = i0; i < i1; i++) {                                      \
-        const int64_t d = i % di;                                            \
-        dtv[i] = softplus_p(delta[i] + (bias ? bias[d] : 0.0f));             \
-        g[i] = z ? silu_p(z[i]) : 1.0f;                                      \
-    }                                                                        \
+    SCAN_PASS1                                                               \
     for (int64_t i = i0; i < i1; i++) {                                      \
         const int64_t b = i / di, d = i % di;                                \
         const float dt = dtv[i], dtu = dt * u[i];                            \
@@ -159,7 +174,118 @@ static void scan_gen(SCAN_ARGS) { SCAN_BODY }
 __attribute__((target("avx2,fma"))) static void conv_avx2(CONV_ARGS) { CONV_BODY }
 __attribute__((target("avx2,fma"))) static void scan_avx2(SCAN_ARGS) { SCAN_BODY }
 __attribute__((target("avx512f"))) static void conv_avx512(CONV_ARGS) { CONV_BODY }
-__attribute__((target("avx512f"))) static void scan_avx512(SCAN_ARGS) { SCAN_BODY }
+#include <immintrin.h>
+#define T512 __attribute__((target("avx512f")))
+/* exp_p on 16 lanes: the same operations in the same order (no FMA), so
+ * the same bits as the scalar code. */
+static T512 inline __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    const __m512 mg = _mm512_set1_ps(12582912.0f);
+    const __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), mg);
+    const __m512 n = _mm512_sub_ps(t, mg);
+    const __m512 r = _mm512_sub_ps(_mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f))),
+                                   _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r), _mm512_set1_ps(1.0f));
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+/* log_p, softplus_p and silu_p on 16 lanes, operation for operation. */
+static T512 inline __m512 log16(__m512 v)
+{
+    const __m512i b = _mm512_castps_si512(v);
+    __m512 e = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(b, 23), _mm512_set1_epi32(126)));
+    __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(b, _mm512_set1_epi32(0x007fffff)),
+                                                   _mm512_set1_epi32(0x3f000000)));
+    const __mmask16 lo = _mm512_cmp_ps_mask(m, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    e = _mm512_mask_sub_ps(e, lo, e, one);
+    m = _mm512_mask_blend_ps(lo, _mm512_sub_ps(m, one), _mm512_sub_ps(_mm512_add_ps(m, m), one));
+    const __m512 z = _mm512_mul_ps(m, m);
+    __m512 y = _mm512_set1_ps(7.0376836292e-2f);
+    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.1514610310e-1f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.1676998740e-1f));
+    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.2420140846e-1f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.4249322787e-1f));
+    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.6668057665e-1f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(2.0000714765e-1f));
+    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(2.4999993993e-1f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(3.3333331174e-1f));
+    y = _mm512_mul_ps(_mm512_mul_ps(y, m), z);
+    y = _mm512_add_ps(y, _mm512_mul_ps(e, _mm512_set1_ps(-2.12194440e-4f)));
+    y = _mm512_sub_ps(y, _mm512_mul_ps(_mm512_set1_ps(0.5f), z));
+    return _mm512_add_ps(_mm512_add_ps(m, y), _mm512_mul_ps(e, _mm512_set1_ps(0.693359375f)));
+}
+static T512 inline __m512 softplus16(__m512 x)
+{
+    const __m512 twenty = _mm512_set1_ps(20.0f), one = _mm512_set1_ps(1.0f);
+    const __m512 e = exp16(_mm512_min_ps(x, twenty));
+    const __m512 v = _mm512_add_ps(one, e);
+    const __m512 c = _mm512_div_ps(_mm512_sub_ps(_mm512_sub_ps(v, one), e), v);
+    const __m512 l = _mm512_sub_ps(log16(v), c);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, twenty, _CMP_LE_OQ), x, l);
+}
+static T512 inline __m512 silu16(__m512 x)
+{
+    const __m512 nx = _mm512_sub_ps(_mm512_setzero_ps(), x);
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(nx)));
+}
+static T512 inline float hsum16(__m512 a)
+{
+    __m256 lo = _mm512_castps512_ps256(a);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+/* Pass 2 for n a multiple of 16 (the usual 16): h of a channel in whole
+ * vectors, the lane sums and tree of SCAN_BODY. */
+static T512 void scan_avx512(SCAN_ARGS)
+{
+    if (n % 16) {
+        SCAN_BODY
+        return;
+    }
+    /* pass 1, 16 channels a vector (tails through the scalar code) */
+    for (int64_t i = i0; i < i1;) {
+        const int64_t d0 = i % di, cnt = i1 - i < di - d0 ? i1 - i : di - d0;
+        int64_t c = 0;
+        for (; c + 16 <= cnt; c += 16) {
+            __m512 x = _mm512_loadu_ps(delta + i + c);
+            if (bias) x = _mm512_add_ps(x, _mm512_loadu_ps(bias + d0 + c));
+            _mm512_storeu_ps(dtv + i + c, softplus16(x));
+            _mm512_storeu_ps(g + i + c, z ? silu16(_mm512_loadu_ps(z + i + c)) : _mm512_set1_ps(1.0f));
+        }
+        for (; c < cnt; c++) {
+            dtv[i + c] = softplus_p(delta[i + c] + (bias ? bias[d0 + c] : 0.0f));
+            g[i + c] = z ? silu_p(z[i + c]) : 1.0f;
+        }
+        i += cnt;
+    }
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t b = i / di, d = i % di;
+        const __m512 dt = _mm512_set1_ps(dtv[i]), dtu = _mm512_set1_ps(dtv[i] * u[i]);
+        float *hh = h + i * n;
+        const float *a = A + d * n, *bb = Bm + b * ldbc, *cc = Cm + b * ldbc;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t s0 = 0; s0 < n; s0 += 16) {
+            const __m512 da = exp16(_mm512_mul_ps(dt, _mm512_loadu_ps(a + s0)));
+            const __m512 hv = _mm512_add_ps(_mm512_mul_ps(da, _mm512_loadu_ps(hh + s0)),
+                                            _mm512_mul_ps(dtu, _mm512_loadu_ps(bb + s0)));
+            _mm512_storeu_ps(hh + s0, hv);
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(cc + s0), hv));
+        }
+        y[i] = (hsum16(acc) + (D ? D[d] * u[i] : 0.0f)) * g[i];
+    }
+}
 #endif
 
 typedef void (*conv_fn)(CONV_ARGS);
