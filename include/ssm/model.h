@@ -24,14 +24,17 @@
  *
  * Weights.  F32 tensors are used in place inside the file's memory mapping
  * (no copy; the mapping lives as long as the model); F16 and BF16 tensors
- * are converted to float once at load.  Loading checks every shape against
+ * are converted to float once at load (BF16 weight matrices may stay BF16:
+ * ssm_model_load_ex, keep_bf16).  Loading checks every shape against
  * the config and every weight for finiteness (which reads each page once).
  *
  * Threads.  A model is read-only after load: any number of threads may run
  * it at once, each with its own ssm_model_state.  A state belongs to one
  * thread at a time.  OpenMP regions (conv, norms, scan) have one writer per
  * output and a fixed order; the projections go through CBLAS (see
- * ssm/mamba.h on BLAS threads and determinism).
+ * ssm/mamba.h on BLAS threads and determinism), except in decoding steps,
+ * whose products (src/layers/gemv.h) give the same bits for any thread
+ * count.
  */
 #ifndef SSM_MODEL_H
 #define SSM_MODEL_H
