@@ -466,18 +466,9 @@ static inline float silu_f(float v)
     return v / (1.0f + expf(-v));
 }
 
-/* Causal depthwise conv output from a window of the K newest inputs,
- * oldest first (win[K-1] = current token): bias + sum_k w[k] win[k], in
- * this order (the prompt path sums in the same order), so the prompt path
- * and the step path round identically. */
-static inline float conv_window(const float *w, const float *win, int64_t k,
-                                float bias)
-{
-    float acc = bias;
-    for (int64_t j = 0; j < k; j++)
-        acc += w[j] * win[j];
-    return acc;
-}
+/* The conv of the step (conv_window, now ssmi_mamba_step_conv in
+ * mamba_step.c) sums bias + sum_k w[k] win[k] over the K newest inputs,
+ * oldest first, in this order, as the prompt path does. */
 
 /* out[M][N] = X[M][K] W[N][K]^T with row strides ldx, ldw, ldo, for the
  * step: the weight-row-once kernel of gemv.h for a few tokens (sgemm would
