@@ -172,7 +172,6 @@ static void conv_gen(CONV_ARGS) { CONV_BODY }
 static void scan_gen(SCAN_ARGS) { SCAN_BODY }
 #ifdef STEP_X86
 __attribute__((target("avx2,fma"))) static void conv_avx2(CONV_ARGS) { CONV_BODY }
-__attribute__((target("avx2,fma"))) static void scan_avx2(SCAN_ARGS) { SCAN_BODY }
 __attribute__((target("avx512f"))) static void conv_avx512(CONV_ARGS) { CONV_BODY }
 #include <immintrin.h>
 #define T512 __attribute__((target("avx512f")))
@@ -284,6 +283,112 @@ static T512 void scan_avx512(SCAN_ARGS)
             acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(cc + s0), hv));
         }
         y[i] = (hsum16(acc) + (D ? D[d] * u[i] : 0.0f)) * g[i];
+    }
+}
+/* The same on 8 lanes for AVX2 (FMA unused: the same bits again); 16
+ * states as two halves, lanes 0-7 and 8-15, as SCAN_BODY's acc. */
+#define T256 __attribute__((target("avx2,fma")))
+static T256 inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    const __m256 mg = _mm256_set1_ps(12582912.0f);
+    const __m256 t = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), mg);
+    const __m256 n = _mm256_sub_ps(t, mg);
+    const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f))),
+                                   _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r), _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+static T256 inline __m256 log8(__m256 v)
+{
+    const __m256i b = _mm256_castps_si256(v);
+    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 23), _mm256_set1_epi32(126)));
+    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi32(0x007fffff)),
+                                                   _mm256_set1_epi32(0x3f000000)));
+    const __m256 lo = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    e = _mm256_blendv_ps(e, _mm256_sub_ps(e, one), lo);
+    m = _mm256_blendv_ps(_mm256_sub_ps(m, one), _mm256_sub_ps(_mm256_add_ps(m, m), one), lo);
+    const __m256 z = _mm256_mul_ps(m, m);
+    __m256 y = _mm256_set1_ps(7.0376836292e-2f);
+    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.1514610310e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.1676998740e-1f));
+    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.2420140846e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.4249322787e-1f));
+    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.6668057665e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(2.0000714765e-1f));
+    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(2.4999993993e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(3.3333331174e-1f));
+    y = _mm256_mul_ps(_mm256_mul_ps(y, m), z);
+    y = _mm256_add_ps(y, _mm256_mul_ps(e, _mm256_set1_ps(-2.12194440e-4f)));
+    y = _mm256_sub_ps(y, _mm256_mul_ps(_mm256_set1_ps(0.5f), z));
+    return _mm256_add_ps(_mm256_add_ps(m, y), _mm256_mul_ps(e, _mm256_set1_ps(0.693359375f)));
+}
+static T256 inline __m256 softplus8(__m256 x)
+{
+    const __m256 twenty = _mm256_set1_ps(20.0f), one = _mm256_set1_ps(1.0f);
+    const __m256 e = exp8(_mm256_min_ps(x, twenty));
+    const __m256 v = _mm256_add_ps(one, e);
+    const __m256 c = _mm256_div_ps(_mm256_sub_ps(_mm256_sub_ps(v, one), e), v);
+    const __m256 l = _mm256_sub_ps(log8(v), c);
+    return _mm256_blendv_ps(x, l, _mm256_cmp_ps(x, twenty, _CMP_LE_OQ));
+}
+static T256 inline __m256 silu8(__m256 x)
+{
+    const __m256 nx = _mm256_sub_ps(_mm256_setzero_ps(), x);
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(nx)));
+}
+static T256 void scan_avx2(SCAN_ARGS)
+{
+    if (n % 16) {
+        SCAN_BODY
+        return;
+    }
+    for (int64_t i = i0; i < i1;) {
+        const int64_t d0 = i % di, cnt = i1 - i < di - d0 ? i1 - i : di - d0;
+        int64_t c = 0;
+        for (; c + 8 <= cnt; c += 8) {
+            __m256 x = _mm256_loadu_ps(delta + i + c);
+            if (bias) x = _mm256_add_ps(x, _mm256_loadu_ps(bias + d0 + c));
+            _mm256_storeu_ps(dtv + i + c, softplus8(x));
+            _mm256_storeu_ps(g + i + c, z ? silu8(_mm256_loadu_ps(z + i + c)) : _mm256_set1_ps(1.0f));
+        }
+        for (; c < cnt; c++) {
+            dtv[i + c] = softplus_p(delta[i + c] + (bias ? bias[d0 + c] : 0.0f));
+            g[i + c] = z ? silu_p(z[i + c]) : 1.0f;
+        }
+        i += cnt;
+    }
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t b = i / di, d = i % di;
+        const __m256 dt = _mm256_set1_ps(dtv[i]), dtu = _mm256_set1_ps(dtv[i] * u[i]);
+        float *hh = h + i * n;
+        const float *a = A + d * n, *bb = Bm + b * ldbc, *cc = Cm + b * ldbc;
+        __m256 al = _mm256_setzero_ps(), ah = _mm256_setzero_ps();
+        for (int64_t s0 = 0; s0 < n; s0 += 16) {
+            for (int half = 0; half < 2; half++) {
+                const int64_t o = s0 + 8 * half;
+                const __m256 da = exp8(_mm256_mul_ps(dt, _mm256_loadu_ps(a + o)));
+                const __m256 hv = _mm256_add_ps(_mm256_mul_ps(da, _mm256_loadu_ps(hh + o)),
+                                                _mm256_mul_ps(dtu, _mm256_loadu_ps(bb + o)));
+                _mm256_storeu_ps(hh + o, hv);
+                const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(cc + o), hv);
+                if (half) ah = _mm256_add_ps(ah, t);
+                else al = _mm256_add_ps(al, t);
+            }
+        }
+        const __m256 s8 = _mm256_add_ps(al, ah);
+        const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+        const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        const __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+        y[i] = (_mm_cvtss_f32(s1) + (D ? D[d] * u[i] : 0.0f)) * g[i];
     }
 }
 #endif
