@@ -161,7 +161,7 @@ K512(a512_f_1x1, float, ld512_f, 1, 1)
 K512(a512_h_2x8, uint16_t, ld512_h, 2, 8)
 K512(a512_h_4x4, uint16_t, ld512_h, 4, 4)
 K512(a512_h_4x2, uint16_t, ld512_h, 4, 2)
-K512(a512_h_4x1, uint16_t, ld512_h, 4, 1)
+K512(a512_h_8x1, uint16_t, ld512_h, 8, 1)
 K512(a512_h_1x8, uint16_t, ld512_h, 1, 8)
 K512(a512_h_1x4, uint16_t, ld512_h, 1, 4)
 K512(a512_h_1x2, uint16_t, ld512_h, 1, 2)
@@ -171,9 +171,11 @@ static const kset A512_F32 = {
     { 2, 4, 4, 4 },
     { a512_f_2x8, a512_f_4x4, a512_f_4x2, a512_f_4x1 },
     { a512_f_1x8, a512_f_1x4, a512_f_1x2, a512_f_1x1 } };
+/* BF16 at one token: 8 rows at once, so that as many bytes are in flight
+ * as for float rows (each BF16 row piece is half a line). */
 static const kset A512_BF16 = {
-    { 2, 4, 4, 4 },
-    { a512_h_2x8, a512_h_4x4, a512_h_4x2, a512_h_4x1 },
+    { 2, 4, 4, 8 },
+    { a512_h_2x8, a512_h_4x4, a512_h_4x2, a512_h_8x1 },
     { a512_h_1x8, a512_h_1x4, a512_h_1x2, a512_h_1x1 } };
 
 /* --------------------------------------------------------------- AVX2 -- */
