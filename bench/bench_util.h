@@ -84,5 +84,6 @@ int bench_tokenizer(int argc, char **argv);
 int bench_ssd(int argc, char **argv);
 int bench_train(int argc, char **argv);
 int bench_train_lm(int argc, char **argv);
+int bench_decode(int argc, char **argv);
 
 #endif /* SSM_BENCH_UTIL_H */

@@ -11,6 +11,7 @@
  *   ssm_bench train   backward passes vs their forwards
  *   ssm_bench train-lm  LM head + cross-entropy, SSD scan backward vs forward
  *   ssm_bench prefill [n_layers]  Mamba-1 stack prompt vs its sgemm calls alone
+ *   ssm_bench decode [n_layer [stack|kernels|bf16]]  decoding steps vs the weight-read floor, bf16 weights
  *   ssm_bench all     everything
  * Every figure is a median of repeats; ratios are measured in one process.
  */
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "train")) return bench_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-lm")) return bench_train_lm(argc - 1, argv + 1);
     if (!strcmp(cmd, "prefill")) return bench_prefill(argc - 1, argv + 1);
+    if (!strcmp(cmd, "decode")) return bench_decode(argc - 1, argv + 1);
     if (!strcmp(cmd, "all")) {
         int rc = bench_conv(argc - 1, argv + 1);
         rc |= bench_scan(argc - 1, argv + 1);

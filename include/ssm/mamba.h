@@ -2,8 +2,10 @@
  * ssm/mamba.h -- the Mamba block (Gu and Dao 2023, "Mamba: Linear-Time
  * Sequence Modeling with Selective State Spaces", section 3.4 and figure 3)
  * and a residual stack of blocks with RMSNorm (Mamba's language-model
- * backbone, without embeddings or LM head).  Matrix products go through
- * CBLAS (sgemm/sgemv only); the recurrence is ssm_selective_scan/_step.
+ * backbone, without embeddings or LM head).  Matrix products of the
+ * forward go through CBLAS (sgemm); the steps use libssm's own
+ * small-batch kernel up to 16 sequences (sgemm beyond); the recurrence is
+ * ssm_selective_scan, and in steps libssm's own one-token kernel.
  *
  * Sizes (ssm_mamba_config, resolved): Dm = d_model, Di = d_inner =
  * expand*Dm, N = d_state, K = d_conv, R = dt_rank.  Batch B, length L.
@@ -50,8 +52,10 @@
  * its thread count in the last bits once a product is large enough to be
  * threaded (M*N*K > 262144), so block and stack outputs are thread-count
  * independent to rounding (a few float ulps), and bit for bit for fixed
- * thread count and BLAS.  Forward (GEMM over L tokens) and step (GEMV or
- * small GEMM, one token) also agree to rounding, not bit for bit.
+ * thread count and BLAS.  Steps of up to 16 sequences use no BLAS: bit
+ * for bit independent of the thread count, and the same bits for a
+ * sequence alone or within a batch (docs/decode-speed.md).  Forward (GEMM
+ * over L tokens) and step (one token) agree to rounding, not bit for bit.
  *
  * BLAS threads.  libssm never calls BLAS inside its own OpenMP regions
  * (the conv, scan and norm loops are separate regions between the GEMMs).

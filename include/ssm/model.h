@@ -24,14 +24,17 @@
  *
  * Weights.  F32 tensors are used in place inside the file's memory mapping
  * (no copy; the mapping lives as long as the model); F16 and BF16 tensors
- * are converted to float once at load.  Loading checks every shape against
+ * are converted to float once at load (BF16 weight matrices may stay BF16:
+ * ssm_model_load_ex, keep_bf16).  Loading checks every shape against
  * the config and every weight for finiteness (which reads each page once).
  *
  * Threads.  A model is read-only after load: any number of threads may run
  * it at once, each with its own ssm_model_state.  A state belongs to one
  * thread at a time.  OpenMP regions (conv, norms, scan) have one writer per
  * output and a fixed order; the projections go through CBLAS (see
- * ssm/mamba.h on BLAS threads and determinism).
+ * ssm/mamba.h on BLAS threads and determinism), except in decoding steps,
+ * whose products (src/layers/gemv.h) give the same bits for any thread
+ * count.
  */
 #ifndef SSM_MODEL_H
 #define SSM_MODEL_H
@@ -84,6 +87,28 @@ typedef struct ssm_model_state ssm_model_state;
  * SSM_ERR_NOMEM.  *model is NULL on error. */
 SSM_API ssm_status ssm_model_load(ssm_model **model, const char *path);
 SSM_API void       ssm_model_destroy(ssm_model *model);      /* NULL: no-op */
+/* Load options.  struct_size as in ssm_mamba_config: set by _init, so a
+ * program built against an older header keeps working. */
+typedef struct ssm_model_load_options {
+    uint32_t struct_size;   /* sizeof(ssm_model_load_options), set by _init */
+    /* 1: the weight matrices that a checkpoint stores as BF16 stay BF16 in
+     * memory (half the bytes a decoding step reads): the embedding / LM
+     * head and, for Mamba-1 models, every layer's in_proj, x_proj, dt_proj
+     * and out_proj.  The products widen each weight exactly to float and
+     * accumulate in float (FMA), so the logits are those of the model
+     * loaded as float from the same file: bit for bit on CPUs with FMA
+     * (docs/decode-speed.md).  Other tensors, F32/F16 matrices and
+     * Mamba-2 layers are float as with ssm_model_load.  0: as
+     * ssm_model_load. */
+    int keep_bf16;
+} ssm_model_load_options;
+/* Zeroes *opt and sets struct_size. */
+SSM_API void ssm_model_load_options_init(ssm_model_load_options *opt);
+/* ssm_model_load with options (NULL: the defaults, as ssm_model_load).
+ * Errors: as ssm_model_load, and SSM_ERR_ARG for a bad struct_size or
+ * keep_bf16 other than 0 or 1. */
+SSM_API ssm_status ssm_model_load_ex(ssm_model **model, const char *path,
+                                     const ssm_model_load_options *opt);
 
 /* vocab: the number of token ids the checkpoint's config declares
  * (vocab_size; mamba_ssm pads the embedding rows beyond it, Hugging Face
@@ -153,7 +178,8 @@ typedef struct ssm_model_layer_weights {
 SSM_API void ssm_model_weights_init(ssm_model_weights *w);
 SSM_API void ssm_model_layer_weights_init(ssm_model_layer_weights *w);
 /* Errors: SSM_ERR_ARG (NULL, bad struct_size; for layer weights: layer
- * outside [0, n_layer), or a Mamba-2 model). */
+ * outside [0, n_layer), or a Mamba-2 model; a model loaded with keep_bf16,
+ * whose matrices are bfloat16 and have no float view). */
 SSM_API ssm_status ssm_model_get_weights(const ssm_model *model,
                                          ssm_model_weights *w);
 SSM_API ssm_status ssm_model_get_layer_weights(const ssm_model *model,

@@ -31,6 +31,8 @@
 
 #include "layers/layers_internal.h"
 #include "layers/prefill_internal.h"
+#include "layers/gemv.h"
+#include "layers/mamba_step.h"
 
 /* ------------------------------------------------------------------ */
 /* BLAS identification                                                */
@@ -474,27 +476,20 @@ static inline float silu_f(float v)
     return v / (1.0f + expf(-v));
 }
 
-/* Causal depthwise conv output from a window of the K newest inputs,
- * oldest first (win[K-1] = current token): bias + sum_k w[k] win[k], in
- * this order (the prompt path sums in the same order), so the prompt path
- * and the step path round identically. */
-static inline float conv_window(const float *w, const float *win, int64_t k,
-                                float bias)
-{
-    float acc = bias;
-    for (int64_t j = 0; j < k; j++)
-        acc += w[j] * win[j];
-    return acc;
-}
+/* The conv of the step (conv_window, now ssmi_mamba_step_conv in
+ * mamba_step.c) sums bias + sum_k w[k] win[k] over the K newest inputs,
+ * oldest first, in this order, as the prompt path does. */
 
-/* out[M][N] = X[M][K] W[N][K]^T with row strides ldx, ldw, ldo: sgemv when
- * M == 1 (one token), sgemm otherwise. */
+/* out[M][N] = X[M][K] W[N][K]^T with row strides ldx, ldw, ldo, for the
+ * step: the weight-row-once kernel of gemv.h for a few tokens (sgemm would
+ * pack all of W on every call, sgemv would read it M times), sgemm for
+ * larger batches. */
+#define STEP_GEMV_MAX 16
 static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
                    const float *W, int64_t ldw, float *out, int64_t ldo)
 {
-    if (M == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W,
-                    (int)ldw, X, 1, 0.0f, out, 1);
+    if (M <= STEP_GEMV_MAX)
+        ssmi_xwt(M, N, K, X, ldx, W, ldw, out, ldo);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
                     (int)K, 1.0f, X, (int)ldx, W, (int)ldw, 0.0f, out,
@@ -717,21 +712,10 @@ static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t
     mm_xwt(B, di, dm, x, dm, win + di * dm, dm, st->z, di);
     TM_LAP(tm, t0, gemm);
 
-    /* Conv step: shift the window, append the new input, same dot as the
-     * prompt path. */
-    {
-        const float *cw = m->p[SSM_MAMBA_CONV_W], *cb = m->p[SSM_MAMBA_CONV_B];
-        #pragma omp parallel for collapse(2) schedule(static) if (B * di * k > 4 * PAR_MIN)
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t d = 0; d < di; d++) {
-                const int64_t i = b * di + d;
-                float *win_i = st->conv + i * k;
-                for (int64_t j = 0; j + 1 < k; j++)   /* K is small: no memmove */
-                    win_i[j] = win_i[j + 1];
-                win_i[k - 1] = st->xi[i];
-                st->u[i] = silu_f(conv_window(cw + d * k, win_i, k, cb[d]));
-            }
-    }
+    /* Conv step: shift the window, append the new input, the same dot as
+     * the prompt path (conv_window's order); silu by mamba_step.c. */
+    ssmi_mamba_step_conv(0, B * di, di, k, st->conv, st->xi, m->p[SSM_MAMBA_CONV_W],
+                         m->p[SSM_MAMBA_CONV_B], st->u);
     TM_LAP(tm, t0, conv);
 
     mm_xwt(B, r, di, st->u, di, wx, di, st->dtl, r);
@@ -740,9 +724,11 @@ static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t
     mm_xwt(B, di, r, st->dtl, r, m->p[SSM_MAMBA_DT_PROJ_W], r, st->delta, di);
     TM_LAP(tm, t0, gemm);
 
-    SSM_TRY(ssm_selective_step(B, di, n, 1, st->h, st->u, st->delta, m->A,
-                               st->bt, st->ct, m->p[SSM_MAMBA_D], st->z,
-                               m->p[SSM_MAMBA_DT_PROJ_B], 1, st->ys));
+    /* The scan step (mamba_step.c); xi (consumed by the conv) holds dt and
+     * z is replaced by silu(z): both are step workspace. */
+    ssmi_mamba_step_scan(0, B * di, di, n, st->h, st->u, st->delta, m->A, st->bt,
+                         st->ct, n, m->p[SSM_MAMBA_D], st->z,
+                         m->p[SSM_MAMBA_DT_PROJ_B], st->xi, st->z, st->ys);
     TM_LAP(tm, t0, scan);
 
     mm_xwt(B, dm, di, st->ys, di, m->p[SSM_MAMBA_OUT_PROJ], di, y, dm);

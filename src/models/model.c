@@ -2,7 +2,8 @@
  * model.c -- loading a Mamba language model from a checkpoint directory:
  * config.json (config.c) and the weights through the tensor-file reader of
  * src/io, every shape checked against the config; F32 weights used in place
- * inside the mapping, F16/BF16 converted once.
+ * inside the mapping, F16/BF16 converted once (BF16 weight matrices kept
+ * as BF16 with ssm_model_load_options.keep_bf16).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -127,6 +128,43 @@ static ssm_status tensor(ssm_model *m, const char *name, int optional,
     return SSM_OK;
 }
 
+/* A weight matrix: as tensor(), except that with keep_bf16 a BF16 tensor
+ * stays BF16 (copied out of the mapping, see below).
+ * A BF16 value is finite iff its 8 exponent bits are not all ones. */
+static ssm_status tensor_w(ssm_model *m, const char *name, int optional,
+                           int ndim, const int64_t *shape, ssmi_wmat *out)
+{
+    out->f = NULL;
+    out->h = NULL;
+    ssm_tensor_info info;
+    const void *data;
+    if (m->keep_bf16 && ssm_tensor_file_data(m->file, name, &data, &info) == SSM_OK &&
+        info.dtype == SSM_DTYPE_BF16) {
+        if (info.ndim != ndim) return SSM_FAIL(SSM_ERR_FORMAT);
+        for (int i = 0; i < ndim; i++)
+            if (info.shape[i] != shape[i]) return SSM_FAIL(SSM_ERR_FORMAT);
+        const int64_t bytes = info.numel * (int64_t)sizeof(uint16_t);
+        /* Copied into owned, 64-byte aligned memory rather than used in
+         * the mapping: measured at the mamba-130m shape, a decoding step
+         * streaming the page-cache mapping (4 KiB pages) ran at 1.1x the
+         * float model's time instead of 0.5x (docs/decode-speed.md). */
+        uint16_t *buf = ssmi_alloc((size_t)info.numel, sizeof(uint16_t));
+        if (!buf) return SSM_FAIL(SSM_ERR_NOMEM);
+        memcpy(buf, data, (size_t)bytes);
+        ssm_status st = own(m, buf);
+        if (st != SSM_OK) { ssmi_free(buf); return st; }
+        const uint16_t *h = buf;
+        m->bytes_owned += bytes;
+        uint32_t bad = 0;
+        for (int64_t i = 0; i < info.numel; i++)
+            bad |= (uint32_t)((h[i] & 0x7f80u) == 0x7f80u);
+        if (bad) return SSM_FAIL(SSM_ERR_FORMAT);
+        out->h = h;
+        return SSM_OK;
+    }
+    return tensor(m, name, optional, ndim, shape, &out->f);
+}
+
 /* Shape of a tensor that must exist (sizes read from it). */
 static ssm_status shape_of(const ssm_model *m, const char *name, int ndim,
                            int64_t *shape)
@@ -179,21 +217,27 @@ static ssm_status load_layer(ssm_model *m, int64_t l, ssmi_layer *L)
         snprintf(name, sizeof name, "backbone.layers.%lld.%s", (long long)l, suffix); \
         SSM_TRY(tensor(m, name, opt, nd, shp_, &(dst)));                   \
     } while (0)
+#define TW(suffix, dst, ...) do {                                            \
+        const int64_t shp_[] = { __VA_ARGS__ };                            \
+        snprintf(name, sizeof name, "backbone.layers.%lld.%s", (long long)l, suffix); \
+        SSM_TRY(tensor_w(m, name, 0, 2, shp_, &(dst)));                    \
+    } while (0)
     T("norm.weight", 0, 1, L->norm_w, dm);
     if (!c->rms_norm) T("norm.bias", 0, 1, L->norm_b, dm);
-    T("mixer.in_proj.weight", 0, 2, L->in_w, 2 * di, dm);
+    TW("mixer.in_proj.weight", L->in_w, 2 * di, dm);
     if (c->bias) T("mixer.in_proj.bias", 0, 1, L->in_b, 2 * di);
     T("mixer.conv1d.weight", 0, 3, L->conv_w, di, 1, k);
     if (c->conv_bias) T("mixer.conv1d.bias", 0, 1, L->conv_b, di);
-    T("mixer.x_proj.weight", 0, 2, L->x_w, r + 2 * n, di);
-    T("mixer.dt_proj.weight", 0, 2, L->dt_w, di, r);
+    TW("mixer.x_proj.weight", L->x_w, r + 2 * n, di);
+    TW("mixer.dt_proj.weight", L->dt_w, di, r);
     T("mixer.dt_proj.bias", 0, 1, L->dt_b, di);
     const float *alog;
     T("mixer.A_log", 0, 2, alog, di, n);
     T("mixer.D", 0, 1, L->D, di);
-    T("mixer.out_proj.weight", 0, 2, L->out_w, dm, di);
+    TW("mixer.out_proj.weight", L->out_w, dm, di);
     if (c->bias) T("mixer.out_proj.bias", 0, 1, L->out_b, dm);
 #undef T
+#undef TW
     /* A = -exp(A_log) (mamba_simple.py), in float as PyTorch computes it. */
     float *A = ssmi_alloc((size_t)(di * n), sizeof(float));
     if (!A) return SSM_FAIL(SSM_ERR_NOMEM);
@@ -363,12 +407,12 @@ static ssm_status load(ssm_model *m, const char *dir)
      * whatever the config's naming: only the embedding differs). */
     const char *e1 = c->hf ? "backbone.embeddings.weight" : "backbone.embedding.weight";
     const char *e2 = c->hf ? "backbone.embedding.weight" : "backbone.embeddings.weight";
-    SSM_TRY(tensor(m, e1, 1, 2, emb_shape, &m->emb));
-    if (!m->emb) SSM_TRY(tensor(m, e2, 0, 2, emb_shape, &m->emb));
+    SSM_TRY(tensor_w(m, e1, 1, 2, emb_shape, &m->emb));
+    if (!m->emb.f && !m->emb.h) SSM_TRY(tensor_w(m, e2, 0, 2, emb_shape, &m->emb));
     /* lm_head: required untied; tied files usually omit it (safetensors
      * drops shared tensors) and otherwise hold the same values. */
-    SSM_TRY(tensor(m, "lm_head.weight", c->tied, 2, emb_shape, &m->head));
-    if (!m->head) m->head = m->emb;
+    SSM_TRY(tensor_w(m, "lm_head.weight", c->tied, 2, emb_shape, &m->head));
+    if (!m->head.f && !m->head.h) m->head = m->emb;
     if (c->kind == 2) {
         SSM_TRY(load_mamba2(m));
     } else {
@@ -399,13 +443,30 @@ static ssm_status load(ssm_model *m, const char *dir)
     return SSM_OK;
 }
 
+void ssm_model_load_options_init(ssm_model_load_options *opt)
+{
+    if (!opt) return;
+    memset(opt, 0, sizeof *opt);
+    opt->struct_size = (uint32_t)sizeof *opt;
+}
+
 ssm_status ssm_model_load(ssm_model **model, const char *path)
+{
+    return ssm_model_load_ex(model, path, NULL);
+}
+
+ssm_status ssm_model_load_ex(ssm_model **model, const char *path,
+                             const ssm_model_load_options *opt)
 {
     if (!model) return SSM_FAIL(SSM_ERR_ARG);
     *model = NULL;
     if (!path) return SSM_FAIL(SSM_ERR_ARG);
+    if (opt && (opt->struct_size != sizeof *opt ||
+                (opt->keep_bf16 != 0 && opt->keep_bf16 != 1)))
+        return SSM_FAIL(SSM_ERR_ARG);
     ssm_model *m = calloc(1, sizeof *m);
     if (!m) return SSM_FAIL(SSM_ERR_NOMEM);
+    m->keep_bf16 = opt ? opt->keep_bf16 : 0;
     ssm_status st = load(m, path);
     if (st != SSM_OK) {
         ssm_model_destroy(m);
@@ -472,7 +533,7 @@ ssm_status ssm_model_get_info(const ssm_model *m, ssm_model_info *info)
     info->vocab_padded = c->vocab_padded;
     info->norm_eps = c->eps;
     info->rms_norm = c->rms_norm;
-    info->tied = m->head == m->emb;
+    info->tied = m->head.f == m->emb.f && m->head.h == m->emb.h;
     info->in_out_bias = c->bias;
     info->conv_bias = c->conv_bias;
     info->hf_names = c->hf;
@@ -504,9 +565,11 @@ ssm_status ssm_model_get_weights(const ssm_model *m, ssm_model_weights *w)
 {
     if (!m || !w || w->struct_size != sizeof *w)
         return SSM_FAIL(SSM_ERR_ARG);
+    /* A model loaded with keep_bf16 holds bfloat16 matrices: no float view. */
+    if (m->emb.h || m->head.h) return SSM_FAIL(SSM_ERR_ARG);
     w->kind = m->cfg.kind == 2 ? 2 : 1;
-    w->emb = m->emb;
-    w->head = m->head;
+    w->emb = m->emb.f;
+    w->head = m->head.f;
     w->norm_f_w = m->normf_w;
     w->norm_f_b = m->normf_b;
     w->mamba2 = m->cfg.kind == 2 ? m->m2 : NULL;
@@ -520,12 +583,13 @@ ssm_status ssm_model_get_layer_weights(const ssm_model *m, int64_t layer,
         !m->layers || layer < 0 || layer >= m->cfg.n_layer)
         return SSM_FAIL(SSM_ERR_ARG);
     const ssmi_layer *L = &m->layers[layer];
+    if (L->in_w.h) return SSM_FAIL(SSM_ERR_ARG);   /* keep_bf16: no float view */
     w->norm_w = L->norm_w; w->norm_b = L->norm_b;
-    w->in_w = L->in_w; w->in_b = L->in_b;
+    w->in_w = L->in_w.f; w->in_b = L->in_b;
     w->conv_w = L->conv_w; w->conv_b = L->conv_b;
-    w->x_w = L->x_w;
-    w->dt_w = L->dt_w; w->dt_b = L->dt_b;
+    w->x_w = L->x_w.f;
+    w->dt_w = L->dt_w.f; w->dt_b = L->dt_b;
     w->A = L->A; w->D = L->D;
-    w->out_w = L->out_w; w->out_b = L->out_b;
+    w->out_w = L->out_w.f; w->out_b = L->out_b;
     return SSM_OK;
 }

@@ -32,24 +32,42 @@ typedef struct ssmi_model_cfg {
 ssm_status ssmi_model_config_parse(const char *json, size_t n,
                                    ssmi_model_cfg *cfg);
 
-/* One Mamba layer's weights: pointers into the file mapping (F32) or into
- * owned buffers (converted); NULL for absent biases. */
+/* A weight matrix, row-major: float (f) or, for a model loaded with
+ * keep_bf16 from BF16 tensors, bfloat16 (h); exactly one is set. */
+typedef struct ssmi_wmat {
+    const float *f;
+    const uint16_t *h;
+} ssmi_wmat;
+
+/* The matrix from row r on (rows of ld elements). */
+static inline ssmi_wmat ssmi_wmat_rows(ssmi_wmat w, int64_t r, int64_t ld)
+{
+    ssmi_wmat o = { w.f ? w.f + r * ld : NULL, w.h ? w.h + r * ld : NULL };
+    return o;
+}
+
+/* One Mamba layer's weights: pointers into the file mapping (F32, or BF16
+ * kept) or into owned buffers (converted); NULL for absent biases. */
 typedef struct ssmi_layer {
     const float *norm_w, *norm_b;      /* [Dm] */
-    const float *in_w, *in_b;          /* [2Di][Dm], [2Di] */
+    ssmi_wmat in_w;                    /* [2Di][Dm] */
+    const float *in_b;                 /* [2Di] */
     const float *conv_w, *conv_b;      /* [Di][K], [Di] */
-    const float *x_w;                  /* [R+2N][Di] */
-    const float *dt_w, *dt_b;          /* [Di][R], [Di] */
+    ssmi_wmat x_w;                     /* [R+2N][Di] */
+    ssmi_wmat dt_w;                    /* [Di][R] */
+    const float *dt_b;                 /* [Di] */
     const float *A;                    /* [Di][N] = -exp(A_log), owned */
     const float *D;                    /* [Di] */
-    const float *out_w, *out_b;        /* [Dm][Di], [Dm] */
+    ssmi_wmat out_w;                   /* [Dm][Di] */
+    const float *out_b;                /* [Dm] */
 } ssmi_layer;
 
 struct ssm_model {
     ssmi_model_cfg cfg;                /* resolved: every size filled in */
     struct ssm_tensor_file *file;      /* kept open: F32 weights live in it */
-    const float *emb;                  /* [Vp][Dm] */
-    const float *head;                 /* [Vp][Dm] (emb when tied) */
+    ssmi_wmat emb;                     /* [Vp][Dm] */
+    ssmi_wmat head;                    /* [Vp][Dm] (emb when tied) */
+    int keep_bf16;                     /* ssm_model_load_options */
     const float *normf_w, *normf_b;
     ssmi_layer *layers;                /* Mamba-1 */
     struct ssm_mamba2_stack *m2;       /* Mamba-2: layers, their norms, norm_f */

@@ -20,12 +20,13 @@
 #include <cblas.h>
 
 #include "models/model_internal.h"
+#include "layers/gemv.h"
 #include "ssm/scan.h"
 
-/* No multiply-add fusion: the skinny kernel's clones (baseline, AVX2,
- * AVX-512F, the last implying FMA for clang) must round alike.  GCC in
- * ISO C mode (-std=c11) does not contract; clang does within a statement
- * unless told. */
+/* No multiply-add fusion: the prompt and step paths (conv, norms, scan
+ * step) must round alike whatever the compiler.  GCC in ISO C mode
+ * (-std=c11) does not contract; clang does within a statement unless
+ * told. */
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
@@ -80,90 +81,79 @@ static void norm_rows(const ssmi_model_cfg *c, int64_t rows, const float *in,
     );
 }
 
-/* out[M][N] = X[M][K] W[N][K]^T (row-major, leading dimensions given). */
-static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
-                   const float *W, int64_t ldw, float *out, int64_t ldo)
+/* Rows of a BF16 matrix widened to float per sgemm call in the prompt
+ * path (Debian's OpenBLAS has no bf16 GEMM): a tile of 256 rows is reused
+ * by the chunk's up to 256 tokens, so the widening (one shift per weight)
+ * is a few percent of the GEMM's work. */
+#define WTILE 256
+
+/* out[M][N] = op(X) W[N][K]^T, op(X) = X [M][K] (ldx), or X^T with X
+ * [K][M] (ldx) when transX; row-major, W rows of K.  wt: WTILE * K floats,
+ * used only for BF16 W. */
+static void mm_xwt(int64_t M, int64_t N, int64_t K, int transX, const float *X,
+                   int64_t ldx, ssmi_wmat W, float *out, int64_t ldo, float *wt)
 {
-    if (M == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W,
-                    (int)ldw, X, 1, 0.0f, out, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
-                    (int)K, 1.0f, X, (int)ldx, W, (int)ldw, 0.0f, out, (int)ldo);
+    for (int64_t j0 = 0; j0 < N; j0 += W.f ? N : WTILE) {
+        const int64_t nr = W.f ? N : (N - j0 < WTILE ? N - j0 : WTILE);
+        const float *w = W.f;
+        if (!w) {
+            ssmi_bf16_widen(W.h + j0 * K, wt, nr * K);
+            w = wt;
+        }
+        if (M == 1 && !transX)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)nr, (int)K, 1.0f, w,
+                        (int)K, X, 1, 0.0f, out + j0, 1);
+        else
+            cblas_sgemm(CblasRowMajor, transX ? CblasTrans : CblasNoTrans, CblasTrans,
+                        (int)M, (int)nr, (int)K, 1.0f, X, (int)ldx, w, (int)K, 0.0f,
+                        out + j0, (int)ldo);
+    }
 }
 
-/* The same product for the few rows of a decoding step (M <= SKINNY_MAX):
- * every row of W is read from memory once and used for all M outputs while
- * it sits in L1, where sgemm would first pack (copy) all of W and sgemv
- * would read it M times.  Decoding is bound by reading the weights, so
- * this sets its speed; measured at the mamba-130m shape with batch 8 (2
- * layers and the 50280-row head), 180 ms a step against 225-245 ms for
- * sgemm, whose packing copies every weight each step (the library is
- * compiled for baseline x86-64: SSE2, no FMA, so sgemm's FMA kernels
- * should win from some larger batch on).  16 independent partial sums per
- * dot product let the compiler vectorize without reassociating; they are
- * added in a fixed tree: one writer per output, the same result for any
- * thread count. */
+/* out[N][L] (ldo) = W[N][K] op(B), op(B) = B [K][L] (ldb), or B^T with B
+ * [L][K] (ldb) when transB.  wt as above. */
+static void mm_wx(int64_t N, int64_t L, int64_t K, ssmi_wmat W, int transB,
+                  const float *B, int64_t ldb, float *out, int64_t ldo, float *wt)
+{
+    for (int64_t j0 = 0; j0 < N; j0 += W.f ? N : WTILE) {
+        const int64_t nr = W.f ? N : (N - j0 < WTILE ? N - j0 : WTILE);
+        const float *w = W.f;
+        if (!w) {
+            ssmi_bf16_widen(W.h + j0 * K, wt, nr * K);
+            w = wt;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    (int)nr, (int)L, (int)K, 1.0f, w, (int)K, B, (int)ldb, 0.0f,
+                    out + j0 * ldo, (int)ldo);
+    }
+}
+
+/* Decoding-step products out[M][N] = X[M][K] W[N][K]^T: for a few rows
+ * (tokens) the weight-row-once kernel of src/layers/gemv.h, which reads
+ * every row of W once for all of them (sgemm would first pack all of W,
+ * sgemv would read it M times); sgemm for larger float batches.  BF16
+ * weights always take the kernel (any M; the step has no scratch to widen
+ * into, and must not allocate). */
 #define SKINNY_MAX 16
 
-/* Rows j0..j1 of out for all M inputs.  Compiled three times (baseline
- * SSE2, AVX2, AVX-512F) and chosen at run time from the CPU: the same
- * additions in the same order in each (16 independent lanes, no FMA
- * contraction), so the same bits on any of them; wider vectors only halve
- * the instruction count once the batch makes the step compute-bound. */
-#define SKINNY_BODY                                                          \
-    for (int64_t j = j0; j < j1; j++) {                                      \
-        const float *w = W + j * ldw;                                        \
-        for (int64_t b = 0; b < M; b++) {                                    \
-            const float *x = X + b * ldx;                                    \
-            float acc[16] = { 0 };                                           \
-            int64_t k = 0;                                                   \
-            for (; k + 16 <= K; k += 16)                                     \
-                for (int q = 0; q < 16; q++) acc[q] += w[k + q] * x[k + q];  \
-            float tail = 0.0f;                                               \
-            for (; k < K; k++) tail += w[k] * x[k];                          \
-            for (int h = 8; h >= 1; h /= 2)                                  \
-                for (int q = 0; q < h; q++) acc[q] += acc[q + h];            \
-            out[b * ldo + j] = acc[0] + tail;                                \
-        }                                                                    \
-    }
-#define SKINNY_ARGS int64_t j0, int64_t j1, int64_t M, int64_t K,           \
-    const float *X, int64_t ldx, const float *W, int64_t ldw, float *out,    \
-    int64_t ldo
-static void skinny_rows_base(SKINNY_ARGS) { SKINNY_BODY }
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SKINNY_X86 1
-__attribute__((target("avx2"))) static void skinny_rows_avx2(SKINNY_ARGS) { SKINNY_BODY }
-__attribute__((target("avx512f"))) static void skinny_rows_avx512(SKINNY_ARGS) { SKINNY_BODY }
-#endif
-
-typedef void (*skinny_fn)(SKINNY_ARGS);
-static skinny_fn skinny_pick(void)
-{
-#ifdef SKINNY_X86
-    if (__builtin_cpu_supports("avx512f")) return skinny_rows_avx512;
-    if (__builtin_cpu_supports("avx2")) return skinny_rows_avx2;
-#endif
-    return skinny_rows_base;
-}
-
-static void skinny_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
-                       const float *W, int64_t ldw, float *out, int64_t ldo)
-{
-    const skinny_fn fn = skinny_pick();
-    const int64_t RB = 32, nblk = (N + RB - 1) / RB;
-    PFOR(N * K > 4 * PAR_MIN, bk, nblk,
-        int64_t j0 = bk * RB, j1 = j0 + RB < N ? j0 + RB : N;
-        fn(j0, j1, M, K, X, ldx, W, ldw, out, ldo);
-    );
-}
-
-/* Decoding-step products: the skinny kernel for few rows, else sgemm. */
 static void step_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
-                     const float *W, int64_t ldw, float *out, int64_t ldo)
+                     ssmi_wmat W, float *out, int64_t ldo)
 {
-    if (M <= SKINNY_MAX) skinny_xwt(M, N, K, X, ldx, W, ldw, out, ldo);
-    else mm_xwt(M, N, K, X, ldx, W, ldw, out, ldo);
+    if (W.h)
+        ssmi_xwt_bf16(M, N, K, X, ldx, W.h, K, out, ldo);
+    else if (M <= SKINNY_MAX)
+        ssmi_xwt(M, N, K, X, ldx, W.f, K, out, ldo);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
+                    (int)K, 1.0f, X, (int)ldx, W.f, (int)K, 0.0f, out, (int)ldo);
+}
+
+/* Embedding row of token t into dst (widened when BF16). */
+static void emb_row(const ssm_model *m, int64_t t, float *dst)
+{
+    const int64_t dm = m->cfg.d_model;
+    if (m->emb.h) ssmi_bf16_widen(m->emb.h + t * dm, dst, dm);
+    else memcpy(dst, m->emb.f + t * dm, (size_t)dm * sizeof(float));
 }
 
 static void add_rows(int64_t rows, int64_t n, float *y, const float *bias)
@@ -179,16 +169,19 @@ typedef struct chunk_ws {
     float *xz;                   /* [2Di][Lc] */
     float *u, *delta, *y;        /* [Di][Lc] */
     float *xdbl;                 /* [R+2N][Lc] */
+    float *wt;                   /* [WTILE][max(Dm, Di)]: BF16 rows widened */
 } chunk_ws;
 
 static void ws_free(chunk_ws *w)
 {
     ssmi_free(w->res); ssmi_free(w->nrm); ssmi_free(w->out); ssmi_free(w->xz);
     ssmi_free(w->u); ssmi_free(w->delta); ssmi_free(w->y); ssmi_free(w->xdbl);
+    ssmi_free(w->wt);
 }
 
-static ssm_status ws_alloc(const ssmi_model_cfg *c, int64_t lc, chunk_ws *w)
+static ssm_status ws_alloc(const ssm_model *m, int64_t lc, chunk_ws *w)
 {
+    const ssmi_model_cfg *c = &m->cfg;
     memset(w, 0, sizeof *w);
     int64_t dm = c->d_model, di = c->d_inner;
     w->res = ssmi_alloc((size_t)(lc * dm), sizeof(float));
@@ -199,8 +192,10 @@ static ssm_status ws_alloc(const ssmi_model_cfg *c, int64_t lc, chunk_ws *w)
     w->delta = ssmi_alloc((size_t)(di * lc), sizeof(float));
     w->y = ssmi_alloc((size_t)(di * lc), sizeof(float));
     w->xdbl = ssmi_alloc((size_t)((c->dt_rank + 2 * c->d_state) * lc), sizeof(float));
+    if (m->keep_bf16)
+        w->wt = ssmi_alloc((size_t)(WTILE * (dm > di ? dm : di)), sizeof(float));
     if (!w->res || !w->nrm || !w->out || !w->xz || !w->u || !w->delta || !w->y ||
-        !w->xdbl) {
+        !w->xdbl || (m->keep_bf16 && !w->wt)) {
         ws_free(w);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
@@ -245,14 +240,14 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
     const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
                   k = c->d_conv, r = c->dt_rank, V = c->vocab;
     for (int64_t t = 0; t < L; t++)
-        memcpy(w->res + t * dm, m->emb + (int64_t)tok[t] * dm, (size_t)dm * sizeof(float));
+        emb_row(m, tok[t], w->res + t * dm);
     if (c->kind == 2) {
         /* Mamba-2: the stack runs every layer and the final norm, carrying
          * the slot's state (ssm/mamba2.h). */
         SSM_TRY(ssm_mamba2_stack_forward(m->m2, s->m2[slot], 1, L, w->res, w->nrm));
         if (lg) {
-            if (all) mm_xwt(L, V, dm, w->nrm, dm, m->head, dm, lg, V);
-            else mm_xwt(1, V, dm, w->nrm + (L - 1) * dm, dm, m->head, dm, lg, V);
+            if (all) mm_xwt(L, V, dm, 0, w->nrm, dm, m->head, lg, V, w->wt);
+            else mm_xwt(1, V, dm, 0, w->nrm + (L - 1) * dm, dm, m->head, lg, V, w->wt);
         }
         return SSM_OK;
     }
@@ -260,21 +255,15 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
         const ssmi_layer *Lw = &m->layers[l];
         norm_rows(c, L, w->res, w->nrm, Lw->norm_w, Lw->norm_b);
         /* xz [2Di][L] = W_in nrm^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(2 * di), (int)L,
-                    (int)dm, 1.0f, Lw->in_w, (int)dm, w->nrm, (int)dm, 0.0f,
-                    w->xz, (int)L);
+        mm_wx(2 * di, L, dm, Lw->in_w, 1, w->nrm, dm, w->xz, L, w->wt);
         if (Lw->in_b)
             for (int64_t i = 0; i < 2 * di; i++)
                 for (int64_t t = 0; t < L; t++) w->xz[i * L + t] += Lw->in_b[i];
         conv_chunk(Lw, di, k, L, w->xz, w->u, ssmi_conv_at(s, l, slot));
         /* xdbl [R+2N][L] = W_x u */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r + 2 * n),
-                    (int)L, (int)di, 1.0f, Lw->x_w, (int)di, w->u, (int)L, 0.0f,
-                    w->xdbl, (int)L);
+        mm_wx(r + 2 * n, L, di, Lw->x_w, 0, w->u, L, w->xdbl, L, w->wt);
         /* delta [Di][L] = W_dt dt_low (bias added by the scan, before softplus) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)di, (int)L,
-                    (int)r, 1.0f, Lw->dt_w, (int)r, w->xdbl, (int)L, 0.0f,
-                    w->delta, (int)L);
+        mm_wx(di, L, r, Lw->dt_w, 0, w->xdbl, L, w->delta, L, w->wt);
         float *h = ssmi_h_at(s, l, slot);
         ssm_scan_args a = {
             .batch = 1, .dim = di, .dstate = n, .len = L, .ngroups = 1,
@@ -285,18 +274,17 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
         };
         SSM_TRY(ssm_selective_scan(&a));
         /* out [L][Dm] = y^T W_out^T */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)L, (int)dm, (int)di,
-                    1.0f, w->y, (int)L, Lw->out_w, (int)di, 0.0f, w->out, (int)dm);
+        mm_xwt(L, dm, di, 1, w->y, L, Lw->out_w, w->out, dm, w->wt);
         if (Lw->out_b) add_rows(L, dm, w->out, Lw->out_b);
         for (int64_t i = 0; i < L * dm; i++) w->res[i] += w->out[i];
     }
     if (lg) {
         if (all) {
             norm_rows(c, L, w->res, w->nrm, m->normf_w, m->normf_b);
-            mm_xwt(L, V, dm, w->nrm, dm, m->head, dm, lg, V);
+            mm_xwt(L, V, dm, 0, w->nrm, dm, m->head, lg, V, w->wt);
         } else {
             norm_rows(c, 1, w->res + (L - 1) * dm, w->nrm, m->normf_w, m->normf_b);
-            mm_xwt(1, V, dm, w->nrm, dm, m->head, dm, lg, V);
+            mm_xwt(1, V, dm, 0, w->nrm, dm, m->head, lg, V, w->wt);
         }
     }
     return SSM_OK;
@@ -340,21 +328,21 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
     const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
                   k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
     for (int64_t i = 0; i < nb; i++)
-        memcpy(s->res + i * dm, m->emb + (int64_t)tok[i] * dm, (size_t)dm * sizeof(float));
+        emb_row(m, tok[i], s->res + i * dm);
     if (c->kind == 2) {
         /* Mamba-2: one slot at a time through the stack's step (no
          * allocation), the head over all rows at once. */
         for (int64_t i = 0; i < nb; i++)
             SSM_TRY(ssm_mamba2_stack_step(m->m2, s->m2[slots ? slots[i] : i], 1,
                                           s->res + i * dm, s->nrm + i * dm));
-        if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, dm, lg, V);
+        if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V);
         return SSM_OK;
     }
     for (int64_t l = 0; l < c->n_layer; l++) {
         const ssmi_layer *Lw = &m->layers[l];
         norm_rows(c, nb, s->res, s->nrm, Lw->norm_w, Lw->norm_b);
-        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, dm, s->x, di);
-        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w + di * dm, dm, s->z, di);
+        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, s->x, di);
+        step_xwt(nb, di, dm, s->nrm, dm, ssmi_wmat_rows(Lw->in_w, di, dm), s->z, di);
         if (Lw->in_b) {
             add_rows(nb, di, s->x, Lw->in_b);
             add_rows(nb, di, s->z, Lw->in_b + di);
@@ -375,18 +363,18 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
                 if (kc > 0) cd[kc - 1] = x[d];
             );
         }
-        step_xwt(nb, r, di, s->u, di, Lw->x_w, di, s->dtl, r);
-        step_xwt(nb, n, di, s->u, di, Lw->x_w + r * di, di, s->bm, n);
-        step_xwt(nb, n, di, s->u, di, Lw->x_w + (r + n) * di, di, s->cm, n);
-        step_xwt(nb, di, r, s->dtl, r, Lw->dt_w, r, s->delta, di);
+        step_xwt(nb, r, di, s->u, di, Lw->x_w, s->dtl, r);
+        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r, di), s->bm, n);
+        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r + n, di), s->cm, n);
+        step_xwt(nb, di, r, s->dtl, r, Lw->dt_w, s->delta, di);
         scan_step(Lw, s, l, nb, slots, di, n);
-        step_xwt(nb, dm, di, s->y, di, Lw->out_w, di, s->out, dm);
+        step_xwt(nb, dm, di, s->y, di, Lw->out_w, s->out, dm);
         if (Lw->out_b) add_rows(nb, dm, s->out, Lw->out_b);
         for (int64_t i = 0; i < nb * dm; i++) s->res[i] += s->out[i];
     }
     if (lg) {
         norm_rows(c, nb, s->res, s->nrm, m->normf_w, m->normf_b);
-        step_xwt(nb, V, dm, s->nrm, dm, m->head, dm, lg, V);
+        step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V);
     }
     return SSM_OK;
 }
@@ -424,7 +412,7 @@ static ssm_status run(const ssm_model *m, ssm_model_state *s, int64_t nb,
         SSM_TRY(run_step(m, s, nb, slots, tokens, logits));
     } else {
         chunk_ws w;
-        SSM_TRY(ws_alloc(&m->cfg, len < CHUNK ? len : CHUNK, &w));
+        SSM_TRY(ws_alloc(m, len < CHUNK ? len : CHUNK, &w));
         ssm_status st = SSM_OK;
         for (int64_t i = 0; i < nb && st == SSM_OK; i++) {
             int64_t slot = slots ? slots[i] : i;

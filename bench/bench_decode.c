@@ -1,0 +1,482 @@
+/*
+ * bench_decode.c -- `ssm_bench decode [n_layer]`: decoding steps against
+ * their floors (issue 13, targets 4 and 6).
+ *
+ *   triad:   STREAM triad a = b + s c over 3 x 64 MiB, at 1 and 2 threads:
+ *            the bandwidth the weight-read floor is measured with.
+ *   kernels: the step's projection shapes (mamba-130m: 768 -> 2x1536,
+ *            1536 -> 80, 48 -> 1536, 1536 -> 768) for batch 1 and 8,
+ *            through each instruction-set path of src/layers/gemv.c and
+ *            through OpenBLAS (sgemv for batch 1, sgemm else: the step
+ *            before issue 13), 1 thread.
+ *   stack:   ssm_mamba_stack_step at the mamba-130m shape (d_model 768,
+ *            24 layers), batch 1 and 8, at 1 and 2 threads; the weight-read
+ *            floor = parameter bytes / triad bandwidth of the same thread
+ *            count.  Targets: B=8 <= 1.5x B=1 (1 and 2 threads); B=8 at 2
+ *            threads >= 1.5x faster than at 1; B=1 <= 1.2x the floor.
+ *   bf16:    a language model (ssm/model.h, mamba-130m shape, tied
+ *            embedding) written as a BF16 checkpoint, loaded twice: as
+ *            float (converted at load) and with keep_bf16; step time batch
+ *            1 and 8 at 1 and 2 threads; target bf16 / fp32 <= 0.6 at
+ *            batch 1.  Also the normwise relative difference of the logits
+ *            (the two models hold the same values: a step from the same
+ *            state must give the same bits; a prompt may differ by float
+ *            rounding, since the BF16 model widens 256-row tiles for sgemm).
+ * Medians of repeats (SSM_BENCH_REPEATS, default 7) of 16 steps after 4
+ * warm-up steps.  The load average is printed: this machine is shared.
+ */
+#define _GNU_SOURCE 1
+#include <dlfcn.h>
+#include <math.h>
+#include <unistd.h>
+#include <cblas.h>
+#include <ssm.h>
+#include "bench_util.h"
+#include "layers/gemv.h"
+#include "layers/layers_internal.h"
+
+static void set_threads(int n)
+{
+    bu_set_threads(n);
+    void *s = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (s) {
+        void (*fn)(int);
+        memcpy(&fn, &s, sizeof fn);
+        fn(n);
+    }
+}
+
+static void fill(float *x, int64_t n, uint64_t seed, double scale)
+{
+    uint64_t s = seed;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)(scale * ((double)(s >> 11) * 0x1.0p-53 * 2.0 - 1.0));
+    }
+}
+
+static double loadavg(void)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    double la = -1;
+    if (f) {
+        if (fscanf(f, "%lf", &la) != 1) la = -1;
+        fclose(f);
+    }
+    return la;
+}
+
+/* ---- STREAM triad ---- */
+
+static double triad_gbs(int th)
+{
+    const int64_t n = (int64_t)16 << 20;      /* 64 MiB per array */
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b),
+          *c = malloc((size_t)n * sizeof *c);
+    if (!a || !b || !c) { free(a); free(b); free(c); return 0; }
+    set_threads(th);
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) { a[i] = 0; b[i] = 1; c[i] = 2; }
+    double t[16];
+    int reps = 9;
+    for (int r = 0; r < reps; r++) {
+        double t0 = bu_now();
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++) a[i] = b[i] + 0.5f * c[i];
+        t[r] = bu_now() - t0;
+    }
+    /* best of the repeats, as STREAM reports */
+    double best = t[0];
+    for (int r = 1; r < reps; r++) if (t[r] < best) best = t[r];
+    volatile float sink = a[n / 2];
+    (void)sink;
+    free(a); free(b); free(c);
+    return 3.0 * (double)n * sizeof(float) / best * 1e-9;
+}
+
+/* ---- kernels ---- */
+
+typedef struct kshape { const char *name; int64_t N, K; } kshape;
+
+static double time_kernel(int isa, int blas, int64_t M, int64_t N, int64_t K,
+                          const float *X, const float *W, float *out, int reps)
+{
+    double t[64];
+    if (reps > 64) reps = 64;
+    for (int r = -1; r < reps; r++) {
+        double t0 = bu_now();
+        for (int i = 0; i < 20; i++) {
+            if (!blas)
+                ssmi_xwt_ex(isa, M, N, K, X, K, W, NULL, K, out, N);
+            else if (M == 1)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W,
+                            (int)K, X, 1, 0.0f, out, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
+                            (int)K, 1.0f, X, (int)K, W, (int)K, 0.0f, out, (int)N);
+        }
+        if (r >= 0) t[r] = (bu_now() - t0) / 20;
+    }
+    return bu_median(t, reps);
+}
+
+static void bench_kernels(int reps)
+{
+    static const kshape sh[] = {
+        { "in_proj half 768->1536", 1536, 768 }, { "x_proj 1536->80", 80, 1536 },
+        { "dt_proj 48->1536", 1536, 48 }, { "out_proj 1536->768", 768, 1536 },
+    };
+    set_threads(1);
+    printf("\n   kernels, 1 thread, us per call (median of %d x 20); weights stay in L2/L3 here\n", reps);
+    printf("   %-24s %5s %9s %9s %9s %9s\n", "shape", "batch", "OpenBLAS", "generic", "avx2", "avx512");
+    for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+        const int64_t N = sh[s].N, K = sh[s].K;
+        float *W = malloc((size_t)(N * K) * sizeof *W), *X = malloc((size_t)(8 * K) * sizeof *X),
+              *o = malloc((size_t)(8 * N) * sizeof *o);
+        if (!W || !X || !o) { free(W); free(X); free(o); return; }
+        fill(W, N * K, 7 + s, 0.05);
+        fill(X, 8 * K, 9 + s, 1.0);
+        for (int64_t M = 1; M <= 8; M *= 8) {
+            printf("   %-24s %5lld %9.2f", sh[s].name, (long long)M,
+                   1e6 * time_kernel(0, 1, M, N, K, X, W, o, reps));
+            for (int isa = SSMI_GEMV_GENERIC; isa <= SSMI_GEMV_AVX512; isa++) {
+                if (ssmi_gemv_isa_ok(isa))
+                    printf(" %9.2f", 1e6 * time_kernel(isa, 0, M, N, K, X, W, o, reps));
+                else
+                    printf(" %9s", "n/a");
+            }
+            printf("\n");
+        }
+        free(W); free(X); free(o);
+    }
+}
+
+/* ---- stack ---- */
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Batch 1 and batch 8 steps timed alternately (so that a change of load
+ * on this shared machine hits both alike): medians of wall time per step,
+ * and of process CPU time (meaningful at 1 thread: it excludes the time
+ * other processes hold the core), and the stage shares of batch 8 / 1. */
+static void stack_step_times(ssm_mamba_stack *stk, ssm_mamba_stack_state *st,
+                             const float *xs, float *ys, int reps, int *rc,
+                             double wall[2], double cpu[2], ssmi_mamba_timing tm[2])
+{
+    const int nstep = 16;
+    double tw[2][64], tc[2][64];
+    if (reps > 64) reps = 64;
+    for (int bi = 0; bi < 2; bi++) {
+        ssm_mamba_stack_state_reset(st);
+        for (int k = 0; k < 4; k++)
+            if (ssm_mamba_stack_step(stk, st, bi ? 8 : 1, xs, ys) != SSM_OK) *rc = 1;
+        memset(&tm[bi], 0, sizeof tm[bi]);
+    }
+    for (int i = 0; i < reps; i++)
+        for (int bi = 0; bi < 2; bi++) {
+            double t0 = bu_now(), c0 = cpu_now();
+            for (int k = 0; k < nstep; k++)
+                if (ssmi_mamba_stack_step_ex(stk, st, bi ? 8 : 1, xs, ys, &tm[bi]) != SSM_OK) *rc = 1;
+            tw[bi][i] = (bu_now() - t0) / nstep;
+            tc[bi][i] = (cpu_now() - c0) / nstep;
+        }
+    for (int bi = 0; bi < 2; bi++) {
+        wall[bi] = bu_median(tw[bi], reps);
+        cpu[bi] = bu_median(tc[bi], reps);
+    }
+}
+
+static void shares(const char *what, const ssmi_mamba_timing *t)
+{
+    double tot = t->gemm + t->scan + t->conv + t->norm;
+    if (tot > 0)
+        printf("       %-8s GEMV %4.1f%%  scan %4.1f%%  conv %4.1f%%  norm+residual %4.1f%%\n",
+               what, 100 * t->gemm / tot, 100 * t->scan / tot, 100 * t->conv / tot, 100 * t->norm / tot);
+}
+
+static int bench_stack(int64_t nl, const double bw[3], int reps)
+{
+    const int64_t dm = 768, maxb = 8;
+    ssm_mamba_config cfg = { sizeof(ssm_mamba_config), dm, 0, 0, 0, 0 };
+    ssm_mamba_stack *stk = NULL;
+    ssm_mamba_stack_state *st = NULL;
+    if (ssm_mamba_stack_create(&stk, &cfg, nl, 1234) != SSM_OK ||
+        ssm_mamba_stack_state_create(&st, stk, maxb) != SSM_OK) {
+        printf("   cannot create the stack\n");
+        ssm_mamba_stack_destroy(stk);
+        return 1;
+    }
+    int64_t params = (nl + 1) * dm;
+    for (int64_t l = 0; l < nl; l++) {
+        ssm_mamba *blk;
+        ssm_mamba_stack_block(stk, l, &blk);
+        for (int p = 0; p < SSM_MAMBA_NPARAMS; p++) {
+            int64_t c = 0;
+            if (ssm_mamba_param_count(blk, (ssm_mamba_param)p, &c) == SSM_OK) params += c;
+        }
+    }
+    const double bytes = (double)params * sizeof(float);
+    float xs[8 * 768], ys[8 * 768];
+    fill(xs, maxb * dm, 2, 1.0);
+    int rc = 0;
+    double t1[3], t8[3];
+    printf("\n   Mamba stack step (d_model %lld, %lld layers, d_state 16, expand 2): %.1f MB of parameters, gemv path %s\n",
+           (long long)dm, (long long)nl, bytes * 1e-6, ssmi_gemv_isa_name(ssmi_gemv_isa_auto()));
+    for (int th = 1; th <= 2; th++) {
+        set_threads(th);
+        double w[2], c[2];
+        ssmi_mamba_timing tm[2];
+        stack_step_times(stk, st, xs, ys, reps, &rc, w, c, tm);
+        t1[th] = w[0];
+        t8[th] = w[1];
+        double floor_s = bytes / (bw[th] * 1e9);
+        printf("   %d thread%s  wall: batch 1 %7.3f ms  batch 8 %7.3f ms  floor %7.3f ms (%.1f GB/s)\n",
+               th, th > 1 ? "s" : " ", 1e3 * t1[th], 1e3 * t8[th], 1e3 * floor_s, bw[th]);
+        printf("       B=8 / B=1  %5.2f  (target <= 1.50)   B=1 / floor  %5.2f  (target <= 1.20)\n",
+               t8[th] / t1[th], t1[th] / floor_s);
+        if (th == 1) {
+            printf("       CPU time: batch 1 %7.3f ms  batch 8 %7.3f ms: B=8 / B=1 %5.2f, B=1 / floor %5.2f\n",
+                   1e3 * c[0], 1e3 * c[1], c[1] / c[0], c[0] / floor_s);
+        }
+        shares("batch 1", &tm[0]);
+        shares("batch 8", &tm[1]);
+    }
+    printf("   B=8: 1 thread / 2 threads  %5.2f  (target >= 1.50)   B=1: %5.2f\n",
+           t8[1] / t8[2], t1[1] / t1[2]);
+    ssm_mamba_stack_state_destroy(st);
+    ssm_mamba_stack_destroy(stk);
+    return rc;
+}
+
+/* ---- bf16 language model ---- */
+
+static uint64_t bd_s = 0x5eed;
+static float bd_unif(double lo, double hi)
+{
+    uint64_t z = (bd_s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)(lo + (hi - lo) * (double)(z >> 11) * 0x1.0p-53);
+}
+
+enum { DM = 768, DI = 1536, NS = 16, KC = 4, RK = 48, VOC = 50277, VOCP = 50280 };
+
+/* A random mamba-130m-shaped model, every tensor BF16; 0 on success. */
+static int write_bf16_model(const char *dir, int nl)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) return -1;
+    fprintf(f, "{\"d_model\": %d, \"n_layer\": %d, \"vocab_size\": %d, \"ssm_cfg\": {},\n"
+               " \"rms_norm\": true, \"residual_in_fp32\": true, \"fused_add_norm\": true,\n"
+               " \"pad_vocab_size_multiple\": 8, \"tie_embeddings\": true}\n", DM, nl, VOC);
+    fclose(f);
+    const int nt = 2 + 10 * nl;
+    ssm_tensor_desc *d = calloc((size_t)nt, sizeof *d);
+    uint16_t **bufs = calloc((size_t)nt, sizeof *bufs);
+    int64_t (*shapes)[3] = calloc((size_t)nt, sizeof *shapes);
+    char (*names)[96] = calloc((size_t)nt, sizeof *names);
+    int k = 0, bad = !d || !bufs || !shapes || !names;
+#define ADD(nm, nd, a, b, c, lo, hi) do {                                       \
+        if (bad) break;                                                        \
+        int64_t cnt_ = (int64_t)(a) * (nd > 1 ? (b) : 1) * (nd > 2 ? (c) : 1);  \
+        snprintf(names[k], sizeof names[k], "%s", nm);                         \
+        shapes[k][0] = a; shapes[k][1] = b; shapes[k][2] = c;                  \
+        bufs[k] = malloc((size_t)cnt_ * sizeof(uint16_t));                     \
+        if (!bufs[k]) { bad = 1; break; }                                      \
+        for (int64_t i_ = 0; i_ < cnt_; i_++)                                  \
+            bufs[k][i_] = ssmi_f32_to_bf16(bd_unif(lo, hi));                   \
+        d[k] = (ssm_tensor_desc){ names[k], SSM_DTYPE_BF16, nd, shapes[k], bufs[k] }; \
+        k++; } while (0)
+    char nm[96];
+    ADD("backbone.embedding.weight", 2, VOCP, DM, 1, -0.1, 0.1);
+    ADD("backbone.norm_f.weight", 1, DM, 1, 1, 0.9, 1.1);
+    for (int l = 0; l < nl; l++) {
+#define L(s) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", l, s), nm)
+        ADD(L("norm.weight"), 1, DM, 1, 1, 0.9, 1.1);
+        ADD(L("mixer.in_proj.weight"), 2, 2 * DI, DM, 1, -0.036, 0.036);
+        ADD(L("mixer.conv1d.weight"), 3, DI, 1, KC, -0.5, 0.5);
+        ADD(L("mixer.conv1d.bias"), 1, DI, 1, 1, -0.1, 0.1);
+        ADD(L("mixer.x_proj.weight"), 2, RK + 2 * NS, DI, 1, -0.025, 0.025);
+        ADD(L("mixer.dt_proj.weight"), 2, DI, RK, 1, -0.14, 0.14);
+        ADD(L("mixer.dt_proj.bias"), 1, DI, 1, 1, -4.0, -2.0);
+        ADD(L("mixer.A_log"), 2, DI, NS, 1, 0.0, 2.77);
+        ADD(L("mixer.D"), 1, DI, 1, 1, 0.5, 1.5);
+        ADD(L("mixer.out_proj.weight"), 2, DM, DI, 1, -0.005, 0.005);
+#undef L
+    }
+#undef ADD
+    int rc = -1;
+    if (!bad) {
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        rc = ssm_safetensors_write(p, k, d, 0, NULL, NULL) == SSM_OK ? 0 : -1;
+    }
+    for (int i = 0; i < k; i++) free(bufs[i]);
+    free(d); free(bufs); free(shapes); free(names);
+    return rc;
+}
+
+/* fp32 and bf16 steps timed alternately (load changes hit both alike):
+ * medians of wall and process CPU time per step. */
+static void model_step_times(const ssm_model *m32, ssm_model_state *s32,
+                             const ssm_model *m16, ssm_model_state *s16, int64_t b,
+                             const int32_t *tok, float *lg, int reps, int *rc,
+                             double wall[2], double cpu[2])
+{
+    const int nstep = 16;
+    double tw[2][64], tc[2][64];
+    if (reps > 64) reps = 64;
+    for (int w = 0; w < 2; w++) {
+        ssm_model_state_reset(w ? s16 : s32);
+        for (int k = 0; k < 4; k++)
+            if (ssm_model_forward(w ? m16 : m32, w ? s16 : s32, b, 1, tok, lg) != SSM_OK) *rc = 1;
+    }
+    for (int i = 0; i < reps; i++)
+        for (int w = 0; w < 2; w++) {
+            double t0 = bu_now(), c0 = cpu_now();
+            for (int k = 0; k < nstep; k++)
+                if (ssm_model_forward(w ? m16 : m32, w ? s16 : s32, b, 1, tok, lg) != SSM_OK) *rc = 1;
+            tw[w][i] = (bu_now() - t0) / nstep;
+            tc[w][i] = (cpu_now() - c0) / nstep;
+        }
+    for (int w = 0; w < 2; w++) {
+        wall[w] = bu_median(tw[w], reps);
+        cpu[w] = bu_median(tc[w], reps);
+    }
+}
+
+static int bench_bf16(int nl, int reps)
+{
+    char dir[] = "/tmp/ssm_bench_bf16_XXXXXX";
+    if (!mkdtemp(dir)) { printf("   bf16: no temporary directory\n"); return 1; }
+    printf("\n   bf16 weights: language model, mamba-130m shape with %d layers, BF16 checkpoint\n", nl);
+    int rc = write_bf16_model(dir, nl);
+    ssm_model *m32 = NULL, *m16 = NULL;
+    ssm_model_state *s32 = NULL, *s16 = NULL;
+    ssm_model_load_options o;
+    ssm_model_load_options_init(&o);
+    o.keep_bf16 = 1;
+    if (rc != 0 || ssm_model_load(&m32, dir) != SSM_OK ||
+        ssm_model_load_ex(&m16, dir, &o) != SSM_OK ||
+        ssm_model_state_create(&s32, m32, 8) != SSM_OK ||
+        ssm_model_state_create(&s16, m16, 8) != SSM_OK) {
+        printf("   bf16: cannot write or load the model\n");
+        rc = 1;
+        goto out;
+    }
+    ssm_model_info i32, i16;
+    ssm_model_info_init(&i32);
+    ssm_model_info_init(&i16);
+    ssm_model_get_info(m32, &i32);
+    ssm_model_get_info(m16, &i16);
+    printf("   weights in memory: fp32 %.1f MB, bf16 %.1f MB\n",
+           (double)(i32.bytes_mapped + i32.bytes_owned) * 1e-6,
+           (double)(i16.bytes_mapped + i16.bytes_owned) * 1e-6);
+    int32_t tok[8];
+    for (int i = 0; i < 8; i++) tok[i] = 17 + 1000 * i;
+    float *l32 = malloc((size_t)8 * VOC * sizeof *l32), *l16 = malloc((size_t)8 * VOC * sizeof *l16);
+    if (!l32 || !l16) { free(l32); free(l16); rc = 1; goto out; }
+    /* The same values either way: the logits must agree bit for bit. */
+    {
+        int32_t pr[16];
+        for (int i = 0; i < 16; i++) pr[i] = (int32_t)(i * 2741 % VOC);
+        ssm_model_forward(m32, s32, 1, 16, pr, l32);
+        ssm_model_forward(m16, s16, 1, 16, pr, l16);
+        double num = 0, den = 0;
+        for (int i = 0; i < VOC; i++) {
+            double e = (double)l16[i] - l32[i];
+            num += e * e;
+            den += (double)l32[i] * l32[i];
+        }
+        /* a step from the same state: must be bit-identical */
+        ssm_model_state_copy(s16, 0, s32, 0);
+        ssm_model_forward(m32, s32, 1, 1, tok, l32);
+        ssm_model_forward(m16, s16, 1, 1, tok, l16);
+        double num2 = 0;
+        for (int i = 0; i < VOC; i++) {
+            double e = (double)l16[i] - l32[i];
+            num2 += e * e;
+        }
+        printf("   logits bf16-in-memory vs fp32 (same bf16 values): prefill (16 tokens) rel %.2e, step from the same state rel %.2e\n",
+               sqrt(num / den), sqrt(num2 / den));
+    }
+    set_threads(bu_max_threads());
+    /* Prefill, B=1 L=512 (the BF16 model widens 256-row tiles for sgemm):
+     * fp32 and bf16 alternately, median of 3, at the default threads. */
+    {
+        enum { LP = 512 };
+        int32_t *pt = malloc(LP * sizeof *pt);
+        if (pt) {
+            double tp[2][3];
+            for (int i = 0; i < LP; i++) pt[i] = (int32_t)((i * 7919) % VOC);
+            for (int r = 0; r < 3; r++)
+                for (int w = 0; w < 2; w++) {
+                    ssm_model_state_reset(w ? s16 : s32);
+                    double t0 = bu_now();
+                    if (ssm_model_forward(w ? m16 : m32, w ? s16 : s32, 1, LP, pt, l32) != SSM_OK) rc = 1;
+                    tp[w][r] = bu_now() - t0;
+                }
+            double a = bu_median(tp[0], 3), b = bu_median(tp[1], 3);
+            printf("   prefill B=1 L=%d, %d threads: fp32 %.3f s  bf16 (tiles widened for sgemm) %.3f s  bf16/fp32 %.2f\n",
+                   LP, bu_max_threads(), a, b, b / a);
+            free(pt);
+        }
+    }
+    for (int th = 1; th <= 2; th++) {
+        set_threads(th);
+        for (int bi = 0; bi < 2; bi++) {
+            int64_t b = bi ? 8 : 1;
+            double w[2], c[2];
+            model_step_times(m32, s32, m16, s16, b, tok, l32, reps, &rc, w, c);
+            printf("   %d thread%s  batch %lld  wall: fp32 %7.3f ms  bf16 %7.3f ms  bf16/fp32 %5.2f%s\n",
+                   th, th > 1 ? "s" : " ", (long long)b, 1e3 * w[0], 1e3 * w[1], w[1] / w[0],
+                   bi ? "" : "  (target <= 0.60)");
+            if (th == 1)
+                printf("                       CPU:  fp32 %7.3f ms  bf16 %7.3f ms  bf16/fp32 %5.2f\n",
+                       1e3 * c[0], 1e3 * c[1], c[1] / c[0]);
+        }
+    }
+    free(l32); free(l16);
+out:
+    ssm_model_state_destroy(s32);
+    ssm_model_state_destroy(s16);
+    ssm_model_destroy(m32);
+    ssm_model_destroy(m16);
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", dir); unlink(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir); unlink(p);
+    rmdir(dir);
+    return rc;
+}
+
+int bench_decode(int argc, char **argv)
+{
+    const int64_t nl = argc > 1 ? atoi(argv[1]) : 24;
+    const char *only = argc > 2 ? argv[2] : "all";
+    const int reps = bu_repeats(7);
+    printf("\n== decode: steps vs their floors (issue 13, targets 4 and 6), %lld layers\n", (long long)nl);
+    printf("   load average before the runs: %.2f\n", loadavg());
+    if (nl < 1) return 2;
+    int rc = 0;
+    double bw[3] = { 0, 0, 0 };
+    if (!strcmp(only, "all") || !strcmp(only, "stack")) {
+        bw[1] = triad_gbs(1);
+        bw[2] = triad_gbs(2);
+        printf("   STREAM triad: 1 thread %.1f GB/s, 2 threads %.1f GB/s\n", bw[1], bw[2]);
+        rc |= bench_stack(nl, bw, reps);
+    }
+    if (!strcmp(only, "all") || !strcmp(only, "kernels"))
+        bench_kernels(reps);
+    if (!strcmp(only, "all") || !strcmp(only, "bf16"))
+        rc |= bench_bf16((int)nl, reps);
+    set_threads(bu_max_threads());
+    printf("   load average after the runs: %.2f\n", loadavg());
+    return rc;
+}

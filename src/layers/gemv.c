@@ -1,0 +1,407 @@
+/*
+ * gemv.c -- small-batch X W^T for decoding steps: every weight row read
+ * once for all tokens (see gemv.h for the contract and the rounding).
+ *
+ * Layout of the work.  The output rows are cut into blocks of RB rows
+ * (RB from K and the weight type only: a block of W fills about 96 KiB,
+ * so it stays in L2 while every group of tokens passes over it); OpenMP
+ * hands whole blocks to threads.  Inside a block, tokens go in groups of
+ * G (8, 4, 2 or 1) and rows in tiles of R; the micro-kernel keeps R x G
+ * accumulators of 16 lanes in registers, loads each 16-wide piece of a
+ * weight row once and multiplies it into the G tokens.  At G = 8 a piece
+ * of W feeds 8 FMAs from registers: with 2 rows per tile that is 16 FMAs
+ * for 10 loads, so the step is compute-bound from batch ~4 on and its
+ * time grows far slower than the batch.  At G = 1 it is a plain GEMV
+ * bound by reading W (4 rows at once: 4 independent streams).
+ *
+ * Every micro-kernel computes the same thing per output (gemv.h): lane q
+ * accumulates k = q mod 16 in increasing k (the tail zero padded), then
+ * the fixed tree.  So the grouping (which depends on M) never changes a
+ * bit either: token b's output is the same in a batch of 1 or of 8.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "internal.h"
+#include "layers/gemv.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GEMV_X86 1
+#include <immintrin.h>
+#endif
+
+/* The generic path must not fuse (gemv.h promises it rounds products);
+ * GCC in ISO C mode does not contract, clang does unless told. */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* Multiply-adds below which one OpenMP region costs more than it saves. */
+#define PAR_MIN 65536
+/* Target bytes of W per row block. */
+#define BLOCK_BYTES (96 * 1024)
+/* Software prefetch distance, in row tiles of the micro-kernel: rows are
+ * contiguous, so this streams W ahead of the multiply (measured on Zen 5,
+ * LM head 50280 x 768: 2 beat 1 and 4 at batch 8, both types). */
+#define PFD 2
+
+typedef void (*kern_fn)(int64_t K, const float *X, int64_t ldx, const void *W,
+                        int64_t ldw, float *out, int64_t ldo);
+
+/* Kernels of one path and weight type: for token groups G = 8, 4, 2, 1
+ * (index 0..3), the main tile (R rows) and a one-row tile for the rows
+ * left over.  main[0] NULL: no 8-token kernel (groups of 4 instead). */
+typedef struct kset {
+    int R[4];
+    kern_fn main[4], one[4];
+} kset;
+
+static const int GSZ[4] = { 8, 4, 2, 1 };
+
+/* ------------------------------------------------------------ generic -- */
+
+/* One row, one token: the 16-lane dot product with the tree of gemv.h. */
+#define GEN_KERN(name, WT, CVT)                                              \
+static void name(int64_t K, const float *X, int64_t ldx, const void *Wv,     \
+                 int64_t ldw, float *out, int64_t ldo)                       \
+{                                                                            \
+    (void)ldx; (void)ldw; (void)ldo;                                         \
+    const WT *w = Wv;                                                        \
+    float acc[16] = { 0 };                                                   \
+    int64_t k = 0;                                                           \
+    for (; k + 16 <= K; k += 16)                                             \
+        for (int q = 0; q < 16; q++) acc[q] += CVT(w[k + q]) * X[k + q];     \
+    for (int q = 0; k + q < K; q++) acc[q] += CVT(w[k + q]) * X[k + q];      \
+    for (int h = 8; h >= 1; h /= 2)                                          \
+        for (int q = 0; q < h; q++) acc[q] += acc[q + h];                    \
+    out[0] = acc[0];                                                         \
+}
+#define CVT_F(v) (v)
+#define CVT_H(v) ssmi_bf16_to_f32(v)
+GEN_KERN(gen_f32, float, CVT_F)
+GEN_KERN(gen_bf16, uint16_t, CVT_H)
+
+static const kset GEN_F32 = { { 1, 1, 1, 1 }, { NULL, NULL, NULL, gen_f32 },
+                              { NULL, NULL, NULL, gen_f32 } };
+static const kset GEN_BF16 = { { 1, 1, 1, 1 }, { NULL, NULL, NULL, gen_bf16 },
+                               { NULL, NULL, NULL, gen_bf16 } };
+
+#ifdef GEMV_X86
+/* ------------------------------------------------------------ AVX-512 -- */
+
+#define T512 __attribute__((target("avx512f")))
+
+static T512 inline __m512 ld512_f(const float *p) { return _mm512_loadu_ps(p); }
+static T512 inline __m512 ld512_h(const uint16_t *p)
+{
+    __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+/* The tree of gemv.h: (q, q+8), (q, q+4), (q, q+2), (q, q+1). */
+static T512 inline float hsum512(__m512 a)
+{
+    __m256 lo = _mm512_castps512_ps256(a);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+/* R rows x G tokens.  The tail (K mod 16) runs once more through the same
+ * body on zero-padded copies, which is exactly the padding of gemv.h. */
+#define K512(name, WT, LD, R, G)                                             \
+static T512 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
+                      int64_t ldw, float *out, int64_t ldo)                  \
+{                                                                            \
+    const WT *W = Wv;                                                        \
+    __m512 acc[R][G];                                                        \
+    for (int r = 0; r < R; r++)                                              \
+        for (int g = 0; g < G; g++) acc[r][g] = _mm512_setzero_ps();         \
+    const int64_t K16 = K & ~(int64_t)15;                                    \
+    for (int64_t k = 0; k < K16; k += 16) {                                  \
+        __m512 w[R];                                                         \
+        for (int r = 0; r < R; r++) {                                        \
+            w[r] = LD(W + r * ldw + k);                                      \
+            _mm_prefetch((const char *)(W + (r + PFD * R) * ldw + k), _MM_HINT_T0); \
+        }                                                                    \
+        for (int g = 0; g < G; g++) {                                        \
+            __m512 x = _mm512_loadu_ps(X + g * ldx + k);                     \
+            for (int r = 0; r < R; r++)                                      \
+                acc[r][g] = _mm512_fmadd_ps(w[r], x, acc[r][g]);             \
+        }                                                                    \
+    }                                                                        \
+    if (K16 < K) {                                                           \
+        WT wt[R][16];                                                        \
+        float xt[G][16];                                                     \
+        memset(wt, 0, sizeof wt);                                            \
+        memset(xt, 0, sizeof xt);                                            \
+        for (int r = 0; r < R; r++)                                          \
+            memcpy(wt[r], W + r * ldw + K16, (size_t)(K - K16) * sizeof(WT)); \
+        for (int g = 0; g < G; g++)                                          \
+            memcpy(xt[g], X + g * ldx + K16, (size_t)(K - K16) * sizeof(float)); \
+        for (int g = 0; g < G; g++) {                                        \
+            __m512 x = _mm512_loadu_ps(xt[g]);                               \
+            for (int r = 0; r < R; r++)                                      \
+                acc[r][g] = _mm512_fmadd_ps(LD(wt[r]), x, acc[r][g]);        \
+        }                                                                    \
+    }                                                                        \
+    for (int g = 0; g < G; g++)                                              \
+        for (int r = 0; r < R; r++) out[g * ldo + r] = hsum512(acc[r][g]);   \
+}
+K512(a512_f_2x8, float, ld512_f, 2, 8)
+K512(a512_f_4x4, float, ld512_f, 4, 4)
+K512(a512_f_4x2, float, ld512_f, 4, 2)
+K512(a512_f_4x1, float, ld512_f, 4, 1)
+K512(a512_f_1x8, float, ld512_f, 1, 8)
+K512(a512_f_1x4, float, ld512_f, 1, 4)
+K512(a512_f_1x2, float, ld512_f, 1, 2)
+K512(a512_f_1x1, float, ld512_f, 1, 1)
+K512(a512_h_2x8, uint16_t, ld512_h, 2, 8)
+K512(a512_h_4x4, uint16_t, ld512_h, 4, 4)
+K512(a512_h_4x2, uint16_t, ld512_h, 4, 2)
+K512(a512_h_8x1, uint16_t, ld512_h, 8, 1)
+K512(a512_h_1x8, uint16_t, ld512_h, 1, 8)
+K512(a512_h_1x4, uint16_t, ld512_h, 1, 4)
+K512(a512_h_1x2, uint16_t, ld512_h, 1, 2)
+K512(a512_h_1x1, uint16_t, ld512_h, 1, 1)
+
+static const kset A512_F32 = {
+    { 2, 4, 4, 4 },
+    { a512_f_2x8, a512_f_4x4, a512_f_4x2, a512_f_4x1 },
+    { a512_f_1x8, a512_f_1x4, a512_f_1x2, a512_f_1x1 } };
+/* BF16 at one token: 8 rows at once, so that as many bytes are in flight
+ * as for float rows (each BF16 row piece is half a line). */
+static const kset A512_BF16 = {
+    { 2, 4, 4, 8 },
+    { a512_h_2x8, a512_h_4x4, a512_h_4x2, a512_h_8x1 },
+    { a512_h_1x8, a512_h_1x4, a512_h_1x2, a512_h_1x1 } };
+
+/* --------------------------------------------------------------- AVX2 -- */
+
+/* 16 lanes as two 8-lane halves (lo: lanes 0-7, hi: 8-15): the same lane
+ * sums as AVX-512, so the same bits. */
+#define T256 __attribute__((target("avx2,fma")))
+
+static T256 inline void ld256_f(const float *p, __m256 *lo, __m256 *hi)
+{
+    *lo = _mm256_loadu_ps(p);
+    *hi = _mm256_loadu_ps(p + 8);
+}
+static T256 inline void ld256_h(const uint16_t *p, __m256 *lo, __m256 *hi)
+{
+    __m256i a = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    __m256i b = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + 8)));
+    *lo = _mm256_castsi256_ps(_mm256_slli_epi32(a, 16));
+    *hi = _mm256_castsi256_ps(_mm256_slli_epi32(b, 16));
+}
+static T256 inline float hsum256(__m256 lo, __m256 hi)
+{
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+#define K256(name, WT, LD, R, G)                                             \
+static T256 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
+                      int64_t ldw, float *out, int64_t ldo)                  \
+{                                                                            \
+    const WT *W = Wv;                                                        \
+    __m256 al[R][G], ah[R][G];                                               \
+    for (int r = 0; r < R; r++)                                              \
+        for (int g = 0; g < G; g++)                                          \
+            al[r][g] = ah[r][g] = _mm256_setzero_ps();                       \
+    const int64_t K16 = K & ~(int64_t)15;                                    \
+    for (int64_t k = 0; k < K16; k += 16) {                                  \
+        __m256 wl[R], wh[R];                                                 \
+        for (int r = 0; r < R; r++) {                                        \
+            LD(W + r * ldw + k, &wl[r], &wh[r]);                             \
+            _mm_prefetch((const char *)(W + (r + PFD * R) * ldw + k), _MM_HINT_T0); \
+        }                                                                    \
+        for (int g = 0; g < G; g++) {                                        \
+            __m256 xl = _mm256_loadu_ps(X + g * ldx + k);                    \
+            __m256 xh = _mm256_loadu_ps(X + g * ldx + k + 8);                \
+            for (int r = 0; r < R; r++) {                                    \
+                al[r][g] = _mm256_fmadd_ps(wl[r], xl, al[r][g]);             \
+                ah[r][g] = _mm256_fmadd_ps(wh[r], xh, ah[r][g]);             \
+            }                                                                \
+        }                                                                    \
+    }                                                                        \
+    if (K16 < K) {                                                           \
+        WT wt[R][16];                                                        \
+        float xt[G][16];                                                     \
+        memset(wt, 0, sizeof wt);                                            \
+        memset(xt, 0, sizeof xt);                                            \
+        for (int r = 0; r < R; r++)                                          \
+            memcpy(wt[r], W + r * ldw + K16, (size_t)(K - K16) * sizeof(WT)); \
+        for (int g = 0; g < G; g++)                                          \
+            memcpy(xt[g], X + g * ldx + K16, (size_t)(K - K16) * sizeof(float)); \
+        for (int g = 0; g < G; g++) {                                        \
+            __m256 xl = _mm256_loadu_ps(xt[g]), xh = _mm256_loadu_ps(xt[g] + 8); \
+            for (int r = 0; r < R; r++) {                                    \
+                __m256 wl, wh;                                               \
+                LD(wt[r], &wl, &wh);                                         \
+                al[r][g] = _mm256_fmadd_ps(wl, xl, al[r][g]);                \
+                ah[r][g] = _mm256_fmadd_ps(wh, xh, ah[r][g]);                \
+            }                                                                \
+        }                                                                    \
+    }                                                                        \
+    for (int g = 0; g < G; g++)                                              \
+        for (int r = 0; r < R; r++)                                          \
+            out[g * ldo + r] = hsum256(al[r][g], ah[r][g]);                  \
+}
+K256(a256_f_1x4, float, ld256_f, 1, 4)
+K256(a256_f_2x2, float, ld256_f, 2, 2)
+K256(a256_f_4x1, float, ld256_f, 4, 1)
+K256(a256_f_1x2, float, ld256_f, 1, 2)
+K256(a256_f_1x1, float, ld256_f, 1, 1)
+K256(a256_h_1x4, uint16_t, ld256_h, 1, 4)
+K256(a256_h_2x2, uint16_t, ld256_h, 2, 2)
+K256(a256_h_4x1, uint16_t, ld256_h, 4, 1)
+K256(a256_h_1x2, uint16_t, ld256_h, 1, 2)
+K256(a256_h_1x1, uint16_t, ld256_h, 1, 1)
+
+/* 16 ymm registers: at most 8 accumulator pairs, so no 8-token kernel. */
+static const kset A256_F32 = {
+    { 0, 1, 2, 4 },
+    { NULL, a256_f_1x4, a256_f_2x2, a256_f_4x1 },
+    { NULL, a256_f_1x4, a256_f_1x2, a256_f_1x1 } };
+static const kset A256_BF16 = {
+    { 0, 1, 2, 4 },
+    { NULL, a256_h_1x4, a256_h_2x2, a256_h_4x1 },
+    { NULL, a256_h_1x4, a256_h_1x2, a256_h_1x1 } };
+#endif /* GEMV_X86 */
+
+/* ----------------------------------------------------------- dispatch -- */
+
+int ssmi_gemv_isa_ok(int isa)
+{
+    switch (isa) {
+    case SSMI_GEMV_AUTO:
+    case SSMI_GEMV_GENERIC:
+        return 1;
+#ifdef GEMV_X86
+    case SSMI_GEMV_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case SSMI_GEMV_AVX512:
+        return __builtin_cpu_supports("avx512f");
+#endif
+    default:
+        return 0;
+    }
+}
+
+int ssmi_gemv_isa_auto(void)
+{
+    if (ssmi_gemv_isa_ok(SSMI_GEMV_AVX512)) return SSMI_GEMV_AVX512;
+    if (ssmi_gemv_isa_ok(SSMI_GEMV_AVX2)) return SSMI_GEMV_AVX2;
+    return SSMI_GEMV_GENERIC;
+}
+
+const char *ssmi_gemv_isa_name(int isa)
+{
+    switch (isa) {
+    case SSMI_GEMV_GENERIC: return "generic";
+    case SSMI_GEMV_AVX2:    return "avx2";
+    case SSMI_GEMV_AVX512:  return "avx512";
+    default:                return "auto";
+    }
+}
+
+static const kset *kernels(int isa, int bf16)
+{
+    if (isa == SSMI_GEMV_AUTO || !ssmi_gemv_isa_ok(isa))
+        isa = isa == SSMI_GEMV_AUTO ? ssmi_gemv_isa_auto() : SSMI_GEMV_GENERIC;
+#ifdef GEMV_X86
+    if (isa == SSMI_GEMV_AVX512) return bf16 ? &A512_BF16 : &A512_F32;
+    if (isa == SSMI_GEMV_AVX2) return bf16 ? &A256_BF16 : &A256_F32;
+#endif
+    return bf16 ? &GEN_BF16 : &GEN_F32;
+}
+
+/* Rows j0..j1 of the output for all M tokens: token groups over the
+ * block, tiles of rows within each group. */
+static void rows_block(const kset *ks, int64_t j0, int64_t j1, int64_t M,
+                       int64_t K, const float *X, int64_t ldx,
+                       const unsigned char *W, size_t wsz, int64_t ldw,
+                       float *out, int64_t ldo)
+{
+    for (int64_t b0 = 0; b0 < M;) {
+        const int64_t left = M - b0;
+        int gi = 3;
+        if (left >= 8 && ks->main[0]) gi = 0;
+        else if (left >= 4 && ks->main[1]) gi = 1;
+        else if (left >= 2 && ks->main[2]) gi = 2;
+        const int R = ks->R[gi];
+        const float *xb = X + b0 * ldx;
+        float *ob = out + b0 * ldo;
+        int64_t j = j0;
+        for (; j + R <= j1; j += R)
+            ks->main[gi](K, xb, ldx, W + (size_t)(j * ldw) * wsz, ldw, ob + j, ldo);
+        for (; j < j1; j++)
+            ks->one[gi](K, xb, ldx, W + (size_t)(j * ldw) * wsz, ldw, ob + j, ldo);
+        b0 += GSZ[gi];
+    }
+}
+
+static void xwt(int isa, int64_t M, int64_t N, int64_t K, const float *X,
+                int64_t ldx, const void *W, int bf16, int64_t ldw, float *out,
+                int64_t ldo)
+{
+    const kset *ks = kernels(isa, bf16);
+    const size_t wsz = bf16 ? sizeof(uint16_t) : sizeof(float);
+    /* Rows per block from K and the weight type only (never the thread
+     * count): a multiple of 8 in [8, 256]. */
+    int64_t rb = BLOCK_BYTES / (K * (int64_t)wsz);
+    rb = rb < 8 ? 8 : rb > 256 ? 256 : rb & ~(int64_t)7;
+    const int64_t nblk = (N + rb - 1) / rb;
+    const unsigned char *Wb = W;
+    int64_t work = 0;
+    if (!ssmi_mul_ok(M, N, &work) || !ssmi_mul_ok(work, K, &work))
+        work = INT64_MAX;
+    /* Not `parallel for if (...)`: libgomp sets up a team for a region
+     * even when the clause makes it serial, and steps must not allocate. */
+    if (work >= PAR_MIN && nblk > 1) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t bk = 0; bk < nblk; bk++) {
+            const int64_t j0 = bk * rb, j1 = j0 + rb < N ? j0 + rb : N;
+            rows_block(ks, j0, j1, M, K, X, ldx, Wb, wsz, ldw, out, ldo);
+        }
+    } else {
+        for (int64_t bk = 0; bk < nblk; bk++) {
+            const int64_t j0 = bk * rb, j1 = j0 + rb < N ? j0 + rb : N;
+            rows_block(ks, j0, j1, M, K, X, ldx, Wb, wsz, ldw, out, ldo);
+        }
+    }
+}
+
+void ssmi_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+              const float *W, int64_t ldw, float *out, int64_t ldo)
+{
+    xwt(SSMI_GEMV_AUTO, M, N, K, X, ldx, W, 0, ldw, out, ldo);
+}
+
+void ssmi_xwt_bf16(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                   const uint16_t *W, int64_t ldw, float *out, int64_t ldo)
+{
+    xwt(SSMI_GEMV_AUTO, M, N, K, X, ldx, W, 1, ldw, out, ldo);
+}
+
+void ssmi_xwt_ex(int isa, int64_t M, int64_t N, int64_t K, const float *X,
+                 int64_t ldx, const float *Wf, const uint16_t *Wh, int64_t ldw,
+                 float *out, int64_t ldo)
+{
+    if (Wh) xwt(isa, M, N, K, X, ldx, Wh, 1, ldw, out, ldo);
+    else xwt(isa, M, N, K, X, ldx, Wf, 0, ldw, out, ldo);
+}
+
+void ssmi_bf16_widen(const uint16_t *src, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)src[i] << 16;
+        memcpy(dst + i, &u, 4);
+    }
+}

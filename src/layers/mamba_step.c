@@ -1,0 +1,463 @@
+/*
+ * mamba_step.c -- the non-GEMV work of a Mamba-1 decoding step, one token
+ * per sequence (Gu and Dao 2023, algorithm 2 with L = 1; mamba_ssm's
+ * Mamba.step), for ssm_mamba_step / ssm_mamba_stack_step:
+ *
+ *   conv:  window <- (window[1:], x);  u = silu(b + sum_j w_j window_j)
+ *   scan:  dt = softplus(delta + dt_bias)   (x > 20 passes through)
+ *          h  = exp(dt A) h + (dt u) B,     y = (C . h + D u) silu(z)
+ *
+ * Why not ssm_selective_step: its kernels are built for long sequences
+ * (16-step tiles, transposes), so one token costs ~50 ns a channel with
+ * three scalar libm calls (softplus, silu); here the transcendental
+ * functions are branch-free polynomials over whole rows of channels and
+ * the 16 states of a channel are one vector, ~5x less work per channel.
+ *
+ * exp: Cephes' expf (range reduction by ln 2 in two parts, degree-6
+ * polynomial), relative error <= 2 ulp on [-87.3, 88.3], inputs clamped
+ * there (below: ~1e-38 instead of 0, harmless as a decay factor or in
+ * silu).  log1p: Cephes' logf polynomial on 1 + e, corrected by
+ * ((1 + e) - 1 - e) / (1 + e) (Goldberg 1991, theorem 4): <= 2 ulp.
+ * Written as plain loops over fixed-length lane arrays and compiled three
+ * times (generic, AVX2+FMA, AVX-512F): the compiler vectorizes them and,
+ * without contraction (ISO C mode, FP_CONTRACT OFF), every clone performs
+ * the same operations, so all three give the same bits.  One writer per
+ * output, fixed order: the same bits for any thread count.  No allocation.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "layers/mamba_step.h"
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define STEP_X86 1
+#endif
+
+/* Channels below which one OpenMP region costs more than it saves. */
+#define PAR_MIN_ROWS 4096
+
+static inline float as_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t as_u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+static inline float exp_p(float x)
+{
+    x = x < -87.3f ? -87.3f : x > 88.3f ? 88.3f : x;
+    /* n = nearest integer to x / ln 2, by the 1.5 * 2^23 trick */
+    const float t = x * 1.44269504088896341f + 12582912.0f;
+    const float n = t - 12582912.0f;
+    const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    const int32_t ni = (int32_t)n;
+    return p * as_f((uint32_t)(ni + 127) << 23);
+}
+
+/* log(v) for v >= 1 finite (Cephes logf). */
+static inline float log_p(float v)
+{
+    const uint32_t b = as_u(v);
+    float e = (float)((int32_t)(b >> 23) - 126);
+    float m = as_f((b & 0x007fffffu) | 0x3f000000u);       /* [0.5, 1) */
+    const int lo = m < 0.707106781186547524f;
+    e = lo ? e - 1.0f : e;
+    m = lo ? m + m - 1.0f : m - 1.0f;
+    const float z = m * m;
+    float y = 7.0376836292e-2f;
+    y = y * m - 1.1514610310e-1f;
+    y = y * m + 1.1676998740e-1f;
+    y = y * m - 1.2420140846e-1f;
+    y = y * m + 1.4249322787e-1f;
+    y = y * m - 1.6668057665e-1f;
+    y = y * m + 2.0000714765e-1f;
+    y = y * m - 2.4999993993e-1f;
+    y = y * m + 3.3333331174e-1f;
+    y = y * m * z;
+    y = y + e * -2.12194440e-4f;
+    y = y - 0.5f * z;
+    return m + y + e * 0.693359375f;
+}
+
+/* softplus(x) = log1p(exp(x)) for x <= 20, x above (the kernels' rule). */
+static inline float softplus_p(float x)
+{
+    const float e = exp_p(x < 20.0f ? x : 20.0f);
+    const float v = 1.0f + e;
+    const float c = ((v - 1.0f) - e) / v;        /* Goldberg's correction */
+    const float l = log_p(v) - c;
+    return x <= 20.0f ? l : x;
+}
+
+static inline float silu_p(float x)
+{
+    return x / (1.0f + exp_p(-x));
+}
+
+/* ---- the three clones ---- */
+
+#define CONV_BODY                                                            \
+    for (int64_t i = i0; i < i1; i++) {                                      \
+        const int64_t d = i % di;                                            \
+        float *win = conv + i * k;                                           \
+        for (int64_t j = 0; j + 1 < k; j++) win[j] = win[j + 1];             \
+        win[k - 1] = x[i];                                                   \
+        float acc = cb ? cb[d] : 0.0f;                                       \
+        for (int64_t j = 0; j < k; j++) acc += cw[d * k + j] * win[j];       \
+        u[i] = acc;                                                          \
+    }                                                                        \
+    for (int64_t i = i0; i < i1; i++) u[i] = silu_p(u[i]);
+
+#define CONV_ARGS int64_t i0, int64_t i1, int64_t di, int64_t k, float *conv, \
+    const float *x, const float *cw, const float *cb, float *u
+
+/* Pass 1 over rows: dt into dtv, silu(z) into g (rows of one token at a
+ * time, so that the loops over channels vectorize); pass 2: per row, the
+ * n states in 16 lanes (scan_rows, or scan_rows16 below for AVX-512). */
+#define SCAN_PASS1                                                           \
+    for (int64_t i = i0; i < i1;) {                                          \
+        const int64_t d0 = i % di, cnt = i1 - i < di - d0 ? i1 - i : di - d0; \
+        const float *dl = delta + i, *bs = bias ? bias + d0 : NULL;          \
+        float *dv = dtv + i, *gv = g + i;                                    \
+        if (bs)                                                              \
+            for (int64_t c = 0; c < cnt; c++) dv[c] = softplus_p(dl[c] + bs[c]); \
+        else                                                                 \
+            for (int64_t c = 0; c < cnt; c++) dv[c] = softplus_p(dl[c]);     \
+        if (z) {                                                             \
+            const float *zz = z + i;                                         \
+            for (int64_t c = 0; c < cnt; c++) gv[c] = silu_p(zz[c]);         \
+        } else {                                                             \
+            for (int64_t c = 0; c < cnt; c++) gv[c] = 1.0f;                  \
+        }                                                                    \
+        i += cnt;                                                            \
+    }
+#define SCAN_BODY                                                            \
+    SCAN_PASS1                                                               \
+    for (int64_t i = i0; i < i1; i++) {                                      \
+        const int64_t b = i / di, d = i % di;                                \
+        const float dt = dtv[i], dtu = dt * u[i];                            \
+        float *hh = h + i * n;                                               \
+        const float *a = A + d * n, *bb = Bm + b * ldbc, *cc = Cm + b * ldbc; \
+        float acc[16] = { 0 };                                               \
+        int64_t s0 = 0;                                                      \
+        for (; s0 + 16 <= n; s0 += 16)                                       \
+            for (int q = 0; q < 16; q++) {                                   \
+                const float hv = exp_p(dt * a[s0 + q]) * hh[s0 + q] + dtu * bb[s0 + q]; \
+                hh[s0 + q] = hv;                                             \
+                acc[q] += cc[s0 + q] * hv;                                   \
+            }                                                                \
+        for (int q = 0; s0 + q < n; q++) {                                   \
+            const float hv = exp_p(dt * a[s0 + q]) * hh[s0 + q] + dtu * bb[s0 + q]; \
+            hh[s0 + q] = hv;                                                 \
+            acc[q] += cc[s0 + q] * hv;                                       \
+        }                                                                    \
+        for (int w = 8; w >= 1; w /= 2)                                      \
+            for (int q = 0; q < w; q++) acc[q] += acc[q + w];                \
+        y[i] = (acc[0] + (D ? D[d] * u[i] : 0.0f)) * g[i];                   \
+    }
+
+#define SCAN_ARGS int64_t i0, int64_t i1, int64_t di, int64_t n, float *h,   \
+    const float *u, const float *delta, const float *A, const float *Bm,     \
+    const float *Cm, int64_t ldbc, const float *D, const float *z,           \
+    const float *bias, float *dtv, float *g, float *y
+
+static void conv_gen(CONV_ARGS) { CONV_BODY }
+static void scan_gen(SCAN_ARGS) { SCAN_BODY }
+#ifdef STEP_X86
+__attribute__((target("avx2,fma"))) static void conv_avx2(CONV_ARGS) { CONV_BODY }
+__attribute__((target("avx512f"))) static void conv_avx512(CONV_ARGS) { CONV_BODY }
+#include <immintrin.h>
+#define T512 __attribute__((target("avx512f")))
+/* exp_p on 16 lanes: the same operations in the same order (no FMA), so
+ * the same bits as the scalar code. */
+static T512 inline __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    const __m512 mg = _mm512_set1_ps(12582912.0f);
+    const __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), mg);
+    const __m512 n = _mm512_sub_ps(t, mg);
+    const __m512 r = _mm512_sub_ps(_mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f))),
+                                   _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r), _mm512_set1_ps(1.0f));
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+/* log_p, softplus_p and silu_p on 16 lanes, operation for operation. */
+static T512 inline __m512 log16(__m512 v)
+{
+    const __m512i b = _mm512_castps_si512(v);
+    __m512 e = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(b, 23), _mm512_set1_epi32(126)));
+    __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(b, _mm512_set1_epi32(0x007fffff)),
+                                                   _mm512_set1_epi32(0x3f000000)));
+    const __mmask16 lo = _mm512_cmp_ps_mask(m, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    e = _mm512_mask_sub_ps(e, lo, e, one);
+    m = _mm512_mask_blend_ps(lo, _mm512_sub_ps(m, one), _mm512_sub_ps(_mm512_add_ps(m, m), one));
+    const __m512 z = _mm512_mul_ps(m, m);
+    __m512 y = _mm512_set1_ps(7.0376836292e-2f);
+    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.1514610310e-1f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.1676998740e-1f));
+    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.2420140846e-1f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.4249322787e-1f));
+    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.6668057665e-1f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(2.0000714765e-1f));
+    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(2.4999993993e-1f));
+    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(3.3333331174e-1f));
+    y = _mm512_mul_ps(_mm512_mul_ps(y, m), z);
+    y = _mm512_add_ps(y, _mm512_mul_ps(e, _mm512_set1_ps(-2.12194440e-4f)));
+    y = _mm512_sub_ps(y, _mm512_mul_ps(_mm512_set1_ps(0.5f), z));
+    return _mm512_add_ps(_mm512_add_ps(m, y), _mm512_mul_ps(e, _mm512_set1_ps(0.693359375f)));
+}
+static T512 inline __m512 softplus16(__m512 x)
+{
+    const __m512 twenty = _mm512_set1_ps(20.0f), one = _mm512_set1_ps(1.0f);
+    const __m512 e = exp16(_mm512_min_ps(x, twenty));
+    const __m512 v = _mm512_add_ps(one, e);
+    const __m512 c = _mm512_div_ps(_mm512_sub_ps(_mm512_sub_ps(v, one), e), v);
+    const __m512 l = _mm512_sub_ps(log16(v), c);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, twenty, _CMP_LE_OQ), x, l);
+}
+static T512 inline __m512 silu16(__m512 x)
+{
+    const __m512 nx = _mm512_sub_ps(_mm512_setzero_ps(), x);
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(nx)));
+}
+static T512 inline float hsum16(__m512 a)
+{
+    __m256 lo = _mm512_castps512_ps256(a);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+/* Pass 2 for n a multiple of 16 (the usual 16): h of a channel in whole
+ * vectors, the lane sums and tree of SCAN_BODY. */
+static T512 void scan_avx512(SCAN_ARGS)
+{
+    if (n % 16) {
+        SCAN_BODY
+        return;
+    }
+    /* pass 1, 16 channels a vector (tails through the scalar code) */
+    for (int64_t i = i0; i < i1;) {
+        const int64_t d0 = i % di, cnt = i1 - i < di - d0 ? i1 - i : di - d0;
+        int64_t c = 0;
+        for (; c + 16 <= cnt; c += 16) {
+            __m512 x = _mm512_loadu_ps(delta + i + c);
+            if (bias) x = _mm512_add_ps(x, _mm512_loadu_ps(bias + d0 + c));
+            _mm512_storeu_ps(dtv + i + c, softplus16(x));
+            _mm512_storeu_ps(g + i + c, z ? silu16(_mm512_loadu_ps(z + i + c)) : _mm512_set1_ps(1.0f));
+        }
+        for (; c < cnt; c++) {
+            dtv[i + c] = softplus_p(delta[i + c] + (bias ? bias[d0 + c] : 0.0f));
+            g[i + c] = z ? silu_p(z[i + c]) : 1.0f;
+        }
+        i += cnt;
+    }
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t b = i / di, d = i % di;
+        const __m512 dt = _mm512_set1_ps(dtv[i]), dtu = _mm512_set1_ps(dtv[i] * u[i]);
+        float *hh = h + i * n;
+        const float *a = A + d * n, *bb = Bm + b * ldbc, *cc = Cm + b * ldbc;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t s0 = 0; s0 < n; s0 += 16) {
+            const __m512 da = exp16(_mm512_mul_ps(dt, _mm512_loadu_ps(a + s0)));
+            const __m512 hv = _mm512_add_ps(_mm512_mul_ps(da, _mm512_loadu_ps(hh + s0)),
+                                            _mm512_mul_ps(dtu, _mm512_loadu_ps(bb + s0)));
+            _mm512_storeu_ps(hh + s0, hv);
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(cc + s0), hv));
+        }
+        y[i] = (hsum16(acc) + (D ? D[d] * u[i] : 0.0f)) * g[i];
+    }
+}
+/* The same on 8 lanes for AVX2 (FMA unused: the same bits again); 16
+ * states as two halves, lanes 0-7 and 8-15, as SCAN_BODY's acc. */
+#define T256 __attribute__((target("avx2,fma")))
+static T256 inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    const __m256 mg = _mm256_set1_ps(12582912.0f);
+    const __m256 t = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), mg);
+    const __m256 n = _mm256_sub_ps(t, mg);
+    const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f))),
+                                   _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r), _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+static T256 inline __m256 log8(__m256 v)
+{
+    const __m256i b = _mm256_castps_si256(v);
+    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 23), _mm256_set1_epi32(126)));
+    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi32(0x007fffff)),
+                                                   _mm256_set1_epi32(0x3f000000)));
+    const __m256 lo = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    e = _mm256_blendv_ps(e, _mm256_sub_ps(e, one), lo);
+    m = _mm256_blendv_ps(_mm256_sub_ps(m, one), _mm256_sub_ps(_mm256_add_ps(m, m), one), lo);
+    const __m256 z = _mm256_mul_ps(m, m);
+    __m256 y = _mm256_set1_ps(7.0376836292e-2f);
+    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.1514610310e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.1676998740e-1f));
+    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.2420140846e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.4249322787e-1f));
+    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.6668057665e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(2.0000714765e-1f));
+    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(2.4999993993e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(3.3333331174e-1f));
+    y = _mm256_mul_ps(_mm256_mul_ps(y, m), z);
+    y = _mm256_add_ps(y, _mm256_mul_ps(e, _mm256_set1_ps(-2.12194440e-4f)));
+    y = _mm256_sub_ps(y, _mm256_mul_ps(_mm256_set1_ps(0.5f), z));
+    return _mm256_add_ps(_mm256_add_ps(m, y), _mm256_mul_ps(e, _mm256_set1_ps(0.693359375f)));
+}
+static T256 inline __m256 softplus8(__m256 x)
+{
+    const __m256 twenty = _mm256_set1_ps(20.0f), one = _mm256_set1_ps(1.0f);
+    const __m256 e = exp8(_mm256_min_ps(x, twenty));
+    const __m256 v = _mm256_add_ps(one, e);
+    const __m256 c = _mm256_div_ps(_mm256_sub_ps(_mm256_sub_ps(v, one), e), v);
+    const __m256 l = _mm256_sub_ps(log8(v), c);
+    return _mm256_blendv_ps(x, l, _mm256_cmp_ps(x, twenty, _CMP_LE_OQ));
+}
+static T256 inline __m256 silu8(__m256 x)
+{
+    const __m256 nx = _mm256_sub_ps(_mm256_setzero_ps(), x);
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(nx)));
+}
+static T256 void scan_avx2(SCAN_ARGS)
+{
+    if (n % 16) {
+        SCAN_BODY
+        return;
+    }
+    for (int64_t i = i0; i < i1;) {
+        const int64_t d0 = i % di, cnt = i1 - i < di - d0 ? i1 - i : di - d0;
+        int64_t c = 0;
+        for (; c + 8 <= cnt; c += 8) {
+            __m256 x = _mm256_loadu_ps(delta + i + c);
+            if (bias) x = _mm256_add_ps(x, _mm256_loadu_ps(bias + d0 + c));
+            _mm256_storeu_ps(dtv + i + c, softplus8(x));
+            _mm256_storeu_ps(g + i + c, z ? silu8(_mm256_loadu_ps(z + i + c)) : _mm256_set1_ps(1.0f));
+        }
+        for (; c < cnt; c++) {
+            dtv[i + c] = softplus_p(delta[i + c] + (bias ? bias[d0 + c] : 0.0f));
+            g[i + c] = z ? silu_p(z[i + c]) : 1.0f;
+        }
+        i += cnt;
+    }
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t b = i / di, d = i % di;
+        const __m256 dt = _mm256_set1_ps(dtv[i]), dtu = _mm256_set1_ps(dtv[i] * u[i]);
+        float *hh = h + i * n;
+        const float *a = A + d * n, *bb = Bm + b * ldbc, *cc = Cm + b * ldbc;
+        __m256 al = _mm256_setzero_ps(), ah = _mm256_setzero_ps();
+        for (int64_t s0 = 0; s0 < n; s0 += 16) {
+            for (int half = 0; half < 2; half++) {
+                const int64_t o = s0 + 8 * half;
+                const __m256 da = exp8(_mm256_mul_ps(dt, _mm256_loadu_ps(a + o)));
+                const __m256 hv = _mm256_add_ps(_mm256_mul_ps(da, _mm256_loadu_ps(hh + o)),
+                                                _mm256_mul_ps(dtu, _mm256_loadu_ps(bb + o)));
+                _mm256_storeu_ps(hh + o, hv);
+                const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(cc + o), hv);
+                if (half) ah = _mm256_add_ps(ah, t);
+                else al = _mm256_add_ps(al, t);
+            }
+        }
+        const __m256 s8 = _mm256_add_ps(al, ah);
+        const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+        const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        const __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+        y[i] = (_mm_cvtss_f32(s1) + (D ? D[d] * u[i] : 0.0f)) * g[i];
+    }
+}
+#endif
+
+typedef void (*conv_fn)(CONV_ARGS);
+typedef void (*scan_fn)(SCAN_ARGS);
+
+static int pick(int isa)
+{
+#ifdef STEP_X86
+    int best = __builtin_cpu_supports("avx512f") ? 3
+             : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 2 : 1;
+    if (isa == 0 || isa > best) return isa == 0 ? best : 1;
+    return isa;
+#else
+    (void)isa;
+    return 1;
+#endif
+}
+
+/* Row blocks of 256 channels: fixed, so the split never depends on the
+ * thread count. */
+#define RBLK 256
+
+void ssmi_mamba_step_conv(int isa, int64_t rows, int64_t di, int64_t k, float *conv,
+                          const float *x, const float *cw, const float *cb, float *u)
+{
+    conv_fn f = conv_gen;
+#ifdef STEP_X86
+    int p = pick(isa);
+    f = p == 3 ? conv_avx512 : p == 2 ? conv_avx2 : conv_gen;
+#else
+    (void)isa;
+#endif
+    const int64_t nb = (rows + RBLK - 1) / RBLK;
+    if (rows >= PAR_MIN_ROWS) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t bk = 0; bk < nb; bk++)
+            f(bk * RBLK, bk * RBLK + RBLK < rows ? bk * RBLK + RBLK : rows, di, k, conv,
+              x, cw, cb, u);
+    } else {
+        f(0, rows, di, k, conv, x, cw, cb, u);
+    }
+}
+
+void ssmi_mamba_step_scan(int isa, int64_t rows, int64_t di, int64_t n, float *h,
+                          const float *u, const float *delta, const float *A,
+                          const float *Bm, const float *Cm, int64_t ldbc,
+                          const float *D, const float *z, const float *bias,
+                          float *dtv, float *g, float *y)
+{
+    scan_fn f = scan_gen;
+#ifdef STEP_X86
+    int p = pick(isa);
+    f = p == 3 ? scan_avx512 : p == 2 ? scan_avx2 : scan_gen;
+#else
+    (void)isa;
+#endif
+    const int64_t nb = (rows + RBLK - 1) / RBLK;
+    if (rows * n >= 16 * PAR_MIN_ROWS) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t bk = 0; bk < nb; bk++)
+            f(bk * RBLK, bk * RBLK + RBLK < rows ? bk * RBLK + RBLK : rows, di, n, h, u,
+              delta, A, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
+    } else {
+        f(0, rows, di, n, h, u, delta, A, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
+    }
+}
+
+float ssmi_step_exp(float x) { return exp_p(x); }
+float ssmi_step_softplus(float x) { return softplus_p(x); }
+float ssmi_step_silu(float x) { return silu_p(x); }

@@ -1,0 +1,33 @@
+/*
+ * mamba_step.h -- the conv and scan of a Mamba-1 decoding step
+ * (src/layers/mamba_step.c; contract and accuracy there).  Never installed.
+ * isa: 0 the best this CPU runs, 1 generic, 2 AVX2+FMA, 3 AVX-512F (a path
+ * the CPU lacks falls back to generic); every path gives the same bits.
+ * Rows are (token, channel) pairs i = b * di + d.
+ */
+#ifndef SSM_LAYERS_MAMBA_STEP_H
+#define SSM_LAYERS_MAMBA_STEP_H
+
+#include <stdint.h>
+
+/* Shift each row's window conv [rows][k] (oldest first), append x[i],
+ * u[i] = silu(cb[d] + sum_j cw[d][j] window[j]) (cb may be NULL). */
+void ssmi_mamba_step_conv(int isa, int64_t rows, int64_t di, int64_t k, float *conv,
+                          const float *x, const float *cw, const float *cb, float *u);
+
+/* One selective-scan step: dt = softplus(delta + bias) (into dtv),
+ * g = silu(z) (into g; 1 when z is NULL), h [rows][n] updated,
+ * y = (C . h + D u) g.  Bm, Cm: [B][ldbc] rows of token b. D, bias may be
+ * NULL.  dtv, g: [rows] scratch. */
+void ssmi_mamba_step_scan(int isa, int64_t rows, int64_t di, int64_t n, float *h,
+                          const float *u, const float *delta, const float *A,
+                          const float *Bm, const float *Cm, int64_t ldbc,
+                          const float *D, const float *z, const float *bias,
+                          float *dtv, float *g, float *y);
+
+/* The scalar functions used above (white-box tests). */
+float ssmi_step_exp(float x);
+float ssmi_step_softplus(float x);
+float ssmi_step_silu(float x);
+
+#endif /* SSM_LAYERS_MAMBA_STEP_H */
