@@ -56,6 +56,9 @@ ssm_status ssm_s4d_layer_backward(const ssm_s4d_layer *layer, int64_t batch,
     double *dKd = NULL, *dt = NULL;
     double complex *lam = NULL, *B = NULL, *Ce = NULL;
 
+    /* The plan first: it rejects an L too large for the FFT before any
+     * allocation of that size is tried. */
+    if ((st = ssm_conv_plan_create(&plan, H, L)) != SSM_OK) goto done;
     /* Float parameters and kernel: exactly the forward's bytes. */
     D = ssmi_alloc((size_t)H, sizeof *D);
     if (D == NULL) { st = SSM_FAIL(SSM_ERR_NOMEM); goto done; }
@@ -69,7 +72,6 @@ ssm_status ssm_s4d_layer_backward(const ssm_s4d_layer *layer, int64_t batch,
         dK = ssmi_alloc((size_t)hl, sizeof *dK);
         if (dK == NULL) { st = SSM_FAIL(SSM_ERR_NOMEM); goto done; }
     }
-    if ((st = ssm_conv_plan_create(&plan, H, L)) != SSM_OK) goto done;
     if ((st = ssm_conv_backward(plan, batch, K, D, u, dy, du, dK, dD)) != SSM_OK) goto done;
     if (!want_k) goto done;
 
