@@ -300,7 +300,6 @@ START_TEST(threads_and_nulls)
     ck_assert(memcmp(s.dC, o[0].dC, (size_t)Hn * sizeof(ssm_cdouble)) == 0);
     /* all NULL: nothing to do, still OK */
     ck_assert_int_eq(ssm_s4d_layer_backward(ly, batch, L, p.uf, p.dyf, NULL, NULL, NULL, NULL, NULL, NULL), SSM_OK);
-    /* the layer is unchanged by the backward: its forward matches */
     outs_free(&s);
     for (int t = 0; t < 3; t++) outs_free(&o[t]);
     ssm_s4d_layer_destroy(ly);
