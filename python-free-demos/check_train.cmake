@@ -5,7 +5,9 @@
 # 2. The held-out MSE after 300 steps is below 0.05 (seed 1 gives 0.029;
 #    a model that outputs zero scores about 0.92, the target's energy).
 # 3. --save then --load: fine-tuning starts from the trained loss (first
-#    loss below 0.2; a fresh model starts above 1).
+#    loss below 0.2; a fresh model starts above 1).  --save also reloads the
+#    file with ssm_s4d_layer_load (B folded into C) and checks that the layer
+#    reproduces the model's held-out outputs (the demo exits 1 otherwise).
 # 4. Bad options exit 2 with one line on stderr.
 cmake_minimum_required(VERSION 3.25)
 foreach(v TRAIN WORK)
@@ -22,6 +24,9 @@ foreach(th 1 2)
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out${th} ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "ssm_train (${th} threads) exited with ${rc}\n${out${th}}\n${err}")
+  endif()
+  if(NOT out${th} MATCHES "reloaded by ssm_s4d_layer_load: worst channel error/bound")
+    message(FATAL_ERROR "--save: no ssm_s4d_layer_load check line\n${out${th}}")
   endif()
   message("${th} threads: ${out${th}}")
 endforeach()

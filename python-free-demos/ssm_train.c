@@ -17,6 +17,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <complex.h>
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -223,23 +224,101 @@ static double step_fg(model *md, const ssm_conv_plan *plan, int64_t batch, int64
 }
 
 /* ---- save / load --------------------------------------------------------- */
+/* The kernel sees B and C only through the products C_k B_k (K[l] =
+ * 2 Re sum_k C_k B_k dt phi1(z_k) e^(z_k l), ZOH), so the file stores C B as
+ * kernel.C and B = 1: the s4 module's layout, which ssm_s4d_layer_load reads
+ * (it has no B) into the same model; --load gets the same model back. */
 static int save_model(const model *md, const char *path)
 {
     int64_t shp[P_COUNT][3];
     ssm_tensor_desc t[P_COUNT];
+    const int64_t hn = md->H * md->n;
+    float *fold = xcalloc((size_t)(4 * hn), sizeof(float)), *Bone = fold + 2 * hn;
+    for (int64_t i = 0; i < hn; i++) {
+        const float br = md->p[md->off[P_B] + 2 * i], bi = md->p[md->off[P_B] + 2 * i + 1];
+        const float cr = md->p[md->off[P_C] + 2 * i], ci = md->p[md->off[P_C] + 2 * i + 1];
+        fold[2 * i] = (float)((double)cr * br - (double)ci * bi);
+        fold[2 * i + 1] = (float)((double)cr * bi + (double)ci * br);
+        Bone[2 * i] = 1.0f;
+        Bone[2 * i + 1] = 0.0f;
+    }
     for (int k = 0; k < P_COUNT; k++) {
         shp[k][0] = md->H; shp[k][1] = md->n; shp[k][2] = 2;
         t[k].name = pname[k];
         t[k].dtype = SSM_DTYPE_F32;
         t[k].ndim = k <= P_D ? 1 : (k <= P_IM ? 2 : 3);
         t[k].shape = shp[k];
-        t[k].data = md->p + md->off[k];
+        t[k].data = k == P_C ? fold : (k == P_B ? Bone : md->p + md->off[k]);
     }
     const char *keys[] = { "format", "producer" }, *vals[] = { "pt", "libssm ssm_train (S4D, delay task)" };
     ssm_status st = ssm_safetensors_write(path, P_COUNT, t, 2, keys, vals);
+    free(fold);
     if (st != SSM_OK)
         fprintf(stderr, "ssm_train: cannot write '%s': %s\n", path, ssm_status_string(st));
     return st != SSM_OK;
+}
+
+/* Reload the saved file with ssm_s4d_layer_load and check that the layer
+ * (conv mode) reproduces the model's outputs y on the inputs u.  Expected
+ * difference per channel h, normwise (Young: ||K * u|| <= ||K||_1 ||u||):
+ * both kernels are the exact one up to ~(l + 4) eps_f per term (the layer's
+ * float Ad, Bd, Ce and the folded C B), plus the FFTs' eps_f log2 N, so
+ *   ||y_layer - y_model|| <= 2 eps_f (L + log2 N + 8) (||Kabs||_1 + |D|) ||u||
+ * with Kabs[l] = sum_k |2 C_k Bd_k| |Ad_k|^l. */
+static int verify_saved(const model *md, const char *path, int64_t batch, int64_t L,
+                        const float *u, const float *y, work *w)
+{
+    ssm_tensor_file *f = NULL;
+    ssm_s4d_layer *ly = NULL;
+    const int64_t H = md->H, n = md->n;
+    float *yl = xcalloc((size_t)(batch * H * L), sizeof(float));
+    ssm_status st = ssm_tensor_file_open(&f, path);
+    if (st == SSM_OK) st = ssm_s4d_layer_load(&ly, f, "", SSM_ZOH);
+    if (st == SSM_OK) st = ssm_s4d_layer_forward(ly, SSM_MODE_CONV, batch, L, u, yl);
+    ssm_s4d_layer_destroy(ly);
+    ssm_tensor_file_close(f);
+    if (st != SSM_OK) {
+        fprintf(stderr, "ssm_train: ssm_s4d_layer_load cannot use '%s': %s\n", path,
+                ssm_status_string(st));
+        free(yl);
+        return 1;
+    }
+    double N = 1.0, worst = 0.0;
+    while (N < 2.0 * (double)L) N *= 2.0;
+    const float *P = md->p;
+    for (int64_t h = 0; h < H; h++) {
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t i = h * n + k;
+            w->lam[k] = -exp((double)P[md->off[P_LOGRE] + i]) + I * (double)P[md->off[P_IM] + i];
+            w->B[k] = P[md->off[P_B] + 2 * i] + I * (double)P[md->off[P_B] + 2 * i + 1];
+        }
+        if (ssm_discretize_diag(SSM_ZOH, n, w->lam, w->B, exp((double)P[md->off[P_LOGDT] + h]),
+                                w->Ad, w->Bd) != SSM_OK) { free(yl); return 1; }
+        double kabs = fabs((double)P[md->off[P_D] + h]);
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t i = h * n + k;
+            double a = 2.0 * cabs((P[md->off[P_C] + 2 * i] + I * (double)P[md->off[P_C] + 2 * i + 1]) *
+                                  w->Bd[k]);
+            for (int64_t l = 0; l < L; l++, a *= cabs(w->Ad[k])) kabs += a;
+        }
+        double e2 = 0.0, u2 = 0.0;
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t t = 0; t < L; t++) {
+                const int64_t j = (b * H + h) * L + t;
+                e2 += ((double)yl[j] - y[j]) * ((double)yl[j] - y[j]);
+                u2 += (double)u[j] * u[j];
+            }
+        const double bound = 2.0 * FLT_EPSILON * ((double)L + log2(N) + 8.0) * kabs * sqrt(u2);
+        const double r = bound > 0.0 ? sqrt(e2) / bound : (e2 > 0.0 ? INFINITY : 0.0);
+        if (r > worst) worst = r;
+    }
+    free(yl);
+    printf("saved model reloaded by ssm_s4d_layer_load: worst channel error/bound %.3g\n", worst);
+    if (!(worst <= 1.0)) {
+        fprintf(stderr, "ssm_train: the layer loaded from '%s' does not reproduce the model\n", path);
+        return 1;
+    }
+    return 0;
 }
 
 static int load_model(model *md, const char *path)
@@ -868,7 +947,8 @@ int main(int argc, char **argv)
            (double)o.steps * (double)(Bt * L) / secs);
     printf("held-out mse: %.9g\n", eval);
     int rc = 0;
-    if (o.save) rc |= save_model(&md, o.save);
+    /* u, w.y: the last held-out batch and the model's outputs on it */
+    if (o.save) rc |= save_model(&md, o.save) || verify_saved(&md, o.save, Bt, L, u, w.y, &w);
     if (o.plot) rc |= plot(o.plot, o.csv, 0);
     ssm_conv_plan_destroy(plan);
     free(u); free(tgt); free(w.lam); free(w.B); free(w.C2); free(w.Ad); free(w.Bd);

@@ -16,6 +16,7 @@
 #include "s4.h"
 #include "conv.h"
 #include "mamba.h"
+#include "layer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -360,6 +361,31 @@ SSM_API ssm_status ssm_mamba_stack_forward_train(const ssm_mamba_stack *stk,
 SSM_API ssm_status ssm_mamba_stack_backward_saved(const ssm_mamba_stack *stk,
                                                   ssm_mamba_stack_grads *g,
                                                   const float *dy, float *dx);
+/* Backward of the S4D layer's convolution mode (ssm_s4d_layer_forward with
+ * SSM_MODE_CONV from the zero state; ssm/layer.h): given u and dy
+ * [batch][H][L], du [batch][H][L] and the gradients of the layer's
+ * continuous parameters as ssm_s4d_layer_get_params gives them: dlambda,
+ * dB, dC [H][N] (complex: dLoss/dRe + i dLoss/dIm; dC is for the half
+ * system C that set_params takes: the layer's factor 2 of the complex
+ * inits is applied), ddt [H], dD [H].  Every output may be NULL (not
+ * wanted); they are overwritten, never accumulated.
+ * ssm_conv_backward (du, dK, dD) then ssm_s4d_kernel_backward per channel
+ * with the layer's discretization.  The layer rounds its discrete
+ * parameters and kernel to float once; the parameter gradients are those
+ * of the exact (double) kernel, i.e. that rounding is treated as exact
+ * (relative difference ~ eps_float).  du uses the layer's float kernel.
+ * The same bytes for any thread count.  Allocates O(H (L + n)) scratch
+ * and an FFT plan per call.
+ * Errors: SSM_ERR_ARG (layer, u or dy NULL; batch or L < 1; overflow; L too
+ * large for the FFT), SSM_ERR_NOMEM, SSM_ERR_FFTW, SSM_ERR_NUMERIC (as
+ * ssm_s4d_kernel_backward).  Reentrant; may run concurrently with the
+ * layer's other const calls. */
+SSM_API ssm_status ssm_s4d_layer_backward(const ssm_s4d_layer *layer,
+                                          int64_t batch, int64_t L,
+                                          const float *u, const float *dy,
+                                          float *du, ssm_cdouble *dlambda,
+                                          double *ddt, ssm_cdouble *dB,
+                                          ssm_cdouble *dC, float *dD);
 
 #ifdef __cplusplus
 }
