@@ -80,4 +80,17 @@ static inline void mt_slice(const float *src, int64_t rows, int64_t Ltot, int64_
         memcpy(dst + i * len, src + i * Ltot + off, (size_t)len * sizeof(float));
 }
 
+/* Run suite s on every rank without fork (ranks must stay in step through
+ * the collectives), print on rank 0 only, finalize MPI; the exit status. */
+static inline int mt_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, mt_rank() == 0 ? CK_NORMAL : CK_SILENT);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    MPI_Finalize();
+    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 #endif /* SSM_MPI_TESTUTIL_H */

@@ -379,11 +379,5 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_stack_values);
     tcase_add_test(tc, test_stack_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, mt_rank() == 0 ? CK_NORMAL : CK_SILENT);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    MPI_Finalize();
-    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return mt_run(s);
 }

@@ -355,11 +355,5 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_ssd_threads);
     tcase_add_test(tc, test_ssd_errors);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, mt_rank() == 0 ? CK_NORMAL : CK_SILENT);
-    const int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    MPI_Finalize();
-    return nf ? 1 : 0;
+    return mt_run(su);
 }
