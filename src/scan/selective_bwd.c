@@ -243,7 +243,7 @@ int64_t ssmi_scan_bwd_auto_chunk(int64_t len, int64_t dstate)
     /* A power of two >= sqrt(len) (checkpoints and chunk buffers balance),
      * and at least 4096 / dstate steps (>= 64): the per-channel kernels are
      * called once per chunk, so short chunks pay their call and loop
-     * overheads often; 4096 states keep the 7 per-thread tiles in L2. */
+     * overheads often; 4096 states keep the 12 per-thread tiles in L2. */
     int64_t c = 64;
     while (c * dstate < 4096)
         c *= 2;
