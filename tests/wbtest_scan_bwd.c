@@ -103,6 +103,38 @@ START_TEST(every_isa_matches_finite_differences)
 }
 END_TEST
 
+/* N = 16 with whole blocks of channels (16 channels, one group: blocks of
+ * 4, run two channels per pass by the paired adjoint): every checkpoint
+ * interval and every ISA this CPU runs give the bytes of the automatic
+ * interval on the generic kernels. */
+START_TEST(paired_channels_change_no_bit)
+{
+    bprob p;
+    bp_make(&p, 2, 16, 16, 97, 1, BO_ALL, 600u);
+    const ssm_scan_args a = bp_args(&p);
+    wgrads ref;
+    wg_make(&ref, &p);
+    ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, p.dhl, &ref.g, 0,
+                                                     SSM_SCAN_ISA_GENERIC), SSM_OK);
+    const int64_t chunks[] = { 0, 1, 7, 64, 97 };
+    for (int isa = SSM_SCAN_ISA_GENERIC; isa <= SSM_SCAN_ISA_AVX512; isa++) {
+        if (!ssmi_scan_isa_ok(isa))
+            continue;
+        for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+            wgrads W;
+            wg_make(&W, &p);
+            ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, p.dhl, &W.g,
+                                                             chunks[c], isa), SSM_OK);
+            ck_assert_msg(!memcmp(W.buf, ref.buf, (size_t)ref.total * sizeof(float)),
+                          "isa %d, chunk %lld differs", isa, (long long)chunks[c]);
+            free(W.buf);
+        }
+    }
+    free(ref.buf);
+    bp_free(&p);
+}
+END_TEST
+
 START_TEST(auto_chunk_is_documented)
 {
     ck_assert_int_eq(ssmi_scan_bwd_auto_chunk(1, 16), 1);
@@ -142,6 +174,7 @@ int main(void)
     tcase_add_loop_test(tc, chunk_changes_no_bit, 0, 4);
     tcase_add_loop_test(tc, every_isa_matches_finite_differences, SSM_SCAN_ISA_GENERIC,
                         SSM_SCAN_ISA_AVX512 + 1);
+    tcase_add_test(tc, paired_channels_change_no_bit);
     tcase_add_test(tc, auto_chunk_is_documented);
     suite_add_tcase(s, tc);
     return tu_run(s);

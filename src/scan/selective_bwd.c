@@ -174,13 +174,27 @@ typedef struct bwd_kern {
                  const float *z, const float *dy0, const float *s1,
                  const float *s2, const float *ys, float *du, float *dx,
                  float *dz);
+    void (*adjoint2)(int wb, int wc, int first, int64_t t0, int64_t T,
+                     const float *const *A, const float *Bt, const float *Ct,
+                     const float *const *dt, const float *const *u,
+                     const float *const *dy0, const float *const *hin,
+                     const float *const *H, const float *const *Q,
+                     float *const *g, float *const *dAc, double *const *dAd,
+                     float *const *P1, float *const *P2, float *dBp, float *dCp);
 } bwd_kern;
+
+/* One channel's chunk buffers in the driver (two sets: channel pairs). */
+typedef struct {
+    float *H, *Q, *P0, *P1, *P2, *dtb, *dsig, *dy0, *s1, *s2, *ys, *dd;
+    const float *hin;
+} bwd_set;
 
 #define BWD_SET_(k, sfx)                                                     \
     do {                                                                     \
         (k)->dt = bwd_dt_##sfx; (k)->state = bwd_state_##sfx;                \
         (k)->recompute = bwd_recompute_##sfx;                                \
         (k)->adjoint = bwd_adjoint_##sfx; (k)->tree = bwd_tree_##sfx;        \
+        (k)->adjoint2 = bwd_adjoint2_##sfx;                                  \
         (k)->pre = bwd_pre_##sfx; (k)->post = bwd_post_##sfx;                \
         (k)->add = bwd_add_##sfx; (k)->dsum = bwd_dsum_##sfx;               \
     } while (0)
@@ -229,7 +243,7 @@ int64_t ssmi_scan_bwd_auto_chunk(int64_t len, int64_t dstate)
     /* A power of two >= sqrt(len) (checkpoints and chunk buffers balance),
      * and at least 4096 / dstate steps (>= 64): the per-channel kernels are
      * called once per chunk, so short chunks pay their call and loop
-     * overheads often; 4096 states keep the 7 per-thread tiles in L2. */
+     * overheads often; 4096 states keep the 12 per-thread tiles in L2. */
     int64_t c = 64;
     while (c * dstate < 4096)
         c *= 2;
@@ -298,7 +312,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     /* Per-thread [LC][N] tiles, at least [16][N]: H also takes the
      * 16-step tiles of the dB/dC reduction. */
     const int64_t TN = pad16((LC > 16 ? LC : 16) * N), TP = pad16(LC);
-    const int64_t per = 7 * TN + 8 * TP + pad16(cbs * N);
+    const int64_t per = 12 * TN + 16 * TP + pad16(cbs * N);
     /* The channels of a group meet (a barrier, then the block partials of
      * dB and dC are added) once per span of whole chunks.  The partials take
      * units * 2 * span * dstate floats: the span is as long as fits in
@@ -343,11 +357,21 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
 #pragma omp parallel num_threads(nt)
     {
         float *w = thr + (int64_t)bwd_thread_num() * per;
-        float *Bt = w, *Ct = Bt + TN, *H = Ct + TN, *Q = H + TN;
-        float *P0 = Q + TN, *P1 = P0 + TN, *P2 = P1 + TN;
-        float *dtb = P2 + TN, *dsig = dtb + TP, *dy0 = dsig + TP;
-        float *s1 = dy0 + TP, *s2 = s1 + TP, *ys = s2 + TP, *dd = ys + TP;
-        float *hs = dd + 2 * TP;
+        float *Bt = w, *Ct = Bt + TN, *hs = Ct + TN;
+        float *H = hs + pad16(cbs * N);   /* also the dB/dC reduction tile */
+        bwd_set set[2];
+        float *q = H;
+        for (int j = 0; j < 2; j++) {
+            set[j].H = q; set[j].Q = q + TN; set[j].P0 = q + 2 * TN;
+            set[j].P1 = q + 3 * TN; set[j].P2 = q + 4 * TN;
+            q += 5 * TN;
+            set[j].dtb = q; set[j].dsig = q + TP; set[j].dy0 = q + 2 * TP;
+            set[j].s1 = q + 3 * TP; set[j].s2 = q + 4 * TP; set[j].ys = q + 5 * TP;
+            set[j].dd = q + 6 * TP;
+            set[j].hin = NULL;
+            q += 8 * TP;
+        }
+        float *dtb = set[0].dtb;
 
         /* Adjoint states start at dh_last (zero when NULL). */
 #pragma omp for schedule(static)
@@ -413,35 +437,72 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                     bwd_transpose(a->B + (b * G + g) * N * L, L, tb, Tn, N, Bt);
                     bwd_transpose(a->C + (b * G + g) * N * L, L, tb, Tn, N, Ct);
                 }
-                for (int64_t d = d0; d < d1; d++) {
-                    const int64_t bd = b * dim + d, off = bd * L + tb;
-                    const float *u = a->u + off, *dyc = dy + off;
-                    const float *z = a->z ? a->z + off : NULL;
-                    const float Dd = a->D ? a->D[d] : 0.0f;
-                    k.pre(Tn, dyc, z, dy0);
-                    if (gr->dD)
-                        k.dsum(tb, Tn, dy0, u, dDd + bd * 8);
-                    if (!want_st)
+                /* Channels two at a time where N = 16 (the paired adjoint,
+                 * same bits as one by one), each with its own buffer set. */
+                for (int64_t d = d0; d < d1;) {
+                    const int np = N == 16 && d + 1 < d1 ? 2 : 1;
+                    for (int j = 0; j < np; j++) {
+                        bwd_set *S = &set[j];
+                        const int64_t bd = b * dim + d + j, off = bd * L + tb;
+                        k.pre(Tn, dy + off, a->z ? a->z + off : NULL, S->dy0);
+                        if (gr->dD)
+                            k.dsum(tb, Tn, S->dy0, a->u + off, dDd + bd * 8);
+                        if (!want_st)
+                            continue;
+                        k.dt(Tn, a->delta + off,
+                             a->delta_bias ? a->delta_bias[d + j] : 0.0f,
+                             a->delta_softplus, S->dtb, want_ds ? S->dsig : NULL);
+                        S->hin = ck + (bd * nch + kc) * N;
+                        k.recompute(Tn, N, a->A + (d + j) * N, Bt, Ct, S->dtb, a->u + off,
+                                    S->hin, S->H, S->Q, gr->dz ? S->P0 : NULL);
+                    }
+                    if (!want_st) {
+                        d += np;
                         continue;
-                    k.dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
-                         a->delta_softplus, dtb, want_ds ? dsig : NULL);
-                    const float *hin = ck + (bd * nch + kc) * N;
-                    k.recompute(Tn, N, a->A + d * N, Bt, Ct, dtb, u, hin, H, Q,
-                                gr->dz ? P0 : NULL);
-                    k.adjoint(gr->dB != NULL, gr->dC != NULL, d == d0, tb, Tn, N,
-                              a->A + d * N, Bt, Ct, dtb, u, dy0, hin, H, Q,
-                              gst + bd * N, dAc + bd * N, dAd + bd * N, P1, P2, pB, pC);
-                    if (want_s1)
-                        k.tree(Tn, N, P1, s1);
-                    if (want_ds)
-                        k.tree(Tn, N, P2, s2);
-                    if (gr->dz)
-                        k.tree(Tn, N, P0, ys);
-                    float *dx = gr->ddelta ? gr->ddelta + off : want_ds ? dd : NULL;
-                    k.post(Tn, a->D != NULL, Dd, dtb, dsig, u, dyc, z, dy0, s1, s2, ys,
-                           gr->du ? gr->du + off : NULL, dx, gr->dz ? gr->dz + off : NULL);
-                    if (gr->ddelta_bias)
-                        k.dsum(tb, Tn, dx, NULL, dbd + bd * 8);
+                    }
+                    if (np == 2) {
+                        const int64_t bd = b * dim + d, off = bd * L + tb;
+                        const float *A2[2] = { a->A + d * N, a->A + (d + 1) * N };
+                        const float *dt2[2] = { set[0].dtb, set[1].dtb };
+                        const float *u2[2] = { a->u + off, a->u + off + L };
+                        const float *dy2[2] = { set[0].dy0, set[1].dy0 };
+                        const float *hin2[2] = { set[0].hin, set[1].hin };
+                        const float *H2[2] = { set[0].H, set[1].H };
+                        const float *Q2[2] = { set[0].Q, set[1].Q };
+                        float *g2[2] = { gst + bd * N, gst + (bd + 1) * N };
+                        float *ac2[2] = { dAc + bd * N, dAc + (bd + 1) * N };
+                        double *ad2[2] = { dAd + bd * N, dAd + (bd + 1) * N };
+                        float *p12[2] = { set[0].P1, set[1].P1 };
+                        float *p22[2] = { set[0].P2, set[1].P2 };
+                        k.adjoint2(gr->dB != NULL, gr->dC != NULL, d == d0, tb, Tn, A2,
+                                   Bt, Ct, dt2, u2, dy2, hin2, H2, Q2, g2, ac2, ad2,
+                                   p12, p22, pB, pC);
+                    } else {
+                        const int64_t bd = b * dim + d, off = bd * L + tb;
+                        k.adjoint(gr->dB != NULL, gr->dC != NULL, d == d0, tb, Tn, N,
+                                  a->A + d * N, Bt, Ct, set[0].dtb, a->u + off, set[0].dy0,
+                                  set[0].hin, set[0].H, set[0].Q, gst + bd * N,
+                                  dAc + bd * N, dAd + bd * N, set[0].P1, set[0].P2, pB, pC);
+                    }
+                    for (int j = 0; j < np; j++) {
+                        bwd_set *S = &set[j];
+                        const int64_t bd = b * dim + d + j, off = bd * L + tb;
+                        const float *z = a->z ? a->z + off : NULL;
+                        const float Dd = a->D ? a->D[d + j] : 0.0f;
+                        if (want_s1)
+                            k.tree(Tn, N, S->P1, S->s1);
+                        if (want_ds)
+                            k.tree(Tn, N, S->P2, S->s2);
+                        if (gr->dz)
+                            k.tree(Tn, N, S->P0, S->ys);
+                        float *dx = gr->ddelta ? gr->ddelta + off : want_ds ? S->dd : NULL;
+                        k.post(Tn, a->D != NULL, Dd, S->dtb, S->dsig, a->u + off, dy + off, z,
+                               S->dy0, S->s1, S->s2, S->ys, gr->du ? gr->du + off : NULL, dx,
+                               gr->dz ? gr->dz + off : NULL);
+                        if (gr->ddelta_bias)
+                            k.dsum(tb, Tn, dx, NULL, dbd + bd * 8);
+                    }
+                    d += np;
                 }
               }
             }

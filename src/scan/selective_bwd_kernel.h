@@ -287,6 +287,132 @@ static KTGT void KN(bwd_adjoint)(int wb, int wc, int first, int64_t t0,
     }
 }
 
+/* One step of bwd_adj2_ over the 16 states (restrict parameters: GCC
+ * vectorizes on those, not on block-scope restrict pointers). */
+static inline __attribute__((always_inline)) KTGT void
+KN(bwd_adj2_step)(const int WB, const int WC, const int FIRST, float dyv0,
+                  float dtv0, float dtu0, float dyv1, float dtv1, float dtu1,
+                  const float *restrict A0, const float *restrict A1,
+                  const float *restrict bt, const float *restrict ct,
+                  const float *restrict hp0, const float *restrict hp1,
+                  const float *restrict ht0, const float *restrict ht1,
+                  const float *restrict qt0, const float *restrict qt1,
+                  float *restrict p10, float *restrict p11,
+                  float *restrict p20, float *restrict p21,
+                  float *restrict db, float *restrict dc,
+                  float *restrict g0, float *restrict g1,
+                  float *restrict a0, float *restrict a1)
+{
+    for (int n = 0; n < 16; n++) {
+        const float gn0 = fmaf(dyv0, ct[n], g0[n]);
+        const float gn1 = fmaf(dyv1, ct[n], g1[n]);
+        if (WC) {
+            const float c0 = FIRST ? dyv0 * ht0[n] : fmaf(dyv0, ht0[n], dc[n]);
+            dc[n] = fmaf(dyv1, ht1[n], c0);
+        }
+        if (WB) {
+            const float b0 = FIRST ? gn0 * dtu0 : fmaf(gn0, dtu0, db[n]);
+            db[n] = fmaf(gn1, dtu1, b0);
+        }
+        p10[n] = gn0 * bt[n];
+        p11[n] = gn1 * bt[n];
+        const float q0 = (gn0 * qt0[n]) * hp0[n];
+        const float q1 = (gn1 * qt1[n]) * hp1[n];
+        p20[n] = q0 * A0[n];
+        p21[n] = q1 * A1[n];
+        a0[n] = fmaf(q0, dtv0, a0[n]);
+        a1[n] = fmaf(q1, dtv1, a1[n]);
+        g0[n] = gn0 * qt0[n];
+        g1[n] = gn1 * qt1[n];
+    }
+}
+
+/* Two consecutive channels of a block (N = 16) in one pass over the chunk:
+ * the same operations as bwd_adj_ run for channel 0 then channel 1, and the
+ * dB/dC partials get channel 0's term then channel 1's, as there (same
+ * bits); the partials are loaded and stored once per step for both, which
+ * halves the adjoint's memory traffic, its bound.  Arrays of two: the
+ * per-channel inputs and outputs. */
+static inline __attribute__((always_inline)) KTGT void
+KN(bwd_adj2_)(const int WB, const int WC, const int FIRST, int64_t t0,
+              int64_t T, const float *const *A, const float *restrict Bt,
+              const float *restrict Ct, const float *const *dt,
+              const float *const *u, const float *const *dy0,
+              const float *const *hin, const float *const *H,
+              const float *const *Q, float (*g)[16], float (*dAc)[16],
+              double *const *dAd, float *const *P1, float *const *P2,
+              float *restrict dBp, float *restrict dCp)
+{
+    const float *restrict A0 = A[0], *restrict A1 = A[1];
+    /* Local copies: provably unaliased, kept in registers. */
+    float g0[16], g1[16], a0[16], a1[16];
+    memcpy(g0, g[0], sizeof g0);
+    memcpy(g1, g[1], sizeof g1);
+    memcpy(a0, dAc[0], sizeof a0);
+    memcpy(a1, dAc[1], sizeof a1);
+    for (int64_t t = T - 1; t >= 0; t--) {
+        const float *restrict bt = Bt + t * 16, *restrict ct = Ct + t * 16;
+        float *restrict db = WB ? dBp + t * 16 : NULL;
+        float *restrict dc = WC ? dCp + t * 16 : NULL;
+        const float dyv0 = dy0[0][t], dtv0 = dt[0][t], dtu0 = dtv0 * u[0][t];
+        const float dyv1 = dy0[1][t], dtv1 = dt[1][t], dtu1 = dtv1 * u[1][t];
+        const float *restrict hp0 = t ? H[0] + (t - 1) * 16 : hin[0];
+        const float *restrict hp1 = t ? H[1] + (t - 1) * 16 : hin[1];
+        const float *restrict ht0 = H[0] + t * 16, *restrict qt0 = Q[0] + t * 16;
+        const float *restrict ht1 = H[1] + t * 16, *restrict qt1 = Q[1] + t * 16;
+        float *restrict p10 = P1[0] + t * 16, *restrict p20 = P2[0] + t * 16;
+        float *restrict p11 = P1[1] + t * 16, *restrict p21 = P2[1] + t * 16;
+        KN(bwd_adj2_step)(WB, WC, FIRST, dyv0, dtv0, dtu0, dyv1, dtv1, dtu1,
+                          A0, A1, bt, ct, hp0, hp1, ht0, ht1, qt0, qt1,
+                          p10, p11, p20, p21, db, dc, g0, g1, a0, a1);
+        if ((t0 + t) % BWD_DA_BLOCK == 0)
+            for (int n = 0; n < 16; n++) {
+                dAd[0][n] += (double)a0[n];
+                a0[n] = 0.0f;
+                dAd[1][n] += (double)a1[n];
+                a1[n] = 0.0f;
+            }
+    }
+    memcpy(g[0], g0, sizeof g0);
+    memcpy(g[1], g1, sizeof g1);
+    memcpy(dAc[0], a0, sizeof a0);
+    memcpy(dAc[1], a1, sizeof a1);
+}
+
+static KTGT void KN(bwd_adjoint2)(int wb, int wc, int first, int64_t t0,
+                                  int64_t T, const float *const *A,
+                                  const float *Bt, const float *Ct,
+                                  const float *const *dt, const float *const *u,
+                                  const float *const *dy0,
+                                  const float *const *hin,
+                                  const float *const *H, const float *const *Q,
+                                  float *const *g, float *const *dAc,
+                                  double *const *dAd, float *const *P1,
+                                  float *const *P2, float *dBp, float *dCp)
+{
+    float gl[2][16], al[2][16];
+    for (int c = 0; c < 2; c++) {
+        memcpy(gl[c], g[c], sizeof gl[c]);
+        memcpy(al[c], dAc[c], sizeof al[c]);
+    }
+    switch ((wb ? 4 : 0) | (wc ? 2 : 0) | (first ? 1 : 0)) {
+#define ADJ2_CASE_(k, b, c, f)                                               \
+    case k:                                                                  \
+        KN(bwd_adj2_)(b, c, f, t0, T, A, Bt, Ct, dt, u, dy0, hin, H, Q, gl,  \
+                      al, dAd, P1, P2, dBp, dCp);                            \
+        break;
+        ADJ2_CASE_(0, 0, 0, 0) ADJ2_CASE_(1, 0, 0, 1)
+        ADJ2_CASE_(2, 0, 1, 0) ADJ2_CASE_(3, 0, 1, 1)
+        ADJ2_CASE_(4, 1, 0, 0) ADJ2_CASE_(5, 1, 0, 1)
+        ADJ2_CASE_(6, 1, 1, 0) default: ADJ2_CASE_(7, 1, 1, 1)
+#undef ADJ2_CASE_
+    }
+    for (int c = 0; c < 2; c++) {
+        memcpy(g[c], gl[c], sizeof gl[c]);
+        memcpy(dAc[c], al[c], sizeof al[c]);
+    }
+}
+
 /* s[t] = sum_n P[t][n] for t < T, in a fixed pairwise tree over n (halve the
  * width, w -> w - floor(w/2), adding the top part onto the bottom; the tree
  * depends on N only).  N = 16 (Mamba's) has its own loop with constant
