@@ -312,6 +312,8 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     /* Per-thread [LC][N] tiles, at least [16][N]: H also takes the
      * 16-step tiles of the dB/dC reduction. */
     const int64_t TN = pad16((LC > 16 ? LC : 16) * N), TP = pad16(LC);
+    /* No overflow: bwd_check bounded B [batch][G][N][L] to 2^56 bytes, so
+     * max(LC, 16) N <= 2^58 and per < 2^63. */
     const int64_t per = 12 * TN + 16 * TP + pad16(cbs * N);
     /* The channels of a group meet (a barrier, then the block partials of
      * dB and dC are added) once per span of whole chunks.  The partials take
