@@ -43,6 +43,7 @@
 #endif
 
 #include "internal.h"
+#include "ssd_internal.h"
 
 static int thread_num(void)
 {
@@ -306,7 +307,31 @@ static void item_avx2(const bwd_ctx *c, int64_t it, const item_ws *w)
 ssm_status ssm_ssd_scan_backward(const ssm_ssd_args *a, const float *dy,
                                  const float *dh_last, const ssm_ssd_grads *g)
 {
+    return ssmi_ssd_scan_backward_isa(a, dy, dh_last, g, SSM_SCAN_ISA_AUTO);
+}
+
+ssm_status ssmi_ssd_scan_backward_isa(const ssm_ssd_args *a, const float *dy,
+                                      const float *dh_last,
+                                      const ssm_ssd_grads *g, int isa)
+{
     SSM_TRY(check(a, dy, g));
+    /* The instruction set from the CPU (never the thread count): AVX2 +
+     * FMA where present (contracted multiply-adds), else portable C; the
+     * white-box tests force each. */
+    void (*item)(const bwd_ctx *, int64_t, const item_ws *) = item_generic;
+    int have_avx2 = 0;
+#ifdef SSD_BWD_AVX2
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    if (isa == SSM_SCAN_ISA_AVX2 && !have_avx2)
+        return SSM_FAIL(SSM_ERR_ARG);
+    if (isa != SSM_SCAN_ISA_AUTO && isa != SSM_SCAN_ISA_GENERIC &&
+        isa != SSM_SCAN_ISA_AVX2)
+        return SSM_FAIL(SSM_ERR_ARG);
+#ifdef SSD_BWD_AVX2
+    if (have_avx2 && isa != SSM_SCAN_ISA_GENERIC)
+        item = item_avx2;
+#endif
     const int64_t B = a->batch, L = a->len, H = a->nheads, P = a->headdim,
                   N = a->dstate, Gr = a->ngroups, hpg = H / Gr, PN = P * N;
     const int64_t Q = bwd_chunk(L), nc = (L + Q - 1) / Q, items = B * H;
@@ -341,13 +366,6 @@ ssm_status ssm_ssd_scan_backward(const ssm_ssd_args *a, const float *dy,
         goto out;
     }
     bwd_ctx ctx = { a, dy, dh_last, g, pB, pC, sA, sT, sD, Q, nc };
-    /* The instruction set from the CPU (never the thread count): AVX2 +
-     * FMA where present (contracted multiply-adds), else portable C. */
-    void (*item)(const bwd_ctx *, int64_t, const item_ws *) = item_generic;
-#ifdef SSD_BWD_AVX2
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        item = item_avx2;
-#endif
     const int par = items > 1 && items * PN * L >= 32768;
     #pragma omp parallel for num_threads(nt) schedule(static) if (par)
     for (int64_t it = 0; it < items; it++) {

@@ -24,4 +24,12 @@ int ssmi_ssd_gemm(int isa, int64_t M, int64_t Nc, int64_t K, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float *C,
                   int64_t ldc, int acc, int tri);
 
+/* ssm_ssd_scan_backward with the item body's instruction set forced:
+ * SSM_SCAN_ISA_GENERIC (portable C), SSM_SCAN_ISA_AVX2 (AVX2 + FMA) or
+ * SSM_SCAN_ISA_AUTO (the CPU's best of the two, as the public call).  Same
+ * validation; SSM_ERR_ARG for an ISA that cannot run here. */
+ssm_status ssmi_ssd_scan_backward_isa(const ssm_ssd_args *args, const float *dy,
+                                      const float *dh_last,
+                                      const ssm_ssd_grads *g, int isa);
+
 #endif /* SSM_SSD_INTERNAL_H */
