@@ -36,8 +36,9 @@ static double ref_in(const float *x, const float *ctx, int64_t i, int64_t L,
     return ctx ? ctx[i * K + K + s] : 0.0;
 }
 
-static void check_conv_silu(int64_t rows, int64_t di, int64_t L, int64_t K,
-                            int with_ctx, double scale, uint64_t seed)
+static void check_conv_silu_isa(int isa, int64_t rows, int64_t di, int64_t L,
+                                int64_t K, int with_ctx, double scale,
+                                uint64_t seed)
 {
     tu_rng g = { seed };
     float *x = tu_alloc((size_t)(rows * L), sizeof *x);
@@ -49,7 +50,11 @@ static void check_conv_silu(int64_t rows, int64_t di, int64_t L, int64_t K,
     tu_fill_normal_f(&g, ctx, rows * K, scale);
     tu_fill_normal_f(&g, w, di * K, 0.7);
     tu_fill_normal_f(&g, b, di, 0.5);
-    ssmi_conv_silu_rows(rows, di, L, K, x, with_ctx ? ctx : NULL, w, b, u);
+    if (ssmi_conv_silu_rows_isa(isa, rows, di, L, K, x, with_ctx ? ctx : NULL,
+                                w, b, u) != 0) {
+        free(x); free(ctx); free(w); free(b); free(u);
+        return;                          /* this ISA cannot run here */
+    }
     double worst = 0.0;
     for (int64_t i = 0; i < rows; i++) {
         const int64_t d = i % di;
@@ -68,9 +73,18 @@ static void check_conv_silu(int64_t rows, int64_t di, int64_t L, int64_t K,
                 worst = r;
         }
     }
-    TU_CHECK_ERR(worst, 1.0, "conv+silu rows %lld di %lld L %lld K %lld ctx %d scale %g: max error/bound",
-                 (long long)rows, (long long)di, (long long)L, (long long)K, with_ctx, scale);
+    TU_CHECK_ERR(worst, 1.0, "conv+silu isa %d rows %lld di %lld L %lld K %lld ctx %d scale %g: max error/bound",
+                 isa, (long long)rows, (long long)di, (long long)L, (long long)K, with_ctx, scale);
     free(x); free(ctx); free(w); free(b); free(u);
+}
+
+/* Every ISA path this CPU can run (plain C, AVX2+FMA, AVX-512F), each
+ * against the double reference. */
+static void check_conv_silu(int64_t rows, int64_t di, int64_t L, int64_t K,
+                            int with_ctx, double scale, uint64_t seed)
+{
+    for (int isa = 0; isa <= 2; isa++)
+        check_conv_silu_isa(isa, rows, di, L, K, with_ctx, scale, seed);
 }
 
 static const int64_t LS[] = { 1, 2, 3, 7, 8, 15, 16, 17, 33, 200 };

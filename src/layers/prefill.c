@@ -208,28 +208,46 @@ static TGT_AVX512 void row_avx512(const float *xr, const float *cx, const float 
 typedef void (*row_fn)(const float *, const float *, const float *, float,
                        int64_t, int64_t, float *);
 
-static row_fn pick_row(void)
+/* isa: -1 the CPU's best, 0 plain C, 1 AVX2+FMA, 2 AVX-512F; NULL when
+ * the forced one cannot run here. */
+static row_fn pick_row(int isa)
 {
+    int has512 = 0, has2 = 0;
 #ifdef PF_X86
     /* libgcc fills the CPU model in a constructor: race-free reads. */
-    if (__builtin_cpu_supports("avx512f"))
+    has512 = __builtin_cpu_supports("avx512f");
+    has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if ((isa == -1 || isa == 2) && has512)
         return row_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if ((isa == -1 || isa == 1) && has2)
         return row_avx2;
 #endif
-    return row_generic;
+    if (isa == -1 || isa == 0)
+        return row_generic;
+    (void)has512; (void)has2;
+    return NULL;
 }
 
 void ssmi_conv_silu_rows(int64_t rows, int64_t di, int64_t L, int64_t K,
                          const float *x, const float *ctx, const float *w,
                          const float *bias, float *u)
 {
-    const row_fn fn = pick_row();
+    (void)ssmi_conv_silu_rows_isa(-1, rows, di, L, K, x, ctx, w, bias, u);
+}
+
+int ssmi_conv_silu_rows_isa(int isa, int64_t rows, int64_t di, int64_t L,
+                            int64_t K, const float *x, const float *ctx,
+                            const float *w, const float *bias, float *u)
+{
+    const row_fn fn = pick_row(isa);
+    if (!fn)
+        return -1;
     #pragma omp parallel for schedule(static) if (rows * L > PF_PAR_MIN_CONV)
     for (int64_t i = 0; i < rows; i++) {
         const int64_t d = i % di;
         fn(x + i * L, ctx ? ctx + i * K : NULL, w + d * K, bias[d], L, K, u + i * L);
     }
+    return 0;
 }
 
 void ssmi_conv_state_keep(int64_t rows, int64_t L, int64_t K, const float *x,

@@ -23,6 +23,12 @@
 void ssmi_conv_silu_rows(int64_t rows, int64_t di, int64_t L, int64_t K,
                          const float *x, const float *ctx, const float *w,
                          const float *bias, float *u);
+/* The same with the ISA forced (white-box tests): isa -1 the CPU's best,
+ * 0 plain C, 1 AVX2+FMA, 2 AVX-512F.  Returns 0, or -1 (nothing written)
+ * when that ISA cannot run here. */
+int ssmi_conv_silu_rows_isa(int isa, int64_t rows, int64_t di, int64_t L,
+                            int64_t K, const float *x, const float *ctx,
+                            const float *w, const float *bias, float *u);
 
 /* New conv state after a prompt of L inputs: the K last inputs of
  * (old window, then x's row), oldest first, for every row; ctx is read
