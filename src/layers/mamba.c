@@ -470,12 +470,6 @@ ssm_status ssm_mamba_state_check(const ssm_mamba_state *st, const ssm_mamba *blk
 /* ------------------------------------------------------------------ */
 /* kernels shared by forward and step (same code: same rounding)      */
 
-/* silu(v) = v * sigmoid(v) (Mamba's activation after the conv and on z). */
-static inline float silu_f(float v)
-{
-    return v / (1.0f + expf(-v));
-}
-
 /* The conv of the step (conv_window, now ssmi_mamba_step_conv in
  * mamba_step.c) sums bias + sum_k w[k] win[k] over the K newest inputs,
  * oldest first, in this order, as the prompt path does. */
