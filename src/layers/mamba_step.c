@@ -57,7 +57,9 @@ static inline float exp_p(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    const int32_t ni = (int32_t)n;
+    /* A NaN x leaves p NaN; converting a NaN n to int would be undefined
+     * (the vector lanes give INT_MIN), so take 0 there: the result is NaN. */
+    const int32_t ni = n == n ? (int32_t)n : 0;
     return p * as_f((uint32_t)(ni + 127) << 23);
 }
 

@@ -71,7 +71,9 @@
         p = fmaf(p, r, EXP_P5);                                              \
         const float r2 = r * r;                                              \
         const float y = fmaf(p, r2, r) + 1.0f;                               \
-        const int32_t bits = (ki - sh + 127) * (1 << 23);                    \
+        /* Unsigned: a NaN x gives a NaN y but a wild ki, and signed      \
+         * overflow would be undefined (the vector lanes wrap).  */        \
+        const uint32_t bits = ((uint32_t)ki - (uint32_t)sh + 127u) << 23;    \
         float sc;                                                            \
         memcpy(&sc, &bits, sizeof sc);                                       \
         return y * sc;                                                       \
