@@ -33,6 +33,7 @@
 #include "layers/prefill_internal.h"
 #include "layers/gemv.h"
 #include "layers/mamba_step.h"
+#include "layers/stack_common.h"
 
 /* ------------------------------------------------------------------ */
 /* BLAS identification                                                */
@@ -134,13 +135,13 @@ struct ssm_mamba_state {
 
 struct ssm_mamba_stack {
     int64_t nl, dm;
-    ssm_mamba **blk;     /* [nl] */
+    void **blk;          /* [nl] ssm_mamba *, void * for stack_common.h */
     float *norm;         /* [nl + 1][Dm] */
 };
 
 struct ssm_mamba_stack_state {
     int64_t nl, dm, maxb;
-    ssm_mamba_state **st;   /* [nl] */
+    void **st;              /* [nl] ssm_mamba_state * */
     float *normed, *out;    /* [maxB][Dm] each */
 };
 
@@ -749,15 +750,42 @@ ssm_status ssm_mamba_step(const ssm_mamba *blk, ssm_mamba_state *st,
 /* ------------------------------------------------------------------ */
 /* stack                                                              */
 
+/* The block hooks of the shared stack code (stack_common.h). */
+static ssm_status ops_create(void **b, const void *cfg, uint64_t seed)
+{
+    ssm_mamba *m = NULL;
+    ssm_status e = ssm_mamba_create(&m, cfg, seed);
+    *b = m;
+    return e;
+}
+static void ops_destroy(void *b) { ssm_mamba_destroy(b); }
+static float *ops_out_proj(void *b, int64_t *count)
+{
+    ssm_mamba *m = b;
+    *count = m->cnt[SSM_MAMBA_OUT_PROJ];
+    return m->p[SSM_MAMBA_OUT_PROJ];
+}
+static ssm_status ops_state_create(void **s, const void *b, int64_t maxb)
+{
+    ssm_mamba_state *st = NULL;
+    ssm_status e = ssm_mamba_state_create(&st, b, maxb);
+    *s = st;
+    return e;
+}
+static void ops_state_destroy(void *s) { ssm_mamba_state_destroy(s); }
+static ssm_status ops_state_reset(void *s) { return ssm_mamba_state_reset(s); }
+static int ops_state_matches(const void *s, const void *b) { return state_matches(s, b); }
+
+static const ssmi_stack_ops stack_ops = {
+    ops_create, ops_destroy, ops_out_proj, ops_state_create,
+    ops_state_destroy, ops_state_reset, ops_state_matches
+};
+
 void ssm_mamba_stack_destroy(ssm_mamba_stack *stk)
 {
     if (!stk)
         return;
-    if (stk->blk)
-        for (int64_t l = 0; l < stk->nl; l++)
-            ssm_mamba_destroy(stk->blk[l]);
-    ssmi_free(stk->blk);
-    ssmi_free(stk->norm);
+    ssmi_stack_blocks_free(&stack_ops, stk->nl, stk->blk, stk->norm);
     ssmi_free(stk);
 }
 
@@ -779,29 +807,11 @@ ssm_status ssm_mamba_stack_create(ssm_mamba_stack **stk,
         return SSM_FAIL(SSM_ERR_NOMEM);
     s->nl = n_layers;
     s->dm = c.d_model;
-    /* Zeroed at once: a failure below destroys the stack, which must then
-     * see only NULL or valid blocks (ssm_mamba_destroy(NULL) is a no-op). */
-    s->blk = ssmi_calloc((size_t)n_layers, sizeof *s->blk);
-    s->norm = ssmi_alloc((size_t)nn, sizeof(float));
-    if (!s->blk || !s->norm) {
-        ssm_mamba_stack_destroy(s);
-        return SSM_FAIL(SSM_ERR_NOMEM);
-    }
-    for (int64_t i = 0; i < nn; i++)
-        s->norm[i] = 1.0f;
-    ssmi_rng g = { seed };
-    /* Mamba's rescale_prenorm_residual: out_proj / sqrt(n_layers), so the
-     * residual stream's variance does not grow with depth. */
-    float oscale = (float)(1.0 / sqrt((double)n_layers));
-    for (int64_t l = 0; l < n_layers; l++) {
-        ssm_status st = ssm_mamba_create(&s->blk[l], &c, ssmi_rng_u64(&g));
-        if (st != SSM_OK) {
-            ssm_mamba_stack_destroy(s);
-            return st;
-        }
-        float *w = s->blk[l]->p[SSM_MAMBA_OUT_PROJ];
-        for (int64_t i = 0; i < s->blk[l]->cnt[SSM_MAMBA_OUT_PROJ]; i++)
-            w[i] *= oscale;
+    ssm_status e = ssmi_stack_blocks_create(&stack_ops, &c, n_layers, c.d_model,
+                                            seed, &s->blk, &s->norm);
+    if (e != SSM_OK) {
+        ssmi_free(s);
+        return e;
     }
     *stk = s;
     return SSM_OK;
@@ -827,34 +837,24 @@ ssm_status ssm_mamba_stack_block(ssm_mamba_stack *stk, int64_t layer,
 ssm_status ssm_mamba_stack_set_norm(ssm_mamba_stack *stk, int64_t layer,
                                     const float *w, int64_t count)
 {
-    if (!stk || !w || layer < 0 || layer > stk->nl || count != stk->dm)
+    if (!stk)
         return SSM_FAIL(SSM_ERR_ARG);
-    for (int64_t i = 0; i < count; i++)
-        if (!isfinite(w[i]))
-            return SSM_FAIL(SSM_ERR_ARG);
-    memcpy(stk->norm + layer * stk->dm, w, (size_t)count * sizeof(float));
-    return SSM_OK;
+    return ssmi_stack_norm_set(stk->norm, stk->nl, stk->dm, layer, w, count);
 }
 
 ssm_status ssm_mamba_stack_get_norm(const ssm_mamba_stack *stk, int64_t layer,
                                     float *w, int64_t count)
 {
-    if (!stk || !w || layer < 0 || layer > stk->nl || count != stk->dm)
+    if (!stk)
         return SSM_FAIL(SSM_ERR_ARG);
-    memcpy(w, stk->norm + layer * stk->dm, (size_t)count * sizeof(float));
-    return SSM_OK;
+    return ssmi_stack_norm_get(stk->norm, stk->nl, stk->dm, layer, w, count);
 }
 
 void ssm_mamba_stack_state_destroy(ssm_mamba_stack_state *st)
 {
     if (!st)
         return;
-    if (st->st)
-        for (int64_t l = 0; l < st->nl; l++)
-            ssm_mamba_state_destroy(st->st[l]);
-    ssmi_free(st->st);
-    ssmi_free(st->normed);
-    ssmi_free(st->out);
+    ssmi_stack_states_free(&stack_ops, st->nl, st->st, st->normed, st->out);
     ssmi_free(st);
 }
 
@@ -873,20 +873,12 @@ ssm_status ssm_mamba_stack_state_create(ssm_mamba_stack_state **st,
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
     s->nl = stk->nl; s->dm = stk->dm; s->maxb = max_batch;
-    /* Zeroed at once, as the blocks of ssm_mamba_stack_create. */
-    s->st = ssmi_calloc((size_t)stk->nl, sizeof *s->st);
-    s->normed = ssmi_alloc((size_t)nb, sizeof(float));
-    s->out = ssmi_alloc((size_t)nb, sizeof(float));
-    if (!s->st || !s->normed || !s->out) {
-        ssm_mamba_stack_state_destroy(s);
-        return SSM_FAIL(SSM_ERR_NOMEM);
-    }
-    for (int64_t l = 0; l < stk->nl; l++) {
-        ssm_status e = ssm_mamba_state_create(&s->st[l], stk->blk[l], max_batch);
-        if (e != SSM_OK) {
-            ssm_mamba_stack_state_destroy(s);
-            return e;
-        }
+    ssm_status e = ssmi_stack_states_create(&stack_ops, stk->nl, stk->blk,
+                                            max_batch, nb, &s->st, &s->normed,
+                                            &s->out);
+    if (e != SSM_OK) {
+        ssmi_free(s);
+        return e;
     }
     *st = s;
     return SSM_OK;
@@ -896,9 +888,7 @@ ssm_status ssm_mamba_stack_state_reset(ssm_mamba_stack_state *st)
 {
     if (!st)
         return SSM_FAIL(SSM_ERR_ARG);
-    for (int64_t l = 0; l < st->nl; l++)
-        SSM_TRY(ssm_mamba_state_reset(st->st[l]));
-    return SSM_OK;
+    return ssmi_stack_states_reset(&stack_ops, st->nl, st->st);
 }
 
 ssm_status ssm_mamba_stack_state_layer(ssm_mamba_stack_state *st,
@@ -916,12 +906,8 @@ ssm_status ssm_mamba_stack_state_layer(ssm_mamba_stack_state *st,
 static int stack_state_matches(const ssm_mamba_stack_state *st,
                                const ssm_mamba_stack *stk)
 {
-    if (st->nl != stk->nl || st->dm != stk->dm)
-        return 0;
-    for (int64_t l = 0; l < stk->nl; l++)
-        if (!state_matches(st->st[l], stk->blk[l]))
-            return 0;
-    return 1;
+    return st->nl == stk->nl && st->dm == stk->dm &&
+           ssmi_stack_states_match(&stack_ops, stk->nl, st->st, stk->blk);
 }
 
 /* out[row] = in[row] / sqrt(mean(in[row]^2) + eps) * w over rows of dm

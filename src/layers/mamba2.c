@@ -24,6 +24,7 @@
 
 #include "internal.h"
 #include "scan/scan_internal.h"
+#include "layers/stack_common.h"
 
 struct ssm_mamba2 {
     int64_t dm, di, n, k, p, h, g, dc, dp;   /* dc = conv_dim, dp = d_in_proj */
@@ -45,13 +46,13 @@ struct ssm_mamba2_state {
 
 struct ssm_mamba2_stack {
     int64_t nl, dm;
-    ssm_mamba2 **blk;
+    void **blk;     /* [nl] ssm_mamba2 *, void * for stack_common.h */
     float *norm;    /* [nl + 1][Dm] */
 };
 
 struct ssm_mamba2_stack_state {
     int64_t nl, dm, maxb;
-    ssm_mamba2_state **st;
+    void **st;      /* [nl] ssm_mamba2_state * */
     float *normed, *out;   /* [maxB][Dm] */
 };
 
@@ -728,15 +729,42 @@ ssm_status ssm_mamba2_step(const ssm_mamba2 *blk, ssm_mamba2_state *st,
 /* ------------------------------------------------------------------ */
 /* stack                                                              */
 
+/* The block hooks of the shared stack code (stack_common.h). */
+static ssm_status ops_create(void **b, const void *cfg, uint64_t seed)
+{
+    ssm_mamba2 *m = NULL;
+    ssm_status e = ssm_mamba2_create(&m, cfg, seed);
+    *b = m;
+    return e;
+}
+static void ops_destroy(void *b) { ssm_mamba2_destroy(b); }
+static float *ops_out_proj(void *b, int64_t *count)
+{
+    ssm_mamba2 *m = b;
+    *count = m->cnt[SSM_MAMBA2_OUT_PROJ];
+    return m->par[SSM_MAMBA2_OUT_PROJ];
+}
+static ssm_status ops_state_create(void **s, const void *b, int64_t maxb)
+{
+    ssm_mamba2_state *st = NULL;
+    ssm_status e = ssm_mamba2_state_create(&st, b, maxb);
+    *s = st;
+    return e;
+}
+static void ops_state_destroy(void *s) { ssm_mamba2_state_destroy(s); }
+static ssm_status ops_state_reset(void *s) { return ssm_mamba2_state_reset(s); }
+static int ops_state_matches(const void *s, const void *b) { return state_matches(s, b); }
+
+static const ssmi_stack_ops stack_ops = {
+    ops_create, ops_destroy, ops_out_proj, ops_state_create,
+    ops_state_destroy, ops_state_reset, ops_state_matches
+};
+
 void ssm_mamba2_stack_destroy(ssm_mamba2_stack *stk)
 {
     if (!stk)
         return;
-    if (stk->blk)
-        for (int64_t l = 0; l < stk->nl; l++)
-            ssm_mamba2_destroy(stk->blk[l]);
-    ssmi_free(stk->blk);
-    ssmi_free(stk->norm);
+    ssmi_stack_blocks_free(&stack_ops, stk->nl, stk->blk, stk->norm);
     ssmi_free(stk);
 }
 
@@ -753,32 +781,16 @@ ssm_status ssm_mamba2_stack_create(ssm_mamba2_stack **stk,
     if (n_layers < 1 || n_layers > INT_MAX ||
         !ssmi_sizes_ok(&nn, sizeof(float), 2, n_layers + 1, c.d_model))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba2_stack *s = ssmi_alloc(1, sizeof *s);
+    ssm_mamba2_stack *s = ssmi_calloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(s, 0, sizeof *s);
     s->nl = n_layers;
     s->dm = c.d_model;
-    s->blk = ssmi_alloc((size_t)n_layers, sizeof *s->blk);
-    s->norm = ssmi_alloc((size_t)nn, sizeof(float));
-    if (!s->blk || !s->norm) {
-        ssm_mamba2_stack_destroy(s);
-        return SSM_FAIL(SSM_ERR_NOMEM);
-    }
-    memset(s->blk, 0, (size_t)n_layers * sizeof *s->blk);
-    for (int64_t i = 0; i < nn; i++)
-        s->norm[i] = 1.0f;
-    ssmi_rng g = { seed };
-    const float osc = (float)(1.0 / sqrt((double)n_layers));
-    for (int64_t l = 0; l < n_layers; l++) {
-        ssm_status e = ssm_mamba2_create(&s->blk[l], &c, ssmi_rng_u64(&g));
-        if (e != SSM_OK) {
-            ssm_mamba2_stack_destroy(s);
-            return e;
-        }
-        float *w = s->blk[l]->par[SSM_MAMBA2_OUT_PROJ];
-        for (int64_t i = 0; i < s->blk[l]->cnt[SSM_MAMBA2_OUT_PROJ]; i++)
-            w[i] *= osc;
+    ssm_status e = ssmi_stack_blocks_create(&stack_ops, &c, n_layers, c.d_model,
+                                            seed, &s->blk, &s->norm);
+    if (e != SSM_OK) {
+        ssmi_free(s);
+        return e;
     }
     *stk = s;
     return SSM_OK;
@@ -804,34 +816,24 @@ ssm_status ssm_mamba2_stack_block(ssm_mamba2_stack *stk, int64_t layer,
 ssm_status ssm_mamba2_stack_set_norm(ssm_mamba2_stack *stk, int64_t layer,
                                      const float *w, int64_t count)
 {
-    if (!stk || !w || layer < 0 || layer > stk->nl || count != stk->dm)
+    if (!stk)
         return SSM_FAIL(SSM_ERR_ARG);
-    for (int64_t i = 0; i < count; i++)
-        if (!isfinite(w[i]))
-            return SSM_FAIL(SSM_ERR_ARG);
-    memcpy(stk->norm + layer * stk->dm, w, (size_t)count * sizeof(float));
-    return SSM_OK;
+    return ssmi_stack_norm_set(stk->norm, stk->nl, stk->dm, layer, w, count);
 }
 
 ssm_status ssm_mamba2_stack_get_norm(const ssm_mamba2_stack *stk, int64_t layer,
                                      float *w, int64_t count)
 {
-    if (!stk || !w || layer < 0 || layer > stk->nl || count != stk->dm)
+    if (!stk)
         return SSM_FAIL(SSM_ERR_ARG);
-    memcpy(w, stk->norm + layer * stk->dm, (size_t)count * sizeof(float));
-    return SSM_OK;
+    return ssmi_stack_norm_get(stk->norm, stk->nl, stk->dm, layer, w, count);
 }
 
 void ssm_mamba2_stack_state_destroy(ssm_mamba2_stack_state *st)
 {
     if (!st)
         return;
-    if (st->st)
-        for (int64_t l = 0; l < st->nl; l++)
-            ssm_mamba2_state_destroy(st->st[l]);
-    ssmi_free(st->st);
-    ssmi_free(st->normed);
-    ssmi_free(st->out);
+    ssmi_stack_states_free(&stack_ops, st->nl, st->st, st->normed, st->out);
     ssmi_free(st);
 }
 
@@ -846,29 +848,16 @@ ssm_status ssm_mamba2_stack_state_create(ssm_mamba2_stack_state **st,
     if (!stk || max_batch < 1 || max_batch > INT_MAX ||
         !ssmi_sizes_ok(&nb, sizeof(float), 2, max_batch, stk->dm))
         return SSM_FAIL(SSM_ERR_ARG);
-    ssm_mamba2_stack_state *s = ssmi_alloc(1, sizeof *s);
+    ssm_mamba2_stack_state *s = ssmi_calloc(1, sizeof *s);
     if (!s)
         return SSM_FAIL(SSM_ERR_NOMEM);
-    memset(s, 0, sizeof *s);
     s->nl = stk->nl; s->dm = stk->dm; s->maxb = max_batch;
-    s->st = ssmi_alloc((size_t)stk->nl, sizeof *s->st);
-    /* Zeroed before anything can fail: the destroy below walks it (a
-     * failed normed/out allocation used to free uninitialized pointers;
-     * found by tests/mpi/wbtest_mpi_alloc). */
-    if (s->st)
-        memset(s->st, 0, (size_t)stk->nl * sizeof *s->st);
-    s->normed = ssmi_alloc((size_t)nb, sizeof(float));
-    s->out = ssmi_alloc((size_t)nb, sizeof(float));
-    if (!s->st || !s->normed || !s->out) {
-        ssm_mamba2_stack_state_destroy(s);
-        return SSM_FAIL(SSM_ERR_NOMEM);
-    }
-    for (int64_t l = 0; l < stk->nl; l++) {
-        ssm_status e = ssm_mamba2_state_create(&s->st[l], stk->blk[l], max_batch);
-        if (e != SSM_OK) {
-            ssm_mamba2_stack_state_destroy(s);
-            return e;
-        }
+    ssm_status e = ssmi_stack_states_create(&stack_ops, stk->nl, stk->blk,
+                                            max_batch, nb, &s->st, &s->normed,
+                                            &s->out);
+    if (e != SSM_OK) {
+        ssmi_free(s);
+        return e;
     }
     *st = s;
     return SSM_OK;
@@ -878,9 +867,7 @@ ssm_status ssm_mamba2_stack_state_reset(ssm_mamba2_stack_state *st)
 {
     if (!st)
         return SSM_FAIL(SSM_ERR_ARG);
-    for (int64_t l = 0; l < st->nl; l++)
-        SSM_TRY(ssm_mamba2_state_reset(st->st[l]));
-    return SSM_OK;
+    return ssmi_stack_states_reset(&stack_ops, st->nl, st->st);
 }
 
 ssm_status ssm_mamba2_stack_state_layer(ssm_mamba2_stack_state *st,
@@ -895,12 +882,8 @@ ssm_status ssm_mamba2_stack_state_layer(ssm_mamba2_stack_state *st,
 static int stack_state_matches(const ssm_mamba2_stack_state *st,
                                const ssm_mamba2_stack *stk)
 {
-    if (st->nl != stk->nl || st->dm != stk->dm)
-        return 0;
-    for (int64_t l = 0; l < stk->nl; l++)
-        if (!state_matches(st->st[l], stk->blk[l]))
-            return 0;
-    return 1;
+    return st->nl == stk->nl && st->dm == stk->dm &&
+           ssmi_stack_states_match(&stack_ops, stk->nl, st->st, stk->blk);
 }
 
 /* out = in / sqrt(mean(in^2) + 1e-5) * w per row of dm (Mamba's backbone
