@@ -43,6 +43,29 @@ static inline uint64_t tiny_u64(tiny_rng *r)
 }
 static inline double tiny_unif(tiny_rng *r) { return (double)(tiny_u64(r) >> 11) * 0x1.0p-53; }
 
+/* The dimensions a loaded tiny model reports (both layer types; Mamba-1's
+ * and Mamba-2's own fields are checked by their tests), *info filled. */
+#define TINY_CHECK_INFO(model, m, hf, info) do {                                \
+        int64_t tci_nl_, tci_dm_, tci_V_;                                       \
+        ck_assert_int_eq(ssm_model_dims(model, &tci_nl_, &tci_dm_, &tci_V_), SSM_OK); \
+        ck_assert_int_eq(tci_nl_, (m).nl);                                      \
+        ck_assert_int_eq(tci_dm_, (m).dm);                                      \
+        ck_assert_int_eq(tci_V_, (m).V);                                        \
+        ssm_model_info_init(info);                                              \
+        ck_assert_int_eq(ssm_model_get_info(model, info), SSM_OK);              \
+        ck_assert_int_eq((info)->vocab_padded, (m).Vp);                         \
+        ck_assert_int_eq((info)->d_inner, (m).di);                              \
+        ck_assert_int_eq((info)->tied, (m).tied);                               \
+        ck_assert_int_eq((info)->hf_names, (hf));                               \
+    } while (0)
+
+/* n token ids drawn uniformly from [0, V). */
+static inline void tiny_fill_tokens(int32_t *t, int64_t n, int64_t V, uint64_t seed)
+{
+    tiny_rng r = { seed };
+    for (int64_t i = 0; i < n; i++) t[i] = (int32_t)(tiny_u64(&r) % (uint64_t)V);
+}
+
 /* n values k * bound / 256, k uniform in [-255, 255] shifted by center/
  * (bound/256) (center a multiple of bound/256 with |k| still <= 255). */
 static inline float *tiny_fill(tiny_rng *r, int64_t n, double bound, double center)

@@ -23,35 +23,16 @@
 #include <unistd.h>
 #include <ssm.h>
 #include "testutil.h"
+#include "tu_files.h"
 
 static char tmpdir[256];
 
-static void make_tmpdir(void)
-{
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/ssm_test_io_XXXXXX", t && *t ? t : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void rm_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void make_tmpdir(void) { tu_make_tmpdir(tmpdir, sizeof tmpdir, "ssm_test_io"); }
+static void rm_tmpdir(void) { ck_assert_int_eq(tu_rm_tree(tmpdir), 0); }
 
 static void tpath(char *out, size_t cap, const char *name)
 {
     snprintf(out, cap, "%s/%s", tmpdir, name);
-}
-
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    if (n)
-        ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
 }
 
 /* A safetensors image: 8-byte LE length of hdr, hdr, then data bytes. */
@@ -73,7 +54,7 @@ static void write_st(const char *path, const char *hdr, const void *data, size_t
 {
     size_t len;
     unsigned char *b = st_image(hdr, data, dlen, &len);
-    write_bytes(path, b, len);
+    tu_write_bytes(path, b, len);
     free(b);
 }
 
@@ -366,7 +347,7 @@ START_TEST(test_sharded)
     const char *good = "{\"metadata\":{\"total_size\":20},\"weight_map\":{"
                        "\"b\":\"model-00002-of-00002.safetensors\","
                        "\"a\":\"model-00001-of-00002.safetensors\"}}\n";
-    write_bytes(idx, good, strlen(good));
+    tu_write_bytes(idx, good, strlen(good));
     ssm_tensor_file *f;
     ck_assert_int_eq(ssm_tensor_file_open(&f, idx), SSM_OK);
     ck_assert_int_eq(ssm_tensor_file_count(f), 2);   /* the weight_map's names */
@@ -405,14 +386,14 @@ START_TEST(test_sharded)
         {"{\"weight_map\":{\"a\":\"model.safetensors.index.json\"}}", SSM_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_bytes(idx, bad[i].text, strlen(bad[i].text));
+        tu_write_bytes(idx, bad[i].text, strlen(bad[i].text));
         f = (ssm_tensor_file *)1;
         ssm_status st = ssm_tensor_file_open(&f, idx);
         ck_assert_msg(st == bad[i].want, "index case %zu: %d, want %d", i, st, bad[i].want);
         ck_assert_ptr_null(f);
     }
     /* an empty weight_map is an empty model */
-    write_bytes(idx, "{\"weight_map\":{}}", 17);
+    tu_write_bytes(idx, "{\"weight_map\":{}}", 17);
     ck_assert_int_eq(ssm_tensor_file_open(&f, idx), SSM_OK);
     ck_assert_int_eq(ssm_tensor_file_count(f), 0);
     ssm_tensor_file_close(f);
@@ -508,9 +489,9 @@ START_TEST(test_bad_lengths)
     ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_ERR_IO);
     tpath(p, sizeof p, "bad.safetensors");
     /* empty, shorter than the length field */
-    write_bytes(p, "", 0);
+    tu_write_bytes(p, "", 0);
     ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_ERR_FORMAT);
-    write_bytes(p, "\x02\0\0\0\0\0\0", 7);
+    tu_write_bytes(p, "\x02\0\0\0\0\0\0", 7);
     ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_ERR_FORMAT);
     /* header length beyond the file, huge, 2^64 - 1, zero, over the limit */
     const uint64_t lens[] = {40, UINT64_C(1) << 62, UINT64_MAX, 0, 1, 100000001};
@@ -518,7 +499,7 @@ START_TEST(test_bad_lengths)
         unsigned char b[40] = "........{\"a\":{\"dtype\":\"F32\"}}";
         for (int k = 0; k < 8; k++)
             b[k] = (unsigned char)(lens[i] >> (8 * k));
-        write_bytes(p, b, sizeof b);
+        tu_write_bytes(p, b, sizeof b);
         ck_assert_msg(ssm_tensor_file_open(&f, p) == SSM_ERR_FORMAT, "length %llu",
                       (unsigned long long)lens[i]);
         ck_assert_ptr_null(f);
@@ -580,12 +561,12 @@ START_TEST(test_truncated_every_byte)
                                   "\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
                                   "\"y\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[12,20]}}",
                                   data, 20, &len);
-    write_bytes(p, img, len);
+    tu_write_bytes(p, img, len);
     ssm_tensor_file *f;
     ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_OK);
     ssm_tensor_file_close(f);
     for (size_t k = 0; k < len; k++) {
-        write_bytes(q, img, k);
+        tu_write_bytes(q, img, k);
         f = (ssm_tensor_file *)1;
         ssm_status st = ssm_tensor_file_open(&f, q);
         ck_assert_msg(st == SSM_ERR_FORMAT, "cut at %zu of %zu: %d", k, len, st);

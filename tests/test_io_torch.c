@@ -25,53 +25,12 @@
 #include <unistd.h>
 #include <ssm.h>
 #include "testutil.h"
+#include "tu_files.h"
 
 static char tmpdir[256];
 
-static void make_tmpdir(void)
-{
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/ssm_test_iot_XXXXXX", t && *t ? t : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void rm_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-/* tests/fixtures/<name>, found from this file's path */
-static void fixture(char *out, size_t cap, const char *name)
-{
-    const char *f = __FILE__, *sl = strrchr(f, '/');
-    int dl = sl ? (int)(sl - f) : 1;
-    snprintf(out, cap, "%.*s/fixtures/%s", dl, sl ? f : ".", name);
-}
-
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = tu_alloc((size_t)n + 1, 1);
-    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    if (n)
-        ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
+static void make_tmpdir(void) { tu_make_tmpdir(tmpdir, sizeof tmpdir, "ssm_test_iot"); }
+static void rm_tmpdir(void) { ck_assert_int_eq(tu_rm_tree(tmpdir), 0); }
 
 /* ---- the PyTorch-made fixture ------------------------------------------- */
 
@@ -79,9 +38,9 @@ static void write_bytes(const char *path, const void *p, size_t n)
 static void check_expected(const char *bin)
 {
     char p[512];
-    fixture(p, sizeof p, "pytorch_model.expected");
+    tu_fixture_path(p, sizeof p, "pytorch_model.expected");
     size_t len;
-    char *text = (char *)read_all(p, &len);
+    char *text = (char *)tu_read_all(p, &len);
     ssm_tensor_file *f;
     ck_assert_int_eq(ssm_tensor_file_open(&f, bin), SSM_OK);
     int64_t count = 0;
@@ -135,9 +94,9 @@ static void check_expected(const char *bin)
 START_TEST(test_fixture_values)
 {
     char p[512];
-    fixture(p, sizeof p, "pytorch_model.bin");
+    tu_fixture_path(p, sizeof p, "pytorch_model.bin");
     check_expected(p);
-    fixture(p, sizeof p, "pytorch_model_p4.bin");
+    tu_fixture_path(p, sizeof p, "pytorch_model_p4.bin");
     check_expected(p);
 }
 END_TEST
@@ -145,14 +104,14 @@ END_TEST
 START_TEST(test_fixture_s4d)
 {
     char p[512];
-    fixture(p, sizeof p, "pytorch_model.bin");
+    tu_fixture_path(p, sizeof p, "pytorch_model.bin");
     ssm_tensor_file *f;
     ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_OK);
     ssm_s4d_layer *layer;
     ck_assert_int_eq(ssm_s4d_layer_load(&layer, f, "", SSM_ZOH), SSM_OK);
-    fixture(p, sizeof p, "s4d_kernel.expected");
+    tu_fixture_path(p, sizeof p, "s4d_kernel.expected");
     size_t len;
-    char *text = (char *)read_all(p, &len), *q = text;
+    char *text = (char *)tu_read_all(p, &len), *q = text;
     int H = (int)strtol(q, &q, 10), N = (int)strtol(q, &q, 10), L = (int)strtol(q, &q, 10);
     ck_assert(H == 3 && N == 4 && L == 16);
     float *K = tu_alloc((size_t)(H * L), sizeof *K);
@@ -193,7 +152,7 @@ START_TEST(test_fixture_refusals)
 {
     char p[512];
     ssm_tensor_file *f = (ssm_tensor_file *)1;
-    fixture(p, sizeof p, "noncontig.bin");
+    tu_fixture_path(p, sizeof p, "noncontig.bin");
     ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_ERR_FORMAT);
     ck_assert_ptr_null(f);
     /* evil.bin would run os.system("touch ssm_io_evil_ran") in the cwd */
@@ -201,7 +160,7 @@ START_TEST(test_fixture_refusals)
     char cwd[512];
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
     ck_assert_int_eq(chdir(tmpdir), 0);
-    fixture(p, sizeof p, "evil.bin");
+    tu_fixture_path(p, sizeof p, "evil.bin");
     ck_assert_int_eq(access(p, R_OK), 0);
     ck_assert_int_eq(ssm_tensor_file_open(&f, p), SSM_ERR_FORMAT);
     ck_assert_ptr_null(f);
@@ -379,7 +338,7 @@ static ssm_status open_pickle(const void *pkl, size_t n, ssm_tensor_file **f)
     bytes z = make_zip(e, 2, NULL);
     char q[512];
     snprintf(q, sizeof q, "%s/m.bin", tmpdir);
-    write_bytes(q, z.b, z.n);
+    tu_write_bytes(q, z.b, z.n);
     free(z.b);
     *f = (ssm_tensor_file *)1;
     ssm_status st = ssm_tensor_file_open(f, q);
@@ -642,7 +601,7 @@ START_TEST(test_zip_refusals)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bytes z = make_zip(cases[i].e, cases[i].n, cases[i].comment);
-        write_bytes(q, z.b, z.n);
+        tu_write_bytes(q, z.b, z.n);
         free(z.b);
         ssm_tensor_file *f = (ssm_tensor_file *)1;
         ssm_status st = ssm_tensor_file_open(&f, q);

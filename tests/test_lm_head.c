@@ -27,6 +27,32 @@ typedef struct ref_out {
     double dl;             /* max logit error bound */
 } ref_out;
 
+static void ref_out_alloc(ref_out *o, int64_t R, int64_t dm, int64_t Vp)
+{
+    o->dh = tu_alloc((size_t)(R * dm), sizeof(double));
+    o->bdh = tu_alloc((size_t)(R * dm), sizeof(double));
+    o->dW = tu_alloc((size_t)(Vp * dm), sizeof(double));
+    o->bdW = tu_alloc((size_t)(Vp * dm), sizeof(double));
+    o->am = tu_alloc((size_t)R, sizeof(int32_t));
+    o->gap = tu_alloc((size_t)R, sizeof(double));
+}
+
+static void ref_out_free(ref_out *o)
+{
+    free(o->dh); free(o->bdh); free(o->dW); free(o->bdW); free(o->am); free(o->gap);
+}
+
+/* Hidden rows h [R][dm] ~ N(0, 1), then head weights W [Vp][dm] ~ N(0, ws^2)
+ * (that draw order). */
+static void draw_hW(tu_rng *rng, int64_t R, int64_t dm, int64_t Vp, double ws,
+                    float **h, float **W)
+{
+    *h = tu_alloc((size_t)(R * dm), sizeof(float));
+    *W = tu_alloc((size_t)(Vp * dm), sizeof(float));
+    tu_fill_normal_f(rng, *h, R * dm, 1.0);
+    tu_fill_normal_f(rng, *W, Vp * dm, ws);
+}
+
 static double ref_loss(int64_t R, int64_t dm, int64_t V, const double *h,
                        const double *W, const int32_t *t, int32_t ign)
 {
@@ -151,23 +177,16 @@ static void run_case(int64_t R, int64_t dm, int64_t V, int64_t Vp, int32_t ign,
                      int ignfrac, uint64_t seed)
 {
     tu_rng rng = { seed };
-    float *h = tu_alloc((size_t)(R * dm), sizeof(float));
-    float *W = tu_alloc((size_t)(Vp * dm), sizeof(float));
+    float *h, *W;
+    draw_hW(&rng, R, dm, Vp, 2.0 / sqrt((double)dm), &h, &W);
     int32_t *t = tu_alloc((size_t)R, sizeof(int32_t));
-    tu_fill_normal_f(&rng, h, R * dm, 1.0);
-    tu_fill_normal_f(&rng, W, Vp * dm, 2.0 / sqrt((double)dm));
     for (int64_t r = 0; r < R; r++) {
         t[r] = (int32_t)(tu_u64(&rng) % (uint64_t)V);
         if (ignfrac && tu_u64(&rng) % (uint64_t)ignfrac == 0)
             t[r] = ign;
     }
     ref_out o;
-    o.dh = tu_alloc((size_t)(R * dm), sizeof(double));
-    o.bdh = tu_alloc((size_t)(R * dm), sizeof(double));
-    o.dW = tu_alloc((size_t)(Vp * dm), sizeof(double));
-    o.bdW = tu_alloc((size_t)(Vp * dm), sizeof(double));
-    o.am = tu_alloc((size_t)R, sizeof(int32_t));
-    o.gap = tu_alloc((size_t)R, sizeof(double));
+    ref_out_alloc(&o, R, dm, Vp);
     reference(R, dm, V, Vp, h, W, t, ign, &o);
 
     float *dh = tu_alloc((size_t)(R * dm), sizeof(float));
@@ -205,7 +224,7 @@ static void run_case(int64_t R, int64_t dm, int64_t V, int64_t Vp, int32_t ign,
     ck_assert(memcmp(dW2, dW, (size_t)(Vp * dm) * sizeof(float)) == 0);
     free(dh2); free(dW2);
     free(h); free(W); free(t); free(dh); free(dW); free(pred);
-    free(o.dh); free(o.bdh); free(o.dW); free(o.bdW); free(o.am); free(o.gap);
+    ref_out_free(&o);
 }
 
 START_TEST(xent_vs_double_reference)
@@ -237,45 +256,36 @@ START_TEST(reference_vs_finite_differences)
 {
     const int64_t R = 9, dm = 5, V = 7, Vp = 8;
     tu_rng rng = { 7 };
-    float *hf = tu_alloc((size_t)(R * dm), sizeof(float));
-    float *Wf = tu_alloc((size_t)(Vp * dm), sizeof(float));
+    float *hf, *Wf;
+    draw_hW(&rng, R, dm, Vp, 0.7, &hf, &Wf);
     double *h = tu_alloc((size_t)(R * dm), sizeof(double));
     double *W = tu_alloc((size_t)(Vp * dm), sizeof(double));
     int32_t t[9];
-    tu_fill_normal_f(&rng, hf, R * dm, 1.0);
-    tu_fill_normal_f(&rng, Wf, Vp * dm, 0.7);
     for (int64_t r = 0; r < R; r++)
         t[r] = r % 4 == 3 ? -1 : (int32_t)(tu_u64(&rng) % (uint64_t)V);
     for (int64_t i = 0; i < R * dm; i++) h[i] = hf[i];
     for (int64_t i = 0; i < Vp * dm; i++) W[i] = Wf[i];
     ref_out o;
-    o.dh = tu_alloc((size_t)(R * dm), sizeof(double));
-    o.bdh = tu_alloc((size_t)(R * dm), sizeof(double));
-    o.dW = tu_alloc((size_t)(Vp * dm), sizeof(double));
-    o.bdW = tu_alloc((size_t)(Vp * dm), sizeof(double));
-    o.am = tu_alloc((size_t)R, sizeof(int32_t));
-    o.gap = tu_alloc((size_t)R, sizeof(double));
+    ref_out_alloc(&o, R, dm, Vp);
     reference(R, dm, V, Vp, hf, Wf, t, -1, &o);
     /* step 1e-5: truncation ~1e-10 |f'''|, rounding ~1e-16 / 1e-5 */
     const double bound = 1e-8;
     double worst = 0.0;
-    for (int64_t i = 0; i < R * dm; i++) {
-        const double v = h[i];
-        h[i] = v + 1e-5; const double lp = ref_loss(R, dm, V, h, W, t, -1);
-        h[i] = v - 1e-5; const double lm = ref_loss(R, dm, V, h, W, t, -1);
-        h[i] = v;
-        worst = fmax(worst, fabs((lp - lm) / 2e-5 - o.dh[i]));
-    }
-    for (int64_t i = 0; i < Vp * dm; i++) {
-        const double v = W[i];
-        W[i] = v + 1e-5; const double lp = ref_loss(R, dm, V, h, W, t, -1);
-        W[i] = v - 1e-5; const double lm = ref_loss(R, dm, V, h, W, t, -1);
-        W[i] = v;
-        worst = fmax(worst, fabs((lp - lm) / 2e-5 - o.dW[i]));
+    /* x is h, then W: each entry moved by +-1e-5 in place */
+    for (int k = 0; k < 2; k++) {
+        double *x = k ? W : h;
+        const double *g = k ? o.dW : o.dh;
+        for (int64_t i = 0; i < (k ? Vp : R) * dm; i++) {
+            const double v = x[i];
+            x[i] = v + 1e-5; const double lp = ref_loss(R, dm, V, h, W, t, -1);
+            x[i] = v - 1e-5; const double lm = ref_loss(R, dm, V, h, W, t, -1);
+            x[i] = v;
+            worst = fmax(worst, fabs((lp - lm) / 2e-5 - g[i]));
+        }
     }
     TU_CHECK_ERR(worst, bound, "double reference gradient vs central differences");
     free(hf); free(Wf); free(h); free(W);
-    free(o.dh); free(o.bdh); free(o.dW); free(o.bdW); free(o.am); free(o.gap);
+    ref_out_free(&o);
 }
 END_TEST
 
@@ -283,11 +293,9 @@ START_TEST(threads_identical_bytes)
 {
     const int64_t R = 200, dm = 150, V = 300, Vp = 304;
     tu_rng rng = { 3 };
-    float *h = tu_alloc((size_t)(R * dm), sizeof(float));
-    float *W = tu_alloc((size_t)(Vp * dm), sizeof(float));
+    float *h, *W;
+    draw_hW(&rng, R, dm, Vp, 0.1, &h, &W);
     int32_t *t = tu_alloc((size_t)R, sizeof(int32_t));
-    tu_fill_normal_f(&rng, h, R * dm, 1.0);
-    tu_fill_normal_f(&rng, W, Vp * dm, 0.1);
     for (int64_t r = 0; r < R; r++)
         t[r] = r % 5 == 0 ? -1 : (int32_t)(tu_u64(&rng) % (uint64_t)V);
     float *dh[3], *dW[3], *dE[3];

@@ -25,32 +25,10 @@
 #include <unistd.h>
 #include <ssm.h>
 #include "testutil.h"
+#include "tu_files.h"
 #include "model_tiny.h"
 
 #define U32 0x1.0p-24
-
-/* ---- temporary directories ---- */
-
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void make_dir(char *buf, size_t n)
-{
-    snprintf(buf, n, "/tmp/ssm_test_model_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(buf));
-}
 
 /* Bound on the normwise relative error of float logits against the exact
  * ones.  Per layer the float forward rounds dot products of lengths dm
@@ -66,12 +44,6 @@ static double logits_bound(const tiny_model *m, int L)
 {
     return 4.0 * U32 * (m->nl * (sqrt(m->dm) + sqrt(m->K) + 2 * sqrt(m->di) +
                                  sqrt(m->R) + sqrt(L) + 16) + sqrt(m->dm));
-}
-
-static void fill_tokens(int32_t *t, int n, int V, uint64_t seed)
-{
-    tiny_rng r = { seed };
-    for (int i = 0; i < n; i++) t[i] = (int32_t)(tiny_u64(&r) % (uint64_t)V);
 }
 
 /* ---- forward against the reference, every variant ---- */
@@ -100,7 +72,7 @@ static ssm_model *load_variant(const variant *v, tiny_model *m, char *dir, size_
 {
     tiny_make(m, 1000 + (uint64_t)v->nl * 7 + (uint64_t)v->bias, v->nl, v->bias,
               v->conv_bias, v->rms, v->tied, v->hf);
-    make_dir(dir, n);
+    tu_make_tmpdir(dir, n, "ssm_test_model");
     ck_assert_int_eq(tiny_write(m, dir, v->dt, v->hf, v->sharded), 0);
     ssm_model *model = NULL;
     ssm_status st = ssm_model_load(&model, dir);
@@ -114,19 +86,9 @@ START_TEST(test_forward_reference)
     tiny_model m;
     char dir[64];
     ssm_model *model = load_variant(v, &m, dir, sizeof dir);
-    int64_t nl, dm, V;
-    ck_assert_int_eq(ssm_model_dims(model, &nl, &dm, &V), SSM_OK);
-    ck_assert_int_eq(nl, m.nl);
-    ck_assert_int_eq(dm, m.dm);
-    ck_assert_int_eq(V, m.V);
     ssm_model_info info;
-    ssm_model_info_init(&info);
-    ck_assert_int_eq(ssm_model_get_info(model, &info), SSM_OK);
-    ck_assert_int_eq(info.vocab_padded, m.Vp);
-    ck_assert_int_eq(info.d_inner, m.di);
+    TINY_CHECK_INFO(model, m, v->hf, &info);
     ck_assert_int_eq(info.dt_rank, m.R);
-    ck_assert_int_eq(info.tied, m.tied);
-    ck_assert_int_eq(info.hf_names, v->hf);
     /* F32 weights stay in the mapping: only A = -exp(A_log) is owned. */
     int64_t a_bytes = (int64_t)m.nl * m.di * m.N * 4;
     if (v->dt == SSM_DTYPE_F32) {
@@ -139,7 +101,7 @@ START_TEST(test_forward_reference)
 
     enum { L = 13 };
     int32_t tok[L];
-    fill_tokens(tok, L, m.V, 77);
+    tiny_fill_tokens(tok, L, m.V, 77);
     double *ref = tu_alloc((size_t)L * m.V, sizeof *ref);
     tiny_reference(&m, L, tok, ref);
     float *all = tu_alloc((size_t)L * m.V, sizeof *all), *last = tu_alloc((size_t)m.V, sizeof *last);
@@ -162,7 +124,7 @@ START_TEST(test_forward_reference)
     ssm_model_destroy(model);
     free(ref); free(all); free(last);
     tiny_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -174,7 +136,7 @@ START_TEST(test_long_prompt)
     ssm_model *model = load_variant(&variants[0], &m, dir, sizeof dir);
     enum { L = 600 };
     int32_t *tok = tu_alloc(L, sizeof *tok);
-    fill_tokens(tok, L, m.V, 5);
+    tiny_fill_tokens(tok, L, m.V, 5);
     double *ref = tu_alloc((size_t)L * m.V, sizeof *ref);
     tiny_reference(&m, L, tok, ref);
     float *all = tu_alloc((size_t)L * m.V, sizeof *all);
@@ -188,7 +150,7 @@ START_TEST(test_long_prompt)
     ssm_model_destroy(model);
     free(tok); free(ref); free(all);
     tiny_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -209,7 +171,7 @@ START_TEST(test_pieces_and_step)
     ssm_model *model = load_variant(&variants[5], &m, dir, sizeof dir);
     enum { L = 21 };
     int32_t tok[L];
-    fill_tokens(tok, L, m.V, 9);
+    tiny_fill_tokens(tok, L, m.V, 9);
     float *all = tu_alloc((size_t)L * m.V, sizeof *all), *lg = tu_alloc((size_t)m.V, sizeof *lg);
     ssm_model_state *s;
     ck_assert_int_eq(ssm_model_state_create(&s, model, 1), SSM_OK);
@@ -236,7 +198,7 @@ START_TEST(test_pieces_and_step)
     ssm_model_destroy(model);
     free(all); free(lg);
     tiny_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -248,7 +210,7 @@ START_TEST(test_batch_and_slots)
     ssm_model *model = load_variant(&variants[0], &m, dir, sizeof dir);
     enum { L = 9, B = 3 };
     int32_t tok[B * L];
-    fill_tokens(tok, B * L, m.V, 11);
+    tiny_fill_tokens(tok, B * L, m.V, 11);
     const int V = m.V;
     float *lb = tu_alloc((size_t)B * V, sizeof *lb), *l1 = tu_alloc((size_t)V, sizeof *l1);
     float *l2 = tu_alloc((size_t)B * V, sizeof *l2);
@@ -310,7 +272,7 @@ START_TEST(test_batch_and_slots)
     ssm_model_destroy(model);
     free(lb); free(l1); free(l2);
     tiny_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -322,7 +284,7 @@ START_TEST(test_state_save_restore)
     ssm_model *model = load_variant(&variants[0], &m, dir, sizeof dir);
     const int V = m.V;
     int32_t tok[12];
-    fill_tokens(tok, 12, V, 13);
+    tiny_fill_tokens(tok, 12, V, 13);
     ssm_model_state *s, *r;
     ck_assert_int_eq(ssm_model_state_create(&s, model, 2), SSM_OK);
     ck_assert_int_eq(ssm_model_state_create(&r, model, 3), SSM_OK);
@@ -408,14 +370,14 @@ START_TEST(test_state_save_restore)
     ssm_model_state_destroy(s2);
     ssm_model_destroy(model2);
     tiny_free(&m2);
-    rm_tree(dir2);
+    tu_rm_tree(dir2);
 
     ssm_model_state_destroy(s);
     ssm_model_state_destroy(r);
     ssm_model_destroy(model);
     free(buf); free(bad); free(before); free(after); free(longer); free(la); free(lb);
     tiny_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -481,7 +443,7 @@ START_TEST(test_bad_tokens)
     ssm_model_destroy(model);
     free(b0); free(b1); free(c0); free(c1);
     tiny_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -520,7 +482,7 @@ START_TEST(test_concurrent)
     ssm_model *model = load_variant(&variants[7], &m, dir, sizeof dir);
     enum { L = 13, NT = 4 };
     int32_t tok[L];
-    fill_tokens(tok, L, m.V, 17);
+    tiny_fill_tokens(tok, L, m.V, 17);
     float *ref = tu_alloc((size_t)m.V, sizeof *ref);
     ssm_model_state *s;
     ck_assert_int_eq(ssm_model_state_create(&s, model, 1), SSM_OK);
@@ -541,7 +503,7 @@ START_TEST(test_concurrent)
     ssm_model_destroy(model);
     free(ref);
     tiny_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -634,7 +596,7 @@ START_TEST(test_bad_files)
     tiny_model m;
     char dir[64], p[256];
     tiny_make(&m, 1, 2, 0, 1, 1, 1, c->hf);
-    make_dir(dir, sizeof dir);
+    tu_make_tmpdir(dir, sizeof dir, "ssm_test_model");
     ck_assert_int_eq(tiny_write(&m, dir, SSM_DTYPE_F32, c->hf, 0), 0);
     static tiny_list t;
     if (c->kind == M_RM) {
@@ -684,7 +646,7 @@ START_TEST(test_bad_files)
                   ssm_status_string(c->want));
     ck_assert_ptr_null(model);
     tiny_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 

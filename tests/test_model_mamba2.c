@@ -20,37 +20,11 @@
 #include <unistd.h>
 #include <ssm.h>
 #include "testutil.h"
+#include "tu_files.h"
 #include "model2_tiny.h"
 
 #define U32 0x1.0p-24
 #define LT 13      /* tokens of the test prompts */
-
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void make_dir(char *buf, size_t n)
-{
-    snprintf(buf, n, "/tmp/ssm_test_model2_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(buf));
-}
-
-static void fill_tokens(int32_t *t, int n, int V, uint64_t seed)
-{
-    tiny_rng r = { seed };
-    for (int i = 0; i < n; i++) t[i] = (int32_t)(tiny_u64(&r) % (uint64_t)V);
-}
 
 /* Bound on the normwise relative error of float logits against the exact
  * ones.  Per layer the float forward rounds dot products of lengths dm
@@ -92,7 +66,7 @@ static ssm_model *load_variant(const variant *v, tiny2_model *m, char *dir, size
 {
     tiny2_make(m, 2000 + (uint64_t)v->nl * 7 + (uint64_t)v->norm, v->nl, v->conv_bias,
                v->tied, v->D_hdim, v->norm, v->dt_min, v->dt_max, v->hf);
-    make_dir(dir, n);
+    tu_make_tmpdir(dir, n, "ssm_test_model2");
     ck_assert_int_eq(tiny2_write(m, dir, v->dt, v->hf, NULL, NULL), 0);
     ssm_model *model = NULL;
     ssm_status st = ssm_model_load(&model, dir);
@@ -112,24 +86,14 @@ START_TEST(test_forward_reference)
     tiny2_model m;
     char dir[64];
     ssm_model *model = load_variant(v, &m, dir, sizeof dir);
-    int64_t nl, dm, V;
-    ck_assert_int_eq(ssm_model_dims(model, &nl, &dm, &V), SSM_OK);
-    ck_assert_int_eq(nl, m.nl);
-    ck_assert_int_eq(dm, m.dm);
-    ck_assert_int_eq(V, m.V);
     ssm_model_info info;
-    ssm_model_info_init(&info);
-    ck_assert_int_eq(ssm_model_get_info(model, &info), SSM_OK);
-    ck_assert_int_eq(info.vocab_padded, m.Vp);
-    ck_assert_int_eq(info.d_inner, m.di);
+    TINY_CHECK_INFO(model, m, v->hf, &info);
     ck_assert_int_eq(info.d_state, m.N);
     ck_assert_int_eq(info.d_conv, m.K);
-    ck_assert_int_eq(info.tied, m.tied);
-    ck_assert_int_eq(info.hf_names, v->hf);
     ck_assert_int_gt(info.state_bytes, (int64_t)4 * m.nl * (m.dc * m.K + m.di * m.N));
 
     int32_t tok[LT];
-    fill_tokens(tok, LT, m.V, 77 + (uint64_t)_i);
+    tiny_fill_tokens(tok, LT, m.V, 77 + (uint64_t)_i);
     double *ref = tu_alloc((size_t)LT * m.V, sizeof *ref);
     tiny2_reference(&m, LT, tok, ref);
     float *lg = tu_alloc((size_t)LT * m.V, sizeof *lg), *last = tu_alloc((size_t)m.V, sizeof *last);
@@ -153,7 +117,7 @@ START_TEST(test_forward_reference)
     free(ref); free(lg); free(last);
     ssm_model_destroy(model);
     tiny2_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -166,7 +130,7 @@ START_TEST(test_pieces_and_step)
     char dir[64];
     ssm_model *model = load_variant(v, &m, dir, sizeof dir);
     int32_t tok[LT];
-    fill_tokens(tok, LT, m.V, 501);
+    tiny_fill_tokens(tok, LT, m.V, 501);
     double *ref = tu_alloc((size_t)LT * m.V, sizeof *ref);
     tiny2_reference(&m, LT, tok, ref);
     float *lg = tu_alloc((size_t)m.V, sizeof *lg);
@@ -195,7 +159,7 @@ START_TEST(test_pieces_and_step)
     free(ref); free(lg);
     ssm_model_destroy(model);
     tiny2_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -210,8 +174,8 @@ START_TEST(test_slots_and_state)
     ssm_model *model = load_variant(v, &m, dir, sizeof dir);
     const int V = m.V;
     int32_t ta[LT], tb[LT];
-    fill_tokens(ta, LT, V, 11);
-    fill_tokens(tb, LT, V, 12);
+    tiny_fill_tokens(ta, LT, V, 11);
+    tiny_fill_tokens(tb, LT, V, 12);
     double *ra = tu_alloc((size_t)LT * V, sizeof *ra), *rb = tu_alloc((size_t)LT * V, sizeof *rb);
     tiny2_reference(&m, LT, ta, ra);
     tiny2_reference(&m, LT, tb, rb);
@@ -270,7 +234,7 @@ START_TEST(test_slots_and_state)
     free(ra); free(rb); free(lg); free(l1); free(cont); free(buf);
     ssm_model_destroy(model);
     tiny2_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -284,7 +248,7 @@ START_TEST(test_long_prompt)
     ssm_model *model = load_variant(v, &m, dir, sizeof dir);
     const int L = 600;
     int32_t *tok = tu_alloc((size_t)L, sizeof *tok);
-    fill_tokens(tok, L, m.V, 9);
+    tiny_fill_tokens(tok, L, m.V, 9);
     double *ref = tu_alloc((size_t)L * m.V, sizeof *ref);
     tiny2_reference(&m, L, tok, ref);
     float *lg = tu_alloc((size_t)m.V, sizeof *lg);
@@ -303,7 +267,7 @@ START_TEST(test_long_prompt)
     free(tok); free(ref); free(lg);
     ssm_model_destroy(model);
     tiny2_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -361,7 +325,7 @@ START_TEST(test_bad_configs)
     char dir[64], cfg[4096], p[600];
     int nlf = b->nl_file ? b->nl_file : 2;
     tiny2_make(&m, 3000, nlf, 1, 1, 0, SSM_MAMBA2_NORM_GATED, 0, 0, b->hf);
-    make_dir(dir, sizeof dir);
+    tu_make_tmpdir(dir, sizeof dir, "ssm_test_model2");
     /* the config claims 2 layers whatever the file holds */
     int nl_real = m.nl;
     m.nl = 2;
@@ -394,10 +358,9 @@ START_TEST(test_bad_configs)
     ck_assert_msg(st == SSM_ERR_FORMAT, "%s: got %s", b->what, ssm_status_string(st));
     ck_assert_ptr_null(model);
     tiny2_free(&m);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
-
 
 /* Python's json.dump writes float('inf') as the bare word Infinity, as in
  * Hugging Face Mamba-2 configs ("time_step_limit": [0.0, Infinity]): that
@@ -412,7 +375,7 @@ START_TEST(test_infinity_limit)
         tiny2_model m;
         char dir[64], cfg[4096], p[600];
         tiny2_make(&m, 3100, 2, 1, 1, 0, SSM_MAMBA2_NORM_GATED, 0, 0, 1);
-        make_dir(dir, sizeof dir);
+        tu_make_tmpdir(dir, sizeof dir, "ssm_test_model2");
         tiny2_config(&m, 1, cfg, sizeof cfg, extra[k], "");
         ck_assert_int_eq(tiny_write_text(dir, "config.json", cfg), 0);
         static tiny_list t;
@@ -433,7 +396,7 @@ START_TEST(test_infinity_limit)
         ssm_model_state_destroy(ms);
         ssm_model_destroy(model);
         tiny2_free(&m);
-        rm_tree(dir);
+        tu_rm_tree(dir);
         if (k == 1) {
             int64_t vv = V;
             ck_assert_msg(memcmp(lg[0], lg[1], (size_t)vv * sizeof(float)) == 0,

@@ -72,6 +72,24 @@ static inline int64_t mt_split(int pattern, int R, int64_t base, int64_t *len)
     return tot;
 }
 
+/* Where rank's block starts: the lengths of the ranks before it. */
+static inline int64_t mt_offset(const int64_t *len, int rank)
+{
+    int64_t o = 0;
+    for (int r = 0; r < rank; r++)
+        o += len[r];
+    return o;
+}
+
+/* x [B][Ltot][Dm] -> this rank's [B][len][Dm] (tokens off .. off+len). */
+static inline void mt_tok_slice(const float *x, int64_t B, int64_t Ltot, int64_t dm,
+                                int64_t off, int64_t len, float *dst)
+{
+    for (int64_t b = 0; b < B; b++)
+        memcpy(dst + b * len * dm, x + (b * Ltot + off) * dm,
+               (size_t)(len * dm) * sizeof(float));
+}
+
 /* dst[row][0..len) = src[row][off..off+len) for rows of Ltot. */
 static inline void mt_slice(const float *src, int64_t rows, int64_t Ltot, int64_t off,
                      int64_t len, float *dst)

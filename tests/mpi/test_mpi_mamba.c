@@ -31,23 +31,6 @@ static double tol_of(const ssm_mamba_config *c)
     return 8.0 * FLT_EPSILON / 2 * ((double)c->d_model + 2 * di + r + (double)c->d_state);
 }
 
-static int64_t offset_of(const int64_t *len, int rank)
-{
-    int64_t o = 0;
-    for (int r = 0; r < rank; r++)
-        o += len[r];
-    return o;
-}
-
-/* x [B][Ltot][Dm] -> this rank's [B][len][Dm] */
-static void tok_slice(const float *x, int64_t B, int64_t Ltot, int64_t dm,
-                      int64_t off, int64_t len, float *dst)
-{
-    for (int64_t b = 0; b < B; b++)
-        memcpy(dst + b * len * dm, x + (b * Ltot + off) * dm,
-               (size_t)(len * dm) * sizeof(float));
-}
-
 /* ------------------------------------------------------------- block --- */
 
 /* pre: tokens fed before the MPI call (rank 0's state and the reference's);
@@ -66,7 +49,7 @@ static void block_case(int pattern, int64_t base, int64_t pre, uint64_t seed)
                   K = rc.d_conv;
     int64_t len[64];
     const int64_t L = mt_split(pattern, R, base, len);
-    const int64_t off = offset_of(len, rank), my = len[rank], myb = my ? my : 1;
+    const int64_t off = mt_offset(len, rank), my = len[rank], myb = my ? my : 1;
     tu_rng r = { seed * 7 + 1 };
     float *xpre = tu_alloc((size_t)(B * (pre ? pre : 1) * dm), sizeof(float));
     float *x = tu_alloc((size_t)(B * L * dm), sizeof(float));
@@ -91,7 +74,7 @@ static void block_case(int pattern, int64_t base, int64_t pre, uint64_t seed)
     float *xp = tu_alloc((size_t)(B * (off + my ? off + my : 1) * dm), sizeof(float));
     float *yp = tu_alloc((size_t)(B * (off + my ? off + my : 1) * dm), sizeof(float));
     if (off + my > 0) {
-        tok_slice(x, B, L, dm, 0, off + my, xp);
+        mt_tok_slice(x, B, L, dm, 0, off + my, xp);
         ssm_mamba_forward(blk, spre, B, off + my, xp, yp);
     }
     MT_EXPECT(ssm_mamba_forward(blk, sref, B, L, x, yref) == SSM_OK, "reference forward");
@@ -99,8 +82,8 @@ static void block_case(int pattern, int64_t base, int64_t pre, uint64_t seed)
     float *xb = tu_alloc((size_t)(B * myb * dm), sizeof(float));
     float *yb = tu_alloc((size_t)(B * myb * dm), sizeof(float));
     float *yrb = tu_alloc((size_t)(B * myb * dm), sizeof(float));
-    tok_slice(x, B, L, dm, off, my, xb);
-    tok_slice(yref, B, L, dm, off, my, yrb);
+    mt_tok_slice(x, B, L, dm, off, my, xb);
+    mt_tok_slice(yref, B, L, dm, off, my, yrb);
     if (rank != 0)
         ssm_mamba_state_reset(smine);   /* not read off rank 0 */
     ssm_status s = ssm_mpi_mamba_forward(MPI_COMM_WORLD, blk, smine, B, my, xb, yb);
@@ -251,7 +234,7 @@ static void stack_case(int pattern, int64_t base, uint64_t seed)
     const int64_t dm = 8;
     int64_t len[64];
     const int64_t L = mt_split(pattern, R, base, len);
-    const int64_t off = offset_of(len, rank), my = len[rank], myb = my ? my : 1;
+    const int64_t off = mt_offset(len, rank), my = len[rank], myb = my ? my : 1;
     float *x = tu_alloc((size_t)(B * L * dm), sizeof(float));
     float *yref = tu_alloc((size_t)(B * L * dm), sizeof(float));
     tu_fill_normal_f(&r, x, B * L * dm, 1.0);
@@ -268,8 +251,8 @@ static void stack_case(int pattern, int64_t base, uint64_t seed)
     float *xb = tu_alloc((size_t)(B * myb * dm), sizeof(float));
     float *yb = tu_alloc((size_t)(B * myb * dm), sizeof(float));
     float *yrb = tu_alloc((size_t)(B * myb * dm), sizeof(float));
-    tok_slice(x, B, L, dm, off, my, xb);
-    tok_slice(yref, B, L, dm, off, my, yrb);
+    mt_tok_slice(x, B, L, dm, off, my, xb);
+    mt_tok_slice(yref, B, L, dm, off, my, yrb);
     ssm_status s = ssm_mpi_mamba_stack_forward(MPI_COMM_WORLD, stk, states, B, my, xb, yb);
     MT_EXPECT(s == SSM_OK, "ssm_mpi_mamba_stack_forward: %s", ssm_status_string(s));
     /* The residual stream adds the layers' errors: NL times the block's

@@ -45,22 +45,6 @@ static double tol_of(const ssm_mamba2_config *c, int64_t layers)
            (dm + (double)c->d_conv + (double)c->d_state + di / (double)c->ngroups + di);
 }
 
-static int64_t offset_of(const int64_t *len, int rank)
-{
-    int64_t o = 0;
-    for (int r = 0; r < rank; r++)
-        o += len[r];
-    return o;
-}
-
-static void tok_slice(const float *x, int64_t B, int64_t Ltot, int64_t dm,
-                      int64_t off, int64_t len, float *dst)
-{
-    for (int64_t b = 0; b < B; b++)
-        memcpy(dst + b * len * dm, x + (b * Ltot + off) * dm,
-               (size_t)(len * dm) * sizeof(float));
-}
-
 /* Every layer's state of a stack state (conv then SSM, per layer). */
 static float *stack_state_floats(ssm_mamba2_stack_state *st, int64_t nl, int64_t B,
                                  int64_t nc, int64_t ns)
@@ -100,7 +84,7 @@ static void run_case(int64_t nl, const ssm_mamba2_config *cfg, int pattern, int6
                   nls = nl ? nl : 1;
     int64_t len[64];
     const int64_t L = mt_split(pattern, R, base, len);
-    const int64_t off = offset_of(len, rank), my = len[rank], myb = my ? my : 1;
+    const int64_t off = mt_offset(len, rank), my = len[rank], myb = my ? my : 1;
     tu_rng r = { seed * 7 + 1 };
     float *xpre = tu_alloc((size_t)(B * (pre ? pre : 1) * dm), sizeof(float));
     float *ypre = tu_alloc((size_t)(B * (pre ? pre : 1) * dm), sizeof(float));
@@ -127,14 +111,14 @@ static void run_case(int64_t nl, const ssm_mamba2_config *cfg, int pattern, int6
     float *xp = tu_alloc((size_t)(B * (off + my ? off + my : 1) * dm), sizeof(float));
     float *yp = tu_alloc((size_t)(B * (off + my ? off + my : 1) * dm), sizeof(float));
     if (off + my > 0) {
-        tok_slice(x, B, L, dm, 0, off + my, xp);
+        mt_tok_slice(x, B, L, dm, 0, off + my, xp);
         ck_assert_int_eq(FWD(2, off + my, xp, yp), SSM_OK);
     }
     float *xb = tu_alloc((size_t)(B * myb * dm), sizeof(float));
     float *yb = tu_alloc((size_t)(B * myb * dm), sizeof(float));
     float *yrb = tu_alloc((size_t)(B * myb * dm), sizeof(float));
-    tok_slice(x, B, L, dm, off, my, xb);
-    tok_slice(yref, B, L, dm, off, my, yrb);
+    mt_tok_slice(x, B, L, dm, off, my, xb);
+    mt_tok_slice(yref, B, L, dm, off, my, yrb);
     ssm_status s = blk ? ssm_mpi_mamba2_forward(MPI_COMM_WORLD, blk, bs[1], B, my, xb, yb)
                        : ssm_mpi_mamba2_stack_forward(MPI_COMM_WORLD, stk, ss[1], B, my, xb, yb);
     MT_EXPECT(s == SSM_OK, "%s: %s", what, ssm_status_string(s));

@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include "mpi_testutil.h"
 #include "../model_tiny.h"
+#include "../tu_files.h"
 
 #ifndef SSM_SOURCE_DIR
 #define SSM_SOURCE_DIR "."
@@ -46,21 +47,6 @@ static double lm_bound(int64_t nl, int64_t dm, int64_t K, int64_t di, int64_t R,
                                       sqrt((double)L) + 16) + sqrt((double)dm));
 }
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* Rank 0 writes the tiny model m into a fresh directory, every rank gets
  * its name. */
 static void write_tiny(const tiny_model *m, char *dir, size_t n)
@@ -71,12 +57,6 @@ static void write_tiny(const tiny_model *m, char *dir, size_t n)
         ck_assert_int_eq(tiny_write(m, dir, SSM_DTYPE_F32, 0, 0), 0);
     }
     MPI_Bcast(dir, (int)n, MPI_CHAR, 0, MPI_COMM_WORLD);
-}
-
-static void fill_tokens(int32_t *t, int64_t n, int64_t V, uint64_t seed)
-{
-    tiny_rng r = { seed };
-    for (int64_t i = 0; i < n; i++) t[i] = (int32_t)(tiny_u64(&r) % (uint64_t)V);
 }
 
 /* Normwise relative difference of two float vectors. */
@@ -137,7 +117,7 @@ static void check_prefill(ssm_model *model, const char *what, int pattern,
     ck_assert_int_eq(ssm_model_get_info(model, &info), SSM_OK);
     const int64_t V = info.vocab;
     int32_t *tok = malloc((size_t)(npre + Ltot + 3) * sizeof *tok);
-    fill_tokens(tok, npre + Ltot + 3, V, seed);
+    tiny_fill_tokens(tok, npre + Ltot + 3, V, seed);
     const int32_t *prompt = tok + npre, *dec = tok + npre + Ltot;
 
     /* Single process: prefix, prompt, 3 decoding steps. */
@@ -204,7 +184,7 @@ static void run_patterns(ssm_model *model, const char *what, const tiny_model *t
             if (tm) {
                 /* The double reference of every position (same tokens). */
                 int32_t *tok = malloc((size_t)(npre + Ltot + 3) * sizeof *tok);
-                fill_tokens(tok, npre + Ltot + 3, tm->V, 77 + (uint64_t)i);
+                tiny_fill_tokens(tok, npre + Ltot + 3, tm->V, 77 + (uint64_t)i);
                 ref = malloc((size_t)((npre + Ltot + 3) * tm->V) * sizeof *ref);
                 tiny_reference(tm, (int)(npre + Ltot + 3), tok, ref);
                 free(tok);
@@ -242,7 +222,7 @@ START_TEST(test_tiny_variants)
         run_patterns(model, what, &tm);
         ssm_model_destroy(model);
         MPI_Barrier(MPI_COMM_WORLD);
-        if (mt_rank() == 0) rm_tree(dir);
+        if (mt_rank() == 0) tu_rm_tree(dir);
         tiny_free(&tm);
     }
     mt_finish("prefill, tiny models (biases, LayerNorm, untied head)");
@@ -274,7 +254,7 @@ START_TEST(test_repeat_bytes)
         const int64_t Ltot = split(1, mt_size(), 0, lens);
         for (int r = 0; r < mt_rank(); r++) off += lens[r];
         int32_t *tok = malloc((size_t)Ltot * sizeof *tok);
-        fill_tokens(tok, Ltot, V, 5);
+        tiny_fill_tokens(tok, Ltot, V, 5);
         float *lg[3];
         unsigned char *sb[3];
         int64_t nb = 0;
@@ -389,7 +369,7 @@ START_TEST(test_errors)
     ssm_model_destroy(t1);
     ssm_model_destroy(t2);
     MPI_Barrier(MPI_COMM_WORLD);
-    if (rank == 0) { rm_tree(d1); rm_tree(d2); }
+    if (rank == 0) { tu_rm_tree(d1); tu_rm_tree(d2); }
     tiny_free(&tm1);
     tiny_free(&tm2);
     mt_finish("prefill, argument errors");
