@@ -4,29 +4,32 @@
 cmake_minimum_required(VERSION 3.25)
 set(cases
   "--bogus"
-  "--mode;fft"
+  "--mode|fft"
   "--mode"
-  "--task;nope"
-  "--n;0"
-  "--n;3"
-  "--n;abc"
-  "--n;12x"
-  "--n;99999999999999999999"
-  "--len;5"
+  "--task|nope"
+  "--n|0"
+  "--n|3"
+  "--n|abc"
+  "--n|12x"
+  "--n|99999999999999999999"
+  "--len|5"
   "--len=-4"
-  "--seed;-1"
-  "--seed;x"
-  "--disc;euler"
+  "--seed|-1"
+  "--seed|x"
+  "--disc|euler"
   "--quiet=1"
   "--csv="
   "positional"
-  "-n;8"
-  "--csv;/nonexistent-dir/x.csv"
-  "--plot;/nonexistent-dir/x.png")
+  "-n|8"
+  "--csv|/nonexistent-dir/x.csv"
+  "--plot|/nonexistent-dir/x.png")
 set(failures "")
+# One case per element, its words separated by '|' (a ';' would make
+# separate cases of its words: set() joins its arguments into one list).
 foreach(c IN LISTS cases)
-  string(REPLACE ";" " " shown "${c}")
-  execute_process(COMMAND "${DEMO}" ${c} RESULT_VARIABLE rc
+  string(REPLACE "|" " " shown "${c}")
+  string(REPLACE "|" ";" words "${c}")
+  execute_process(COMMAND "${DEMO}" ${words} RESULT_VARIABLE rc
                   OUTPUT_VARIABLE out ERROR_VARIABLE err)
   string(REGEX MATCHALL "\n" nl "${err}")
   list(LENGTH nl nlines)

@@ -103,25 +103,28 @@ file(REMOVE "${M}/tokenizer.json")
 set(bad
   "--bogus"
   "-m"
-  "--ids;1 2"
-  "-m;${M}"
-  "-m;${M};--ids;1 2;-p;x"
-  "-m;${M};--ids;1 x"
-  "-m;${M};--ids;-1"
-  "-m;${M};--ids;1;-n;-1"
-  "-m;${M};--ids;1;-n;ten"
-  "-m;${M};--ids;1;--temp;-1"
-  "-m;${M};--ids;1;--top-p;1.5"
-  "-m;${M};--ids;1;--min-p;nan"
-  "-m;${M};--ids;1;--top-k;-2"
-  "-m;${M};--ids;1;--repeat-penalty;0"
-  "-m;${M};--ids;1;--seed;-3"
-  "-m;${M};--ids;99"
-  "-m;${M};-p;hello"
-  "-m;${M};--perplexity;${WORK}/ids.txt;--ids;1")
+  "--ids|1 2"
+  "-m|${M}"
+  "-m|${M}|--ids|1 2|-p|x"
+  "-m|${M}|--ids|1 x"
+  "-m|${M}|--ids|-1"
+  "-m|${M}|--ids|1|-n|-1"
+  "-m|${M}|--ids|1|-n|ten"
+  "-m|${M}|--ids|1|--temp|-1"
+  "-m|${M}|--ids|1|--top-p|1.5"
+  "-m|${M}|--ids|1|--min-p|nan"
+  "-m|${M}|--ids|1|--top-k|-2"
+  "-m|${M}|--ids|1|--repeat-penalty|0"
+  "-m|${M}|--ids|1|--seed|-3"
+  "-m|${M}|--ids|99"
+  "-m|${M}|-p|hello"
+  "-m|${M}|--perplexity|${WORK}/ids.txt|--ids|1")
+# One case per element, its words separated by '|' (a ';' would make
+# separate cases of its words: set() joins its arguments into one list).
 foreach(c IN LISTS bad)
-  execute_process(COMMAND "${GEN}" ${c} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  string(REPLACE ";" " " shown "${c}")
+  string(REPLACE "|" ";" words "${c}")
+  execute_process(COMMAND "${GEN}" ${words} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  string(REPLACE "|" " " shown "${c}")
   string(STRIP "${err}" e)
   string(FIND "${e}" "\n" nl)
   if(NOT rc EQUAL 2 OR NOT out STREQUAL "" OR NOT nl EQUAL -1 OR NOT e MATCHES "^ssm_generate: ")

@@ -10,33 +10,12 @@
 #    loss below 0.5; a fresh model starts at about ln 10 = 2.3).
 # 4. Bad Mamba options exit 2 with one line on stderr.
 cmake_minimum_required(VERSION 3.25)
-foreach(v TRAIN WORK)
-  if(NOT DEFINED ${v})
-    message(FATAL_ERROR "check_train_mamba.cmake: -D${v}= missing")
-  endif()
-endforeach()
-file(MAKE_DIRECTORY "${WORK}")
+include(${CMAKE_CURRENT_LIST_DIR}/train_common.cmake)
+train_setup(check_train_mamba.cmake)
 set(args --model mamba --task selective-copy --steps 300 --seed 1 --quiet)
-foreach(th 1 2)
-  execute_process(COMMAND ${CMAKE_COMMAND} -E env OMP_NUM_THREADS=${th}
-                          "${TRAIN}" ${args} --csv "${WORK}/mloss${th}.csv"
-                          --save "${WORK}/mamba${th}.safetensors"
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out${th} ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "ssm_train --model mamba (${th} threads) exited with ${rc}\n${out${th}}\n${err}")
-  endif()
-  message("${th} threads: ${out${th}}")
-endforeach()
-execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files "${WORK}/mloss1.csv" "${WORK}/mloss2.csv"
-                RESULT_VARIABLE same)
-if(NOT same EQUAL 0)
-  message(FATAL_ERROR "Mamba loss curves differ between 1 and 2 threads")
-endif()
-execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files "${WORK}/mamba1.safetensors"
-                        "${WORK}/mamba2.safetensors" RESULT_VARIABLE same)
-if(NOT same EQUAL 0)
-  message(FATAL_ERROR "trained weights differ between 1 and 2 threads")
-endif()
+train_at_1_and_2("ssm_train --model mamba" mloss mamba ${args})
+train_same_files("${WORK}/mamba1.safetensors" "${WORK}/mamba2.safetensors"
+                 "trained weights differ between 1 and 2 threads")
 if(NOT out1 MATCHES "held-out accuracy: ([0-9.]+)")
   message(FATAL_ERROR "no held-out accuracy line")
 endif()
@@ -44,28 +23,13 @@ set(acc ${CMAKE_MATCH_1})
 if(NOT acc GREATER 0.8)
   message(FATAL_ERROR "held-out accuracy ${acc} not above 0.8 after 300 steps (chance 0.125)")
 endif()
-execute_process(COMMAND "${TRAIN}" --model mamba --steps 5 --lr 0.0005 --quiet
-                        --load "${WORK}/mamba1.safetensors"
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0 OR NOT out MATCHES "first loss ([0-9.]+)")
-  message(FATAL_ERROR "ssm_train --model mamba --load exited with ${rc}\n${out}\n${err}")
-endif()
-if(NOT CMAKE_MATCH_1 LESS 0.5)
-  message(FATAL_ERROR "--load: first loss ${CMAKE_MATCH_1}, not the trained model's")
-endif()
-set(bad "--model;rnn" "--task;delay" "--task;bogus" "--d-model;0" "--layers;65" "--d-state;x"
-        "--copies;16" "--values;1" "--evals;0" "--len;5000" "--len;4"
-        "--load;${WORK}/missing.safetensors" "--layers;3;--load;${WORK}/mamba1.safetensors"
-        "--d-model;16;--load;${WORK}/mamba1.safetensors")
-foreach(c IN LISTS bad)
-  execute_process(COMMAND "${TRAIN}" --model mamba ${c} --steps 1 --quiet
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE o ERROR_VARIABLE e)
-  string(STRIP "${e}" e)
-  string(REPLACE ";" " " shown "${c}")
-  if(rc EQUAL 0 OR NOT e MATCHES "^ssm_train: [^\n]*$")
-    message(FATAL_ERROR "'${shown}': exit ${rc}, stderr '${e}'")
-  endif()
-endforeach()
+train_load_starts_below(0.5 "ssm_train --model mamba" --model mamba --steps 5 --lr 0.0005
+                        --quiet --load "${WORK}/mamba1.safetensors")
+set(bad "--model|rnn" "--task|delay" "--task|bogus" "--d-model|0" "--layers|65" "--d-state|x"
+        "--copies|16" "--values|1" "--evals|0" "--len|5000" "--len|4"
+        "--load|${WORK}/missing.safetensors" "--layers|3|--load|${WORK}/mamba1.safetensors"
+        "--d-model|16|--load|${WORK}/mamba1.safetensors")
+train_bad_options(bad BEFORE --model mamba --steps 1 --quiet)
 # --task selective-copy with the S4D model is refused too
 execute_process(COMMAND "${TRAIN}" --task selective-copy --steps 1 --quiet
                 RESULT_VARIABLE rc ERROR_VARIABLE e)
