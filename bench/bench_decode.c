@@ -35,17 +35,6 @@
 #include "layers/gemv.h"
 #include "layers/layers_internal.h"
 
-static void set_threads(int n)
-{
-    bu_set_threads(n);
-    void *s = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (s) {
-        void (*fn)(int);
-        memcpy(&fn, &s, sizeof fn);
-        fn(n);
-    }
-}
-
 static void fill(float *x, int64_t n, uint64_t seed, double scale)
 {
     uint64_t s = seed;
@@ -53,17 +42,6 @@ static void fill(float *x, int64_t n, uint64_t seed, double scale)
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         x[i] = (float)(scale * ((double)(s >> 11) * 0x1.0p-53 * 2.0 - 1.0));
     }
-}
-
-static double loadavg(void)
-{
-    FILE *f = fopen("/proc/loadavg", "r");
-    double la = -1;
-    if (f) {
-        if (fscanf(f, "%lf", &la) != 1) la = -1;
-        fclose(f);
-    }
-    return la;
 }
 
 /* ---- STREAM triad ---- */
@@ -74,7 +52,7 @@ static double triad_gbs(int th)
     float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b),
           *c = malloc((size_t)n * sizeof *c);
     if (!a || !b || !c) { free(a); free(b); free(c); return 0; }
-    set_threads(th);
+    bu_set_threads_blas(th);
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) { a[i] = 0; b[i] = 1; c[i] = 2; }
     double t[16];
@@ -126,7 +104,7 @@ static void bench_kernels(int reps)
         { "in_proj half 768->1536", 1536, 768 }, { "x_proj 1536->80", 80, 1536 },
         { "dt_proj 48->1536", 1536, 48 }, { "out_proj 1536->768", 768, 1536 },
     };
-    set_threads(1);
+    bu_set_threads_blas(1);
     printf("\n   kernels, 1 thread, us per call (median of %d x 20); weights stay in L2/L3 here\n", reps);
     printf("   %-24s %5s %9s %9s %9s %9s\n", "shape", "batch", "OpenBLAS", "generic", "avx2", "avx512");
     for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
@@ -228,7 +206,7 @@ static int bench_stack(int64_t nl, const double bw[3], int reps)
     printf("\n   Mamba stack step (d_model %lld, %lld layers, d_state 16, expand 2): %.1f MB of parameters, gemv path %s\n",
            (long long)dm, (long long)nl, bytes * 1e-6, ssmi_gemv_isa_name(ssmi_gemv_isa_auto()));
     for (int th = 1; th <= 2; th++) {
-        set_threads(th);
+        bu_set_threads_blas(th);
         double w[2], c[2];
         ssmi_mamba_timing tm[2];
         stack_step_times(stk, st, xs, ys, reps, &rc, w, c, tm);
@@ -254,74 +232,6 @@ static int bench_stack(int64_t nl, const double bw[3], int reps)
 }
 
 /* ---- bf16 language model ---- */
-
-static uint64_t bd_s = 0x5eed;
-static float bd_unif(double lo, double hi)
-{
-    uint64_t z = (bd_s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (float)(lo + (hi - lo) * (double)(z >> 11) * 0x1.0p-53);
-}
-
-enum { DM = 768, DI = 1536, NS = 16, KC = 4, RK = 48, VOC = 50277, VOCP = 50280 };
-
-/* A random mamba-130m-shaped model, every tensor BF16; 0 on success. */
-static int write_bf16_model(const char *dir, int nl)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    FILE *f = fopen(p, "w");
-    if (!f) return -1;
-    fprintf(f, "{\"d_model\": %d, \"n_layer\": %d, \"vocab_size\": %d, \"ssm_cfg\": {},\n"
-               " \"rms_norm\": true, \"residual_in_fp32\": true, \"fused_add_norm\": true,\n"
-               " \"pad_vocab_size_multiple\": 8, \"tie_embeddings\": true}\n", DM, nl, VOC);
-    fclose(f);
-    const int nt = 2 + 10 * nl;
-    ssm_tensor_desc *d = calloc((size_t)nt, sizeof *d);
-    uint16_t **bufs = calloc((size_t)nt, sizeof *bufs);
-    int64_t (*shapes)[3] = calloc((size_t)nt, sizeof *shapes);
-    char (*names)[96] = calloc((size_t)nt, sizeof *names);
-    int k = 0, bad = !d || !bufs || !shapes || !names;
-#define ADD(nm, nd, a, b, c, lo, hi) do {                                       \
-        if (bad) break;                                                        \
-        int64_t cnt_ = (int64_t)(a) * (nd > 1 ? (b) : 1) * (nd > 2 ? (c) : 1);  \
-        snprintf(names[k], sizeof names[k], "%s", nm);                         \
-        shapes[k][0] = a; shapes[k][1] = b; shapes[k][2] = c;                  \
-        bufs[k] = malloc((size_t)cnt_ * sizeof(uint16_t));                     \
-        if (!bufs[k]) { bad = 1; break; }                                      \
-        for (int64_t i_ = 0; i_ < cnt_; i_++)                                  \
-            bufs[k][i_] = ssmi_f32_to_bf16(bd_unif(lo, hi));                   \
-        d[k] = (ssm_tensor_desc){ names[k], SSM_DTYPE_BF16, nd, shapes[k], bufs[k] }; \
-        k++; } while (0)
-    char nm[96];
-    ADD("backbone.embedding.weight", 2, VOCP, DM, 1, -0.1, 0.1);
-    ADD("backbone.norm_f.weight", 1, DM, 1, 1, 0.9, 1.1);
-    for (int l = 0; l < nl; l++) {
-#define L(s) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", l, s), nm)
-        ADD(L("norm.weight"), 1, DM, 1, 1, 0.9, 1.1);
-        ADD(L("mixer.in_proj.weight"), 2, 2 * DI, DM, 1, -0.036, 0.036);
-        ADD(L("mixer.conv1d.weight"), 3, DI, 1, KC, -0.5, 0.5);
-        ADD(L("mixer.conv1d.bias"), 1, DI, 1, 1, -0.1, 0.1);
-        ADD(L("mixer.x_proj.weight"), 2, RK + 2 * NS, DI, 1, -0.025, 0.025);
-        ADD(L("mixer.dt_proj.weight"), 2, DI, RK, 1, -0.14, 0.14);
-        ADD(L("mixer.dt_proj.bias"), 1, DI, 1, 1, -4.0, -2.0);
-        ADD(L("mixer.A_log"), 2, DI, NS, 1, 0.0, 2.77);
-        ADD(L("mixer.D"), 1, DI, 1, 1, 0.5, 1.5);
-        ADD(L("mixer.out_proj.weight"), 2, DM, DI, 1, -0.005, 0.005);
-#undef L
-    }
-#undef ADD
-    int rc = -1;
-    if (!bad) {
-        snprintf(p, sizeof p, "%s/model.safetensors", dir);
-        rc = ssm_safetensors_write(p, k, d, 0, NULL, NULL) == SSM_OK ? 0 : -1;
-    }
-    for (int i = 0; i < k; i++) free(bufs[i]);
-    free(d); free(bufs); free(shapes); free(names);
-    return rc;
-}
 
 /* fp32 and bf16 steps timed alternately (load changes hit both alike):
  * medians of wall and process CPU time per step. */
@@ -357,7 +267,8 @@ static int bench_bf16(int nl, int reps)
     char dir[] = "/tmp/ssm_bench_bf16_XXXXXX";
     if (!mkdtemp(dir)) { printf("   bf16: no temporary directory\n"); return 1; }
     printf("\n   bf16 weights: language model, mamba-130m shape with %d layers, BF16 checkpoint\n", nl);
-    int rc = write_bf16_model(dir, nl);
+    const bu_lm_ranges rg = { 0.1, -4.0, -2.0, 0.5, 1.5, 1 };
+    int rc = bu_write_mamba130m(dir, nl, SSM_DTYPE_BF16, 0x5eed, &rg);
     ssm_model *m32 = NULL, *m16 = NULL;
     ssm_model_state *s32 = NULL, *s16 = NULL;
     ssm_model_load_options o;
@@ -381,16 +292,16 @@ static int bench_bf16(int nl, int reps)
            (double)(i16.bytes_mapped + i16.bytes_owned) * 1e-6);
     int32_t tok[8];
     for (int i = 0; i < 8; i++) tok[i] = 17 + 1000 * i;
-    float *l32 = malloc((size_t)8 * VOC * sizeof *l32), *l16 = malloc((size_t)8 * VOC * sizeof *l16);
+    float *l32 = malloc((size_t)8 * BU_VOC * sizeof *l32), *l16 = malloc((size_t)8 * BU_VOC * sizeof *l16);
     if (!l32 || !l16) { free(l32); free(l16); rc = 1; goto out; }
     /* The same values either way: the logits must agree bit for bit. */
     {
         int32_t pr[16];
-        for (int i = 0; i < 16; i++) pr[i] = (int32_t)(i * 2741 % VOC);
+        for (int i = 0; i < 16; i++) pr[i] = (int32_t)(i * 2741 % BU_VOC);
         ssm_model_forward(m32, s32, 1, 16, pr, l32);
         ssm_model_forward(m16, s16, 1, 16, pr, l16);
         double num = 0, den = 0;
-        for (int i = 0; i < VOC; i++) {
+        for (int i = 0; i < BU_VOC; i++) {
             double e = (double)l16[i] - l32[i];
             num += e * e;
             den += (double)l32[i] * l32[i];
@@ -400,14 +311,14 @@ static int bench_bf16(int nl, int reps)
         ssm_model_forward(m32, s32, 1, 1, tok, l32);
         ssm_model_forward(m16, s16, 1, 1, tok, l16);
         double num2 = 0;
-        for (int i = 0; i < VOC; i++) {
+        for (int i = 0; i < BU_VOC; i++) {
             double e = (double)l16[i] - l32[i];
             num2 += e * e;
         }
         printf("   logits bf16-in-memory vs fp32 (same bf16 values): prefill (16 tokens) rel %.2e, step from the same state rel %.2e\n",
                sqrt(num / den), sqrt(num2 / den));
     }
-    set_threads(bu_max_threads());
+    bu_set_threads_blas(bu_max_threads());
     /* Prefill, B=1 L=512 (the BF16 model widens 256-row tiles for sgemm):
      * fp32 and bf16 alternately, median of 3, at the default threads. */
     {
@@ -415,7 +326,7 @@ static int bench_bf16(int nl, int reps)
         int32_t *pt = malloc(LP * sizeof *pt);
         if (pt) {
             double tp[2][3];
-            for (int i = 0; i < LP; i++) pt[i] = (int32_t)((i * 7919) % VOC);
+            for (int i = 0; i < LP; i++) pt[i] = (int32_t)((i * 7919) % BU_VOC);
             for (int r = 0; r < 3; r++)
                 for (int w = 0; w < 2; w++) {
                     ssm_model_state_reset(w ? s16 : s32);
@@ -430,7 +341,7 @@ static int bench_bf16(int nl, int reps)
         }
     }
     for (int th = 1; th <= 2; th++) {
-        set_threads(th);
+        bu_set_threads_blas(th);
         for (int bi = 0; bi < 2; bi++) {
             int64_t b = bi ? 8 : 1;
             double w[2], c[2];
@@ -462,7 +373,7 @@ int bench_decode(int argc, char **argv)
     const char *only = argc > 2 ? argv[2] : "all";
     const int reps = bu_repeats(7);
     printf("\n== decode: steps vs their floors (issue 13, targets 4 and 6), %lld layers\n", (long long)nl);
-    printf("   load average before the runs: %.2f\n", loadavg());
+    printf("   load average before the runs: %.2f\n", bu_loadavg());
     if (nl < 1) return 2;
     int rc = 0;
     double bw[3] = { 0, 0, 0 };
@@ -476,7 +387,7 @@ int bench_decode(int argc, char **argv)
         bench_kernels(reps);
     if (!strcmp(only, "all") || !strcmp(only, "bf16"))
         rc |= bench_bf16((int)nl, reps);
-    set_threads(bu_max_threads());
-    printf("   load average after the runs: %.2f\n", loadavg());
+    bu_set_threads_blas(bu_max_threads());
+    printf("   load average after the runs: %.2f\n", bu_loadavg());
     return rc;
 }

@@ -28,17 +28,6 @@
 #include "bench_util.h"
 #include "layers/layers_internal.h"
 
-static void set_threads(int n)
-{
-    bu_set_threads(n);
-    void *s = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (s) {
-        void (*fn)(int);
-        memcpy(&fn, &s, sizeof fn);
-        fn(n);
-    }
-}
-
 static double relerr(const float *a, const float *b, int64_t n)
 {
     double num = 0, den = 0;
@@ -79,13 +68,7 @@ int bench_mamba(int argc, char **argv)
            (long long)dm, (long long)nl);
     printf("   BLAS: %s\n", blas);
     {
-        FILE *f = fopen("/proc/loadavg", "r");
-        double la = -1;
-        if (f) {
-            if (fscanf(f, "%lf", &la) != 1)
-                la = -1;
-            fclose(f);
-        }
+        const double la = bu_loadavg();
         if (la >= 0)
             printf("   load average before the runs: %.2f\n", la);
     }
@@ -138,7 +121,7 @@ int bench_mamba(int argc, char **argv)
     const int prep = bu_repeats(3), srep = bu_repeats(5);
     int rc = 0;
     for (int th = 1; th <= 2; th++) {
-        set_threads(th);
+        bu_set_threads_blas(th);
         /* prompt */
         ssmi_mamba_timing tm = { 0, 0, 0, 0 };
         double t[64];
@@ -182,7 +165,7 @@ int bench_mamba(int argc, char **argv)
             fflush(stdout);
         }
     }
-    set_threads(bu_max_threads());
+    bu_set_threads_blas(bu_max_threads());
     free(x); free(y); free(xs); free(ys);
     ssm_mamba_stack_state_destroy(st);
     ssm_mamba_stack_destroy(stk);

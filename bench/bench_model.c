@@ -33,76 +33,6 @@ static int bu_threads(void)
 #endif
 }
 
-static uint64_t bm_s = 0x1234;
-static float bm_unif(double lo, double hi)
-{
-    uint64_t z = (bm_s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (float)(lo + (hi - lo) * (double)(z >> 11) * 0x1.0p-53);
-}
-
-static float *bm_fill(int64_t n, double lo, double hi)
-{
-    float *x = malloc((size_t)n * sizeof *x);
-    if (!x) return NULL;
-    for (int64_t i = 0; i < n; i++) x[i] = bm_unif(lo, hi);
-    return x;
-}
-
-enum { DM = 768, DI = 1536, NS = 16, KC = 4, RK = 48, VOC = 50277, VOCP = 50280 };
-
-/* Write config.json and model.safetensors of a random model; 0 on success. */
-static int write_model(const char *dir, int nl)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    FILE *f = fopen(p, "w");
-    if (!f) return -1;
-    fprintf(f, "{\"d_model\": %d, \"n_layer\": %d, \"vocab_size\": %d, \"ssm_cfg\": {},\n"
-               " \"rms_norm\": true, \"residual_in_fp32\": true, \"fused_add_norm\": true,\n"
-               " \"pad_vocab_size_multiple\": 8, \"tie_embeddings\": true}\n", DM, nl, VOC);
-    fclose(f);
-    int nt = 2 + 10 * nl;
-    ssm_tensor_desc *d = calloc((size_t)nt, sizeof *d);
-    float **bufs = calloc((size_t)nt, sizeof *bufs);
-    int64_t (*shapes)[3] = calloc((size_t)nt, sizeof *shapes);
-    char (*names)[96] = calloc((size_t)nt, sizeof *names);
-    if (!d || !bufs || !shapes || !names) return -1;
-    int k = 0, bad = 0;
-#define ADD(nm, nd, a, b, c, lo, hi) do {                                       \
-        snprintf(names[k], sizeof names[k], "%s", nm);                         \
-        shapes[k][0] = a; shapes[k][1] = b; shapes[k][2] = c;                  \
-        bufs[k] = bm_fill((int64_t)(a) * (nd > 1 ? b : 1) * (nd > 2 ? c : 1), lo, hi); \
-        if (!bufs[k]) bad = 1;                                                 \
-        d[k] = (ssm_tensor_desc){ names[k], SSM_DTYPE_F32, nd, shapes[k], bufs[k] }; \
-        k++; } while (0)
-    ADD("backbone.embedding.weight", 2, VOCP, DM, 0, -0.1, 0.1);
-    for (int l = 0; l < nl; l++) {
-        char nm[96];
-#define L_(suf) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", l, suf), nm)
-        ADD(L_("norm.weight"), 1, DM, 0, 0, 0.9, 1.1);
-        ADD(L_("mixer.in_proj.weight"), 2, 2 * DI, DM, 0, -0.036, 0.036);
-        ADD(L_("mixer.conv1d.weight"), 3, DI, 1, KC, -0.5, 0.5);
-        ADD(L_("mixer.conv1d.bias"), 1, DI, 0, 0, -0.5, 0.5);
-        ADD(L_("mixer.x_proj.weight"), 2, RK + 2 * NS, DI, 0, -0.025, 0.025);
-        ADD(L_("mixer.dt_proj.weight"), 2, DI, RK, 0, -0.14, 0.14);
-        ADD(L_("mixer.dt_proj.bias"), 1, DI, 0, 0, -6.9, -2.3);
-        ADD(L_("mixer.A_log"), 2, DI, NS, 0, 0.0, 2.77);
-        ADD(L_("mixer.D"), 1, DI, 0, 0, 0.9, 1.1);
-        ADD(L_("mixer.out_proj.weight"), 2, DM, DI, 0, -0.005, 0.005);
-#undef L_
-    }
-    ADD("backbone.norm_f.weight", 1, DM, 0, 0, 0.9, 1.1);
-#undef ADD
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    if (!bad && ssm_safetensors_write(p, k, d, 0, NULL, NULL) != SSM_OK) bad = 1;
-    for (int i = 0; i < k; i++) free(bufs[i]);
-    free(d); free(bufs); free(shapes); free(names);
-    return bad ? -1 : 0;
-}
-
 /* Drop the file's pages from the page cache; 1 if the kernel took it. */
 static int drop_cache(const char *path)
 {
@@ -143,7 +73,7 @@ int bench_model(int argc, char **argv)
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     snprintf(file, sizeof file, "%s/model.safetensors", dir);
     printf("\n== model: mamba-130m shape (d_model %d, %d layers, vocab %d), random F32 weights, %d threads ==\n",
-           DM, nl, VOC, bu_threads());
+           BU_DM, nl, BU_VOC, bu_threads());
     double tw = bu_now();
     int rc = 1;
     ssm_model *m = NULL;
@@ -151,18 +81,14 @@ int bench_model(int argc, char **argv)
     int32_t *tok = NULL;
     char *buf = NULL;
     float *lg = NULL;
-    if (write_model(dir, nl)) { fprintf(stderr, "bench model: cannot write %s\n", dir); goto out; }
+    const bu_lm_ranges rg = { 0.5, -6.9, -2.3, 0.9, 1.1, 0 };
+    if (bu_write_mamba130m(dir, nl, SSM_DTYPE_F32, 0x1234, &rg)) { fprintf(stderr, "bench model: cannot write %s\n", dir); goto out; }
     struct stat sb;
     stat(file, &sb);
     size_t size = (size_t)sb.st_size;
     printf("wrote %.1f MB in %.2f s\n", (double)size / 1e6, bu_now() - tw);
-    FILE *la = fopen("/proc/loadavg", "r");
-    double load1 = -1;
-    if (la) {
-        if (fscanf(la, "%lf", &load1) != 1) load1 = -1;
-        fclose(la);
-    }
-    printf("load average %.2f (other processes share the cores: figures scale with it)\n", load1);
+    printf("load average %.2f (other processes share the cores: figures scale with it)\n",
+           bu_loadavg());
     buf = malloc(size);
     if (!buf) goto out;
 
@@ -197,9 +123,9 @@ int bench_model(int argc, char **argv)
     /* prefill: B = 1, L = 2048 */
     enum { L = 2048, STEPS = 32, WARM = 4 };
     tok = malloc(L * sizeof *tok);
-    lg = malloc((size_t)8 * VOC * sizeof *lg);
+    lg = malloc((size_t)8 * BU_VOC * sizeof *lg);
     if (!tok || !lg) goto out;
-    for (int i = 0; i < L; i++) tok[i] = (int32_t)((i * 7919u) % VOC);
+    for (int i = 0; i < L; i++) tok[i] = (int32_t)((i * 7919u) % BU_VOC);
     if (ssm_model_state_create(&s1, m, 1) != SSM_OK ||
         ssm_model_state_create(&s8, m, 8) != SSM_OK) goto out;
     double tp[2];

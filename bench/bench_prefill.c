@@ -34,17 +34,6 @@
 #include "bench_util.h"
 #include "layers/layers_internal.h"
 
-static void pf_set_threads(int n)
-{
-    bu_set_threads(n);
-    void *s = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (s) {
-        void (*fn)(int);
-        memcpy(&fn, &s, sizeof fn);
-        fn(n);
-    }
-}
-
 static double cpu_now(void)
 {
     struct timespec ts;
@@ -268,15 +257,11 @@ int bench_prefill(int argc, char **argv)
     printf("\n== prefill: Mamba-1 stack prompt, batch 1 (d_model %lld, %lld layers, d_state 16, d_conv 4, expand 2, dt_rank 48)\n",
            (long long)dm, (long long)nl);
     printf("   BLAS: %s\n", blas);
-    FILE *f = fopen("/proc/loadavg", "r");
-    double la = -1;
-    if (f) {
-        if (fscanf(f, "%lf", &la) != 1)
-            la = -1;
-        fclose(f);
+    {
+        const double la = bu_loadavg();
+        if (la >= 0)
+            printf("   load average before the runs: %.2f\n", la);
     }
-    if (la >= 0)
-        printf("   load average before the runs: %.2f\n", la);
     ssm_mamba_config cfg = { sizeof(ssm_mamba_config), dm, 0, 0, 0, 0 };
     ssm_mamba_stack *stk = NULL;
     if (ssm_mamba_stack_create(&stk, &cfg, nl, 1234) != SSM_OK) {
@@ -290,12 +275,12 @@ int bench_prefill(int argc, char **argv)
     const char *te = getenv("SSM_BENCH_PREFILL_THREADS");   /* one count only */
     const int th0 = te && atoi(te) == 2 ? 2 : 1, th1 = te && atoi(te) == 1 ? 1 : 2;
     for (int th = th0; th <= th1; th++) {
-        pf_set_threads(th);
+        bu_set_threads_blas(th);
         for (int i = 0; i < nL; i++)
             if (Ls[i] >= 1)
                 rc |= run_size(stk, nl, dm, Ls[i], th);
     }
-    pf_set_threads(bu_max_threads());
+    bu_set_threads_blas(bu_max_threads());
     ssm_mamba_stack_destroy(stk);
     return rc;
 }

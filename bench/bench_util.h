@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dlfcn.h>
+#include <ssm.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -51,6 +53,53 @@ static inline int bu_max_threads(void)
     return 1;
 #endif
 }
+
+/* bu_set_threads and OpenBLAS's own pool (looked up at run time, so that
+ * any CBLAS links; a no-op for the others). */
+static inline void bu_set_threads_blas(int n)
+{
+    bu_set_threads(n);
+    void *h = dlopen(NULL, RTLD_LAZY);
+    void *s = h ? dlsym(h, "openblas_set_num_threads") : NULL;
+    if (s) {
+        void (*fn)(int);
+        memcpy(&fn, &s, sizeof fn);
+        fn(n);
+    }
+    if (h)
+        dlclose(h);
+}
+
+/* The 1-minute load average (-1 if unknown): this machine is shared, and
+ * figures scale with it. */
+static inline double bu_loadavg(void)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    double la = -1;
+    if (f) {
+        if (fscanf(f, "%lf", &la) != 1) la = -1;
+        fclose(f);
+    }
+    return la;
+}
+
+/* A random Mamba language model shaped like mamba-130m (d_model 768,
+ * d_inner 1536, d_state 16, d_conv 4, dt_rank 48, vocab 50277 padded to
+ * 50280, tied head) with nl layers: dir/config.json and
+ * dir/model.safetensors, tensors of type dt (F32 or BF16), values uniform
+ * from a splitmix64 stream started at seed.  Most ranges are fixed; those
+ * below differ between the benchmarks (kept as each first had them).
+ * bench_lm_model.c; 0 on success. */
+typedef struct bu_lm_ranges {
+    double conv_b;           /* conv1d.bias in [-conv_b, conv_b] */
+    double dt_lo, dt_hi;     /* dt_proj.bias */
+    double d_lo, d_hi;       /* D */
+    int norm_f_first;        /* norm_f written after the embedding, not last */
+} bu_lm_ranges;
+enum { BU_DM = 768, BU_DI = 1536, BU_NS = 16, BU_KC = 4, BU_RK = 48,
+       BU_VOC = 50277, BU_VOCP = 50280 };
+int bu_write_mamba130m(const char *dir, int nl, ssm_dtype dt, uint64_t seed,
+                       const bu_lm_ranges *r);
 
 /* Repeats: SSM_BENCH_REPEATS overrides the default. */
 static inline int bu_repeats(int dflt)
