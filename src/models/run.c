@@ -20,6 +20,7 @@
 #include <cblas.h>
 
 #include "models/model_internal.h"
+#include "models/norm_row.h"
 #include "layers/gemv.h"
 #include "ssm/scan.h"
 
@@ -61,23 +62,7 @@ static void norm_rows(const ssmi_model_cfg *c, int64_t rows, const float *in,
     const double eps = c->eps;
     const int rms = c->rms_norm;
     PFOR(rows * dm > PAR_MIN, r, rows,
-        const float *x = in + r * dm;
-        float *o = out + r * dm;
-        double mean = 0.0, ss = 0.0;
-        if (!rms) {
-            for (int64_t i = 0; i < dm; i++) mean += x[i];
-            mean /= (double)dm;
-        }
-        for (int64_t i = 0; i < dm; i++) {
-            double v = x[i] - mean;
-            ss += v * v;
-        }
-        float inv = (float)(1.0 / sqrt(ss / (double)dm + eps));
-        if (rms)
-            for (int64_t i = 0; i < dm; i++) o[i] = x[i] * inv * w[i];
-        else
-            for (int64_t i = 0; i < dm; i++)
-                o[i] = (float)(x[i] - mean) * inv * w[i] + b[i];
+        ssmi_norm_row(dm, in + r * dm, out + r * dm, w, b, eps, rms);
     );
 }
 

@@ -23,6 +23,7 @@
 #include <cblas.h>
 
 #include "mpi_internal.h"
+#include "../models/norm_row.h"
 
 /* The byte format of ssm_model_state_save (<ssm/model.h>). */
 #define ST_HEADER 64
@@ -125,25 +126,8 @@ static void lm_norm(const lm *m, int64_t rows, const float *in, float *out,
     const double eps = m->info.norm_eps;
     const int rms = m->info.rms_norm;
     #pragma omp parallel for schedule(static) if (rows * dm > 32768)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = in + r * dm;
-        float *o = out + r * dm;
-        double mean = 0.0, ss = 0.0;
-        if (!rms) {
-            for (int64_t i = 0; i < dm; i++) mean += x[i];
-            mean /= (double)dm;
-        }
-        for (int64_t i = 0; i < dm; i++) {
-            double v = x[i] - mean;
-            ss += v * v;
-        }
-        float inv = (float)(1.0 / sqrt(ss / (double)dm + eps));
-        if (rms)
-            for (int64_t i = 0; i < dm; i++) o[i] = x[i] * inv * w[i];
-        else
-            for (int64_t i = 0; i < dm; i++)
-                o[i] = (float)(x[i] - mean) * inv * w[i] + b[i];
-    }
+    for (int64_t r = 0; r < rows; r++)
+        ssmi_norm_row(dm, in + r * dm, out + r * dm, w, b, eps, rms);
 }
 
 /* Block parameter views onto layer l's weights (Mamba-1). */
