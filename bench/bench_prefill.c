@@ -22,14 +22,13 @@
  * sums both threads (work, not latency).  SSM_BENCH_PREFILL_L=N times one
  * length only, SSM_BENCH_PREFILL_THREADS=1 or 2 one thread count only.
  *
- * The floors mirror src/layers/mamba.c's prompt path (see the comment at
- * the top of that file); a change of its GEMM calls must be mirrored in
- * floor_gemms below.
+ * The floors run src/layers/mamba.c's prompt path GEMMs through the
+ * library's own description of them (ssmi_mamba_prompt_gemm), so they
+ * follow any change of those calls.
  */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
 #include <math.h>
-#include <cblas.h>
 #include <ssm.h>
 #include "bench_util.h"
 #include "layers/layers_internal.h"
@@ -60,22 +59,16 @@ typedef struct floor_ctx {
 } floor_ctx;
 
 /* The sgemm calls of one layer of the library's prompt path, in order,
- * with its arguments (src/layers/mamba.c, fwd_in_proj / fwd_x_proj /
- * fwd_out_proj). */
+ * with its arguments: the library's own description of them
+ * (ssmi_mamba_prompt_gemm, layers_internal.h) on the floor's copies. */
 static void floor_gemms(const floor_ctx *c, int64_t l)
 {
-    const int L = (int)c->L, dm = (int)c->dm, di = (int)c->di,
-              r = (int)c->r, xr = (int)c->xr;
-    for (int half = 0; half < 2; half++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, di, L, dm, 1.0f,
-                    c->win[l] + (int64_t)half * di * dm, dm, c->x, dm, 0.0f,
-                    c->xz + (int64_t)half * di * L, L);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, xr, L, di, 1.0f,
-                c->wx[l], di, c->u, L, 0.0f, c->xdbl, L);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, di, L, r, 1.0f,
-                c->wdt[l], r, c->xdbl, L, 0.0f, c->delta, L);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, L, dm, di, 1.0f,
-                c->ys, L, c->wout[l], di, 1.0f, c->y, dm);
+    const ssmi_mamba_prompt_bufs p = {
+        c->dm, c->di, c->r, c->xr, c->L, c->win[l], c->wx[l], c->wdt[l], c->wout[l],
+        c->x, c->u, c->ys, c->xz, c->xdbl, c->delta, c->y, 1.0f
+    };
+    for (int stage = 0; stage < SSMI_PG_STAGES; stage++)
+        ssmi_mamba_prompt_gemm(&p, stage);
 }
 
 static int floor_scan(const floor_ctx *c, int64_t l)

@@ -46,4 +46,23 @@ ssm_status ssmi_mamba_stack_step_ex(const ssm_mamba_stack *stk,
                                            float *y,
                                            ssmi_mamba_timing *timing);
 
+/* The sgemm calls of one Mamba-1 block on one sequence of the prompt path
+ * (ssm_mamba_forward, the stack forward), described once for the library
+ * (src/layers/mamba.c) and for the floor of `ssm_bench prefill`, which
+ * times the very same calls on copies of the weights.  Row-major,
+ * channel-major activations [.][L]:
+ *   SSMI_PG_IN:  xz[0:Di] = Win[0:Di] x^T, xz[Di:2Di] = Win[Di:2Di] x^T
+ *                (x [L][Dm], Win [2Di][Dm]; two calls of M = Di)
+ *   SSMI_PG_X:   xdbl [R+2N][L] = Wx u, then delta [Di][L] = Wdt xdbl[0:R]
+ *   SSMI_PG_OUT: y [L][Dm] = ys^T Wout^T + beta y (Wout [Dm][Di]) */
+typedef struct ssmi_mamba_prompt_bufs {
+    int64_t dm, di, r, xr, L;                 /* xr = R + 2N */
+    const float *win, *wx, *wdt, *wout;       /* weights */
+    const float *x, *u, *ys;
+    float *xz, *xdbl, *delta, *y;
+    float beta;
+} ssmi_mamba_prompt_bufs;
+enum { SSMI_PG_IN, SSMI_PG_X, SSMI_PG_OUT, SSMI_PG_STAGES };
+void ssmi_mamba_prompt_gemm(const ssmi_mamba_prompt_bufs *p, int stage);
+
 #endif /* SSM_LAYERS_INTERNAL_H */

@@ -545,6 +545,46 @@ static block_ws block_ws_carve(const ssm_mamba *m, int64_t B, int64_t L, float *
     return w;
 }
 
+/* The GEMMs of stages 1, 3 and 5 below, one description shared with the
+ * prefill benchmark's floor (layers_internal.h). */
+void ssmi_mamba_prompt_gemm(const ssmi_mamba_prompt_bufs *p, int stage)
+{
+    const int di = (int)p->di, dm = (int)p->dm, r = (int)p->r, L = (int)p->L;
+    switch (stage) {
+    case SSMI_PG_IN:
+        for (int half = 0; half < 2; half++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, di, L, dm, 1.0f,
+                        p->win + (int64_t)half * di * dm, dm, p->x, dm, 0.0f,
+                        p->xz + (int64_t)half * di * L, L);
+        break;
+    case SSMI_PG_X:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->xr, L, di,
+                    1.0f, p->wx, di, p->u, L, 0.0f, p->xdbl, L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, di, L, r, 1.0f,
+                    p->wdt, r, p->xdbl, L, 0.0f, p->delta, L);
+        break;
+    case SSMI_PG_OUT:
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, L, dm, di, 1.0f, p->ys,
+                    L, p->wout, di, p->beta, p->y, dm);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The buffers of sequence b's GEMMs: x_b in, y_b out (beta: see stage 5). */
+static ssmi_mamba_prompt_bufs prompt_bufs(const ssm_mamba *m, const block_ws *w,
+                                          const float *xb, float *yb, float beta)
+{
+    ssmi_mamba_prompt_bufs p = {
+        m->dm, m->di, m->r, m->xr, w->L,
+        m->p[SSM_MAMBA_IN_PROJ], m->p[SSM_MAMBA_X_PROJ], m->p[SSM_MAMBA_DT_PROJ_W],
+        m->p[SSM_MAMBA_OUT_PROJ],
+        xb, w->u, w->ys, w->xz, w->xdbl, w->delta, yb, beta
+    };
+    return p;
+}
+
 /* Stage 1, in_proj of sequence b, channel-major (Mamba, figure 3: the two
  * branches): xz[0:Di] = Win_x x_b^T, xz[Di:2Di] = Win_z x_b^T.  Two calls
  * of M = Di rather than one of 2 Di: x_b^T is packed once more (a 6 MB
@@ -553,12 +593,8 @@ static block_ws block_ws_carve(const ssm_mamba *m, int64_t B, int64_t L, float *
  * the thread count, tests/wbtest_mamba.c). */
 static void fwd_in_proj(const ssm_mamba *m, const block_ws *w, const float *xb)
 {
-    const int64_t di = m->di, dm = m->dm, L = w->L;
-    const float *win = m->p[SSM_MAMBA_IN_PROJ];
-    for (int half = 0; half < 2; half++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)di, (int)L,
-                    (int)dm, 1.0f, win + half * di * dm, (int)dm, xb, (int)dm,
-                    0.0f, w->xz + half * di * L, (int)L);
+    const ssmi_mamba_prompt_bufs p = prompt_bufs(m, w, xb, NULL, 0.0f);
+    ssmi_mamba_prompt_gemm(&p, SSMI_PG_IN);
 }
 
 /* Stage 2: causal depthwise conv + bias + silu in one pass (left context:
@@ -579,13 +615,8 @@ static void fwd_conv(const ssm_mamba *m, const block_ws *w,
  * [.][L] (Mamba, algorithm 2: s_B, s_C, s_Delta are linear in the input). */
 static void fwd_x_proj(const ssm_mamba *m, const block_ws *w)
 {
-    const int64_t di = m->di, r = m->r, L = w->L;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m->xr, (int)L,
-                (int)di, 1.0f, m->p[SSM_MAMBA_X_PROJ], (int)di, w->u, (int)L,
-                0.0f, w->xdbl, (int)L);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)di, (int)L,
-                (int)r, 1.0f, m->p[SSM_MAMBA_DT_PROJ_W], (int)r, w->xdbl,
-                (int)L, 0.0f, w->delta, (int)L);
+    const ssmi_mamba_prompt_bufs p = prompt_bufs(m, w, NULL, NULL, 0.0f);
+    ssmi_mamba_prompt_gemm(&p, SSMI_PG_X);
 }
 
 /* Stage 4: the selective scan of sequence b (Mamba, algorithm 2): dt =
@@ -616,10 +647,8 @@ static ssm_status fwd_scan(const ssm_mamba *m, const block_ws *w,
 static void fwd_out_proj(const ssm_mamba *m, const block_ws *w, float *yb,
                          float beta)
 {
-    const int64_t dm = m->dm, di = m->di, L = w->L;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)L, (int)dm,
-                (int)di, 1.0f, w->ys, (int)L, m->p[SSM_MAMBA_OUT_PROJ],
-                (int)di, beta, yb, (int)dm);
+    const ssmi_mamba_prompt_bufs p = prompt_bufs(m, w, NULL, yb, beta);
+    ssmi_mamba_prompt_gemm(&p, SSMI_PG_OUT);
 }
 
 /* Block forward (Mamba, section 3.4, figure 3) on a caller's workspace of
