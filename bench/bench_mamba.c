@@ -62,16 +62,9 @@ int bench_mamba(int argc, char **argv)
 {
     (void)argc; (void)argv;
     const int64_t dm = 768, nl = 24, Lp = 2048, nstep = 32, maxb = 8;
-    char blas[128];
-    ssm_blas_describe(blas, sizeof blas);
     printf("\n== mamba: residual stack like mamba-130m (d_model %lld, %lld layers, d_state 16, d_conv 4, expand 2, dt_rank 48)\n",
            (long long)dm, (long long)nl);
-    printf("   BLAS: %s\n", blas);
-    {
-        const double la = bu_loadavg();
-        if (la >= 0)
-            printf("   load average before the runs: %.2f\n", la);
-    }
+    bu_print_blas_load();
 
     ssm_mamba_config cfg = { sizeof(ssm_mamba_config), dm, 0, 0, 0, 0 };
     ssm_mamba_stack *stk = NULL;

@@ -245,16 +245,9 @@ int bench_prefill(int argc, char **argv)
     if (nl < 1 || nl > 96)
         nl = 24;
     const int64_t dm = 768;
-    char blas[128];
-    ssm_blas_describe(blas, sizeof blas);
     printf("\n== prefill: Mamba-1 stack prompt, batch 1 (d_model %lld, %lld layers, d_state 16, d_conv 4, expand 2, dt_rank 48)\n",
            (long long)dm, (long long)nl);
-    printf("   BLAS: %s\n", blas);
-    {
-        const double la = bu_loadavg();
-        if (la >= 0)
-            printf("   load average before the runs: %.2f\n", la);
-    }
+    bu_print_blas_load();
     ssm_mamba_config cfg = { sizeof(ssm_mamba_config), dm, 0, 0, 0, 0 };
     ssm_mamba_stack *stk = NULL;
     if (ssm_mamba_stack_create(&stk, &cfg, nl, 1234) != SSM_OK) {

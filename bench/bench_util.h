@@ -83,6 +83,18 @@ static inline double bu_loadavg(void)
     return la;
 }
 
+/* The two context lines of the BLAS benchmarks: which BLAS (and its
+ * threading), and the load average before the runs when known. */
+static inline void bu_print_blas_load(void)
+{
+    char blas[128];
+    ssm_blas_describe(blas, sizeof blas);
+    printf("   BLAS: %s\n", blas);
+    const double la = bu_loadavg();
+    if (la >= 0)
+        printf("   load average before the runs: %.2f\n", la);
+}
+
 /* A random Mamba language model shaped like mamba-130m (d_model 768,
  * d_inner 1536, d_state 16, d_conv 4, dt_rank 48, vocab 50277 padded to
  * 50280, tied head) with nl layers: dir/config.json and
