@@ -875,7 +875,10 @@ int main(int argc, char **argv)
     const int64_t H = o.H, n = o.n, L = o.len, Bt = o.batch, cnt = Bt * H * L;
     model md;
     model_init(&md, H, n, o.seed);
-    if (o.load && load_model(&md, o.load)) return 1;
+    if (o.load && load_model(&md, o.load)) {
+        free(md.p); free(md.g); free(md.m); free(md.v);
+        return 1;
+    }
 
     work w;
     w.lam = xcalloc((size_t)n, sizeof(ssm_cdouble)); w.B = xcalloc((size_t)n, sizeof(ssm_cdouble));
