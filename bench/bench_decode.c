@@ -33,6 +33,7 @@
 #include <ssm.h>
 #include "bench_util.h"
 #include "layers/gemv.h"
+#include "layers/gemv_bf16dp.h"
 #include "layers/layers_internal.h"
 
 static void set_threads(int n)
@@ -323,30 +324,29 @@ static int write_bf16_model(const char *dir, int nl)
     return rc;
 }
 
-/* fp32 and bf16 steps timed alternately (load changes hit both alike):
- * medians of wall and process CPU time per step. */
-static void model_step_times(const ssm_model *m32, ssm_model_state *s32,
-                             const ssm_model *m16, ssm_model_state *s16, int64_t b,
-                             const int32_t *tok, float *lg, int reps, int *rc,
-                             double wall[2], double cpu[2])
+/* The models' steps timed in turn (load changes hit all alike): medians
+ * of wall and process CPU time per step. */
+static void model_step_times(int nm, ssm_model *const *m, ssm_model_state *const *s,
+                             int64_t b, const int32_t *tok, float *lg, int reps, int *rc,
+                             double *wall, double *cpu)
 {
     const int nstep = 16;
-    double tw[2][64], tc[2][64];
+    double tw[3][64], tc[3][64];
     if (reps > 64) reps = 64;
-    for (int w = 0; w < 2; w++) {
-        ssm_model_state_reset(w ? s16 : s32);
+    for (int w = 0; w < nm; w++) {
+        ssm_model_state_reset(s[w]);
         for (int k = 0; k < 4; k++)
-            if (ssm_model_forward(w ? m16 : m32, w ? s16 : s32, b, 1, tok, lg) != SSM_OK) *rc = 1;
+            if (ssm_model_forward(m[w], s[w], b, 1, tok, lg) != SSM_OK) *rc = 1;
     }
     for (int i = 0; i < reps; i++)
-        for (int w = 0; w < 2; w++) {
+        for (int w = 0; w < nm; w++) {
             double t0 = bu_now(), c0 = cpu_now();
             for (int k = 0; k < nstep; k++)
-                if (ssm_model_forward(w ? m16 : m32, w ? s16 : s32, b, 1, tok, lg) != SSM_OK) *rc = 1;
+                if (ssm_model_forward(m[w], s[w], b, 1, tok, lg) != SSM_OK) *rc = 1;
             tw[w][i] = (bu_now() - t0) / nstep;
             tc[w][i] = (cpu_now() - c0) / nstep;
         }
-    for (int w = 0; w < 2; w++) {
+    for (int w = 0; w < nm; w++) {
         wall[w] = bu_median(tw[w], reps);
         cpu[w] = bu_median(tc[w], reps);
     }
@@ -358,15 +358,19 @@ static int bench_bf16(int nl, int reps)
     if (!mkdtemp(dir)) { printf("   bf16: no temporary directory\n"); return 1; }
     printf("\n   bf16 weights: language model, mamba-130m shape with %d layers, BF16 checkpoint\n", nl);
     int rc = write_bf16_model(dir, nl);
-    ssm_model *m32 = NULL, *m16 = NULL;
-    ssm_model_state *s32 = NULL, *s16 = NULL;
+    /* m16: keep_bf16 with bf16_exact (weights widened exactly: the float
+     * model's logits); mdp: the default (vdpbf16ps where the CPU has it). */
+    ssm_model *m32 = NULL, *m16 = NULL, *mdp = NULL;
+    ssm_model_state *s32 = NULL, *s16 = NULL, *sdp = NULL;
     ssm_model_load_options o;
     ssm_model_load_options_init(&o);
     o.keep_bf16 = 1;
     if (rc != 0 || ssm_model_load(&m32, dir) != SSM_OK ||
-        ssm_model_load_ex(&m16, dir, &o) != SSM_OK ||
+        ssm_model_load_ex(&mdp, dir, &o) != SSM_OK ||
+        (o.bf16_exact = 1, ssm_model_load_ex(&m16, dir, &o)) != SSM_OK ||
         ssm_model_state_create(&s32, m32, 8) != SSM_OK ||
-        ssm_model_state_create(&s16, m16, 8) != SSM_OK) {
+        ssm_model_state_create(&s16, m16, 8) != SSM_OK ||
+        ssm_model_state_create(&sdp, mdp, 8) != SSM_OK) {
         printf("   bf16: cannot write or load the model\n");
         rc = 1;
         goto out;
@@ -404,8 +408,22 @@ static int bench_bf16(int nl, int reps)
             double e = (double)l16[i] - l32[i];
             num2 += e * e;
         }
-        printf("   logits bf16-in-memory vs fp32 (same bf16 values): prefill (16 tokens) rel %.2e, step from the same state rel %.2e\n",
+        printf("   logits bf16-in-memory (exact) vs fp32 (same bf16 values): prefill (16 tokens) rel %.2e, step from the same state rel %.2e\n",
                sqrt(num / den), sqrt(num2 / den));
+        /* the default (vdpbf16ps) step from the same state */
+        ssm_model_state_copy(sdp, 0, s32, 0);
+        ssm_model_state_copy(s16, 0, s32, 0);
+        ssm_model_forward(m16, s16, 1, 1, tok, l32);
+        ssm_model_forward(mdp, sdp, 1, 1, tok, l16);
+        double num3 = 0, den3 = 0;
+        for (int i = 0; i < VOC; i++) {
+            double e = (double)l16[i] - l32[i];
+            num3 += e * e;
+            den3 += (double)l32[i] * l32[i];
+        }
+        printf("   logits bf16 default (%s) vs fp32: step from the same state rel %.2e (target <= 1e-2)\n",
+               ssmi_bf16dp_ok() ? "vdpbf16ps, activations rounded to BF16" : "no AVX512_BF16: exact path",
+               sqrt(num3 / den3));
     }
     set_threads(bu_max_threads());
     /* Prefill, B=1 L=512 (the BF16 model widens 256-row tiles for sgemm):
@@ -429,26 +447,32 @@ static int bench_bf16(int nl, int reps)
             free(pt);
         }
     }
+    printf("   steps: fp32, bf16 exact (bf16_exact = 1: widened), bf16 default (%s); medians of %d x 16 steps\n",
+           ssmi_bf16dp_ok() ? "vdpbf16ps" : "= exact, no AVX512_BF16", reps);
     for (int th = 1; th <= 2; th++) {
         set_threads(th);
         for (int bi = 0; bi < 2; bi++) {
             int64_t b = bi ? 8 : 1;
-            double w[2], c[2];
-            model_step_times(m32, s32, m16, s16, b, tok, l32, reps, &rc, w, c);
-            printf("   %d thread%s  batch %lld  wall: fp32 %7.3f ms  bf16 %7.3f ms  bf16/fp32 %5.2f%s\n",
+            double w[3], c[3];
+            ssm_model *const ms[3] = { m32, m16, mdp };
+            ssm_model_state *const ss[3] = { s32, s16, sdp };
+            model_step_times(3, ms, ss, b, tok, l32, reps, &rc, w, c);
+            printf("   %d thread%s  batch %lld  wall: fp32 %7.3f ms  exact %7.3f ms (%4.2f)  default %7.3f ms  default/fp32 %4.2f%s\n",
                    th, th > 1 ? "s" : " ", (long long)b, 1e3 * w[0], 1e3 * w[1], w[1] / w[0],
-                   bi ? "" : "  (target <= 0.60)");
+                   1e3 * w[2], w[2] / w[0], bi ? "" : "  (target <= 0.60)");
             if (th == 1)
-                printf("                       CPU:  fp32 %7.3f ms  bf16 %7.3f ms  bf16/fp32 %5.2f\n",
-                       1e3 * c[0], 1e3 * c[1], c[1] / c[0]);
+                printf("                       CPU:  fp32 %7.3f ms  exact %7.3f ms (%4.2f)  default %7.3f ms  default/fp32 %4.2f\n",
+                       1e3 * c[0], 1e3 * c[1], c[1] / c[0], 1e3 * c[2], c[2] / c[0]);
         }
     }
     free(l32); free(l16);
 out:
     ssm_model_state_destroy(s32);
     ssm_model_state_destroy(s16);
+    ssm_model_state_destroy(sdp);
     ssm_model_destroy(m32);
     ssm_model_destroy(m16);
+    ssm_model_destroy(mdp);
     char p[600];
     snprintf(p, sizeof p, "%s/config.json", dir); unlink(p);
     snprintf(p, sizeof p, "%s/model.safetensors", dir); unlink(p);

@@ -21,6 +21,7 @@
 
 #include "models/model_internal.h"
 #include "layers/gemv.h"
+#include "layers/gemv_bf16dp.h"
 #include "ssm/scan.h"
 
 /* No multiply-add fusion: the prompt and step paths (conv, norms, scan
@@ -133,13 +134,17 @@ static void mm_wx(int64_t N, int64_t L, int64_t K, ssmi_wmat W, int transB,
  * every row of W once for all of them (sgemm would first pack all of W,
  * sgemv would read it M times); sgemm for larger float batches.  BF16
  * weights always take the kernel (any M; the step has no scratch to widen
- * into, and must not allocate). */
+ * into, and must not allocate): with xh (the state's BF16 activation
+ * scratch, given when the model has bf16_dp) the vdpbf16ps kernel of
+ * gemv_bf16dp.h, else the exact widening one. */
 #define SKINNY_MAX 16
 
 static void step_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
-                     ssmi_wmat W, float *out, int64_t ldo)
+                     ssmi_wmat W, float *out, int64_t ldo, uint16_t *xh)
 {
-    if (W.h)
+    if (W.h && xh)
+        ssmi_xwt_bf16dp(M, N, K, X, ldx, W.h, K, out, ldo, xh);
+    else if (W.h)
         ssmi_xwt_bf16(M, N, K, X, ldx, W.h, K, out, ldo);
     else if (M <= SKINNY_MAX)
         ssmi_xwt(M, N, K, X, ldx, W.f, K, out, ldo);
@@ -327,6 +332,8 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
     const ssmi_model_cfg *c = &m->cfg;
     const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
                   k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
+    /* BF16 activations for the vdpbf16ps products (NULL: exact path). */
+    uint16_t *xh = m->bf16_dp ? s->xh : NULL;
     for (int64_t i = 0; i < nb; i++)
         emb_row(m, tok[i], s->res + i * dm);
     if (c->kind == 2) {
@@ -335,14 +342,14 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
         for (int64_t i = 0; i < nb; i++)
             SSM_TRY(ssm_mamba2_stack_step(m->m2, s->m2[slots ? slots[i] : i], 1,
                                           s->res + i * dm, s->nrm + i * dm));
-        if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V);
+        if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V, xh);
         return SSM_OK;
     }
     for (int64_t l = 0; l < c->n_layer; l++) {
         const ssmi_layer *Lw = &m->layers[l];
         norm_rows(c, nb, s->res, s->nrm, Lw->norm_w, Lw->norm_b);
-        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, s->x, di);
-        step_xwt(nb, di, dm, s->nrm, dm, ssmi_wmat_rows(Lw->in_w, di, dm), s->z, di);
+        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, s->x, di, xh);
+        step_xwt(nb, di, dm, s->nrm, dm, ssmi_wmat_rows(Lw->in_w, di, dm), s->z, di, xh);
         if (Lw->in_b) {
             add_rows(nb, di, s->x, Lw->in_b);
             add_rows(nb, di, s->z, Lw->in_b + di);
@@ -363,18 +370,18 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
                 if (kc > 0) cd[kc - 1] = x[d];
             );
         }
-        step_xwt(nb, r, di, s->u, di, Lw->x_w, s->dtl, r);
-        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r, di), s->bm, n);
-        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r + n, di), s->cm, n);
-        step_xwt(nb, di, r, s->dtl, r, Lw->dt_w, s->delta, di);
+        step_xwt(nb, r, di, s->u, di, Lw->x_w, s->dtl, r, xh);
+        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r, di), s->bm, n, xh);
+        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r + n, di), s->cm, n, xh);
+        step_xwt(nb, di, r, s->dtl, r, Lw->dt_w, s->delta, di, xh);
         scan_step(Lw, s, l, nb, slots, di, n);
-        step_xwt(nb, dm, di, s->y, di, Lw->out_w, s->out, dm);
+        step_xwt(nb, dm, di, s->y, di, Lw->out_w, s->out, dm, xh);
         if (Lw->out_b) add_rows(nb, dm, s->out, Lw->out_b);
         for (int64_t i = 0; i < nb * dm; i++) s->res[i] += s->out[i];
     }
     if (lg) {
         norm_rows(c, nb, s->res, s->nrm, m->normf_w, m->normf_b);
-        step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V);
+        step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V, xh);
     }
     return SSM_OK;
 }
