@@ -34,6 +34,7 @@
 #include "bench_util.h"
 #include "layers/gemv.h"
 #include "layers/gemv_bf16dp.h"
+#include "layers/bf16_gemm.h"
 #include "layers/layers_internal.h"
 
 static void set_threads(int n)
@@ -426,24 +427,28 @@ static int bench_bf16(int nl, int reps)
                sqrt(num3 / den3));
     }
     set_threads(bu_max_threads());
-    /* Prefill, B=1 L=512 (the BF16 model widens 256-row tiles for sgemm):
-     * fp32 and bf16 alternately, median of 3, at the default threads. */
-    {
-        enum { LP = 512 };
-        int32_t *pt = malloc(LP * sizeof *pt);
-        if (pt) {
-            double tp[2][3];
+    /* Prefill, B=1 L=512 and 2048: fp32, bf16 exact (256-row tiles widened
+     * for sgemm) and bf16 default (oneDNN bf16 matmul when built with it,
+     * else the tiles) in turn, median of 3, at 1 and 2 threads. */
+    for (int th = 1; th <= 2; th++) {
+        set_threads(th);
+        for (int LP = 512; LP <= 2048; LP *= 4) {
+            int32_t *pt = malloc((size_t)LP * sizeof *pt);
+            if (!pt) break;
+            double tp[3][3];
+            ssm_model *const ms[3] = { m32, m16, mdp };
+            ssm_model_state *const ss[3] = { s32, s16, sdp };
             for (int i = 0; i < LP; i++) pt[i] = (int32_t)((i * 7919) % VOC);
             for (int r = 0; r < 3; r++)
-                for (int w = 0; w < 2; w++) {
-                    ssm_model_state_reset(w ? s16 : s32);
+                for (int w = 0; w < 3; w++) {
+                    ssm_model_state_reset(ss[w]);
                     double t0 = bu_now();
-                    if (ssm_model_forward(w ? m16 : m32, w ? s16 : s32, 1, LP, pt, l32) != SSM_OK) rc = 1;
+                    if (ssm_model_forward(ms[w], ss[w], 1, LP, pt, l32) != SSM_OK) rc = 1;
                     tp[w][r] = bu_now() - t0;
                 }
-            double a = bu_median(tp[0], 3), b = bu_median(tp[1], 3);
-            printf("   prefill B=1 L=%d, %d threads: fp32 %.3f s  bf16 (tiles widened for sgemm) %.3f s  bf16/fp32 %.2f\n",
-                   LP, bu_max_threads(), a, b, b / a);
+            double a = bu_median(tp[0], 3), b = bu_median(tp[1], 3), c = bu_median(tp[2], 3);
+            printf("   prefill B=1 L=%4d, %d thr: fp32 %.3f s  exact (tiles) %.3f s (%.2f)  default (%s) %.3f s  default/fp32 %.2f\n",
+                   LP, th, a, b, b / a, ssmi_bf16_gemm_ok() ? "oneDNN" : "tiles", c, c / a);
             free(pt);
         }
     }

@@ -60,7 +60,7 @@ int ssmi_bf16dp_ok(void)
     return (a >> 5) & 1u;                          /* AVX512_BF16 */
 }
 
-#define TBF __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 /* The tree of gemv.h: (q, q+8), (q, q+4), (q, q+2), (q, q+1). */
 static TBF inline float hsum(__m512 a)
@@ -72,6 +72,21 @@ static TBF inline float hsum(__m512 a)
     __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
     __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
     return _mm_cvtss_f32(s1);
+}
+
+/* n floats -> n BF16, no padding. */
+static TBF void round_tail(int64_t n, const float *x, uint16_t *h)
+{
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + k));
+        _mm256_storeu_si256((__m256i *)(void *)(h + k), (__m256i)v);
+    }
+    if (k < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - k)) - 1u);
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + k));
+        _mm256_mask_storeu_epi16(h + k, m, (__m256i)v);
+    }
 }
 
 /* M rows of K floats (stride ldx) -> BF16 rows of Kp = K rounded up to 32
@@ -93,6 +108,13 @@ static TBF void round_rows(int64_t M, int64_t K, const float *X, int64_t ldx,
             _mm256_storeu_si256((__m256i *)(void *)(o + k), (__m256i)h);
         }
     }
+}
+
+void ssmi_bf16dp_round(int64_t n, const float *x, uint16_t *h)
+{
+    /* One row: the padding written by round_rows beyond n is not wanted,
+     * so whole vectors first, then the tail through a masked store. */
+    round_tail(n, x, h);
 }
 
 /* R rows x G tokens; xh: the tokens' rounded rows (stride Kp). */
@@ -199,6 +221,11 @@ void ssmi_xwt_bf16dp(int64_t M, int64_t N, int64_t K, const float *X,
 #else /* !BF_X86 */
 
 int ssmi_bf16dp_ok(void) { return 0; }
+
+void ssmi_bf16dp_round(int64_t n, const float *x, uint16_t *h)
+{
+    (void)n; (void)x; (void)h;
+}
 
 /* Never called (ssmi_bf16dp_ok() is 0): callers take the widening path. */
 void ssmi_xwt_bf16dp(int64_t M, int64_t N, int64_t K, const float *X,

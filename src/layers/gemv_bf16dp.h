@@ -60,4 +60,10 @@ void ssmi_xwt_bf16dp(int64_t M, int64_t N, int64_t K, const float *X,
                      int64_t ldx, const uint16_t *W, int64_t ldw, float *out,
                      int64_t ldo, uint16_t *xh);
 
+/* n floats -> BF16 as the product rounds X (vcvtneps2bf16: nearest even,
+ * subnormals to zero); for callers that feed BF16 activations elsewhere
+ * (the prompt's oneDNN products, bf16_gemm.h).  Only when
+ * ssmi_bf16dp_ok(). */
+void ssmi_bf16dp_round(int64_t n, const float *x, uint16_t *h);
+
 #endif /* SSM_LAYERS_GEMV_BF16DP_H */
