@@ -22,6 +22,9 @@
  *     agree on products large enough to be split.
  *  4. strides: padding beyond K in X and W holds 1e30 and is never read
  *     into a result; padding beyond N in out is never written.
+ *  5. the prompt's BF16 GEMM (bf16_gemm.h, oneDNN) in run.c's four
+ *     layouts against a double product (order-free bound gamma_K), the
+ *     same bytes at 1, 2 and 3 threads (see prompt_gemm).
  * The worst ratios error/bound are printed.  On a CPU without AVX512_BF16
  * the kernel never runs (the model takes the widening path) and the tests
  * say so.
@@ -29,6 +32,7 @@
 #include <ssm.h>
 #include "layers/gemv.h"
 #include "layers/gemv_bf16dp.h"
+#include "layers/bf16_gemm.h"
 #include "testutil.h"
 
 static const int64_t Ms[] = { 1, 2, 3, 4, 5, 7, 8, 9, 13, 16 };
@@ -202,6 +206,88 @@ START_TEST(threads_same_bytes)
 }
 END_TEST
 
+/* ---- the prompt's BF16 GEMM (bf16_gemm.h, oneDNN) ---- */
+
+/* C = A B with A (M x K), B (K x N) BF16 in the layouts run.c uses:
+ * lay 0: A rows (a_m = K), B = activations [K][N] (split_m, as mm_wx);
+ * lay 1: A rows, B = activations transposed [N][K] (split_m, in_proj);
+ * lay 2: A = activations [M][K], B = W^T, W [N][K] (split N, the head);
+ * lay 3: A = activations transposed [K][M], B = W^T (split N, out_proj).
+ * Against a double product of the same BF16 values: the products are
+ * exact, the sums in float in an order oneDNN chooses, so the bound is
+ * the order-free gamma_K sum |a b| (Higham eq. 3.5, any summation tree
+ * of K terms has at most K - 1 additions on a path) + 2^-126 (K + 1) for
+ * flushed subnormal results; the worst ratio is printed.  And the same
+ * bytes at 1, 2 and 3 threads. */
+static void gemm_case(int lay, int64_t M, int64_t N, int64_t K, double *worst)
+{
+    tu_rng r = { (uint64_t)(1000 + lay * 7 + M * 13 + N * 17 + K) };
+    uint16_t *A = tu_alloc((size_t)(M * K), sizeof(uint16_t)), *B = tu_alloc((size_t)(K * N), sizeof(uint16_t));
+    for (int64_t i = 0; i < M * K; i++) A[i] = ssmi_f32_to_bf16((float)tu_normal(&r));
+    for (int64_t i = 0; i < K * N; i++) B[i] = ssmi_f32_to_bf16((float)(0.1 * tu_normal(&r)));
+    int64_t a_m, a_k, b_k, b_n;
+    int split_m = lay < 2;
+    switch (lay) {
+    case 0: a_m = K; a_k = 1; b_k = N; b_n = 1; break;
+    case 1: a_m = K; a_k = 1; b_k = 1; b_n = K; break;
+    case 2: a_m = K; a_k = 1; b_k = 1; b_n = K; break;
+    default: a_m = 1; a_k = M; b_k = 1; b_n = K; break;
+    }
+    const int64_t ldc = N + PAD;
+    float *C1 = tu_alloc((size_t)(M * ldc), sizeof(float)), *C = tu_alloc((size_t)(M * ldc), sizeof(float));
+    for (int th = 1; th <= 3; th++) {
+        float *o = th == 1 ? C1 : C;
+        for (int64_t i = 0; i < M * ldc; i++) o[i] = -7.0f;
+        tu_set_threads(th);
+        ck_assert_int_eq(ssmi_bf16_gemm(M, N, K, A, a_m, a_k, B, b_k, b_n, o, ldc, split_m), SSM_OK);
+        if (th > 1)
+            ck_assert_msg(!memcmp(o, C1, (size_t)(M * ldc) * sizeof(float)),
+                          "layout %d M %lld N %lld K %lld: %d threads differ from 1", lay,
+                          (long long)M, (long long)N, (long long)K, th);
+    }
+    tu_set_threads(1);
+    const double u = 0x1.0p-24, g = (double)K * u / (1.0 - (double)K * u);
+    for (int64_t m = 0; m < M; m++) {
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0, a = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double t = (double)ssmi_bf16_to_f32(A[m * a_m + k * a_k]) *
+                           (double)ssmi_bf16_to_f32(B[k * b_k + n * b_n]);
+                s += t;
+                a += fabs(t);
+            }
+            double bound = g * a + 0x1.0p-126 * (double)(K + 1) + (double)K * 0x1.0p-53 * a;
+            double rr = fabs((double)C1[m * ldc + n] - s) / bound;
+            ck_assert_msg(rr <= 1.0, "layout %d M %lld N %lld K %lld: ratio %.3g", lay,
+                          (long long)M, (long long)N, (long long)K, rr);
+            if (rr > *worst) *worst = rr;
+        }
+        for (int64_t n = N; n < ldc; n++)
+            ck_assert_msg(C1[m * ldc + n] == -7.0f, "wrote beyond N");
+    }
+    free(A); free(B); free(C1); free(C);
+}
+
+START_TEST(prompt_gemm)
+{
+    if (!ssmi_bf16_gemm_ok()) {
+        printf("BF16 prompt GEMM: libssm built without oneDNN or no AVX512_BF16 here: not tested (prompts widen to float)\n");
+        return;
+    }
+    /* Mamba-1 shapes (small d_model) and odd ones: blocks of 128 rows with
+     * tails, K not a multiple of 32. */
+    static const int64_t sh[][3] = { { 300, 37, 64 }, { 80, 50, 256 }, { 256, 9, 47 },
+                                     { 129, 130, 33 }, { 1, 300, 16 }, { 384, 64, 128 } };
+    double worst = 0.0;
+    int n = 0;
+    for (int lay = 0; lay < 4; lay++)
+        for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++, n++)
+            gemm_case(lay, sh[i][0], sh[i][1], sh[i][2], &worst);
+    printf("ratio %9.3e  oneDNN BF16 prompt GEMM vs double, worst of %d cases (4 layouts), same bytes at 1/2/3 threads\n",
+           worst, n);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gemv_bf16dp");
@@ -210,6 +296,7 @@ int main(void)
     tcase_add_test(tc, against_double);
     tcase_add_test(tc, alone_as_in_batch);
     tcase_add_test(tc, threads_same_bytes);
+    tcase_add_test(tc, prompt_gemm);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
