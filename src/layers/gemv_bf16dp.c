@@ -32,9 +32,13 @@
 #include <immintrin.h>
 #endif
 
-/* Multiply-adds below which one OpenMP region costs more than it saves
- * (as gemv.c). */
-#define PAR_MIN 65536
+/* Multiply-adds below which one OpenMP region costs more than it saves.
+ * 4x gemv.c's: this kernel does twice the multiply-adds per byte and per
+ * instruction, and waking a passive team costs ~10-30 us on a loaded
+ * machine; 256k BF16 multiply-adds (0.5 MB of weights, ~20 us on one
+ * core) are about that.  At the mamba-130m shape it keeps x_proj's and
+ * dt_proj's products (74k-123k) on one thread: 3 regions a layer, not 5. */
+#define PAR_MIN 262144
 /* Target bytes of W per row block (as gemv.c). */
 #define BLOCK_BYTES (96 * 1024)
 /* Software prefetch distance in row tiles (as gemv.c). */
