@@ -95,21 +95,23 @@ typedef struct ssm_model_load_options {
      * memory (half the bytes a decoding step reads): the embedding / LM
      * head and, for Mamba-1 models, every layer's in_proj, x_proj, dt_proj
      * and out_proj.  Other tensors, F32/F16 matrices and Mamba-2 layers
-     * are float as with ssm_model_load.  Prompt chunks (len > 1) widen the
-     * weights exactly to float.  Decoding steps (len == 1): see
-     * bf16_exact.  0: as ssm_model_load. */
+     * are float as with ssm_model_load.  How the products multiply them:
+     * see bf16_exact.  0: as ssm_model_load. */
     int keep_bf16;
-    /* With keep_bf16, how decoding steps multiply BF16 weights
+    /* With keep_bf16, how the products multiply BF16 weights
      * (docs/bf16.md):
      * 0 (default): on CPUs with AVX512_BF16 (AMD Zen 4/5, Intel Cooper
-     *   Lake, Sapphire Rapids and later) BF16 arithmetic, vdpbf16ps: the
-     *   step's activations are rounded to BF16 and the products accumulate
-     *   in float; logits within about 1e-3 relative of the float model
-     *   (normwise; 2^-8 per rounded input), bit for bit the same for any
-     *   thread count and batch grouping.  Elsewhere as 1.
-     * 1: every weight widened exactly to float, float (FMA) accumulation:
-     *   the logits of the model loaded as float from the same file, bit
-     *   for bit on CPUs with FMA; slower.
+     *   Lake, Sapphire Rapids and later) BF16 arithmetic: the products'
+     *   inputs (activations) are rounded to BF16 and the sums run in
+     *   float; decoding steps with vdpbf16ps, prompt chunks with oneDNN's
+     *   bf16 matmul when libssm was built with it (else as 1).  Logits
+     *   within about 2e-3 relative of the float model (normwise; 2^-8 per
+     *   rounded input), the same bits for any thread count, and a
+     *   sequence's step the same alone or in a batch.  Elsewhere as 1.
+     * 1: every weight widened exactly to float, float sums: decoding
+     *   steps give the logits of the model loaded as float from the same
+     *   file bit for bit (CPUs with FMA), prompts to float rounding;
+     *   slower.
      * Added after keep_bf16: a struct_size that ends at keep_bf16 (an
      * older program) means 0. */
     int bf16_exact;
