@@ -181,6 +181,31 @@ START_TEST(alone_as_in_batch)
 }
 END_TEST
 
+/* The row-block entry points (callers that share out rows themselves):
+ * any split of the rows gives the bytes of the whole call. */
+START_TEST(row_blocks_same_bytes)
+{
+    if (!ssmi_bf16dp_ok()) return;
+    for (size_t d = 0; d < sizeof Ks / sizeof Ks[0]; d++) {
+        prob p;
+        make(&p, 9, 131, Ks[d], 700 + d);
+        float *o = run(&p);
+        float *o2 = tu_alloc((size_t)(p.M * p.ldo), sizeof(float));
+        uint16_t *xh = tu_alloc((size_t)ssmi_bf16dp_scratch(p.M, p.K), sizeof(uint16_t));
+        ssmi_bf16dp_round_rows(p.M, p.K, p.X, p.ldx, xh);
+        static const int64_t cut[] = { 0, 5, 37, 38, 96, 131 };
+        for (size_t c = 0; c + 1 < sizeof cut / sizeof cut[0]; c++)
+            ssmi_xwt_bf16dp_rows(p.M, cut[c], cut[c + 1], p.K, xh, p.Wh, p.ldw, o2, p.ldo);
+        for (int64_t b = 0; b < p.M; b++)
+            ck_assert_msg(!memcmp(o2 + b * p.ldo, o + b * p.ldo, (size_t)p.N * sizeof(float)),
+                          "K %lld token %lld: row blocks differ from the whole call",
+                          (long long)p.K, (long long)b);
+        free(o); free(o2); free(xh);
+        unmake(&p);
+    }
+}
+END_TEST
+
 START_TEST(threads_same_bytes)
 {
     if (!ssmi_bf16dp_ok()) return;
@@ -296,6 +321,7 @@ int main(void)
     tcase_add_test(tc, against_double);
     tcase_add_test(tc, alone_as_in_batch);
     tcase_add_test(tc, threads_same_bytes);
+    tcase_add_test(tc, row_blocks_same_bytes);
     tcase_add_test(tc, prompt_gemm);
     suite_add_tcase(s, tc);
     return tu_run(s);

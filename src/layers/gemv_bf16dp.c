@@ -191,6 +191,19 @@ static void rows_block(int64_t j0, int64_t j1, int64_t M, int64_t K,
     }
 }
 
+void ssmi_bf16dp_round_rows(int64_t M, int64_t K, const float *X, int64_t ldx,
+                            uint16_t *xh)
+{
+    round_rows(M, K, X, ldx, xh);
+}
+
+void ssmi_xwt_bf16dp_rows(int64_t M, int64_t j0, int64_t j1, int64_t K,
+                          const uint16_t *xh, const uint16_t *W, int64_t ldw,
+                          float *out, int64_t ldo)
+{
+    rows_block(j0, j1, M, K, xh, (K + 31) & ~(int64_t)31, W, ldw, out, ldo);
+}
+
 void ssmi_xwt_bf16dp(int64_t M, int64_t N, int64_t K, const float *X,
                      int64_t ldx, const uint16_t *W, int64_t ldw, float *out,
                      int64_t ldo, uint16_t *xh)
@@ -229,6 +242,20 @@ int ssmi_bf16dp_ok(void) { return 0; }
 void ssmi_bf16dp_round(int64_t n, const float *x, uint16_t *h)
 {
     (void)n; (void)x; (void)h;
+}
+
+void ssmi_bf16dp_round_rows(int64_t M, int64_t K, const float *X, int64_t ldx,
+                            uint16_t *xh)
+{
+    (void)M; (void)K; (void)X; (void)ldx; (void)xh;
+}
+
+void ssmi_xwt_bf16dp_rows(int64_t M, int64_t j0, int64_t j1, int64_t K,
+                          const uint16_t *xh, const uint16_t *W, int64_t ldw,
+                          float *out, int64_t ldo)
+{
+    (void)M; (void)j0; (void)j1; (void)K; (void)xh; (void)W; (void)ldw;
+    (void)out; (void)ldo;
 }
 
 /* Never called (ssmi_bf16dp_ok() is 0): callers take the widening path. */

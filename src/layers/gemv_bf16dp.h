@@ -60,6 +60,17 @@ void ssmi_xwt_bf16dp(int64_t M, int64_t N, int64_t K, const float *X,
                      int64_t ldx, const uint16_t *W, int64_t ldw, float *out,
                      int64_t ldo, uint16_t *xh);
 
+/* For callers that share out the rows themselves (a decoding step run as
+ * one OpenMP region per step): X rounded once into xh (M rows of K, each
+ * zero padded to ssmi_bf16dp_scratch's 32), then rows j0..j1 of the
+ * product on the calling thread.  Any split of the rows gives the bits of
+ * ssmi_xwt_bf16dp.  Only when ssmi_bf16dp_ok(). */
+void ssmi_bf16dp_round_rows(int64_t M, int64_t K, const float *X, int64_t ldx,
+                            uint16_t *xh);
+void ssmi_xwt_bf16dp_rows(int64_t M, int64_t j0, int64_t j1, int64_t K,
+                          const uint16_t *xh, const uint16_t *W, int64_t ldw,
+                          float *out, int64_t ldo);
+
 /* n floats -> BF16 as the product rounds X (vcvtneps2bf16: nearest even,
  * subnormals to zero); for callers that feed BF16 activations elsewhere
  * (the prompt's oneDNN products, bf16_gemm.h).  Only when
