@@ -15,13 +15,15 @@
  *            count.  Targets: B=8 <= 1.5x B=1 (1 and 2 threads); B=8 at 2
  *            threads >= 1.5x faster than at 1; B=1 <= 1.2x the floor.
  *   bf16:    a language model (ssm/model.h, mamba-130m shape, tied
- *            embedding) written as a BF16 checkpoint, loaded twice: as
- *            float (converted at load) and with keep_bf16; step time batch
- *            1 and 8 at 1 and 2 threads; target bf16 / fp32 <= 0.6 at
- *            batch 1.  Also the normwise relative difference of the logits
- *            (the two models hold the same values: a step from the same
- *            state must give the same bits; a prompt may differ by float
- *            rounding, since the BF16 model widens 256-row tiles for sgemm).
+ *            embedding) written as a BF16 checkpoint, loaded three times:
+ *            as float (converted at load), with keep_bf16 + bf16_exact
+ *            (widened: a step from the same state gives the float model's
+ *            bits, a prompt differs by float rounding) and with keep_bf16
+ *            alone (the default: BF16 arithmetic, vdpbf16ps steps and
+ *            oneDNN prompts where available; logits within 1e-2); step
+ *            time batch 1 and 8 at 1 and 2 threads (target default / fp32
+ *            <= 0.6 at batch 1), prefill L 512 and 2048 at 1 and 2 threads
+ *            (docs/bf16.md).
  * Medians of repeats (SSM_BENCH_REPEATS, default 7) of 16 steps after 4
  * warm-up steps.  The load average is printed: this machine is shared.
  */
