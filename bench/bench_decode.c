@@ -15,13 +15,15 @@
  *            count.  Targets: B=8 <= 1.5x B=1 (1 and 2 threads); B=8 at 2
  *            threads >= 1.5x faster than at 1; B=1 <= 1.2x the floor.
  *   bf16:    a language model (ssm/model.h, mamba-130m shape, tied
- *            embedding) written as a BF16 checkpoint, loaded twice: as
- *            float (converted at load) and with keep_bf16; step time batch
- *            1 and 8 at 1 and 2 threads; target bf16 / fp32 <= 0.6 at
- *            batch 1.  Also the normwise relative difference of the logits
- *            (the two models hold the same values: a step from the same
- *            state must give the same bits; a prompt may differ by float
- *            rounding, since the BF16 model widens 256-row tiles for sgemm).
+ *            embedding) written as a BF16 checkpoint, loaded three times:
+ *            as float (converted at load), with keep_bf16 + bf16_exact
+ *            (widened: a step from the same state gives the float model's
+ *            bits, a prompt differs by float rounding) and with keep_bf16
+ *            alone (the default: BF16 arithmetic, vdpbf16ps steps and
+ *            oneDNN prompts where available; logits within 1e-2); step
+ *            time batch 1 and 8 at 1 and 2 threads (target default / fp32
+ *            <= 0.6 at batch 1), prefill L 512 and 2048 at 1 and 2 threads
+ *            (docs/bf16.md).
  * Medians of repeats (SSM_BENCH_REPEATS, default 7) of 16 steps after 4
  * warm-up steps.  The load average is printed: this machine is shared.
  */
@@ -33,6 +35,8 @@
 #include <ssm.h>
 #include "bench_util.h"
 #include "layers/gemv.h"
+#include "layers/gemv_bf16dp.h"
+#include "layers/bf16_gemm.h"
 #include "layers/layers_internal.h"
 
 static void fill(float *x, int64_t n, uint64_t seed, double scale)
@@ -233,30 +237,29 @@ static int bench_stack(int64_t nl, const double bw[3], int reps)
 
 /* ---- bf16 language model ---- */
 
-/* fp32 and bf16 steps timed alternately (load changes hit both alike):
- * medians of wall and process CPU time per step. */
-static void model_step_times(const ssm_model *m32, ssm_model_state *s32,
-                             const ssm_model *m16, ssm_model_state *s16, int64_t b,
-                             const int32_t *tok, float *lg, int reps, int *rc,
-                             double wall[2], double cpu[2])
+/* The models' steps timed in turn (load changes hit all alike): medians
+ * of wall and process CPU time per step. */
+static void model_step_times(int nm, ssm_model *const *m, ssm_model_state *const *s,
+                             int64_t b, const int32_t *tok, float *lg, int reps, int *rc,
+                             double *wall, double *cpu)
 {
     const int nstep = 16;
-    double tw[2][64], tc[2][64];
+    double tw[3][64], tc[3][64];
     if (reps > 64) reps = 64;
-    for (int w = 0; w < 2; w++) {
-        ssm_model_state_reset(w ? s16 : s32);
+    for (int w = 0; w < nm; w++) {
+        ssm_model_state_reset(s[w]);
         for (int k = 0; k < 4; k++)
-            if (ssm_model_forward(w ? m16 : m32, w ? s16 : s32, b, 1, tok, lg) != SSM_OK) *rc = 1;
+            if (ssm_model_forward(m[w], s[w], b, 1, tok, lg) != SSM_OK) *rc = 1;
     }
     for (int i = 0; i < reps; i++)
-        for (int w = 0; w < 2; w++) {
+        for (int w = 0; w < nm; w++) {
             double t0 = bu_now(), c0 = cpu_now();
             for (int k = 0; k < nstep; k++)
-                if (ssm_model_forward(w ? m16 : m32, w ? s16 : s32, b, 1, tok, lg) != SSM_OK) *rc = 1;
+                if (ssm_model_forward(m[w], s[w], b, 1, tok, lg) != SSM_OK) *rc = 1;
             tw[w][i] = (bu_now() - t0) / nstep;
             tc[w][i] = (cpu_now() - c0) / nstep;
         }
-    for (int w = 0; w < 2; w++) {
+    for (int w = 0; w < nm; w++) {
         wall[w] = bu_median(tw[w], reps);
         cpu[w] = bu_median(tc[w], reps);
     }
@@ -269,15 +272,19 @@ static int bench_bf16(int nl, int reps)
     printf("\n   bf16 weights: language model, mamba-130m shape with %d layers, BF16 checkpoint\n", nl);
     const bu_lm_ranges rg = { 0.1, -4.0, -2.0, 0.5, 1.5, 1 };
     int rc = bu_write_mamba130m(dir, nl, SSM_DTYPE_BF16, 0x5eed, &rg);
-    ssm_model *m32 = NULL, *m16 = NULL;
-    ssm_model_state *s32 = NULL, *s16 = NULL;
+    /* m16: keep_bf16 with bf16_exact (weights widened exactly: the float
+     * model's logits); mdp: the default (vdpbf16ps where the CPU has it). */
+    ssm_model *m32 = NULL, *m16 = NULL, *mdp = NULL;
+    ssm_model_state *s32 = NULL, *s16 = NULL, *sdp = NULL;
     ssm_model_load_options o;
     ssm_model_load_options_init(&o);
     o.keep_bf16 = 1;
     if (rc != 0 || ssm_model_load(&m32, dir) != SSM_OK ||
-        ssm_model_load_ex(&m16, dir, &o) != SSM_OK ||
+        ssm_model_load_ex(&mdp, dir, &o) != SSM_OK ||
+        (o.bf16_exact = 1, ssm_model_load_ex(&m16, dir, &o)) != SSM_OK ||
         ssm_model_state_create(&s32, m32, 8) != SSM_OK ||
-        ssm_model_state_create(&s16, m16, 8) != SSM_OK) {
+        ssm_model_state_create(&s16, m16, 8) != SSM_OK ||
+        ssm_model_state_create(&sdp, mdp, 8) != SSM_OK) {
         printf("   bf16: cannot write or load the model\n");
         rc = 1;
         goto out;
@@ -315,51 +322,75 @@ static int bench_bf16(int nl, int reps)
             double e = (double)l16[i] - l32[i];
             num2 += e * e;
         }
-        printf("   logits bf16-in-memory vs fp32 (same bf16 values): prefill (16 tokens) rel %.2e, step from the same state rel %.2e\n",
+        printf("   logits bf16-in-memory (exact) vs fp32 (same bf16 values): prefill (16 tokens) rel %.2e, step from the same state rel %.2e\n",
                sqrt(num / den), sqrt(num2 / den));
+        /* the default (vdpbf16ps) step from the same state */
+        ssm_model_state_copy(sdp, 0, s32, 0);
+        ssm_model_state_copy(s16, 0, s32, 0);
+        ssm_model_forward(m16, s16, 1, 1, tok, l32);
+        ssm_model_forward(mdp, sdp, 1, 1, tok, l16);
+        double num3 = 0, den3 = 0;
+        for (int i = 0; i < BU_VOC; i++) {
+            double e = (double)l16[i] - l32[i];
+            num3 += e * e;
+            den3 += (double)l32[i] * l32[i];
+        }
+        printf("   logits bf16 default (%s) vs fp32: step from the same state rel %.2e (target <= 1e-2)\n",
+               ssmi_bf16dp_ok() ? "vdpbf16ps, activations rounded to BF16" : "no AVX512_BF16: exact path",
+               sqrt(num3 / den3));
     }
     bu_set_threads_blas(bu_max_threads());
-    /* Prefill, B=1 L=512 (the BF16 model widens 256-row tiles for sgemm):
-     * fp32 and bf16 alternately, median of 3, at the default threads. */
-    {
-        enum { LP = 512 };
-        int32_t *pt = malloc(LP * sizeof *pt);
-        if (pt) {
-            double tp[2][3];
+    /* Prefill, B=1 L=512 and 2048: fp32, bf16 exact (256-row tiles widened
+     * for sgemm) and bf16 default (oneDNN bf16 matmul when built with it,
+     * else the tiles) in turn, median of 3, at 1 and 2 threads. */
+    for (int th = 1; th <= 2; th++) {
+        bu_set_threads_blas(th);
+        for (int LP = 512; LP <= 2048; LP *= 4) {
+            int32_t *pt = malloc((size_t)LP * sizeof *pt);
+            if (!pt) break;
+            double tp[3][3];
+            ssm_model *const ms[3] = { m32, m16, mdp };
+            ssm_model_state *const ss[3] = { s32, s16, sdp };
             for (int i = 0; i < LP; i++) pt[i] = (int32_t)((i * 7919) % BU_VOC);
             for (int r = 0; r < 3; r++)
-                for (int w = 0; w < 2; w++) {
-                    ssm_model_state_reset(w ? s16 : s32);
+                for (int w = 0; w < 3; w++) {
+                    ssm_model_state_reset(ss[w]);
                     double t0 = bu_now();
-                    if (ssm_model_forward(w ? m16 : m32, w ? s16 : s32, 1, LP, pt, l32) != SSM_OK) rc = 1;
+                    if (ssm_model_forward(ms[w], ss[w], 1, LP, pt, l32) != SSM_OK) rc = 1;
                     tp[w][r] = bu_now() - t0;
                 }
-            double a = bu_median(tp[0], 3), b = bu_median(tp[1], 3);
-            printf("   prefill B=1 L=%d, %d threads: fp32 %.3f s  bf16 (tiles widened for sgemm) %.3f s  bf16/fp32 %.2f\n",
-                   LP, bu_max_threads(), a, b, b / a);
+            double a = bu_median(tp[0], 3), b = bu_median(tp[1], 3), c = bu_median(tp[2], 3);
+            printf("   prefill B=1 L=%4d, %d thr: fp32 %.3f s  exact (tiles) %.3f s (%.2f)  default (%s) %.3f s  default/fp32 %.2f\n",
+                   LP, th, a, b, b / a, ssmi_bf16_gemm_ok() ? "oneDNN" : "tiles", c, c / a);
             free(pt);
         }
     }
+    printf("   steps: fp32, bf16 exact (bf16_exact = 1: widened), bf16 default (%s); medians of %d x 16 steps\n",
+           ssmi_bf16dp_ok() ? "vdpbf16ps" : "= exact, no AVX512_BF16", reps);
     for (int th = 1; th <= 2; th++) {
         bu_set_threads_blas(th);
         for (int bi = 0; bi < 2; bi++) {
             int64_t b = bi ? 8 : 1;
-            double w[2], c[2];
-            model_step_times(m32, s32, m16, s16, b, tok, l32, reps, &rc, w, c);
-            printf("   %d thread%s  batch %lld  wall: fp32 %7.3f ms  bf16 %7.3f ms  bf16/fp32 %5.2f%s\n",
+            double w[3], c[3];
+            ssm_model *const ms[3] = { m32, m16, mdp };
+            ssm_model_state *const ss[3] = { s32, s16, sdp };
+            model_step_times(3, ms, ss, b, tok, l32, reps, &rc, w, c);
+            printf("   %d thread%s  batch %lld  wall: fp32 %7.3f ms  exact %7.3f ms (%4.2f)  default %7.3f ms  default/fp32 %4.2f%s\n",
                    th, th > 1 ? "s" : " ", (long long)b, 1e3 * w[0], 1e3 * w[1], w[1] / w[0],
-                   bi ? "" : "  (target <= 0.60)");
+                   1e3 * w[2], w[2] / w[0], bi ? "" : "  (target <= 0.60)");
             if (th == 1)
-                printf("                       CPU:  fp32 %7.3f ms  bf16 %7.3f ms  bf16/fp32 %5.2f\n",
-                       1e3 * c[0], 1e3 * c[1], c[1] / c[0]);
+                printf("                       CPU:  fp32 %7.3f ms  exact %7.3f ms (%4.2f)  default %7.3f ms  default/fp32 %4.2f\n",
+                       1e3 * c[0], 1e3 * c[1], c[1] / c[0], 1e3 * c[2], c[2] / c[0]);
         }
     }
     free(l32); free(l16);
 out:
     ssm_model_state_destroy(s32);
     ssm_model_state_destroy(s16);
+    ssm_model_state_destroy(sdp);
     ssm_model_destroy(m32);
     ssm_model_destroy(m16);
+    ssm_model_destroy(mdp);
     char p[600];
     snprintf(p, sizeof p, "%s/config.json", dir); unlink(p);
     snprintf(p, sizeof p, "%s/model.safetensors", dir); unlink(p);

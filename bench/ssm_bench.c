@@ -12,6 +12,7 @@
  *   ssm_bench train-lm  LM head + cross-entropy, SSD scan backward vs forward
  *   ssm_bench prefill [n_layers]  Mamba-1 stack prompt vs its sgemm calls alone
  *   ssm_bench decode [n_layer [stack|kernels|bf16]]  decoding steps vs the weight-read floor, bf16 weights
+ *   ssm_bench bf16 [L]  BF16-weight prompt products: widened tiles + sgemm vs oneDNN bf16 matmul
  *   ssm_bench all     everything
  * Every figure is a median of repeats; ratios are measured in one process.
  */
@@ -19,6 +20,7 @@
 #include "bench_util.h"
 
 int bench_prefill(int argc, char **argv);   /* bench_prefill.c */
+int bench_bf16(int argc, char **argv);      /* bench_bf16.c */
 
 int main(int argc, char **argv)
 {
@@ -35,6 +37,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "train-lm")) return bench_train_lm(argc - 1, argv + 1);
     if (!strcmp(cmd, "prefill")) return bench_prefill(argc - 1, argv + 1);
     if (!strcmp(cmd, "decode")) return bench_decode(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bf16")) return bench_bf16(argc - 1, argv + 1);
     if (!strcmp(cmd, "all")) {
         int rc = bench_conv(argc - 1, argv + 1);
         rc |= bench_scan(argc - 1, argv + 1);

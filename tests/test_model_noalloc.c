@@ -161,6 +161,59 @@ START_TEST(test_decode_does_not_allocate)
 }
 END_TEST
 
+/* BF16 weights kept (ssm_model_load_ex keep_bf16): the default step
+ * (vdpbf16ps on AVX512_BF16 CPUs, activations rounded into the state's
+ * scratch) and the exact one (bf16_exact) allocate nothing either. */
+START_TEST(test_decode_bf16_does_not_allocate)
+{
+    tiny_model m;
+    char dir[] = "/tmp/ssm_test_noalloc_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tiny_make(&m, 5, 2, 1, 1, 1, 0, 0);
+    ck_assert_int_eq(tiny_write(&m, dir, SSM_DTYPE_BF16, 0, 0), 0);
+    ssm_model_load_options o;
+    ssm_model_load_options_init(&o);
+    o.keep_bf16 = 1;
+    o.bf16_exact = _i;
+    ssm_model *model;
+    ck_assert_int_eq(ssm_model_load_ex(&model, dir, &o), SSM_OK);
+    ssm_model_state *s;
+    ck_assert_int_eq(ssm_model_state_create(&s, model, 4), SSM_OK);
+    int32_t prompt[4 * 6], tok[4] = { 1, 2, 3, 4 };
+    for (int i = 0; i < 24; i++) prompt[i] = (int32_t)(i * 5 % m.V);
+    float lg[4 * 37];
+    int64_t slots[3] = { 3, 0, 2 };
+    ck_assert_int_eq(ssm_model_forward(model, s, 4, 6, prompt, lg), SSM_OK);
+    ck_assert_int_eq(ssm_model_forward(model, s, 4, 1, tok, lg), SSM_OK);   /* warm-up */
+    int ok = 1;
+    n_alloc = 0;
+    counting = 1;
+    for (int step = 0; step < 20 && ok; step++) {
+        ok &= ssm_model_forward(model, s, 4, 1, tok, lg) == SSM_OK;
+        ok &= ssm_model_forward_slots(model, s, 3, slots, 1, tok, lg) == SSM_OK;
+        ok &= ssm_model_forward(model, s, 1, 1, tok, NULL) == SSM_OK;
+    }
+    counting = 0;
+    long n = n_alloc;
+    ck_assert(ok);
+#ifdef NOALLOC_SANITIZED
+    (void)n;
+#else
+    printf("noalloc: %ld allocations in 20 x 3 steps, BF16 weights kept, bf16_exact %d\n", n, _i);
+    ck_assert_int_eq(n, 0);
+#endif
+    ssm_model_state_destroy(s);
+    ssm_model_destroy(model);
+    tiny_free(&m);
+    char pth[128];
+    snprintf(pth, sizeof pth, "%s/config.json", dir);
+    remove(pth);
+    snprintf(pth, sizeof pth, "%s/model.safetensors", dir);
+    remove(pth);
+    rmdir(dir);
+}
+END_TEST
+
 /* The same for a Mamba-2 model (the stack's step per slot). */
 START_TEST(test_decode_mamba2_does_not_allocate)
 {
@@ -218,6 +271,7 @@ int main(void)
     TCase *tc = tcase_create("noalloc");
     tcase_add_test(tc, test_decode_does_not_allocate);
     tcase_add_test(tc, test_decode_mamba2_does_not_allocate);
+    tcase_add_loop_test(tc, test_decode_bf16_does_not_allocate, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

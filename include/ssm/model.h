@@ -94,19 +94,34 @@ typedef struct ssm_model_load_options {
     /* 1: the weight matrices that a checkpoint stores as BF16 stay BF16 in
      * memory (half the bytes a decoding step reads): the embedding / LM
      * head and, for Mamba-1 models, every layer's in_proj, x_proj, dt_proj
-     * and out_proj.  The products widen each weight exactly to float and
-     * accumulate in float (FMA), so the logits are those of the model
-     * loaded as float from the same file: bit for bit on CPUs with FMA
-     * (docs/decode-speed.md).  Other tensors, F32/F16 matrices and
-     * Mamba-2 layers are float as with ssm_model_load.  0: as
-     * ssm_model_load. */
+     * and out_proj.  Other tensors, F32/F16 matrices and Mamba-2 layers
+     * are float as with ssm_model_load.  How the products multiply them:
+     * see bf16_exact.  0: as ssm_model_load. */
     int keep_bf16;
+    /* With keep_bf16, how the products multiply BF16 weights
+     * (docs/bf16.md):
+     * 0 (default): on CPUs with AVX512_BF16 (AMD Zen 4/5, Intel Cooper
+     *   Lake, Sapphire Rapids and later) BF16 arithmetic: the products'
+     *   inputs (activations) are rounded to BF16 and the sums run in
+     *   float; decoding steps with vdpbf16ps, prompt chunks with oneDNN's
+     *   bf16 matmul when libssm was built with it (else as 1).  Logits
+     *   within about 2e-3 relative of the float model (normwise; 2^-8 per
+     *   rounded input), the same bits for any thread count, and a
+     *   sequence's step the same alone or in a batch.  Elsewhere as 1.
+     * 1: every weight widened exactly to float, float sums: decoding
+     *   steps give the logits of the model loaded as float from the same
+     *   file bit for bit (CPUs with FMA), prompts to float rounding;
+     *   slower.
+     * Added after keep_bf16: a struct_size that ends at keep_bf16 (an
+     * older program) means 0. */
+    int bf16_exact;
 } ssm_model_load_options;
 /* Zeroes *opt and sets struct_size. */
 SSM_API void ssm_model_load_options_init(ssm_model_load_options *opt);
 /* ssm_model_load with options (NULL: the defaults, as ssm_model_load).
- * Errors: as ssm_model_load, and SSM_ERR_ARG for a bad struct_size or
- * keep_bf16 other than 0 or 1. */
+ * Errors: as ssm_model_load, and SSM_ERR_ARG for a bad struct_size (neither
+ * the current sizeof nor the older layout ending at keep_bf16), or
+ * keep_bf16 or bf16_exact other than 0 or 1. */
 SSM_API ssm_status ssm_model_load_ex(ssm_model **model, const char *path,
                                      const ssm_model_load_options *opt);
 

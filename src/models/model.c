@@ -6,12 +6,14 @@
  * as BF16 with ssm_model_load_options.keep_bf16).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "models/model_internal.h"
+#include "layers/gemv_bf16dp.h"
 
 /* ---- small helpers ---- */
 
@@ -443,6 +445,10 @@ static ssm_status load(ssm_model *m, const char *dir)
     return SSM_OK;
 }
 
+/* The first published layout ends after keep_bf16. */
+#define SSMI_LOAD_OPTIONS_V1 \
+    (offsetof(ssm_model_load_options, keep_bf16) + sizeof(int))
+
 void ssm_model_load_options_init(ssm_model_load_options *opt)
 {
     if (!opt) return;
@@ -461,12 +467,23 @@ ssm_status ssm_model_load_ex(ssm_model **model, const char *path,
     if (!model) return SSM_FAIL(SSM_ERR_ARG);
     *model = NULL;
     if (!path) return SSM_FAIL(SSM_ERR_ARG);
-    if (opt && (opt->struct_size != sizeof *opt ||
-                (opt->keep_bf16 != 0 && opt->keep_bf16 != 1)))
-        return SSM_FAIL(SSM_ERR_ARG);
+    /* The known layouts: the first (ending at keep_bf16) and this one;
+     * fields beyond a caller's struct_size keep their defaults. */
+    ssm_model_load_options o;
+    ssm_model_load_options_init(&o);
+    if (opt) {
+        if (opt->struct_size != SSMI_LOAD_OPTIONS_V1 && opt->struct_size != sizeof o)
+            return SSM_FAIL(SSM_ERR_ARG);
+        memcpy(&o, opt, opt->struct_size);
+        if ((o.keep_bf16 != 0 && o.keep_bf16 != 1) ||
+            (o.bf16_exact != 0 && o.bf16_exact != 1))
+            return SSM_FAIL(SSM_ERR_ARG);
+    }
     ssm_model *m = calloc(1, sizeof *m);
     if (!m) return SSM_FAIL(SSM_ERR_NOMEM);
-    m->keep_bf16 = opt ? opt->keep_bf16 : 0;
+    m->keep_bf16 = o.keep_bf16;
+    /* The CPU is asked once, here: a model's arithmetic never changes. */
+    m->bf16_dp = o.keep_bf16 && !o.bf16_exact && ssmi_bf16dp_ok();
     ssm_status st = load(m, path);
     if (st != SSM_OK) {
         ssm_model_destroy(m);

@@ -68,6 +68,8 @@ struct ssm_model {
     ssmi_wmat emb;                     /* [Vp][Dm] */
     ssmi_wmat head;                    /* [Vp][Dm] (emb when tied) */
     int keep_bf16;                     /* ssm_model_load_options */
+    int bf16_dp;                       /* BF16 steps on vdpbf16ps (gemv_bf16dp.h):
+                                        * keep_bf16, !bf16_exact, CPU has it */
     const float *normf_w, *normf_b;
     ssmi_layer *layers;                /* Mamba-1 */
     struct ssm_mamba2_stack *m2;       /* Mamba-2: layers, their norms, norm_f */
@@ -90,6 +92,9 @@ struct ssm_model_state {
     int64_t *ntok;    /* [maxB] tokens consumed */
     /* step workspace, [maxB] rows each */
     float *res, *nrm, *x, *z, *u, *dtl, *bm, *cm, *delta, *y, *out;
+    /* [maxB][max(Dm, Di, R) rounded up to 32]: a product's activations
+     * rounded to BF16 (gemv_bf16dp.h); every state, whatever its model. */
+    uint16_t *xh;
     int64_t *slot_tmp;  /* [maxB] */
     /* Mamba-2: one stack state per slot (max batch 1 each), so that any
      * set of slots runs without moving states. */

@@ -22,6 +22,8 @@
 #include "models/model_internal.h"
 #include "models/norm_row.h"
 #include "layers/gemv.h"
+#include "layers/gemv_bf16dp.h"
+#include "layers/bf16_gemm.h"
 #include "ssm/scan.h"
 
 /* No multiply-add fusion: the prompt and step paths (conv, norms, scan
@@ -74,10 +76,23 @@ static void norm_rows(const ssmi_model_cfg *c, int64_t rows, const float *in,
 
 /* out[M][N] = op(X) W[N][K]^T, op(X) = X [M][K] (ldx), or X^T with X
  * [K][M] (ldx) when transX; row-major, W rows of K.  wt: WTILE * K floats,
- * used only for BF16 W. */
-static void mm_xwt(int64_t M, int64_t N, int64_t K, int transX, const float *X,
-                   int64_t ldx, ssmi_wmat W, float *out, int64_t ldo, float *wt)
+ * used only for BF16 W.  ah (BF16 W, model with bf16_dp, libssm built with
+ * oneDNN): op(X) rounded to BF16 there (X's layout, contiguous), then
+ * oneDNN's bf16 matmul (bf16_gemm.h); one token: the step's vdpbf16ps
+ * kernel. */
+static ssm_status mm_xwt(int64_t M, int64_t N, int64_t K, int transX, const float *X,
+                         int64_t ldx, ssmi_wmat W, float *out, int64_t ldo, float *wt,
+                         uint16_t *ah)
 {
+    if (W.h && ah && M == 1 && !transX) {
+        ssmi_xwt_bf16dp(1, N, K, X, ldx, W.h, K, out, ldo, ah);
+        return SSM_OK;
+    }
+    if (W.h && ah) {
+        ssmi_bf16dp_round((transX ? K : M) * ldx, X, ah);
+        return ssmi_bf16_gemm(M, N, K, ah, transX ? 1 : ldx, transX ? ldx : 1,
+                              W.h, 1, K, out, ldo, 0);
+    }
     for (int64_t j0 = 0; j0 < N; j0 += W.f ? N : WTILE) {
         const int64_t nr = W.f ? N : (N - j0 < WTILE ? N - j0 : WTILE);
         const float *w = W.f;
@@ -93,13 +108,20 @@ static void mm_xwt(int64_t M, int64_t N, int64_t K, int transX, const float *X,
                         (int)M, (int)nr, (int)K, 1.0f, X, (int)ldx, w, (int)K, 0.0f,
                         out + j0, (int)ldo);
     }
+    return SSM_OK;
 }
 
 /* out[N][L] (ldo) = W[N][K] op(B), op(B) = B [K][L] (ldb), or B^T with B
- * [L][K] (ldb) when transB.  wt as above. */
-static void mm_wx(int64_t N, int64_t L, int64_t K, ssmi_wmat W, int transB,
-                  const float *B, int64_t ldb, float *out, int64_t ldo, float *wt)
+ * [L][K] (ldb) when transB.  wt, ah as above. */
+static ssm_status mm_wx(int64_t N, int64_t L, int64_t K, ssmi_wmat W, int transB,
+                        const float *B, int64_t ldb, float *out, int64_t ldo, float *wt,
+                        uint16_t *ah)
 {
+    if (W.h && ah) {
+        ssmi_bf16dp_round((transB ? L : K) * ldb, B, ah);
+        return ssmi_bf16_gemm(N, L, K, W.h, K, 1, ah, transB ? 1 : ldb,
+                              transB ? ldb : 1, out, ldo, 1);
+    }
     for (int64_t j0 = 0; j0 < N; j0 += W.f ? N : WTILE) {
         const int64_t nr = W.f ? N : (N - j0 < WTILE ? N - j0 : WTILE);
         const float *w = W.f;
@@ -111,6 +133,7 @@ static void mm_wx(int64_t N, int64_t L, int64_t K, ssmi_wmat W, int transB,
                     (int)nr, (int)L, (int)K, 1.0f, w, (int)K, B, (int)ldb, 0.0f,
                     out + j0 * ldo, (int)ldo);
     }
+    return SSM_OK;
 }
 
 /* Decoding-step products out[M][N] = X[M][K] W[N][K]^T: for a few rows
@@ -118,13 +141,17 @@ static void mm_wx(int64_t N, int64_t L, int64_t K, ssmi_wmat W, int transB,
  * every row of W once for all of them (sgemm would first pack all of W,
  * sgemv would read it M times); sgemm for larger float batches.  BF16
  * weights always take the kernel (any M; the step has no scratch to widen
- * into, and must not allocate). */
+ * into, and must not allocate): with xh (the state's BF16 activation
+ * scratch, given when the model has bf16_dp) the vdpbf16ps kernel of
+ * gemv_bf16dp.h, else the exact widening one. */
 #define SKINNY_MAX 16
 
 static void step_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
-                     ssmi_wmat W, float *out, int64_t ldo)
+                     ssmi_wmat W, float *out, int64_t ldo, uint16_t *xh)
 {
-    if (W.h)
+    if (W.h && xh)
+        ssmi_xwt_bf16dp(M, N, K, X, ldx, W.h, K, out, ldo, xh);
+    else if (W.h)
         ssmi_xwt_bf16(M, N, K, X, ldx, W.h, K, out, ldo);
     else if (M <= SKINNY_MAX)
         ssmi_xwt(M, N, K, X, ldx, W.f, K, out, ldo);
@@ -155,13 +182,15 @@ typedef struct chunk_ws {
     float *u, *delta, *y;        /* [Di][Lc] */
     float *xdbl;                 /* [R+2N][Lc] */
     float *wt;                   /* [WTILE][max(Dm, Di)]: BF16 rows widened */
+    uint16_t *ah;                /* [Lc + 1][max(Dm, Di) to 32]: BF16 activations
+                                  * (bf16_dp models with oneDNN), else NULL */
 } chunk_ws;
 
 static void ws_free(chunk_ws *w)
 {
     ssmi_free(w->res); ssmi_free(w->nrm); ssmi_free(w->out); ssmi_free(w->xz);
     ssmi_free(w->u); ssmi_free(w->delta); ssmi_free(w->y); ssmi_free(w->xdbl);
-    ssmi_free(w->wt);
+    ssmi_free(w->wt); ssmi_free(w->ah);
 }
 
 static ssm_status ws_alloc(const ssm_model *m, int64_t lc, chunk_ws *w)
@@ -179,8 +208,14 @@ static ssm_status ws_alloc(const ssm_model *m, int64_t lc, chunk_ws *w)
     w->xdbl = ssmi_alloc((size_t)((c->dt_rank + 2 * c->d_state) * lc), sizeof(float));
     if (m->keep_bf16)
         w->wt = ssmi_alloc((size_t)(WTILE * (dm > di ? dm : di)), sizeof(float));
+    /* BF16 prompt products (bf16_gemm.h): decided by the model and the
+     * build, never by the thread count. */
+    const int dnn = m->bf16_dp && ssmi_bf16_gemm_ok();
+    if (dnn)
+        w->ah = ssmi_alloc((size_t)((lc + 1) * (((dm > di ? dm : di) + 31) & ~(int64_t)31)),
+                           sizeof(uint16_t));
     if (!w->res || !w->nrm || !w->out || !w->xz || !w->u || !w->delta || !w->y ||
-        !w->xdbl || (m->keep_bf16 && !w->wt)) {
+        !w->xdbl || (m->keep_bf16 && !w->wt) || (dnn && !w->ah)) {
         ws_free(w);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
@@ -231,8 +266,8 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
          * the slot's state (ssm/mamba2.h). */
         SSM_TRY(ssm_mamba2_stack_forward(m->m2, s->m2[slot], 1, L, w->res, w->nrm));
         if (lg) {
-            if (all) mm_xwt(L, V, dm, 0, w->nrm, dm, m->head, lg, V, w->wt);
-            else mm_xwt(1, V, dm, 0, w->nrm + (L - 1) * dm, dm, m->head, lg, V, w->wt);
+            if (all) SSM_TRY(mm_xwt(L, V, dm, 0, w->nrm, dm, m->head, lg, V, w->wt, w->ah));
+            else SSM_TRY(mm_xwt(1, V, dm, 0, w->nrm + (L - 1) * dm, dm, m->head, lg, V, w->wt, w->ah));
         }
         return SSM_OK;
     }
@@ -240,15 +275,15 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
         const ssmi_layer *Lw = &m->layers[l];
         norm_rows(c, L, w->res, w->nrm, Lw->norm_w, Lw->norm_b);
         /* xz [2Di][L] = W_in nrm^T */
-        mm_wx(2 * di, L, dm, Lw->in_w, 1, w->nrm, dm, w->xz, L, w->wt);
+        SSM_TRY(mm_wx(2 * di, L, dm, Lw->in_w, 1, w->nrm, dm, w->xz, L, w->wt, w->ah));
         if (Lw->in_b)
             for (int64_t i = 0; i < 2 * di; i++)
                 for (int64_t t = 0; t < L; t++) w->xz[i * L + t] += Lw->in_b[i];
         conv_chunk(Lw, di, k, L, w->xz, w->u, ssmi_conv_at(s, l, slot));
         /* xdbl [R+2N][L] = W_x u */
-        mm_wx(r + 2 * n, L, di, Lw->x_w, 0, w->u, L, w->xdbl, L, w->wt);
+        SSM_TRY(mm_wx(r + 2 * n, L, di, Lw->x_w, 0, w->u, L, w->xdbl, L, w->wt, w->ah));
         /* delta [Di][L] = W_dt dt_low (bias added by the scan, before softplus) */
-        mm_wx(di, L, r, Lw->dt_w, 0, w->xdbl, L, w->delta, L, w->wt);
+        SSM_TRY(mm_wx(di, L, r, Lw->dt_w, 0, w->xdbl, L, w->delta, L, w->wt, w->ah));
         float *h = ssmi_h_at(s, l, slot);
         ssm_scan_args a = {
             .batch = 1, .dim = di, .dstate = n, .len = L, .ngroups = 1,
@@ -259,17 +294,17 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
         };
         SSM_TRY(ssm_selective_scan(&a));
         /* out [L][Dm] = y^T W_out^T */
-        mm_xwt(L, dm, di, 1, w->y, L, Lw->out_w, w->out, dm, w->wt);
+        SSM_TRY(mm_xwt(L, dm, di, 1, w->y, L, Lw->out_w, w->out, dm, w->wt, w->ah));
         if (Lw->out_b) add_rows(L, dm, w->out, Lw->out_b);
         for (int64_t i = 0; i < L * dm; i++) w->res[i] += w->out[i];
     }
     if (lg) {
         if (all) {
             norm_rows(c, L, w->res, w->nrm, m->normf_w, m->normf_b);
-            mm_xwt(L, V, dm, 0, w->nrm, dm, m->head, lg, V, w->wt);
+            SSM_TRY(mm_xwt(L, V, dm, 0, w->nrm, dm, m->head, lg, V, w->wt, w->ah));
         } else {
             norm_rows(c, 1, w->res + (L - 1) * dm, w->nrm, m->normf_w, m->normf_b);
-            mm_xwt(1, V, dm, 0, w->nrm, dm, m->head, lg, V, w->wt);
+            SSM_TRY(mm_xwt(1, V, dm, 0, w->nrm, dm, m->head, lg, V, w->wt, w->ah));
         }
     }
     return SSM_OK;
@@ -312,6 +347,8 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
     const ssmi_model_cfg *c = &m->cfg;
     const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
                   k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
+    /* BF16 activations for the vdpbf16ps products (NULL: exact path). */
+    uint16_t *xh = m->bf16_dp ? s->xh : NULL;
     for (int64_t i = 0; i < nb; i++)
         emb_row(m, tok[i], s->res + i * dm);
     if (c->kind == 2) {
@@ -320,14 +357,14 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
         for (int64_t i = 0; i < nb; i++)
             SSM_TRY(ssm_mamba2_stack_step(m->m2, s->m2[slots ? slots[i] : i], 1,
                                           s->res + i * dm, s->nrm + i * dm));
-        if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V);
+        if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V, xh);
         return SSM_OK;
     }
     for (int64_t l = 0; l < c->n_layer; l++) {
         const ssmi_layer *Lw = &m->layers[l];
         norm_rows(c, nb, s->res, s->nrm, Lw->norm_w, Lw->norm_b);
-        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, s->x, di);
-        step_xwt(nb, di, dm, s->nrm, dm, ssmi_wmat_rows(Lw->in_w, di, dm), s->z, di);
+        step_xwt(nb, di, dm, s->nrm, dm, Lw->in_w, s->x, di, xh);
+        step_xwt(nb, di, dm, s->nrm, dm, ssmi_wmat_rows(Lw->in_w, di, dm), s->z, di, xh);
         if (Lw->in_b) {
             add_rows(nb, di, s->x, Lw->in_b);
             add_rows(nb, di, s->z, Lw->in_b + di);
@@ -348,18 +385,18 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
                 if (kc > 0) cd[kc - 1] = x[d];
             );
         }
-        step_xwt(nb, r, di, s->u, di, Lw->x_w, s->dtl, r);
-        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r, di), s->bm, n);
-        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r + n, di), s->cm, n);
-        step_xwt(nb, di, r, s->dtl, r, Lw->dt_w, s->delta, di);
+        step_xwt(nb, r, di, s->u, di, Lw->x_w, s->dtl, r, xh);
+        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r, di), s->bm, n, xh);
+        step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r + n, di), s->cm, n, xh);
+        step_xwt(nb, di, r, s->dtl, r, Lw->dt_w, s->delta, di, xh);
         scan_step(Lw, s, l, nb, slots, di, n);
-        step_xwt(nb, dm, di, s->y, di, Lw->out_w, s->out, dm);
+        step_xwt(nb, dm, di, s->y, di, Lw->out_w, s->out, dm, xh);
         if (Lw->out_b) add_rows(nb, dm, s->out, Lw->out_b);
         for (int64_t i = 0; i < nb * dm; i++) s->res[i] += s->out[i];
     }
     if (lg) {
         norm_rows(c, nb, s->res, s->nrm, m->normf_w, m->normf_b);
-        step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V);
+        step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V, xh);
     }
     return SSM_OK;
 }

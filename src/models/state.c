@@ -54,14 +54,28 @@ int64_t ssmi_state_bytes(const ssmi_state_dims *d)
 #define conv_at ssmi_conv_at
 #define h_at ssmi_h_at
 
+/* Columns of the BF16 activation scratch: the longest product input (Dm
+ * for in_proj and the head, Di for x_proj and out_proj, R for dt_proj;
+ * Mamba-2: the head's Dm, the rest is never BF16),
+ * rounded up to 32 (ssmi_bf16dp_scratch); bounded by sizes already
+ * checked against overflow. */
+static int64_t xh_cols(const ssmi_state_dims *d)
+{
+    int64_t k = d->d_model > d->d_inner ? d->d_model : d->d_inner;
+    if (d->dt_rank > k) k = d->dt_rank;
+    return k > INT64_MAX - 31 ? -1 : (k + 31) & ~(int64_t)31;
+}
+
 /* Mamba-2: one stack state per slot, plus the rows of the step's
- * embedding input and normed output ([maxB][Dm] each). */
+ * embedding input and normed output ([maxB][Dm] each) and the head's
+ * BF16 activation scratch. */
 static ssm_status create_m2(ssm_model_state **state, const ssm_model *model,
                             int64_t max_batch, const ssmi_state_dims *d)
 {
-    int64_t rows_dm, nptr;
+    int64_t rows_dm, nptr, rows_h;
     if (!ssmi_sizes_ok(&rows_dm, sizeof(float), 2, max_batch, d->d_model) ||
         !ssmi_sizes_ok(&nptr, sizeof(void *), 1, max_batch) ||
+        !ssmi_sizes_ok(&rows_h, sizeof(uint16_t), 2, max_batch, xh_cols(d)) ||
         max_batch > INT32_MAX || slot_floats(d, NULL, NULL) < 0)
         return SSM_FAIL(SSM_ERR_ARG);
     ssm_model_state *s = calloc(1, sizeof *s);
@@ -73,7 +87,8 @@ static ssm_status create_m2(ssm_model_state **state, const ssm_model *model,
     s->m2 = calloc((size_t)max_batch, sizeof *s->m2);
     s->res = ssmi_alloc((size_t)rows_dm, sizeof(float));
     s->nrm = ssmi_alloc((size_t)rows_dm, sizeof(float));
-    if (!s->ntok || !s->slot_tmp || !s->m2 || !s->res || !s->nrm) {
+    s->xh = ssmi_alloc((size_t)rows_h, sizeof(uint16_t));
+    if (!s->ntok || !s->slot_tmp || !s->m2 || !s->res || !s->nrm || !s->xh) {
         ssm_model_state_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
@@ -97,7 +112,7 @@ ssm_status ssm_model_state_create(ssm_model_state **state,
     ssmi_state_dims d;
     ssmi_model_state_dims(model, &d);
     if (d.kind == 2) return create_m2(state, model, max_batch, &d);
-    int64_t nconv, nh, rows_dm, rows_di, rows_r, rows_n;
+    int64_t nconv, nh, rows_dm, rows_di, rows_r, rows_n, rows_h;
     /* Padded by one float so that K = 1 (no conv state) still allocates. */
     if (!ssmi_sizes_ok(&nconv, sizeof(float), 4, d.n_layer, max_batch, d.d_inner,
                        ssmi_kc(&d) + 1) ||
@@ -106,6 +121,7 @@ ssm_status ssm_model_state_create(ssm_model_state **state,
         !ssmi_sizes_ok(&rows_di, sizeof(float), 2, max_batch, d.d_inner) ||
         !ssmi_sizes_ok(&rows_r, sizeof(float), 2, max_batch, d.dt_rank) ||
         !ssmi_sizes_ok(&rows_n, sizeof(float), 2, max_batch, d.d_state) ||
+        !ssmi_sizes_ok(&rows_h, sizeof(uint16_t), 2, max_batch, xh_cols(&d)) ||
         max_batch > INT32_MAX || slot_floats(&d, NULL, NULL) < 0)
         return SSM_FAIL(SSM_ERR_ARG);
     ssm_model_state *s = calloc(1, sizeof *s);
@@ -127,9 +143,10 @@ ssm_status ssm_model_state_create(ssm_model_state **state,
     s->dtl = ssmi_alloc((size_t)rows_r, sizeof(float));
     s->bm = ssmi_alloc((size_t)rows_n, sizeof(float));
     s->cm = ssmi_alloc((size_t)rows_n, sizeof(float));
+    s->xh = ssmi_alloc((size_t)rows_h, sizeof(uint16_t));
     if (!s->conv || !s->h || !s->ntok || !s->slot_tmp || !s->res || !s->nrm ||
         !s->out || !s->x || !s->z || !s->u || !s->delta || !s->y || !s->dtl ||
-        !s->bm || !s->cm) {
+        !s->bm || !s->cm || !s->xh) {
         ssm_model_state_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
@@ -151,6 +168,7 @@ void ssm_model_state_destroy(ssm_model_state *s)
     ssmi_free(s->res); ssmi_free(s->nrm); ssmi_free(s->out);
     ssmi_free(s->x); ssmi_free(s->z); ssmi_free(s->u); ssmi_free(s->delta);
     ssmi_free(s->y); ssmi_free(s->dtl); ssmi_free(s->bm); ssmi_free(s->cm);
+    ssmi_free(s->xh);
     free(s);
 }
 
