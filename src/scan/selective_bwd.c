@@ -224,9 +224,9 @@ typedef struct bwd_kern {
     void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
     void (*cv_dt)(int64_t T, float *dl, const float *ul, const float *bl,
                   int softplus, float *wl);
-    void (*cv_pre)(int64_t T, const float *dtl, const float *ul, const float *xl,
-                   const float *bl, int softplus, const float *dyl,
-                   const float *zl, float *wl, float *dsl, float *dy0l);
+    void (*cv_pre)(int64_t T, const float *dtl, const float *ul, int softplus,
+                   const float *dyl, const float *zl, float *wl, float *dsl,
+                   float *dy0l);
     void (*cv_state)(int neg, int64_t T, int64_t N, int64_t ld, const float *Al,
                      const float *Bn, const float *dtl, const float *wl, float *h);
     void (*cv_recompute)(int neg, int wc, int64_t T, int64_t N, int64_t ld,
@@ -400,29 +400,48 @@ static bwd_unit bwd_unit_of(const bwd_ctx *c, int64_t i)
     return u;
 }
 
-/* Per-thread buffers of the channel-vector blocks. */
+/* Steps per gather/scatter tile of the channel-vector blocks (a multiple of
+ * the chunk): the 16 rows of a block are L apart, and runs of 2 KiB per row
+ * keep the transposes near the forward's cost (64-step runs cost four
+ * times as much per float: short streams the prefetchers do not follow). */
+#define BWD_CV_TILE 512
+
+/* Per-thread buffers of the channel-vector blocks: [TT][16] tiles of the
+ * inputs and outputs, [LC][16] tiles of one chunk, [LC][N][16] states and
+ * decays. */
 typedef struct cv_buf {
-    float *Bn, *Cn, *H, *Q, *ul, *dyl, *dy0l, *zl, *wl, *dsl, *xl, *s1l,
-          *s2l, *ysl, *dul, *dxl, *dzl, *Al, *hs, *bl, *Dl;
+    float *Bn, *Cn, *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
+          *dsl, *s1l, *s2l, *ysl, *Al, *hs, *bl, *Dl;
 } cv_buf;
+
+static int64_t cv_tile_len(int64_t LC)
+{
+    return LC >= BWD_CV_TILE ? LC : BWD_CV_TILE / LC * LC;
+}
 
 static int64_t cv_per_thread(int64_t N, int64_t LC)
 {
-    return 2 * pad16(N * LC) + 2 * pad16(LC * N * 16) + 13 * pad16(LC * 16)
-           + 2 * pad16(N * 16) + 32;
+    const int64_t TT = cv_tile_len(LC);
+    return 2 * pad16(N * LC) + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
+           + 6 * pad16(LC * 16) + 2 * pad16(N * 16) + 32;
 }
 
 static cv_buf cv_carve(int64_t N, int64_t LC, float *w)
 {
+    const int64_t TT = cv_tile_len(LC);
     cv_buf f;
     f.Bn = w; w += pad16(N * LC);
     f.Cn = w; w += pad16(N * LC);
     f.H = w; w += pad16(LC * N * 16);
     f.Q = w; w += pad16(LC * N * 16);
-    float **lanes[13] = { &f.ul, &f.dyl, &f.dy0l, &f.zl, &f.wl, &f.dsl, &f.xl,
-                          &f.s1l, &f.s2l, &f.ysl, &f.dul, &f.dxl, &f.dzl };
-    for (int j = 0; j < 13; j++) {
-        *lanes[j] = w;
+    float **tl[7] = { &f.ul, &f.dyl, &f.zl, &f.xl, &f.dul, &f.dxl, &f.dzl };
+    for (int j = 0; j < 7; j++) {
+        *tl[j] = w;
+        w += pad16(TT * 16);
+    }
+    float **cl[6] = { &f.dy0l, &f.wl, &f.dsl, &f.s1l, &f.s2l, &f.ysl };
+    for (int j = 0; j < 6; j++) {
+        *cl[j] = w;
         w += pad16(LC * 16);
     }
     f.Al = w; w += pad16(N * 16);
@@ -467,32 +486,37 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
     const ssm_scan_args *a = c->a;
     const bwd_kern *k = c->k;
     const int64_t N = c->N, L = c->L, LC = c->LC, nch = c->nch;
+    const int64_t TT = cv_tile_len(LC);
     const int negA = cv_params(c, u, f);
     float *ck = c->ck + u->i * BWD_CV * nch * N;
     float *dta = c->dtall + u->cvi * L * 16;
     const int64_t row = (u->b * c->dim + u->d0) * L;
     const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
+    float *wt = f->dul;   /* dt u of the tile */
     if (a->h0)
         k->cv_gather(a->h0 + (u->b * c->dim + u->d0) * N, N, u->m, N, f->hs);
     else
         memset(f->hs, 0, (size_t)(N * 16) * sizeof(float));
     memcpy(ck, f->hs, (size_t)(N * 16) * sizeof(float));
-    for (int64_t kc = 0; kc < nch; kc++) {
-        const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
-        float *dl = dta + tb * 16;
-        const int more = kc + 1 < nch;
-        k->cv_gather(a->delta + row + tb, L, u->m, Tn, dl);
+    for (int64_t xb = 0; xb < L; xb += TT) {
+        const int64_t Tx = TT < L - xb ? TT : L - xb;
+        const int more = xb + Tx < L || Tx > LC;   /* a checkpoint to make */
+        k->cv_gather(a->delta + row + xb, L, u->m, Tx, dta + xb * 16);
         if (more)
-            k->cv_gather(a->u + row + tb, L, u->m, Tn, f->ul);
-        k->cv_dt(Tn, dl, f->ul, a->delta_bias ? f->bl : NULL, a->delta_softplus,
-                 more ? f->wl : NULL);
-        if (!more)
-            break;
-        for (int64_t n = 0; n < N; n++)
-            memcpy(f->Bn + n * LC, Bg + n * L + tb, (size_t)Tn * sizeof(float));
-        k->cv_state(negA && cv_dt_nonneg(a->delta_softplus, dl, Tn), Tn, N, LC,
-                    f->Al, f->Bn, dl, f->wl, f->hs);
-        memcpy(ck + (kc + 1) * N * 16, f->hs, (size_t)(N * 16) * sizeof(float));
+            k->cv_gather(a->u + row + xb, L, u->m, Tx, f->ul);
+        k->cv_dt(Tx, dta + xb * 16, f->ul, a->delta_bias ? f->bl : NULL,
+                 a->delta_softplus, more ? wt : NULL);
+        for (int64_t tb = xb; tb < xb + Tx; tb += LC) {
+            const int64_t kc = tb / LC, Tn = LC < L - tb ? LC : L - tb;
+            if (kc + 1 >= nch)
+                break;
+            const float *dl = dta + tb * 16;
+            for (int64_t n = 0; n < N; n++)
+                memcpy(f->Bn + n * LC, Bg + n * L + tb, (size_t)Tn * sizeof(float));
+            k->cv_state(negA && cv_dt_nonneg(a->delta_softplus, dl, Tn), Tn, N, LC,
+                        f->Al, f->Bn, dl, wt + (tb - xb) * 16, f->hs);
+            memcpy(ck + (kc + 1) * N * 16, f->hs, (size_t)(N * 16) * sizeof(float));
+        }
     }
 }
 
@@ -509,57 +533,65 @@ static void cv_dsum(int64_t t0, int64_t T, int64_t m, const float *x,
     }
 }
 
-/* Pass 2 of a channel-vector block, one chunk: recompute, adjoint, ends.
- * pB, pC: the block's [T][N] partials of dB and dC for the chunk (or NULL). */
-static void cv_chunk(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
-                     int64_t kc, float *pB, float *pC)
+/* Pass 2 of a channel-vector block over the steps [xb, xe) (whole chunks
+ * of one span starting at sb): gather, then per chunk, last first,
+ * recompute, adjoint and the elementwise ends, then scatter.  pbase: the
+ * block's partials of the span ([SP][N] dB, then dC at +TS), or NULL. */
+static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
+                     int64_t xb, int64_t xe, int64_t sb, float *pbase,
+                     int64_t TS)
 {
     const ssm_scan_args *a = c->a;
     const ssm_scan_grads *gr = c->gr;
     const bwd_kern *k = c->k;
     const int64_t N = c->N, L = c->L, LC = c->LC, nch = c->nch, m = u->m;
-    const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
-    const int64_t bd0 = u->b * c->dim + u->d0, row = bd0 * L + tb;
+    const int64_t Tx = xe - xb;
+    const int64_t bd0 = u->b * c->dim + u->d0, row = bd0 * L + xb;
     const int negA = cv_params(c, u, f);
-    k->cv_gather(c->dy + row, L, m, Tn, f->dyl);
-    k->cv_gather(a->u + row, L, m, Tn, f->ul);
+    k->cv_gather(c->dy + row, L, m, Tx, f->dyl);
+    k->cv_gather(a->u + row, L, m, Tx, f->ul);
     if (a->z)
-        k->cv_gather(a->z + row, L, m, Tn, f->zl);
-    if (c->want_ds && a->delta_softplus)
-        k->cv_gather(a->delta + row, L, m, Tn, f->xl);
-    const float *dtl = c->want_st ? c->dtall + (u->cvi * L + tb) * 16 : NULL;
-    k->cv_pre(Tn, dtl, f->ul, f->xl, a->delta_bias ? f->bl : NULL, a->delta_softplus,
-              f->dyl, a->z ? f->zl : NULL, c->want_st ? f->wl : NULL,
-              c->want_ds ? f->dsl : NULL, f->dy0l);
-    if (gr->dD)
-        cv_dsum(tb, Tn, m, f->dy0l, f->ul, c->dDd + bd0 * 8);
+        k->cv_gather(a->z + row, L, m, Tx, f->zl);
+    const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
+    const float *Cg = a->C + (u->b * c->G + u->g) * N * L;
+    const int64_t us = u->i * BWD_CV * N;
+    for (int64_t kc = (xe - 1) / LC; kc >= xb / LC; kc--) {
+        const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb, o = (tb - xb) * 16;
+        const float *dtl = c->want_st ? c->dtall + (u->cvi * L + tb) * 16 : NULL;
+        k->cv_pre(Tn, dtl, f->ul + o, a->delta_softplus, f->dyl + o,
+                  a->z ? f->zl + o : NULL, c->want_st ? f->wl : NULL,
+                  c->want_ds ? f->dsl : NULL, f->dy0l);
+        if (gr->dD)
+            cv_dsum(tb, Tn, m, f->dy0l, f->ul + o, c->dDd + bd0 * 8);
+        if (!c->want_st)
+            continue;
+        for (int64_t n = 0; n < N; n++) {
+            memcpy(f->Bn + n * LC, Bg + n * L + tb, (size_t)Tn * sizeof(float));
+            memcpy(f->Cn + n * LC, Cg + n * L + tb, (size_t)Tn * sizeof(float));
+        }
+        float *pB = gr->dB ? pbase + (tb - sb) * N : NULL;
+        float *pC = gr->dC ? pbase + TS + (tb - sb) * N : NULL;
+        const float *hin = c->ck + (u->i * nch + kc) * BWD_CV * N;
+        const int neg = negA && cv_dt_nonneg(a->delta_softplus, dtl, Tn);
+        k->cv_recompute(neg, pC != NULL, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
+                        f->dy0l, hin, f->H, f->Q, f->ysl, pC);
+        k->cv_adjoint(pB != NULL, tb, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
+                      f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
+                      f->s1l, f->s2l, pB);
+        k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, f->ul + o, f->dyl + o,
+                   f->zl + o, f->dy0l, f->s1l, f->s2l, f->ysl, gr->du ? f->dul + o : NULL,
+                   c->want_ds ? f->dxl + o : NULL, gr->dz ? f->dzl + o : NULL);
+        if (gr->ddelta_bias)
+            cv_dsum(tb, Tn, m, f->dxl + o, NULL, c->dbd + bd0 * 8);
+    }
     if (!c->want_st)
         return;
-    const float *Bg = a->B + (u->b * c->G + u->g) * N * L + tb;
-    const float *Cg = a->C + (u->b * c->G + u->g) * N * L + tb;
-    for (int64_t n = 0; n < N; n++) {
-        memcpy(f->Bn + n * LC, Bg + n * L, (size_t)Tn * sizeof(float));
-        memcpy(f->Cn + n * LC, Cg + n * L, (size_t)Tn * sizeof(float));
-    }
-    const int64_t us = u->i * BWD_CV * N;
-    const float *hin = c->ck + (u->i * nch + kc) * BWD_CV * N;
-    const int neg = negA && cv_dt_nonneg(a->delta_softplus, dtl, Tn);
-    k->cv_recompute(neg, gr->dC != NULL, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
-                    f->dy0l, hin, f->H, f->Q, f->ysl, pC);
-    k->cv_adjoint(gr->dB != NULL, tb, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
-                  f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
-                  f->s1l, f->s2l, pB);
-    k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, f->ul, f->dyl, f->zl, f->dy0l,
-               f->s1l, f->s2l, f->ysl, gr->du ? f->dul : NULL,
-               c->want_ds ? f->dxl : NULL, gr->dz ? f->dzl : NULL);
     if (gr->du)
-        k->cv_scatter(f->dul, m, Tn, gr->du + row, L);
+        k->cv_scatter(f->dul, m, Tx, gr->du + row, L);
     if (gr->ddelta)
-        k->cv_scatter(f->dxl, m, Tn, gr->ddelta + row, L);
+        k->cv_scatter(f->dxl, m, Tx, gr->ddelta + row, L);
     if (gr->dz)
-        k->cv_scatter(f->dzl, m, Tn, gr->dz + row, L);
-    if (gr->ddelta_bias)
-        cv_dsum(tb, Tn, m, f->dxl, NULL, c->dbd + bd0 * 8);
+        k->cv_scatter(f->dzl, m, Tx, gr->dz + row, L);
 }
 
 /* Where channel j of unit i keeps state n of its [BWD_CV][N] region:
@@ -744,15 +776,21 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
 #pragma omp for schedule(dynamic, 1)
             for (int64_t i = 0; i < units; i++) {
               const bwd_unit u = bwd_unit_of(&c, i);
+              if (u.cvi >= 0) {
+                  /* Tiles aligned to absolute multiples of TT, cut by the span. */
+                  const int64_t TT = cv_tile_len(LC);
+                  for (int64_t xt = (se - 1) / TT; xt >= sb / TT; xt--) {
+                      const int64_t xb = xt * TT > sb ? xt * TT : sb;
+                      const int64_t xe = (xt + 1) * TT < se ? (xt + 1) * TT : se;
+                      cv_tile2(&c, &u, &fb, xb, xe, sb, want_part ? part + i * ppart : NULL, TS);
+                  }
+                  continue;
+              }
               for (int64_t kc = (se - 1) / LC; kc >= sb / LC; kc--) {
                 const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
                 const int64_t b = u.b, g = u.g, d0 = u.d0, d1 = u.d0 + u.m;
                 float *pB = want_part ? part + i * ppart + (tb - sb) * N : NULL;
                 float *pC = want_part ? pB + TS : NULL;
-                if (u.cvi >= 0) {
-                    cv_chunk(&c, &u, &fb, kc, gr->dB ? pB : NULL, gr->dC ? pC : NULL);
-                    continue;
-                }
                 if (want_st) {
                     bwd_transpose(a->B + (b * G + g) * N * L, L, tb, Tn, N, Bt);
                     bwd_transpose(a->C + (b * G + g) * N * L, L, tb, Tn, N, Ct);
