@@ -601,6 +601,226 @@ static int64_t bwd_slot(const bwd_unit *u, int64_t N, int64_t j, int64_t n)
     return u->i * BWD_CV * N + (u->cvi >= 0 ? n * 16 + j : j * N + n);
 }
 
+/* ----------------------------------------------------------- split path --
+ * Few long channels (batch * dim <= BWD_SPLIT_CHANNELS, len >=
+ * BWD_SPLIT_MIN_LEN, dstate even): too few channels to share among threads,
+ * so the state is cut in two halves, as the forward's split path does.
+ * The N recurrences of a channel are independent (h_n, g_n, dA_n, dB_n,
+ * dC_n and dh0_n involve state n only); they meet only in the sums over n
+ * (s1 = sum_n g B, s2 = sum_n A g a h_prev, ys = sum_n C h).  Each half runs
+ * the whole backward (checkpoints, recompute, adjoint) for its states and
+ * every channel, writing its own rows of dB and dC and its partial sums of
+ * s1, s2, ys; after a barrier per span of time, s1 = (half 0 + half 1), in
+ * that order, and the elementwise ends run per channel.  Memory: per half
+ * the checkpoints and chunk tiles, and 3 rows of BWD_SPLIT_SPAN floats per
+ * channel (never [B][D][L][N]).  At most two threads; one runs both halves
+ * in turn: the same bytes. */
+#define BWD_SPLIT_CHANNELS 8
+#define BWD_SPLIT_MIN_LEN 4096
+#define BWD_SPLIT_SPAN 32768
+
+int ssmi_scan_bwd_split(int64_t batch, int64_t dim, int64_t dstate, int64_t len)
+{
+    return batch * dim <= BWD_SPLIT_CHANNELS && dstate % 2 == 0
+           && len >= BWD_SPLIT_MIN_LEN;
+}
+
+static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
+                            const float *dh_last, const ssm_scan_grads *gr,
+                            int64_t chunk, const bwd_kern *k)
+{
+    const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
+    const int64_t batch = a->batch, cpg = dim / G, nbd = batch * dim, Ns = N / 2;
+    const int want_ds = gr->ddelta || gr->ddelta_bias;
+    const int want_s1 = gr->du || want_ds;
+    int64_t LC = chunk > 0 ? chunk : ssmi_scan_bwd_auto_chunk(L, Ns);
+    if (LC > L)
+        LC = L;
+    const int64_t nch = (L + LC - 1) / LC;
+    int64_t SP = BWD_SPLIT_SPAN / LC * LC;
+    if (SP < LC)
+        SP = LC;
+    if (SP > nch * LC)
+        SP = nch * LC;
+    const int64_t nsp = (L + SP - 1) / SP, pSP = pad16(SP);
+    const int64_t TN = pad16((LC > 16 ? LC : 16) * Ns), TP = pad16(LC);
+    const int64_t perh = 9 * TN + 4 * TP + pad16(BWD_SPLIT_CHANNELS * Ns);
+    int64_t n_ck, n_h, n_rows, n_fin, n_st;
+    if (!ssmi_sizes_ok(&n_ck, sizeof(float), 4, (int64_t)2, nbd, nch, Ns)
+        || !ssmi_sizes_ok(&n_h, sizeof(float), 2, (int64_t)2, perh)
+        || !ssmi_sizes_ok(&n_rows, sizeof(float), 4, (int64_t)2, (int64_t)3, nbd, pSP)
+        || !ssmi_sizes_ok(&n_fin, sizeof(float), 3, nbd, (int64_t)7, pSP)
+        || !ssmi_sizes_ok(&n_st, sizeof(double), 3, (int64_t)2, nbd, Ns))
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    float *ck = ssmi_alloc((size_t)n_ck, sizeof(float));
+    float *hb = ssmi_alloc((size_t)n_h, sizeof(float));
+    float *rows = ssmi_alloc((size_t)n_rows, sizeof(float));
+    float *fin = ssmi_alloc((size_t)n_fin, sizeof(float));
+    float *gst = ssmi_alloc((size_t)n_st, sizeof(float));
+    float *dAc = ssmi_alloc((size_t)n_st, sizeof(float));
+    double *dAd = ssmi_alloc((size_t)n_st, sizeof(double));
+    double *sums = ssmi_alloc((size_t)(16 * nbd), sizeof(double));
+    if (!ck || !hb || !rows || !fin || !gst || !dAc || !dAd || !sums) {
+        ssmi_free(ck); ssmi_free(hb); ssmi_free(rows); ssmi_free(fin);
+        ssmi_free(gst); ssmi_free(dAc); ssmi_free(dAd); ssmi_free(sums);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+    double *dDd = sums, *dbd = sums + 8 * nbd;
+    memset(sums, 0, (size_t)(16 * nbd) * sizeof(double));
+    for (int s = 0; s < 2; s++)
+        for (int64_t bd = 0; bd < nbd; bd++)
+            for (int64_t n = 0; n < Ns; n++) {
+                const int64_t i = (s * nbd + bd) * Ns + n;
+                gst[i] = dh_last ? dh_last[bd * N + s * Ns + n] : 0.0f;
+                dAc[i] = 0.0f;
+                dAd[i] = 0.0;
+            }
+    int nt = ssmi_max_threads();
+    nt = nt < 1 ? 1 : nt > 2 ? 2 : nt;
+
+#pragma omp parallel num_threads(nt)
+    {
+        /* Pass 1: each half's checkpoints. */
+#pragma omp for schedule(static)
+        for (int s = 0; s < 2; s++) {
+            float *w = hb + s * perh;
+            float *Bt = w, *dtb = w + 9 * TN, *hs = dtb + 4 * TP;
+            for (int64_t bd = 0; bd < nbd; bd++) {
+                float *hd = hs + bd * Ns;
+                if (a->h0)
+                    memcpy(hd, a->h0 + bd * N + s * Ns, (size_t)Ns * sizeof(float));
+                else
+                    memset(hd, 0, (size_t)Ns * sizeof(float));
+                memcpy(ck + (s * nbd + bd) * nch * Ns, hd, (size_t)Ns * sizeof(float));
+            }
+            for (int64_t kc = 0; kc + 1 < nch; kc++) {
+                const int64_t tb = kc * LC;
+                for (int64_t bg = 0; bg < batch * G; bg++) {
+                    const int64_t b = bg / G, g = bg % G;
+                    bwd_transpose(a->B + (bg * N + s * Ns) * L, L, tb, LC, Ns, Bt);
+                    for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
+                        const int64_t bd = b * dim + d, off = bd * L + tb;
+                        k->dt(LC, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
+                              a->delta_softplus, dtb, NULL);
+                        k->state(LC, Ns, a->A + d * N + s * Ns, Bt, dtb, a->u + off,
+                                 hs + bd * Ns);
+                        memcpy(ck + ((s * nbd + bd) * nch + kc + 1) * Ns, hs + bd * Ns,
+                               (size_t)Ns * sizeof(float));
+                    }
+                }
+            }
+        }
+        for (int64_t sp = nsp - 1; sp >= 0; sp--) {
+            const int64_t sb = sp * SP, se = sb + SP < L ? sb + SP : L;
+            /* Each half: the span's chunks, last first. */
+#pragma omp for schedule(static)
+            for (int s = 0; s < 2; s++) {
+                float *w = hb + s * perh;
+                float *Bt = w, *Ct = w + TN, *H = w + 2 * TN, *Q = w + 3 * TN;
+                float *P0 = w + 4 * TN, *P1 = w + 5 * TN, *P2 = w + 6 * TN;
+                float *pB = w + 7 * TN, *pC = w + 8 * TN;
+                float *dtb = w + 9 * TN, *dy0 = dtb + TP;
+                for (int64_t kc = (se - 1) / LC; kc >= sb / LC; kc--) {
+                    const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
+                    for (int64_t bg = 0; bg < batch * G; bg++) {
+                        const int64_t b = bg / G, g = bg % G;
+                        bwd_transpose(a->B + (bg * N + s * Ns) * L, L, tb, Tn, Ns, Bt);
+                        bwd_transpose(a->C + (bg * N + s * Ns) * L, L, tb, Tn, Ns, Ct);
+                        for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
+                            const int64_t bd = b * dim + d, off = bd * L + tb;
+                            const int64_t si = (s * nbd + bd) * Ns;
+                            k->pre(Tn, dy + off, a->z ? a->z + off : NULL, dy0);
+                            k->dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
+                                  a->delta_softplus, dtb, NULL);
+                            const float *hin = ck + ((s * nbd + bd) * nch + kc) * Ns;
+                            k->recompute(Tn, Ns, a->A + d * N + s * Ns, Bt, Ct, dtb,
+                                         a->u + off, hin, H, Q, gr->dz ? P0 : NULL);
+                            k->adjoint(gr->dB != NULL, gr->dC != NULL, d == g * cpg, tb, Tn,
+                                       Ns, a->A + d * N + s * Ns, Bt, Ct, dtb, a->u + off,
+                                       dy0, hin, H, Q, gst + si, dAc + si, dAd + si, P1, P2,
+                                       pB, pC);
+                            float *r = rows + ((s * 3) * nbd + bd) * pSP + (tb - sb);
+                            if (want_s1)
+                                k->tree(Tn, Ns, P1, r);
+                            if (want_ds)
+                                k->tree(Tn, Ns, P2, r + nbd * pSP);
+                            if (gr->dz)
+                                k->tree(Tn, Ns, P0, r + 2 * nbd * pSP);
+                        }
+                        for (int wch = 0; wch < 2; wch++) {
+                            float *out = wch == 0 ? gr->dB : gr->dC;
+                            const float *P = wch == 0 ? pB : pC;
+                            if (!out)
+                                continue;
+                            out += (bg * N + s * Ns) * L + tb;
+                            for (int64_t n = 0; n < Ns; n++)
+                                for (int64_t t = 0; t < Tn; t++)
+                                    out[n * L + t] = P[t * Ns + n];
+                        }
+                    }
+                }
+            }
+            /* Both halves are in: the ends, per channel. */
+#pragma omp for schedule(static)
+            for (int64_t bd = 0; bd < nbd; bd++) {
+                const int64_t d = bd % dim, T = se - sb, off = bd * L + sb;
+                float *f = fin + bd * 7 * pSP;
+                float *dy0 = f, *dtb = f + pSP, *dsig = f + 2 * pSP, *s1 = f + 3 * pSP;
+                float *s2 = f + 4 * pSP, *ys = f + 5 * pSP, *dd = f + 6 * pSP;
+                const float *r0 = rows + bd * pSP, *r1 = rows + (3 * nbd + bd) * pSP;
+                k->pre(T, dy + off, a->z ? a->z + off : NULL, dy0);
+                if (gr->dD)
+                    k->dsum(sb, T, dy0, a->u + off, dDd + bd * 8);
+                k->dt(T, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
+                      a->delta_softplus, dtb, want_ds ? dsig : NULL);
+                for (int64_t t = 0; t < T; t++) {
+                    s1[t] = want_s1 ? r0[t] + r1[t] : 0.0f;
+                    s2[t] = want_ds ? r0[nbd * pSP + t] + r1[nbd * pSP + t] : 0.0f;
+                    ys[t] = gr->dz ? r0[2 * nbd * pSP + t] + r1[2 * nbd * pSP + t] : 0.0f;
+                }
+                float *dx = gr->ddelta ? gr->ddelta + off : want_ds ? dd : NULL;
+                k->post(T, a->D != NULL, a->D ? a->D[d] : 0.0f, dtb, dsig, a->u + off,
+                        dy + off, a->z ? a->z + off : NULL, dy0, s1, s2, ys,
+                        gr->du ? gr->du + off : NULL, dx, gr->dz ? gr->dz + off : NULL);
+                if (gr->ddelta_bias)
+                    k->dsum(sb, T, dx, NULL, dbd + bd * 8);
+            }
+        }
+    }
+    for (int64_t d = 0; d < dim; d++) {
+        if (gr->dA)
+            for (int64_t n = 0; n < N; n++) {
+                double acc = 0.0;
+                for (int64_t b = 0; b < batch; b++)
+                    acc += dAd[((n / Ns) * nbd + b * dim + d) * Ns + n % Ns];
+                gr->dA[d * N + n] = (float)acc;
+            }
+        if (gr->dD) {
+            double acc = 0.0;
+            for (int64_t b = 0; b < batch; b++) {
+                const double *q8 = dDd + (b * dim + d) * 8;
+                acc += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
+            }
+            gr->dD[d] = (float)acc;
+        }
+        if (gr->ddelta_bias) {
+            double acc = 0.0;
+            for (int64_t b = 0; b < batch; b++) {
+                const double *q8 = dbd + (b * dim + d) * 8;
+                acc += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
+            }
+            gr->ddelta_bias[d] = (float)acc;
+        }
+    }
+    if (gr->dh0)
+        for (int64_t bd = 0; bd < nbd; bd++)
+            for (int64_t n = 0; n < N; n++)
+                gr->dh0[bd * N + n] = gst[((n / Ns) * nbd + bd) * Ns + n % Ns];
+    ssmi_free(ck); ssmi_free(hb); ssmi_free(rows); ssmi_free(fin);
+    ssmi_free(gst); ssmi_free(dAc); ssmi_free(dAd); ssmi_free(sums);
+    return SSM_OK;
+}
+
 ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                                            const float *dy,
                                            const float *dh_last,
@@ -624,6 +844,8 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     const int want_ds = c.want_ds, want_s1 = c.want_s1, want_st = c.want_st;
     if (!want_st && !gr->dD)
         return SSM_OK;
+    if (want_st && ssmi_scan_bwd_split(a->batch, a->dim, a->dstate, a->len))
+        return bwd_split(a, dy, dh_last, gr, chunk, &k);
 
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t batch = a->batch, cpg = dim / G, nbd = batch * dim;
