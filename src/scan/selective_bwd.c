@@ -166,6 +166,8 @@
 #define VSOFTPLUS(v) sbv_vsoftplus_avx512(v)
 #define VGTSEL(x, y, a, b) sbv_gtsel_avx512((x), (y), (a), (b))
 #define VHSUM16(v) sbv_hsum16_avx512(v)
+/* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 set. */
+#define VTRANS8(s, ss, d, ds) sbv_transpose8((s), (ss), (d), (ds))
 #define NBMAX 8
 #include "selective_bwd_cv.h"
 #undef KSFX
@@ -219,6 +221,8 @@ typedef struct bwd_kern {
                      const float *const *H, const float *const *Q,
                      float *const *g, float *const *dAc, double *const *dAd,
                      float *const *P1, float *const *P2, float *dBp, float *dCp);
+    void (*tr)(int64_t ni, int64_t nj, const float *src, int64_t ss, float *dst,
+               int64_t ds);
     /* channel vectors */
     void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
     void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
@@ -261,7 +265,7 @@ typedef struct {
         (k)->adjoint2 = bwd_adjoint2_##sfx;                                  \
         (k)->pre = bwd_pre_##sfx; (k)->post = bwd_post_##sfx;                \
         (k)->add = bwd_add_##sfx; (k)->dsum = bwd_dsum_##sfx;               \
-        (k)->cv_gather = cvb_gather_##sfx;                                   \
+        (k)->cv_gather = cvb_gather_##sfx; (k)->tr = cvb_tr_##sfx;          \
         (k)->cv_scatter = cvb_scatter_##sfx;                                 \
         (k)->cv_dt = cvb_dt_##sfx; (k)->cv_pre = cvb_pre_##sfx;              \
         (k)->cv_state = cvb_state_##sfx;                                     \
@@ -697,7 +701,7 @@ static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
                 const int64_t tb = kc * LC;
                 for (int64_t bg = 0; bg < batch * G; bg++) {
                     const int64_t b = bg / G, g = bg % G;
-                    bwd_transpose(a->B + (bg * N + s * Ns) * L, L, tb, LC, Ns, Bt);
+                    k->tr(LC, Ns, a->B + (bg * N + s * Ns) * L + tb, L, Bt, Ns);
                     for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
                         const int64_t bd = b * dim + d, off = bd * L + tb;
                         k->dt(LC, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
@@ -724,8 +728,8 @@ static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
                     const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
                     for (int64_t bg = 0; bg < batch * G; bg++) {
                         const int64_t b = bg / G, g = bg % G;
-                        bwd_transpose(a->B + (bg * N + s * Ns) * L, L, tb, Tn, Ns, Bt);
-                        bwd_transpose(a->C + (bg * N + s * Ns) * L, L, tb, Tn, Ns, Ct);
+                        k->tr(Tn, Ns, a->B + (bg * N + s * Ns) * L + tb, L, Bt, Ns);
+                        k->tr(Tn, Ns, a->C + (bg * N + s * Ns) * L + tb, L, Ct, Ns);
                         for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
                             const int64_t bd = b * dim + d, off = bd * L + tb;
                             const int64_t si = (s * nbd + bd) * Ns;
@@ -752,10 +756,7 @@ static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
                             const float *P = wch == 0 ? pB : pC;
                             if (!out)
                                 continue;
-                            out += (bg * N + s * Ns) * L + tb;
-                            for (int64_t n = 0; n < Ns; n++)
-                                for (int64_t t = 0; t < Tn; t++)
-                                    out[n * L + t] = P[t * Ns + n];
+                            k->tr(Ns, Tn, P, Ns, out + (bg * N + s * Ns) * L + tb, L);
                         }
                     }
                 }

@@ -64,6 +64,28 @@ static KTGT void KN(cvb_scatter)(const float *src, int64_t m, int64_t T,
             dst[c * ld + t] = src[t * 16 + c];
 }
 
+/* dst[i*ds + j] = src[j*ss + i] for i < ni, j < nj: 8 x 8 blocks where
+ * there is a vector transpose (the split path's B and C tiles and its dB,
+ * dC rows). */
+static KTGT void KN(cvb_tr)(int64_t ni, int64_t nj, const float *src, int64_t ss,
+                            float *dst, int64_t ds)
+{
+    int64_t j0 = 0;
+#ifdef VTRANS8
+    for (; j0 + 8 <= nj; j0 += 8) {
+        int64_t i = 0;
+        for (; i + 8 <= ni; i += 8)
+            VTRANS8(src + j0 * ss + i, ss, dst + i * ds + j0, ds);
+        for (; i < ni; i++)
+            for (int64_t j = j0; j < j0 + 8; j++)
+                dst[i * ds + j] = src[j * ss + i];
+    }
+#endif
+    for (int64_t j = j0; j < nj; j++)
+        for (int64_t i = 0; i < ni; i++)
+            dst[i * ds + j] = src[j * ss + i];
+}
+
 /* dl [T][16]: delta in, dt out (softplus(delta + bias) or delta + bias,
  * bl NULL: no bias); wl (or NULL) = dt u. */
 static KTGT void KN(cvb_dt)(int64_t T, float *dl, const float *ul,
