@@ -177,13 +177,13 @@ START_TEST(grad_channel_vectors_shapes)
 }
 END_TEST
 
-/* Few long channels (batch * dim <= 8, len >= 4096, dstate even) take the
- * state-split path: every option, one and two groups, batch 2. */
+/* One long channel (batch * dim = 1, len >= 4096, dstate a multiple of 32)
+ * takes the state-split path; few channels run one per unit. */
 START_TEST(grad_split_path)
 {
     static const int64_t shp[][5] = {
         /* batch, dim, N, L, G */
-        { 1, 1, 16, 4096, 1 }, { 2, 4, 6, 4099, 2 }, { 1, 3, 2, 5000, 1 },
+        { 1, 1, 32, 4096, 1 }, { 1, 1, 64, 4099, 1 }, { 2, 4, 6, 4099, 2 },
     };
     const int64_t *q = shp[_i];
     bprob p;
@@ -209,7 +209,7 @@ START_TEST(null_gradients_are_neutral)
 {
     /* per-channel blocks, channel vectors, the split path */
     static const int64_t shp[][5] = {
-        { 2, 12, 16, 150, 2 }, { 1, 26, 16, 150, 1 }, { 1, 2, 16, 4100, 1 },
+        { 2, 12, 16, 150, 2 }, { 1, 26, 16, 150, 1 }, { 1, 1, 32, 4100, 1 },
     };
     const int64_t *sh = shp[_i];
     bprob p;
@@ -243,7 +243,7 @@ END_TEST
 START_TEST(threads_give_identical_bytes)
 {
     /* channel vectors + a per-channel block; the split path */
-    static const int64_t shp[][5] = { { 2, 40, 16, 257, 2 }, { 1, 4, 16, 9000, 2 } };
+    static const int64_t shp[][5] = { { 2, 40, 16, 257, 2 }, { 1, 1, 32, 9000, 1 } };
     const int64_t *sh = shp[_i];
     bprob p;
     bp_make(&p, sh[0], sh[1], sh[2], sh[3], sh[4], BO_ALL, 5u);

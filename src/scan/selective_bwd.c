@@ -376,6 +376,7 @@ typedef struct bwd_ctx {
     const ssm_scan_grads *gr;
     const bwd_kern *k;
     int64_t N, L, dim, G, cpg, nblk, ncvg, LC, nch;
+    int64_t rem, cbr;   /* channels after the vector blocks, per row block */
     int want_ds, want_s1, want_st;
     float *ck;      /* [units][BWD_CV][nch][N] checkpoints */
     float *gst;     /* [units][BWD_CV][N] adjoint states */
@@ -398,10 +399,25 @@ static bwd_unit bwd_unit_of(const bwd_ctx *c, int64_t i)
     const int64_t r = i % (c->G * c->nblk);
     u.g = r / c->nblk;
     u.blk = r % c->nblk;
-    u.d0 = u.g * c->cpg + u.blk * BWD_CV;
-    u.m = c->cpg - u.blk * BWD_CV < BWD_CV ? c->cpg - u.blk * BWD_CV : BWD_CV;
-    u.cvi = u.m >= BWD_CV_MIN ? (u.b * c->G + u.g) * c->ncvg + u.blk : -1;
+    if (u.blk < c->ncvg) {
+        u.d0 = u.g * c->cpg + u.blk * BWD_CV;
+        u.m = c->cpg - u.blk * BWD_CV < BWD_CV ? c->cpg - u.blk * BWD_CV : BWD_CV;
+        u.cvi = (u.b * c->G + u.g) * c->ncvg + u.blk;
+    } else {
+        const int64_t rb = u.blk - c->ncvg, first = c->cpg - c->rem;
+        u.d0 = u.g * c->cpg + first + rb * c->cbr;
+        u.m = c->rem - rb * c->cbr < c->cbr ? c->rem - rb * c->cbr : c->cbr;
+        u.cvi = -1;
+    }
     return u;
+}
+
+/* The unit of channel d of batch row b. */
+static bwd_unit bwd_unit_at(const bwd_ctx *c, int64_t b, int64_t d)
+{
+    const int64_t g = d / c->cpg, dd = d % c->cpg, first = c->cpg - c->rem;
+    const int64_t blk = dd < first ? dd / BWD_CV : c->ncvg + (dd - first) / c->cbr;
+    return bwd_unit_of(c, (b * c->G + g) * c->nblk + blk);
 }
 
 /* Steps per gather/scatter tile of the channel-vector blocks (a multiple of
@@ -606,8 +622,8 @@ static int64_t bwd_slot(const bwd_unit *u, int64_t N, int64_t j, int64_t n)
 }
 
 /* ----------------------------------------------------------- split path --
- * Few long channels (batch * dim <= BWD_SPLIT_CHANNELS, len >=
- * BWD_SPLIT_MIN_LEN, dstate even): too few channels to share among threads,
+ * One long channel (batch * dim = 1, len >= BWD_SPLIT_MIN_LEN, dstate a
+ * multiple of BWD_SPLIT_MULT): nothing to share among threads over channels,
  * so the state is cut in two halves, as the forward's split path does.
  * The N recurrences of a channel are independent (h_n, g_n, dA_n, dB_n,
  * dC_n and dh0_n involve state n only); they meet only in the sums over n
@@ -621,12 +637,18 @@ static int64_t bwd_slot(const bwd_unit *u, int64_t N, int64_t j, int64_t n)
  * in turn: the same bytes. */
 #define BWD_SPLIT_CHANNELS 8
 #define BWD_SPLIT_MIN_LEN 4096
+#define BWD_SPLIT_MULT 32
 #define BWD_SPLIT_SPAN 32768
+#define BWD_SPLIT_TILE 4096
 
 int ssmi_scan_bwd_split(int64_t batch, int64_t dim, int64_t dstate, int64_t len)
 {
-    return batch * dim <= BWD_SPLIT_CHANNELS && dstate % 2 == 0
-           && len >= BWD_SPLIT_MIN_LEN;
+    /* One channel (two or more share the threads over channels) whose
+     * halves are whole 16-float vectors: with half-width vectors each half
+     * costs as many instructions as the whole state (measured: the split
+     * path at dstate 16 ran 1.65x slower than the per-channel one on one
+     * thread, about even on two). */
+    return batch * dim == 1 && dstate % BWD_SPLIT_MULT == 0 && len >= BWD_SPLIT_MIN_LEN;
 }
 
 static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
@@ -647,8 +669,13 @@ static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
     if (SP > nch * LC)
         SP = nch * LC;
     const int64_t nsp = (L + SP - 1) / SP, pSP = pad16(SP);
-    const int64_t TN = pad16((LC > 16 ? LC : 16) * Ns), TP = pad16(LC);
-    const int64_t perh = 9 * TN + 4 * TP + pad16(BWD_SPLIT_CHANNELS * Ns);
+    /* B, C and the dB, dC partials go through [TT][Ns] tiles of TT >= 4096
+     * steps: the Ns rows are len apart, and a row run of one page per
+     * chunk defeats the hardware prefetchers (the transposes cost more than
+     * the recurrences with 1024-step runs). */
+    const int64_t TT = LC >= BWD_SPLIT_TILE ? LC : BWD_SPLIT_TILE / LC * LC;
+    const int64_t TN = pad16((LC > 16 ? LC : 16) * Ns), TP = pad16(LC), TB = pad16(TT * Ns);
+    const int64_t perh = 5 * TN + 4 * TB + 4 * TP + pad16(BWD_SPLIT_CHANNELS * Ns);
     int64_t n_ck, n_h, n_rows, n_fin, n_st;
     if (!ssmi_sizes_ok(&n_ck, sizeof(float), 4, (int64_t)2, nbd, nch, Ns)
         || !ssmi_sizes_ok(&n_h, sizeof(float), 2, (int64_t)2, perh)
@@ -688,7 +715,7 @@ static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
 #pragma omp for schedule(static)
         for (int s = 0; s < 2; s++) {
             float *w = hb + s * perh;
-            float *Bt = w, *dtb = w + 9 * TN, *hs = dtb + 4 * TP;
+            float *Bt = w + 5 * TN, *dtb = w + 5 * TN + 4 * TB, *hs = dtb + 4 * TP;
             for (int64_t bd = 0; bd < nbd; bd++) {
                 float *hd = hs + bd * Ns;
                 if (a->h0)
@@ -697,39 +724,46 @@ static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
                     memset(hd, 0, (size_t)Ns * sizeof(float));
                 memcpy(ck + (s * nbd + bd) * nch * Ns, hd, (size_t)Ns * sizeof(float));
             }
-            for (int64_t kc = 0; kc + 1 < nch; kc++) {
-                const int64_t tb = kc * LC;
+            for (int64_t xb = 0; xb < (nch - 1) * LC; xb += TT) {
+                const int64_t xe = xb + TT < (nch - 1) * LC ? xb + TT : (nch - 1) * LC;
                 for (int64_t bg = 0; bg < batch * G; bg++) {
                     const int64_t b = bg / G, g = bg % G;
-                    k->tr(LC, Ns, a->B + (bg * N + s * Ns) * L + tb, L, Bt, Ns);
-                    for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
-                        const int64_t bd = b * dim + d, off = bd * L + tb;
-                        k->dt(LC, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
-                              a->delta_softplus, dtb, NULL);
-                        k->state(LC, Ns, a->A + d * N + s * Ns, Bt, dtb, a->u + off,
-                                 hs + bd * Ns);
-                        memcpy(ck + ((s * nbd + bd) * nch + kc + 1) * Ns, hs + bd * Ns,
-                               (size_t)Ns * sizeof(float));
+                    k->tr(xe - xb, Ns, a->B + (bg * N + s * Ns) * L + xb, L, Bt, Ns);
+                    for (int64_t tb = xb; tb < xe; tb += LC) {
+                        const int64_t kc = tb / LC;
+                        for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
+                            const int64_t bd = b * dim + d, off = bd * L + tb;
+                            k->dt(LC, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
+                                  a->delta_softplus, dtb, NULL);
+                            k->state(LC, Ns, a->A + d * N + s * Ns, Bt + (tb - xb) * Ns, dtb,
+                                     a->u + off, hs + bd * Ns);
+                            memcpy(ck + ((s * nbd + bd) * nch + kc + 1) * Ns, hs + bd * Ns,
+                                   (size_t)Ns * sizeof(float));
+                        }
                     }
                 }
             }
         }
         for (int64_t sp = nsp - 1; sp >= 0; sp--) {
             const int64_t sb = sp * SP, se = sb + SP < L ? sb + SP : L;
-            /* Each half: the span's chunks, last first. */
+            /* Each half: the span's tiles and chunks, last first. */
 #pragma omp for schedule(static)
             for (int s = 0; s < 2; s++) {
                 float *w = hb + s * perh;
-                float *Bt = w, *Ct = w + TN, *H = w + 2 * TN, *Q = w + 3 * TN;
-                float *P0 = w + 4 * TN, *P1 = w + 5 * TN, *P2 = w + 6 * TN;
-                float *pB = w + 7 * TN, *pC = w + 8 * TN;
-                float *dtb = w + 9 * TN, *dy0 = dtb + TP;
-                for (int64_t kc = (se - 1) / LC; kc >= sb / LC; kc--) {
-                    const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
-                    for (int64_t bg = 0; bg < batch * G; bg++) {
-                        const int64_t b = bg / G, g = bg % G;
-                        k->tr(Tn, Ns, a->B + (bg * N + s * Ns) * L + tb, L, Bt, Ns);
-                        k->tr(Tn, Ns, a->C + (bg * N + s * Ns) * L + tb, L, Ct, Ns);
+                float *H = w, *Q = w + TN, *P0 = w + 2 * TN, *P1 = w + 3 * TN;
+                float *P2 = w + 4 * TN;
+                float *Bt = w + 5 * TN, *Ct = Bt + TB, *pB = Ct + TB, *pC = pB + TB;
+                float *dtb = pC + TB, *dy0 = dtb + TP;
+                for (int64_t xt = (se - 1) / TT; xt >= sb / TT; xt--) {
+                  const int64_t xb = xt * TT > sb ? xt * TT : sb;
+                  const int64_t xe = (xt + 1) * TT < se ? (xt + 1) * TT : se;
+                  for (int64_t bg = 0; bg < batch * G; bg++) {
+                    const int64_t b = bg / G, g = bg % G;
+                    k->tr(xe - xb, Ns, a->B + (bg * N + s * Ns) * L + xb, L, Bt, Ns);
+                    k->tr(xe - xb, Ns, a->C + (bg * N + s * Ns) * L + xb, L, Ct, Ns);
+                    for (int64_t kc = (xe - 1) / LC; kc >= xb / LC; kc--) {
+                        const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
+                        const int64_t o = (tb - xb) * Ns;
                         for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
                             const int64_t bd = b * dim + d, off = bd * L + tb;
                             const int64_t si = (s * nbd + bd) * Ns;
@@ -737,12 +771,12 @@ static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
                             k->dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
                                   a->delta_softplus, dtb, NULL);
                             const float *hin = ck + ((s * nbd + bd) * nch + kc) * Ns;
-                            k->recompute(Tn, Ns, a->A + d * N + s * Ns, Bt, Ct, dtb,
+                            k->recompute(Tn, Ns, a->A + d * N + s * Ns, Bt + o, Ct + o, dtb,
                                          a->u + off, hin, H, Q, gr->dz ? P0 : NULL);
                             k->adjoint(gr->dB != NULL, gr->dC != NULL, d == g * cpg, tb, Tn,
-                                       Ns, a->A + d * N + s * Ns, Bt, Ct, dtb, a->u + off,
-                                       dy0, hin, H, Q, gst + si, dAc + si, dAd + si, P1, P2,
-                                       pB, pC);
+                                       Ns, a->A + d * N + s * Ns, Bt + o, Ct + o, dtb,
+                                       a->u + off, dy0, hin, H, Q, gst + si, dAc + si,
+                                       dAd + si, P1, P2, pB + o, pC + o);
                             float *r = rows + ((s * 3) * nbd + bd) * pSP + (tb - sb);
                             if (want_s1)
                                 k->tree(Tn, Ns, P1, r);
@@ -751,14 +785,12 @@ static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
                             if (gr->dz)
                                 k->tree(Tn, Ns, P0, r + 2 * nbd * pSP);
                         }
-                        for (int wch = 0; wch < 2; wch++) {
-                            float *out = wch == 0 ? gr->dB : gr->dC;
-                            const float *P = wch == 0 ? pB : pC;
-                            if (!out)
-                                continue;
-                            k->tr(Ns, Tn, P, Ns, out + (bg * N + s * Ns) * L + tb, L);
-                        }
                     }
+                    if (gr->dB)
+                        k->tr(Ns, xe - xb, pB, Ns, gr->dB + (bg * N + s * Ns) * L + xb, L);
+                    if (gr->dC)
+                        k->tr(Ns, xe - xb, pC, Ns, gr->dC + (bg * N + s * Ns) * L + xb, L);
+                  }
                 }
             }
             /* Both halves are in: the ends, per channel. */
@@ -853,8 +885,14 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     c.N = N; c.L = L; c.dim = dim; c.G = G; c.cpg = cpg;
     if (N > INT64_MAX / 1024)   /* the [16][N] tiles below must fit */
         return SSM_FAIL(SSM_ERR_NOMEM);
-    c.nblk = (cpg + BWD_CV - 1) / BWD_CV;
+    /* A group: blocks of 16 channels (the last may have 9 to 15), then
+     * the rest (a group of at most 8 channels, or the last 1 to 8) in row
+     * blocks of a quarter of them (1 to 8 channels: a few units to share
+     * among threads even for few channels). */
     c.ncvg = cpg / BWD_CV + (cpg % BWD_CV >= BWD_CV_MIN ? 1 : 0);
+    c.rem = cpg - (c.ncvg * BWD_CV < cpg ? c.ncvg * BWD_CV : cpg);
+    c.cbr = c.rem / 4 < 1 ? 1 : c.rem / 4 > 8 ? 8 : c.rem / 4;
+    c.nblk = c.ncvg + (c.rem + c.cbr - 1) / c.cbr;
     const int64_t nblk = c.nblk;
     int64_t LC = chunk > 0 ? chunk
                  : c.ncvg > 0 ? ssmi_scan_bwd_cv_chunk(L) : ssmi_scan_bwd_auto_chunk(L, N);
@@ -1122,8 +1160,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                 for (int64_t n = 0; n < N; n++) {
                     double s = 0.0;
                     for (int64_t b = 0; b < batch; b++) {
-                        const int64_t gg = d / cpg, blk = (d % cpg) / BWD_CV;
-                        const bwd_unit u = bwd_unit_of(&c, (b * G + gg) * nblk + blk);
+                        const bwd_unit u = bwd_unit_at(&c, b, d);
                         s += dAd[bwd_slot(&u, N, d - u.d0, n)];
                     }
                     gr->dA[d * N + n] = (float)s;
