@@ -13,11 +13,11 @@
  * and the median process CPU times (steadier on a loaded machine).
  * Mamba stack training step (4 layers, Dm 256): forward_det + backward
  * (the stack forward run twice) against forward_train + backward_saved.
- * Few long channels ((1,1,16,2^20), (1,4,16,2^18)): the backward's
- * state-split path, medians at 1 and 2 threads and the speed-up (target
- * >= 1.6 at 2 threads).
+ * Few long channels ((1,1,16,2^20), (1,4,16,2^18): channel blocks;
+ * (1,1,32,2^19): the state-split path): medians at 1 and 2 threads and the
+ * speed-up (target >= 1.6 at 2 threads).
  * `ssm_bench train [i]` runs only shape i (0-2 scans, 3-4 Mamba blocks,
- * 5 the stack step, 6-7 the few-long-channel scans).
+ * 5 the stack step, 6-8 the few-long-channel scans).
  */
 #include <math.h>
 #include <ssm.h>
@@ -321,10 +321,10 @@ static const char *train_isa_name(int isa)
 int bench_train(int argc, char **argv)
 {
     const int only = argc > 1 ? atoi(argv[1]) : -1;
-    /* 0-2: the ratio shapes; 6-7: few long channels (state-split path). */
+    /* 0-2: the ratio shapes; 6-8: few long channels. */
     const int64_t shapes[][5] = {
         { 1, 1536, 16, 2048, 0 }, { 8, 768, 16, 1024, 1 }, { 1, 16, 16, 1 << 18, 2 },
-        { 1, 1, 16, 1 << 20, 6 }, { 1, 4, 16, 1 << 18, 7 },
+        { 1, 1, 16, 1 << 20, 6 }, { 1, 4, 16, 1 << 18, 7 }, { 1, 1, 32, 1 << 19, 8 },
     };
     const int maxt = bu_max_threads() < 2 ? bu_max_threads() : 2;
     const int any_scan = only < 0 || only <= 2 || only >= 6;
