@@ -24,7 +24,14 @@
  * the adjoint through them.  The default chunk is a power of two >= sqrt(len)
  * (which balances the two terms), at least max(64, 4096/dstate).
  *
- * Determinism: work units are (batch, group, block of <= 8 channels), fixed
+ * Paths (shapes only; docs/scan-backward.md): blocks of 9 to 16 channels of
+ * a group run the channel-vector kernels (selective_bwd_cv.h: 16 channels
+ * in the lanes, B and C broadcast, dt stored by pass 1 so softplus runs
+ * once), narrower blocks the per-channel kernels (selective_bwd_kernel.h),
+ * and one long channel with dstate % 32 == 0 the state-split path
+ * (bwd_split, below).
+ *
+ * Determinism: work units are (batch, group, block of channels), fixed
  * by the shapes.  Each unit owns its channels' du, ddelta, dz and their
  * per-channel sums (dA, dD, ddelta_bias, dh0), summed over time last step
  * first, and over the batch in index order at the end.  dB and dC are shared
@@ -1144,10 +1151,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                         memcpy(H, p0 + wch * TS + t0 * N, (size_t)(tl * N) * sizeof(float));
                         for (int64_t blk = 1; blk < nblk; blk++)
                             k.add(tl * N, p0 + blk * ppart + wch * TS + t0 * N, H);
-                        out += bg * N * L + tb + t0;
-                        for (int64_t n = 0; n < N; n++)
-                            for (int64_t t = 0; t < tl; t++)
-                                out[n * L + t] = H[t * N + n];
+                        k.tr(N, tl, H, N, out + bg * N * L + tb + t0, L);
                     }
                 }
             }
