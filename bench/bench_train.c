@@ -13,12 +13,16 @@
  * and the median process CPU times (steadier on a loaded machine).
  * Mamba stack training step (4 layers, Dm 256): forward_det + backward
  * (the stack forward run twice) against forward_train + backward_saved.
+ * Few long channels ((1,1,16,2^20), (1,4,16,2^18): channel blocks;
+ * (1,1,32,2^19): the state-split path): medians at 1 and 2 threads and the
+ * speed-up (target >= 1.6 at 2 threads).
  * `ssm_bench train [i]` runs only shape i (0-2 scans, 3-4 Mamba blocks,
- * 5 the stack step).
+ * 5 the stack step, 6-8 the few-long-channel scans).
  */
 #include <math.h>
 #include <ssm.h>
 #include "bench_util.h"
+#include "scan/selective_bwd_internal.h"
 
 static uint64_t bt_rng(uint64_t *s)
 {
@@ -309,20 +313,34 @@ static void bench_stack_step(int64_t dm, int64_t nl, int64_t B, int64_t L, int m
     ssm_mamba_stack_destroy(d.s);
 }
 
+static const char *train_isa_name(int isa)
+{
+    return isa == SSM_SCAN_ISA_AVX512 ? "avx512" : isa == SSM_SCAN_ISA_AVX2 ? "avx2" : "generic";
+}
+
 int bench_train(int argc, char **argv)
 {
     const int only = argc > 1 ? atoi(argv[1]) : -1;
-    const int64_t shapes[][4] = {
-        { 1, 1536, 16, 2048 }, { 8, 768, 16, 1024 }, { 1, 16, 16, 1 << 18 },
+    /* 0-2: the ratio shapes; 6-8: few long channels. */
+    const int64_t shapes[][5] = {
+        { 1, 1536, 16, 2048, 0 }, { 8, 768, 16, 1024, 1 }, { 1, 16, 16, 1 << 18, 2 },
+        { 1, 1, 16, 1 << 20, 6 }, { 1, 4, 16, 1 << 18, 7 }, { 1, 1, 32, 1 << 19, 8 },
     };
     const int maxt = bu_max_threads() < 2 ? bu_max_threads() : 2;
-    printf("\nselective scan backward vs forward (softplus, bias, D, z on; ngroups 1; "
-           "all nine gradients)\n");
-    printf("%-22s %3s %12s %12s %10s %10s %10s %8s %9s %9s %8s\n", "batch,dim,N,len", "thr",
-           "fwd ms med", "bwd ms med", "bwd/fwd", "fwd ms min", "bwd ms min", "min/min",
-           "fwd cpu", "bwd cpu", "cpu b/f");
+    const int any_scan = only < 0 || only <= 2 || only >= 6;
+    if (any_scan) {
+        printf("\nselective scan backward vs forward (softplus, bias, D, z on; ngroups 1; "
+               "all nine gradients); ISA %s; medians of %d repeats, fwd and bwd interleaved\n",
+               train_isa_name(ssmi_scan_best_isa()), bu_repeats(7));
+        printf("targets: bwd/fwd <= 3.0 at (1,1536,16,2048), 1 and 2 threads (cpu b/f: process "
+               "CPU time, the steadier figure on a shared machine); few long channels: "
+               "bwd 1 thr / 2 thr >= 1.6\n");
+        printf("%-22s %5s %3s %12s %12s %10s %10s %10s %8s %9s %9s %8s\n", "batch,dim,N,len",
+               "path", "thr", "fwd ms med", "bwd ms med", "bwd/fwd", "fwd ms min", "bwd ms min",
+               "min/min", "fwd cpu", "bwd cpu", "cpu b/f");
+    }
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        if (only >= 0 && (size_t)only != si)
+        if (only >= 0 && only != (int)shapes[si][4])
             continue;
         const int64_t Bn = shapes[si][0], dim = shapes[si][1], N = shapes[si][2], L = shapes[si][3];
         train_data td;
@@ -333,19 +351,25 @@ int bench_train(int argc, char **argv)
             printf("%s: out of memory, skipped\n", name);
             continue;
         }
+        const char *path = ssmi_scan_bwd_split(Bn, dim, N, L) ? "split" : "chan";
         const int reps = bu_repeats(7);
+        double bmed[3] = { 0, 0, 0 };
         for (int thr = 1; thr <= maxt; thr++) {
             bu_set_threads(thr);
             double tf, tfm, tb, tbm, cf, cb;
             time_pair(&td, reps, &tf, &tfm, &tb, &tbm, &cf, &cb);
-            printf("%-22s %3d %12.2f %12.2f %10.2f %10.2f %10.2f %8.2f %9.2f %9.2f %8.2f\n",
-                   thr == 1 ? name : "", thr, 1e3 * tf, 1e3 * tb, tb / tf, 1e3 * tfm,
-                   1e3 * tbm, tbm / tfm, 1e3 * cf, 1e3 * cb, cb / cf);
+            bmed[thr] = tb;
+            printf("%-22s %5s %3d %12.2f %12.2f %10.2f %10.2f %10.2f %8.2f %9.2f %9.2f %8.2f\n",
+                   thr == 1 ? name : "", thr == 1 ? path : "", thr, 1e3 * tf, 1e3 * tb, tb / tf,
+                   1e3 * tfm, 1e3 * tbm, tbm / tfm, 1e3 * cf, 1e3 * cb, cb / cf);
         }
+        if (shapes[si][4] >= 6 && maxt >= 2)
+            printf("%-22s backward speed-up, 2 threads vs 1 (wall medians): %.2fx (target >= 1.6)\n",
+                   "", bmed[1] / bmed[2]);
         free(td.buf);
     }
     const int64_t mshapes[][3] = { { 768, 1, 2048 }, { 64, 4, 256 } };
-    if (only < 0 || only >= 3) {
+    if (only < 0 || only == 3 || only == 4) {
         printf("\nMamba block backward (dx + nine parameter gradients) vs forward (default "
                "config: N 16, K 4, expand 2, R Dm/16)\n");
         printf("%-24s %3s %10s %10s %10s %9s %9s %9s %10s %10s %9s\n", "shape", "thr", "fwd ms",

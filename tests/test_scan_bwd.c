@@ -139,6 +139,65 @@ START_TEST(grad_long_several_chunks)
 }
 END_TEST
 
+/* Groups of more than 8 channels run 16 channels per vector (lanes beyond
+ * the group's channels padded): every option combination with a block of
+ * 10 channels and a state size that is not a whole number of passes. */
+START_TEST(grad_channel_vectors_all_options)
+{
+    const int opts = _i;
+    bprob p;
+    bp_make(&p, 1, 10, 5, 9, 1, opts, 3000u + (uint64_t)_i);
+    char tag[64];
+    snprintf(tag, sizeof tag, "cv opts=%02d", opts);
+    const double r = check_all(&p, 1 << 30, tag);
+    printf("grad %s: worst error/bound %.3f\n", tag, r);
+    TU_CHECK_ERR(r, 1.0, "%s", tag);
+    bp_free(&p);
+}
+END_TEST
+
+/* Channel vectors: lengths 1 and primes across the 64-step checkpoints
+ * and 512-step tiles, state sizes 1, 3, 8, 16, 17, 33; a whole block of 16
+ * and a group of 16 + 13 channels (two vector blocks) in two groups. */
+START_TEST(grad_channel_vectors_shapes)
+{
+    static const int64_t Ls[] = { 1, 13, 67, 131, 601 };
+    static const int64_t Ns[] = { 1, 3, 8, 16, 17, 33 };
+    const int64_t L = Ls[_i % 5], N = Ns[_i / 5];
+    const int64_t dim = _i % 2 ? 16 : 58, G = _i % 2 ? 1 : 2;
+    bprob p;
+    bp_make(&p, 1, dim, N, L, G, BO_ALL, 5000u + (uint64_t)_i);
+    char tag[64];
+    snprintf(tag, sizeof tag, "cv dim=%lld G=%lld L=%lld N=%lld", (long long)dim,
+             (long long)G, (long long)L, (long long)N);
+    const double r = check_all(&p, 24, tag);
+    printf("grad %s: worst error/bound %.3f\n", tag, r);
+    TU_CHECK_ERR(r, 1.0, "%s", tag);
+    bp_free(&p);
+}
+END_TEST
+
+/* One long channel (batch * dim = 1, len >= 4096, dstate a multiple of 32)
+ * takes the state-split path; few channels run one per unit. */
+START_TEST(grad_split_path)
+{
+    static const int64_t shp[][5] = {
+        /* batch, dim, N, L, G */
+        { 1, 1, 32, 4096, 1 }, { 1, 1, 64, 4099, 1 }, { 2, 4, 6, 4099, 2 },
+    };
+    const int64_t *q = shp[_i];
+    bprob p;
+    bp_make(&p, q[0], q[1], q[2], q[3], q[4], BO_ALL, 7000u + (uint64_t)_i);
+    char tag[64];
+    snprintf(tag, sizeof tag, "split (%lld,%lld,%lld,%lld) G=%lld", (long long)q[0],
+             (long long)q[1], (long long)q[2], (long long)q[3], (long long)q[4]);
+    const double r = check_all(&p, 10, tag);
+    printf("grad %s: worst error/bound %.3f\n", tag, r);
+    TU_CHECK_ERR(r, 1.0, "%s", tag);
+    bp_free(&p);
+}
+END_TEST
+
 static void run_bwd(const bprob *p, const ssm_scan_grads *g)
 {
     const ssm_scan_args a = bp_args(p);
@@ -148,8 +207,13 @@ static void run_bwd(const bprob *p, const ssm_scan_grads *g)
 /* Leaving one gradient out (or keeping only one) changes no other bit. */
 START_TEST(null_gradients_are_neutral)
 {
+    /* per-channel blocks, channel vectors, the split path */
+    static const int64_t shp[][5] = {
+        { 2, 12, 16, 150, 2 }, { 1, 26, 16, 150, 1 }, { 1, 1, 32, 4100, 1 },
+    };
+    const int64_t *sh = shp[_i];
     bprob p;
-    bp_make(&p, 2, 12, 16, 150, 2, BO_ALL, 99u);
+    bp_make(&p, sh[0], sh[1], sh[2], sh[3], sh[4], BO_ALL, 99u);
     bgrads ref;
     bg_make(&ref, &p);
     run_bwd(&p, &ref.g);
@@ -178,8 +242,11 @@ END_TEST
 
 START_TEST(threads_give_identical_bytes)
 {
+    /* channel vectors + a per-channel block; the split path */
+    static const int64_t shp[][5] = { { 2, 40, 16, 257, 2 }, { 1, 1, 32, 9000, 1 } };
+    const int64_t *sh = shp[_i];
     bprob p;
-    bp_make(&p, 2, 40, 16, 257, 2, BO_ALL, 5u);
+    bp_make(&p, sh[0], sh[1], sh[2], sh[3], sh[4], BO_ALL, 5u);
     bgrads G[3];
     for (int k = 0; k < 3; k++) {
         bg_make(&G[k], &p);
@@ -290,8 +357,11 @@ int main(void)
     tcase_add_loop_test(tc, grad_all_options, 0, 128);
     tcase_add_loop_test(tc, grad_lengths_and_states, 0, 25);
     tcase_add_test(tc, grad_long_several_chunks);
-    tcase_add_test(tc, null_gradients_are_neutral);
-    tcase_add_test(tc, threads_give_identical_bytes);
+    tcase_add_loop_test(tc, grad_channel_vectors_all_options, 0, 64);
+    tcase_add_loop_test(tc, grad_channel_vectors_shapes, 0, 30);
+    tcase_add_loop_test(tc, grad_split_path, 0, 3);
+    tcase_add_loop_test(tc, null_gradients_are_neutral, 0, 3);
+    tcase_add_loop_test(tc, threads_give_identical_bytes, 0, 2);
     tcase_add_test(tc, nonfinite_data_propagates);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);

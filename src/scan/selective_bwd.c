@@ -24,7 +24,14 @@
  * the adjoint through them.  The default chunk is a power of two >= sqrt(len)
  * (which balances the two terms), at least max(64, 4096/dstate).
  *
- * Determinism: work units are (batch, group, block of <= 8 channels), fixed
+ * Paths (shapes only; docs/scan-backward.md): blocks of 9 to 16 channels of
+ * a group run the channel-vector kernels (selective_bwd_cv.h: 16 channels
+ * in the lanes, B and C broadcast, dt stored by pass 1 so softplus runs
+ * once), narrower blocks the per-channel kernels (selective_bwd_kernel.h),
+ * and one long channel with dstate % 32 == 0 the state-split path
+ * (bwd_split, below).
+ *
+ * Determinism: work units are (batch, group, block of channels), fixed
  * by the shapes.  Each unit owns its channels' du, ddelta, dz and their
  * per-channel sums (dA, dD, ddelta_bias, dh0), summed over time last step
  * first, and over the batch in index order at the end.  dB and dC are shared
@@ -41,6 +48,7 @@
 #endif
 
 #include "selective_bwd_internal.h"
+#include "selective_bwd_vec.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define BWD_X86 1
@@ -52,87 +60,10 @@
 /* Steps of absolute time per float partial sum of dA. */
 #define BWD_DA_BLOCK 64
 
-/* ---------------------------------------------------------- exp, softplus */
-
-/* c ? a : b by bit masks: GCC will not if-convert a select guarded by a
- * float comparison under -ftrapping-math (the default), which keeps the
- * loops around it scalar; the masks vectorize and give the same value. */
-static inline float bwd_sel(int c, float a, float b)
-{
-    uint32_t ia, ib, r;
-    const uint32_t m = 0u - (uint32_t)(c != 0);
-    float y;
-    memcpy(&ia, &a, sizeof ia);
-    memcpy(&ib, &b, sizeof ib);
-    r = (ia & m) | (ib & ~m);
-    memcpy(&y, &r, sizeof y);
-    return y;
-}
-
-/* The exp of the forward (selective.c, scan_expf), copied here: the forward
- * file is private to its kernels, and the backward must decay the states by
- * the same numbers.  Cody-Waite reduction, degree-7 Taylor polynomial with
- * fmaf, 2^k in the exponent bits; x < -88 gives 0, x > 88 +inf. */
-static inline float bwd_expf(float x)
-{
-    const float xc = bwd_sel(-88.0f > x, -88.0f, x);
-    const float shift = 12582912.0f;
-    const float kf = fmaf(xc, 1.44269504088896341f, shift);
-    uint32_t kb, shb, sb;
-    memcpy(&kb, &kf, sizeof kb);
-    memcpy(&shb, &shift, sizeof shb);
-    const float k = kf - shift;
-    float r = fmaf(-k, 0.693359375f, xc);
-    r = fmaf(-k, -2.12194440e-4f, r);
-    float p = 0.000198412698412698413f;
-    p = fmaf(p, r, 0.00138888888888888889f);
-    p = fmaf(p, r, 0.00833333333333333333f);
-    p = fmaf(p, r, 0.0416666666666666667f);
-    p = fmaf(p, r, 0.166666666666666667f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    sb = ((kb - shb) + 127u) << 23;
-    float scale;
-    memcpy(&scale, &sb, sizeof scale);
-    const float res = p * scale;
-    return bwd_sel(x > 88.0f, HUGE_VALF, res);
-}
-
-/* The forward's softplus (selective.c, scan_softplus) given e = exp(x),
- * written with selects instead of early returns so that it vectorizes:
- * log1p(exp(x)) for x <= 20, x above; log1p(e) = log(1+e) e / ((1+e) - 1). */
-static inline float bwd_softplus_e(float x, float e)
-{
-    const float u = 1.0f + e;
-    uint32_t ub, mb;
-    memcpy(&ub, &u, sizeof ub);
-    const uint32_t ix = ub - 0x3f3504f3u;
-    const float kf = (float)(int32_t)(ix >> 23);
-    mb = (ix & 0x007fffffu) + 0x3f3504f3u;
-    float m;
-    memcpy(&m, &mb, sizeof m);
-    const float f = m - 1.0f;
-    const float s = f / (2.0f + f);
-    const float R = s * s;
-    float q = 0.111111111111111111f;
-    q = fmaf(q, R, 0.142857142857142857f);
-    q = fmaf(q, R, 0.2f);
-    q = fmaf(q, R, 0.333333333333333333f);
-    const float t2 = s + s;
-    float lg = fmaf(t2 * R, q, t2);
-    lg = fmaf(kf, -2.12194440e-4f, lg);
-    lg = fmaf(kf, 0.693359375f, lg);
-    /* Every operation unconditional (no trapping op under a condition,
-     * so the loops if-convert), the choices made by selects last. */
-    const int one = u == 1.0f;
-    const float den = bwd_sel(one, 1.0f, u - 1.0f);
-    const float res = bwd_sel(one, e, lg * (e / den));
-    return bwd_sel(x > 20.0f, x, res);
-}
-
 /* ------------------------------------------------- kernel instantiations */
 
+/* Per-channel kernels (states in the lanes): blocks of at most 8 channels
+ * and the split path. */
 #define KSFX generic
 #define KTGT
 #include "selective_bwd_kernel.h"
@@ -151,7 +82,123 @@ static inline float bwd_softplus_e(float x, float e)
 #undef KTGT
 #endif
 
+/* Channel-vector kernels (16 channels in the lanes): portable C, AVX2
+ * (two 8-float halves), AVX-512.  States per pass: 8 with 32 vector
+ * registers, 4 with AVX2's 16 (each 16-lane vector takes two). */
+#define KSFX generic
+#define KTGT
+#define VT sbv_g16
+#define VLD(p) g16_ld(p)
+#define VST(p, v) g16_st((p), (v))
+#define VSET(x) g16_set(x)
+#define VMUL(a, b) g16_mul((a), (b))
+#define VADD(a, b) g16_add((a), (b))
+#define VSUB(a, b) g16_sub((a), (b))
+#define VDIV(a, b) g16_div((a), (b))
+#define VFMA(a, b, c) g16_fma((a), (b), (c))
+#define VEXP(v) g16_exp(v)
+#define VEXPN(v) g16_exp(v)
+#define VSOFTPLUS(v) g16_softplus(v)
+#define VGTSEL(x, y, a, b) g16_gtsel((x), (y), (a), (b))
+#define VHSUM16(v) g16_hsum16(v)
+#define NBMAX 4
+#include "selective_bwd_cv.h"
+#undef KSFX
+#undef KTGT
+#undef VT
+#undef VLD
+#undef VST
+#undef VSET
+#undef VMUL
+#undef VADD
+#undef VSUB
+#undef VDIV
+#undef VFMA
+#undef VEXP
+#undef VEXPN
+#undef VSOFTPLUS
+#undef VGTSEL
+#undef VHSUM16
+#undef NBMAX
+#ifdef BWD_X86
+#define KSFX avx2
+#define KTGT SBV_TGT_AVX2
+#define VT sbv_a16
+#define VLD(p) a16_ld(p)
+#define VST(p, v) a16_st((p), (v))
+#define VSET(x) a16_set(x)
+#define VMUL(a, b) a16_mul((a), (b))
+#define VADD(a, b) a16_add((a), (b))
+#define VSUB(a, b) a16_sub((a), (b))
+#define VDIV(a, b) a16_div((a), (b))
+#define VFMA(a, b, c) a16_fma((a), (b), (c))
+#define VEXP(v) a16_exp(v)
+#define VEXPN(v) a16_expn(v)
+#define VSOFTPLUS(v) a16_softplus(v)
+#define VGTSEL(x, y, a, b) a16_gtsel((x), (y), (a), (b))
+#define VHSUM16(v) a16_hsum16(v)
+#define VTRANS8(s, ss, d, ds) sbv_transpose8((s), (ss), (d), (ds))
+#define NBMAX 4
+#include "selective_bwd_cv.h"
+#undef KSFX
+#undef KTGT
+#undef VT
+#undef VLD
+#undef VST
+#undef VSET
+#undef VMUL
+#undef VADD
+#undef VSUB
+#undef VDIV
+#undef VFMA
+#undef VEXP
+#undef VEXPN
+#undef VSOFTPLUS
+#undef VGTSEL
+#undef VHSUM16
+#undef NBMAX
+#define KSFX avx512
+#define KTGT SBV_TGT_AVX512
+#define VT __m512
+#define VLD(p) _mm512_loadu_ps(p)
+#define VST(p, v) _mm512_storeu_ps((p), (v))
+#define VSET(x) _mm512_set1_ps(x)
+#define VMUL(a, b) _mm512_mul_ps((a), (b))
+#define VADD(a, b) _mm512_add_ps((a), (b))
+#define VSUB(a, b) _mm512_sub_ps((a), (b))
+#define VDIV(a, b) _mm512_div_ps((a), (b))
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VEXP(v) sbv_vexp_avx512(v)
+#define VEXPN(v) sbv_vexpn_avx512(v)
+#define VSOFTPLUS(v) sbv_vsoftplus_avx512(v)
+#define VGTSEL(x, y, a, b) sbv_gtsel_avx512((x), (y), (a), (b))
+#define VHSUM16(v) sbv_hsum16_avx512(v)
+/* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 set. */
+#define VTRANS8(s, ss, d, ds) sbv_transpose8((s), (ss), (d), (ds))
+#define NBMAX 8
+#include "selective_bwd_cv.h"
+#undef KSFX
+#undef KTGT
+#undef VT
+#undef VLD
+#undef VST
+#undef VSET
+#undef VMUL
+#undef VADD
+#undef VSUB
+#undef VDIV
+#undef VFMA
+#undef VEXP
+#undef VEXPN
+#undef VSOFTPLUS
+#undef VGTSEL
+#undef VHSUM16
+#undef VTRANS8
+#undef NBMAX
+#endif
+
 typedef struct bwd_kern {
+    /* per channel */
     void (*dt)(int64_t T, const float *delta, float bias, int softplus,
                float *dt, float *dsig);
     void (*state)(int64_t T, int64_t N, const float *A, const float *Bt,
@@ -181,6 +228,34 @@ typedef struct bwd_kern {
                      const float *const *H, const float *const *Q,
                      float *const *g, float *const *dAc, double *const *dAd,
                      float *const *P1, float *const *P2, float *dBp, float *dCp);
+    void (*tr)(int64_t ni, int64_t nj, const float *src, int64_t ss, float *dst,
+               int64_t ds);
+    /* channel vectors */
+    void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
+    void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
+    void (*cv_dt)(int64_t T, float *dl, const float *ul, const float *bl,
+                  int softplus, float *wl);
+    void (*cv_pre)(int64_t T, const float *dtl, const float *ul, int softplus,
+                   const float *dyl, const float *zl, float *wl, float *dsl,
+                   float *dy0l);
+    void (*cv_state)(int neg, int64_t T, int64_t N, int64_t ld, const float *Al,
+                     const float *Bn, const float *dtl, const float *wl, float *h);
+    void (*cv_recompute)(int neg, int wc, int64_t T, int64_t N, int64_t ld,
+                         const float *Al, const float *Bn, const float *Cn,
+                         const float *dtl, const float *wl, const float *dy0l,
+                         const float *hin, float *H, float *Q, float *ysl,
+                         float *pC);
+    void (*cv_adjoint)(int wb, int64_t t0, int64_t T, int64_t N, int64_t ld,
+                       const float *Al, const float *Bn, const float *Cn,
+                       const float *dtl, const float *wl, const float *dy0l,
+                       const float *hin, const float *H, const float *Q,
+                       float *g, float *dAc, double *dAd, float *s1l,
+                       float *s2l, float *pB);
+    void (*cv_post)(int64_t T, const float *Dl, const float *dtl,
+                    const float *dsl, const float *ul, const float *dyl,
+                    const float *zl, const float *dy0l, const float *s1l,
+                    const float *s2l, const float *ysl, float *dul,
+                    float *dxl, float *dzl);
 } bwd_kern;
 
 /* One channel's chunk buffers in the driver (two sets: channel pairs). */
@@ -197,6 +272,12 @@ typedef struct {
         (k)->adjoint2 = bwd_adjoint2_##sfx;                                  \
         (k)->pre = bwd_pre_##sfx; (k)->post = bwd_post_##sfx;                \
         (k)->add = bwd_add_##sfx; (k)->dsum = bwd_dsum_##sfx;               \
+        (k)->cv_gather = cvb_gather_##sfx; (k)->tr = cvb_tr_##sfx;          \
+        (k)->cv_scatter = cvb_scatter_##sfx;                                 \
+        (k)->cv_dt = cvb_dt_##sfx; (k)->cv_pre = cvb_pre_##sfx;              \
+        (k)->cv_state = cvb_state_##sfx;                                     \
+        (k)->cv_recompute = cvb_recompute_##sfx;                             \
+        (k)->cv_adjoint = cvb_adjoint_##sfx; (k)->cv_post = cvb_post_##sfx;  \
     } while (0)
 
 static int bwd_get_kern(int isa, bwd_kern *k)
@@ -252,6 +333,18 @@ int64_t ssmi_scan_bwd_auto_chunk(int64_t len, int64_t dstate)
     return c < len ? c : len;
 }
 
+int64_t ssmi_scan_bwd_cv_chunk(int64_t len)
+{
+    /* The channel-vector kernels keep a chunk's states and decays for 16
+     * channels ([chunk][N][16] floats each, 128 KiB at chunk 64, N 16) in
+     * L2: the shortest power of two >= sqrt(len), at least 64 steps (each
+     * call does 16 channels' work, so its overheads are small). */
+    int64_t c = 64;
+    while (c < len / c)
+        c *= 2;
+    return c < len ? c : len;
+}
+
 static ssm_status bwd_check(const ssm_scan_args *a, const float *dy,
                             const ssm_scan_grads *gr)
 {
@@ -277,6 +370,497 @@ static ssm_status bwd_check(const ssm_scan_args *a, const float *dy,
 
 /* ------------------------------------------------------------- driver --- */
 
+/* Channels per block: a block of more than 8 (half of the 16 lanes) runs
+ * the channel-vector kernels, a narrower one (a group of at most 8
+ * channels, or a group's last block) its channels one at a time. */
+#define BWD_CV 16
+#define BWD_CV_MIN 9
+
+/* The shared view of one backward call. */
+typedef struct bwd_ctx {
+    const ssm_scan_args *a;
+    const float *dy;
+    const ssm_scan_grads *gr;
+    const bwd_kern *k;
+    int64_t N, L, dim, G, cpg, nblk, ncvg, LC, nch;
+    int64_t rem, cbr;   /* channels after the vector blocks, per row block */
+    int want_ds, want_s1, want_st;
+    float *ck;      /* [units][BWD_CV][nch][N] checkpoints */
+    float *gst;     /* [units][BWD_CV][N] adjoint states */
+    float *dAc;     /* [units][BWD_CV][N] dA float partials */
+    double *dAd;    /* [units][BWD_CV][N] dA totals */
+    float *dtall;   /* [batch][G][ncvg][L][16] dt of the channel-vector blocks */
+    double *dDd, *dbd;
+} bwd_ctx;
+
+/* One unit: batch b, group g, block blk: channels [d0, d0 + m). */
+typedef struct bwd_unit {
+    int64_t i, b, g, blk, d0, m, cvi;
+} bwd_unit;
+
+static bwd_unit bwd_unit_of(const bwd_ctx *c, int64_t i)
+{
+    bwd_unit u;
+    u.i = i;
+    u.b = i / (c->G * c->nblk);
+    const int64_t r = i % (c->G * c->nblk);
+    u.g = r / c->nblk;
+    u.blk = r % c->nblk;
+    if (u.blk < c->ncvg) {
+        u.d0 = u.g * c->cpg + u.blk * BWD_CV;
+        u.m = c->cpg - u.blk * BWD_CV < BWD_CV ? c->cpg - u.blk * BWD_CV : BWD_CV;
+        u.cvi = (u.b * c->G + u.g) * c->ncvg + u.blk;
+    } else {
+        const int64_t rb = u.blk - c->ncvg, first = c->cpg - c->rem;
+        u.d0 = u.g * c->cpg + first + rb * c->cbr;
+        u.m = c->rem - rb * c->cbr < c->cbr ? c->rem - rb * c->cbr : c->cbr;
+        u.cvi = -1;
+    }
+    return u;
+}
+
+/* The unit of channel d of batch row b. */
+static bwd_unit bwd_unit_at(const bwd_ctx *c, int64_t b, int64_t d)
+{
+    const int64_t g = d / c->cpg, dd = d % c->cpg, first = c->cpg - c->rem;
+    const int64_t blk = dd < first ? dd / BWD_CV : c->ncvg + (dd - first) / c->cbr;
+    return bwd_unit_of(c, (b * c->G + g) * c->nblk + blk);
+}
+
+/* Steps per gather/scatter tile of the channel-vector blocks (a multiple of
+ * the chunk): the 16 rows of a block are L apart, and runs of 2 KiB per row
+ * keep the transposes near the forward's cost (64-step runs cost four
+ * times as much per float: short streams the prefetchers do not follow). */
+#define BWD_CV_TILE 512
+
+/* Per-thread buffers of the channel-vector blocks: [TT][16] tiles of the
+ * inputs and outputs, [LC][16] tiles of one chunk, [LC][N][16] states and
+ * decays. */
+typedef struct cv_buf {
+    float *Bn, *Cn, *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
+          *dsl, *s1l, *s2l, *ysl, *Al, *hs, *bl, *Dl;
+} cv_buf;
+
+static int64_t cv_tile_len(int64_t LC)
+{
+    return LC >= BWD_CV_TILE ? LC : BWD_CV_TILE / LC * LC;
+}
+
+static int64_t cv_per_thread(int64_t N, int64_t LC)
+{
+    const int64_t TT = cv_tile_len(LC);
+    return 2 * pad16(N * LC) + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
+           + 6 * pad16(LC * 16) + 2 * pad16(N * 16) + 32;
+}
+
+static cv_buf cv_carve(int64_t N, int64_t LC, float *w)
+{
+    const int64_t TT = cv_tile_len(LC);
+    cv_buf f;
+    f.Bn = w; w += pad16(N * LC);
+    f.Cn = w; w += pad16(N * LC);
+    f.H = w; w += pad16(LC * N * 16);
+    f.Q = w; w += pad16(LC * N * 16);
+    float **tl[7] = { &f.ul, &f.dyl, &f.zl, &f.xl, &f.dul, &f.dxl, &f.dzl };
+    for (int j = 0; j < 7; j++) {
+        *tl[j] = w;
+        w += pad16(TT * 16);
+    }
+    float **cl[6] = { &f.dy0l, &f.wl, &f.dsl, &f.s1l, &f.s2l, &f.ysl };
+    for (int j = 0; j < 6; j++) {
+        *cl[j] = w;
+        w += pad16(LC * 16);
+    }
+    f.Al = w; w += pad16(N * 16);
+    f.hs = w; w += pad16(N * 16);
+    f.bl = w;
+    f.Dl = w + 16;
+    return f;
+}
+
+/* A, delta_bias and D of a block, lane-major; 1 when no A is above 0 (the
+ * decays' exp may then skip its overflow step when dt >= 0 too). */
+static int cv_params(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
+{
+    const ssm_scan_args *a = c->a;
+    const int64_t N = c->N;
+    c->k->cv_gather(a->A + u->d0 * N, N, u->m, N, f->Al);
+    for (int64_t j = 0; j < 16; j++) {
+        f->bl[j] = a->delta_bias && j < u->m ? a->delta_bias[u->d0 + j] : 0.0f;
+        f->Dl[j] = a->D && j < u->m ? a->D[u->d0 + j] : 0.0f;
+    }
+    int neg = 1;
+    for (int64_t i = 0; i < N * 16; i++)
+        neg &= !(f->Al[i] > 0.0f);
+    return neg;
+}
+
+/* dt >= 0 (or NaN) in every lane of a chunk: always under softplus. */
+static int cv_dt_nonneg(int softplus, const float *dtl, int64_t T)
+{
+    if (softplus)
+        return 1;
+    int ok = 1;
+    for (int64_t i = 0; i < T * 16; i++)
+        ok &= !(dtl[i] < 0.0f);
+    return ok;
+}
+
+/* Pass 1 of a channel-vector block: dt of every step (kept for pass 2:
+ * softplus once per channel and step) and the checkpoints. */
+static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
+{
+    const ssm_scan_args *a = c->a;
+    const bwd_kern *k = c->k;
+    const int64_t N = c->N, L = c->L, LC = c->LC, nch = c->nch;
+    const int64_t TT = cv_tile_len(LC);
+    const int negA = cv_params(c, u, f);
+    float *ck = c->ck + u->i * BWD_CV * nch * N;
+    float *dta = c->dtall + u->cvi * L * 16;
+    const int64_t row = (u->b * c->dim + u->d0) * L;
+    const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
+    float *wt = f->dul;   /* dt u of the tile */
+    if (a->h0)
+        k->cv_gather(a->h0 + (u->b * c->dim + u->d0) * N, N, u->m, N, f->hs);
+    else
+        memset(f->hs, 0, (size_t)(N * 16) * sizeof(float));
+    memcpy(ck, f->hs, (size_t)(N * 16) * sizeof(float));
+    for (int64_t xb = 0; xb < L; xb += TT) {
+        const int64_t Tx = TT < L - xb ? TT : L - xb;
+        const int more = xb + Tx < L || Tx > LC;   /* a checkpoint to make */
+        k->cv_gather(a->delta + row + xb, L, u->m, Tx, dta + xb * 16);
+        if (more)
+            k->cv_gather(a->u + row + xb, L, u->m, Tx, f->ul);
+        k->cv_dt(Tx, dta + xb * 16, f->ul, a->delta_bias ? f->bl : NULL,
+                 a->delta_softplus, more ? wt : NULL);
+        for (int64_t tb = xb; tb < xb + Tx; tb += LC) {
+            const int64_t kc = tb / LC, Tn = LC < L - tb ? LC : L - tb;
+            if (kc + 1 >= nch)
+                break;
+            const float *dl = dta + tb * 16;
+            for (int64_t n = 0; n < N; n++)
+                memcpy(f->Bn + n * LC, Bg + n * L + tb, (size_t)Tn * sizeof(float));
+            k->cv_state(negA && cv_dt_nonneg(a->delta_softplus, dl, Tn), Tn, N, LC,
+                        f->Al, f->Bn, dl, wt + (tb - xb) * 16, f->hs);
+            memcpy(ck + (kc + 1) * N * 16, f->hs, (size_t)(N * 16) * sizeof(float));
+        }
+    }
+}
+
+/* eight double sums keyed by absolute time (as bwd_dsum) for each lane c <
+ * m of lane-major x (times y, or alone): acc + c*8. */
+static void cv_dsum(int64_t t0, int64_t T, int64_t m, const float *x,
+                    const float *y, double *acc)
+{
+    for (int64_t c = 0; c < m; c++) {
+        double *q = acc + c * 8;
+        for (int64_t t = T - 1; t >= 0; t--)
+            q[(t0 + t) & 7] += y ? (double)x[t * 16 + c] * (double)y[t * 16 + c]
+                                 : (double)x[t * 16 + c];
+    }
+}
+
+/* Pass 2 of a channel-vector block over the steps [xb, xe) (whole chunks
+ * of one span starting at sb): gather, then per chunk, last first,
+ * recompute, adjoint and the elementwise ends, then scatter.  pbase: the
+ * block's partials of the span ([SP][N] dB, then dC at +TS), or NULL. */
+static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
+                     int64_t xb, int64_t xe, int64_t sb, float *pbase,
+                     int64_t TS)
+{
+    const ssm_scan_args *a = c->a;
+    const ssm_scan_grads *gr = c->gr;
+    const bwd_kern *k = c->k;
+    const int64_t N = c->N, L = c->L, LC = c->LC, nch = c->nch, m = u->m;
+    const int64_t Tx = xe - xb;
+    const int64_t bd0 = u->b * c->dim + u->d0, row = bd0 * L + xb;
+    const int negA = cv_params(c, u, f);
+    k->cv_gather(c->dy + row, L, m, Tx, f->dyl);
+    k->cv_gather(a->u + row, L, m, Tx, f->ul);
+    if (a->z)
+        k->cv_gather(a->z + row, L, m, Tx, f->zl);
+    const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
+    const float *Cg = a->C + (u->b * c->G + u->g) * N * L;
+    const int64_t us = u->i * BWD_CV * N;
+    for (int64_t kc = (xe - 1) / LC; kc >= xb / LC; kc--) {
+        const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb, o = (tb - xb) * 16;
+        const float *dtl = c->want_st ? c->dtall + (u->cvi * L + tb) * 16 : NULL;
+        k->cv_pre(Tn, dtl, f->ul + o, a->delta_softplus, f->dyl + o,
+                  a->z ? f->zl + o : NULL, c->want_st ? f->wl : NULL,
+                  c->want_ds ? f->dsl : NULL, f->dy0l);
+        if (gr->dD)
+            cv_dsum(tb, Tn, m, f->dy0l, f->ul + o, c->dDd + bd0 * 8);
+        if (!c->want_st)
+            continue;
+        for (int64_t n = 0; n < N; n++) {
+            memcpy(f->Bn + n * LC, Bg + n * L + tb, (size_t)Tn * sizeof(float));
+            memcpy(f->Cn + n * LC, Cg + n * L + tb, (size_t)Tn * sizeof(float));
+        }
+        float *pB = gr->dB ? pbase + (tb - sb) * N : NULL;
+        float *pC = gr->dC ? pbase + TS + (tb - sb) * N : NULL;
+        const float *hin = c->ck + (u->i * nch + kc) * BWD_CV * N;
+        const int neg = negA && cv_dt_nonneg(a->delta_softplus, dtl, Tn);
+        k->cv_recompute(neg, pC != NULL, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
+                        f->dy0l, hin, f->H, f->Q, f->ysl, pC);
+        k->cv_adjoint(pB != NULL, tb, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
+                      f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
+                      f->s1l, f->s2l, pB);
+        k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, f->ul + o, f->dyl + o,
+                   f->zl + o, f->dy0l, f->s1l, f->s2l, f->ysl, gr->du ? f->dul + o : NULL,
+                   c->want_ds ? f->dxl + o : NULL, gr->dz ? f->dzl + o : NULL);
+        if (gr->ddelta_bias)
+            cv_dsum(tb, Tn, m, f->dxl + o, NULL, c->dbd + bd0 * 8);
+    }
+    if (!c->want_st)
+        return;
+    if (gr->du)
+        k->cv_scatter(f->dul, m, Tx, gr->du + row, L);
+    if (gr->ddelta)
+        k->cv_scatter(f->dxl, m, Tx, gr->ddelta + row, L);
+    if (gr->dz)
+        k->cv_scatter(f->dzl, m, Tx, gr->dz + row, L);
+}
+
+/* Where channel j of unit i keeps state n of its [BWD_CV][N] region:
+ * lane-major [N][16] in channel-vector blocks, [j][N] in the others. */
+static int64_t bwd_slot(const bwd_unit *u, int64_t N, int64_t j, int64_t n)
+{
+    return u->i * BWD_CV * N + (u->cvi >= 0 ? n * 16 + j : j * N + n);
+}
+
+/* ----------------------------------------------------------- split path --
+ * One long channel (batch * dim = 1, len >= BWD_SPLIT_MIN_LEN, dstate a
+ * multiple of BWD_SPLIT_MULT): nothing to share among threads over channels,
+ * so the state is cut in two halves, as the forward's split path does.
+ * The N recurrences of a channel are independent (h_n, g_n, dA_n, dB_n,
+ * dC_n and dh0_n involve state n only); they meet only in the sums over n
+ * (s1 = sum_n g B, s2 = sum_n A g a h_prev, ys = sum_n C h).  Each half runs
+ * the whole backward (checkpoints, recompute, adjoint) for its states and
+ * every channel, writing its own rows of dB and dC and its partial sums of
+ * s1, s2, ys; after a barrier per span of time, s1 = (half 0 + half 1), in
+ * that order, and the elementwise ends run per channel.  Memory: per half
+ * the checkpoints and chunk tiles, and 3 rows of BWD_SPLIT_SPAN floats per
+ * channel (never [B][D][L][N]).  At most two threads; one runs both halves
+ * in turn: the same bytes. */
+#define BWD_SPLIT_CHANNELS 8
+#define BWD_SPLIT_MIN_LEN 4096
+#define BWD_SPLIT_MULT 32
+#define BWD_SPLIT_SPAN 32768
+#define BWD_SPLIT_TILE 4096
+
+int ssmi_scan_bwd_split(int64_t batch, int64_t dim, int64_t dstate, int64_t len)
+{
+    /* One channel (two or more share the threads over channels) whose
+     * halves are whole 16-float vectors: with half-width vectors each half
+     * costs as many instructions as the whole state (measured: the split
+     * path at dstate 16 ran 1.65x slower than the per-channel one on one
+     * thread, about even on two). */
+    return batch * dim == 1 && dstate % BWD_SPLIT_MULT == 0 && len >= BWD_SPLIT_MIN_LEN;
+}
+
+static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
+                            const float *dh_last, const ssm_scan_grads *gr,
+                            int64_t chunk, const bwd_kern *k)
+{
+    const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
+    const int64_t batch = a->batch, cpg = dim / G, nbd = batch * dim, Ns = N / 2;
+    const int want_ds = gr->ddelta || gr->ddelta_bias;
+    const int want_s1 = gr->du || want_ds;
+    int64_t LC = chunk > 0 ? chunk : ssmi_scan_bwd_auto_chunk(L, Ns);
+    if (LC > L)
+        LC = L;
+    const int64_t nch = (L + LC - 1) / LC;
+    int64_t SP = BWD_SPLIT_SPAN / LC * LC;
+    if (SP < LC)
+        SP = LC;
+    if (SP > nch * LC)
+        SP = nch * LC;
+    const int64_t nsp = (L + SP - 1) / SP, pSP = pad16(SP);
+    /* B, C and the dB, dC partials go through [TT][Ns] tiles of TT >= 4096
+     * steps: the Ns rows are len apart, and a row run of one page per
+     * chunk defeats the hardware prefetchers (the transposes cost more than
+     * the recurrences with 1024-step runs). */
+    const int64_t TT = LC >= BWD_SPLIT_TILE ? LC : BWD_SPLIT_TILE / LC * LC;
+    const int64_t TN = pad16((LC > 16 ? LC : 16) * Ns), TP = pad16(LC), TB = pad16(TT * Ns);
+    const int64_t perh = 5 * TN + 4 * TB + 4 * TP + pad16(BWD_SPLIT_CHANNELS * Ns);
+    int64_t n_ck, n_h, n_rows, n_fin, n_st;
+    if (!ssmi_sizes_ok(&n_ck, sizeof(float), 4, (int64_t)2, nbd, nch, Ns)
+        || !ssmi_sizes_ok(&n_h, sizeof(float), 2, (int64_t)2, perh)
+        || !ssmi_sizes_ok(&n_rows, sizeof(float), 4, (int64_t)2, (int64_t)3, nbd, pSP)
+        || !ssmi_sizes_ok(&n_fin, sizeof(float), 3, nbd, (int64_t)7, pSP)
+        || !ssmi_sizes_ok(&n_st, sizeof(double), 3, (int64_t)2, nbd, Ns))
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    float *ck = ssmi_alloc((size_t)n_ck, sizeof(float));
+    float *hb = ssmi_alloc((size_t)n_h, sizeof(float));
+    float *rows = ssmi_alloc((size_t)n_rows, sizeof(float));
+    float *fin = ssmi_alloc((size_t)n_fin, sizeof(float));
+    float *gst = ssmi_alloc((size_t)n_st, sizeof(float));
+    float *dAc = ssmi_alloc((size_t)n_st, sizeof(float));
+    double *dAd = ssmi_alloc((size_t)n_st, sizeof(double));
+    double *sums = ssmi_alloc((size_t)(16 * nbd), sizeof(double));
+    if (!ck || !hb || !rows || !fin || !gst || !dAc || !dAd || !sums) {
+        ssmi_free(ck); ssmi_free(hb); ssmi_free(rows); ssmi_free(fin);
+        ssmi_free(gst); ssmi_free(dAc); ssmi_free(dAd); ssmi_free(sums);
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    }
+    double *dDd = sums, *dbd = sums + 8 * nbd;
+    memset(sums, 0, (size_t)(16 * nbd) * sizeof(double));
+    for (int s = 0; s < 2; s++)
+        for (int64_t bd = 0; bd < nbd; bd++)
+            for (int64_t n = 0; n < Ns; n++) {
+                const int64_t i = (s * nbd + bd) * Ns + n;
+                gst[i] = dh_last ? dh_last[bd * N + s * Ns + n] : 0.0f;
+                dAc[i] = 0.0f;
+                dAd[i] = 0.0;
+            }
+    int nt = ssmi_max_threads();
+    nt = nt < 1 ? 1 : nt > 2 ? 2 : nt;
+
+#pragma omp parallel num_threads(nt)
+    {
+        /* Pass 1: each half's checkpoints. */
+#pragma omp for schedule(static)
+        for (int s = 0; s < 2; s++) {
+            float *w = hb + s * perh;
+            float *Bt = w + 5 * TN, *dtb = w + 5 * TN + 4 * TB, *hs = dtb + 4 * TP;
+            for (int64_t bd = 0; bd < nbd; bd++) {
+                float *hd = hs + bd * Ns;
+                if (a->h0)
+                    memcpy(hd, a->h0 + bd * N + s * Ns, (size_t)Ns * sizeof(float));
+                else
+                    memset(hd, 0, (size_t)Ns * sizeof(float));
+                memcpy(ck + (s * nbd + bd) * nch * Ns, hd, (size_t)Ns * sizeof(float));
+            }
+            for (int64_t xb = 0; xb < (nch - 1) * LC; xb += TT) {
+                const int64_t xe = xb + TT < (nch - 1) * LC ? xb + TT : (nch - 1) * LC;
+                for (int64_t bg = 0; bg < batch * G; bg++) {
+                    const int64_t b = bg / G, g = bg % G;
+                    k->tr(xe - xb, Ns, a->B + (bg * N + s * Ns) * L + xb, L, Bt, Ns);
+                    for (int64_t tb = xb; tb < xe; tb += LC) {
+                        const int64_t kc = tb / LC;
+                        for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
+                            const int64_t bd = b * dim + d, off = bd * L + tb;
+                            k->dt(LC, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
+                                  a->delta_softplus, dtb, NULL);
+                            k->state(LC, Ns, a->A + d * N + s * Ns, Bt + (tb - xb) * Ns, dtb,
+                                     a->u + off, hs + bd * Ns);
+                            memcpy(ck + ((s * nbd + bd) * nch + kc + 1) * Ns, hs + bd * Ns,
+                                   (size_t)Ns * sizeof(float));
+                        }
+                    }
+                }
+            }
+        }
+        for (int64_t sp = nsp - 1; sp >= 0; sp--) {
+            const int64_t sb = sp * SP, se = sb + SP < L ? sb + SP : L;
+            /* Each half: the span's tiles and chunks, last first. */
+#pragma omp for schedule(static)
+            for (int s = 0; s < 2; s++) {
+                float *w = hb + s * perh;
+                float *H = w, *Q = w + TN, *P0 = w + 2 * TN, *P1 = w + 3 * TN;
+                float *P2 = w + 4 * TN;
+                float *Bt = w + 5 * TN, *Ct = Bt + TB, *pB = Ct + TB, *pC = pB + TB;
+                float *dtb = pC + TB, *dy0 = dtb + TP;
+                for (int64_t xt = (se - 1) / TT; xt >= sb / TT; xt--) {
+                  const int64_t xb = xt * TT > sb ? xt * TT : sb;
+                  const int64_t xe = (xt + 1) * TT < se ? (xt + 1) * TT : se;
+                  for (int64_t bg = 0; bg < batch * G; bg++) {
+                    const int64_t b = bg / G, g = bg % G;
+                    k->tr(xe - xb, Ns, a->B + (bg * N + s * Ns) * L + xb, L, Bt, Ns);
+                    k->tr(xe - xb, Ns, a->C + (bg * N + s * Ns) * L + xb, L, Ct, Ns);
+                    for (int64_t kc = (xe - 1) / LC; kc >= xb / LC; kc--) {
+                        const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
+                        const int64_t o = (tb - xb) * Ns;
+                        for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
+                            const int64_t bd = b * dim + d, off = bd * L + tb;
+                            const int64_t si = (s * nbd + bd) * Ns;
+                            k->pre(Tn, dy + off, a->z ? a->z + off : NULL, dy0);
+                            k->dt(Tn, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
+                                  a->delta_softplus, dtb, NULL);
+                            const float *hin = ck + ((s * nbd + bd) * nch + kc) * Ns;
+                            k->recompute(Tn, Ns, a->A + d * N + s * Ns, Bt + o, Ct + o, dtb,
+                                         a->u + off, hin, H, Q, gr->dz ? P0 : NULL);
+                            k->adjoint(gr->dB != NULL, gr->dC != NULL, d == g * cpg, tb, Tn,
+                                       Ns, a->A + d * N + s * Ns, Bt + o, Ct + o, dtb,
+                                       a->u + off, dy0, hin, H, Q, gst + si, dAc + si,
+                                       dAd + si, P1, P2, pB + o, pC + o);
+                            float *r = rows + ((s * 3) * nbd + bd) * pSP + (tb - sb);
+                            if (want_s1)
+                                k->tree(Tn, Ns, P1, r);
+                            if (want_ds)
+                                k->tree(Tn, Ns, P2, r + nbd * pSP);
+                            if (gr->dz)
+                                k->tree(Tn, Ns, P0, r + 2 * nbd * pSP);
+                        }
+                    }
+                    if (gr->dB)
+                        k->tr(Ns, xe - xb, pB, Ns, gr->dB + (bg * N + s * Ns) * L + xb, L);
+                    if (gr->dC)
+                        k->tr(Ns, xe - xb, pC, Ns, gr->dC + (bg * N + s * Ns) * L + xb, L);
+                  }
+                }
+            }
+            /* Both halves are in: the ends, per channel. */
+#pragma omp for schedule(static)
+            for (int64_t bd = 0; bd < nbd; bd++) {
+                const int64_t d = bd % dim, T = se - sb, off = bd * L + sb;
+                float *f = fin + bd * 7 * pSP;
+                float *dy0 = f, *dtb = f + pSP, *dsig = f + 2 * pSP, *s1 = f + 3 * pSP;
+                float *s2 = f + 4 * pSP, *ys = f + 5 * pSP, *dd = f + 6 * pSP;
+                const float *r0 = rows + bd * pSP, *r1 = rows + (3 * nbd + bd) * pSP;
+                k->pre(T, dy + off, a->z ? a->z + off : NULL, dy0);
+                if (gr->dD)
+                    k->dsum(sb, T, dy0, a->u + off, dDd + bd * 8);
+                k->dt(T, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
+                      a->delta_softplus, dtb, want_ds ? dsig : NULL);
+                for (int64_t t = 0; t < T; t++) {
+                    s1[t] = want_s1 ? r0[t] + r1[t] : 0.0f;
+                    s2[t] = want_ds ? r0[nbd * pSP + t] + r1[nbd * pSP + t] : 0.0f;
+                    ys[t] = gr->dz ? r0[2 * nbd * pSP + t] + r1[2 * nbd * pSP + t] : 0.0f;
+                }
+                float *dx = gr->ddelta ? gr->ddelta + off : want_ds ? dd : NULL;
+                k->post(T, a->D != NULL, a->D ? a->D[d] : 0.0f, dtb, dsig, a->u + off,
+                        dy + off, a->z ? a->z + off : NULL, dy0, s1, s2, ys,
+                        gr->du ? gr->du + off : NULL, dx, gr->dz ? gr->dz + off : NULL);
+                if (gr->ddelta_bias)
+                    k->dsum(sb, T, dx, NULL, dbd + bd * 8);
+            }
+        }
+    }
+    for (int64_t d = 0; d < dim; d++) {
+        if (gr->dA)
+            for (int64_t n = 0; n < N; n++) {
+                double acc = 0.0;
+                for (int64_t b = 0; b < batch; b++)
+                    acc += dAd[((n / Ns) * nbd + b * dim + d) * Ns + n % Ns];
+                gr->dA[d * N + n] = (float)acc;
+            }
+        if (gr->dD) {
+            double acc = 0.0;
+            for (int64_t b = 0; b < batch; b++) {
+                const double *q8 = dDd + (b * dim + d) * 8;
+                acc += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
+            }
+            gr->dD[d] = (float)acc;
+        }
+        if (gr->ddelta_bias) {
+            double acc = 0.0;
+            for (int64_t b = 0; b < batch; b++) {
+                const double *q8 = dbd + (b * dim + d) * 8;
+                acc += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
+            }
+            gr->ddelta_bias[d] = (float)acc;
+        }
+    }
+    if (gr->dh0)
+        for (int64_t bd = 0; bd < nbd; bd++)
+            for (int64_t n = 0; n < N; n++)
+                gr->dh0[bd * N + n] = gst[((n / Ns) * nbd + bd) * Ns + n % Ns];
+    ssmi_free(ck); ssmi_free(hb); ssmi_free(rows); ssmi_free(fin);
+    ssmi_free(gst); ssmi_free(dAc); ssmi_free(dAd); ssmi_free(sums);
+    return SSM_OK;
+}
+
 ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                                            const float *dy,
                                            const float *dh_last,
@@ -290,31 +874,48 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     if (bwd_get_kern(isa, &k) != 0)
         return SSM_FAIL(SSM_ERR_ARG);
 
-    const int want_ds = gr->ddelta || gr->ddelta_bias;
-    const int want_s1 = gr->du || want_ds;
+    bwd_ctx c;
+    memset(&c, 0, sizeof c);
+    c.a = a; c.dy = dy; c.gr = gr; c.k = &k;
+    c.want_ds = gr->ddelta || gr->ddelta_bias;
+    c.want_s1 = gr->du || c.want_ds;
     /* Everything but dD goes through the states. */
-    const int want_st = want_s1 || gr->dA || gr->dB || gr->dC || gr->dz || gr->dh0;
+    c.want_st = c.want_s1 || gr->dA || gr->dB || gr->dC || gr->dz || gr->dh0;
+    const int want_ds = c.want_ds, want_s1 = c.want_s1, want_st = c.want_st;
     if (!want_st && !gr->dD)
         return SSM_OK;
+    if (want_st && ssmi_scan_bwd_split(a->batch, a->dim, a->dstate, a->len))
+        return bwd_split(a, dy, dh_last, gr, chunk, &k);
 
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t batch = a->batch, cpg = dim / G, nbd = batch * dim;
+    c.N = N; c.L = L; c.dim = dim; c.G = G; c.cpg = cpg;
     if (N > INT64_MAX / 1024)   /* the [16][N] tiles below must fit */
         return SSM_FAIL(SSM_ERR_NOMEM);
-    int64_t LC = chunk > 0 ? chunk : ssmi_scan_bwd_auto_chunk(L, N);
+    /* A group: blocks of 16 channels (the last may have 9 to 15), then
+     * the rest (a group of at most 8 channels, or the last 1 to 8) in row
+     * blocks of a quarter of them (1 to 8 channels: a few units to share
+     * among threads even for few channels). */
+    c.ncvg = cpg / BWD_CV + (cpg % BWD_CV >= BWD_CV_MIN ? 1 : 0);
+    c.rem = cpg - (c.ncvg * BWD_CV < cpg ? c.ncvg * BWD_CV : cpg);
+    c.cbr = c.rem / 4 < 1 ? 1 : c.rem / 4 > 8 ? 8 : c.rem / 4;
+    c.nblk = c.ncvg + (c.rem + c.cbr - 1) / c.cbr;
+    const int64_t nblk = c.nblk;
+    int64_t LC = chunk > 0 ? chunk
+                 : c.ncvg > 0 ? ssmi_scan_bwd_cv_chunk(L) : ssmi_scan_bwd_auto_chunk(L, N);
     if (LC > L)
         LC = L;
     const int64_t nch = (L + LC - 1) / LC;
-    int64_t cbs = cpg / 4;
-    cbs = cbs < 1 ? 1 : cbs > 8 ? 8 : cbs;
-    const int64_t nblk = (cpg + cbs - 1) / cbs;
+    c.LC = LC; c.nch = nch;
     const int64_t units = batch * G * nblk;
     /* Per-thread [LC][N] tiles, at least [16][N]: H also takes the
      * 16-step tiles of the dB/dC reduction. */
     const int64_t TN = pad16((LC > 16 ? LC : 16) * N), TP = pad16(LC);
     /* No overflow: bwd_check bounded B [batch][G][N][L] to 2^56 bytes, so
-     * max(LC, 16) N <= 2^58 and per < 2^63. */
-    const int64_t per = 12 * TN + 16 * TP + pad16(cbs * N);
+     * max(LC, 16) N 16 <= 2^60 and per < 2^63. */
+    int64_t per = 12 * TN + 16 * TP + pad16(8 * N);
+    if (c.ncvg > 0 && cv_per_thread(N, LC) > per)
+        per = cv_per_thread(N, LC);
     /* The channels of a group meet (a barrier, then the block partials of
      * dB and dC are added) once per span of whole chunks.  The partials take
      * units * 2 * span * dstate floats: the span is as long as fits in
@@ -332,35 +933,43 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     int nt = ssmi_max_threads();
     if (nt < 1)
         nt = 1;
-    int64_t n_ck = 0, n_thr = 0, n_part = 0, n_st = 0, tmp;
-    if (!ssmi_sizes_ok(&n_ck, sizeof(float), 3, nbd, nch, N)
+    int64_t n_ck = 0, n_thr = 0, n_part = 0, n_st = 0, n_dt = 0, tmp;
+    if (!ssmi_sizes_ok(&n_ck, sizeof(float), 4, units, (int64_t)BWD_CV, nch, N)
         || !ssmi_sizes_ok(&n_thr, sizeof(float), 2, per, (int64_t)nt)
         || !ssmi_sizes_ok(&n_part, sizeof(float), 2, units, ppart)
-        || !ssmi_sizes_ok(&n_st, sizeof(double), 2, nbd, N)
+        || !ssmi_sizes_ok(&n_st, sizeof(double), 3, units, (int64_t)BWD_CV, N)
+        || !ssmi_sizes_ok(&n_dt, sizeof(float), 5, batch, G, c.ncvg > 0 ? c.ncvg : 1, L,
+                          (int64_t)16)
         || !ssmi_sizes_ok(&tmp, sizeof(float), 2, LC, N))
         return SSM_FAIL(SSM_ERR_NOMEM);
+    const int want_dt = want_st && c.ncvg > 0;
     float *ck = want_st ? ssmi_alloc((size_t)n_ck, sizeof(float)) : NULL;
     float *gst = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
     float *dAc = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
     double *dAd = want_st ? ssmi_alloc((size_t)n_st, sizeof(double)) : NULL;
+    float *dtall = want_dt ? ssmi_alloc((size_t)n_dt, sizeof(float)) : NULL;
     /* dD and ddelta_bias per (batch, channel): eight running sums, step t
      * going to sum t mod 8 (absolute time: independent of the chunks). */
     double *sums = ssmi_alloc((size_t)(16 * nbd), sizeof(double));
     float *thr = ssmi_alloc((size_t)n_thr, sizeof(float));
     float *part = want_part ? ssmi_alloc((size_t)n_part, sizeof(float)) : NULL;
-    if ((want_st && (!ck || !gst || !dAc || !dAd)) || !sums || !thr
-        || (want_part && !part)) {
+    if ((want_st && (!ck || !gst || !dAc || !dAd)) || (want_dt && !dtall) || !sums
+        || !thr || (want_part && !part)) {
         ssmi_free(ck); ssmi_free(gst); ssmi_free(dAc); ssmi_free(dAd);
-        ssmi_free(sums); ssmi_free(thr); ssmi_free(part);
+        ssmi_free(dtall); ssmi_free(sums); ssmi_free(thr); ssmi_free(part);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
     double *dDd = sums, *dbd = sums + 8 * nbd;
+    c.ck = ck; c.gst = gst; c.dAc = dAc; c.dAd = dAd; c.dtall = dtall;
+    c.dDd = dDd; c.dbd = dbd;
+    memset(sums, 0, (size_t)(16 * nbd) * sizeof(double));
 
 #pragma omp parallel num_threads(nt)
     {
         float *w = thr + (int64_t)bwd_thread_num() * per;
+        const cv_buf fb = cv_carve(N, LC, w);
         float *Bt = w, *Ct = Bt + TN, *hs = Ct + TN;
-        float *H = hs + pad16(cbs * N);   /* also the dB/dC reduction tile */
+        float *H = hs + pad16(8 * N);   /* also the dB/dC reduction tile */
         bwd_set set[2];
         float *q = H;
         for (int j = 0; j < 2; j++) {
@@ -376,16 +985,20 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
         float *dtb = set[0].dtb;
 
         /* Adjoint states start at dh_last (zero when NULL). */
+        if (want_st) {
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < nbd; i++) {
-            for (int j = 0; j < 8; j++)
-                dDd[i * 8 + j] = dbd[i * 8 + j] = 0.0;
-            if (!want_st)
-                continue;
-            for (int64_t n = 0; n < N; n++) {
-                gst[i * N + n] = dh_last ? dh_last[i * N + n] : 0.0f;
-                dAc[i * N + n] = 0.0f;
-                dAd[i * N + n] = 0.0;
+            for (int64_t i = 0; i < units; i++) {
+                const bwd_unit u = bwd_unit_of(&c, i);
+                const int64_t s0 = i * BWD_CV * N;
+                for (int64_t j = 0; j < BWD_CV * N; j++) {
+                    gst[s0 + j] = 0.0f;
+                    dAc[s0 + j] = 0.0f;
+                    dAd[s0 + j] = 0.0;
+                }
+                if (dh_last)
+                    for (int64_t j = 0; j < u.m; j++)
+                        for (int64_t n = 0; n < N; n++)
+                            gst[bwd_slot(&u, N, j, n)] = dh_last[(u.b * dim + u.d0 + j) * N + n];
             }
         }
 
@@ -393,18 +1006,21 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
         if (want_st) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t i = 0; i < units; i++) {
-                const int64_t b = i / (G * nblk), r = i % (G * nblk);
-                const int64_t g = r / nblk, blk = r % nblk;
-                const int64_t d0 = g * cpg + blk * cbs;
-                const int64_t d1 = d0 + cbs < (g + 1) * cpg ? d0 + cbs : (g + 1) * cpg;
+                const bwd_unit u = bwd_unit_of(&c, i);
+                if (u.cvi >= 0) {
+                    cv_pass1(&c, &u, &fb);
+                    continue;
+                }
+                const int64_t b = u.b, g = u.g, d0 = u.d0, d1 = u.d0 + u.m;
                 const float *Bg = a->B + (b * G + g) * N * L;
+                float *cku = ck + i * BWD_CV * nch * N;
                 for (int64_t d = d0; d < d1; d++) {
                     float *hd = hs + (d - d0) * N;
                     if (a->h0)
                         memcpy(hd, a->h0 + (b * dim + d) * N, (size_t)N * sizeof(float));
                     else
                         memset(hd, 0, (size_t)N * sizeof(float));
-                    memcpy(ck + (b * dim + d) * nch * N, hd, (size_t)N * sizeof(float));
+                    memcpy(cku + (d - d0) * nch * N, hd, (size_t)N * sizeof(float));
                 }
                 for (int64_t kc = 0; kc + 1 < nch; kc++) {
                     const int64_t tb = kc * LC;
@@ -415,7 +1031,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                         k.dt(LC, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
                              a->delta_softplus, dtb, NULL);
                         k.state(LC, N, a->A + d * N, Bt, dtb, a->u + off, hd);
-                        memcpy(ck + ((b * dim + d) * nch + kc + 1) * N, hd,
+                        memcpy(cku + ((d - d0) * nch + kc + 1) * N, hd,
                                (size_t)N * sizeof(float));
                     }
                 }
@@ -427,18 +1043,27 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
             const int64_t sb = sp * SP, se = sb + SP < L ? sb + SP : L;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t i = 0; i < units; i++) {
+              const bwd_unit u = bwd_unit_of(&c, i);
+              if (u.cvi >= 0) {
+                  /* Tiles aligned to absolute multiples of TT, cut by the span. */
+                  const int64_t TT = cv_tile_len(LC);
+                  for (int64_t xt = (se - 1) / TT; xt >= sb / TT; xt--) {
+                      const int64_t xb = xt * TT > sb ? xt * TT : sb;
+                      const int64_t xe = (xt + 1) * TT < se ? (xt + 1) * TT : se;
+                      cv_tile2(&c, &u, &fb, xb, xe, sb, want_part ? part + i * ppart : NULL, TS);
+                  }
+                  continue;
+              }
               for (int64_t kc = (se - 1) / LC; kc >= sb / LC; kc--) {
                 const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
-                const int64_t b = i / (G * nblk), r = i % (G * nblk);
-                const int64_t g = r / nblk, blk = r % nblk;
-                const int64_t d0 = g * cpg + blk * cbs;
-                const int64_t d1 = d0 + cbs < (g + 1) * cpg ? d0 + cbs : (g + 1) * cpg;
+                const int64_t b = u.b, g = u.g, d0 = u.d0, d1 = u.d0 + u.m;
                 float *pB = want_part ? part + i * ppart + (tb - sb) * N : NULL;
                 float *pC = want_part ? pB + TS : NULL;
                 if (want_st) {
                     bwd_transpose(a->B + (b * G + g) * N * L, L, tb, Tn, N, Bt);
                     bwd_transpose(a->C + (b * G + g) * N * L, L, tb, Tn, N, Ct);
                 }
+                const int64_t us = i * BWD_CV * N;
                 /* Channels two at a time where N = 16 (the paired adjoint,
                  * same bits as one by one), each with its own buffer set. */
                 for (int64_t d = d0; d < d1;) {
@@ -454,7 +1079,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                         k.dt(Tn, a->delta + off,
                              a->delta_bias ? a->delta_bias[d + j] : 0.0f,
                              a->delta_softplus, S->dtb, want_ds ? S->dsig : NULL);
-                        S->hin = ck + (bd * nch + kc) * N;
+                        S->hin = ck + i * BWD_CV * nch * N + ((d + j - d0) * nch + kc) * N;
                         k.recompute(Tn, N, a->A + (d + j) * N, Bt, Ct, S->dtb, a->u + off,
                                     S->hin, S->H, S->Q, gr->dz ? S->P0 : NULL);
                     }
@@ -462,6 +1087,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                         d += np;
                         continue;
                     }
+                    const int64_t cs = us + (d - d0) * N;
                     if (np == 2) {
                         const int64_t bd = b * dim + d, off = bd * L + tb;
                         const float *A2[2] = { a->A + d * N, a->A + (d + 1) * N };
@@ -471,9 +1097,9 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                         const float *hin2[2] = { set[0].hin, set[1].hin };
                         const float *H2[2] = { set[0].H, set[1].H };
                         const float *Q2[2] = { set[0].Q, set[1].Q };
-                        float *g2[2] = { gst + bd * N, gst + (bd + 1) * N };
-                        float *ac2[2] = { dAc + bd * N, dAc + (bd + 1) * N };
-                        double *ad2[2] = { dAd + bd * N, dAd + (bd + 1) * N };
+                        float *g2[2] = { gst + cs, gst + cs + N };
+                        float *ac2[2] = { dAc + cs, dAc + cs + N };
+                        double *ad2[2] = { dAd + cs, dAd + cs + N };
                         float *p12[2] = { set[0].P1, set[1].P1 };
                         float *p22[2] = { set[0].P2, set[1].P2 };
                         k.adjoint2(gr->dB != NULL, gr->dC != NULL, d == d0, tb, Tn, A2,
@@ -483,8 +1109,8 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                         const int64_t bd = b * dim + d, off = bd * L + tb;
                         k.adjoint(gr->dB != NULL, gr->dC != NULL, d == d0, tb, Tn, N,
                                   a->A + d * N, Bt, Ct, set[0].dtb, a->u + off, set[0].dy0,
-                                  set[0].hin, set[0].H, set[0].Q, gst + bd * N,
-                                  dAc + bd * N, dAd + bd * N, set[0].P1, set[0].P2, pB, pC);
+                                  set[0].hin, set[0].H, set[0].Q, gst + cs,
+                                  dAc + cs, dAd + cs, set[0].P1, set[0].P2, pB, pC);
                     }
                     for (int j = 0; j < np; j++) {
                         bwd_set *S = &set[j];
@@ -525,10 +1151,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                         memcpy(H, p0 + wch * TS + t0 * N, (size_t)(tl * N) * sizeof(float));
                         for (int64_t blk = 1; blk < nblk; blk++)
                             k.add(tl * N, p0 + blk * ppart + wch * TS + t0 * N, H);
-                        out += bg * N * L + tb + t0;
-                        for (int64_t n = 0; n < N; n++)
-                            for (int64_t t = 0; t < tl; t++)
-                                out[n * L + t] = H[t * N + n];
+                        k.tr(N, tl, H, N, out + bg * N * L + tb + t0, L);
                     }
                 }
             }
@@ -540,33 +1163,40 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
             if (gr->dA)
                 for (int64_t n = 0; n < N; n++) {
                     double s = 0.0;
-                    for (int64_t b = 0; b < batch; b++)
-                        s += dAd[(b * dim + d) * N + n];
+                    for (int64_t b = 0; b < batch; b++) {
+                        const bwd_unit u = bwd_unit_at(&c, b, d);
+                        s += dAd[bwd_slot(&u, N, d - u.d0, n)];
+                    }
                     gr->dA[d * N + n] = (float)s;
                 }
             if (gr->dD) {
                 double s = 0.0;
                 for (int64_t b = 0; b < batch; b++) {
-                    const double *q = dDd + (b * dim + d) * 8;
-                    s += ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+                    const double *q8 = dDd + (b * dim + d) * 8;
+                    s += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
                 }
                 gr->dD[d] = (float)s;
             }
             if (gr->ddelta_bias) {
                 double s = 0.0;
                 for (int64_t b = 0; b < batch; b++) {
-                    const double *q = dbd + (b * dim + d) * 8;
-                    s += ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+                    const double *q8 = dbd + (b * dim + d) * 8;
+                    s += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
                 }
                 gr->ddelta_bias[d] = (float)s;
             }
         }
     }
     if (gr->dh0)
-        memcpy(gr->dh0, gst, (size_t)(nbd * N) * sizeof(float));
+        for (int64_t i = 0; i < units; i++) {
+            const bwd_unit u = bwd_unit_of(&c, i);
+            for (int64_t j = 0; j < u.m; j++)
+                for (int64_t n = 0; n < N; n++)
+                    gr->dh0[(u.b * dim + u.d0 + j) * N + n] = gst[bwd_slot(&u, N, j, n)];
+        }
 
     ssmi_free(ck); ssmi_free(gst); ssmi_free(dAc); ssmi_free(dAd);
-    ssmi_free(sums); ssmi_free(thr); ssmi_free(part);
+    ssmi_free(dtall); ssmi_free(sums); ssmi_free(thr); ssmi_free(part);
     return SSM_OK;
 }
 

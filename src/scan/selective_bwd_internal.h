@@ -22,4 +22,12 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *args,
  * only): a power of two >= sqrt(len) and >= max(64, 4096/dstate), at most len. */
 int64_t ssmi_scan_bwd_auto_chunk(int64_t len, int64_t dstate);
 
+/* The automatic interval when a group has a channel-vector block (more
+ * than 8 channels): a power of two >= sqrt(len), at least 64, at most len. */
+int64_t ssmi_scan_bwd_cv_chunk(int64_t len);
+
+/* 1 when the backward takes the state-split path (one long channel:
+ * batch * dim = 1, dstate a multiple of 32, len >= 4096); shapes only. */
+int ssmi_scan_bwd_split(int64_t batch, int64_t dim, int64_t dstate, int64_t len);
+
 #endif /* SSM_SELECTIVE_BWD_INTERNAL_H */

@@ -132,6 +132,11 @@ static KTGT void KN(bwd_state)(int64_t T, int64_t N, const float *A,
         memcpy(hl, h, sizeof hl);
         KN(bwd_state_)(T, 16, A, Bt, dt, u, hl);
         memcpy(h, hl, sizeof hl);
+    } else if (N == 8) {   /* halves of 16 (the split path) */
+        float hl[8];
+        memcpy(hl, h, sizeof hl);
+        KN(bwd_state_)(T, 8, A, Bt, dt, u, hl);
+        memcpy(h, hl, sizeof hl);
     } else {
         KN(bwd_state_)(T, N, A, Bt, dt, u, h);
     }
@@ -189,6 +194,23 @@ static KTGT void KN(bwd_recompute)(int64_t T, int64_t N, const float *A,
         }
         if (P0)
             for (int64_t i = 0; i < T * 16; i++)
+                P0[i] = Ct[i] * H[i];
+    } else if (N == 8) {   /* the same with half a vector (split path) */
+        float h[8];
+        memcpy(h, hin, sizeof h);
+        for (int64_t t = 0; t < T; t++) {
+            const float dtv = dt[t], dtu = dtv * u[t];
+            const float *restrict bt = Bt + t * 8;
+            float *restrict ht = H + t * 8, *restrict qt = Q + t * 8;
+            for (int n = 0; n < 8; n++) {
+                const float a = bwd_expf(dtv * A[n]);
+                qt[n] = a;
+                h[n] = fmaf(a, h[n], bt[n] * dtu);
+                ht[n] = h[n];
+            }
+        }
+        if (P0)
+            for (int64_t i = 0; i < T * 8; i++)
                 P0[i] = Ct[i] * H[i];
     } else
         KN(bwd_recompute_)(T, N, A, Bt, Ct, dt, u, hin, H, Q, P0);
@@ -261,6 +283,26 @@ static KTGT void KN(bwd_adjoint)(int wb, int wc, int first, int64_t t0,
 #define ADJ_CASE_(k, b, c, f)                                                \
         case k:                                                              \
             KN(bwd_adj_)(b, c, f, t0, T, 16, A, Bt, Ct, dt, u, dy0, hin, H,  \
+                         Q, gl, al, dAd, P1, P2, dBp, dCp);                  \
+            break;
+            ADJ_CASE_(0, 0, 0, 0) ADJ_CASE_(1, 0, 0, 1)
+            ADJ_CASE_(2, 0, 1, 0) ADJ_CASE_(3, 0, 1, 1)
+            ADJ_CASE_(4, 1, 0, 0) ADJ_CASE_(5, 1, 0, 1)
+            ADJ_CASE_(6, 1, 1, 0) default: ADJ_CASE_(7, 1, 1, 1)
+#undef ADJ_CASE_
+        }
+        memcpy(g, gl, sizeof gl);
+        memcpy(dAc, al, sizeof al);
+        return;
+    }
+    if (N == 8) {   /* halves of 16 (the split path) */
+        float gl[8], al[8];
+        memcpy(gl, g, sizeof gl);
+        memcpy(al, dAc, sizeof al);
+        switch ((wb ? 4 : 0) | (wc ? 2 : 0) | (first ? 1 : 0)) {
+#define ADJ_CASE_(k, b, c, f)                                                \
+        case k:                                                              \
+            KN(bwd_adj_)(b, c, f, t0, T, 8, A, Bt, Ct, dt, u, dy0, hin, H,   \
                          Q, gl, al, dAd, P1, P2, dBp, dCp);                  \
             break;
             ADJ_CASE_(0, 0, 0, 0) ADJ_CASE_(1, 0, 0, 1)
@@ -428,6 +470,18 @@ static KTGT void KN(bwd_tree)(int64_t T, int64_t N, float *restrict P,
                 v[n] = p[n] + p[n + 8];
             for (int n = 0; n < 4; n++)
                 v[n] += v[n + 4];
+            for (int n = 0; n < 2; n++)
+                v[n] += v[n + 2];
+            s[t] = v[0] + v[1];
+        }
+        return;
+    }
+    if (N == 8) {   /* the same tree, halves of 16 */
+        for (int64_t t = 0; t < T; t++) {
+            const float *restrict p = P + t * 8;
+            float v[4];
+            for (int n = 0; n < 4; n++)
+                v[n] = p[n] + p[n + 4];
             for (int n = 0; n < 2; n++)
                 v[n] += v[n + 2];
             s[t] = v[0] + v[1];

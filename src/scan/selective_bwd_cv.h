@@ -1,0 +1,420 @@
+/*
+ * selective_bwd_cv.h -- channel-vector kernels of the selective scan
+ * backward (selective_bwd.c): 16 channels of one group in the lanes of a
+ * vector, as the forward's cv_tile (selective_kernel.h).  The channels of a
+ * group share B_t and C_t (broadcast scalars), so the state loop needs no
+ * transpose of B and C and no horizontal sum over the state: the sums over n
+ * (s1 = sum_n g B, s2 = sum_n A g a h_prev, ys = sum_n C h) are per-lane FMA
+ * chains in increasing n, and softplus, its derivative, D and the gate run
+ * on vectors of channels.  The one sum across lanes is the group's dB and
+ * dC (sum over channels): 16 vectors of terms at a time go through
+ * VHSUM16, the same tree in every instruction set.
+ *
+ * Included once per instruction set with these macros defined:
+ *   KSFX, KTGT      name suffix, function attribute
+ *   VT              16-lane vector type
+ *   VLD(p) VST(p,v) VSET(x) VMUL VADD VSUB VDIV VFMA(a,b,c)=a*b+c
+ *   VEXP VEXPN      exp (VEXPN: valid where x <= 88 or NaN)
+ *   VSOFTPLUS       softplus with Mamba's threshold 20
+ *   VGTSEL(x,y,a,b) x > y ? a : b
+ *   VHSUM16(v)      lane i = tree sum of the lanes of v[i], v: VT[16]
+ *   NBMAX           states per pass (the vectors of state kept in registers)
+ *   VTRANS8         (optional) 8 x 8 transpose
+ * Lane-major arrays: X[t][16] (lane c = channel d0 + c), states [N][16].
+ *
+ * Notation as in selective_bwd_kernel.h: dt_t, a_tn = exp(dt_t A_n),
+ * h_tn = a_tn h_(t-1)n + dt_t u_t B_tn; adjoint g_tn = dy0_t C_tn +
+ * a_(t+1)n g_(t+1)n; dB_tn = sum_c g_tn dt_t u_t, dC_tn = sum_c dy0_t h_tn,
+ * dA_n += dt_t g_tn a_tn h_(t-1)n (Mamba eq. 2a-2b, Algorithm 2).
+ */
+
+#define KNAME2_(a, b) a##_##b
+#define KNAME1_(a, b) KNAME2_(a, b)
+#define KN(name) KNAME1_(name, KSFX)
+
+/* dst[t*16 + c] = src[c*ld + t] for c < m, 0 for m <= c < 16: T steps. */
+static KTGT void KN(cvb_gather)(const float *src, int64_t ld, int64_t m,
+                                int64_t T, float *dst)
+{
+    int64_t t = 0;
+#ifdef VTRANS8
+    if (m == 16)
+        for (int64_t c = 0; c < 16; c += 8)
+            for (t = 0; t + 8 <= T; t += 8)
+                VTRANS8(src + c * ld + t, ld, dst + t * 16 + c, 16);
+#endif
+    for (; t < T; t++)
+        for (int64_t c = 0; c < 16; c++)
+            dst[t * 16 + c] = c < m ? src[c * ld + t] : 0.0f;
+}
+
+/* dst[c*ld + t] = src[t*16 + c] for c < m: back from lane-major. */
+static KTGT void KN(cvb_scatter)(const float *src, int64_t m, int64_t T,
+                                 float *dst, int64_t ld)
+{
+    int64_t t = 0;
+#ifdef VTRANS8
+    if (m == 16)
+        for (int64_t c = 0; c < 16; c += 8)
+            for (t = 0; t + 8 <= T; t += 8)
+                VTRANS8(src + t * 16 + c, 16, dst + c * ld + t, ld);
+#endif
+    for (; t < T; t++)
+        for (int64_t c = 0; c < m; c++)
+            dst[c * ld + t] = src[t * 16 + c];
+}
+
+/* dst[i*ds + j] = src[j*ss + i] for i < ni, j < nj: 8 x 8 blocks where
+ * there is a vector transpose (the split path's B and C tiles and its dB,
+ * dC rows). */
+static KTGT void KN(cvb_tr)(int64_t ni, int64_t nj, const float *src, int64_t ss,
+                            float *dst, int64_t ds)
+{
+    int64_t j0 = 0;
+#ifdef VTRANS8
+    for (; j0 + 8 <= nj; j0 += 8) {
+        int64_t i = 0;
+        for (; i + 8 <= ni; i += 8)
+            VTRANS8(src + j0 * ss + i, ss, dst + i * ds + j0, ds);
+        for (; i < ni; i++)
+            for (int64_t j = j0; j < j0 + 8; j++)
+                dst[i * ds + j] = src[j * ss + i];
+    }
+#endif
+    for (int64_t j = j0; j < nj; j++)
+        for (int64_t i = 0; i < ni; i++)
+            dst[i * ds + j] = src[j * ss + i];
+}
+
+/* dl [T][16]: delta in, dt out (softplus(delta + bias) or delta + bias,
+ * bl NULL: no bias); wl (or NULL) = dt u. */
+static KTGT void KN(cvb_dt)(int64_t T, float *dl, const float *ul,
+                            const float *bl, int softplus, float *wl)
+{
+    const VT vb = bl ? VLD(bl) : VSET(0.0f);
+    for (int64_t t = 0; t < T; t++) {
+        VT x = VLD(dl + t * 16);
+        if (bl)
+            x = VADD(x, vb);
+        const VT dt = softplus ? VSOFTPLUS(x) : x;
+        VST(dl + t * 16, dt);
+        if (wl)
+            VST(wl + t * 16, VMUL(dt, VLD(ul + t * 16)));
+    }
+}
+
+/* -expm1(-d) for d >= 0 (or NaN) on 16 lanes: below 0.5 the series
+ * d - d^2/2 + ... - d^9/9! (next term < 3e-9 d), above it 1 - exp(-d). */
+static inline __attribute__((always_inline)) KTGT VT KN(cvb_mexpm1n)(VT d)
+{
+    const VT y = VSUB(VSET(0.0f), d);
+    VT p = VSET(2.75573192239858907e-6f);          /* 1/9! */
+    p = VFMA(p, y, VSET(2.48015873015873016e-5f)); /* 1/8! */
+    p = VFMA(p, y, VSET(1.98412698412698413e-4f));
+    p = VFMA(p, y, VSET(1.38888888888888889e-3f));
+    p = VFMA(p, y, VSET(8.33333333333333333e-3f));
+    p = VFMA(p, y, VSET(4.16666666666666667e-2f));
+    p = VFMA(p, y, VSET(1.66666666666666667e-1f));
+    p = VFMA(p, y, VSET(0.5f));
+    p = VFMA(p, y, VSET(1.0f));
+    const VT small = VMUL(d, p);                   /* -expm1(y) = d p(y) */
+    const VT big = VSUB(VSET(1.0f), VEXP(y));
+    return VGTSEL(d, VSET(0.5f), big, small);
+}
+
+/* wl = dt u; dsl (or NULL) = d(dt)/d(delta): under softplus sigmoid(x) =
+ * 1 - exp(-softplus(x)) = -expm1(-dt), from the stored dt (no second exp
+ * of x; above the threshold 20, where dt = x, it rounds to 1 as Mamba's
+ * derivative there), else 1; dy0l = dy silu(z) (dy without z). */
+static KTGT void KN(cvb_pre)(int64_t T, const float *dtl, const float *ul,
+                             int softplus, const float *dyl, const float *zl,
+                             float *wl, float *dsl, float *dy0l)
+{
+    const VT one = VSET(1.0f), zero = VSET(0.0f);
+    for (int64_t t = 0; t < T; t++) {
+        if (wl)
+            VST(wl + t * 16, VMUL(VLD(dtl + t * 16), VLD(ul + t * 16)));
+        if (dsl)
+            VST(dsl + t * 16, softplus ? KN(cvb_mexpm1n)(VLD(dtl + t * 16)) : one);
+        const VT dy = VLD(dyl + t * 16);
+        if (zl) {
+            const VT z = VLD(zl + t * 16);
+            VST(dy0l + t * 16, VMUL(dy, VDIV(z, VADD(one, VEXP(VSUB(zero, z))))));
+        } else {
+            VST(dy0l + t * 16, dy);
+        }
+    }
+}
+
+/* The checkpoint pass: states [n0, n0 + NB) of h ([.][16], in/out) over T
+ * steps.  Al, Bn: from state n0 (Bn rows ld apart); dtl, wl: dt, dt u. */
+static inline __attribute__((always_inline)) KTGT void
+KN(cvb_state_pass)(const int NB, const int NEG, int64_t T, int64_t ld,
+                   const float *Al, const float *Bn, const float *dtl,
+                   const float *wl, float *h)
+{
+    VT hv[8];
+    for (int j = 0; j < NB; j++)
+        hv[j] = VLD(h + j * 16);
+    for (int64_t t = 0; t < T; t++) {
+        const VT dt = VLD(dtl + t * 16), dtu = VLD(wl + t * 16);
+#pragma GCC unroll 8
+        for (int j = 0; j < NB; j++) {
+            const VT x = VMUL(dt, VLD(Al + j * 16));
+            const VT a = NEG ? VEXPN(x) : VEXP(x);
+            hv[j] = VFMA(a, hv[j], VMUL(VSET(Bn[j * ld + t]), dtu));
+        }
+    }
+    for (int j = 0; j < NB; j++)
+        VST(h + j * 16, hv[j]);
+}
+
+/* The lane sums of 16 vectors rb (kk steps of NB states; the rest padded
+ * with zeros) into the [T][N] partial P at the steps ts, states n0... */
+static inline __attribute__((always_inline)) KTGT void
+KN(cvb_flush)(const int NB, VT *rb, const int64_t *ts, int kk, int64_t N,
+              int64_t n0, float *P)
+{
+    for (int i = kk * NB; i < 16; i++)
+        rb[i] = VSET(0.0f);
+    float o[16];
+    VST(o, VHSUM16(rb));
+    for (int s = 0; s < kk; s++)
+        memcpy(P + ts[s] * N + n0, o + s * NB, (size_t)NB * sizeof(float));
+}
+
+/* Recompute a chunk from its checkpoint: states [n0, n0 + NB) from hin,
+ * H[t][n] = h_tn, Q[t][n] = a_tn ([T][N][16]), ys[t] += sum_n C_tn h_tn (a
+ * chain in increasing n; FIRST: n0 = 0 starts it), and with WC the dC
+ * partial pC[t][n] = sum_c dy0_tc h_tnc. */
+static inline __attribute__((always_inline)) KTGT void
+KN(cvb_rec_pass)(const int NB, const int NEG, const int FIRST, const int WC,
+                 int64_t T, int64_t N, int64_t n0, int64_t ld, const float *Al,
+                 const float *Bn, const float *Cn, const float *dtl,
+                 const float *wl, const float *dy0l, const float *hin,
+                 float *H, float *Q, float *ysl, float *pC)
+{
+    VT hv[8], rb[16];
+    int64_t ts[16];
+    int kk = 0;
+    for (int j = 0; j < NB; j++)
+        hv[j] = VLD(hin + j * 16);
+    for (int64_t t = 0; t < T; t++) {
+        const VT dt = VLD(dtl + t * 16), dtu = VLD(wl + t * 16);
+        float *Ht = H + (t * N + n0) * 16, *Qt = Q + (t * N + n0) * 16;
+        VT s = FIRST ? VSET(0.0f) : VLD(ysl + t * 16);
+        const VT dy = WC ? VLD(dy0l + t * 16) : VSET(0.0f);
+#pragma GCC unroll 8
+        for (int j = 0; j < NB; j++) {
+            const VT x = VMUL(dt, VLD(Al + j * 16));
+            const VT a = NEG ? VEXPN(x) : VEXP(x);
+            hv[j] = VFMA(a, hv[j], VMUL(VSET(Bn[j * ld + t]), dtu));
+            VST(Qt + j * 16, a);
+            VST(Ht + j * 16, hv[j]);
+            const VT c = VSET(Cn[j * ld + t]);
+            s = FIRST && j == 0 ? VMUL(c, hv[0]) : VFMA(c, hv[j], s);
+            if (WC)
+                rb[kk * NB + j] = VMUL(dy, hv[j]);
+        }
+        VST(ysl + t * 16, s);
+        if (WC) {
+            ts[kk++] = t;
+            if ((kk + 1) * NB > 16 || t == T - 1) {
+                KN(cvb_flush)(NB, rb, ts, kk, N, n0, pC);
+                kk = 0;
+            }
+        }
+    }
+}
+
+/* The adjoint over the chunk, last step first, states [n0, n0 + NB): g,
+ * dAc ([.][16], in/out) the adjoint entering from the future and dA's
+ * float partial, dAd ([.][16] doubles) dA's total; s1, s2 chains (FIRST:
+ * n0 = 0 starts them); with WB the dB partial pB[t][n] = sum_c g_tnc dt u.
+ * dA is summed in float over aligned blocks of BWD_DA_BLOCK steps of
+ * absolute time (t0 + t), each block then added to the double total, as
+ * the per-channel kernels do. */
+static inline __attribute__((always_inline)) KTGT void
+KN(cvb_adj_pass)(const int NB, const int FIRST, const int WB, int64_t t0,
+                 int64_t T, int64_t N, int64_t n0, int64_t ld, const float *Al,
+                 const float *Bn, const float *Cn, const float *dtl,
+                 const float *wl, const float *dy0l, const float *hin,
+                 const float *H, const float *Q, float *g, float *dAc,
+                 double *dAd, float *s1l, float *s2l, float *pB)
+{
+    VT gv[8], av[8], rb[16];
+    int64_t ts[16];
+    int kk = 0;
+    for (int j = 0; j < NB; j++) {
+        gv[j] = VLD(g + j * 16);
+        av[j] = VLD(dAc + j * 16);
+    }
+    for (int64_t t = T - 1; t >= 0; t--) {
+        const VT dy = VLD(dy0l + t * 16), dt = VLD(dtl + t * 16);
+        const VT dtu = VLD(wl + t * 16);
+        const float *Qt = Q + (t * N + n0) * 16;
+        const float *Hp = t ? H + ((t - 1) * N + n0) * 16 : hin;
+        VT s1 = FIRST ? VSET(0.0f) : VLD(s1l + t * 16);
+        VT s2 = FIRST ? VSET(0.0f) : VLD(s2l + t * 16);
+#pragma GCC unroll 8
+        for (int j = 0; j < NB; j++) {
+            const VT gn = VFMA(dy, VSET(Cn[j * ld + t]), gv[j]);
+            if (WB)
+                rb[kk * NB + j] = VMUL(gn, dtu);
+            const VT b = VSET(Bn[j * ld + t]);
+            s1 = FIRST && j == 0 ? VMUL(gn, b) : VFMA(gn, b, s1);
+            const VT ga = VMUL(gn, VLD(Qt + j * 16));
+            const VT q = VMUL(ga, VLD(Hp + j * 16));
+            const VT Aj = VLD(Al + j * 16);
+            s2 = FIRST && j == 0 ? VMUL(q, Aj) : VFMA(q, Aj, s2);
+            av[j] = VFMA(q, dt, av[j]);
+            gv[j] = ga;
+        }
+        VST(s1l + t * 16, s1);
+        VST(s2l + t * 16, s2);
+        if ((t0 + t) % BWD_DA_BLOCK == 0)
+            for (int j = 0; j < NB; j++) {
+                float o[16];
+                VST(o, av[j]);
+                for (int c = 0; c < 16; c++)
+                    dAd[j * 16 + c] += (double)o[c];
+                av[j] = VSET(0.0f);
+            }
+        if (WB) {
+            ts[kk++] = t;
+            if ((kk + 1) * NB > 16 || t == 0) {
+                KN(cvb_flush)(NB, rb, ts, kk, N, n0, pB);
+                kk = 0;
+            }
+        }
+    }
+    for (int j = 0; j < NB; j++) {
+        VST(g + j * 16, gv[j]);
+        VST(dAc + j * 16, av[j]);
+    }
+}
+
+/* Every pass of the checkpoint recurrence over the N states. */
+static KTGT void KN(cvb_state)(int neg, int64_t T, int64_t N, int64_t ld,
+                               const float *Al, const float *Bn,
+                               const float *dtl, const float *wl, float *h)
+{
+    for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
+        const int nb = N - n0 < NBMAX ? (int)(N - n0) : NBMAX;
+        const float *A = Al + n0 * 16, *B = Bn + n0 * ld;
+        float *hp = h + n0 * 16;
+        if (nb == NBMAX) {
+            if (neg)
+                KN(cvb_state_pass)(NBMAX, 1, T, ld, A, B, dtl, wl, hp);
+            else
+                KN(cvb_state_pass)(NBMAX, 0, T, ld, A, B, dtl, wl, hp);
+        } else {
+            KN(cvb_state_pass)(nb, 0, T, ld, A, B, dtl, wl, hp);
+        }
+    }
+}
+
+static KTGT void KN(cvb_recompute)(int neg, int wc, int64_t T, int64_t N,
+                                   int64_t ld, const float *Al,
+                                   const float *Bn, const float *Cn,
+                                   const float *dtl, const float *wl,
+                                   const float *dy0l, const float *hin,
+                                   float *H, float *Q, float *ysl, float *pC)
+{
+    for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
+        const int nb = N - n0 < NBMAX ? (int)(N - n0) : NBMAX;
+        const float *A = Al + n0 * 16, *B = Bn + n0 * ld, *C = Cn + n0 * ld;
+        const float *hi = hin + n0 * 16;
+        const int first = n0 == 0;
+#define REC_(nb_, ng_, f_, w_)                                               \
+        KN(cvb_rec_pass)(nb_, ng_, f_, w_, T, N, n0, ld, A, B, C, dtl, wl,   \
+                         dy0l, hi, H, Q, ysl, pC)
+        if (nb == NBMAX) {
+            switch ((neg ? 4 : 0) | (first ? 2 : 0) | (wc ? 1 : 0)) {
+            case 0: REC_(NBMAX, 0, 0, 0); break;
+            case 1: REC_(NBMAX, 0, 0, 1); break;
+            case 2: REC_(NBMAX, 0, 1, 0); break;
+            case 3: REC_(NBMAX, 0, 1, 1); break;
+            case 4: REC_(NBMAX, 1, 0, 0); break;
+            case 5: REC_(NBMAX, 1, 0, 1); break;
+            case 6: REC_(NBMAX, 1, 1, 0); break;
+            default: REC_(NBMAX, 1, 1, 1); break;
+            }
+        } else if (first) {
+            REC_(nb, 0, 1, wc);
+        } else {
+            REC_(nb, 0, 0, wc);
+        }
+#undef REC_
+    }
+}
+
+static KTGT void KN(cvb_adjoint)(int wb, int64_t t0, int64_t T, int64_t N,
+                                 int64_t ld, const float *Al, const float *Bn,
+                                 const float *Cn, const float *dtl,
+                                 const float *wl, const float *dy0l,
+                                 const float *hin, const float *H,
+                                 const float *Q, float *g, float *dAc,
+                                 double *dAd, float *s1l, float *s2l,
+                                 float *pB)
+{
+    for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
+        const int nb = N - n0 < NBMAX ? (int)(N - n0) : NBMAX;
+        const float *A = Al + n0 * 16, *B = Bn + n0 * ld, *C = Cn + n0 * ld;
+        const float *hi = hin + n0 * 16;
+        float *gp = g + n0 * 16, *ap = dAc + n0 * 16;
+        double *dp = dAd + n0 * 16;
+        const int first = n0 == 0;
+#define ADJ_(nb_, f_, w_)                                                    \
+        KN(cvb_adj_pass)(nb_, f_, w_, t0, T, N, n0, ld, A, B, C, dtl, wl,    \
+                         dy0l, hi, H, Q, gp, ap, dp, s1l, s2l, pB)
+        if (nb == NBMAX) {
+            switch ((first ? 2 : 0) | (wb ? 1 : 0)) {
+            case 0: ADJ_(NBMAX, 0, 0); break;
+            case 1: ADJ_(NBMAX, 0, 1); break;
+            case 2: ADJ_(NBMAX, 1, 0); break;
+            default: ADJ_(NBMAX, 1, 1); break;
+            }
+        } else if (first) {
+            ADJ_(nb, 1, wb);
+        } else {
+            ADJ_(nb, 0, wb);
+        }
+#undef ADJ_
+    }
+}
+
+/* The elementwise ends: du = D dy0 + dt s1, ddelta = (u s1 + s2) dsig,
+ * dz = dy y0 silu'(z) with y0 = ys + D u, silu'(z) = s (1 + z (1 - s)),
+ * s = sigmoid(z).  Dl NULL: no D; an output NULL: not wanted. */
+static KTGT void KN(cvb_post)(int64_t T, const float *Dl, const float *dtl,
+                              const float *dsl, const float *ul,
+                              const float *dyl, const float *zl,
+                              const float *dy0l, const float *s1l,
+                              const float *s2l, const float *ysl, float *dul,
+                              float *dxl, float *dzl)
+{
+    const VT one = VSET(1.0f), zero = VSET(0.0f);
+    const VT vD = Dl ? VLD(Dl) : zero;
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t o = t * 16;
+        const VT s1 = VLD(s1l + o), u = VLD(ul + o);
+        if (dul) {
+            const VT v = VMUL(VLD(dtl + o), s1);
+            VST(dul + o, Dl ? VFMA(vD, VLD(dy0l + o), v) : v);
+        }
+        if (dxl)
+            VST(dxl + o, VMUL(VFMA(u, s1, VLD(s2l + o)), VLD(dsl + o)));
+        if (dzl) {
+            const VT ys = VLD(ysl + o), z = VLD(zl + o);
+            const VT y0 = Dl ? VFMA(vD, u, ys) : ys;
+            const VT sg = VDIV(one, VADD(one, VEXP(VSUB(zero, z))));
+            const VT ds = VMUL(sg, VFMA(z, VSUB(one, sg), one));
+            VST(dzl + o, VMUL(VMUL(VLD(dyl + o), y0), ds));
+        }
+    }
+}
+
+#undef KN
+#undef KNAME1_
+#undef KNAME2_

@@ -1,0 +1,457 @@
+/*
+ * selective_bwd_vec.h -- the 16-lane vectors of the selective scan
+ * backward's channel-vector kernels (selective_bwd_cv.h), one set per
+ * instruction set, and the scalar exp and softplus of the backward.
+ * Private to src/scan/selective_bwd.c.
+ *
+ * Every set has exactly 16 lanes: AVX-512 one __m512, AVX2 two __m256 (lo =
+ * lanes 0-7, hi = lanes 8-15), portable C a struct of 16 floats.  The lanes
+ * are 16 channels of one group.  Every operation is lane by lane and the same
+ * IEEE operation in every set (explicit fma, no reassociation), and the one
+ * reduction across lanes, the sum of 16 channels' terms of dB and dC, runs
+ * the same tree in every set (hsum16: lanes k + k+8, then k + k+4, k + k+2,
+ * k + k+1), so the three sets give the same bytes.
+ *
+ * exp is the forward's (selective.c, scan_expf and its vector twins):
+ * Cody-Waite reduction, degree-7 Taylor polynomial, 2^k in the exponent
+ * bits; written again here because selective.c keeps its helpers static.
+ */
+#ifndef SSM_SELECTIVE_BWD_VEC_H
+#define SSM_SELECTIVE_BWD_VEC_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SBV_X86 1
+#endif
+
+#define SBV_EXP_LOG2E   1.44269504088896341f
+#define SBV_EXP_SHIFT   12582912.0f
+#define SBV_EXP_LN2HI   0.693359375f
+#define SBV_EXP_LN2LO  -2.12194440e-4f
+#define SBV_EXP_LO     -88.0f
+#define SBV_EXP_HI      88.0f
+#define SBV_EXP_C2 0.5f
+#define SBV_EXP_C3 0.166666666666666667f
+#define SBV_EXP_C4 0.0416666666666666667f
+#define SBV_EXP_C5 0.00833333333333333333f
+#define SBV_EXP_C6 0.00138888888888888889f
+#define SBV_EXP_C7 0.000198412698412698413f
+#define SBV_LOG_SQRTHALF_BITS 0x3f3504f3u
+#define SBV_LOG_C3 0.333333333333333333f
+#define SBV_LOG_C5 0.2f
+#define SBV_LOG_C7 0.142857142857142857f
+#define SBV_LOG_C9 0.111111111111111111f
+
+/* ------------------------------------------------------------- scalar --- */
+
+/* c ? a : b by bit masks: GCC will not if-convert a select guarded by a
+ * float comparison under -ftrapping-math (the default), which keeps the
+ * loops around it scalar; the masks vectorize and give the same value. */
+static inline float bwd_sel(int c, float a, float b)
+{
+    uint32_t ia, ib, r;
+    const uint32_t m = 0u - (uint32_t)(c != 0);
+    float y;
+    memcpy(&ia, &a, sizeof ia);
+    memcpy(&ib, &b, sizeof ib);
+    r = (ia & m) | (ib & ~m);
+    memcpy(&y, &r, sizeof y);
+    return y;
+}
+
+/* scan_expf of the forward, with selects: x < -88 gives 0, x > 88 +inf,
+ * NaN NaN. */
+static inline float bwd_expf(float x)
+{
+    const float xc = bwd_sel(SBV_EXP_LO > x, SBV_EXP_LO, x);
+    const float shift = SBV_EXP_SHIFT;
+    const float kf = fmaf(xc, SBV_EXP_LOG2E, shift);
+    uint32_t kb, shb, sb;
+    memcpy(&kb, &kf, sizeof kb);
+    memcpy(&shb, &shift, sizeof shb);
+    const float k = kf - shift;
+    float r = fmaf(-k, SBV_EXP_LN2HI, xc);
+    r = fmaf(-k, SBV_EXP_LN2LO, r);
+    float p = SBV_EXP_C7;
+    p = fmaf(p, r, SBV_EXP_C6);
+    p = fmaf(p, r, SBV_EXP_C5);
+    p = fmaf(p, r, SBV_EXP_C4);
+    p = fmaf(p, r, SBV_EXP_C3);
+    p = fmaf(p, r, SBV_EXP_C2);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    sb = ((kb - shb) + 127u) << 23;
+    float scale;
+    memcpy(&scale, &sb, sizeof scale);
+    const float res = p * scale;
+    return bwd_sel(x > SBV_EXP_HI, HUGE_VALF, res);
+}
+
+/* The forward's softplus given e = exp(x), with selects: log1p(exp(x)) for
+ * x <= 20, x above; log1p(e) = log(1+e) e / ((1+e) - 1). */
+static inline float bwd_softplus_e(float x, float e)
+{
+    const float u = 1.0f + e;
+    uint32_t ub, mb;
+    memcpy(&ub, &u, sizeof ub);
+    const uint32_t ix = ub - SBV_LOG_SQRTHALF_BITS;
+    const float kf = (float)(int32_t)(ix >> 23);
+    mb = (ix & 0x007fffffu) + SBV_LOG_SQRTHALF_BITS;
+    float m;
+    memcpy(&m, &mb, sizeof m);
+    const float f = m - 1.0f;
+    const float s = f / (2.0f + f);
+    const float R = s * s;
+    float q = SBV_LOG_C9;
+    q = fmaf(q, R, SBV_LOG_C7);
+    q = fmaf(q, R, SBV_LOG_C5);
+    q = fmaf(q, R, SBV_LOG_C3);
+    const float t2 = s + s;
+    float lg = fmaf(t2 * R, q, t2);
+    lg = fmaf(kf, SBV_EXP_LN2LO, lg);
+    lg = fmaf(kf, SBV_EXP_LN2HI, lg);
+    /* Every operation unconditional (no trapping op under a condition,
+     * so the loops if-convert), the choices made by selects last. */
+    const int one = u == 1.0f;
+    const float den = bwd_sel(one, 1.0f, u - 1.0f);
+    const float res = bwd_sel(one, e, lg * (e / den));
+    return bwd_sel(x > 20.0f, x, res);
+}
+
+/* ------------------------------------------------ portable C, 16 lanes -- */
+
+typedef struct { float v[16]; } sbv_g16;
+
+static inline sbv_g16 g16_ld(const float *p)
+{
+    sbv_g16 r;
+    memcpy(r.v, p, sizeof r.v);
+    return r;
+}
+static inline void g16_st(float *p, sbv_g16 a) { memcpy(p, a.v, sizeof a.v); }
+static inline sbv_g16 g16_set(float x)
+{
+    sbv_g16 r;
+    for (int i = 0; i < 16; i++)
+        r.v[i] = x;
+    return r;
+}
+#define SBV_G16_BIN(name, expr)                                              \
+    static inline sbv_g16 name(sbv_g16 a, sbv_g16 b)                         \
+    {                                                                        \
+        sbv_g16 r;                                                           \
+        for (int i = 0; i < 16; i++)                                         \
+            r.v[i] = (expr);                                                 \
+        return r;                                                            \
+    }
+SBV_G16_BIN(g16_mul, a.v[i] * b.v[i])
+SBV_G16_BIN(g16_add, a.v[i] + b.v[i])
+SBV_G16_BIN(g16_sub, a.v[i] - b.v[i])
+SBV_G16_BIN(g16_div, a.v[i] / b.v[i])
+#undef SBV_G16_BIN
+static inline sbv_g16 g16_fma(sbv_g16 a, sbv_g16 b, sbv_g16 c)
+{
+    sbv_g16 r;
+    for (int i = 0; i < 16; i++)
+        r.v[i] = fmaf(a.v[i], b.v[i], c.v[i]);
+    return r;
+}
+static inline sbv_g16 g16_exp(sbv_g16 a)
+{
+    sbv_g16 r;
+    for (int i = 0; i < 16; i++)
+        r.v[i] = bwd_expf(a.v[i]);
+    return r;
+}
+static inline sbv_g16 g16_softplus(sbv_g16 a)
+{
+    sbv_g16 r;
+    for (int i = 0; i < 16; i++)
+        r.v[i] = bwd_softplus_e(a.v[i], bwd_expf(a.v[i]));
+    return r;
+}
+/* x > y ? a : b, lane by lane. */
+static inline sbv_g16 g16_gtsel(sbv_g16 x, sbv_g16 y, sbv_g16 a, sbv_g16 b)
+{
+    sbv_g16 r;
+    for (int i = 0; i < 16; i++)
+        r.v[i] = bwd_sel(x.v[i] > y.v[i], a.v[i], b.v[i]);
+    return r;
+}
+/* Lane i of the result: the 16 lanes of v[i] summed in the tree of every
+ * set: k + k+8 (k < 8), then k + k+4, k + k+2, k + k+1. */
+static inline sbv_g16 g16_hsum16(const sbv_g16 *v)
+{
+    sbv_g16 r;
+    for (int i = 0; i < 16; i++) {
+        float w[16];
+        memcpy(w, v[i].v, sizeof w);
+        for (int h = 8; h >= 1; h /= 2)
+            for (int k = 0; k < h; k++)
+                w[k] = w[k] + w[k + h];
+        r.v[i] = w[0];
+    }
+    return r;
+}
+
+#ifdef SBV_X86
+#define SBV_TGT_AVX2 __attribute__((target("avx2,fma")))
+#define SBV_TGT_AVX512 __attribute__((target("avx512f")))
+
+/* ------------------------------------------------------- AVX2, 2 x 8 --- */
+
+static inline SBV_TGT_AVX2 __m256 sbv_vexpn_avx2(__m256 x)
+{
+    const __m256 shift = _mm256_set1_ps(SBV_EXP_SHIFT);
+    const __m256 xc = _mm256_max_ps(_mm256_set1_ps(SBV_EXP_LO), x);   /* NaN -> x */
+    const __m256 kf = _mm256_fmadd_ps(xc, _mm256_set1_ps(SBV_EXP_LOG2E), shift);
+    const __m256i ki = _mm256_sub_epi32(_mm256_castps_si256(kf),
+                                        _mm256_castps_si256(shift));
+    const __m256 k = _mm256_sub_ps(kf, shift);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(SBV_EXP_LN2HI), xc);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(SBV_EXP_LN2LO), r);
+    __m256 p = _mm256_set1_ps(SBV_EXP_C7);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C5));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i sb = _mm256_slli_epi32(
+        _mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
+}
+
+static inline SBV_TGT_AVX2 __m256 sbv_vexp_avx2(__m256 x)
+{
+    const __m256 res = sbv_vexpn_avx2(x);
+    const __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps(SBV_EXP_HI), _CMP_GT_OQ);
+    return _mm256_blendv_ps(res, _mm256_set1_ps(HUGE_VALF), big);
+}
+
+static inline SBV_TGT_AVX2 __m256 sbv_vsoftplus_avx2(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 e = sbv_vexp_avx2(x);
+    const __m256 u = _mm256_add_ps(one, e);
+    const __m256i ix = _mm256_sub_epi32(_mm256_castps_si256(u),
+                                        _mm256_set1_epi32((int)SBV_LOG_SQRTHALF_BITS));
+    const __m256 kf = _mm256_cvtepi32_ps(_mm256_srli_epi32(ix, 23));
+    const __m256 m = _mm256_castsi256_ps(_mm256_add_epi32(
+        _mm256_and_si256(ix, _mm256_set1_epi32(0x007fffff)),
+        _mm256_set1_epi32((int)SBV_LOG_SQRTHALF_BITS)));
+    const __m256 f = _mm256_sub_ps(m, one);
+    const __m256 s = _mm256_div_ps(f, _mm256_add_ps(_mm256_set1_ps(2.0f), f));
+    const __m256 R = _mm256_mul_ps(s, s);
+    __m256 q = _mm256_set1_ps(SBV_LOG_C9);
+    q = _mm256_fmadd_ps(q, R, _mm256_set1_ps(SBV_LOG_C7));
+    q = _mm256_fmadd_ps(q, R, _mm256_set1_ps(SBV_LOG_C5));
+    q = _mm256_fmadd_ps(q, R, _mm256_set1_ps(SBV_LOG_C3));
+    const __m256 t2 = _mm256_add_ps(s, s);
+    __m256 lg = _mm256_fmadd_ps(_mm256_mul_ps(t2, R), q, t2);
+    lg = _mm256_fmadd_ps(kf, _mm256_set1_ps(SBV_EXP_LN2LO), lg);
+    lg = _mm256_fmadd_ps(kf, _mm256_set1_ps(SBV_EXP_LN2HI), lg);
+    __m256 res = _mm256_mul_ps(lg, _mm256_div_ps(e, _mm256_sub_ps(u, one)));
+    res = _mm256_blendv_ps(res, e, _mm256_cmp_ps(u, one, _CMP_EQ_OQ));
+    return _mm256_blendv_ps(res, x, _mm256_cmp_ps(x, _mm256_set1_ps(20.0f), _CMP_GT_OQ));
+}
+
+/* Lane i of the result: the lanes of x[i] summed k + k+4, then k + k+2,
+ * then k + k+1 (with the lo + hi step before it, hsum16's tree).  After the
+ * three rounds, pipeline input p lands in lane (p >> 1) + 4 (p & 1), so the
+ * inputs are taken in that order. */
+static inline SBV_TGT_AVX2 __m256 sbv_hsum8t_avx2(const __m256 *in)
+{
+    __m256 x[8], b[4], c[2];
+    for (int p = 0; p < 8; p++)
+        x[p] = in[(p >> 1) + 4 * (p & 1)];
+    for (int p = 0; p < 4; p++)
+        b[p] = _mm256_add_ps(_mm256_permute2f128_ps(x[2 * p], x[2 * p + 1], 0x20),
+                             _mm256_permute2f128_ps(x[2 * p], x[2 * p + 1], 0x31));
+    for (int r = 0; r < 2; r++)
+        c[r] = _mm256_add_ps(_mm256_shuffle_ps(b[2 * r], b[2 * r + 1], 0x44),
+                             _mm256_shuffle_ps(b[2 * r], b[2 * r + 1], 0xEE));
+    return _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], 0x88),
+                         _mm256_shuffle_ps(c[0], c[1], 0xDD));
+}
+
+typedef struct { __m256 lo, hi; } sbv_a16;
+
+static inline SBV_TGT_AVX2 sbv_a16 a16_ld(const float *p)
+{
+    sbv_a16 r = { _mm256_loadu_ps(p), _mm256_loadu_ps(p + 8) };
+    return r;
+}
+static inline SBV_TGT_AVX2 void a16_st(float *p, sbv_a16 a)
+{
+    _mm256_storeu_ps(p, a.lo);
+    _mm256_storeu_ps(p + 8, a.hi);
+}
+static inline SBV_TGT_AVX2 sbv_a16 a16_set(float x)
+{
+    sbv_a16 r = { _mm256_set1_ps(x), _mm256_set1_ps(x) };
+    return r;
+}
+#define SBV_A16_BIN(name, op)                                                \
+    static inline SBV_TGT_AVX2 sbv_a16 name(sbv_a16 a, sbv_a16 b)            \
+    {                                                                        \
+        sbv_a16 r = { op(a.lo, b.lo), op(a.hi, b.hi) };                      \
+        return r;                                                            \
+    }
+SBV_A16_BIN(a16_mul, _mm256_mul_ps)
+SBV_A16_BIN(a16_add, _mm256_add_ps)
+SBV_A16_BIN(a16_sub, _mm256_sub_ps)
+SBV_A16_BIN(a16_div, _mm256_div_ps)
+#undef SBV_A16_BIN
+static inline SBV_TGT_AVX2 sbv_a16 a16_fma(sbv_a16 a, sbv_a16 b, sbv_a16 c)
+{
+    sbv_a16 r = { _mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi) };
+    return r;
+}
+static inline SBV_TGT_AVX2 sbv_a16 a16_exp(sbv_a16 a)
+{
+    sbv_a16 r = { sbv_vexp_avx2(a.lo), sbv_vexp_avx2(a.hi) };
+    return r;
+}
+static inline SBV_TGT_AVX2 sbv_a16 a16_expn(sbv_a16 a)
+{
+    sbv_a16 r = { sbv_vexpn_avx2(a.lo), sbv_vexpn_avx2(a.hi) };
+    return r;
+}
+static inline SBV_TGT_AVX2 sbv_a16 a16_softplus(sbv_a16 a)
+{
+    sbv_a16 r = { sbv_vsoftplus_avx2(a.lo), sbv_vsoftplus_avx2(a.hi) };
+    return r;
+}
+static inline SBV_TGT_AVX2 sbv_a16 a16_gtsel(sbv_a16 x, sbv_a16 y, sbv_a16 a, sbv_a16 b)
+{
+    sbv_a16 r = { _mm256_blendv_ps(b.lo, a.lo, _mm256_cmp_ps(x.lo, y.lo, _CMP_GT_OQ)),
+                  _mm256_blendv_ps(b.hi, a.hi, _mm256_cmp_ps(x.hi, y.hi, _CMP_GT_OQ)) };
+    return r;
+}
+static inline SBV_TGT_AVX2 sbv_a16 a16_hsum16(const sbv_a16 *v)
+{
+    __m256 x[16];
+    for (int i = 0; i < 16; i++)
+        x[i] = _mm256_add_ps(v[i].lo, v[i].hi);   /* k + k+8 */
+    sbv_a16 r = { sbv_hsum8t_avx2(x), sbv_hsum8t_avx2(x + 8) };
+    return r;
+}
+
+/* dst[i*ds + j] = src[j*ss + i], i, j < 8. */
+static inline SBV_TGT_AVX2 void sbv_transpose8(const float *src, int64_t ss,
+                                               float *dst, int64_t ds)
+{
+    __m256 r[8], t[8], q[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + i * ss);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        q[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        q[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        q[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        q[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(q[i], q[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(q[i], q[i + 4], 0x31));
+    }
+}
+
+/* ----------------------------------------------------------- AVX-512 --- */
+
+static inline SBV_TGT_AVX512 __m512 sbv_vexpn_avx512(__m512 x)
+{
+    const __m512 shift = _mm512_set1_ps(SBV_EXP_SHIFT);
+    const __m512 xc = _mm512_max_ps(_mm512_set1_ps(SBV_EXP_LO), x);   /* NaN -> x */
+    const __m512 kf = _mm512_fmadd_ps(xc, _mm512_set1_ps(SBV_EXP_LOG2E), shift);
+    const __m512i ki = _mm512_sub_epi32(_mm512_castps_si512(kf),
+                                        _mm512_castps_si512(shift));
+    const __m512 k = _mm512_sub_ps(kf, shift);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(SBV_EXP_LN2HI), xc);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(SBV_EXP_LN2LO), r);
+    __m512 p = _mm512_set1_ps(SBV_EXP_C7);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C5));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512i sb = _mm512_slli_epi32(
+        _mm512_add_epi32(ki, _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
+}
+
+static inline SBV_TGT_AVX512 __m512 sbv_vexp_avx512(__m512 x)
+{
+    const __m512 res = sbv_vexpn_avx512(x);
+    const __mmask16 big = _mm512_cmp_ps_mask(x, _mm512_set1_ps(SBV_EXP_HI), _CMP_GT_OQ);
+    return _mm512_mask_blend_ps(big, res, _mm512_set1_ps(HUGE_VALF));
+}
+
+static inline SBV_TGT_AVX512 __m512 sbv_vsoftplus_avx512(__m512 x)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 e = sbv_vexp_avx512(x);
+    const __m512 u = _mm512_add_ps(one, e);
+    const __m512i ix = _mm512_sub_epi32(_mm512_castps_si512(u),
+                                        _mm512_set1_epi32((int)SBV_LOG_SQRTHALF_BITS));
+    const __m512 kf = _mm512_cvtepi32_ps(_mm512_srli_epi32(ix, 23));
+    const __m512 m = _mm512_castsi512_ps(_mm512_add_epi32(
+        _mm512_and_si512(ix, _mm512_set1_epi32(0x007fffff)),
+        _mm512_set1_epi32((int)SBV_LOG_SQRTHALF_BITS)));
+    const __m512 f = _mm512_sub_ps(m, one);
+    const __m512 s = _mm512_div_ps(f, _mm512_add_ps(_mm512_set1_ps(2.0f), f));
+    const __m512 R = _mm512_mul_ps(s, s);
+    __m512 q = _mm512_set1_ps(SBV_LOG_C9);
+    q = _mm512_fmadd_ps(q, R, _mm512_set1_ps(SBV_LOG_C7));
+    q = _mm512_fmadd_ps(q, R, _mm512_set1_ps(SBV_LOG_C5));
+    q = _mm512_fmadd_ps(q, R, _mm512_set1_ps(SBV_LOG_C3));
+    const __m512 t2 = _mm512_add_ps(s, s);
+    __m512 lg = _mm512_fmadd_ps(_mm512_mul_ps(t2, R), q, t2);
+    lg = _mm512_fmadd_ps(kf, _mm512_set1_ps(SBV_EXP_LN2LO), lg);
+    lg = _mm512_fmadd_ps(kf, _mm512_set1_ps(SBV_EXP_LN2HI), lg);
+    __m512 res = _mm512_mul_ps(lg, _mm512_div_ps(e, _mm512_sub_ps(u, one)));
+    res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, one, _CMP_EQ_OQ), res, e);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(20.0f), _CMP_GT_OQ), res, x);
+}
+
+static inline SBV_TGT_AVX512 __m512 sbv_gtsel_avx512(__m512 x, __m512 y, __m512 a, __m512 b)
+{
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, y, _CMP_GT_OQ), b, a);
+}
+
+/* Lane i of the result: the lanes of v[i] summed k + k+8, then k + k+4,
+ * k + k+2, k + k+1, for 16 vectors at once (the pairing of the forward's
+ * hsum16_avx512: after the four rounds lane 4b+j holds the sum of input
+ * 4j+b, so the inputs are taken in that transposed order). */
+static inline SBV_TGT_AVX512 __m512 sbv_hsum16_avx512(const __m512 *v)
+{
+    __m512 b[8], c[4], d[2];
+    for (int p = 0; p < 8; p++) {
+        const __m512 x = v[4 * ((2 * p) % 4) + (2 * p) / 4];
+        const __m512 y = v[4 * ((2 * p + 1) % 4) + (2 * p + 1) / 4];
+        b[p] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44),
+                             _mm512_shuffle_f32x4(x, y, 0xEE));
+    }
+    for (int r = 0; r < 4; r++)
+        c[r] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0xDD));
+    for (int m = 0; m < 2; m++)
+        d[m] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+#endif /* SBV_X86 */
+
+#endif /* SSM_SELECTIVE_BWD_VEC_H */
