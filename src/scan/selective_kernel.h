@@ -373,14 +373,22 @@ KN(row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
  * so its order is still n = 0, 1, ..., N-1.
  * cv_pass: states [n0, n0 + NB) for T steps; FIRST: n0 == 0. */
 static inline __attribute__((always_inline)) KTGT void
-KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld, const float *Al,
-            const float *Bn, const float *Cn, const float *dtl,
-            const float *dtul, float *h, float *yl)
+KN(cv_pass_pf)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld,
+               const float *Al, const float *Bn, const float *Cn, const float *dtl,
+               const float *dtul, float *h, float *yl, const float *const *pf,
+               int64_t pn)
 {
     VT hv[8];
+    /* pf: pn lines to prefetch into L2 (data of the next block or tile),
+     * at most per_t a step: spread over the pass, the misses overlap the
+     * arithmetic instead of queueing behind the miss buffers. */
+    const int64_t per_t = (pn + T - 1) / (T > 0 ? T : 1);
+    int64_t pi = 0;
     for (int j = 0; j < NB; j++)
         hv[j] = VLOAD(h + j * VL);
     for (int64_t t = 0; t < T; t++) {
+        for (int64_t q = 0; q < per_t && pi < pn; q++, pi++)
+            __builtin_prefetch(pf[pi], 0, 2);
         const VT dt = VLOAD(dtl + t * VL), dtu = VLOAD(dtul + t * VL);
         VT s = FIRST ? VSET1(0.0f) : VLOAD(yl + t * VL);
 #pragma GCC unroll 8
@@ -397,20 +405,32 @@ KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld,
         VSTORE(h + j * VL, hv[j]);
 }
 
+/* cv_pass_pf without prefetches. */
+static inline __attribute__((always_inline)) KTGT void
+KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld, const float *Al,
+            const float *Bn, const float *Cn, const float *dtl,
+            const float *dtul, float *h, float *yl)
+{
+    KN(cv_pass_pf)(NB, FIRST, NEG, T, ld, Al, Bn, Cn, dtl, dtul, h, yl, NULL, 0);
+}
+
 /* One tile of a channel block.  Lane-major [.][VL] arrays of the block's
  * channels: dl [T][VL] delta in, overwritten by dt; ul, zl [T][VL] u and z
  * (zl NULL: no gate); wl [T][VL] scratch (dt u); yl [T][VL] out; Al, h
  * [N][VL] (h in/out); bl, Dl [VL] bias and D or NULL.  BC [2N][ld]:
  * the group's B rows then C rows from the tile's first step. */
-static KTGT void
-KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
-            float *dl, const float *ul, const float *zl, const float *bl,
-            const float *Dl, int softplus, float *wl, float *h, float *yl,
-            const float *const *pfl, int64_t pn)
+static inline __attribute__((always_inline)) KTGT void
+KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
+                 const float *BC, int64_t ld, float *dl, const float *ul,
+                 const float *zl, const float *bl, const float *Dl, int softplus,
+                 float *wl, float *h, float *yl, const float *const *pfl,
+                 int64_t pn)
 {
     const VT vb = bl ? VLOAD(bl) : VSET1(0.0f);
-    /* pfl: pn lines to prefetch (the next tile's), spread over this loop. */
-    const int64_t per_t = (pn + T - 1) / T;
+    /* pfl: pn lines to prefetch, spread over the first loop (SPREAD 0) or
+     * over the state passes (SPREAD 1: ~N/8 times longer, so fewer misses
+     * in flight at once). */
+    const int64_t per_t = SPREAD ? 0 : (pn + T - 1) / T;
     int64_t pi = 0;
     for (int64_t t = 0; t < T; t++) {
         for (int64_t q = 0; q < per_t && pi < pn; q++, pi++)
@@ -434,20 +454,25 @@ KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
     const float *Cc = BC + N * ld;
     /* 8 states a pass with 32 registers (AVX-512), 4 with 16 (AVX2). */
     const int64_t NBMAX = VL == 8 ? 4 : 8;
+    const int64_t npass = (N + NBMAX - 1) / NBMAX;
     for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
         const int64_t nb = N - n0 < NBMAX ? N - n0 : NBMAX;
         const float *Ap = Al + n0 * VL, *Bp = BC + n0 * ld, *Cp = Cc + n0 * ld;
         float *hp = h + n0 * VL;
+        /* This pass's share of the prefetches (SPREAD). */
+        const int64_t p0 = SPREAD ? pn * (n0 / NBMAX) / npass : 0;
+        const int64_t p1 = SPREAD ? pn * (n0 / NBMAX + 1) / npass : 0;
+        const float *const *pp = SPREAD ? pfl + p0 : NULL;
 #define CV_PASS_(nb_)                                                         \
     case nb_:                                                                \
         if (n0 == 0 && neg)                                                  \
-            KN(cv_pass)(nb_, 1, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass_pf)(nb_, 1, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
         else if (n0 == 0)                                                    \
-            KN(cv_pass)(nb_, 1, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass_pf)(nb_, 1, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
         else if (neg)                                                        \
-            KN(cv_pass)(nb_, 0, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass_pf)(nb_, 0, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
         else                                                                 \
-            KN(cv_pass)(nb_, 0, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass_pf)(nb_, 0, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
         break;
         switch (nb) {
         CV_PASS_(1) CV_PASS_(2) CV_PASS_(3) CV_PASS_(4)
@@ -466,6 +491,29 @@ KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
             VSTORE(yl + t * VL, y);
         }
     }
+}
+
+/* One tile of a channel block (see cv_tile_impl); pfl's lines are
+ * prefetched during the first loop. */
+static KTGT void
+KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
+            float *dl, const float *ul, const float *zl, const float *bl,
+            const float *Dl, int softplus, float *wl, float *h, float *yl,
+            const float *const *pfl, int64_t pn)
+{
+    KN(cv_tile_impl)(0, T, N, Al, BC, ld, dl, ul, zl, bl, Dl, softplus, wl, h, yl,
+                     pfl, pn);
+}
+
+/* The same, pfl's lines prefetched during the state passes. */
+static KTGT void
+KN(cv_tile_sp)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
+               float *dl, const float *ul, const float *zl, const float *bl,
+               const float *Dl, int softplus, float *wl, float *h, float *yl,
+               const float *const *pfl, int64_t pn)
+{
+    KN(cv_tile_impl)(1, T, N, Al, BC, ld, dl, ul, zl, bl, Dl, softplus, wl, h, yl,
+                     pfl, pn);
 }
 
 /* dst[t][c] = src[c][t] (row stride ld) for c < m, 0 for m <= c < VL: the
