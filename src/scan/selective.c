@@ -73,6 +73,8 @@
 #define EXP_LN2LO  -2.12194440e-4f
 #define EXP_LO     -88.0f
 #define EXP_HI      88.0f
+/* bits(EXP_SHIFT) - 127: see vexpc_avx2. */
+#define EXP_SHIFT_BITS_M127 (0x4B400000u - 127u)
 /* Taylor coefficients 1/k!, k = 2..7 (k = 0, 1 are exactly 1). */
 #define EXP_C2 0.5f
 #define EXP_C3 0.166666666666666667f
@@ -185,6 +187,8 @@ static inline float scan_silu(float z)
 #define VHSUM(v) (v)
 #define VEXP(v) scan_expf(v)
 #define VEXPN(v) scan_expf(v)
+#define VEXPR(v) scan_expf(v)
+#define VABSMAX(acc, v) fmaxf((acc), fabsf(v))
 #define VADD(a, b) ((a) + (b))
 #define VSOFTPLUS(v) scan_softplus(v)
 #define VSILU(v) scan_silu(v)
@@ -201,6 +205,8 @@ static inline float scan_silu(float z)
 #undef VHSUM
 #undef VEXP
 #undef VEXPN
+#undef VEXPR
+#undef VABSMAX
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
@@ -214,13 +220,12 @@ static inline float scan_silu(float z)
 /* vexp_avx2 (below) without its last step (x > 88 gives +inf): the same bits
  * wherever x <= 88 or x is NaN, as the decays exp(dt A) with A <= 0 and
  * dt >= 0 (see cv_tile). */
-static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x)
+static inline __attribute__((always_inline)) TGT_AVX2 __m256 vexpc_avx2(const int CLAMP, __m256 x)
 {
     const __m256 shift = _mm256_set1_ps(EXP_SHIFT);
-    const __m256 xc = _mm256_max_ps(_mm256_set1_ps(EXP_LO), x);   /* NaN -> x */
+    /* NaN -> x; no clamp where |x| <= 88 is known (same bits). */
+    const __m256 xc = CLAMP ? _mm256_max_ps(_mm256_set1_ps(EXP_LO), x) : x;
     const __m256 kf = _mm256_fmadd_ps(xc, _mm256_set1_ps(EXP_LOG2E), shift);
-    const __m256i ki = _mm256_sub_epi32(_mm256_castps_si256(kf),
-                                        _mm256_castps_si256(shift));
     const __m256 k = _mm256_sub_ps(kf, shift);
     __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(EXP_LN2HI), xc);
     r = _mm256_fnmadd_ps(k, _mm256_set1_ps(EXP_LN2LO), r);
@@ -232,10 +237,18 @@ static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C2));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    /* 2^k: bits(kf) - bits(shift) = k, plus the bias 127, in one
+     * subtraction (mod 2^32, as scan_expf's unsigned arithmetic). */
     const __m256i sb = _mm256_slli_epi32(
-        _mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23);
+        _mm256_sub_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32((int)EXP_SHIFT_BITS_M127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
 }
+
+static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x) { return vexpc_avx2(1, x); }
+
+/* Without the clamp below either: the same bits where |x| <= 88 or x is
+ * NaN, as the decays of a tile whose max |dt| max |A| is at most 88. */
+static inline TGT_AVX2 __m256 vexpr_avx2(__m256 x) { return vexpc_avx2(0, x); }
 
 /* scan_expf on 8 lanes, operation for operation. */
 static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
@@ -333,6 +346,8 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #define VHSUM(v) hsum_avx2(v)
 #define VEXP(v) vexp_avx2(v)
 #define VEXPN(v) vexpn_avx2(v)
+#define VEXPR(v) vexpr_avx2(v)
+#define VABSMAX(acc, v) _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), (v)), (acc))
 #define VADD(a, b) _mm256_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx2(v)
 #define VSILU(v) vsilu_avx2(v)
@@ -351,6 +366,8 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #undef VHSUM
 #undef VEXP
 #undef VEXPN
+#undef VEXPR
+#undef VABSMAX
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
@@ -358,13 +375,12 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #undef VTRANSPOSE8
 
 /* vexp_avx512 without its last step: see vexpn_avx2. */
-static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x)
+static inline __attribute__((always_inline)) TGT_AVX512 __m512 vexpc_avx512(const int CLAMP, __m512 x)
 {
     const __m512 shift = _mm512_set1_ps(EXP_SHIFT);
-    const __m512 xc = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x);   /* NaN -> x */
+    /* NaN -> x; no clamp where |x| <= 88 is known (same bits). */
+    const __m512 xc = CLAMP ? _mm512_max_ps(_mm512_set1_ps(EXP_LO), x) : x;
     const __m512 kf = _mm512_fmadd_ps(xc, _mm512_set1_ps(EXP_LOG2E), shift);
-    const __m512i ki = _mm512_sub_epi32(_mm512_castps_si512(kf),
-                                        _mm512_castps_si512(shift));
     const __m512 k = _mm512_sub_ps(kf, shift);
     __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(EXP_LN2HI), xc);
     r = _mm512_fnmadd_ps(k, _mm512_set1_ps(EXP_LN2LO), r);
@@ -376,10 +392,18 @@ static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C2));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    /* 2^k: bits(kf) - bits(shift) = k, plus the bias 127, in one
+     * subtraction (mod 2^32, as scan_expf's unsigned arithmetic). */
     const __m512i sb = _mm512_slli_epi32(
-        _mm512_add_epi32(ki, _mm512_set1_epi32(127)), 23);
+        _mm512_sub_epi32(_mm512_castps_si512(kf), _mm512_set1_epi32((int)EXP_SHIFT_BITS_M127)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
 }
+
+static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x) { return vexpc_avx512(1, x); }
+
+/* Without the clamp below either: the same bits where |x| <= 88 or x is
+ * NaN, as the decays of a tile whose max |dt| max |A| is at most 88. */
+static inline TGT_AVX512 __m512 vexpr_avx512(__m512 x) { return vexpc_avx512(0, x); }
 
 static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
 {
@@ -472,6 +496,8 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #define VHSUM(v) hsum_avx512(v)
 #define VEXP(v) vexp_avx512(v)
 #define VEXPN(v) vexpn_avx512(v)
+#define VEXPR(v) vexpr_avx512(v)
+#define VABSMAX(acc, v) _mm512_max_ps(_mm512_abs_ps(v), (acc))
 #define VADD(a, b) _mm512_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VSILU(v) vsilu_avx512(v)
@@ -491,6 +517,8 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #undef VHSUM
 #undef VEXP
 #undef VEXPN
+#undef VEXPR
+#undef VABSMAX
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU

@@ -6,8 +6,10 @@
  *   KSFX   name suffix          KTGT   function attribute (target(...))
  *   VL     lanes                VT     vector type
  *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VADD(a,b) VFMA(a,b,c)=a*b+c
- *   VHSUM(v) VEXP(v) VEXPN(v) VSOFTPLUS(v) VSILU(v)
- * VEXPN is VEXP for x <= 88 or NaN (it may skip the overflow step).
+ *   VHSUM(v) VEXP(v) VEXPN(v) VEXPR(v) VSOFTPLUS(v) VSILU(v) VABSMAX(acc,v)
+ * VEXPN is VEXP for x <= 88 or NaN (it may skip the overflow step), VEXPR
+ * is VEXP for |x| <= 88 or NaN (it may skip the clamp at -88 as well);
+ * VABSMAX(acc, v) = max(acc, |v|) lane by lane, NaN lanes of v ignored.
  * VEXP, VSOFTPLUS and VSILU must compute scan_expf, scan_softplus and
  * scan_silu lane by lane, bit for bit, and VHSUM must sum
  * the lanes in a fixed order: the vector body and the scalar tail then give
@@ -394,7 +396,7 @@ KN(cv_pass_pf)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t 
 #pragma GCC unroll 8
         for (int j = 0; j < NB; j++) {
             const VT x = VMUL(dt, VLOAD(Al + j * VL));
-            const VT a = NEG ? VEXPN(x) : VEXP(x);
+            const VT a = NEG == 2 ? VEXPR(x) : NEG ? VEXPN(x) : VEXP(x);
             hv[j] = VFMA(a, hv[j], VMUL(VSET1(Bn[j * ld + t]), dtu));
             const VT c = VSET1(Cn[j * ld + t]);
             s = FIRST && j == 0 ? VMUL(c, hv[0]) : VFMA(c, hv[j], s);
@@ -432,6 +434,7 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
      * in flight at once). */
     const int64_t per_t = SPREAD ? 0 : (pn + T - 1) / T;
     int64_t pi = 0;
+    VT vmx = VSET1(0.0f);   /* max |dt| over the tile (NaN ignored) */
     for (int64_t t = 0; t < T; t++) {
         for (int64_t q = 0; q < per_t && pi < pn; q++, pi++)
             __builtin_prefetch(pfl[pi], 0, 2);
@@ -439,8 +442,29 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
         if (bl)
             x = VADD(x, vb);
         const VT dt = softplus ? VSOFTPLUS(x) : x;
+        if (SPREAD)
+            vmx = VABSMAX(vmx, dt);
         VSTORE(dl + t * VL, dt);
         VSTORE(wl + t * VL, VMUL(dt, VLOAD(ul + t * VL)));
+    }
+    /* |dt A| <= 88 in every lane when max|dt| max|A| <= 88 (rounding is
+     * monotone); then neither of the exp's range steps (clamp at -88,
+     * +inf above 88) can apply, and VEXPR, without both, gives the same
+     * bits.  A NaN dt or A makes dt A NaN, which both forms pass through
+     * alike, so the maxima may ignore NaN. */
+    int rng = 0;
+    if (SPREAD) {
+        VT vma = VSET1(0.0f);
+        for (int64_t i = 0; i < N; i++)
+            vma = VABSMAX(vma, VLOAD(Al + i * VL));
+        float fd[VL], fa[VL], md = 0.0f, ma = 0.0f;
+        VSTORE(fd, vmx);
+        VSTORE(fa, vma);
+        for (int i = 0; i < VL; i++) {
+            md = fd[i] > md ? fd[i] : md;
+            ma = fa[i] > ma ? fa[i] : ma;
+        }
+        rng = md * ma <= 88.0f;
     }
     /* dt A <= 0 (or NaN) in every lane when no A is above 0 and no dt
      * below 0 (softplus never is): then the exp's last step (x > 88 gives
@@ -453,7 +477,7 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
             neg &= !(dl[i] < 0.0f);
     const float *Cc = BC + N * ld;
     /* 8 states a pass with 32 registers (AVX-512), 4 with 16 (AVX2). */
-    const int64_t NBMAX = VL == 8 ? 4 : 8;
+    enum { NBMAX = VL == 8 ? 4 : 8 };
     const int64_t npass = (N + NBMAX - 1) / NBMAX;
     for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
         const int64_t nb = N - n0 < NBMAX ? N - n0 : NBMAX;
@@ -465,7 +489,11 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
         const float *const *pp = SPREAD ? pfl + p0 : NULL;
 #define CV_PASS_(nb_)                                                         \
     case nb_:                                                                \
-        if (n0 == 0 && neg)                                                  \
+        if (nb_ == NBMAX && n0 == 0 && rng)                                  \
+            KN(cv_pass_pf)(nb_, 1, 2, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
+        else if (nb_ == NBMAX && rng)                                        \
+            KN(cv_pass_pf)(nb_, 0, 2, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
+        else if (n0 == 0 && neg)                                                  \
             KN(cv_pass_pf)(nb_, 1, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
         else if (n0 == 0)                                                    \
             KN(cv_pass_pf)(nb_, 1, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
