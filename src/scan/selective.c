@@ -1152,13 +1152,43 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
  * which then finishes every tile). */
 #define SPLIT_RING 16
 
-/* Ring slot of tile i free: tile i - SPLIT_RING was finished. */
-static void split_wait_free(atomic_int *cnt, int64_t i)
+/* Tile states in cnt[i]: 0, 1 (one half done), 2 (both: ready to finish),
+ * 4 (being finished), 3 (finished: ring slot free). */
+enum { SPLIT_READY = 2, SPLIT_DONE = 3, SPLIT_CLAIMED = 4 };
+
+/* Finish tile i if it is ready and nobody has claimed it: y = half 0 +
+ * half 1 (in that order), then D and z.  Returns 1 if this call did it. */
+static int split_try_finish(const ssm_scan_args *a, const scan_kern *k,
+                            atomic_int *cnt, const float *ring, int64_t T,
+                            int64_t i)
+{
+    int want = SPLIT_READY;
+    if (!atomic_compare_exchange_strong_explicit(&cnt[i], &want, SPLIT_CLAIMED,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return 0;
+    const int64_t t0 = i * T, Tn = T < a->len - t0 ? T : a->len - t0;
+    const float *r = ring + (i % SPLIT_RING) * T;
+    float *y = a->y + t0;
+    for (int64_t t = 0; t < Tn; t++)
+        y[t] = y[t] + r[t];
+    k->finish(Tn, y, a->u + t0, a->D, a->z ? a->z + t0 : NULL);
+    atomic_store_explicit(&cnt[i], SPLIT_DONE, memory_order_release);
+    return 1;
+}
+
+/* Wait until tile i is finished, finishing it here if it is ready. */
+static void split_wait_done(const ssm_scan_args *a, const scan_kern *k,
+                            atomic_int *cnt, const float *ring, int64_t T,
+                            int64_t i)
 {
     unsigned spins = 0;
-    if (i < SPLIT_RING)
-        return;
-    while (atomic_load_explicit(&cnt[i - SPLIT_RING], memory_order_acquire) != 3) {
+    for (;;) {
+        const int c = atomic_load_explicit(&cnt[i], memory_order_acquire);
+        if (c == SPLIT_DONE)
+            return;
+        if (c == SPLIT_READY && split_try_finish(a, k, cnt, ring, T, i))
+            return;
         if (++spins > SPIN_BEFORE_YIELD)
             sched_yield();
     }
@@ -1175,16 +1205,17 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
     const int64_t hoff = 2 * pad16(T * Ns) + pad16(T);
     int64_t tot;
     if (!ssmi_sizes_ok(&tot, sizeof(float), 1, SPLIT_S * per + SPLIT_RING * T)
-        || !ssmi_sizes_ok(NULL, sizeof(atomic_int), 1, ntile))
+        || !ssmi_sizes_ok(NULL, sizeof(atomic_int), 1, ntile + SPLIT_S))
         return SSM_FAIL(SSM_ERR_NOMEM);
     float *buf = ssmi_alloc((size_t)tot, sizeof(float));
-    atomic_int *cnt = ssmi_alloc((size_t)ntile, sizeof(atomic_int));
+    atomic_int *cnt = ssmi_alloc((size_t)(ntile + SPLIT_S), sizeof(atomic_int));
     if (!buf || !cnt) {
         ssmi_free(buf);
         ssmi_free(cnt);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    for (int64_t i = 0; i < ntile; i++)
+    atomic_int *gone = cnt + ntile;   /* [SPLIT_S]: half s has run every tile */
+    for (int64_t i = 0; i < ntile + SPLIT_S; i++)
         atomic_init(&cnt[i], 0);
     float *ring = buf + SPLIT_S * per;
     for (int s = 0; s < SPLIT_S; s++) {
@@ -1196,32 +1227,35 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
     }
     int nt = ssmi_max_threads();
     nt = nt < 1 ? 1 : nt > SPLIT_S ? SPLIT_S : nt;
-    /* Half 0 first when one thread runs both: it never waits. */
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int s = 0; s < SPLIT_S; s++) {
-        float *w = buf + s * per;
-        float *Bt = w, *Ct = Bt + pad16(T * Ns), *dtb = Ct + pad16(T * Ns);
-        float *hs = w + hoff;
-        for (int64_t i = 0; i < ntile; i++) {
-            const int64_t t0 = i * T, Tn = T < L - t0 ? T : L - t0;
-            float *r = ring + (i % SPLIT_RING) * T;
-            if (s == 1)
-                split_wait_free(cnt, i);
-            k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
-            k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
-            k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
-            k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs,
-                    s == 0 ? a->y + t0 : r, NULL);
-            /* The second to finish tile i (acq_rel: it sees the other's
-             * sums) adds them, applies D and z, and frees the slot. */
-            if (atomic_fetch_add_explicit(&cnt[i], 1, memory_order_acq_rel) == 1) {
-                float *y = a->y + t0;
-                for (int64_t t = 0; t < Tn; t++)
-                    y[t] = y[t] + r[t];
-                k->finish(Tn, y, a->u + t0, a->D, a->z ? a->z + t0 : NULL);
-                atomic_store_explicit(&cnt[i], 3, memory_order_release);
+#pragma omp parallel num_threads(nt)
+    {
+        /* One thread: half 0, then half 1. */
+#pragma omp for schedule(static) nowait
+        for (int s = 0; s < SPLIT_S; s++) {
+            float *w = buf + s * per;
+            float *Bt = w, *Ct = Bt + pad16(T * Ns), *dtb = Ct + pad16(T * Ns);
+            float *hs = w + hoff;
+            for (int64_t i = 0; i < ntile; i++) {
+                const int64_t t0 = i * T, Tn = T < L - t0 ? T : L - t0;
+                if (s == 1 && i >= SPLIT_RING)   /* the slot's previous tile */
+                    split_wait_done(a, k, cnt, ring, T, i - SPLIT_RING);
+                k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
+                k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
+                k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
+                k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs,
+                        s == 0 ? a->y + t0 : ring + (i % SPLIT_RING) * T, NULL);
+                /* The second half to get here (acq_rel: it sees the other's
+                 * sums) finishes the tile, unless the other half has run
+                 * all its tiles: then that one, idle, takes it. */
+                if (atomic_fetch_add_explicit(&cnt[i], 1, memory_order_acq_rel) == 1
+                    && !atomic_load_explicit(&gone[1 - s], memory_order_acquire))
+                    (void)split_try_finish(a, k, cnt, ring, T, i);
             }
+            atomic_store_explicit(&gone[s], 1, memory_order_release);
         }
+        /* Every tile not finished yet, by whichever thread is free. */
+        for (int64_t i = 0; i < ntile; i++)
+            split_wait_done(a, k, cnt, ring, T, i);
     }
     if (a->h_last)
         for (int s = 0; s < SPLIT_S; s++)
