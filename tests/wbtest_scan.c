@@ -360,6 +360,56 @@ START_TEST(seq_units_threads_isas)
 }
 END_TEST
 
+/* Outputs of 32 MiB and more are written with streaming stores (whole
+ * 64-byte lines, ordinary stores for each tile's head and tail up to a line
+ * boundary).  (1, 64, 16, 2^17): y is 32 MiB, written at an aligned address
+ * and one float past it; each 16-channel quarter, scanned alone (8 MiB,
+ * ordinary stores), must give the same bytes, and the first quarter is
+ * checked against the double reference. */
+START_TEST(seq_streamed_output_same_bytes)
+{
+    const int64_t dim = 64, N = 16, L = 1 << 17, Q = 16;
+    prob p;
+    prob_make(&p, 1, dim, N, L, 1, 171);
+    const int64_t ny = dim * L;
+    float *ybig = tu_alloc((size_t)ny + 16, sizeof(float));
+    float *ysub = tu_alloc((size_t)(Q * L), sizeof(float));
+    float *hb = tu_alloc((size_t)(dim * N), sizeof(float)), *hq = tu_alloc((size_t)(Q * N), sizeof(float));
+    double *yr = tu_alloc((size_t)(Q * L), sizeof(double));
+    prob q0 = p;
+    q0.dim = Q;
+    ref_scan(&q0, yr);
+    double by, bh;
+    ref_errbound(&q0, &by, &bh);
+    for (int j = 1; j < 3; j++) {
+        if (!ssmi_scan_isa_ok(isas[j])) { TU_ISA_SKIPPED(isas[j]); continue; }
+        for (int off = 0; off < 2; off++) {
+            float *y = ybig + (off ? 1 : 16 - (int64_t)(((uintptr_t)ybig & 63u) / 4) % 16);
+            tu_set_threads(1 + off);
+            ssm_scan_args a = prob_args(&p, y, hb);
+            ck_assert_int_eq(ssmi_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, isas[j]), SSM_OK);
+            for (int64_t d0 = 0; d0 < dim; d0 += Q) {
+                prob q = p;
+                q.dim = Q;
+                q.u += d0 * L; q.delta += d0 * L; q.z += d0 * L;
+                q.A += d0 * N; q.D += d0; q.bias += d0; q.h0 += d0 * N;
+                ssm_scan_args b = prob_args(&q, ysub, hq);
+                ck_assert_int_eq(ssmi_selective_scan_ex(&b, SSM_SCAN_PATH_SEQ, 0, isas[j]), SSM_OK);
+                if (d0 == 0 && off == 0)
+                    TU_CHECK_ERR(tu_relerr_f(ysub, yr, Q * L), by, "channels 0-15, ISA %d", isas[j]);
+                ck_assert_msg(!memcmp(ysub, y + d0 * L, (size_t)(Q * L) * 4)
+                              && !memcmp(hq, hb + d0 * N, (size_t)(Q * N) * 4),
+                              "ISA %d, y offset %d, channels %d..: streamed output differs",
+                              isas[j], off, (int)d0);
+            }
+        }
+    }
+    tu_set_threads(1);
+    free(ybig); free(ysub); free(hb); free(hq); free(yr);
+    prob_free(&p);
+}
+END_TEST
+
 /* ----------------- split path: one channel, state halves on two threads --- */
 
 static const int64_t split_shapes[][3] = {
@@ -542,6 +592,7 @@ int main(void)
                         (int)(sizeof isa_shapes / sizeof isa_shapes[0]));
     tcase_add_loop_test(tc, seq_units_threads_isas, 0,
                         (int)(sizeof unit_shapes / sizeof unit_shapes[0]));
+    tcase_add_test(tc, seq_streamed_output_same_bytes);
     tcase_add_loop_test(tc, split_path_vs_reference_and_threads, 0,
                         (int)(sizeof split_shapes / sizeof split_shapes[0]));
     tcase_add_test(tc, path_choice_depends_on_shapes_only);

@@ -212,6 +212,7 @@ static inline float scan_silu(float z)
 #undef VSILU
 #undef VHSUM_BLOCK
 #undef VTRANSPOSE8
+#undef VSTREAM16
 
 #ifdef SSM_SCAN_X86
 #define TGT_AVX2 __attribute__((target("avx2,fma")))
@@ -353,6 +354,8 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #define VSILU(v) vsilu_avx2(v)
 #define VHSUM_BLOCK(v) hsum8_avx2(v)
 #define VTRANSPOSE8(s, ss, d, ds) transpose8_avx2((s), (ss), (d), (ds))
+#define VSTREAM16(p, q) (_mm256_stream_ps((p), _mm256_load_ps(q)), \
+                         _mm256_stream_ps((p) + 8, _mm256_load_ps((q) + 8)))
 #include "selective_kernel.h"
 #undef KSFX
 #undef KTGT
@@ -373,6 +376,7 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #undef VSILU
 #undef VHSUM_BLOCK
 #undef VTRANSPOSE8
+#undef VSTREAM16
 
 /* vexp_avx512 without its last step: see vexpn_avx2. */
 static inline __attribute__((always_inline)) TGT_AVX512 __m512 vexpc_avx512(const int CLAMP, __m512 x)
@@ -504,6 +508,7 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #define VHSUM_BLOCK(v) hsum16_avx512(v)
 /* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 kernels. */
 #define VTRANSPOSE8(s, ss, d, ds) transpose8_avx2((s), (ss), (d), (ds))
+#define VSTREAM16(p, q) _mm512_stream_ps((p), _mm512_load_ps(q))
 #include "selective_kernel.h"
 #undef KSFX
 #undef KTGT
@@ -524,6 +529,7 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #undef VSILU
 #undef VHSUM_BLOCK
 #undef VTRANSPOSE8
+#undef VSTREAM16
 #endif /* SSM_SCAN_X86 */
 
 /* ------------------------------------------------------------ dispatch -- */
@@ -554,6 +560,7 @@ typedef struct scan_kern {
                        const float *const *pfl, int64_t pn);
     void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
     void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
+    void (*cv_scatter_nt)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
     int64_t vl;   /* lanes of cv_tile: channels per vector */
 } scan_kern;
 
@@ -598,14 +605,16 @@ static int get_kern(int isa, scan_kern *k)
         k->dt = dt_tile_avx512; k->finish = finish_tile_avx512;
         k->transpose = transpose_avx512;
         k->row_tile = row_tile_avx512; k->cv_tile = cv_tile_avx512; k->cv_tile_sp = cv_tile_sp_avx512;
-        k->cv_gather = cv_gather_avx512; k->cv_scatter = cv_scatter_avx512; k->vl = 16;
+        k->cv_gather = cv_gather_avx512; k->cv_scatter = cv_scatter_avx512;
+        k->cv_scatter_nt = cv_scatter_nt_avx512; k->vl = 16;
         return 0;
     case SSM_SCAN_ISA_AVX2:
         k->tile = tile_avx2; k->fixup = fixup_avx2; k->vexp = vexp_arr_avx2;
         k->dt = dt_tile_avx2; k->finish = finish_tile_avx2;
         k->transpose = transpose_avx2;
         k->row_tile = row_tile_avx2; k->cv_tile = cv_tile_avx2; k->cv_tile_sp = cv_tile_sp_avx2;
-        k->cv_gather = cv_gather_avx2; k->cv_scatter = cv_scatter_avx2; k->vl = 8;
+        k->cv_gather = cv_gather_avx2; k->cv_scatter = cv_scatter_avx2;
+        k->cv_scatter_nt = cv_scatter_nt_avx2; k->vl = 8;
         return 0;
 #endif
     default:
@@ -613,7 +622,8 @@ static int get_kern(int isa, scan_kern *k)
         k->dt = dt_tile_generic; k->finish = finish_tile_generic;
         k->transpose = transpose_generic;
         k->row_tile = row_tile_generic; k->cv_tile = cv_tile_generic; k->cv_tile_sp = cv_tile_sp_generic;
-        k->cv_gather = cv_gather_generic; k->cv_scatter = cv_scatter_generic; k->vl = 1;
+        k->cv_gather = cv_gather_generic; k->cv_scatter = cv_scatter_generic;
+        k->cv_scatter_nt = cv_scatter_nt_generic; k->vl = 1;
         return 0;
     }
 }
@@ -706,6 +716,8 @@ static int64_t tile_len(int64_t N, int64_t L)
 #define CV_PF_MAX 4096
 /* Channel blocks per unit of the sequential path, at most (seq_unit_cvm). */
 #define SEQ_SB_MAX 8
+/* Outputs of at least this many bytes are written with streaming stores. */
+#define SEQ_NT_BYTES (32.0 * 1024 * 1024)
 static int64_t cv_prefetch_list(const ssm_scan_args *a, int64_t b, int64_t g,
                                 int64_t d0, int64_t m, int64_t t0, int64_t T,
                                 const float **pfl, int with_bc)
@@ -740,7 +752,8 @@ static int64_t cv_prefetch_list(const ssm_scan_args *a, int64_t b, int64_t g,
  * its state, A, bias and D in its own small slot.  The arithmetic per
  * channel is seq_unit_cv's: same bytes. */
 static void seq_unit_cvm(const ssm_scan_args *a, const scan_kern *k, int64_t b,
-                         int64_t g, int64_t blk0, int64_t nb, int64_t T, float *w)
+                         int64_t g, int64_t blk0, int64_t nb, int64_t T, int ntst,
+                         float *w)
 {
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t VLn = k->vl, cpg = dim / G;
@@ -796,9 +809,13 @@ static void seq_unit_cvm(const ssm_scan_args *a, const scan_kern *k, int64_t b,
             k->cv_tile_sp(Tn, N, Al, BC, T, dl, ul, a->z ? zl : NULL,
                        a->delta_bias ? bl : NULL, a->D ? Dl : NULL, a->delta_softplus,
                        wl, h, yl, pfl, pn);
-            k->cv_scatter(yl, m, Tn, a->y + row + t0, L);
+            (ntst ? k->cv_scatter_nt : k->cv_scatter)(yl, m, Tn, a->y + row + t0, L);
         }
     }
+#ifdef SSM_SCAN_X86
+    if (ntst)
+        _mm_sfence();   /* the streamed lines of y, before the unit ends */
+#endif
     if (a->h_last)
         for (int64_t j = 0; j < nb; j++) {
             const int64_t d0 = g * cpg + (blk0 + j) * VLn;
@@ -862,6 +879,10 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
     SB = SB > ncv ? (ncv > 0 ? ncv : 1) : SB;
     const int64_t nsb = (ncv + SB - 1) / SB, upg = nsb + nrow;
     const int64_t units = a->batch * G * upg;
+    /* y streamed past the caches (non-temporal stores) when it is far
+     * larger than them: a shape-only choice that changes no value. */
+    const int ntst = (double)a->batch * (double)dim * (double)L * sizeof(float)
+                     >= SEQ_NT_BYTES;
     int64_t T = N <= 16 ? (L < 512 ? L : 512) : tile_len(N, L);
     T = T < CV_TILE_T ? T : CV_TILE_T;
     const int64_t per0 = 2 * pad16(T * N) + 4 * pad16(T * VLn) + 2 * pad16(N * VLn)
@@ -886,7 +907,7 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
             if (ui < nsb) {
                 const int64_t blk0 = ui * SB;
                 const int64_t nb = ncv - blk0 < SB ? ncv - blk0 : SB;
-                seq_unit_cvm(a, k, b, g, blk0, nb, T, w);
+                seq_unit_cvm(a, k, b, g, blk0, nb, T, ntst, w);
             } else {
                 const int64_t d0 = g * cpg + ncv * VLn;
                 seq_unit_rows(a, k, b, g, d0, cpg - ncv * VLn, T, w);

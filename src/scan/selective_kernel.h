@@ -582,6 +582,37 @@ static KTGT void KN(cv_scatter)(const float *src, int64_t m, int64_t T,
             dst[c * ld + t] = src[t * VL + c];
 }
 
+/* cv_scatter with non-temporal stores of whole 64-byte lines (the tile's
+ * head and tail, up to a line boundary, with ordinary stores): for outputs
+ * far larger than the caches, it saves reading each line of y before
+ * writing it.  Same values; the caller fences (VSFENCE) before its unit
+ * ends. */
+static KTGT void KN(cv_scatter_nt)(const float *src, int64_t m, int64_t T,
+                                   float *dst, int64_t ld)
+{
+#if defined(VTRANSPOSE8) && defined(VSTREAM16)
+    if (m == VL && ld % 16 == 0) {
+        const int64_t mis = (int64_t)(((uintptr_t)dst & 63u) / sizeof(float));
+        int64_t hd = (16 - mis) % 16;
+        if ((uintptr_t)dst % sizeof(float) != 0 || hd > T)
+            hd = T;
+        const int64_t nb = (T - hd) / 16 * 16;
+        KN(cv_scatter)(src, m, hd, dst, ld);
+        for (int64_t c = 0; c < VL; c += 8)
+            for (int64_t t = hd; t < hd + nb; t += 16) {
+                float tb[8 * 16] __attribute__((aligned(64)));
+                VTRANSPOSE8(src + t * VL + c, VL, tb, 16);
+                VTRANSPOSE8(src + (t + 8) * VL + c, VL, tb + 8, 16);
+                for (int64_t i = 0; i < 8; i++)
+                    VSTREAM16(dst + (c + i) * ld + t, tb + 16 * i);
+            }
+        KN(cv_scatter)(src + (hd + nb) * VL, m, T - hd - nb, dst + hd + nb, ld);
+        return;
+    }
+#endif
+    KN(cv_scatter)(src, m, T, dst, ld);
+}
+
 #undef KN
 #undef KNAME1_
 #undef KNAME2_
