@@ -24,6 +24,18 @@
  * same decays (h' <- Q[t] h', y_t += sum_n C_t,n h'_n) without one more exp.
  */
 
+/* Defaults for an includer that predates these macros: VEXPN is valid
+ * wherever VEXPR is; without VABSMAX no tile takes the VEXPR passes. */
+#ifndef VEXPR
+#define VEXPR(v) VEXPN(v)
+#define KDEFAULT_VEXPR_
+#endif
+#ifndef VABSMAX
+#define VABSMAX(acc, v) (acc)
+#define KNO_RANGE_
+#define KDEFAULT_VABSMAX_
+#endif
+
 #define KNAME2_(a, b) a##_##b
 #define KNAME1_(a, b) KNAME2_(a, b)
 #define KN(name) KNAME1_(name, KSFX)
@@ -464,7 +476,12 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
             md = fd[i] > md ? fd[i] : md;
             ma = fa[i] > ma ? fa[i] : ma;
         }
+#ifdef KNO_RANGE_
+        (void)md;
+        (void)ma;
+#else
         rng = md * ma <= 88.0f;
+#endif
     }
     /* dt A <= 0 (or NaN) in every lane when no A is above 0 and no dt
      * below 0 (softplus never is): then the exp's last step (x > 88 gives
@@ -613,6 +630,15 @@ static KTGT void KN(cv_scatter_nt)(const float *src, int64_t m, int64_t T,
     KN(cv_scatter)(src, m, T, dst, ld);
 }
 
+#ifdef KDEFAULT_VEXPR_
+#undef VEXPR
+#undef KDEFAULT_VEXPR_
+#endif
+#ifdef KDEFAULT_VABSMAX_
+#undef VABSMAX
+#undef KNO_RANGE_
+#undef KDEFAULT_VABSMAX_
+#endif
 #undef KN
 #undef KNAME1_
 #undef KNAME2_
