@@ -45,8 +45,8 @@
  *     by shape alone.
  * Memory: per-thread tiles and chunk buffers; carries of at most 2048
  * chunks (the chunked path runs only for batch*dim <= 8, so this is
- * O(batch*dim*dstate)); the split path's partial sums, one [len] row;
- * never a [B][D][L][N] tensor.  All sizes and offsets are int64_t.
+ * O(batch*dim*dstate)); the split path's ring of partial sums, 16 tiles
+ * of 8192 steps; never a [B][D][L][N] tensor.  All sizes and offsets are int64_t.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <sched.h>
@@ -641,7 +641,9 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 
 /* ------------------------------------------------ shape thresholds --- *
  * Every path and tile size below is a function of the shapes only (never of
- * the thread count), so the bytes never depend on the machine's threads.
+ * the thread count), so the bytes never depend on the machine's threads
+ * (the sequential path's channel blocks per unit follow the thread count,
+ * but they decide only which thread scans which channel).
  * None of the tile sizes changes a number: a tile only decides how much of
  * B and C is transposed at once and which thread does what; the chunk
  * length and the path do change the rounding (a chunk starts from zero and
