@@ -2,7 +2,8 @@
  * wbtest_scan.c -- white-box tests of the selective scan: the accuracy of its
  * float exp (max and mean error), vector body == scalar tail bit for bit,
  * every ISA the machine runs, both paths forced (time-chunked vs channel
- * sequential), thread counts 1/2/3/8 on each, the convolution mode against
+ * sequential), thread counts 1/2/3/8 on each (and on the sequential path's
+ * multi-block units, and the split path's ring), the convolution mode against
  * the recurrent mode, and a 2^22-step sequence.
  */
 #include <ssm.h>
@@ -305,12 +306,117 @@ START_TEST(seq_path_same_bytes_every_isa)
 }
 END_TEST
 
+/* ---- sequential path: several channel blocks per unit, any thread count --- */
+
+/* The sequential path gives each thread units of up to 8 channel blocks of
+ * one group, scanned with the time tiles outside (B and C copied once per
+ * tile for all of them); how many blocks a unit holds follows the thread
+ * count.  Shapes with 2 to 12 full blocks per group, a narrow last block
+ * (row kernel) or none, several tiles of 512 steps and a partial one,
+ * several groups and batches: against the reference, then the same bytes at
+ * 1, 2, 3 and 8 threads and on every ISA (the portable kernel's). */
+static const int64_t unit_shapes[][5] = {
+    /* batch dim dstate len ngroups */
+    { 1, 100, 16, 1100, 1 },   /* AVX-512: 6 blocks + 4 channels by rows */
+    { 2, 96, 16, 600, 2 },     /* 3 (6) blocks per group, 2 batches */
+    { 1, 72, 8, 517, 3 },      /* groups of 24: 1.5 (3) blocks */
+    { 1, 200, 16, 1030, 1 },   /* 12 (25) blocks + 8 channels: more than 8 a unit */
+    { 1, 48, 24, 700, 1 },     /* dstate 24: passes of 8 and remainders */
+};
+
+START_TEST(seq_units_threads_isas)
+{
+    const int64_t *s = unit_shapes[_i];
+    prob p;
+    prob_make(&p, s[0], s[1], s[2], s[3], s[4], 131 + (uint64_t)_i);
+    const int64_t ny = s[0] * s[1] * s[3], nh = s[0] * s[1] * s[2];
+    double *yr = tu_alloc((size_t)ny, sizeof(double));
+    ref_scan(&p, yr);
+    double by, bh;
+    ref_errbound(&p, &by, &bh);
+    float *yg = tu_alloc((size_t)ny, sizeof(float)), *hg = tu_alloc((size_t)nh, sizeof(float));
+    float *y2 = tu_alloc((size_t)ny, sizeof(float)), *h2 = tu_alloc((size_t)nh, sizeof(float));
+    tu_set_threads(1);
+    ssm_scan_args a = prob_args(&p, yg, hg);
+    ck_assert_int_eq(ssmi_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, SSM_SCAN_ISA_GENERIC), SSM_OK);
+    TU_CHECK_ERR(tu_relerr_f(yg, yr, ny), by, "generic vs reference, shape %d", _i);
+    const int threads[] = { 1, 2, 3, 8 };
+    for (int j = 0; j < 3; j++) {
+        if (!ssmi_scan_isa_ok(isas[j])) { TU_ISA_SKIPPED(isas[j]); continue; }
+        for (int k = 0; k < 4; k++) {
+            if (j == 0 && k == 0)
+                continue;
+            tu_set_threads(threads[k]);
+            ssm_scan_args b = prob_args(&p, y2, h2);
+            ck_assert_int_eq(ssmi_selective_scan_ex(&b, SSM_SCAN_PATH_SEQ, 0, isas[j]), SSM_OK);
+            ck_assert_msg(!memcmp(y2, yg, (size_t)ny * 4) && !memcmp(h2, hg, (size_t)nh * 4),
+                          "shape %d, ISA %d, %d threads: bytes differ from the portable kernel "
+                          "at 1 thread", _i, isas[j], threads[k]);
+        }
+    }
+    tu_set_threads(1);
+    free(yr); free(yg); free(hg); free(y2); free(h2);
+    prob_free(&p);
+}
+END_TEST
+
+/* Outputs of 32 MiB and more are written with streaming stores (whole
+ * 64-byte lines, ordinary stores for each tile's head and tail up to a line
+ * boundary).  (1, 64, 16, 2^17): y is 32 MiB, written at an aligned address
+ * and one float past it; each 16-channel quarter, scanned alone (8 MiB,
+ * ordinary stores), must give the same bytes, and the first quarter is
+ * checked against the double reference. */
+START_TEST(seq_streamed_output_same_bytes)
+{
+    const int64_t dim = 64, N = 16, L = 1 << 17, Q = 16;
+    prob p;
+    prob_make(&p, 1, dim, N, L, 1, 171);
+    const int64_t ny = dim * L;
+    float *ybig = tu_alloc((size_t)ny + 16, sizeof(float));
+    float *ysub = tu_alloc((size_t)(Q * L), sizeof(float));
+    float *hb = tu_alloc((size_t)(dim * N), sizeof(float)), *hq = tu_alloc((size_t)(Q * N), sizeof(float));
+    double *yr = tu_alloc((size_t)(Q * L), sizeof(double));
+    prob q0 = p;
+    q0.dim = Q;
+    ref_scan(&q0, yr);
+    double by, bh;
+    ref_errbound(&q0, &by, &bh);
+    for (int j = 1; j < 3; j++) {
+        if (!ssmi_scan_isa_ok(isas[j])) { TU_ISA_SKIPPED(isas[j]); continue; }
+        for (int off = 0; off < 2; off++) {
+            float *y = ybig + (off ? 1 : 16 - (int64_t)(((uintptr_t)ybig & 63u) / 4) % 16);
+            tu_set_threads(1 + off);
+            ssm_scan_args a = prob_args(&p, y, hb);
+            ck_assert_int_eq(ssmi_selective_scan_ex(&a, SSM_SCAN_PATH_SEQ, 0, isas[j]), SSM_OK);
+            for (int64_t d0 = 0; d0 < dim; d0 += Q) {
+                prob q = p;
+                q.dim = Q;
+                q.u += d0 * L; q.delta += d0 * L; q.z += d0 * L;
+                q.A += d0 * N; q.D += d0; q.bias += d0; q.h0 += d0 * N;
+                ssm_scan_args b = prob_args(&q, ysub, hq);
+                ck_assert_int_eq(ssmi_selective_scan_ex(&b, SSM_SCAN_PATH_SEQ, 0, isas[j]), SSM_OK);
+                if (d0 == 0 && off == 0)
+                    TU_CHECK_ERR(tu_relerr_f(ysub, yr, Q * L), by, "channels 0-15, ISA %d", isas[j]);
+                ck_assert_msg(!memcmp(ysub, y + d0 * L, (size_t)(Q * L) * 4)
+                              && !memcmp(hq, hb + d0 * N, (size_t)(Q * N) * 4),
+                              "ISA %d, y offset %d, channels %d..: streamed output differs",
+                              isas[j], off, (int)d0);
+            }
+        }
+    }
+    tu_set_threads(1);
+    free(ybig); free(ysub); free(hb); free(hq); free(yr);
+    prob_free(&p);
+}
+END_TEST
+
 /* ----------------- split path: one channel, state halves on two threads --- */
 
 static const int64_t split_shapes[][3] = {
     /* dstate len seed */
     { 16, 5, 1 }, { 16, 8192, 2 }, { 16, 2 * 8192 + 77, 3 }, { 32, 9001, 4 },
     { 48, 3000, 5 },
+    { 16, 20 * 8192 + 5, 6 },   /* more tiles than the ring holds (16) */
 };
 
 START_TEST(split_path_vs_reference_and_threads)
@@ -484,6 +590,9 @@ int main(void)
     tcase_add_loop_test(tc, paths_isas_threads, 0, (int)(sizeof path_shapes / sizeof path_shapes[0]));
     tcase_add_loop_test(tc, seq_path_same_bytes_every_isa, 0,
                         (int)(sizeof isa_shapes / sizeof isa_shapes[0]));
+    tcase_add_loop_test(tc, seq_units_threads_isas, 0,
+                        (int)(sizeof unit_shapes / sizeof unit_shapes[0]));
+    tcase_add_test(tc, seq_streamed_output_same_bytes);
     tcase_add_loop_test(tc, split_path_vs_reference_and_threads, 0,
                         (int)(sizeof split_shapes / sizeof split_shapes[0]));
     tcase_add_test(tc, path_choice_depends_on_shapes_only);

@@ -45,8 +45,8 @@
  *     by shape alone.
  * Memory: per-thread tiles and chunk buffers; carries of at most 2048
  * chunks (the chunked path runs only for batch*dim <= 8, so this is
- * O(batch*dim*dstate)); the split path's partial sums, one [len] row;
- * never a [B][D][L][N] tensor.  All sizes and offsets are int64_t.
+ * O(batch*dim*dstate)); the split path's ring of partial sums, 16 tiles
+ * of 8192 steps; never a [B][D][L][N] tensor.  All sizes and offsets are int64_t.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <sched.h>
@@ -73,6 +73,8 @@
 #define EXP_LN2LO  -2.12194440e-4f
 #define EXP_LO     -88.0f
 #define EXP_HI      88.0f
+/* bits(EXP_SHIFT) - 127: see vexpc_avx2. */
+#define EXP_SHIFT_BITS_M127 (0x4B400000u - 127u)
 /* Taylor coefficients 1/k!, k = 2..7 (k = 0, 1 are exactly 1). */
 #define EXP_C2 0.5f
 #define EXP_C3 0.166666666666666667f
@@ -185,6 +187,8 @@ static inline float scan_silu(float z)
 #define VHSUM(v) (v)
 #define VEXP(v) scan_expf(v)
 #define VEXPN(v) scan_expf(v)
+#define VEXPR(v) scan_expf(v)
+#define VABSMAX(acc, v) fmaxf((acc), fabsf(v))
 #define VADD(a, b) ((a) + (b))
 #define VSOFTPLUS(v) scan_softplus(v)
 #define VSILU(v) scan_silu(v)
@@ -201,11 +205,14 @@ static inline float scan_silu(float z)
 #undef VHSUM
 #undef VEXP
 #undef VEXPN
+#undef VEXPR
+#undef VABSMAX
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
 #undef VHSUM_BLOCK
 #undef VTRANSPOSE8
+#undef VSTREAM16
 
 #ifdef SSM_SCAN_X86
 #define TGT_AVX2 __attribute__((target("avx2,fma")))
@@ -214,13 +221,12 @@ static inline float scan_silu(float z)
 /* vexp_avx2 (below) without its last step (x > 88 gives +inf): the same bits
  * wherever x <= 88 or x is NaN, as the decays exp(dt A) with A <= 0 and
  * dt >= 0 (see cv_tile). */
-static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x)
+static inline __attribute__((always_inline)) TGT_AVX2 __m256 vexpc_avx2(const int CLAMP, __m256 x)
 {
     const __m256 shift = _mm256_set1_ps(EXP_SHIFT);
-    const __m256 xc = _mm256_max_ps(_mm256_set1_ps(EXP_LO), x);   /* NaN -> x */
+    /* NaN -> x; no clamp where |x| <= 88 is known (same bits). */
+    const __m256 xc = CLAMP ? _mm256_max_ps(_mm256_set1_ps(EXP_LO), x) : x;
     const __m256 kf = _mm256_fmadd_ps(xc, _mm256_set1_ps(EXP_LOG2E), shift);
-    const __m256i ki = _mm256_sub_epi32(_mm256_castps_si256(kf),
-                                        _mm256_castps_si256(shift));
     const __m256 k = _mm256_sub_ps(kf, shift);
     __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(EXP_LN2HI), xc);
     r = _mm256_fnmadd_ps(k, _mm256_set1_ps(EXP_LN2LO), r);
@@ -232,10 +238,18 @@ static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C2));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    /* 2^k: bits(kf) - bits(shift) = k, plus the bias 127, in one
+     * subtraction (mod 2^32, as scan_expf's unsigned arithmetic). */
     const __m256i sb = _mm256_slli_epi32(
-        _mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23);
+        _mm256_sub_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32((int)EXP_SHIFT_BITS_M127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
 }
+
+static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x) { return vexpc_avx2(1, x); }
+
+/* Without the clamp below either: the same bits where |x| <= 88 or x is
+ * NaN, as the decays of a tile whose max |dt| max |A| is at most 88. */
+static inline TGT_AVX2 __m256 vexpr_avx2(__m256 x) { return vexpc_avx2(0, x); }
 
 /* scan_expf on 8 lanes, operation for operation. */
 static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
@@ -333,11 +347,15 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #define VHSUM(v) hsum_avx2(v)
 #define VEXP(v) vexp_avx2(v)
 #define VEXPN(v) vexpn_avx2(v)
+#define VEXPR(v) vexpr_avx2(v)
+#define VABSMAX(acc, v) _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), (v)), (acc))
 #define VADD(a, b) _mm256_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx2(v)
 #define VSILU(v) vsilu_avx2(v)
 #define VHSUM_BLOCK(v) hsum8_avx2(v)
 #define VTRANSPOSE8(s, ss, d, ds) transpose8_avx2((s), (ss), (d), (ds))
+#define VSTREAM16(p, q) (_mm256_stream_ps((p), _mm256_load_ps(q)), \
+                         _mm256_stream_ps((p) + 8, _mm256_load_ps((q) + 8)))
 #include "selective_kernel.h"
 #undef KSFX
 #undef KTGT
@@ -351,20 +369,22 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #undef VHSUM
 #undef VEXP
 #undef VEXPN
+#undef VEXPR
+#undef VABSMAX
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
 #undef VHSUM_BLOCK
 #undef VTRANSPOSE8
+#undef VSTREAM16
 
 /* vexp_avx512 without its last step: see vexpn_avx2. */
-static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x)
+static inline __attribute__((always_inline)) TGT_AVX512 __m512 vexpc_avx512(const int CLAMP, __m512 x)
 {
     const __m512 shift = _mm512_set1_ps(EXP_SHIFT);
-    const __m512 xc = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x);   /* NaN -> x */
+    /* NaN -> x; no clamp where |x| <= 88 is known (same bits). */
+    const __m512 xc = CLAMP ? _mm512_max_ps(_mm512_set1_ps(EXP_LO), x) : x;
     const __m512 kf = _mm512_fmadd_ps(xc, _mm512_set1_ps(EXP_LOG2E), shift);
-    const __m512i ki = _mm512_sub_epi32(_mm512_castps_si512(kf),
-                                        _mm512_castps_si512(shift));
     const __m512 k = _mm512_sub_ps(kf, shift);
     __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(EXP_LN2HI), xc);
     r = _mm512_fnmadd_ps(k, _mm512_set1_ps(EXP_LN2LO), r);
@@ -376,10 +396,18 @@ static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C2));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    /* 2^k: bits(kf) - bits(shift) = k, plus the bias 127, in one
+     * subtraction (mod 2^32, as scan_expf's unsigned arithmetic). */
     const __m512i sb = _mm512_slli_epi32(
-        _mm512_add_epi32(ki, _mm512_set1_epi32(127)), 23);
+        _mm512_sub_epi32(_mm512_castps_si512(kf), _mm512_set1_epi32((int)EXP_SHIFT_BITS_M127)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
 }
+
+static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x) { return vexpc_avx512(1, x); }
+
+/* Without the clamp below either: the same bits where |x| <= 88 or x is
+ * NaN, as the decays of a tile whose max |dt| max |A| is at most 88. */
+static inline TGT_AVX512 __m512 vexpr_avx512(__m512 x) { return vexpc_avx512(0, x); }
 
 static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
 {
@@ -472,12 +500,15 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #define VHSUM(v) hsum_avx512(v)
 #define VEXP(v) vexp_avx512(v)
 #define VEXPN(v) vexpn_avx512(v)
+#define VEXPR(v) vexpr_avx512(v)
+#define VABSMAX(acc, v) _mm512_max_ps(_mm512_abs_ps(v), (acc))
 #define VADD(a, b) _mm512_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VSILU(v) vsilu_avx512(v)
 #define VHSUM_BLOCK(v) hsum16_avx512(v)
 /* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 kernels. */
 #define VTRANSPOSE8(s, ss, d, ds) transpose8_avx2((s), (ss), (d), (ds))
+#define VSTREAM16(p, q) _mm512_stream_ps((p), _mm512_load_ps(q))
 #include "selective_kernel.h"
 #undef KSFX
 #undef KTGT
@@ -491,11 +522,14 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #undef VHSUM
 #undef VEXP
 #undef VEXPN
+#undef VEXPR
+#undef VABSMAX
 #undef VADD
 #undef VSOFTPLUS
 #undef VSILU
 #undef VHSUM_BLOCK
 #undef VTRANSPOSE8
+#undef VSTREAM16
 #endif /* SSM_SCAN_X86 */
 
 /* ------------------------------------------------------------ dispatch -- */
@@ -520,8 +554,13 @@ typedef struct scan_kern {
                     float *dl, const float *ul, const float *zl, const float *bl,
                     const float *Dl, int softplus, float *wl, float *h, float *yl,
                     const float *const *pfl, int64_t pn);
+    void (*cv_tile_sp)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
+                       float *dl, const float *ul, const float *zl, const float *bl,
+                       const float *Dl, int softplus, float *wl, float *h, float *yl,
+                       const float *const *pfl, int64_t pn);
     void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
     void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
+    void (*cv_scatter_nt)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
     int64_t vl;   /* lanes of cv_tile: channels per vector */
 } scan_kern;
 
@@ -565,23 +604,26 @@ static int get_kern(int isa, scan_kern *k)
         k->tile = tile_avx512; k->fixup = fixup_avx512; k->vexp = vexp_arr_avx512;
         k->dt = dt_tile_avx512; k->finish = finish_tile_avx512;
         k->transpose = transpose_avx512;
-        k->row_tile = row_tile_avx512; k->cv_tile = cv_tile_avx512;
-        k->cv_gather = cv_gather_avx512; k->cv_scatter = cv_scatter_avx512; k->vl = 16;
+        k->row_tile = row_tile_avx512; k->cv_tile = cv_tile_avx512; k->cv_tile_sp = cv_tile_sp_avx512;
+        k->cv_gather = cv_gather_avx512; k->cv_scatter = cv_scatter_avx512;
+        k->cv_scatter_nt = cv_scatter_nt_avx512; k->vl = 16;
         return 0;
     case SSM_SCAN_ISA_AVX2:
         k->tile = tile_avx2; k->fixup = fixup_avx2; k->vexp = vexp_arr_avx2;
         k->dt = dt_tile_avx2; k->finish = finish_tile_avx2;
         k->transpose = transpose_avx2;
-        k->row_tile = row_tile_avx2; k->cv_tile = cv_tile_avx2;
-        k->cv_gather = cv_gather_avx2; k->cv_scatter = cv_scatter_avx2; k->vl = 8;
+        k->row_tile = row_tile_avx2; k->cv_tile = cv_tile_avx2; k->cv_tile_sp = cv_tile_sp_avx2;
+        k->cv_gather = cv_gather_avx2; k->cv_scatter = cv_scatter_avx2;
+        k->cv_scatter_nt = cv_scatter_nt_avx2; k->vl = 8;
         return 0;
 #endif
     default:
         k->tile = tile_generic; k->fixup = fixup_generic; k->vexp = vexp_arr_generic;
         k->dt = dt_tile_generic; k->finish = finish_tile_generic;
         k->transpose = transpose_generic;
-        k->row_tile = row_tile_generic; k->cv_tile = cv_tile_generic;
-        k->cv_gather = cv_gather_generic; k->cv_scatter = cv_scatter_generic; k->vl = 1;
+        k->row_tile = row_tile_generic; k->cv_tile = cv_tile_generic; k->cv_tile_sp = cv_tile_sp_generic;
+        k->cv_gather = cv_gather_generic; k->cv_scatter = cv_scatter_generic;
+        k->cv_scatter_nt = cv_scatter_nt_generic; k->vl = 1;
         return 0;
     }
 }
@@ -599,7 +641,9 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 
 /* ------------------------------------------------ shape thresholds --- *
  * Every path and tile size below is a function of the shapes only (never of
- * the thread count), so the bytes never depend on the machine's threads.
+ * the thread count), so the bytes never depend on the machine's threads
+ * (the sequential path's channel blocks per unit follow the thread count,
+ * but they decide only which thread scans which channel).
  * None of the tile sizes changes a number: a tile only decides how much of
  * B and C is transposed at once and which thread does what; the chunk
  * length and the path do change the rounding (a chunk starts from zero and
@@ -639,7 +683,6 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 #define SPLIT_S 2
 #define SPLIT_MULT 16
 #define SPLIT_T 8192
-#define SPLIT_PIECE 4096   /* steps per piece of the finishing pass */
 
 /* Spins on a chunk's flag before yielding the CPU: a carry is normally
  * published within the time of a few hundred loads. */
@@ -672,10 +715,14 @@ static int64_t tile_len(int64_t N, int64_t L)
  * B and C rows): 3 to 4 x m + 2N short streams L apart are more than the
  * hardware prefetchers follow.  cv_tile spreads the prefetches over its
  * first loop (a burst of hundreds would queue behind the miss buffers). */
-#define CV_PF_MAX 2048
+#define CV_PF_MAX 4096
+/* Channel blocks per unit of the sequential path, at most (seq_unit_cvm). */
+#define SEQ_SB_MAX 8
+/* Outputs of at least this many bytes are written with streaming stores. */
+#define SEQ_NT_BYTES (32.0 * 1024 * 1024)
 static int64_t cv_prefetch_list(const ssm_scan_args *a, int64_t b, int64_t g,
                                 int64_t d0, int64_t m, int64_t t0, int64_t T,
-                                const float **pfl)
+                                const float **pfl, int with_bc)
 {
     const int64_t L = a->len, N = a->dstate, G = a->ngroups;
     const int64_t Tn = T < L - t0 ? T : L - t0;
@@ -691,7 +738,7 @@ static int64_t cv_prefetch_list(const ssm_scan_args *a, int64_t b, int64_t g,
             if (a->z)
                 pfl[np++] = a->z + row + c * L + t;
         }
-        for (int64_t n = 0; n < N && np + 2 <= CV_PF_MAX; n++) {
+        for (int64_t n = 0; with_bc && n < N && np + 2 <= CV_PF_MAX; n++) {
             pfl[np++] = Bg + n * L + t;
             pfl[np++] = Cg + n * L + t;
         }
@@ -699,46 +746,85 @@ static int64_t cv_prefetch_list(const ssm_scan_args *a, int64_t b, int64_t g,
     return np;
 }
 
-static void seq_unit_cv(const ssm_scan_args *a, const scan_kern *k, int64_t b,
-                        int64_t g, int64_t d0, int64_t m, int64_t T, float *w)
+/* Blocks [blk0, blk0 + nb) of group g (all of them channel-vector blocks,
+ * vl channels but perhaps the last), time tiles OUTSIDE and the blocks
+ * inside: the group's B and C rows of a tile are copied once and used by
+ * every block while they are in L1/L2 (with the blocks outside, a long
+ * sequence streams B and C from memory once per block).  Each block keeps
+ * its state, A, bias and D in its own small slot.  The arithmetic per
+ * channel is seq_unit_cv's: same bytes. */
+static void seq_unit_cvm(const ssm_scan_args *a, const scan_kern *k, int64_t b,
+                         int64_t g, int64_t blk0, int64_t nb, int64_t T, int ntst,
+                         float *w)
 {
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
-    const int64_t VLn = k->vl;
+    const int64_t VLn = k->vl, cpg = dim / G;
     float *BC = w, *dl = BC + 2 * pad16(T * N);
     float *ul = dl + pad16(T * VLn), *zl = ul + pad16(T * VLn), *yl = zl + pad16(T * VLn);
-    float *Al = yl + pad16(T * VLn), *h = Al + pad16(N * VLn), *bl = h + pad16(N * VLn);
-    float *Dl = bl + pad16(VLn), *wl = Dl + pad16(VLn);
+    float *wl = yl + pad16(T * VLn), *slot0 = wl + pad16(T * VLn);
+    const int64_t sper = 2 * pad16(N * VLn) + 2 * pad16(VLn);
     const float *Bg = a->B + (b * G + g) * N * L, *Cg = a->C + (b * G + g) * N * L;
-    const int64_t row = (b * dim + d0) * L;
     const float *pfl[CV_PF_MAX];
-    k->cv_gather(a->A + d0 * N, N, m, N, Al);
-    if (a->h0)
-        k->cv_gather(a->h0 + (b * dim + d0) * N, N, m, N, h);
-    else
-        memset(h, 0, (size_t)(N * VLn) * sizeof(float));
-    for (int64_t c = 0; c < VLn; c++) {
-        bl[c] = a->delta_bias && c < m ? a->delta_bias[d0 + c] : 0.0f;
-        Dl[c] = a->D && c < m ? a->D[d0 + c] : 0.0f;
+    for (int64_t j = 0; j < nb; j++) {
+        const int64_t d0 = g * cpg + (blk0 + j) * VLn;
+        const int64_t m = cpg - (blk0 + j) * VLn < VLn ? cpg - (blk0 + j) * VLn : VLn;
+        float *Al = slot0 + j * sper, *h = Al + pad16(N * VLn), *bl = h + pad16(N * VLn);
+        float *Dl = bl + pad16(VLn);
+        k->cv_gather(a->A + d0 * N, N, m, N, Al);
+        if (a->h0)
+            k->cv_gather(a->h0 + (b * dim + d0) * N, N, m, N, h);
+        else
+            memset(h, 0, (size_t)(N * VLn) * sizeof(float));
+        for (int64_t c = 0; c < VLn; c++) {
+            bl[c] = a->delta_bias && c < m ? a->delta_bias[d0 + c] : 0.0f;
+            Dl[c] = a->D && c < m ? a->D[d0 + c] : 0.0f;
+        }
     }
     for (int64_t t0 = 0; t0 < L; t0 += T) {
         const int64_t Tn = T < L - t0 ? T : L - t0;
-        /* Compact copies of the group's rows: the N rows of B and C are L
-         * apart (often a power of two: they would share L1 sets). */
         for (int64_t n = 0; n < N; n++) {
             memcpy(BC + n * T, Bg + n * L + t0, (size_t)Tn * sizeof(float));
             memcpy(BC + (N + n) * T, Cg + n * L + t0, (size_t)Tn * sizeof(float));
         }
-        k->cv_gather(a->delta + row + t0, L, m, Tn, dl);
-        k->cv_gather(a->u + row + t0, L, m, Tn, ul);
-        if (a->z)
-            k->cv_gather(a->z + row + t0, L, m, Tn, zl);
-        k->cv_tile(Tn, N, Al, BC, T, dl, ul, a->z ? zl : NULL,
-                   a->delta_bias ? bl : NULL, a->D ? Dl : NULL, a->delta_softplus,
-                   wl, h, yl, pfl, t0 + T < L ? cv_prefetch_list(a, b, g, d0, m, t0 + T, T, pfl) : 0);
-        k->cv_scatter(yl, m, Tn, a->y + row + t0, L);
+        for (int64_t j = 0; j < nb; j++) {
+            const int64_t d0 = g * cpg + (blk0 + j) * VLn;
+            const int64_t m = cpg - (blk0 + j) * VLn < VLn ? cpg - (blk0 + j) * VLn : VLn;
+            const int64_t row = (b * dim + d0) * L;
+            float *Al = slot0 + j * sper, *h = Al + pad16(N * VLn), *bl = h + pad16(N * VLn);
+            float *Dl = bl + pad16(VLn);
+            /* Prefetch the next block's rows of this tile, or (last block)
+             * the next tile's B, C and first block. */
+            int64_t pn = 0;
+            if (j + 1 < nb) {
+                const int64_t d1 = d0 + VLn;
+                const int64_t m1 = cpg - (blk0 + j + 1) * VLn < VLn ? cpg - (blk0 + j + 1) * VLn : VLn;
+                pn = cv_prefetch_list(a, b, g, d1, m1, t0, T, pfl, 0);
+            } else if (t0 + T < L) {
+                const int64_t db = g * cpg + blk0 * VLn;
+                const int64_t mb = cpg - blk0 * VLn < VLn ? cpg - blk0 * VLn : VLn;
+                pn = cv_prefetch_list(a, b, g, db, mb, t0 + T, T, pfl, 1);
+            }
+            k->cv_gather(a->delta + row + t0, L, m, Tn, dl);
+            k->cv_gather(a->u + row + t0, L, m, Tn, ul);
+            if (a->z)
+                k->cv_gather(a->z + row + t0, L, m, Tn, zl);
+            k->cv_tile_sp(Tn, N, Al, BC, T, dl, ul, a->z ? zl : NULL,
+                       a->delta_bias ? bl : NULL, a->D ? Dl : NULL, a->delta_softplus,
+                       wl, h, yl, pfl, pn);
+            (ntst ? k->cv_scatter_nt : k->cv_scatter)(yl, m, Tn, a->y + row + t0, L);
+        }
     }
+#ifdef SSM_SCAN_X86
+    if (ntst)
+        _mm_sfence();   /* the streamed lines of y, before the unit ends */
+#endif
     if (a->h_last)
-        k->cv_scatter(h, m, N, a->h_last + (b * dim + d0) * N, N);
+        for (int64_t j = 0; j < nb; j++) {
+            const int64_t d0 = g * cpg + (blk0 + j) * VLn;
+            const int64_t m = cpg - (blk0 + j) * VLn < VLn ? cpg - (blk0 + j) * VLn : VLn;
+            k->cv_scatter(slot0 + j * sper + pad16(N * VLn), m, N,
+                          a->h_last + (b * dim + d0) * N, N);
+        }
 }
 
 static void seq_unit_rows(const ssm_scan_args *a, const scan_kern *k, int64_t b,
@@ -781,11 +867,31 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t cpg = dim / G, VLn = k->vl;
     const int64_t nblk = (cpg + VLn - 1) / VLn;
-    const int64_t units = a->batch * G * nblk;
+    /* The group's last block runs by rows when it has at most half a vector. */
+    const int64_t last_m = cpg - (nblk - 1) * VLn;
+    const int64_t nrow = 2 * last_m > VLn ? 0 : 1, ncv = nblk - nrow;
+    /* Blocks per unit: as many as keeps every thread busy, at most
+     * SEQ_SB_MAX (see seq_unit_cvm).  This decides only which thread scans
+     * which channels, never a number (each channel's arithmetic is the same
+     * in any unit), so it may follow the thread count. */
+    const int64_t nth = ssmi_max_threads() < 1 ? 1 : ssmi_max_threads();
+    const int64_t ncv_all = a->batch * G * ncv;
+    int64_t SB = (ncv_all + nth - 1) / nth;
+    SB = SB < 1 ? 1 : SB > SEQ_SB_MAX ? SEQ_SB_MAX : SB;
+    SB = SB > ncv ? (ncv > 0 ? ncv : 1) : SB;
+    const int64_t nsb = (ncv + SB - 1) / SB, upg = nsb + nrow;
+    const int64_t units = a->batch * G * upg;
+    /* y streamed past the caches (non-temporal stores) when it is far
+     * larger than them: a shape-only choice that changes no value. */
+    const int ntst = (double)a->batch * (double)dim * (double)L * sizeof(float)
+                     >= SEQ_NT_BYTES;
     int64_t T = N <= 16 ? (L < 512 ? L : 512) : tile_len(N, L);
     T = T < CV_TILE_T ? T : CV_TILE_T;
-    const int64_t per = 2 * pad16(T * N) + 4 * pad16(T * VLn) + 2 * pad16(N * VLn)
+    const int64_t per0 = 2 * pad16(T * N) + 4 * pad16(T * VLn) + 2 * pad16(N * VLn)
                         + 2 * pad16(VLn) + pad16(T * VLn);
+    const int64_t per1 = 2 * pad16(T * N) + 5 * pad16(T * VLn)
+                         + SB * (2 * pad16(N * VLn) + 2 * pad16(VLn));
+    const int64_t per = per0 > per1 ? per0 : per1;
     ssmi_scratch sc;
     if (!ssmi_sizes_ok(NULL, sizeof(float), 2, T, N)
         || !ssmi_sizes_ok(NULL, sizeof(float), 2, VLn, N)
@@ -798,14 +904,16 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
         float *w = ssmi_scratch_mine(&sc);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t i = 0; i < units; i++) {
-            const int64_t b = i / (G * nblk), r = i % (G * nblk);
-            const int64_t g = r / nblk, blk = r % nblk;
-            const int64_t d0 = g * cpg + blk * VLn;
-            const int64_t m = cpg - blk * VLn < VLn ? cpg - blk * VLn : VLn;
-            if (2 * m > VLn)
-                seq_unit_cv(a, k, b, g, d0, m, T, w);
-            else
-                seq_unit_rows(a, k, b, g, d0, m, T, w);
+            const int64_t b = i / (G * upg), r = i % (G * upg);
+            const int64_t g = r / upg, ui = r % upg;
+            if (ui < nsb) {
+                const int64_t blk0 = ui * SB;
+                const int64_t nb = ncv - blk0 < SB ? ncv - blk0 : SB;
+                seq_unit_cvm(a, k, b, g, blk0, nb, T, ntst, w);
+            } else {
+                const int64_t d0 = g * cpg + ncv * VLn;
+                seq_unit_rows(a, k, b, g, d0, cpg - ncv * VLn, T, w);
+            }
         }
     }
     ssmi_scratch_free(&sc);
@@ -1052,30 +1160,87 @@ static ssm_status run_chunked(const ssm_scan_args *a, const scan_kern *k,
 
 /* One channel (batch = dim = 1): the N states are cut into two halves of
  * N/2 (N a multiple of 16, so each half is whole 8-float vectors), each a
- * sequential scan over the whole sequence by its own thread, with no
- * meeting point on the way: half 0 writes its partial sums of C h into y,
- * half 1 into a scratch row of len floats (streamed: O(len), never
- * O(len x dstate)).  After the one barrier, y = (half 0 + half 1, in that
- * order), then D and z, in parallel pieces.  (The earlier version met at a
- * barrier every 8192 steps: on a loaded machine each barrier waited for a
- * descheduled peer, and two threads ran slower than one.)  The halves, tile
- * length and pieces depend on the shapes only, so the bytes do not depend
- * on the thread count (one thread runs both halves in turn). */
+ * sequential scan over the whole sequence by its own thread, in tiles of T
+ * steps.  Half 0 writes its partial sums of C h into y, half 1 into a ring
+ * of SPLIT_RING tiles; whichever half finishes a tile second adds the two
+ * (y = half 0 + half 1, in that order) and applies D and z to it, then
+ * frees its ring slot.  Half 0 never waits; half 1 waits only when it is
+ * SPLIT_RING tiles ahead (its slot not yet freed), so a descheduled thread
+ * holds the other up only then and at the end.  (Earlier versions met at a
+ * barrier every 8192 steps, then once at the end with half 1's sums in a
+ * fresh [len] row: its first touch, 4096 page faults at len 2^22, fell on
+ * one thread.)  The halves and the tile length depend on the shapes only,
+ * and each tile gets the same operations whoever finishes it, so the bytes
+ * do not depend on the thread count (one thread runs half 0, then half 1,
+ * which then finishes every tile). */
+#define SPLIT_RING 16
+
+/* Tile states in cnt[i]: 0, 1 (one half done), 2 (both: ready to finish),
+ * 4 (being finished), 3 (finished: ring slot free). */
+enum { SPLIT_READY = 2, SPLIT_DONE = 3, SPLIT_CLAIMED = 4 };
+
+/* Finish tile i if it is ready and nobody has claimed it: y = half 0 +
+ * half 1 (in that order), then D and z.  Returns 1 if this call did it. */
+static int split_try_finish(const ssm_scan_args *a, const scan_kern *k,
+                            atomic_int *cnt, const float *ring, int64_t T,
+                            int64_t i)
+{
+    int want = SPLIT_READY;
+    if (!atomic_compare_exchange_strong_explicit(&cnt[i], &want, SPLIT_CLAIMED,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return 0;
+    const int64_t t0 = i * T, Tn = T < a->len - t0 ? T : a->len - t0;
+    const float *r = ring + (i % SPLIT_RING) * T;
+    float *y = a->y + t0;
+    for (int64_t t = 0; t < Tn; t++)
+        y[t] = y[t] + r[t];
+    k->finish(Tn, y, a->u + t0, a->D, a->z ? a->z + t0 : NULL);
+    atomic_store_explicit(&cnt[i], SPLIT_DONE, memory_order_release);
+    return 1;
+}
+
+/* Wait until tile i is finished, finishing it here if it is ready. */
+static void split_wait_done(const ssm_scan_args *a, const scan_kern *k,
+                            atomic_int *cnt, const float *ring, int64_t T,
+                            int64_t i)
+{
+    unsigned spins = 0;
+    for (;;) {
+        const int c = atomic_load_explicit(&cnt[i], memory_order_acquire);
+        if (c == SPLIT_DONE)
+            return;
+        if (c == SPLIT_READY && split_try_finish(a, k, cnt, ring, T, i))
+            return;
+        if (++spins > SPIN_BEFORE_YIELD)
+            sched_yield();
+    }
+}
+
 static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
 {
     const int64_t N = a->dstate, L = a->len, Ns = N / SPLIT_S;
     const int64_t T = SPLIT_T < L ? SPLIT_T : L;
-    /* Per half: Bt, Ct [T][Ns], dt [T], hs [Ns]; then the partial sums of
-     * half 1, [L]. */
+    const int64_t ntile = (L + T - 1) / T;
+    /* Per half: Bt, Ct [T][Ns], dt [T], hs [Ns]; then the ring of half 1,
+     * [SPLIT_RING][T]. */
     const int64_t per = 2 * pad16(T * Ns) + pad16(T) + pad16(Ns);
     const int64_t hoff = 2 * pad16(T * Ns) + pad16(T);
     int64_t tot;
-    if (!ssmi_sizes_ok(&tot, sizeof(float), 1, SPLIT_S * per + pad16(L)))
+    if (!ssmi_sizes_ok(&tot, sizeof(float), 1, SPLIT_S * per + SPLIT_RING * T)
+        || !ssmi_sizes_ok(NULL, sizeof(atomic_int), 1, ntile + SPLIT_S))
         return SSM_FAIL(SSM_ERR_NOMEM);
     float *buf = ssmi_alloc((size_t)tot, sizeof(float));
-    if (!buf)
+    atomic_int *cnt = ssmi_alloc((size_t)(ntile + SPLIT_S), sizeof(atomic_int));
+    if (!buf || !cnt) {
+        ssmi_free(buf);
+        ssmi_free(cnt);
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *y1 = buf + SPLIT_S * per;
+    }
+    atomic_int *gone = cnt + ntile;   /* [SPLIT_S]: half s has run every tile */
+    for (int64_t i = 0; i < ntile + SPLIT_S; i++)
+        atomic_init(&cnt[i], 0);
+    float *ring = buf + SPLIT_S * per;
     for (int s = 0; s < SPLIT_S; s++) {
         float *hs = buf + s * per + hoff;
         if (a->h0)
@@ -1083,39 +1248,44 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
         else
             memset(hs, 0, (size_t)Ns * sizeof(float));
     }
-    const int64_t npiece = (L + SPLIT_PIECE - 1) / SPLIT_PIECE;
     int nt = ssmi_max_threads();
     nt = nt < 1 ? 1 : nt > SPLIT_S ? SPLIT_S : nt;
 #pragma omp parallel num_threads(nt)
     {
-#pragma omp for schedule(static)
+        /* One thread: half 0, then half 1. */
+#pragma omp for schedule(static) nowait
         for (int s = 0; s < SPLIT_S; s++) {
             float *w = buf + s * per;
             float *Bt = w, *Ct = Bt + pad16(T * Ns), *dtb = Ct + pad16(T * Ns);
-            float *hs = w + hoff, *ys = s == 0 ? a->y : y1;
-            for (int64_t t0 = 0; t0 < L; t0 += T) {
-                const int64_t Tn = T < L - t0 ? T : L - t0;
+            float *hs = w + hoff;
+            for (int64_t i = 0; i < ntile; i++) {
+                const int64_t t0 = i * T, Tn = T < L - t0 ? T : L - t0;
+                if (s == 1 && i >= SPLIT_RING)   /* the slot's previous tile */
+                    split_wait_done(a, k, cnt, ring, T, i - SPLIT_RING);
                 k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
                 k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
                 k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
-                k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, ys + t0, NULL);
+                k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs,
+                        s == 0 ? a->y + t0 : ring + (i % SPLIT_RING) * T, NULL);
+                /* The second half to get here (acq_rel: it sees the other's
+                 * sums) finishes the tile, unless the other half has run
+                 * all its tiles: then that one, idle, takes it. */
+                if (atomic_fetch_add_explicit(&cnt[i], 1, memory_order_acq_rel) == 1
+                    && !atomic_load_explicit(&gone[1 - s], memory_order_acquire))
+                    (void)split_try_finish(a, k, cnt, ring, T, i);
             }
+            atomic_store_explicit(&gone[s], 1, memory_order_release);
         }
-        /* Implicit barrier above: both halves are done. */
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < npiece; p++) {
-            const int64_t tb = p * SPLIT_PIECE;
-            const int64_t te = tb + SPLIT_PIECE < L ? tb + SPLIT_PIECE : L;
-            for (int64_t t = tb; t < te; t++)
-                a->y[t] = a->y[t] + y1[t];
-            k->finish(te - tb, a->y + tb, a->u + tb, a->D, a->z ? a->z + tb : NULL);
-        }
+        /* Every tile not finished yet, by whichever thread is free. */
+        for (int64_t i = 0; i < ntile; i++)
+            split_wait_done(a, k, cnt, ring, T, i);
     }
     if (a->h_last)
         for (int s = 0; s < SPLIT_S; s++)
             memcpy(a->h_last + s * Ns, buf + s * per + hoff,
                    (size_t)Ns * sizeof(float));
     ssmi_free(buf);
+    ssmi_free(cnt);
     return SSM_OK;
 }
 

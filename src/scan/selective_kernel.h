@@ -6,8 +6,10 @@
  *   KSFX   name suffix          KTGT   function attribute (target(...))
  *   VL     lanes                VT     vector type
  *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VADD(a,b) VFMA(a,b,c)=a*b+c
- *   VHSUM(v) VEXP(v) VEXPN(v) VSOFTPLUS(v) VSILU(v)
- * VEXPN is VEXP for x <= 88 or NaN (it may skip the overflow step).
+ *   VHSUM(v) VEXP(v) VEXPN(v) VEXPR(v) VSOFTPLUS(v) VSILU(v) VABSMAX(acc,v)
+ * VEXPN is VEXP for x <= 88 or NaN (it may skip the overflow step), VEXPR
+ * is VEXP for |x| <= 88 or NaN (it may skip the clamp at -88 as well);
+ * VABSMAX(acc, v) = max(acc, |v|) lane by lane, NaN lanes of v ignored.
  * VEXP, VSOFTPLUS and VSILU must compute scan_expf, scan_softplus and
  * scan_silu lane by lane, bit for bit, and VHSUM must sum
  * the lanes in a fixed order: the vector body and the scalar tail then give
@@ -21,6 +23,18 @@
  * so that the fix-up can run a state h0 entering the chunk later through the
  * same decays (h' <- Q[t] h', y_t += sum_n C_t,n h'_n) without one more exp.
  */
+
+/* Defaults for an includer that predates these macros: VEXPN is valid
+ * wherever VEXPR is; without VABSMAX no tile takes the VEXPR passes. */
+#ifndef VEXPR
+#define VEXPR(v) VEXPN(v)
+#define KDEFAULT_VEXPR_
+#endif
+#ifndef VABSMAX
+#define VABSMAX(acc, v) (acc)
+#define KNO_RANGE_
+#define KDEFAULT_VABSMAX_
+#endif
 
 #define KNAME2_(a, b) a##_##b
 #define KNAME1_(a, b) KNAME2_(a, b)
@@ -373,20 +387,28 @@ KN(row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
  * so its order is still n = 0, 1, ..., N-1.
  * cv_pass: states [n0, n0 + NB) for T steps; FIRST: n0 == 0. */
 static inline __attribute__((always_inline)) KTGT void
-KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld, const float *Al,
-            const float *Bn, const float *Cn, const float *dtl,
-            const float *dtul, float *h, float *yl)
+KN(cv_pass_pf)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld,
+               const float *Al, const float *Bn, const float *Cn, const float *dtl,
+               const float *dtul, float *h, float *yl, const float *const *pf,
+               int64_t pn)
 {
     VT hv[8];
+    /* pf: pn lines to prefetch into L2 (data of the next block or tile),
+     * at most per_t a step: spread over the pass, the misses overlap the
+     * arithmetic instead of queueing behind the miss buffers. */
+    const int64_t per_t = (pn + T - 1) / (T > 0 ? T : 1);
+    int64_t pi = 0;
     for (int j = 0; j < NB; j++)
         hv[j] = VLOAD(h + j * VL);
     for (int64_t t = 0; t < T; t++) {
+        for (int64_t q = 0; q < per_t && pi < pn; q++, pi++)
+            __builtin_prefetch(pf[pi], 0, 2);
         const VT dt = VLOAD(dtl + t * VL), dtu = VLOAD(dtul + t * VL);
         VT s = FIRST ? VSET1(0.0f) : VLOAD(yl + t * VL);
 #pragma GCC unroll 8
         for (int j = 0; j < NB; j++) {
             const VT x = VMUL(dt, VLOAD(Al + j * VL));
-            const VT a = NEG ? VEXPN(x) : VEXP(x);
+            const VT a = NEG == 2 ? VEXPR(x) : NEG ? VEXPN(x) : VEXP(x);
             hv[j] = VFMA(a, hv[j], VMUL(VSET1(Bn[j * ld + t]), dtu));
             const VT c = VSET1(Cn[j * ld + t]);
             s = FIRST && j == 0 ? VMUL(c, hv[0]) : VFMA(c, hv[j], s);
@@ -397,21 +419,34 @@ KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld,
         VSTORE(h + j * VL, hv[j]);
 }
 
+/* cv_pass_pf without prefetches. */
+static inline __attribute__((always_inline)) KTGT void
+KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld, const float *Al,
+            const float *Bn, const float *Cn, const float *dtl,
+            const float *dtul, float *h, float *yl)
+{
+    KN(cv_pass_pf)(NB, FIRST, NEG, T, ld, Al, Bn, Cn, dtl, dtul, h, yl, NULL, 0);
+}
+
 /* One tile of a channel block.  Lane-major [.][VL] arrays of the block's
  * channels: dl [T][VL] delta in, overwritten by dt; ul, zl [T][VL] u and z
  * (zl NULL: no gate); wl [T][VL] scratch (dt u); yl [T][VL] out; Al, h
  * [N][VL] (h in/out); bl, Dl [VL] bias and D or NULL.  BC [2N][ld]:
  * the group's B rows then C rows from the tile's first step. */
-static KTGT void
-KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
-            float *dl, const float *ul, const float *zl, const float *bl,
-            const float *Dl, int softplus, float *wl, float *h, float *yl,
-            const float *const *pfl, int64_t pn)
+static inline __attribute__((always_inline)) KTGT void
+KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
+                 const float *BC, int64_t ld, float *dl, const float *ul,
+                 const float *zl, const float *bl, const float *Dl, int softplus,
+                 float *wl, float *h, float *yl, const float *const *pfl,
+                 int64_t pn)
 {
     const VT vb = bl ? VLOAD(bl) : VSET1(0.0f);
-    /* pfl: pn lines to prefetch (the next tile's), spread over this loop. */
-    const int64_t per_t = (pn + T - 1) / T;
+    /* pfl: pn lines to prefetch, spread over the first loop (SPREAD 0) or
+     * over the state passes (SPREAD 1: ~N/8 times longer, so fewer misses
+     * in flight at once). */
+    const int64_t per_t = SPREAD ? 0 : (pn + T - 1) / T;
     int64_t pi = 0;
+    VT vmx = VSET1(0.0f);   /* max |dt| over the tile (NaN ignored) */
     for (int64_t t = 0; t < T; t++) {
         for (int64_t q = 0; q < per_t && pi < pn; q++, pi++)
             __builtin_prefetch(pfl[pi], 0, 2);
@@ -419,8 +454,34 @@ KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
         if (bl)
             x = VADD(x, vb);
         const VT dt = softplus ? VSOFTPLUS(x) : x;
+        if (SPREAD)
+            vmx = VABSMAX(vmx, dt);
         VSTORE(dl + t * VL, dt);
         VSTORE(wl + t * VL, VMUL(dt, VLOAD(ul + t * VL)));
+    }
+    /* |dt A| <= 88 in every lane when max|dt| max|A| <= 88 (rounding is
+     * monotone); then neither of the exp's range steps (clamp at -88,
+     * +inf above 88) can apply, and VEXPR, without both, gives the same
+     * bits.  A NaN dt or A makes dt A NaN, which both forms pass through
+     * alike, so the maxima may ignore NaN. */
+    int rng = 0;
+    if (SPREAD) {
+        VT vma = VSET1(0.0f);
+        for (int64_t i = 0; i < N; i++)
+            vma = VABSMAX(vma, VLOAD(Al + i * VL));
+        float fd[VL], fa[VL], md = 0.0f, ma = 0.0f;
+        VSTORE(fd, vmx);
+        VSTORE(fa, vma);
+        for (int i = 0; i < VL; i++) {
+            md = fd[i] > md ? fd[i] : md;
+            ma = fa[i] > ma ? fa[i] : ma;
+        }
+#ifdef KNO_RANGE_
+        (void)md;
+        (void)ma;
+#else
+        rng = md * ma <= 88.0f;
+#endif
     }
     /* dt A <= 0 (or NaN) in every lane when no A is above 0 and no dt
      * below 0 (softplus never is): then the exp's last step (x > 88 gives
@@ -433,21 +494,30 @@ KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
             neg &= !(dl[i] < 0.0f);
     const float *Cc = BC + N * ld;
     /* 8 states a pass with 32 registers (AVX-512), 4 with 16 (AVX2). */
-    const int64_t NBMAX = VL == 8 ? 4 : 8;
+    enum { NBMAX = VL == 8 ? 4 : 8 };
+    const int64_t npass = (N + NBMAX - 1) / NBMAX;
     for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
         const int64_t nb = N - n0 < NBMAX ? N - n0 : NBMAX;
         const float *Ap = Al + n0 * VL, *Bp = BC + n0 * ld, *Cp = Cc + n0 * ld;
         float *hp = h + n0 * VL;
+        /* This pass's share of the prefetches (SPREAD). */
+        const int64_t p0 = SPREAD ? pn * (n0 / NBMAX) / npass : 0;
+        const int64_t p1 = SPREAD ? pn * (n0 / NBMAX + 1) / npass : 0;
+        const float *const *pp = SPREAD ? pfl + p0 : NULL;
 #define CV_PASS_(nb_)                                                         \
     case nb_:                                                                \
-        if (n0 == 0 && neg)                                                  \
-            KN(cv_pass)(nb_, 1, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+        if (nb_ == NBMAX && n0 == 0 && rng)                                  \
+            KN(cv_pass_pf)(nb_, 1, 2, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
+        else if (nb_ == NBMAX && rng)                                        \
+            KN(cv_pass_pf)(nb_, 0, 2, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
+        else if (n0 == 0 && neg)                                                  \
+            KN(cv_pass_pf)(nb_, 1, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
         else if (n0 == 0)                                                    \
-            KN(cv_pass)(nb_, 1, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass_pf)(nb_, 1, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
         else if (neg)                                                        \
-            KN(cv_pass)(nb_, 0, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass_pf)(nb_, 0, 1, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
         else                                                                 \
-            KN(cv_pass)(nb_, 0, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl);           \
+            KN(cv_pass_pf)(nb_, 0, 0, T, ld, Ap, Bp, Cp, dl, wl, hp, yl, pp, p1 - p0); \
         break;
         switch (nb) {
         CV_PASS_(1) CV_PASS_(2) CV_PASS_(3) CV_PASS_(4)
@@ -466,6 +536,29 @@ KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
             VSTORE(yl + t * VL, y);
         }
     }
+}
+
+/* One tile of a channel block (see cv_tile_impl); pfl's lines are
+ * prefetched during the first loop. */
+static KTGT void
+KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
+            float *dl, const float *ul, const float *zl, const float *bl,
+            const float *Dl, int softplus, float *wl, float *h, float *yl,
+            const float *const *pfl, int64_t pn)
+{
+    KN(cv_tile_impl)(0, T, N, Al, BC, ld, dl, ul, zl, bl, Dl, softplus, wl, h, yl,
+                     pfl, pn);
+}
+
+/* The same, pfl's lines prefetched during the state passes. */
+static KTGT void
+KN(cv_tile_sp)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
+               float *dl, const float *ul, const float *zl, const float *bl,
+               const float *Dl, int softplus, float *wl, float *h, float *yl,
+               const float *const *pfl, int64_t pn)
+{
+    KN(cv_tile_impl)(1, T, N, Al, BC, ld, dl, ul, zl, bl, Dl, softplus, wl, h, yl,
+                     pfl, pn);
 }
 
 /* dst[t][c] = src[c][t] (row stride ld) for c < m, 0 for m <= c < VL: the
@@ -506,6 +599,46 @@ static KTGT void KN(cv_scatter)(const float *src, int64_t m, int64_t T,
             dst[c * ld + t] = src[t * VL + c];
 }
 
+/* cv_scatter with non-temporal stores of whole 64-byte lines (the tile's
+ * head and tail, up to a line boundary, with ordinary stores): for outputs
+ * far larger than the caches, it saves reading each line of y before
+ * writing it.  Same values; the caller fences (VSFENCE) before its unit
+ * ends. */
+static KTGT void KN(cv_scatter_nt)(const float *src, int64_t m, int64_t T,
+                                   float *dst, int64_t ld)
+{
+#if defined(VTRANSPOSE8) && defined(VSTREAM16)
+    if (m == VL && ld % 16 == 0) {
+        const int64_t mis = (int64_t)(((uintptr_t)dst & 63u) / sizeof(float));
+        int64_t hd = (16 - mis) % 16;
+        if ((uintptr_t)dst % sizeof(float) != 0 || hd > T)
+            hd = T;
+        const int64_t nb = (T - hd) / 16 * 16;
+        KN(cv_scatter)(src, m, hd, dst, ld);
+        for (int64_t c = 0; c < VL; c += 8)
+            for (int64_t t = hd; t < hd + nb; t += 16) {
+                float tb[8 * 16] __attribute__((aligned(64)));
+                VTRANSPOSE8(src + t * VL + c, VL, tb, 16);
+                VTRANSPOSE8(src + (t + 8) * VL + c, VL, tb + 8, 16);
+                for (int64_t i = 0; i < 8; i++)
+                    VSTREAM16(dst + (c + i) * ld + t, tb + 16 * i);
+            }
+        KN(cv_scatter)(src + (hd + nb) * VL, m, T - hd - nb, dst + hd + nb, ld);
+        return;
+    }
+#endif
+    KN(cv_scatter)(src, m, T, dst, ld);
+}
+
+#ifdef KDEFAULT_VEXPR_
+#undef VEXPR
+#undef KDEFAULT_VEXPR_
+#endif
+#ifdef KDEFAULT_VABSMAX_
+#undef VABSMAX
+#undef KNO_RANGE_
+#undef KDEFAULT_VABSMAX_
+#endif
 #undef KN
 #undef KNAME1_
 #undef KNAME2_
