@@ -366,17 +366,33 @@ static void rows_block(const kset *ks, int64_t j0, int64_t j1, int64_t M,
     }
 }
 
+/* Rows per block from K and the weight type only (never the thread
+ * count): a multiple of 24 (every tile height: 1, 2, 3, 4, 8) in
+ * [24, 264]. */
+int64_t ssmi_xwt_block_rows(int64_t K, int bf16)
+{
+    const int64_t wsz = bf16 ? (int64_t)sizeof(uint16_t) : (int64_t)sizeof(float);
+    int64_t rb = K > BLOCK_BYTES ? 0 : BLOCK_BYTES / (K * wsz);
+    return rb < 24 ? 24 : rb > 264 ? 264 : rb - rb % 24;
+}
+
+void ssmi_xwt_rows(int64_t M, int64_t j0, int64_t j1, int64_t K, const float *X,
+                   int64_t ldx, const float *Wf, const uint16_t *Wh, int64_t ldw,
+                   float *out, int64_t ldo)
+{
+    const int bf16 = Wh != NULL;
+    rows_block(kernels(SSMI_GEMV_AUTO, bf16), j0, j1, M, K, X, ldx,
+               bf16 ? (const unsigned char *)Wh : (const unsigned char *)Wf,
+               bf16 ? sizeof(uint16_t) : sizeof(float), ldw, out, ldo);
+}
+
 static void xwt(int isa, int64_t M, int64_t N, int64_t K, const float *X,
                 int64_t ldx, const void *W, int bf16, int64_t ldw, float *out,
                 int64_t ldo)
 {
     const kset *ks = kernels(isa, bf16);
     const size_t wsz = bf16 ? sizeof(uint16_t) : sizeof(float);
-    /* Rows per block from K and the weight type only (never the thread
-     * count): a multiple of 24 (every tile height: 1, 2, 3, 4, 8) in
-     * [24, 264]. */
-    int64_t rb = BLOCK_BYTES / (K * (int64_t)wsz);
-    rb = rb < 24 ? 24 : rb > 264 ? 264 : rb - rb % 24;
+    const int64_t rb = ssmi_xwt_block_rows(K, bf16);
     const int64_t nblk = (N + rb - 1) / rb;
     const unsigned char *Wb = W;
     int64_t work = 0;

@@ -460,6 +460,46 @@ void ssmi_mamba_step_scan(int isa, int64_t rows, int64_t di, int64_t n, float *h
     }
 }
 
+static conv_fn conv_pick(int isa)
+{
+#ifdef STEP_X86
+    int p = pick(isa);
+    return p == 3 ? conv_avx512 : p == 2 ? conv_avx2 : conv_gen;
+#else
+    (void)isa;
+    return conv_gen;
+#endif
+}
+
+static scan_fn scan_pick(int isa)
+{
+#ifdef STEP_X86
+    int p = pick(isa);
+    return p == 3 ? scan_avx512 : p == 2 ? scan_avx2 : scan_gen;
+#else
+    (void)isa;
+    return scan_gen;
+#endif
+}
+
+void ssmi_mamba_step_conv_rows(int isa, int64_t i0, int64_t i1, int64_t di, int64_t k,
+                               float *conv, const float *x, const float *cw,
+                               const float *cb, float *u)
+{
+    if (i1 > i0)
+        conv_pick(isa)(i0, i1, di, k, conv, x, cw, cb, u);
+}
+
+void ssmi_mamba_step_scan_rows(int isa, int64_t i0, int64_t i1, int64_t di, int64_t n,
+                               float *h, const float *u, const float *delta,
+                               const float *A, const float *Bm, const float *Cm,
+                               int64_t ldbc, const float *D, const float *z,
+                               const float *bias, float *dtv, float *g, float *y)
+{
+    if (i1 > i0)
+        scan_pick(isa)(i0, i1, di, n, h, u, delta, A, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
+}
+
 float ssmi_step_exp(float x) { return exp_p(x); }
 float ssmi_step_softplus(float x) { return softplus_p(x); }
 float ssmi_step_silu(float x) { return silu_p(x); }

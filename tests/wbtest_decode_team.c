@@ -1,0 +1,170 @@
+/* ctest-labels: decode;threads */
+/*
+ * wbtest_decode_team.c -- the decoding steps' one-region-per-step path
+ * (src/layers/mamba.c: block_step_team / stack_step_team, used for
+ * batches up to 16 once a step has >= 2^18 multiply-adds; smaller steps
+ * run the same stages on the calling thread).
+ *
+ * What must hold (gemv.h, mamba.h): the bits never depend on the thread
+ * count, and a sequence gets the same bits alone or in a batch, here also
+ * across the two paths (at d_model 64 a batch of 1 runs on the calling
+ * thread, a batch of 8 in the region).  Outputs and both states are
+ * compared byte for byte over several steps, at 1, 2 and 3 threads.
+ * The accuracy of the step against the double reference and the forward
+ * is tested in wbtest_mamba.c (its largest block shape takes the region).
+ */
+#include <check.h>
+#include <string.h>
+
+#include <ssm.h>
+#include "testutil.h"
+
+enum { NSTEP = 6, MAXB = 16 };
+
+static ssm_mamba_stack *make_stack(int64_t dm, int64_t nl, uint64_t seed)
+{
+    ssm_mamba_config c = { sizeof(ssm_mamba_config), dm, 0, 0, 0, 0 };
+    ssm_mamba_stack *stk = NULL;
+    ck_assert_int_eq(ssm_mamba_stack_create(&stk, &c, nl, seed), SSM_OK);
+    return stk;
+}
+
+/* NSTEP steps of batch B from a reset state: outputs [NSTEP][B][dm] into
+ * y, then every layer's conv and SSM states appended. */
+static int64_t run_steps(ssm_mamba_stack *stk, int64_t dm, int64_t nl, int64_t B,
+                         const float *xs, float *y)
+{
+    ssm_mamba_stack_state *st = NULL;
+    ck_assert_int_eq(ssm_mamba_stack_state_create(&st, stk, MAXB), SSM_OK);
+    for (int t = 0; t < NSTEP; t++)
+        ck_assert_int_eq(ssm_mamba_stack_step(stk, st, B, xs + t * MAXB * dm,
+                                              y + t * B * dm), SSM_OK);
+    int64_t off = NSTEP * B * dm;
+    for (int64_t l = 0; l < nl; l++) {
+        ssm_mamba_state *ls = NULL;
+        ssm_mamba *blk = NULL;
+        ssm_mamba_config c;
+        ck_assert_int_eq(ssm_mamba_stack_state_layer(st, l, &ls), SSM_OK);
+        ck_assert_int_eq(ssm_mamba_stack_block(stk, l, &blk), SSM_OK);
+        ck_assert_int_eq(ssm_mamba_get_config(blk, &c), SSM_OK);
+        const int64_t di = c.expand * c.d_model;
+        ck_assert_int_eq(ssm_mamba_state_get(ls, B, y + off, y + off + B * di * c.d_conv),
+                         SSM_OK);
+        off += B * di * (c.d_conv + c.d_state);
+    }
+    ssm_mamba_stack_state_destroy(st);
+    return off;
+}
+
+static const struct { int64_t dm, nl; } shapes[] = { { 64, 2 }, { 160, 2 } };
+static const int64_t batches[] = { 1, 3, 8, 16 };
+
+START_TEST(stack_step_same_bits_any_threads)
+{
+    const int64_t dm = shapes[_i].dm, nl = shapes[_i].nl;
+    ssm_mamba_stack *stk = make_stack(dm, nl, 7 + (uint64_t)_i);
+    tu_rng g = { 11 };
+    float *xs = tu_alloc((size_t)(NSTEP * MAXB * dm), sizeof *xs);
+    tu_fill_normal_f(&g, xs, NSTEP * MAXB * dm, 1.0);
+    /* outputs + states: at most NSTEP B dm + nl B Di (K + N) floats */
+    const size_t cap = (size_t)(NSTEP * MAXB * dm + nl * MAXB * 2 * dm * 20);
+    float *ref = tu_alloc(cap, sizeof *ref), *got = tu_alloc(cap, sizeof *got);
+    for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
+        const int64_t B = batches[bi];
+        tu_set_threads(1);
+        const int64_t cnt = run_steps(stk, dm, nl, B, xs, ref);
+        for (int th = 2; th <= 3; th++) {
+            tu_set_threads(th);
+            ck_assert_int_eq(run_steps(stk, dm, nl, B, xs, got), cnt);
+            ck_assert_msg(memcmp(ref, got, (size_t)cnt * sizeof *ref) == 0,
+                          "dm %lld B %lld: %d threads differ from 1 (rel %.3e)",
+                          (long long)dm, (long long)B, th, tu_relerr_ff(got, ref, cnt));
+        }
+    }
+    tu_set_threads(1);
+    free(ref); free(got); free(xs);
+    ssm_mamba_stack_destroy(stk);
+}
+END_TEST
+
+/* Each sequence of a batch of B run alone (batch 1, its own state) gives
+ * the bytes it gets in the batch, at 2 threads. */
+START_TEST(stack_step_alone_equals_batch)
+{
+    const int64_t dm = shapes[_i].dm, nl = shapes[_i].nl, B = 8;
+    ssm_mamba_stack *stk = make_stack(dm, nl, 21 + (uint64_t)_i);
+    tu_rng g = { 12 };
+    tu_set_threads(2);
+    float *xs = tu_alloc((size_t)(NSTEP * MAXB * dm), sizeof *xs);
+    float *x1 = tu_alloc((size_t)(NSTEP * MAXB * dm), sizeof *x1);
+    tu_fill_normal_f(&g, xs, NSTEP * MAXB * dm, 1.0);
+    const size_t cap = (size_t)(NSTEP * MAXB * dm + nl * MAXB * 2 * dm * 20);
+    float *yb = tu_alloc(cap, sizeof *yb), *y1 = tu_alloc(cap, sizeof *y1);
+    run_steps(stk, dm, nl, B, xs, yb);
+    for (int64_t b = 0; b < B; b++) {
+        for (int t = 0; t < NSTEP; t++)
+            memcpy(x1 + t * MAXB * dm, xs + (t * MAXB + b) * dm, (size_t)dm * sizeof *xs);
+        run_steps(stk, dm, nl, 1, x1, y1);
+        for (int t = 0; t < NSTEP; t++)
+            ck_assert_msg(memcmp(y1 + t * dm, yb + (t * B + b) * dm,
+                                 (size_t)dm * sizeof *y1) == 0,
+                          "dm %lld: sequence %lld step %d alone differs from the batch",
+                          (long long)dm, (long long)b, t);
+    }
+    tu_set_threads(1);
+    free(xs); free(x1); free(yb); free(y1);
+    ssm_mamba_stack_destroy(stk);
+}
+END_TEST
+
+/* The single block step (ssm_mamba_step): the same bits at 1, 2, 3
+ * threads, batch 1 and 8 (the region at d_model 160). */
+START_TEST(block_step_same_bits_any_threads)
+{
+    const int64_t dm = 160;
+    ssm_mamba_config c = { sizeof(ssm_mamba_config), dm, 0, 0, 0, 0 };
+    ssm_mamba *blk = NULL;
+    ck_assert_int_eq(ssm_mamba_create(&blk, &c, 5), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_get_config(blk, &c), SSM_OK);
+    const int64_t di = c.expand * dm, nst = MAXB * di * (c.d_conv + c.d_state);
+    tu_rng g = { 13 };
+    float *xs = tu_alloc((size_t)(NSTEP * MAXB * dm), sizeof *xs);
+    tu_fill_normal_f(&g, xs, NSTEP * MAXB * dm, 1.0);
+    float *ref = tu_alloc((size_t)(NSTEP * MAXB * dm + nst), sizeof *ref);
+    float *got = tu_alloc((size_t)(NSTEP * MAXB * dm + nst), sizeof *got);
+    for (int64_t B = 1; B <= 8; B += 7) {
+        for (int th = 1; th <= 3; th++) {
+            tu_set_threads(th);
+            float *y = th == 1 ? ref : got;
+            ssm_mamba_state *st = NULL;
+            ck_assert_int_eq(ssm_mamba_state_create(&st, blk, B), SSM_OK);
+            for (int t = 0; t < NSTEP; t++)
+                ck_assert_int_eq(ssm_mamba_step(blk, st, B, xs + t * MAXB * dm,
+                                                y + t * B * dm), SSM_OK);
+            float *s = y + NSTEP * B * dm;
+            ck_assert_int_eq(ssm_mamba_state_get(st, B, s, s + B * di * c.d_conv), SSM_OK);
+            ssm_mamba_state_destroy(st);
+            const int64_t cnt = NSTEP * B * dm + B * di * (c.d_conv + c.d_state);
+            if (th > 1)
+                ck_assert_msg(memcmp(ref, got, (size_t)cnt * sizeof *ref) == 0,
+                              "block step B %lld: %d threads differ from 1", (long long)B, th);
+        }
+    }
+    tu_set_threads(1);
+    free(xs); free(ref); free(got);
+    ssm_mamba_destroy(blk);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("decode_team");
+    TCase *tc = tcase_create("decode_team");
+    tcase_set_timeout(tc, 120);
+    const int ns = (int)(sizeof shapes / sizeof shapes[0]);
+    tcase_add_loop_test(tc, stack_step_same_bits_any_threads, 0, ns);
+    tcase_add_loop_test(tc, stack_step_alone_equals_batch, 0, ns);
+    tcase_add_test(tc, block_step_same_bits_any_threads);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
