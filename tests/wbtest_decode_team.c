@@ -1,4 +1,5 @@
 /* ctest-labels: decode;threads */
+#define _GNU_SOURCE 1
 /*
  * wbtest_decode_team.c -- the decoding steps' one-region-per-step path
  * (src/layers/mamba.c: block_step_team / stack_step_team, used for
@@ -10,11 +11,17 @@
  * across the two paths (at d_model 64 a batch of 1 runs on the calling
  * thread, a batch of 8 in the region).  Outputs and both states are
  * compared byte for byte over several steps, at 1, 2 and 3 threads.
+ * The language model's step (src/models/run.c) has the same structure:
+ * its logits are checked the same way on a Mamba-1 checkpoint written
+ * here (F32 or BF16 kept in memory).
  * The accuracy of the step against the double reference and the forward
  * is tested in wbtest_mamba.c (its largest block shape takes the region).
  */
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ssm.h>
 #include "testutil.h"
@@ -156,6 +163,134 @@ START_TEST(block_step_same_bits_any_threads)
 }
 END_TEST
 
+/* ---- language model step (src/models/run.c) ---- */
+
+/* A random Mamba-1 checkpoint (d_model dm, 2 layers, vocab V, tied
+ * embedding), every tensor in dtype; 0 on success. */
+static int write_model(const char *dir, int dm, int V, ssm_dtype dt)
+{
+    const int nl = 2, di = 2 * dm, ns = 16, kc = 4, rk = (dm + 15) / 16;
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) return -1;
+    fprintf(f, "{\"d_model\": %d, \"n_layer\": %d, \"vocab_size\": %d, \"ssm_cfg\": {},\n"
+               " \"rms_norm\": true, \"residual_in_fp32\": true, \"fused_add_norm\": true,\n"
+               " \"pad_vocab_size_multiple\": 8, \"tie_embeddings\": true}\n", dm, nl, V);
+    fclose(f);
+    enum { NT = 2 + 10 * 2 };
+    ssm_tensor_desc d[NT];
+    void *bufs[NT] = { 0 };
+    int64_t shapes[NT][3];
+    char names[NT][96];
+    int k = 0, bad = 0;
+    tu_rng g = { 4321 };
+    const int Vp = (V + 7) / 8 * 8;
+#define ADD(nm, nd, a, b, c, lo, hi) do {                                       \
+        int64_t cnt_ = (int64_t)(a) * (nd > 1 ? (b) : 1) * (nd > 2 ? (c) : 1);  \
+        snprintf(names[k], sizeof names[k], "%s", nm);                         \
+        shapes[k][0] = a; shapes[k][1] = b; shapes[k][2] = c;                  \
+        bufs[k] = tu_alloc((size_t)cnt_, 4);                                   \
+        for (int64_t i_ = 0; i_ < cnt_; i_++) {                                \
+            float v_ = (float)tu_range(&g, lo, hi);                            \
+            if (dt == SSM_DTYPE_BF16) {                                        \
+                uint32_t u_; memcpy(&u_, &v_, 4);                              \
+                ((uint16_t *)bufs[k])[i_] = (uint16_t)(u_ >> 16);              \
+            } else {                                                           \
+                ((float *)bufs[k])[i_] = v_;                                   \
+            }                                                                  \
+        }                                                                      \
+        d[k] = (ssm_tensor_desc){ names[k], dt, nd, shapes[k], bufs[k] };     \
+        k++; } while (0)
+    char nm[96];
+    ADD("backbone.embedding.weight", 2, Vp, dm, 1, -0.5, 0.5);
+    ADD("backbone.norm_f.weight", 1, dm, 1, 1, 0.9, 1.1);
+    for (int l = 0; l < nl; l++) {
+#define L(s) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", l, s), nm)
+        ADD(L("norm.weight"), 1, dm, 1, 1, 0.9, 1.1);
+        ADD(L("mixer.in_proj.weight"), 2, 2 * di, dm, 1, -0.15, 0.15);
+        ADD(L("mixer.conv1d.weight"), 3, di, 1, kc, -0.5, 0.5);
+        ADD(L("mixer.conv1d.bias"), 1, di, 1, 1, -0.1, 0.1);
+        ADD(L("mixer.x_proj.weight"), 2, rk + 2 * ns, di, 1, -0.1, 0.1);
+        ADD(L("mixer.dt_proj.weight"), 2, di, rk, 1, -0.3, 0.3);
+        ADD(L("mixer.dt_proj.bias"), 1, di, 1, 1, -4.0, -2.0);
+        ADD(L("mixer.A_log"), 2, di, ns, 1, 0.0, 2.77);
+        ADD(L("mixer.D"), 1, di, 1, 1, 0.5, 1.5);
+        ADD(L("mixer.out_proj.weight"), 2, dm, di, 1, -0.1, 0.1);
+#undef L
+    }
+#undef ADD
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    bad = ssm_safetensors_write(p, k, d, 0, NULL, NULL) != SSM_OK;
+    for (int i = 0; i < k; i++) free(bufs[i]);
+    return bad ? -1 : 0;
+}
+
+static void rm_model(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", dir); unlink(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir); unlink(p);
+    rmdir(dir);
+}
+
+/* NSTEP steps of batch B (tokens tok[t][b]) from a reset state: logits
+ * [NSTEP][B][V] into lg. */
+static void model_steps(const ssm_model *m, int64_t B, int V, const int32_t *tok, float *lg)
+{
+    ssm_model_state *st = NULL;
+    ck_assert_int_eq(ssm_model_state_create(&st, m, MAXB), SSM_OK);
+    for (int t = 0; t < NSTEP; t++)
+        ck_assert_int_eq(ssm_model_forward(m, st, B, 1, tok + t * MAXB, lg + t * B * V),
+                         SSM_OK);
+    ssm_model_state_destroy(st);
+}
+
+/* d_model 64: batch 1 runs on the calling thread, batch 8 in the region;
+ * d_model 128: both in the region.  F32 and BF16 weights. */
+START_TEST(model_step_same_bits)
+{
+    const int dm = _i / 2 ? 128 : 64, V = 500;
+    const ssm_dtype dt = _i % 2 ? SSM_DTYPE_BF16 : SSM_DTYPE_F32;
+    char dir[] = "/tmp/wbtest_decode_team_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(write_model(dir, dm, V, dt), 0);
+    ssm_model *m = NULL;
+    ssm_model_load_options o;
+    ssm_model_load_options_init(&o);
+    o.keep_bf16 = 1;
+    ck_assert_int_eq(ssm_model_load_ex(&m, dir, &o), SSM_OK);
+    int32_t tok[NSTEP * MAXB];
+    for (int i = 0; i < NSTEP * MAXB; i++) tok[i] = (int32_t)((i * 7919 + 13) % V);
+    const int64_t B = 8;
+    float *ref = tu_alloc((size_t)(NSTEP * B * V), 4), *got = tu_alloc((size_t)(NSTEP * B * V), 4);
+    tu_set_threads(1);
+    model_steps(m, B, V, tok, ref);
+    for (int th = 2; th <= 3; th++) {
+        tu_set_threads(th);
+        model_steps(m, B, V, tok, got);
+        ck_assert_msg(memcmp(ref, got, (size_t)(NSTEP * B * V) * 4) == 0,
+                      "LM step dm %d %s: %d threads differ from 1 (rel %.3e)", dm,
+                      _i % 2 ? "bf16" : "f32", th, tu_relerr_ff(got, ref, NSTEP * B * V));
+    }
+    /* each sequence alone (batch 1) vs in the batch, at 2 threads */
+    tu_set_threads(2);
+    int32_t t1[NSTEP * MAXB];
+    for (int64_t b = 0; b < B; b++) {
+        for (int t = 0; t < NSTEP; t++) t1[t * MAXB] = tok[t * MAXB + b];
+        model_steps(m, 1, V, t1, got);
+        for (int t = 0; t < NSTEP; t++)
+            ck_assert_msg(memcmp(got + t * V, ref + (t * B + b) * V, (size_t)V * 4) == 0,
+                          "LM step dm %d: sequence %lld step %d alone differs from the batch",
+                          dm, (long long)b, t);
+    }
+    tu_set_threads(1);
+    free(ref); free(got);
+    ssm_model_destroy(m);
+    rm_model(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("decode_team");
@@ -165,6 +300,7 @@ int main(void)
     tcase_add_loop_test(tc, stack_step_same_bits_any_threads, 0, ns);
     tcase_add_loop_test(tc, stack_step_alone_equals_batch, 0, ns);
     tcase_add_test(tc, block_step_same_bits_any_threads);
+    tcase_add_loop_test(tc, model_step_same_bits, 0, 4);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
