@@ -751,7 +751,9 @@ static void block_step_team(const ssm_mamba *m, ssm_mamba_state *st, int64_t B,
     double t0 = 0.0, sub = 0.0, s0 = 0.0;
     TM_START(t, t0);
 
-    const int64_t rb1 = ssmi_xwt_block_rows(dm, 0), nb1 = (di + rb1 - 1) / rb1;
+    /* blocks a multiple of 48 rows: whole 16-channel passes of the conv */
+    const int64_t rb1 = (ssmi_xwt_block_rows(dm, 0) + 47) / 48 * 48;
+    const int64_t nb1 = (di + rb1 - 1) / rb1;
     TEAM_FOR(team, bk, 2 * nb1,
         const int64_t half = bk / nb1, j0 = (bk % nb1) * rb1;
         const int64_t j1 = j0 + rb1 < di ? j0 + rb1 : di;
