@@ -17,8 +17,9 @@
  *   delta[Di][L] = Wdt xdbl[0:R]
  *   ys = selective_scan(...)   [Di][L], into the dead x half of xz
  *   y [L][Dm] = ys^T Wout^T + beta y  (the stack: beta = 1, the residual)
- * Step path (one token, [B][...] rows): the same products as x W^T, with
- * sgemv for batch 1.
+ * Step path (one token, [B][...] rows): the same products as x W^T by the
+ * weight-row-once kernel of gemv.h for B <= 16 (sgemm above), the whole
+ * step in one OpenMP region of four stages a layer (block_step_team).
  */
 #define _GNU_SOURCE 1   /* RTLD_DEFAULT, RTLD_NOLOAD, dladdr */
 #include <dlfcn.h>
