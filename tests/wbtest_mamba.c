@@ -245,6 +245,7 @@ static const shape block_shapes[] = {
     { 5, 2, 1, 3, 0, 3, 7 },        /* K = 1: no conv context */
     { 3, 5, 6, 2, 3, 2, 4 },        /* K > L + 1 */
     { 64, 0, 0, 0, 0, 2, 100 },     /* medium: Di 128, R 4 */
+    { 160, 0, 0, 0, 0, 3, 24 },     /* the step's one-region path (>= 2^18 FMAs) */
 };
 #define NBLOCK_SHAPES (int)(sizeof block_shapes / sizeof block_shapes[0])
 

@@ -59,6 +59,18 @@ void ssmi_xwt_ex(int isa, int64_t M, int64_t N, int64_t K, const float *X,
                  int64_t ldx, const float *Wf, const uint16_t *Wh, int64_t ldw,
                  float *out, int64_t ldo);
 
+/* For callers that share out the rows themselves (the decoding steps run
+ * a whole layer in one OpenMP region, src/layers/mamba.c): rows j0..j1 of
+ * the product for all M tokens, on the calling thread, with W either
+ * float (Wf) or bfloat16 (Wh, used when not NULL); out[b * ldo + j] for
+ * j0 <= j < j1.  Any split of the rows gives the bits of ssmi_xwt. */
+void ssmi_xwt_rows(int64_t M, int64_t j0, int64_t j1, int64_t K, const float *X,
+                   int64_t ldx, const float *Wf, const uint16_t *Wh, int64_t ldw,
+                   float *out, int64_t ldo);
+/* The rows per block ssmi_xwt hands to a thread for this K and weight
+ * type (a multiple of 24: every tile height divides it). */
+int64_t ssmi_xwt_block_rows(int64_t K, int bf16);
+
 /* bfloat16 <-> float.  Widening is exact; narrowing rounds to nearest even
  * (NaN stays NaN, quiet). */
 static inline float ssmi_bf16_to_f32(uint16_t h)

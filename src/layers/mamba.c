@@ -17,8 +17,9 @@
  *   delta[Di][L] = Wdt xdbl[0:R]
  *   ys = selective_scan(...)   [Di][L], into the dead x half of xz
  *   y [L][Dm] = ys^T Wout^T + beta y  (the stack: beta = 1, the residual)
- * Step path (one token, [B][...] rows): the same products as x W^T, with
- * sgemv for batch 1.
+ * Step path (one token, [B][...] rows): the same products as x W^T by the
+ * weight-row-once kernel of gemv.h for B <= 16 (sgemm above), the whole
+ * step in one OpenMP region of four stages a layer (block_step_team).
  */
 #define _GNU_SOURCE 1   /* RTLD_DEFAULT, RTLD_NOLOAD, dladdr */
 #include <dlfcn.h>
@@ -34,6 +35,10 @@
 #include "layers/gemv.h"
 #include "layers/mamba_step.h"
 #include "layers/stack_common.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* ------------------------------------------------------------------ */
 /* BLAS identification                                                */
@@ -723,6 +728,125 @@ ssm_status ssm_mamba_forward(const ssm_mamba *blk, ssm_mamba_state *st, int64_t 
 /* ------------------------------------------------------------------ */
 /* block step                                                         */
 
+/* for (var = 0; var < n; var++) body: shared out among the threads of the
+ * enclosing OpenMP region when team (every thread of it must get here;
+ * the loop ends with the region's barrier), on the calling thread alone
+ * otherwise.  Never an orphaned worksharing loop without team: a caller
+ * may step its own states from inside its own parallel region. */
+#define TEAM_FOR(team, var, n, ...) do {                                     \
+        if (team) {                                                          \
+            _Pragma("omp for schedule(static)")                              \
+            for (int64_t var = 0; var < (n); var++) { __VA_ARGS__ }          \
+        } else {                                                             \
+            for (int64_t var = 0; var < (n); var++) { __VA_ARGS__ }          \
+        }                                                                    \
+    } while (0)
+
+/* Channels per block of the dt_proj + scan stage: a multiple of 24 (the
+ * gemv tiles), small enough that 2-4 threads share 1536 channels evenly. */
+#define SCAN_BLOCK 96
+
+static int team_thread0(int team)
+{
+#ifdef _OPENMP
+    return !team || omp_get_thread_num() == 0;
+#else
+    (void)team;
+    return 1;
+#endif
+}
+
+/* One layer's step for B <= STEP_GEMV_MAX tokens, every stage split into
+ * fixed row blocks (shapes only: the bits never depend on the threads).
+ * Four stages, each ended by the region's barrier; the elementwise work
+ * runs in the block of the product that feeds it, on the same thread,
+ * while its rows are in cache:
+ *   1. in_proj x and z halves; conv + silu of the x rows of the block
+ *   2. x_proj (dt, B, C rows)
+ *   3. dt_proj; the scan step of the block's channels (needs all of B, C)
+ *   4. out_proj into y; with res, res += y on the block's columns.
+ * team: called by every thread of an OpenMP region (one region per step,
+ * not one per product: at 2 threads the step was ~8 fork/joins a layer).
+ * Timing (tm) by thread 0, of its own share of the fused work. */
+static void block_step_team(const ssm_mamba *m, ssm_mamba_state *st, int64_t B,
+                            const float *x, float *y, float *res, int team,
+                            ssmi_mamba_timing *tm)
+{
+    const int64_t dm = m->dm, di = m->di, n = m->n, k = m->k, r = m->r;
+    const int64_t xr = m->xr;
+    const float *win = m->p[SSM_MAMBA_IN_PROJ], *wx = m->p[SSM_MAMBA_X_PROJ];
+    const float *wdt = m->p[SSM_MAMBA_DT_PROJ_W], *wout = m->p[SSM_MAMBA_OUT_PROJ];
+    const float *cw = m->p[SSM_MAMBA_CONV_W], *cb = m->p[SSM_MAMBA_CONV_B];
+    const float *dd = m->p[SSM_MAMBA_D], *dtb = m->p[SSM_MAMBA_DT_PROJ_B];
+    ssmi_mamba_timing *t = team_thread0(team) ? tm : NULL;
+    double t0 = 0.0, sub = 0.0, s0 = 0.0;
+    TM_START(t, t0);
+
+    /* blocks a multiple of 48 rows: whole 16-channel passes of the conv */
+    const int64_t rb1 = (ssmi_xwt_block_rows(dm, 0) + 47) / 48 * 48;
+    const int64_t nb1 = (di + rb1 - 1) / rb1;
+    TEAM_FOR(team, bk, 2 * nb1,
+        const int64_t half = bk / nb1, j0 = (bk % nb1) * rb1;
+        const int64_t j1 = j0 + rb1 < di ? j0 + rb1 : di;
+        ssmi_xwt_rows(B, j0, j1, dm, x, dm, win + half * di * dm, NULL, dm,
+                      half ? st->z : st->xi, di);
+        if (!half) {
+            /* Conv step: shift the window, append the new input, the same
+             * dot as the prompt path (conv_window's order); silu. */
+            TM_START(t, s0);
+            for (int64_t b = 0; b < B; b++)
+                ssmi_mamba_step_conv_rows(0, b * di + j0, b * di + j1, di, k, st->conv,
+                                          st->xi, cw, cb, st->u);
+            if (t) { double e = now_s() - s0; t->conv += e; sub += e; }
+        });
+    TM_LAP(t, t0, gemm);
+    if (t) { t->gemm -= sub; sub = 0.0; }
+
+    /* x_proj rows [0, r) -> dt (low rank), [r, r+n) -> B, [r+n, xr) -> C */
+    const int64_t rb2 = ssmi_xwt_block_rows(di, 0), nb2 = (xr + rb2 - 1) / rb2;
+    TEAM_FOR(team, bk, nb2,
+        const int64_t j0 = bk * rb2, j1 = j0 + rb2 < xr ? j0 + rb2 : xr;
+        const int64_t lim[3] = { r, r + n, xr };
+        float *const dst[3] = { st->dtl, st->bt, st->ct };
+        const int64_t ld[3] = { r, n, n };
+        int64_t lo = 0;
+        for (int p = 0; p < 3; lo = lim[p], p++) {
+            const int64_t a = j0 > lo ? j0 : lo, e = j1 < lim[p] ? j1 : lim[p];
+            if (a < e)
+                ssmi_xwt_rows(B, a - lo, e - lo, di, st->u, di, wx + lo * di, NULL, di,
+                              dst[p], ld[p]);
+        });
+    TM_LAP(t, t0, gemm);
+
+    /* The scan step (mamba_step.c); xi (consumed by the conv) holds dt and
+     * z is replaced by silu(z): both are step workspace. */
+    const int64_t nb3 = (di + SCAN_BLOCK - 1) / SCAN_BLOCK;
+    TEAM_FOR(team, bk, nb3,
+        const int64_t j0 = bk * SCAN_BLOCK;
+        const int64_t j1 = j0 + SCAN_BLOCK < di ? j0 + SCAN_BLOCK : di;
+        ssmi_xwt_rows(B, j0, j1, r, st->dtl, r, wdt, NULL, r, st->delta, di);
+        TM_START(t, s0);
+        for (int64_t b = 0; b < B; b++)
+            ssmi_mamba_step_scan_rows(0, b * di + j0, b * di + j1, di, n, st->h, st->u,
+                                      st->delta, m->A, st->bt, st->ct, n, dd, st->z, dtb,
+                                      st->xi, st->z, st->ys);
+        if (t) { double e = now_s() - s0; t->scan += e; sub += e; });
+    TM_LAP(t, t0, gemm);
+    if (t) { t->gemm -= sub; sub = 0.0; }
+
+    const int64_t rb4 = ssmi_xwt_block_rows(di, 0), nb4 = (dm + rb4 - 1) / rb4;
+    TEAM_FOR(team, bk, nb4,
+        const int64_t j0 = bk * rb4, j1 = j0 + rb4 < dm ? j0 + rb4 : dm;
+        ssmi_xwt_rows(B, j0, j1, di, st->ys, di, wout, NULL, di, y, dm);
+        if (res)
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t j = j0; j < j1; j++)
+                    res[b * dm + j] += y[b * dm + j];);
+    TM_LAP(t, t0, gemm);
+}
+
+/* Batches above STEP_GEMV_MAX: sgemm for the products (called outside any
+ * OpenMP region of ours: OpenBLAS threads itself). */
 static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t B,
                           const float *x, float *y, ssmi_mamba_timing *tm)
 {
@@ -760,6 +884,16 @@ static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t
     return SSM_OK;
 }
 
+/* Multiply-adds of a step below which one OpenMP region costs more than
+ * it saves (shapes only). */
+#define STEP_TEAM_MIN ((int64_t)1 << 18)
+
+/* Multiply-adds of one token through block m (the products). */
+static int64_t block_step_work(const ssm_mamba *m)
+{
+    return m->di * (2 * m->dm + m->xr + m->r + m->dm);
+}
+
 ssm_status ssmi_mamba_step_ex(const ssm_mamba *blk, ssm_mamba_state *st,
                              int64_t batch, const float *x, float *y,
                              ssmi_mamba_timing *timing)
@@ -767,7 +901,18 @@ ssm_status ssmi_mamba_step_ex(const ssm_mamba *blk, ssm_mamba_state *st,
     if (!blk || !st || !x || !y || batch < 1 || batch > st->maxb ||
         !state_matches(st, blk))
         return SSM_FAIL(SSM_ERR_ARG);
-    return block_step_ws(blk, st, batch, x, y, timing);
+    if (batch > STEP_GEMV_MAX)
+        return block_step_ws(blk, st, batch, x, y, timing);
+    int64_t work;
+    if (!ssmi_mul_ok(batch, block_step_work(blk), &work))
+        work = INT64_MAX;
+    if (work >= STEP_TEAM_MIN) {
+        #pragma omp parallel
+        block_step_team(blk, st, batch, x, y, NULL, 1, timing);
+    } else {
+        block_step_team(blk, st, batch, x, y, NULL, 0, timing);
+    }
+    return SSM_OK;
 }
 
 ssm_status ssm_mamba_step(const ssm_mamba *blk, ssm_mamba_state *st,
@@ -943,20 +1088,22 @@ static int stack_state_matches(const ssm_mamba_stack_state *st,
  * (Zhang and Sennrich 2019, as Mamba's backbone).  The sum of squares is
  * accumulated in double, in order: one writer per row, fixed order.
  * in == out is allowed. */
+static void rmsnorm_row(int64_t dm, const float *v, float *o, const float *w)
+{
+    double ss = 0.0;
+    for (int64_t j = 0; j < dm; j++)
+        ss += (double)v[j] * v[j];
+    float sc = (float)(1.0 / sqrt(ss / (double)dm + (double)SSM_MAMBA_RMS_EPS));
+    for (int64_t j = 0; j < dm; j++)
+        o[j] = (v[j] * sc) * w[j];
+}
+
 static void rmsnorm_rows(int64_t rows, int64_t dm, const float *in, float *out,
                          const float *w)
 {
     #pragma omp parallel for schedule(static) if (rows * dm > PAR_MIN)
-    for (int64_t i = 0; i < rows; i++) {
-        const float *v = in + i * dm;
-        float *o = out + i * dm;
-        double ss = 0.0;
-        for (int64_t j = 0; j < dm; j++)
-            ss += (double)v[j] * v[j];
-        float sc = (float)(1.0 / sqrt(ss / (double)dm + (double)SSM_MAMBA_RMS_EPS));
-        for (int64_t j = 0; j < dm; j++)
-            o[j] = (v[j] * sc) * w[j];
-    }
+    for (int64_t i = 0; i < rows; i++)
+        rmsnorm_row(dm, in + i * dm, out + i * dm, w);
 }
 
 static void add_inplace(int64_t cnt, float *y, const float *a)
@@ -1027,6 +1174,27 @@ ssm_status ssm_mamba_stack_forward(const ssm_mamba_stack *stk, ssm_mamba_stack_s
     return ssmi_mamba_stack_forward_ex(stk, st, batch, L, x, y, NULL);
 }
 
+/* The stack step for B <= STEP_GEMV_MAX (team: inside one OpenMP region
+ * for the whole step): per layer the norm rows, then the block's four
+ * stages (block_step_team), whose last one adds into the residual stream
+ * y; five barriers a layer. */
+static void stack_step_team(const ssm_mamba_stack *stk, ssm_mamba_stack_state *st,
+                            int64_t B, float *y, int team, ssmi_mamba_timing *tm)
+{
+    const int64_t dm = stk->dm;
+    ssmi_mamba_timing *t = team_thread0(team) ? tm : NULL;
+    double t0 = 0.0;
+    for (int64_t l = 0; l <= stk->nl; l++) {
+        TM_START(t, t0);
+        const float *w = stk->norm + l * dm;
+        float *dst = l < stk->nl ? st->normed : y;
+        TEAM_FOR(team, b, B, rmsnorm_row(dm, y + b * dm, dst + b * dm, w););
+        TM_LAP(t, t0, norm);
+        if (l < stk->nl)
+            block_step_team(stk->blk[l], st->st[l], B, st->normed, st->out, y, team, t);
+    }
+}
+
 ssm_status ssmi_mamba_stack_step_ex(const ssm_mamba_stack *stk,
                                    ssm_mamba_stack_state *st, int64_t batch,
                                    const float *x, float *y,
@@ -1040,6 +1208,19 @@ ssm_status ssmi_mamba_stack_step_ex(const ssm_mamba_stack *stk,
     TM_START(timing, t0);
     if (y != x)
         memmove(y, x, (size_t)nact * sizeof(float));
+    if (batch <= STEP_GEMV_MAX) {
+        int64_t work = 0;
+        for (int64_t l = 0; l < stk->nl && work < STEP_TEAM_MIN; l++)
+            work += batch * block_step_work(stk->blk[l]);
+        TM_LAP(timing, t0, norm);
+        if (work >= STEP_TEAM_MIN) {
+            #pragma omp parallel
+            stack_step_team(stk, st, batch, y, 1, timing);
+        } else {
+            stack_step_team(stk, st, batch, y, 0, timing);
+        }
+        return SSM_OK;
+    }
     for (int64_t l = 0; l < stk->nl; l++) {
         rmsnorm_rows(batch, stk->dm, y, st->normed, stk->norm + l * stk->dm);
         TM_LAP(timing, t0, norm);

@@ -25,6 +25,18 @@ void ssmi_mamba_step_scan(int isa, int64_t rows, int64_t di, int64_t n, float *h
                           const float *D, const float *z, const float *bias,
                           float *dtv, float *g, float *y);
 
+/* The same on rows i0..i1 only, on the calling thread (no OpenMP): for
+ * callers that share out the rows themselves.  Rows are independent, so
+ * any split gives the same bits. */
+void ssmi_mamba_step_conv_rows(int isa, int64_t i0, int64_t i1, int64_t di, int64_t k,
+                               float *conv, const float *x, const float *cw,
+                               const float *cb, float *u);
+void ssmi_mamba_step_scan_rows(int isa, int64_t i0, int64_t i1, int64_t di, int64_t n,
+                               float *h, const float *u, const float *delta,
+                               const float *A, const float *Bm, const float *Cm,
+                               int64_t ldbc, const float *D, const float *z,
+                               const float *bias, float *dtv, float *g, float *y);
+
 /* The scalar functions used above (white-box tests). */
 float ssmi_step_exp(float x);
 float ssmi_step_softplus(float x);

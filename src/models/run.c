@@ -24,6 +24,7 @@
 #include "layers/gemv.h"
 #include "layers/gemv_bf16dp.h"
 #include "layers/bf16_gemm.h"
+#include "layers/mamba_step.h"
 #include "ssm/scan.h"
 
 /* No multiply-add fusion: the prompt and step paths (conv, norms, scan
@@ -316,29 +317,139 @@ static ssm_status run_chunk(const ssm_model *m, ssm_model_state *s, int64_t slot
  * L = 1; mamba_simple.py's Mamba.step):
  *   dt = softplus(delta + dt_bias)   (x above 20 passes through, as the kernels)
  *   h  = exp(dt A) h + dt B u,   y = (C . h + D u) silu(z)
- * Written here rather than through ssm_selective_step, which allocates
- * and opens a parallel region per call: the decoding step must not
- * allocate, and one token of a small model is far below the cost of
- * waking threads.  One writer per (slot, channel): thread-independent. */
+ * by the Mamba block step's kernel (src/layers/mamba_step.c: polynomial
+ * exp and log1p in vectors, the 16 states of a channel in one vector;
+ * ~4x faster than expf per state), on blocks of 256 channels of a slot.
+ * s->x (consumed by the conv) takes dt, z is replaced by silu(z).  One
+ * writer per (slot, channel): thread-independent.  Not through
+ * ssm_selective_step, which allocates. */
+#define SCAN_BLK 256
 static void scan_step(const ssmi_layer *Lw, ssm_model_state *s, int64_t l,
                       int64_t nb, const int64_t *slots, int64_t di, int64_t n)
 {
-    PFOR(nb * di * n > 4 * PAR_MIN, id, nb * di,
-            const int64_t i = id / di, d = id % di;
-            float *h = ssmi_h_at(s, l, slots ? slots[i] : i) + d * n;
-            const float *A = Lw->A + d * n, *Bm = s->bm + i * n, *Cm = s->cm + i * n;
-            const float u = s->u[i * di + d];
-            float v = s->delta[i * di + d] + Lw->dt_b[d];
-            const float dt = v <= 20.0f ? log1pf(expf(v)) : v;
-            const float dtu = dt * u;
-            float acc = 0.0f;
-            for (int64_t k = 0; k < n; k++) {
-                h[k] = expf(dt * A[k]) * h[k] + dtu * Bm[k];
-                acc += Cm[k] * h[k];
-            }
-            acc += Lw->D[d] * u;
-            s->y[i * di + d] = acc * silu(s->z[i * di + d]);
+    const int64_t nbk = (di + SCAN_BLK - 1) / SCAN_BLK;
+    PFOR(nb * di * n > 4 * PAR_MIN, id, nb * nbk,
+            const int64_t i = id / nbk, d0 = (id % nbk) * SCAN_BLK;
+            const int64_t d1 = d0 + SCAN_BLK < di ? d0 + SCAN_BLK : di;
+            ssmi_mamba_step_scan_rows(0, d0, d1, di, n, ssmi_h_at(s, l, slots ? slots[i] : i),
+                                      s->u + i * di, s->delta + i * di, Lw->A,
+                                      s->bm + i * n, s->cm + i * n, n, Lw->D,
+                                      s->z + i * di, Lw->dt_b, s->x + i * di,
+                                      s->z + i * di, s->y + i * di);
     );
+}
+
+/* for (var = 0; var < n; var++) body: shared out among the threads of the
+ * enclosing OpenMP region when team (every thread of it gets here; the
+ * loop ends with the region's barrier), on the calling thread otherwise
+ * (never an orphaned worksharing loop: a caller may step its own states
+ * from inside its own parallel region). */
+#define TEAM_FOR(team, var, n, ...) do {                                     \
+        if (team) {                                                          \
+            _Pragma("omp for schedule(static)")                              \
+            for (int64_t var = 0; var < (n); var++) { __VA_ARGS__ }          \
+        } else {                                                             \
+            for (int64_t var = 0; var < (n); var++) { __VA_ARGS__ }          \
+        }                                                                    \
+    } while (0)
+
+/* Rows j0..j1 of X W^T for nb tokens (W float or BF16), calling thread. */
+static void wrows(int64_t nb, int64_t j0, int64_t j1, int64_t K, const float *X,
+                  int64_t ldx, ssmi_wmat W, float *out, int64_t ldo)
+{
+    ssmi_xwt_rows(nb, j0, j1, K, X, ldx, W.f, W.h, K, out, ldo);
+}
+
+/* The Mamba-1 step for nb <= SKINNY_MAX slots as four stages a layer, each
+ * split into fixed row blocks (shapes only: the same bits for any thread
+ * count) and ended by the region's barrier, the elementwise work done in
+ * the block of the product that feeds it (as src/layers/mamba.c's
+ * block_step_team): in_proj + bias + conv; x_proj; dt_proj + scan;
+ * out_proj + bias + residual.  team: inside one OpenMP region for the
+ * whole step, instead of one region per product (~8 a layer). */
+static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
+                          const int64_t *slots, float *lg, int team)
+{
+    const ssmi_model_cfg *c = &m->cfg;
+    const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
+                  k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
+    const int64_t xr = r + 2 * n;
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        const ssmi_layer *Lw = &m->layers[l];
+        TEAM_FOR(team, i, nb,
+            norm_rows(c, 1, s->res + i * dm, s->nrm + i * dm, Lw->norm_w, Lw->norm_b););
+        const int64_t rb1 = ssmi_xwt_block_rows(dm, Lw->in_w.h != NULL);
+        const int64_t nb1 = (di + rb1 - 1) / rb1;
+        TEAM_FOR(team, bk, 2 * nb1,
+            const int64_t half = bk / nb1, j0 = (bk % nb1) * rb1;
+            const int64_t j1 = j0 + rb1 < di ? j0 + rb1 : di;
+            float *dst = half ? s->z : s->x;
+            wrows(nb, j0, j1, dm, s->nrm, dm, ssmi_wmat_rows(Lw->in_w, half * di, dm), dst, di);
+            if (Lw->in_b)
+                for (int64_t i = 0; i < nb; i++)
+                    for (int64_t d = j0; d < j1; d++) dst[i * di + d] += Lw->in_b[half * di + d];
+            /* conv: the same accumulation order as conv_chunk */
+            if (!half)
+                for (int64_t i = 0; i < nb; i++) {
+                    float *cs = ssmi_conv_at(s, l, slots ? slots[i] : i);
+                    const float *x = s->x + i * di;
+                    float *u = s->u + i * di;
+                    for (int64_t d = j0; d < j1; d++) {
+                        const float *w = Lw->conv_w + d * k;
+                        float *cd = cs + d * kc;
+                        float acc = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
+                        for (int64_t j = 0; j < kc; j++) acc += w[j] * cd[j];
+                        acc += w[kc] * x[d];
+                        u[d] = silu(acc);
+                        for (int64_t j = 0; j + 1 < kc; j++) cd[j] = cd[j + 1];
+                        if (kc > 0) cd[kc - 1] = x[d];
+                    }
+                });
+        const int64_t rb2 = ssmi_xwt_block_rows(di, Lw->x_w.h != NULL);
+        const int64_t nb2 = (xr + rb2 - 1) / rb2;
+        TEAM_FOR(team, bk, nb2,
+            const int64_t j0 = bk * rb2, j1 = j0 + rb2 < xr ? j0 + rb2 : xr;
+            const int64_t lim[3] = { r, r + n, xr };
+            float *const dst[3] = { s->dtl, s->bm, s->cm };
+            const int64_t ld[3] = { r, n, n };
+            int64_t lo = 0;
+            for (int p = 0; p < 3; lo = lim[p], p++) {
+                const int64_t a = j0 > lo ? j0 : lo, e = j1 < lim[p] ? j1 : lim[p];
+                if (a < e)
+                    wrows(nb, a - lo, e - lo, di, s->u, di, ssmi_wmat_rows(Lw->x_w, lo, di),
+                          dst[p], ld[p]);
+            });
+        const int64_t nb3 = (di + SCAN_BLK - 1) / SCAN_BLK;
+        TEAM_FOR(team, bk, nb3,
+            const int64_t d0 = bk * SCAN_BLK, d1 = d0 + SCAN_BLK < di ? d0 + SCAN_BLK : di;
+            wrows(nb, d0, d1, r, s->dtl, r, Lw->dt_w, s->delta, di);
+            for (int64_t i = 0; i < nb; i++)
+                ssmi_mamba_step_scan_rows(0, d0, d1, di, n, ssmi_h_at(s, l, slots ? slots[i] : i),
+                                          s->u + i * di, s->delta + i * di, Lw->A,
+                                          s->bm + i * n, s->cm + i * n, n, Lw->D,
+                                          s->z + i * di, Lw->dt_b, s->x + i * di,
+                                          s->z + i * di, s->y + i * di););
+        const int64_t rb4 = ssmi_xwt_block_rows(di, Lw->out_w.h != NULL);
+        const int64_t nb4 = (dm + rb4 - 1) / rb4;
+        TEAM_FOR(team, bk, nb4,
+            const int64_t j0 = bk * rb4, j1 = j0 + rb4 < dm ? j0 + rb4 : dm;
+            wrows(nb, j0, j1, di, s->y, di, Lw->out_w, s->out, dm);
+            for (int64_t i = 0; i < nb; i++)
+                for (int64_t j = j0; j < j1; j++) {
+                    float o = s->out[i * dm + j];
+                    if (Lw->out_b) o += Lw->out_b[j];
+                    s->res[i * dm + j] += o;
+                });
+    }
+    if (lg) {
+        TEAM_FOR(team, i, nb,
+            norm_rows(c, 1, s->res + i * dm, s->nrm + i * dm, m->normf_w, m->normf_b););
+        const int64_t rbh = ssmi_xwt_block_rows(dm, m->head.h != NULL);
+        const int64_t nbh = (V + rbh - 1) / rbh;
+        TEAM_FOR(team, bk, nbh,
+            const int64_t j0 = bk * rbh, j1 = j0 + rbh < V ? j0 + rbh : V;
+            wrows(nb, j0, j1, dm, s->nrm, dm, m->head, lg, V););
+    }
 }
 
 static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
@@ -358,6 +469,20 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
             SSM_TRY(ssm_mamba2_stack_step(m->m2, s->m2[slots ? slots[i] : i], 1,
                                           s->res + i * dm, s->nrm + i * dm));
         if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V, xh);
+        return SSM_OK;
+    }
+    if (nb <= SKINNY_MAX && !xh) {
+        /* (bf16_dp models take the per-product path below: the region
+         * path has no BF16 activation scratch per stage yet.)
+         * One region for the whole step once it has >= 2^18 multiply-adds
+         * (shapes only; smaller steps run the same stages here). */
+        const int64_t work = nb * (int64_t)(c->n_layer * di * (3 * dm + r + 2 * n + r) + dm * V);
+        if (work >= ((int64_t)1 << 18)) {
+            #pragma omp parallel
+            run_step_team(m, s, nb, slots, lg, 1);
+        } else {
+            run_step_team(m, s, nb, slots, lg, 0);
+        }
         return SSM_OK;
     }
     for (int64_t l = 0; l < c->n_layer; l++) {
