@@ -390,9 +390,6 @@ typedef struct bwd_ctx {
     float *dAc;     /* [units][BWD_CV][N] dA float partials */
     double *dAd;    /* [units][BWD_CV][N] dA totals */
     float *dtall;   /* [batch][G][ncvg][L][16] dt of the channel-vector blocks */
-    float *uall;    /* same layout: u of those blocks, lane-major (pass 1 gathers
-                     * it; pass 2 reads it back in order instead of a second
-                     * transpose of 16 rows L apart) */
     double *dDd, *dbd;
 } bwd_ctx;
 
@@ -519,7 +516,7 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
     const int64_t TT = cv_tile_len(LC);
     const int negA = cv_params(c, u, f);
     float *ck = c->ck + u->i * BWD_CV * nch * N;
-    float *dta = c->dtall + u->cvi * L * 16, *ua = c->uall + u->cvi * L * 16;
+    float *dta = c->dtall + u->cvi * L * 16;
     const int64_t row = (u->b * c->dim + u->d0) * L;
     const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
     float *wt = f->dul;   /* dt u of the tile */
@@ -532,8 +529,9 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
         const int64_t Tx = TT < L - xb ? TT : L - xb;
         const int more = xb + Tx < L || Tx > LC;   /* a checkpoint to make */
         k->cv_gather(a->delta + row + xb, L, u->m, Tx, dta + xb * 16);
-        k->cv_gather(a->u + row + xb, L, u->m, Tx, ua + xb * 16);
-        k->cv_dt(Tx, dta + xb * 16, ua + xb * 16, a->delta_bias ? f->bl : NULL,
+        if (more)
+            k->cv_gather(a->u + row + xb, L, u->m, Tx, f->ul);
+        k->cv_dt(Tx, dta + xb * 16, f->ul, a->delta_bias ? f->bl : NULL,
                  a->delta_softplus, more ? wt : NULL);
         for (int64_t tb = xb; tb < xb + Tx; tb += LC) {
             const int64_t kc = tb / LC, Tn = LC < L - tb ? LC : L - tb;
@@ -578,12 +576,7 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
     const int64_t bd0 = u->b * c->dim + u->d0, row = bd0 * L + xb;
     const int negA = cv_params(c, u, f);
     k->cv_gather(c->dy + row, L, m, Tx, f->dyl);
-    /* u: lane-major from pass 1 where it ran (want_st), else gathered. */
-    const float *ult = f->ul;
-    if (c->want_st)
-        ult = c->uall + (u->cvi * L + xb) * 16;
-    else
-        k->cv_gather(a->u + row, L, m, Tx, f->ul);
+    k->cv_gather(a->u + row, L, m, Tx, f->ul);
     if (a->z)
         k->cv_gather(a->z + row, L, m, Tx, f->zl);
     const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
@@ -592,11 +585,11 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
     for (int64_t kc = (xe - 1) / LC; kc >= xb / LC; kc--) {
         const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb, o = (tb - xb) * 16;
         const float *dtl = c->want_st ? c->dtall + (u->cvi * L + tb) * 16 : NULL;
-        k->cv_pre(Tn, dtl, ult + o, a->delta_softplus, f->dyl + o,
+        k->cv_pre(Tn, dtl, f->ul + o, a->delta_softplus, f->dyl + o,
                   a->z ? f->zl + o : NULL, c->want_st ? f->wl : NULL,
                   c->want_ds ? f->dsl : NULL, f->dy0l);
         if (gr->dD)
-            cv_dsum(tb, Tn, m, f->dy0l, ult + o, c->dDd + bd0 * 8);
+            cv_dsum(tb, Tn, m, f->dy0l, f->ul + o, c->dDd + bd0 * 8);
         if (!c->want_st)
             continue;
         for (int64_t n = 0; n < N; n++) {
@@ -612,7 +605,7 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
         k->cv_adjoint(pB != NULL, tb, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
                       f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
                       f->s1l, f->s2l, pB);
-        k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, ult + o, f->dyl + o,
+        k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, f->ul + o, f->dyl + o,
                    f->zl + o, f->dy0l, f->s1l, f->s2l, f->ysl, gr->du ? f->dul + o : NULL,
                    c->want_ds ? f->dxl + o : NULL, gr->dz ? f->dzl + o : NULL);
         if (gr->ddelta_bias)
@@ -947,16 +940,14 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
         || !ssmi_sizes_ok(&n_st, sizeof(double), 3, units, (int64_t)BWD_CV, N)
         || !ssmi_sizes_ok(&n_dt, sizeof(float), 5, batch, G, c.ncvg > 0 ? c.ncvg : 1, L,
                           (int64_t)16)
-        || !ssmi_sizes_ok(&tmp, sizeof(float), 2, LC, N)
-        || !ssmi_sizes_ok(&tmp, sizeof(float), 2, n_dt, (int64_t)2))
+        || !ssmi_sizes_ok(&tmp, sizeof(float), 2, LC, N))
         return SSM_FAIL(SSM_ERR_NOMEM);
     const int want_dt = want_st && c.ncvg > 0;
     float *ck = want_st ? ssmi_alloc((size_t)n_ck, sizeof(float)) : NULL;
     float *gst = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
     float *dAc = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
     double *dAd = want_st ? ssmi_alloc((size_t)n_st, sizeof(double)) : NULL;
-    /* dt, then u, of the channel-vector blocks */
-    float *dtall = want_dt ? ssmi_alloc((size_t)(2 * n_dt), sizeof(float)) : NULL;
+    float *dtall = want_dt ? ssmi_alloc((size_t)n_dt, sizeof(float)) : NULL;
     /* dD and ddelta_bias per (batch, channel): eight running sums, step t
      * going to sum t mod 8 (absolute time: independent of the chunks). */
     double *sums = ssmi_alloc((size_t)(16 * nbd), sizeof(double));
@@ -970,7 +961,6 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     }
     double *dDd = sums, *dbd = sums + 8 * nbd;
     c.ck = ck; c.gst = gst; c.dAc = dAc; c.dAd = dAd; c.dtall = dtall;
-    c.uall = dtall ? dtall + n_dt : NULL;
     c.dDd = dDd; c.dbd = dbd;
     memset(sums, 0, (size_t)(16 * nbd) * sizeof(double));
 
