@@ -336,12 +336,10 @@ int64_t ssmi_scan_bwd_auto_chunk(int64_t len, int64_t dstate)
 int64_t ssmi_scan_bwd_cv_chunk(int64_t len)
 {
     /* The channel-vector kernels keep a chunk's states and decays for 16
-     * channels ([chunk][N][16] floats each, 256 KiB at chunk 128, N 16) in
-     * L2: the shortest power of two >= sqrt(len), at least 128 steps (each
-     * call does 16 channels' work, so its overheads are small; measured at
-     * (1,1536,16,2048), one thread: chunk 128 about 3 % faster than 64,
-     * chunk 32 about 4 % slower). */
-    int64_t c = 128;
+     * channels ([chunk][N][16] floats each, 128 KiB at chunk 64, N 16) in
+     * L2: the shortest power of two >= sqrt(len), at least 64 steps (each
+     * call does 16 channels' work, so its overheads are small). */
+    int64_t c = 64;
     while (c < len / c)
         c *= 2;
     return c < len ? c : len;
