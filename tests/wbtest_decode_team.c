@@ -13,7 +13,10 @@
  * compared byte for byte over several steps, at 1, 2 and 3 threads.
  * The language model's step (src/models/run.c) has the same structure:
  * its logits are checked the same way on a Mamba-1 checkpoint written
- * here (F32 or BF16 kept in memory).
+ * here (F32 or BF16 kept in memory); with BF16 weights the region path
+ * must also give the bits of the per-product path (batches > 16), which
+ * for keep_bf16 on an AVX512_BF16 CPU checks that the region's per-stage
+ * BF16 rounding of the activations equals the per-product rounding.
  * The accuracy of the step against the double reference and the forward
  * is tested in wbtest_mamba.c (its largest block shape takes the region).
  */
@@ -246,6 +249,19 @@ static void model_steps(const ssm_model *m, int64_t B, int V, const int32_t *tok
     ssm_model_state_destroy(st);
 }
 
+/* As model_steps with a batch of B from a state of B slots, tokens
+ * tok[t][b] of stride ld: B > 16 takes the per-product step (one OpenMP
+ * region a product) instead of the one-region path. */
+static void model_steps_wide(const ssm_model *m, int64_t B, int64_t ld, const int32_t *tok,
+                             int V, float *lg)
+{
+    ssm_model_state *st = NULL;
+    ck_assert_int_eq(ssm_model_state_create(&st, m, B), SSM_OK);
+    for (int t = 0; t < NSTEP; t++)
+        ck_assert_int_eq(ssm_model_forward(m, st, B, 1, tok + t * ld, lg + t * B * V), SSM_OK);
+    ssm_model_state_destroy(st);
+}
+
 /* d_model 64: batch 1 runs on the calling thread, batch 8 in the region;
  * d_model 128: both in the region.  F32 and BF16 weights. */
 START_TEST(model_step_same_bits)
@@ -283,6 +299,33 @@ START_TEST(model_step_same_bits)
             ck_assert_msg(memcmp(got + t * V, ref + (t * B + b) * V, (size_t)V * 4) == 0,
                           "LM step dm %d: sequence %lld step %d alone differs from the batch",
                           dm, (long long)b, t);
+    }
+    /* BF16 weights always take the row kernels, whose bits do not depend
+     * on the batch grouping (gemv.h, gemv_bf16dp.h; with keep_bf16 on an
+     * AVX512_BF16 CPU the vdpbf16ps one, activations rounded to BF16 by
+     * each stage of the region, by each product on the other path): a
+     * batch of WB > 16 runs the per-product path, and every sequence in it
+     * must have the bits of the region path's batch of 8. */
+    if (dt == SSM_DTYPE_BF16) {
+        enum { WB = 20 };
+        int32_t tw[NSTEP * WB];
+        for (int t = 0; t < NSTEP; t++)
+            for (int b = 0; b < WB; b++)
+                tw[t * WB + b] = b < B ? tok[t * MAXB + b] : (int32_t)((t * 31 + b * 17) % V);
+        float *wide = tu_alloc((size_t)(NSTEP * WB * V), 4);
+        for (int th = 1; th <= 3; th += 2) {
+            tu_set_threads(th);
+            model_steps_wide(m, WB, WB, tw, V, wide);
+            for (int t = 0; t < NSTEP; t++)
+                for (int64_t b = 0; b < B; b++)
+                    ck_assert_msg(memcmp(wide + (t * WB + b) * V, ref + (t * B + b) * V,
+                                         (size_t)V * 4) == 0,
+                                  "LM step dm %d bf16: per-product path (batch %d, %d threads) "
+                                  "differs from the region path, sequence %lld step %d (rel %.3e)",
+                                  dm, (int)WB, th, (long long)b, t,
+                                  tu_relerr_ff(wide + (t * WB + b) * V, ref + (t * B + b) * V, V));
+        }
+        free(wide);
     }
     tu_set_threads(1);
     free(ref); free(got);

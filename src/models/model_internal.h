@@ -93,8 +93,12 @@ struct ssm_model_state {
     /* step workspace, [maxB] rows each */
     float *res, *nrm, *x, *z, *u, *dtl, *bm, *cm, *delta, *y, *out;
     /* [maxB][max(Dm, Di, R) rounded up to 32]: a product's activations
-     * rounded to BF16 (gemv_bf16dp.h); every state, whatever its model. */
-    uint16_t *xh;
+     * rounded to BF16 (gemv_bf16dp.h); every state, whatever its model.
+     * xh2 (Mamba-1 only), the same size: the one-region step
+     * (run_step_team) rounds each product's input in the stage that
+     * produces it, alternating xh / xh2 so that a stage never writes the
+     * buffer its own products read.  Both zeroed once at creation. */
+    uint16_t *xh, *xh2;
     int64_t *slot_tmp;  /* [maxB] */
     /* Mamba-2: one stack state per slot (max batch 1 each), so that any
      * set of slots runs without moving states. */

@@ -360,6 +360,37 @@ static void wrows(int64_t nb, int64_t j0, int64_t j1, int64_t K, const float *X,
     ssmi_xwt_rows(nb, j0, j1, K, X, ldx, W.f, W.h, K, out, ldo);
 }
 
+/* bf16_dp models: columns j0..j1 of nb rows of X (K columns, stride ldx)
+ * rounded to BF16 into h, in the layout ssmi_xwt_bf16dp_rows reads (rows
+ * of K rounded up to 32, the padding zero).  Called by the block that
+ * produced those columns, so the rounding is spread over the stage that
+ * writes X and each element is rounded once, by one thread; the element-
+ * wise vcvtneps2bf16 gives the bits ssmi_xwt_bf16dp's own rounding gives.
+ * The block that owns the last column writes the padding: h alternates
+ * between inputs of different K, so the zeros of the creation memset do
+ * not survive. */
+static void round_cols(int64_t nb, const float *X, int64_t ldx, int64_t K,
+                       int64_t j0, int64_t j1, uint16_t *h)
+{
+    const int64_t Kp = (K + 31) & ~(int64_t)31;
+    for (int64_t i = 0; i < nb; i++) {
+        if (j1 > j0) ssmi_bf16dp_round(j1 - j0, X + i * ldx + j0, h + i * Kp + j0);
+        if (j1 == K)
+            memset(h + i * Kp + K, 0, (size_t)(Kp - K) * sizeof(uint16_t));
+    }
+}
+
+/* Rows j0..j1 of X W^T: from the rounded copy h (vdpbf16ps) when h is
+ * given and W is BF16, else wrows on the float X. */
+static void prows(int64_t nb, int64_t j0, int64_t j1, int64_t K, const float *X,
+                  int64_t ldx, const uint16_t *h, ssmi_wmat W, float *out, int64_t ldo)
+{
+    if (h && W.h)
+        ssmi_xwt_bf16dp_rows(nb, j0, j1, K, h, W.h, K, out, ldo);
+    else
+        wrows(nb, j0, j1, K, X, ldx, W, out, ldo);
+}
+
 /* The Mamba-1 step for nb <= SKINNY_MAX slots as four stages a layer, each
  * split into fixed row blocks (shapes only: the same bits for any thread
  * count) and ended by the region's barrier, the elementwise work done in
@@ -374,17 +405,32 @@ static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
     const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
                   k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
     const int64_t xr = r + 2 * n;
+    /* bf16_dp: each BF16 product's input rounded where it is produced,
+     * into xh or xh2 (NULL: that product reads the floats).  The stages
+     * alternate: norm writes xh (nrm); in_proj reads xh, writes xh2 (u);
+     * x_proj reads xh2, writes xh (dtl); dt_proj + scan reads xh, writes
+     * xh2 (y); out_proj reads xh2.  No stage writes the buffer it reads,
+     * and the barrier ending each stage orders the writes before the
+     * next stage's reads. */
+    const int bf = m->bf16_dp;
     for (int64_t l = 0; l < c->n_layer; l++) {
         const ssmi_layer *Lw = &m->layers[l];
+        uint16_t *const h_nrm = bf && Lw->in_w.h ? s->xh : NULL;
+        uint16_t *const h_u = bf && Lw->x_w.h ? s->xh2 : NULL;
+        uint16_t *const h_dtl = bf && Lw->dt_w.h ? s->xh : NULL;
+        uint16_t *const h_y = bf && Lw->out_w.h ? s->xh2 : NULL;
         TEAM_FOR(team, i, nb,
-            norm_rows(c, 1, s->res + i * dm, s->nrm + i * dm, Lw->norm_w, Lw->norm_b););
+            norm_rows(c, 1, s->res + i * dm, s->nrm + i * dm, Lw->norm_w, Lw->norm_b);
+            if (h_nrm) round_cols(1, s->nrm + i * dm, dm, dm, 0, dm,
+                                  h_nrm + i * ((dm + 31) & ~(int64_t)31)););
         const int64_t rb1 = ssmi_xwt_block_rows(dm, Lw->in_w.h != NULL);
         const int64_t nb1 = (di + rb1 - 1) / rb1;
         TEAM_FOR(team, bk, 2 * nb1,
             const int64_t half = bk / nb1, j0 = (bk % nb1) * rb1;
             const int64_t j1 = j0 + rb1 < di ? j0 + rb1 : di;
             float *dst = half ? s->z : s->x;
-            wrows(nb, j0, j1, dm, s->nrm, dm, ssmi_wmat_rows(Lw->in_w, half * di, dm), dst, di);
+            prows(nb, j0, j1, dm, s->nrm, dm, h_nrm, ssmi_wmat_rows(Lw->in_w, half * di, dm),
+                  dst, di);
             if (Lw->in_b)
                 for (int64_t i = 0; i < nb; i++)
                     for (int64_t d = j0; d < j1; d++) dst[i * di + d] += Lw->in_b[half * di + d];
@@ -404,7 +450,8 @@ static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
                         for (int64_t j = 0; j + 1 < kc; j++) cd[j] = cd[j + 1];
                         if (kc > 0) cd[kc - 1] = x[d];
                     }
-                });
+                }
+            if (!half && h_u) round_cols(nb, s->u, di, di, j0, j1, h_u););
         const int64_t rb2 = ssmi_xwt_block_rows(di, Lw->x_w.h != NULL);
         const int64_t nb2 = (xr + rb2 - 1) / rb2;
         TEAM_FOR(team, bk, nb2,
@@ -415,25 +462,28 @@ static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
             int64_t lo = 0;
             for (int p = 0; p < 3; lo = lim[p], p++) {
                 const int64_t a = j0 > lo ? j0 : lo, e = j1 < lim[p] ? j1 : lim[p];
-                if (a < e)
-                    wrows(nb, a - lo, e - lo, di, s->u, di, ssmi_wmat_rows(Lw->x_w, lo, di),
+                if (a < e) {
+                    prows(nb, a - lo, e - lo, di, s->u, di, h_u, ssmi_wmat_rows(Lw->x_w, lo, di),
                           dst[p], ld[p]);
+                    if (p == 0 && h_dtl) round_cols(nb, s->dtl, r, r, a, e, h_dtl);
+                }
             });
         const int64_t nb3 = (di + SCAN_BLK - 1) / SCAN_BLK;
         TEAM_FOR(team, bk, nb3,
             const int64_t d0 = bk * SCAN_BLK, d1 = d0 + SCAN_BLK < di ? d0 + SCAN_BLK : di;
-            wrows(nb, d0, d1, r, s->dtl, r, Lw->dt_w, s->delta, di);
+            prows(nb, d0, d1, r, s->dtl, r, h_dtl, Lw->dt_w, s->delta, di);
             for (int64_t i = 0; i < nb; i++)
                 ssmi_mamba_step_scan_rows(0, d0, d1, di, n, ssmi_h_at(s, l, slots ? slots[i] : i),
                                           s->u + i * di, s->delta + i * di, Lw->A,
                                           s->bm + i * n, s->cm + i * n, n, Lw->D,
                                           s->z + i * di, Lw->dt_b, s->x + i * di,
-                                          s->z + i * di, s->y + i * di););
+                                          s->z + i * di, s->y + i * di);
+            if (h_y) round_cols(nb, s->y, di, di, d0, d1, h_y););
         const int64_t rb4 = ssmi_xwt_block_rows(di, Lw->out_w.h != NULL);
         const int64_t nb4 = (dm + rb4 - 1) / rb4;
         TEAM_FOR(team, bk, nb4,
             const int64_t j0 = bk * rb4, j1 = j0 + rb4 < dm ? j0 + rb4 : dm;
-            wrows(nb, j0, j1, di, s->y, di, Lw->out_w, s->out, dm);
+            prows(nb, j0, j1, di, s->y, di, h_y, Lw->out_w, s->out, dm);
             for (int64_t i = 0; i < nb; i++)
                 for (int64_t j = j0; j < j1; j++) {
                     float o = s->out[i * dm + j];
@@ -442,13 +492,16 @@ static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
                 });
     }
     if (lg) {
+        uint16_t *const h_f = bf && m->head.h ? s->xh : NULL;
         TEAM_FOR(team, i, nb,
-            norm_rows(c, 1, s->res + i * dm, s->nrm + i * dm, m->normf_w, m->normf_b););
+            norm_rows(c, 1, s->res + i * dm, s->nrm + i * dm, m->normf_w, m->normf_b);
+            if (h_f) round_cols(1, s->nrm + i * dm, dm, dm, 0, dm,
+                                h_f + i * ((dm + 31) & ~(int64_t)31)););
         const int64_t rbh = ssmi_xwt_block_rows(dm, m->head.h != NULL);
         const int64_t nbh = (V + rbh - 1) / rbh;
         TEAM_FOR(team, bk, nbh,
             const int64_t j0 = bk * rbh, j1 = j0 + rbh < V ? j0 + rbh : V;
-            wrows(nb, j0, j1, dm, s->nrm, dm, m->head, lg, V););
+            prows(nb, j0, j1, dm, s->nrm, dm, h_f, m->head, lg, V););
     }
 }
 
@@ -471,10 +524,8 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
         if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V, xh);
         return SSM_OK;
     }
-    if (nb <= SKINNY_MAX && !xh) {
-        /* (bf16_dp models take the per-product path below: the region
-         * path has no BF16 activation scratch per stage yet.)
-         * One region for the whole step once it has >= 2^18 multiply-adds
+    if (nb <= SKINNY_MAX) {
+        /* One region for the whole step once it has >= 2^18 multiply-adds
          * (shapes only; smaller steps run the same stages here). */
         const int64_t work = nb * (int64_t)(c->n_layer * di * (3 * dm + r + 2 * n + r) + dm * V);
         if (work >= ((int64_t)1 << 18)) {

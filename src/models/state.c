@@ -144,14 +144,17 @@ ssm_status ssm_model_state_create(ssm_model_state **state,
     s->bm = ssmi_alloc((size_t)rows_n, sizeof(float));
     s->cm = ssmi_alloc((size_t)rows_n, sizeof(float));
     s->xh = ssmi_alloc((size_t)rows_h, sizeof(uint16_t));
+    s->xh2 = ssmi_alloc((size_t)rows_h, sizeof(uint16_t));
     if (!s->conv || !s->h || !s->ntok || !s->slot_tmp || !s->res || !s->nrm ||
         !s->out || !s->x || !s->z || !s->u || !s->delta || !s->y || !s->dtl ||
-        !s->bm || !s->cm || !s->xh) {
+        !s->bm || !s->cm || !s->xh || !s->xh2) {
         ssm_model_state_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
     memset(s->conv, 0, (size_t)nconv * sizeof(float));
     memset(s->h, 0, (size_t)nh * sizeof(float));
+    memset(s->xh, 0, (size_t)rows_h * sizeof(uint16_t));
+    memset(s->xh2, 0, (size_t)rows_h * sizeof(uint16_t));
     *state = s;
     return SSM_OK;
 }
@@ -168,7 +171,7 @@ void ssm_model_state_destroy(ssm_model_state *s)
     ssmi_free(s->res); ssmi_free(s->nrm); ssmi_free(s->out);
     ssmi_free(s->x); ssmi_free(s->z); ssmi_free(s->u); ssmi_free(s->delta);
     ssmi_free(s->y); ssmi_free(s->dtl); ssmi_free(s->bm); ssmi_free(s->cm);
-    ssmi_free(s->xh);
+    ssmi_free(s->xh); ssmi_free(s->xh2);
     free(s);
 }
 
