@@ -168,9 +168,9 @@
 #define VSUB(a, b) _mm512_sub_ps((a), (b))
 #define VDIV(a, b) _mm512_div_ps((a), (b))
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define VEXP(v) sbv_vexp_avx512(v)
-#define VEXPN(v) sbv_vexpn_avx512(v)
-#define VSOFTPLUS(v) sbv_vsoftplus_avx512(v)
+#define VEXP(v) vexp_avx512(v)
+#define VEXPN(v) vexpn_avx512(v)
+#define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VGTSEL(x, y, a, b) sbv_gtsel_avx512((x), (y), (a), (b))
 #define VHSUM16(v) sbv_hsum16_avx512(v)
 /* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 set. */

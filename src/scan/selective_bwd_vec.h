@@ -12,9 +12,10 @@
  * the same tree in every set (hsum16: lanes k + k+8, then k + k+4, k + k+2,
  * k + k+1), so the three sets give the same bytes.
  *
- * exp is the forward's (selective.c, scan_expf and its vector twins):
+ * exp is the forward's (scan_vmath.h, scan_expf and its vector twins):
  * Cody-Waite reduction, degree-7 Taylor polynomial, 2^k in the exponent
- * bits; written again here because selective.c keeps its helpers static.
+ * bits; the vector ones are used as they are, the scalar ones are written
+ * again below with selects so the portable loops vectorize (same bits).
  */
 #ifndef SSM_SELECTIVE_BWD_VEC_H
 #define SSM_SELECTIVE_BWD_VEC_H
@@ -23,28 +24,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "scan_vmath.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define SBV_X86 1
 #endif
-
-#define SBV_EXP_LOG2E   1.44269504088896341f
-#define SBV_EXP_SHIFT   12582912.0f
-#define SBV_EXP_LN2HI   0.693359375f
-#define SBV_EXP_LN2LO  -2.12194440e-4f
-#define SBV_EXP_LO     -88.0f
-#define SBV_EXP_HI      88.0f
-#define SBV_EXP_C2 0.5f
-#define SBV_EXP_C3 0.166666666666666667f
-#define SBV_EXP_C4 0.0416666666666666667f
-#define SBV_EXP_C5 0.00833333333333333333f
-#define SBV_EXP_C6 0.00138888888888888889f
-#define SBV_EXP_C7 0.000198412698412698413f
-#define SBV_LOG_SQRTHALF_BITS 0x3f3504f3u
-#define SBV_LOG_C3 0.333333333333333333f
-#define SBV_LOG_C5 0.2f
-#define SBV_LOG_C7 0.142857142857142857f
-#define SBV_LOG_C9 0.111111111111111111f
 
 /* ------------------------------------------------------------- scalar --- */
 
@@ -67,28 +52,28 @@ static inline float bwd_sel(int c, float a, float b)
  * NaN NaN. */
 static inline float bwd_expf(float x)
 {
-    const float xc = bwd_sel(SBV_EXP_LO > x, SBV_EXP_LO, x);
-    const float shift = SBV_EXP_SHIFT;
-    const float kf = fmaf(xc, SBV_EXP_LOG2E, shift);
+    const float xc = bwd_sel(EXP_LO > x, EXP_LO, x);
+    const float shift = EXP_SHIFT;
+    const float kf = fmaf(xc, EXP_LOG2E, shift);
     uint32_t kb, shb, sb;
     memcpy(&kb, &kf, sizeof kb);
     memcpy(&shb, &shift, sizeof shb);
     const float k = kf - shift;
-    float r = fmaf(-k, SBV_EXP_LN2HI, xc);
-    r = fmaf(-k, SBV_EXP_LN2LO, r);
-    float p = SBV_EXP_C7;
-    p = fmaf(p, r, SBV_EXP_C6);
-    p = fmaf(p, r, SBV_EXP_C5);
-    p = fmaf(p, r, SBV_EXP_C4);
-    p = fmaf(p, r, SBV_EXP_C3);
-    p = fmaf(p, r, SBV_EXP_C2);
+    float r = fmaf(-k, EXP_LN2HI, xc);
+    r = fmaf(-k, EXP_LN2LO, r);
+    float p = EXP_C7;
+    p = fmaf(p, r, EXP_C6);
+    p = fmaf(p, r, EXP_C5);
+    p = fmaf(p, r, EXP_C4);
+    p = fmaf(p, r, EXP_C3);
+    p = fmaf(p, r, EXP_C2);
     p = fmaf(p, r, 1.0f);
     p = fmaf(p, r, 1.0f);
     sb = ((kb - shb) + 127u) << 23;
     float scale;
     memcpy(&scale, &sb, sizeof scale);
     const float res = p * scale;
-    return bwd_sel(x > SBV_EXP_HI, HUGE_VALF, res);
+    return bwd_sel(x > EXP_HI, HUGE_VALF, res);
 }
 
 /* The forward's softplus given e = exp(x), with selects: log1p(exp(x)) for
@@ -98,22 +83,22 @@ static inline float bwd_softplus_e(float x, float e)
     const float u = 1.0f + e;
     uint32_t ub, mb;
     memcpy(&ub, &u, sizeof ub);
-    const uint32_t ix = ub - SBV_LOG_SQRTHALF_BITS;
+    const uint32_t ix = ub - LOG_SQRTHALF_BITS;
     const float kf = (float)(int32_t)(ix >> 23);
-    mb = (ix & 0x007fffffu) + SBV_LOG_SQRTHALF_BITS;
+    mb = (ix & 0x007fffffu) + LOG_SQRTHALF_BITS;
     float m;
     memcpy(&m, &mb, sizeof m);
     const float f = m - 1.0f;
     const float s = f / (2.0f + f);
     const float R = s * s;
-    float q = SBV_LOG_C9;
-    q = fmaf(q, R, SBV_LOG_C7);
-    q = fmaf(q, R, SBV_LOG_C5);
-    q = fmaf(q, R, SBV_LOG_C3);
+    float q = LOG_C9;
+    q = fmaf(q, R, LOG_C7);
+    q = fmaf(q, R, LOG_C5);
+    q = fmaf(q, R, LOG_C3);
     const float t2 = s + s;
     float lg = fmaf(t2 * R, q, t2);
-    lg = fmaf(kf, SBV_EXP_LN2LO, lg);
-    lg = fmaf(kf, SBV_EXP_LN2HI, lg);
+    lg = fmaf(kf, EXP_LN2LO, lg);
+    lg = fmaf(kf, EXP_LN2HI, lg);
     /* Every operation unconditional (no trapping op under a condition,
      * so the loops if-convert), the choices made by selects last. */
     const int one = u == 1.0f;
@@ -204,63 +189,6 @@ static inline sbv_g16 g16_hsum16(const sbv_g16 *v)
 
 /* ------------------------------------------------------- AVX2, 2 x 8 --- */
 
-static inline SBV_TGT_AVX2 __m256 sbv_vexpn_avx2(__m256 x)
-{
-    const __m256 shift = _mm256_set1_ps(SBV_EXP_SHIFT);
-    const __m256 xc = _mm256_max_ps(_mm256_set1_ps(SBV_EXP_LO), x);   /* NaN -> x */
-    const __m256 kf = _mm256_fmadd_ps(xc, _mm256_set1_ps(SBV_EXP_LOG2E), shift);
-    const __m256i ki = _mm256_sub_epi32(_mm256_castps_si256(kf),
-                                        _mm256_castps_si256(shift));
-    const __m256 k = _mm256_sub_ps(kf, shift);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(SBV_EXP_LN2HI), xc);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(SBV_EXP_LN2LO), r);
-    __m256 p = _mm256_set1_ps(SBV_EXP_C7);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C5));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SBV_EXP_C2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    const __m256i sb = _mm256_slli_epi32(
-        _mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
-}
-
-static inline SBV_TGT_AVX2 __m256 sbv_vexp_avx2(__m256 x)
-{
-    const __m256 res = sbv_vexpn_avx2(x);
-    const __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps(SBV_EXP_HI), _CMP_GT_OQ);
-    return _mm256_blendv_ps(res, _mm256_set1_ps(HUGE_VALF), big);
-}
-
-static inline SBV_TGT_AVX2 __m256 sbv_vsoftplus_avx2(__m256 x)
-{
-    const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256 e = sbv_vexp_avx2(x);
-    const __m256 u = _mm256_add_ps(one, e);
-    const __m256i ix = _mm256_sub_epi32(_mm256_castps_si256(u),
-                                        _mm256_set1_epi32((int)SBV_LOG_SQRTHALF_BITS));
-    const __m256 kf = _mm256_cvtepi32_ps(_mm256_srli_epi32(ix, 23));
-    const __m256 m = _mm256_castsi256_ps(_mm256_add_epi32(
-        _mm256_and_si256(ix, _mm256_set1_epi32(0x007fffff)),
-        _mm256_set1_epi32((int)SBV_LOG_SQRTHALF_BITS)));
-    const __m256 f = _mm256_sub_ps(m, one);
-    const __m256 s = _mm256_div_ps(f, _mm256_add_ps(_mm256_set1_ps(2.0f), f));
-    const __m256 R = _mm256_mul_ps(s, s);
-    __m256 q = _mm256_set1_ps(SBV_LOG_C9);
-    q = _mm256_fmadd_ps(q, R, _mm256_set1_ps(SBV_LOG_C7));
-    q = _mm256_fmadd_ps(q, R, _mm256_set1_ps(SBV_LOG_C5));
-    q = _mm256_fmadd_ps(q, R, _mm256_set1_ps(SBV_LOG_C3));
-    const __m256 t2 = _mm256_add_ps(s, s);
-    __m256 lg = _mm256_fmadd_ps(_mm256_mul_ps(t2, R), q, t2);
-    lg = _mm256_fmadd_ps(kf, _mm256_set1_ps(SBV_EXP_LN2LO), lg);
-    lg = _mm256_fmadd_ps(kf, _mm256_set1_ps(SBV_EXP_LN2HI), lg);
-    __m256 res = _mm256_mul_ps(lg, _mm256_div_ps(e, _mm256_sub_ps(u, one)));
-    res = _mm256_blendv_ps(res, e, _mm256_cmp_ps(u, one, _CMP_EQ_OQ));
-    return _mm256_blendv_ps(res, x, _mm256_cmp_ps(x, _mm256_set1_ps(20.0f), _CMP_GT_OQ));
-}
-
 /* Lane i of the result: the lanes of x[i] summed k + k+4, then k + k+2,
  * then k + k+1 (with the lo + hi step before it, hsum16's tree).  After the
  * three rounds, pipeline input p lands in lane (p >> 1) + 4 (p & 1), so the
@@ -315,17 +243,17 @@ static inline SBV_TGT_AVX2 sbv_a16 a16_fma(sbv_a16 a, sbv_a16 b, sbv_a16 c)
 }
 static inline SBV_TGT_AVX2 sbv_a16 a16_exp(sbv_a16 a)
 {
-    sbv_a16 r = { sbv_vexp_avx2(a.lo), sbv_vexp_avx2(a.hi) };
+    sbv_a16 r = { vexp_avx2(a.lo), vexp_avx2(a.hi) };
     return r;
 }
 static inline SBV_TGT_AVX2 sbv_a16 a16_expn(sbv_a16 a)
 {
-    sbv_a16 r = { sbv_vexpn_avx2(a.lo), sbv_vexpn_avx2(a.hi) };
+    sbv_a16 r = { vexpn_avx2(a.lo), vexpn_avx2(a.hi) };
     return r;
 }
 static inline SBV_TGT_AVX2 sbv_a16 a16_softplus(sbv_a16 a)
 {
-    sbv_a16 r = { sbv_vsoftplus_avx2(a.lo), sbv_vsoftplus_avx2(a.hi) };
+    sbv_a16 r = { vsoftplus_avx2(a.lo), vsoftplus_avx2(a.hi) };
     return r;
 }
 static inline SBV_TGT_AVX2 sbv_a16 a16_gtsel(sbv_a16 x, sbv_a16 y, sbv_a16 a, sbv_a16 b)
@@ -367,63 +295,6 @@ static inline SBV_TGT_AVX2 void sbv_transpose8(const float *src, int64_t ss,
 }
 
 /* ----------------------------------------------------------- AVX-512 --- */
-
-static inline SBV_TGT_AVX512 __m512 sbv_vexpn_avx512(__m512 x)
-{
-    const __m512 shift = _mm512_set1_ps(SBV_EXP_SHIFT);
-    const __m512 xc = _mm512_max_ps(_mm512_set1_ps(SBV_EXP_LO), x);   /* NaN -> x */
-    const __m512 kf = _mm512_fmadd_ps(xc, _mm512_set1_ps(SBV_EXP_LOG2E), shift);
-    const __m512i ki = _mm512_sub_epi32(_mm512_castps_si512(kf),
-                                        _mm512_castps_si512(shift));
-    const __m512 k = _mm512_sub_ps(kf, shift);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(SBV_EXP_LN2HI), xc);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(SBV_EXP_LN2LO), r);
-    __m512 p = _mm512_set1_ps(SBV_EXP_C7);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C5));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SBV_EXP_C2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    const __m512i sb = _mm512_slli_epi32(
-        _mm512_add_epi32(ki, _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
-}
-
-static inline SBV_TGT_AVX512 __m512 sbv_vexp_avx512(__m512 x)
-{
-    const __m512 res = sbv_vexpn_avx512(x);
-    const __mmask16 big = _mm512_cmp_ps_mask(x, _mm512_set1_ps(SBV_EXP_HI), _CMP_GT_OQ);
-    return _mm512_mask_blend_ps(big, res, _mm512_set1_ps(HUGE_VALF));
-}
-
-static inline SBV_TGT_AVX512 __m512 sbv_vsoftplus_avx512(__m512 x)
-{
-    const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512 e = sbv_vexp_avx512(x);
-    const __m512 u = _mm512_add_ps(one, e);
-    const __m512i ix = _mm512_sub_epi32(_mm512_castps_si512(u),
-                                        _mm512_set1_epi32((int)SBV_LOG_SQRTHALF_BITS));
-    const __m512 kf = _mm512_cvtepi32_ps(_mm512_srli_epi32(ix, 23));
-    const __m512 m = _mm512_castsi512_ps(_mm512_add_epi32(
-        _mm512_and_si512(ix, _mm512_set1_epi32(0x007fffff)),
-        _mm512_set1_epi32((int)SBV_LOG_SQRTHALF_BITS)));
-    const __m512 f = _mm512_sub_ps(m, one);
-    const __m512 s = _mm512_div_ps(f, _mm512_add_ps(_mm512_set1_ps(2.0f), f));
-    const __m512 R = _mm512_mul_ps(s, s);
-    __m512 q = _mm512_set1_ps(SBV_LOG_C9);
-    q = _mm512_fmadd_ps(q, R, _mm512_set1_ps(SBV_LOG_C7));
-    q = _mm512_fmadd_ps(q, R, _mm512_set1_ps(SBV_LOG_C5));
-    q = _mm512_fmadd_ps(q, R, _mm512_set1_ps(SBV_LOG_C3));
-    const __m512 t2 = _mm512_add_ps(s, s);
-    __m512 lg = _mm512_fmadd_ps(_mm512_mul_ps(t2, R), q, t2);
-    lg = _mm512_fmadd_ps(kf, _mm512_set1_ps(SBV_EXP_LN2LO), lg);
-    lg = _mm512_fmadd_ps(kf, _mm512_set1_ps(SBV_EXP_LN2HI), lg);
-    __m512 res = _mm512_mul_ps(lg, _mm512_div_ps(e, _mm512_sub_ps(u, one)));
-    res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, one, _CMP_EQ_OQ), res, e);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(20.0f), _CMP_GT_OQ), res, x);
-}
 
 static inline SBV_TGT_AVX512 __m512 sbv_gtsel_avx512(__m512 x, __m512 y, __m512 a, __m512 b)
 {

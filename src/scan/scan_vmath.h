@@ -1,0 +1,258 @@
+/*
+ * scan_vmath.h -- the selective scan's exp and softplus: scalar (scan_expf,
+ * scan_softplus) and their AVX2 / AVX-512 twins, operation for operation, so
+ * every instruction set gives the same bits.  Shared by the forward
+ * (selective.c) and the backward (selective_bwd_vec.h) so the two use one
+ * definition.  Private to src/scan.
+ */
+#ifndef SSM_SCAN_VMATH_H
+#define SSM_SCAN_VMATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+/* ---------------------------------------------------------------- exp --- */
+
+/* Constants of the exp.  ln2 = LN2HI + LN2LO with LN2HI = 355/512 (9 bits,
+ * so k * LN2HI is exact for |k| <= 2^15); the shifter 1.5 * 2^23 rounds
+ * x log2(e) to the nearest integer in the last place. */
+#define EXP_LOG2E   1.44269504088896341f
+#define EXP_SHIFT   12582912.0f
+#define EXP_LN2HI   0.693359375f
+#define EXP_LN2LO  -2.12194440e-4f
+#define EXP_LO     -88.0f
+#define EXP_HI      88.0f
+/* bits(EXP_SHIFT) - 127: see vexpc_avx2. */
+#define EXP_SHIFT_BITS_M127 (0x4B400000u - 127u)
+/* Taylor coefficients 1/k!, k = 2..7 (k = 0, 1 are exactly 1). */
+#define EXP_C2 0.5f
+#define EXP_C3 0.166666666666666667f
+#define EXP_C4 0.0416666666666666667f
+#define EXP_C5 0.00833333333333333333f
+#define EXP_C6 0.00138888888888888889f
+#define EXP_C7 0.000198412698412698413f
+
+static inline float scan_expf(float x)
+{
+    /* Clamp below with a comparison so NaN passes through (as MAXPS(lo, x)).
+     * No clamp above: every x > EXP_HI is replaced by +inf at the end, and
+     * the integer arithmetic on the garbage k of such lanes is unsigned. */
+    const float xc = EXP_LO > x ? EXP_LO : x;
+    const float kf = fmaf(xc, EXP_LOG2E, EXP_SHIFT);
+    uint32_t kb, sb;
+    const float shift = EXP_SHIFT;
+    uint32_t shb;
+    memcpy(&kb, &kf, sizeof kb);
+    memcpy(&shb, &shift, sizeof shb);
+    const float k = kf - EXP_SHIFT;
+    float r = fmaf(-k, EXP_LN2HI, xc);
+    r = fmaf(-k, EXP_LN2LO, r);
+    float p = EXP_C7;
+    p = fmaf(p, r, EXP_C6);
+    p = fmaf(p, r, EXP_C5);
+    p = fmaf(p, r, EXP_C4);
+    p = fmaf(p, r, EXP_C3);
+    p = fmaf(p, r, EXP_C2);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    /* k in [-127, 127] for x in [-88, 88]: biased exponent k + 127 in
+     * [0, 254]; 0 makes the scale 0, i.e. exp(x) = 0 below about -87.7. */
+    sb = ((kb - shb) + 127u) << 23;
+    float scale;
+    memcpy(&scale, &sb, sizeof scale);
+    float res = p * scale;
+    if (x > EXP_HI)
+        res = HUGE_VALF;
+    return res;
+}
+
+/* Mamba's softplus, log1p(exp(x)) for x <= 20 and x above (the threshold of
+ * selective_scan_fwd_kernel), computed with our exp and log so the vector
+ * forms match it bit for bit:
+ *   e = exp(x), u = 1 + e, log1p(e) = log(u) * e / (u - 1)  (exact-ish when
+ *   u != 1: the division corrects the rounding of 1 + e; e itself if u == 1)
+ *   log(u) = k ln2 + log(m), u = m 2^k, m in [sqrt(1/2), sqrt(2)),
+ *   log(m) = 2 atanh(s), s = (m - 1)/(m + 1), |s| < 0.172: the odd series
+ *   to s^9 (next term 2 s^11/11 < 1e-9). */
+#define LOG_SQRTHALF_BITS 0x3f3504f3u
+#define LOG_C3 0.333333333333333333f
+#define LOG_C5 0.2f
+#define LOG_C7 0.142857142857142857f
+#define LOG_C9 0.111111111111111111f
+
+static inline float scan_softplus(float x)
+{
+    if (x > 20.0f)
+        return x;
+    const float e = scan_expf(x);
+    const float u = 1.0f + e;
+    if (u == 1.0f)
+        return e;
+    uint32_t ub, mb;
+    memcpy(&ub, &u, sizeof ub);
+    const uint32_t ix = ub - LOG_SQRTHALF_BITS;
+    const float kf = (float)(int32_t)(ix >> 23);
+    mb = (ix & 0x007fffffu) + LOG_SQRTHALF_BITS;
+    float m;
+    memcpy(&m, &mb, sizeof m);
+    const float f = m - 1.0f;
+    const float s = f / (2.0f + f);
+    const float R = s * s;
+    float q = LOG_C9;
+    q = fmaf(q, R, LOG_C7);
+    q = fmaf(q, R, LOG_C5);
+    q = fmaf(q, R, LOG_C3);
+    const float t2 = s + s;
+    float lg = fmaf(t2 * R, q, t2);
+    lg = fmaf(kf, EXP_LN2LO, lg);
+    lg = fmaf(kf, EXP_LN2HI, lg);
+    return lg * (e / (u - 1.0f));
+}
+
+
+#if defined(__x86_64__) || defined(__i386__)
+#define TGT_AVX2 __attribute__((target("avx2,fma")))
+#define TGT_AVX512 __attribute__((target("avx512f")))
+
+/* vexp_avx2 (below) without its last step (x > 88 gives +inf): the same bits
+ * wherever x <= 88 or x is NaN, as the decays exp(dt A) with A <= 0 and
+ * dt >= 0 (see cv_tile). */
+static inline __attribute__((always_inline)) TGT_AVX2 __m256 vexpc_avx2(const int CLAMP, __m256 x)
+{
+    const __m256 shift = _mm256_set1_ps(EXP_SHIFT);
+    /* NaN -> x; no clamp where |x| <= 88 is known (same bits). */
+    const __m256 xc = CLAMP ? _mm256_max_ps(_mm256_set1_ps(EXP_LO), x) : x;
+    const __m256 kf = _mm256_fmadd_ps(xc, _mm256_set1_ps(EXP_LOG2E), shift);
+    const __m256 k = _mm256_sub_ps(kf, shift);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(EXP_LN2HI), xc);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(EXP_LN2LO), r);
+    __m256 p = _mm256_set1_ps(EXP_C7);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C5));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    /* 2^k: bits(kf) - bits(shift) = k, plus the bias 127, in one
+     * subtraction (mod 2^32, as scan_expf's unsigned arithmetic). */
+    const __m256i sb = _mm256_slli_epi32(
+        _mm256_sub_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32((int)EXP_SHIFT_BITS_M127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
+}
+
+static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x) { return vexpc_avx2(1, x); }
+
+/* Without the clamp below either: the same bits where |x| <= 88 or x is
+ * NaN, as the decays of a tile whose max |dt| max |A| is at most 88. */
+static inline TGT_AVX2 __m256 vexpr_avx2(__m256 x) { return vexpc_avx2(0, x); }
+
+/* scan_expf on 8 lanes, operation for operation. */
+static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
+{
+    const __m256 res = vexpn_avx2(x);
+    const __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_HI), _CMP_GT_OQ);
+    return _mm256_blendv_ps(res, _mm256_set1_ps(HUGE_VALF), big);
+}
+
+/* scan_softplus on 8 lanes (the early returns become blends). */
+static inline TGT_AVX2 __m256 vsoftplus_avx2(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 e = vexp_avx2(x);
+    const __m256 u = _mm256_add_ps(one, e);
+    const __m256i ix = _mm256_sub_epi32(_mm256_castps_si256(u),
+                                        _mm256_set1_epi32((int)LOG_SQRTHALF_BITS));
+    const __m256 kf = _mm256_cvtepi32_ps(_mm256_srli_epi32(ix, 23));
+    const __m256 m = _mm256_castsi256_ps(_mm256_add_epi32(
+        _mm256_and_si256(ix, _mm256_set1_epi32(0x007fffff)),
+        _mm256_set1_epi32((int)LOG_SQRTHALF_BITS)));
+    const __m256 f = _mm256_sub_ps(m, one);
+    const __m256 s = _mm256_div_ps(f, _mm256_add_ps(_mm256_set1_ps(2.0f), f));
+    const __m256 R = _mm256_mul_ps(s, s);
+    __m256 q = _mm256_set1_ps(LOG_C9);
+    q = _mm256_fmadd_ps(q, R, _mm256_set1_ps(LOG_C7));
+    q = _mm256_fmadd_ps(q, R, _mm256_set1_ps(LOG_C5));
+    q = _mm256_fmadd_ps(q, R, _mm256_set1_ps(LOG_C3));
+    const __m256 t2 = _mm256_add_ps(s, s);
+    __m256 lg = _mm256_fmadd_ps(_mm256_mul_ps(t2, R), q, t2);
+    lg = _mm256_fmadd_ps(kf, _mm256_set1_ps(EXP_LN2LO), lg);
+    lg = _mm256_fmadd_ps(kf, _mm256_set1_ps(EXP_LN2HI), lg);
+    __m256 res = _mm256_mul_ps(lg, _mm256_div_ps(e, _mm256_sub_ps(u, one)));
+    res = _mm256_blendv_ps(res, e, _mm256_cmp_ps(u, one, _CMP_EQ_OQ));
+    return _mm256_blendv_ps(res, x, _mm256_cmp_ps(x, _mm256_set1_ps(20.0f), _CMP_GT_OQ));
+}
+
+/* vexp_avx512 without its last step: see vexpn_avx2. */
+static inline __attribute__((always_inline)) TGT_AVX512 __m512 vexpc_avx512(const int CLAMP, __m512 x)
+{
+    const __m512 shift = _mm512_set1_ps(EXP_SHIFT);
+    /* NaN -> x; no clamp where |x| <= 88 is known (same bits). */
+    const __m512 xc = CLAMP ? _mm512_max_ps(_mm512_set1_ps(EXP_LO), x) : x;
+    const __m512 kf = _mm512_fmadd_ps(xc, _mm512_set1_ps(EXP_LOG2E), shift);
+    const __m512 k = _mm512_sub_ps(kf, shift);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(EXP_LN2HI), xc);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(EXP_LN2LO), r);
+    __m512 p = _mm512_set1_ps(EXP_C7);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C5));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    /* 2^k: bits(kf) - bits(shift) = k, plus the bias 127, in one
+     * subtraction (mod 2^32, as scan_expf's unsigned arithmetic). */
+    const __m512i sb = _mm512_slli_epi32(
+        _mm512_sub_epi32(_mm512_castps_si512(kf), _mm512_set1_epi32((int)EXP_SHIFT_BITS_M127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
+}
+
+static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x) { return vexpc_avx512(1, x); }
+
+/* Without the clamp below either: the same bits where |x| <= 88 or x is
+ * NaN, as the decays of a tile whose max |dt| max |A| is at most 88. */
+static inline TGT_AVX512 __m512 vexpr_avx512(__m512 x) { return vexpc_avx512(0, x); }
+
+static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
+{
+    const __m512 res = vexpn_avx512(x);
+    const __mmask16 big = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_HI), _CMP_GT_OQ);
+    return _mm512_mask_blend_ps(big, res, _mm512_set1_ps(HUGE_VALF));
+}
+
+static inline TGT_AVX512 __m512 vsoftplus_avx512(__m512 x)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 e = vexp_avx512(x);
+    const __m512 u = _mm512_add_ps(one, e);
+    const __m512i ix = _mm512_sub_epi32(_mm512_castps_si512(u),
+                                        _mm512_set1_epi32((int)LOG_SQRTHALF_BITS));
+    const __m512 kf = _mm512_cvtepi32_ps(_mm512_srli_epi32(ix, 23));
+    const __m512 m = _mm512_castsi512_ps(_mm512_add_epi32(
+        _mm512_and_si512(ix, _mm512_set1_epi32(0x007fffff)),
+        _mm512_set1_epi32((int)LOG_SQRTHALF_BITS)));
+    const __m512 f = _mm512_sub_ps(m, one);
+    const __m512 s = _mm512_div_ps(f, _mm512_add_ps(_mm512_set1_ps(2.0f), f));
+    const __m512 R = _mm512_mul_ps(s, s);
+    __m512 q = _mm512_set1_ps(LOG_C9);
+    q = _mm512_fmadd_ps(q, R, _mm512_set1_ps(LOG_C7));
+    q = _mm512_fmadd_ps(q, R, _mm512_set1_ps(LOG_C5));
+    q = _mm512_fmadd_ps(q, R, _mm512_set1_ps(LOG_C3));
+    const __m512 t2 = _mm512_add_ps(s, s);
+    __m512 lg = _mm512_fmadd_ps(_mm512_mul_ps(t2, R), q, t2);
+    lg = _mm512_fmadd_ps(kf, _mm512_set1_ps(EXP_LN2LO), lg);
+    lg = _mm512_fmadd_ps(kf, _mm512_set1_ps(EXP_LN2HI), lg);
+    __m512 res = _mm512_mul_ps(lg, _mm512_div_ps(e, _mm512_sub_ps(u, one)));
+    res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, one, _CMP_EQ_OQ), res, e);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(20.0f), _CMP_GT_OQ), res, x);
+}
+
+#endif /* x86 */
+
+#endif /* SSM_SCAN_VMATH_H */
