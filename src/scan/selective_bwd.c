@@ -256,6 +256,8 @@ typedef struct bwd_kern {
                     const float *zl, const float *dy0l, const float *s1l,
                     const float *s2l, const float *ysl, float *dul,
                     float *dxl, float *dzl);
+    void (*cv_dsum)(int64_t t0, int64_t T, int64_t m, const float *x,
+                    const float *y, double *acc);
 } bwd_kern;
 
 /* One channel's chunk buffers in the driver (two sets: channel pairs). */
@@ -278,6 +280,7 @@ typedef struct {
         (k)->cv_state = cvb_state_##sfx;                                     \
         (k)->cv_recompute = cvb_recompute_##sfx;                             \
         (k)->cv_adjoint = cvb_adjoint_##sfx; (k)->cv_post = cvb_post_##sfx;  \
+        (k)->cv_dsum = cvb_dsum_##sfx;                                       \
     } while (0)
 
 static int bwd_get_kern(int isa, bwd_kern *k)
@@ -547,19 +550,6 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
     }
 }
 
-/* eight double sums keyed by absolute time (as bwd_dsum) for each lane c <
- * m of lane-major x (times y, or alone): acc + c*8. */
-static void cv_dsum(int64_t t0, int64_t T, int64_t m, const float *x,
-                    const float *y, double *acc)
-{
-    for (int64_t c = 0; c < m; c++) {
-        double *q = acc + c * 8;
-        for (int64_t t = T - 1; t >= 0; t--)
-            q[(t0 + t) & 7] += y ? (double)x[t * 16 + c] * (double)y[t * 16 + c]
-                                 : (double)x[t * 16 + c];
-    }
-}
-
 /* Pass 2 of a channel-vector block over the steps [xb, xe) (whole chunks
  * of one span starting at sb): gather, then per chunk, last first,
  * recompute, adjoint and the elementwise ends, then scatter.  pbase: the
@@ -589,7 +579,7 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
                   a->z ? f->zl + o : NULL, c->want_st ? f->wl : NULL,
                   c->want_ds ? f->dsl : NULL, f->dy0l);
         if (gr->dD)
-            cv_dsum(tb, Tn, m, f->dy0l, f->ul + o, c->dDd + bd0 * 8);
+            k->cv_dsum(tb, Tn, m, f->dy0l, f->ul + o, c->dDd + bd0 * 8);
         if (!c->want_st)
             continue;
         for (int64_t n = 0; n < N; n++) {
@@ -609,7 +599,7 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
                    f->zl + o, f->dy0l, f->s1l, f->s2l, f->ysl, gr->du ? f->dul + o : NULL,
                    c->want_ds ? f->dxl + o : NULL, gr->dz ? f->dzl + o : NULL);
         if (gr->ddelta_bias)
-            cv_dsum(tb, Tn, m, f->dxl + o, NULL, c->dbd + bd0 * 8);
+            k->cv_dsum(tb, Tn, m, f->dxl + o, NULL, c->dbd + bd0 * 8);
     }
     if (!c->want_st)
         return;

@@ -146,6 +146,37 @@ static KTGT void KN(cvb_pre)(int64_t T, const float *dtl, const float *ul,
     }
 }
 
+/* dD and ddelta_bias: for each lane c < m, eight double sums keyed by
+ * absolute time, acc[c*8 + (t0+t) % 8] += x_tc y_tc (y NULL: x_tc), t from
+ * T-1 down to 0, as bwd_dsum.  The sums live in a local [8][16] block so
+ * that the 16 lanes are independent vector chains (a scalar loop through
+ * memory was a store-forwarding chain: 14% of the backward); each (c, k)
+ * sum gets its terms in the same order, so the bits are those of the
+ * scalar loop (x y is exact in double). */
+static KTGT void KN(cvb_dsum)(int64_t t0, int64_t T, int64_t m, const float *x,
+                              const float *y, double *acc)
+{
+    double s[8][16];
+    for (int k = 0; k < 8; k++)
+        for (int c = 0; c < 16; c++)
+            s[k][c] = c < m ? acc[c * 8 + k] : 0.0;
+    for (int64_t t = T - 1; t >= 0; t--) {
+        double *sk = s[(t0 + t) & 7];
+        const float *xt = x + t * 16;
+        if (y) {
+            const float *yt = y + t * 16;
+            for (int c = 0; c < 16; c++)
+                sk[c] += (double)xt[c] * (double)yt[c];
+        } else {
+            for (int c = 0; c < 16; c++)
+                sk[c] += (double)xt[c];
+        }
+    }
+    for (int64_t c = 0; c < m; c++)
+        for (int k = 0; k < 8; k++)
+            acc[c * 8 + k] = s[k][c];
+}
+
 /* The checkpoint pass: states [n0, n0 + NB) of h ([.][16], in/out) over T
  * steps.  Al, Bn: from state n0 (Bn rows ld apart); dtl, wl: dt, dt u. */
 static inline __attribute__((always_inline)) KTGT void
