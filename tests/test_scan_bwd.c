@@ -177,6 +177,27 @@ START_TEST(grad_channel_vectors_shapes)
 }
 END_TEST
 
+/* Wide groups: at least 32 vector blocks a group put pgb >= 2 blocks'
+ * dB/dC terms into one partial, block after block (533 = 33 blocks + 5
+ * channels in row blocks: groups of 2 with a last group of 1; 520 per group
+ * = 32 blocks + 8 channels).  A partial overwritten instead of added, or
+ * added twice, fails the dB/dC check. */
+START_TEST(grad_partial_groups)
+{
+    static const int64_t shp[][5] = { { 1, 533, 16, 131, 1 }, { 1, 1040, 8, 67, 2 } };
+    const int64_t *q = shp[_i];
+    bprob p;
+    bp_make(&p, q[0], q[1], q[2], q[3], q[4], BO_ALL, 7100u + (uint64_t)_i);
+    char tag[64];
+    snprintf(tag, sizeof tag, "groups (%lld,%lld,%lld,%lld) G=%lld", (long long)q[0],
+             (long long)q[1], (long long)q[2], (long long)q[3], (long long)q[4]);
+    const double r = check_all(&p, 24, tag);
+    printf("grad %s: worst error/bound %.3f\n", tag, r);
+    TU_CHECK_ERR(r, 1.0, "%s", tag);
+    bp_free(&p);
+}
+END_TEST
+
 /* One long channel (batch * dim = 1, len >= 4096, dstate a multiple of 32)
  * takes the state-split path; few channels run one per unit. */
 START_TEST(grad_split_path)
@@ -242,8 +263,10 @@ END_TEST
 
 START_TEST(threads_give_identical_bytes)
 {
-    /* channel vectors + a per-channel block; the split path */
-    static const int64_t shp[][5] = { { 2, 40, 16, 257, 2 }, { 1, 1, 32, 9000, 1 } };
+    /* channel vectors + a per-channel block; the split path; partial
+     * groups of 2 vector blocks */
+    static const int64_t shp[][5] = { { 2, 40, 16, 257, 2 }, { 1, 1, 32, 9000, 1 },
+                                      { 1, 533, 16, 300, 1 } };
     const int64_t *sh = shp[_i];
     bprob p;
     bp_make(&p, sh[0], sh[1], sh[2], sh[3], sh[4], BO_ALL, 5u);
@@ -360,8 +383,9 @@ int main(void)
     tcase_add_loop_test(tc, grad_channel_vectors_all_options, 0, 64);
     tcase_add_loop_test(tc, grad_channel_vectors_shapes, 0, 30);
     tcase_add_loop_test(tc, grad_split_path, 0, 3);
+    tcase_add_loop_test(tc, grad_partial_groups, 0, 2);
     tcase_add_loop_test(tc, null_gradients_are_neutral, 0, 3);
-    tcase_add_loop_test(tc, threads_give_identical_bytes, 0, 2);
+    tcase_add_loop_test(tc, threads_give_identical_bytes, 0, 3);
     tcase_add_test(tc, nonfinite_data_propagates);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);

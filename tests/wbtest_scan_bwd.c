@@ -109,14 +109,21 @@ END_TEST
  * interval on the generic kernels. */
 START_TEST(paired_channels_change_no_bit)
 {
+    /* _i = 1: 533 channels, 33 vector blocks in partial groups of 2 and 5
+     * channels in row blocks (no paired adjoint there: N = 16 but blocks of
+     * 1); the interval also moves the spans of the partials (at 1601 steps
+     * one span, pass 1 fused with pass 2, at chunk 1601; two otherwise). */
     bprob p;
-    bp_make(&p, 2, 16, 16, 97, 1, BO_ALL, 600u);
+    if (_i == 0)
+        bp_make(&p, 2, 16, 16, 97, 1, BO_ALL, 600u);
+    else
+        bp_make(&p, 1, 533, 16, 1601, 1, BO_ALL, 601u);
     const ssm_scan_args a = bp_args(&p);
     wgrads ref;
     wg_make(&ref, &p);
     ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, p.dhl, &ref.g, 0,
                                                      SSM_SCAN_ISA_GENERIC), SSM_OK);
-    const int64_t chunks[] = { 0, 1, 7, 64, 97 };
+    const int64_t chunks[] = { 0, 1, 7, 64, 97, p.len };
     for (int isa = SSM_SCAN_ISA_GENERIC; isa <= SSM_SCAN_ISA_AVX512; isa++) {
         if (!ssmi_scan_isa_ok(isa))
             continue;
@@ -126,7 +133,8 @@ START_TEST(paired_channels_change_no_bit)
             ck_assert_int_eq(ssmi_selective_scan_backward_ex(&a, p.dy, p.dhl, &W.g,
                                                              chunks[c], isa), SSM_OK);
             ck_assert_msg(!memcmp(W.buf, ref.buf, (size_t)ref.total * sizeof(float)),
-                          "isa %d, chunk %lld differs", isa, (long long)chunks[c]);
+                          "dim %lld: isa %d, chunk %lld differs", (long long)p.dim, isa,
+                          (long long)chunks[c]);
             free(W.buf);
         }
     }
@@ -174,7 +182,7 @@ int main(void)
     tcase_add_loop_test(tc, chunk_changes_no_bit, 0, 4);
     tcase_add_loop_test(tc, every_isa_matches_finite_differences, SSM_SCAN_ISA_GENERIC,
                         SSM_SCAN_ISA_AVX512 + 1);
-    tcase_add_test(tc, paired_channels_change_no_bit);
+    tcase_add_loop_test(tc, paired_channels_change_no_bit, 0, 2);
     tcase_add_test(tc, auto_chunk_is_documented);
     suite_add_tcase(s, tc);
     return tu_run(s);

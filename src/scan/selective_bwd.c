@@ -36,8 +36,9 @@
  * per-channel sums (dA, dD, ddelta_bias, dh0), summed over time last step
  * first, and over the batch in index order at the end.  dB and dC are shared
  * by the channels of a group: each unit sums its channels in order into a
- * partial for the chunk, and after a barrier the partials are added in block
- * order.  No number depends on the thread count, nor on the chunk length
+ * partial for the span (the vector blocks of a partial group, pgb of them
+ * fixed by the shapes, one after the other into the same partial), and
+ * after a barrier the partials are added in index order.  No number depends on the thread count, nor on the chunk length
  * (the recomputed states are the forward's own; dA's float partial sums run
  * over aligned blocks of absolute time).
  */
@@ -244,13 +245,13 @@ typedef struct bwd_kern {
                          const float *Al, const float *Bn, const float *Cn,
                          const float *dtl, const float *wl, const float *dy0l,
                          const float *hin, float *H, float *Q, float *ysl,
-                         float *pC);
+                         float *pC, int acc);
     void (*cv_adjoint)(int wb, int64_t t0, int64_t T, int64_t N, int64_t ld,
                        const float *Al, const float *Bn, const float *Cn,
                        const float *dtl, const float *wl, const float *dy0l,
                        const float *hin, const float *H, const float *Q,
                        float *g, float *dAc, double *dAd, float *s1l,
-                       float *s2l, float *pB);
+                       float *s2l, float *pB, int acc);
     void (*cv_post)(int64_t T, const float *Dl, const float *dtl,
                     const float *dsl, const float *ul, const float *dyl,
                     const float *zl, const float *dy0l, const float *s1l,
@@ -387,6 +388,7 @@ typedef struct bwd_ctx {
     const bwd_kern *k;
     int64_t N, L, dim, G, cpg, nblk, ncvg, LC, nch;
     int64_t rem, cbr;   /* channels after the vector blocks, per row block */
+    int64_t pgb, npg;   /* vector blocks per partial group, groups per (b, g) */
     int want_ds, want_s1, want_st;
     float *ck;      /* [units][BWD_CV][nch][N] checkpoints */
     float *gst;     /* [units][BWD_CV][N] adjoint states */
@@ -553,10 +555,11 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
 /* Pass 2 of a channel-vector block over the steps [xb, xe) (whole chunks
  * of one span starting at sb): gather, then per chunk, last first,
  * recompute, adjoint and the elementwise ends, then scatter.  pbase: the
- * block's partials of the span ([SP][N] dB, then dC at +TS), or NULL. */
+ * partials of the block's group for the span ([SP][N] dB, then dC at +TS),
+ * or NULL; acc: add to them (not the group's first block). */
 static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
                      int64_t xb, int64_t xe, int64_t sb, float *pbase,
-                     int64_t TS)
+                     int64_t TS, int acc)
 {
     const ssm_scan_args *a = c->a;
     const ssm_scan_grads *gr = c->gr;
@@ -591,10 +594,10 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
         const float *hin = c->ck + (u->i * nch + kc) * BWD_CV * N;
         const int neg = negA && cv_dt_nonneg(a->delta_softplus, dtl, Tn);
         k->cv_recompute(neg, pC != NULL, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
-                        f->dy0l, hin, f->H, f->Q, f->ysl, pC);
+                        f->dy0l, hin, f->H, f->Q, f->ysl, pC, acc);
         k->cv_adjoint(pB != NULL, tb, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
                       f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
-                      f->s1l, f->s2l, pB);
+                      f->s1l, f->s2l, pB, acc);
         k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, f->ul + o, f->dyl + o,
                    f->zl + o, f->dy0l, f->s1l, f->s2l, f->ysl, gr->du ? f->dul + o : NULL,
                    c->want_ds ? f->dxl + o : NULL, gr->dz ? f->dzl + o : NULL);
@@ -609,6 +612,198 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
         k->cv_scatter(f->dxl, m, Tx, gr->ddelta + row, L);
     if (gr->dz)
         k->cv_scatter(f->dzl, m, Tx, gr->dz + row, L);
+}
+
+/* Per-thread scratch of the driver: the channel-vector tiles (fb) and the
+ * per-channel kernels' [LC][N] tiles and chunk buffers, carved from one
+ * slice of `per` floats. */
+typedef struct bwd_tls {
+    cv_buf fb;
+    float *Bt, *Ct, *hs, *H;   /* H: also the dB/dC reduction tile */
+    bwd_set set[2];
+} bwd_tls;
+
+static bwd_tls bwd_carve(int64_t N, int64_t LC, int64_t TN, int64_t TP, float *w)
+{
+    bwd_tls t;
+    t.fb = cv_carve(N, LC, w);
+    t.Bt = w; t.Ct = w + TN; t.hs = t.Ct + TN;
+    t.H = t.hs + pad16(8 * N);
+    float *q = t.H;
+    for (int j = 0; j < 2; j++) {
+        t.set[j].H = q; t.set[j].Q = q + TN; t.set[j].P0 = q + 2 * TN;
+        t.set[j].P1 = q + 3 * TN; t.set[j].P2 = q + 4 * TN;
+        q += 5 * TN;
+        t.set[j].dtb = q; t.set[j].dsig = q + TP; t.set[j].dy0 = q + 2 * TP;
+        t.set[j].s1 = q + 3 * TP; t.set[j].s2 = q + 4 * TP; t.set[j].ys = q + 5 * TP;
+        t.set[j].dd = q + 6 * TP;
+        t.set[j].hin = NULL;
+        q += 8 * TP;
+    }
+    return t;
+}
+
+/* The units of work item it: a partial group (pgb consecutive vector
+ * blocks of one batch row and group, whose dB/dC terms go into one partial,
+ * block after block) or one row block alone: units [*i0, *i1). */
+static void bwd_item(const bwd_ctx *c, int64_t it, int64_t *i0, int64_t *i1)
+{
+    const int64_t nslot = c->npg + c->nblk - c->ncvg;
+    const int64_t bg = it / nslot, sl = it % nslot;
+    int64_t b0, b1;
+    if (sl < c->npg) {
+        b0 = sl * c->pgb;
+        b1 = b0 + c->pgb < c->ncvg ? b0 + c->pgb : c->ncvg;
+    } else {
+        b0 = c->ncvg + (sl - c->npg);
+        b1 = b0 + 1;
+    }
+    *i0 = bg * c->nblk + b0;
+    *i1 = bg * c->nblk + b1;
+}
+
+/* Pass 1 of unit i: its checkpoints (and dt of a vector block). */
+static void bwd_pass1_unit(const bwd_ctx *c, int64_t i, const bwd_tls *w)
+{
+    const bwd_unit u = bwd_unit_of(c, i);
+    if (u.cvi >= 0) {
+        cv_pass1(c, &u, &w->fb);
+        return;
+    }
+    const ssm_scan_args *a = c->a;
+    const bwd_kern *k = c->k;
+    const int64_t N = c->N, L = c->L, LC = c->LC, nch = c->nch, G = c->G, dim = c->dim;
+    const int64_t b = u.b, g = u.g, d0 = u.d0, d1 = u.d0 + u.m;
+    const float *Bg = a->B + (b * G + g) * N * L;
+    float *cku = c->ck + i * BWD_CV * nch * N;
+    float *dtb = w->set[0].dtb;
+    for (int64_t d = d0; d < d1; d++) {
+        float *hd = w->hs + (d - d0) * N;
+        if (a->h0)
+            memcpy(hd, a->h0 + (b * dim + d) * N, (size_t)N * sizeof(float));
+        else
+            memset(hd, 0, (size_t)N * sizeof(float));
+        memcpy(cku + (d - d0) * nch * N, hd, (size_t)N * sizeof(float));
+    }
+    for (int64_t kc = 0; kc + 1 < nch; kc++) {
+        const int64_t tb = kc * LC;
+        bwd_transpose(Bg, L, tb, LC, N, w->Bt);
+        for (int64_t d = d0; d < d1; d++) {
+            const int64_t off = (b * dim + d) * L + tb;
+            float *hd = w->hs + (d - d0) * N;
+            k->dt(LC, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
+                  a->delta_softplus, dtb, NULL);
+            k->state(LC, N, a->A + d * N, w->Bt, dtb, a->u + off, hd);
+            memcpy(cku + ((d - d0) * nch + kc + 1) * N, hd, (size_t)N * sizeof(float));
+        }
+    }
+}
+
+/* Pass 2 of unit i over the span [sb, se): the chunks last to first.
+ * pbase: the partials of its item ([SP][N] dB, dC at +TS) or NULL; acc:
+ * add to them (a vector block after the first of its partial group). */
+static void bwd_pass2_unit(const bwd_ctx *c, int64_t i, int64_t sb, int64_t se,
+                           float *pbase, int64_t TS, int acc, bwd_tls *w)
+{
+    const bwd_unit u = bwd_unit_of(c, i);
+    const int64_t N = c->N, L = c->L, LC = c->LC, nch = c->nch, G = c->G, dim = c->dim;
+    if (u.cvi >= 0) {
+        /* Tiles aligned to absolute multiples of TT, cut by the span. */
+        const int64_t TT = cv_tile_len(LC);
+        for (int64_t xt = (se - 1) / TT; xt >= sb / TT; xt--) {
+            const int64_t xb = xt * TT > sb ? xt * TT : sb;
+            const int64_t xe = (xt + 1) * TT < se ? (xt + 1) * TT : se;
+            cv_tile2(c, &u, &w->fb, xb, xe, sb, pbase, TS, acc);
+        }
+        return;
+    }
+    const ssm_scan_args *a = c->a;
+    const ssm_scan_grads *gr = c->gr;
+    const bwd_kern *k = c->k;
+    const float *dy = c->dy;
+    const int want_ds = c->want_ds, want_s1 = c->want_s1, want_st = c->want_st;
+    float *const gst = c->gst, *const dAc = c->dAc;
+    double *const dAd = c->dAd;
+    bwd_set *set = w->set;
+    for (int64_t kc = (se - 1) / LC; kc >= sb / LC; kc--) {
+        const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
+        const int64_t b = u.b, g = u.g, d0 = u.d0, d1 = u.d0 + u.m;
+        float *pB = pbase ? pbase + (tb - sb) * N : NULL;
+        float *pC = pbase ? pB + TS : NULL;
+        if (want_st) {
+            bwd_transpose(a->B + (b * G + g) * N * L, L, tb, Tn, N, w->Bt);
+            bwd_transpose(a->C + (b * G + g) * N * L, L, tb, Tn, N, w->Ct);
+        }
+        const int64_t us = i * BWD_CV * N;
+        /* Channels two at a time where N = 16 (the paired adjoint,
+         * same bits as one by one), each with its own buffer set. */
+        for (int64_t d = d0; d < d1;) {
+            const int np = N == 16 && d + 1 < d1 ? 2 : 1;
+            for (int j = 0; j < np; j++) {
+                bwd_set *S = &set[j];
+                const int64_t bd = b * dim + d + j, off = bd * L + tb;
+                k->pre(Tn, dy + off, a->z ? a->z + off : NULL, S->dy0);
+                if (gr->dD)
+                    k->dsum(tb, Tn, S->dy0, a->u + off, c->dDd + bd * 8);
+                if (!want_st)
+                    continue;
+                k->dt(Tn, a->delta + off,
+                      a->delta_bias ? a->delta_bias[d + j] : 0.0f,
+                      a->delta_softplus, S->dtb, want_ds ? S->dsig : NULL);
+                S->hin = c->ck + i * BWD_CV * nch * N + ((d + j - d0) * nch + kc) * N;
+                k->recompute(Tn, N, a->A + (d + j) * N, w->Bt, w->Ct, S->dtb, a->u + off,
+                             S->hin, S->H, S->Q, gr->dz ? S->P0 : NULL);
+            }
+            if (!want_st) {
+                d += np;
+                continue;
+            }
+            const int64_t cs = us + (d - d0) * N;
+            if (np == 2) {
+                const int64_t bd = b * dim + d, off = bd * L + tb;
+                const float *A2[2] = { a->A + d * N, a->A + (d + 1) * N };
+                const float *dt2[2] = { set[0].dtb, set[1].dtb };
+                const float *u2[2] = { a->u + off, a->u + off + L };
+                const float *dy2[2] = { set[0].dy0, set[1].dy0 };
+                const float *hin2[2] = { set[0].hin, set[1].hin };
+                const float *H2[2] = { set[0].H, set[1].H };
+                const float *Q2[2] = { set[0].Q, set[1].Q };
+                float *g2[2] = { gst + cs, gst + cs + N };
+                float *ac2[2] = { dAc + cs, dAc + cs + N };
+                double *ad2[2] = { dAd + cs, dAd + cs + N };
+                float *p12[2] = { set[0].P1, set[1].P1 };
+                float *p22[2] = { set[0].P2, set[1].P2 };
+                k->adjoint2(gr->dB != NULL, gr->dC != NULL, d == d0, tb, Tn, A2,
+                            w->Bt, w->Ct, dt2, u2, dy2, hin2, H2, Q2, g2, ac2, ad2,
+                            p12, p22, pB, pC);
+            } else {
+                const int64_t bd = b * dim + d, off = bd * L + tb;
+                k->adjoint(gr->dB != NULL, gr->dC != NULL, d == d0, tb, Tn, N,
+                           a->A + d * N, w->Bt, w->Ct, set[0].dtb, a->u + off, set[0].dy0,
+                           set[0].hin, set[0].H, set[0].Q, gst + cs,
+                           dAc + cs, dAd + cs, set[0].P1, set[0].P2, pB, pC);
+            }
+            for (int j = 0; j < np; j++) {
+                bwd_set *S = &set[j];
+                const int64_t bd = b * dim + d + j, off = bd * L + tb;
+                const float *z = a->z ? a->z + off : NULL;
+                const float Dd = a->D ? a->D[d + j] : 0.0f;
+                if (want_s1)
+                    k->tree(Tn, N, S->P1, S->s1);
+                if (want_ds)
+                    k->tree(Tn, N, S->P2, S->s2);
+                if (gr->dz)
+                    k->tree(Tn, N, S->P0, S->ys);
+                float *dx = gr->ddelta ? gr->ddelta + off : want_ds ? S->dd : NULL;
+                k->post(Tn, a->D != NULL, Dd, S->dtb, S->dsig, a->u + off, dy + off, z,
+                        S->dy0, S->s1, S->s2, S->ys, gr->du ? gr->du + off : NULL, dx,
+                        gr->dz ? gr->dz + off : NULL);
+                if (gr->ddelta_bias)
+                    k->dsum(tb, Tn, dx, NULL, c->dbd + bd * 8);
+            }
+            d += np;
+        }
+    }
 }
 
 /* Where channel j of unit i keeps state n of its [BWD_CV][N] region:
@@ -871,7 +1066,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     c.want_s1 = gr->du || c.want_ds;
     /* Everything but dD goes through the states. */
     c.want_st = c.want_s1 || gr->dA || gr->dB || gr->dC || gr->dz || gr->dh0;
-    const int want_ds = c.want_ds, want_s1 = c.want_s1, want_st = c.want_st;
+    const int want_st = c.want_st;
     if (!want_st && !gr->dD)
         return SSM_OK;
     if (want_st && ssmi_scan_bwd_split(a->batch, a->dim, a->dstate, a->len))
@@ -898,6 +1093,13 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     const int64_t nch = (L + LC - 1) / LC;
     c.LC = LC; c.nch = nch;
     const int64_t units = batch * G * nblk;
+    /* Partial groups: the dB/dC terms of pgb consecutive vector blocks go
+     * into one partial, block after block (one thread runs the group), so
+     * fewer partials are written and added; at least 16 groups where there
+     * are 16 blocks to share among threads.  Shapes only. */
+    c.pgb = c.ncvg / 16 < 1 ? 1 : c.ncvg / 16 > 8 ? 8 : c.ncvg / 16;
+    c.npg = (c.ncvg + c.pgb - 1) / c.pgb;
+    const int64_t items = batch * G * (c.npg + nblk - c.ncvg);
     /* Per-thread [LC][N] tiles, at least [16][N]: H also takes the
      * 16-step tiles of the dB/dC reduction. */
     const int64_t TN = pad16((LC > 16 ? LC : 16) * N), TP = pad16(LC);
@@ -906,12 +1108,12 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     int64_t per = 12 * TN + 16 * TP + pad16(8 * N);
     if (c.ncvg > 0 && cv_per_thread(N, LC) > per)
         per = cv_per_thread(N, LC);
-    /* The channels of a group meet (a barrier, then the block partials of
-     * dB and dC are added) once per span of whole chunks.  The partials take
-     * units * 2 * span * dstate floats: the span is as long as fits in
-     * BWD_PART_FLOATS (few barriers for few channels and long sequences),
-     * but at least one chunk.  Shapes only. */
-    int64_t SP = BWD_PART_FLOATS / (2 * N) / units / LC * LC;
+    /* The channels of a group meet (a barrier, then the partials of dB and
+     * dC are added in item order) once per span of whole chunks.  The
+     * partials take items * 2 * span * dstate floats: the span is as long
+     * as fits in BWD_PART_FLOATS (few barriers for few channels and long
+     * sequences), but at least one chunk.  Shapes only. */
+    int64_t SP = BWD_PART_FLOATS / (2 * N) / items / LC * LC;
     if (SP < LC)
         SP = LC;
     if (SP > (L + LC - 1) / LC * LC)
@@ -926,7 +1128,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     int64_t n_ck = 0, n_thr = 0, n_part = 0, n_st = 0, n_dt = 0, tmp;
     if (!ssmi_sizes_ok(&n_ck, sizeof(float), 4, units, (int64_t)BWD_CV, nch, N)
         || !ssmi_sizes_ok(&n_thr, sizeof(float), 2, per, (int64_t)nt)
-        || !ssmi_sizes_ok(&n_part, sizeof(float), 2, units, ppart)
+        || !ssmi_sizes_ok(&n_part, sizeof(float), 2, items, ppart)
         || !ssmi_sizes_ok(&n_st, sizeof(double), 3, units, (int64_t)BWD_CV, N)
         || !ssmi_sizes_ok(&n_dt, sizeof(float), 5, batch, G, c.ncvg > 0 ? c.ncvg : 1, L,
                           (int64_t)16)
@@ -953,26 +1155,13 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     c.ck = ck; c.gst = gst; c.dAc = dAc; c.dAd = dAd; c.dtall = dtall;
     c.dDd = dDd; c.dbd = dbd;
     memset(sums, 0, (size_t)(16 * nbd) * sizeof(double));
+    /* One span: each unit runs pass 1 right before its pass 2, so its dt
+     * (and inputs) are still in cache; several: pass 1 for all first. */
+    const int fused = nsp == 1;
 
 #pragma omp parallel num_threads(nt)
     {
-        float *w = thr + (int64_t)bwd_thread_num() * per;
-        const cv_buf fb = cv_carve(N, LC, w);
-        float *Bt = w, *Ct = Bt + TN, *hs = Ct + TN;
-        float *H = hs + pad16(8 * N);   /* also the dB/dC reduction tile */
-        bwd_set set[2];
-        float *q = H;
-        for (int j = 0; j < 2; j++) {
-            set[j].H = q; set[j].Q = q + TN; set[j].P0 = q + 2 * TN;
-            set[j].P1 = q + 3 * TN; set[j].P2 = q + 4 * TN;
-            q += 5 * TN;
-            set[j].dtb = q; set[j].dsig = q + TP; set[j].dy0 = q + 2 * TP;
-            set[j].s1 = q + 3 * TP; set[j].s2 = q + 4 * TP; set[j].ys = q + 5 * TP;
-            set[j].dd = q + 6 * TP;
-            set[j].hin = NULL;
-            q += 8 * TP;
-        }
-        float *dtb = set[0].dtb;
+        bwd_tls w = bwd_carve(N, LC, TN, TP, thr + (int64_t)bwd_thread_num() * per);
 
         /* Adjoint states start at dh_last (zero when NULL). */
         if (want_st) {
@@ -993,155 +1182,45 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
         }
 
         /* Pass 1: checkpoints, the state entering every chunk. */
-        if (want_st) {
+        if (want_st && !fused) {
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t i = 0; i < units; i++) {
-                const bwd_unit u = bwd_unit_of(&c, i);
-                if (u.cvi >= 0) {
-                    cv_pass1(&c, &u, &fb);
-                    continue;
-                }
-                const int64_t b = u.b, g = u.g, d0 = u.d0, d1 = u.d0 + u.m;
-                const float *Bg = a->B + (b * G + g) * N * L;
-                float *cku = ck + i * BWD_CV * nch * N;
-                for (int64_t d = d0; d < d1; d++) {
-                    float *hd = hs + (d - d0) * N;
-                    if (a->h0)
-                        memcpy(hd, a->h0 + (b * dim + d) * N, (size_t)N * sizeof(float));
-                    else
-                        memset(hd, 0, (size_t)N * sizeof(float));
-                    memcpy(cku + (d - d0) * nch * N, hd, (size_t)N * sizeof(float));
-                }
-                for (int64_t kc = 0; kc + 1 < nch; kc++) {
-                    const int64_t tb = kc * LC;
-                    bwd_transpose(Bg, L, tb, LC, N, Bt);
-                    for (int64_t d = d0; d < d1; d++) {
-                        const int64_t off = (b * dim + d) * L + tb;
-                        float *hd = hs + (d - d0) * N;
-                        k.dt(LC, a->delta + off, a->delta_bias ? a->delta_bias[d] : 0.0f,
-                             a->delta_softplus, dtb, NULL);
-                        k.state(LC, N, a->A + d * N, Bt, dtb, a->u + off, hd);
-                        memcpy(cku + ((d - d0) * nch + kc + 1) * N, hd,
-                               (size_t)N * sizeof(float));
-                    }
-                }
-            }
+            for (int64_t i = 0; i < units; i++)
+                bwd_pass1_unit(&c, i, &w);
         }
 
         /* Pass 2: the spans, and in each the chunks, last to first. */
         for (int64_t sp = nsp - 1; sp >= 0; sp--) {
             const int64_t sb = sp * SP, se = sb + SP < L ? sb + SP : L;
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t i = 0; i < units; i++) {
-              const bwd_unit u = bwd_unit_of(&c, i);
-              if (u.cvi >= 0) {
-                  /* Tiles aligned to absolute multiples of TT, cut by the span. */
-                  const int64_t TT = cv_tile_len(LC);
-                  for (int64_t xt = (se - 1) / TT; xt >= sb / TT; xt--) {
-                      const int64_t xb = xt * TT > sb ? xt * TT : sb;
-                      const int64_t xe = (xt + 1) * TT < se ? (xt + 1) * TT : se;
-                      cv_tile2(&c, &u, &fb, xb, xe, sb, want_part ? part + i * ppart : NULL, TS);
-                  }
-                  continue;
-              }
-              for (int64_t kc = (se - 1) / LC; kc >= sb / LC; kc--) {
-                const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb;
-                const int64_t b = u.b, g = u.g, d0 = u.d0, d1 = u.d0 + u.m;
-                float *pB = want_part ? part + i * ppart + (tb - sb) * N : NULL;
-                float *pC = want_part ? pB + TS : NULL;
-                if (want_st) {
-                    bwd_transpose(a->B + (b * G + g) * N * L, L, tb, Tn, N, Bt);
-                    bwd_transpose(a->C + (b * G + g) * N * L, L, tb, Tn, N, Ct);
+            for (int64_t it = 0; it < items; it++) {
+                int64_t i0, i1;
+                bwd_item(&c, it, &i0, &i1);
+                for (int64_t i = i0; i < i1; i++) {
+                    if (want_st && fused)
+                        bwd_pass1_unit(&c, i, &w);
+                    bwd_pass2_unit(&c, i, sb, se, want_part ? part + it * ppart : NULL, TS,
+                                   i > i0, &w);
                 }
-                const int64_t us = i * BWD_CV * N;
-                /* Channels two at a time where N = 16 (the paired adjoint,
-                 * same bits as one by one), each with its own buffer set. */
-                for (int64_t d = d0; d < d1;) {
-                    const int np = N == 16 && d + 1 < d1 ? 2 : 1;
-                    for (int j = 0; j < np; j++) {
-                        bwd_set *S = &set[j];
-                        const int64_t bd = b * dim + d + j, off = bd * L + tb;
-                        k.pre(Tn, dy + off, a->z ? a->z + off : NULL, S->dy0);
-                        if (gr->dD)
-                            k.dsum(tb, Tn, S->dy0, a->u + off, dDd + bd * 8);
-                        if (!want_st)
-                            continue;
-                        k.dt(Tn, a->delta + off,
-                             a->delta_bias ? a->delta_bias[d + j] : 0.0f,
-                             a->delta_softplus, S->dtb, want_ds ? S->dsig : NULL);
-                        S->hin = ck + i * BWD_CV * nch * N + ((d + j - d0) * nch + kc) * N;
-                        k.recompute(Tn, N, a->A + (d + j) * N, Bt, Ct, S->dtb, a->u + off,
-                                    S->hin, S->H, S->Q, gr->dz ? S->P0 : NULL);
-                    }
-                    if (!want_st) {
-                        d += np;
-                        continue;
-                    }
-                    const int64_t cs = us + (d - d0) * N;
-                    if (np == 2) {
-                        const int64_t bd = b * dim + d, off = bd * L + tb;
-                        const float *A2[2] = { a->A + d * N, a->A + (d + 1) * N };
-                        const float *dt2[2] = { set[0].dtb, set[1].dtb };
-                        const float *u2[2] = { a->u + off, a->u + off + L };
-                        const float *dy2[2] = { set[0].dy0, set[1].dy0 };
-                        const float *hin2[2] = { set[0].hin, set[1].hin };
-                        const float *H2[2] = { set[0].H, set[1].H };
-                        const float *Q2[2] = { set[0].Q, set[1].Q };
-                        float *g2[2] = { gst + cs, gst + cs + N };
-                        float *ac2[2] = { dAc + cs, dAc + cs + N };
-                        double *ad2[2] = { dAd + cs, dAd + cs + N };
-                        float *p12[2] = { set[0].P1, set[1].P1 };
-                        float *p22[2] = { set[0].P2, set[1].P2 };
-                        k.adjoint2(gr->dB != NULL, gr->dC != NULL, d == d0, tb, Tn, A2,
-                                   Bt, Ct, dt2, u2, dy2, hin2, H2, Q2, g2, ac2, ad2,
-                                   p12, p22, pB, pC);
-                    } else {
-                        const int64_t bd = b * dim + d, off = bd * L + tb;
-                        k.adjoint(gr->dB != NULL, gr->dC != NULL, d == d0, tb, Tn, N,
-                                  a->A + d * N, Bt, Ct, set[0].dtb, a->u + off, set[0].dy0,
-                                  set[0].hin, set[0].H, set[0].Q, gst + cs,
-                                  dAc + cs, dAd + cs, set[0].P1, set[0].P2, pB, pC);
-                    }
-                    for (int j = 0; j < np; j++) {
-                        bwd_set *S = &set[j];
-                        const int64_t bd = b * dim + d + j, off = bd * L + tb;
-                        const float *z = a->z ? a->z + off : NULL;
-                        const float Dd = a->D ? a->D[d + j] : 0.0f;
-                        if (want_s1)
-                            k.tree(Tn, N, S->P1, S->s1);
-                        if (want_ds)
-                            k.tree(Tn, N, S->P2, S->s2);
-                        if (gr->dz)
-                            k.tree(Tn, N, S->P0, S->ys);
-                        float *dx = gr->ddelta ? gr->ddelta + off : want_ds ? S->dd : NULL;
-                        k.post(Tn, a->D != NULL, Dd, S->dtb, S->dsig, a->u + off, dy + off, z,
-                               S->dy0, S->s1, S->s2, S->ys, gr->du ? gr->du + off : NULL, dx,
-                               gr->dz ? gr->dz + off : NULL);
-                        if (gr->ddelta_bias)
-                            k.dsum(tb, Tn, dx, NULL, dbd + bd * 8);
-                    }
-                    d += np;
-                }
-              }
             }
-            /* Implicit barrier: every block's partial of this chunk is in.
-             * dB, dC rows of a group: blocks added in index order, 16 steps
+            /* Implicit barrier: every item's partial of this span is in.
+             * dB, dC rows of a group: items added in index order, 16 steps
              * at a time (contiguous [16][N] tiles), then transposed out. */
             if (want_part) {
                 const int64_t Tn = se - sb, tb = sb, npc = (Tn + 15) / 16;
+                const int64_t nslot = c.npg + nblk - c.ncvg;
 #pragma omp for schedule(static)
                 for (int64_t row = 0; row < batch * G * npc; row++) {
                     const int64_t bg = row / npc, t0 = (row % npc) * 16;
                     const int64_t tl = Tn - t0 < 16 ? Tn - t0 : 16;
-                    const float *p0 = part + bg * nblk * ppart;
+                    const float *p0 = part + bg * nslot * ppart;
                     for (int wch = 0; wch < 2; wch++) {
                         float *out = wch == 0 ? gr->dB : gr->dC;
                         if (!out)
                             continue;
-                        memcpy(H, p0 + wch * TS + t0 * N, (size_t)(tl * N) * sizeof(float));
-                        for (int64_t blk = 1; blk < nblk; blk++)
-                            k.add(tl * N, p0 + blk * ppart + wch * TS + t0 * N, H);
-                        k.tr(N, tl, H, N, out + bg * N * L + tb + t0, L);
+                        memcpy(w.H, p0 + wch * TS + t0 * N, (size_t)(tl * N) * sizeof(float));
+                        for (int64_t sl = 1; sl < nslot; sl++)
+                            k.add(tl * N, p0 + sl * ppart + wch * TS + t0 * N, w.H);
+                        k.tr(N, tl, w.H, N, out + bg * N * L + tb + t0, L);
                     }
                 }
             }

@@ -201,17 +201,25 @@ KN(cvb_state_pass)(const int NB, const int NEG, int64_t T, int64_t ld,
 }
 
 /* The lane sums of 16 vectors rb (kk steps of NB states; the rest padded
- * with zeros) into the [T][N] partial P at the steps ts, states n0... */
+ * with zeros) into the [T][N] partial P at the steps ts, states n0...;
+ * acc: added to P (the later blocks of a partial group, in block order),
+ * else stored. */
 static inline __attribute__((always_inline)) KTGT void
 KN(cvb_flush)(const int NB, VT *rb, const int64_t *ts, int kk, int64_t N,
-              int64_t n0, float *P)
+              int64_t n0, float *P, int acc)
 {
     for (int i = kk * NB; i < 16; i++)
         rb[i] = VSET(0.0f);
     float o[16];
     VST(o, VHSUM16(rb));
-    for (int s = 0; s < kk; s++)
-        memcpy(P + ts[s] * N + n0, o + s * NB, (size_t)NB * sizeof(float));
+    if (acc) {
+        for (int s = 0; s < kk; s++)
+            for (int j = 0; j < NB; j++)
+                P[ts[s] * N + n0 + j] += o[s * NB + j];
+    } else {
+        for (int s = 0; s < kk; s++)
+            memcpy(P + ts[s] * N + n0, o + s * NB, (size_t)NB * sizeof(float));
+    }
 }
 
 /* Recompute a chunk from its checkpoint: states [n0, n0 + NB) from hin,
@@ -223,7 +231,7 @@ KN(cvb_rec_pass)(const int NB, const int NEG, const int FIRST, const int WC,
                  int64_t T, int64_t N, int64_t n0, int64_t ld, const float *Al,
                  const float *Bn, const float *Cn, const float *dtl,
                  const float *wl, const float *dy0l, const float *hin,
-                 float *H, float *Q, float *ysl, float *pC)
+                 float *H, float *Q, float *ysl, float *pC, int acc)
 {
     VT hv[8], rb[16];
     int64_t ts[16];
@@ -251,7 +259,7 @@ KN(cvb_rec_pass)(const int NB, const int NEG, const int FIRST, const int WC,
         if (WC) {
             ts[kk++] = t;
             if ((kk + 1) * NB > 16 || t == T - 1) {
-                KN(cvb_flush)(NB, rb, ts, kk, N, n0, pC);
+                KN(cvb_flush)(NB, rb, ts, kk, N, n0, pC, acc);
                 kk = 0;
             }
         }
@@ -271,7 +279,7 @@ KN(cvb_adj_pass)(const int NB, const int FIRST, const int WB, int64_t t0,
                  const float *Bn, const float *Cn, const float *dtl,
                  const float *wl, const float *dy0l, const float *hin,
                  const float *H, const float *Q, float *g, float *dAc,
-                 double *dAd, float *s1l, float *s2l, float *pB)
+                 double *dAd, float *s1l, float *s2l, float *pB, int acc)
 {
     VT gv[8], av[8], rb[16];
     int64_t ts[16];
@@ -314,7 +322,7 @@ KN(cvb_adj_pass)(const int NB, const int FIRST, const int WB, int64_t t0,
         if (WB) {
             ts[kk++] = t;
             if ((kk + 1) * NB > 16 || t == 0) {
-                KN(cvb_flush)(NB, rb, ts, kk, N, n0, pB);
+                KN(cvb_flush)(NB, rb, ts, kk, N, n0, pB, acc);
                 kk = 0;
             }
         }
@@ -350,7 +358,8 @@ static KTGT void KN(cvb_recompute)(int neg, int wc, int64_t T, int64_t N,
                                    const float *Bn, const float *Cn,
                                    const float *dtl, const float *wl,
                                    const float *dy0l, const float *hin,
-                                   float *H, float *Q, float *ysl, float *pC)
+                                   float *H, float *Q, float *ysl, float *pC,
+                                   int acc)
 {
     for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
         const int nb = N - n0 < NBMAX ? (int)(N - n0) : NBMAX;
@@ -359,7 +368,7 @@ static KTGT void KN(cvb_recompute)(int neg, int wc, int64_t T, int64_t N,
         const int first = n0 == 0;
 #define REC_(nb_, ng_, f_, w_)                                               \
         KN(cvb_rec_pass)(nb_, ng_, f_, w_, T, N, n0, ld, A, B, C, dtl, wl,   \
-                         dy0l, hi, H, Q, ysl, pC)
+                         dy0l, hi, H, Q, ysl, pC, acc)
         if (nb == NBMAX) {
             switch ((neg ? 4 : 0) | (first ? 2 : 0) | (wc ? 1 : 0)) {
             case 0: REC_(NBMAX, 0, 0, 0); break;
@@ -387,7 +396,7 @@ static KTGT void KN(cvb_adjoint)(int wb, int64_t t0, int64_t T, int64_t N,
                                  const float *hin, const float *H,
                                  const float *Q, float *g, float *dAc,
                                  double *dAd, float *s1l, float *s2l,
-                                 float *pB)
+                                 float *pB, int acc)
 {
     for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
         const int nb = N - n0 < NBMAX ? (int)(N - n0) : NBMAX;
@@ -398,7 +407,7 @@ static KTGT void KN(cvb_adjoint)(int wb, int64_t t0, int64_t T, int64_t N,
         const int first = n0 == 0;
 #define ADJ_(nb_, f_, w_)                                                    \
         KN(cvb_adj_pass)(nb_, f_, w_, t0, T, N, n0, ld, A, B, C, dtl, wl,    \
-                         dy0l, hi, H, Q, gp, ap, dp, s1l, s2l, pB)
+                         dy0l, hi, H, Q, gp, ap, dp, s1l, s2l, pB, acc)
         if (nb == NBMAX) {
             switch ((first ? 2 : 0) | (wb ? 1 : 0)) {
             case 0: ADJ_(NBMAX, 0, 0); break;
