@@ -442,7 +442,7 @@ static bwd_unit bwd_unit_at(const bwd_ctx *c, int64_t b, int64_t d)
  * inputs and outputs, [LC][16] tiles of one chunk, [LC][N][16] states and
  * decays. */
 typedef struct cv_buf {
-    float *Bn, *Cn, *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
+    float *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
           *dsl, *s1l, *s2l, *ysl, *Al, *hs, *bl, *Dl;
 } cv_buf;
 
@@ -454,7 +454,7 @@ static int64_t cv_tile_len(int64_t LC)
 static int64_t cv_per_thread(int64_t N, int64_t LC)
 {
     const int64_t TT = cv_tile_len(LC);
-    return 2 * pad16(N * LC) + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
+    return 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
            + 6 * pad16(LC * 16) + 2 * pad16(N * 16) + 32;
 }
 
@@ -462,8 +462,6 @@ static cv_buf cv_carve(int64_t N, int64_t LC, float *w)
 {
     const int64_t TT = cv_tile_len(LC);
     cv_buf f;
-    f.Bn = w; w += pad16(N * LC);
-    f.Cn = w; w += pad16(N * LC);
     f.H = w; w += pad16(LC * N * 16);
     f.Q = w; w += pad16(LC * N * 16);
     float **tl[7] = { &f.ul, &f.dyl, &f.zl, &f.xl, &f.dul, &f.dxl, &f.dzl };
@@ -511,6 +509,26 @@ static int cv_dt_nonneg(int softplus, const float *dtl, int64_t T)
     return ok;
 }
 
+/* Software prefetch of a tile's rows: the lines of the m rows (L apart,
+ * from r0) of T steps from t0 in each of the narr arrays, numbered
+ * (array, row, line); [q0, q1) of them is issued, so a caller spreads a
+ * tile over the chunks of the tile before it (the rows are short streams
+ * that the hardware prefetchers pick up late). */
+static int64_t cv_pf_lines(int64_t T) { return (T * (int64_t)sizeof(float) + 63) / 64 + 1; }
+
+static void cv_prefetch(const float *const *arr, int narr, int64_t L, int64_t r0,
+                        int64_t m, int64_t t0, int64_t T, int64_t q0, int64_t q1)
+{
+    const int64_t nl = cv_pf_lines(T), per = m * nl;
+    if (q1 > narr * per)
+        q1 = narr * per;
+    for (int64_t q = q0; q < q1; q++) {
+        const int64_t ai = q / per, r = q % per;
+        const float *p = arr[ai] + r0 + (r / nl) * L + t0;
+        __builtin_prefetch((const char *)p + (r % nl) * 64, 0, 2);
+    }
+}
+
 /* Pass 1 of a channel-vector block: dt of every step (kept for pass 2:
  * softplus once per channel and step) and the checkpoints. */
 static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
@@ -543,10 +561,8 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
             if (kc + 1 >= nch)
                 break;
             const float *dl = dta + tb * 16;
-            for (int64_t n = 0; n < N; n++)
-                memcpy(f->Bn + n * LC, Bg + n * L + tb, (size_t)Tn * sizeof(float));
-            k->cv_state(negA && cv_dt_nonneg(a->delta_softplus, dl, Tn), Tn, N, LC,
-                        f->Al, f->Bn, dl, wt + (tb - xb) * 16, f->hs);
+            k->cv_state(negA && cv_dt_nonneg(a->delta_softplus, dl, Tn), Tn, N, L,
+                        f->Al, Bg + tb, dl, wt + (tb - xb) * 16, f->hs);
             memcpy(ck + (kc + 1) * N * 16, f->hs, (size_t)(N * 16) * sizeof(float));
         }
     }
@@ -575,8 +591,19 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
     const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
     const float *Cg = a->C + (u->b * c->G + u->g) * N * L;
     const int64_t us = u->i * BWD_CV * N;
+    /* The tile before this one (next in this walk), spread over the chunks. */
+    const int64_t pb = xb - cv_tile_len(LC) > sb ? xb - cv_tile_len(LC) : sb;
+    const float *pfa[3] = { c->dy, a->u, a->z };
+    const int npf = xb > sb ? (a->z ? 3 : 2) : 0;
+    const int64_t nkc = (xe - 1) / LC - xb / LC + 1;
+    const int64_t pftot = npf * m * cv_pf_lines(xb - pb);
     for (int64_t kc = (xe - 1) / LC; kc >= xb / LC; kc--) {
         const int64_t tb = kc * LC, Tn = LC < L - tb ? LC : L - tb, o = (tb - xb) * 16;
+        if (npf) {
+            const int64_t j = (xe - 1) / LC - kc;
+            cv_prefetch(pfa, npf, L, bd0 * L, m, pb, xb - pb, j * pftot / nkc,
+                        (j + 1) * pftot / nkc);
+        }
         const float *dtl = c->want_st ? c->dtall + (u->cvi * L + tb) * 16 : NULL;
         k->cv_pre(Tn, dtl, f->ul + o, a->delta_softplus, f->dyl + o,
                   a->z ? f->zl + o : NULL, c->want_st ? f->wl : NULL,
@@ -585,17 +612,13 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
             k->cv_dsum(tb, Tn, m, f->dy0l, f->ul + o, c->dDd + bd0 * 8);
         if (!c->want_st)
             continue;
-        for (int64_t n = 0; n < N; n++) {
-            memcpy(f->Bn + n * LC, Bg + n * L + tb, (size_t)Tn * sizeof(float));
-            memcpy(f->Cn + n * LC, Cg + n * L + tb, (size_t)Tn * sizeof(float));
-        }
         float *pB = gr->dB ? pbase + (tb - sb) * N : NULL;
         float *pC = gr->dC ? pbase + TS + (tb - sb) * N : NULL;
         const float *hin = c->ck + (u->i * nch + kc) * BWD_CV * N;
         const int neg = negA && cv_dt_nonneg(a->delta_softplus, dtl, Tn);
-        k->cv_recompute(neg, pC != NULL, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
+        k->cv_recompute(neg, pC != NULL, Tn, N, L, f->Al, Bg + tb, Cg + tb, dtl, f->wl,
                         f->dy0l, hin, f->H, f->Q, f->ysl, pC, acc);
-        k->cv_adjoint(pB != NULL, tb, Tn, N, LC, f->Al, f->Bn, f->Cn, dtl, f->wl,
+        k->cv_adjoint(pB != NULL, tb, Tn, N, L, f->Al, Bg + tb, Cg + tb, dtl, f->wl,
                       f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
                       f->s1l, f->s2l, pB, acc);
         k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, f->ul + o, f->dyl + o,
