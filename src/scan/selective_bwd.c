@@ -99,6 +99,7 @@
 #define VFMA(a, b, c) g16_fma((a), (b), (c))
 #define VEXP(v) g16_exp(v)
 #define VEXPN(v) g16_exp(v)
+#define VEXPR(v) g16_exp(v)
 #define VSOFTPLUS(v) g16_softplus(v)
 #define VGTSEL(x, y, a, b) g16_gtsel((x), (y), (a), (b))
 #define VHSUM16(v) g16_hsum16(v)
@@ -117,6 +118,7 @@
 #undef VFMA
 #undef VEXP
 #undef VEXPN
+#undef VEXPR
 #undef VSOFTPLUS
 #undef VGTSEL
 #undef VHSUM16
@@ -135,6 +137,7 @@
 #define VFMA(a, b, c) a16_fma((a), (b), (c))
 #define VEXP(v) a16_exp(v)
 #define VEXPN(v) a16_expn(v)
+#define VEXPR(v) a16_expr(v)
 #define VSOFTPLUS(v) a16_softplus(v)
 #define VGTSEL(x, y, a, b) a16_gtsel((x), (y), (a), (b))
 #define VHSUM16(v) a16_hsum16(v)
@@ -154,6 +157,7 @@
 #undef VFMA
 #undef VEXP
 #undef VEXPN
+#undef VEXPR
 #undef VSOFTPLUS
 #undef VGTSEL
 #undef VHSUM16
@@ -171,6 +175,7 @@
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VEXP(v) vexp_avx512(v)
 #define VEXPN(v) vexpn_avx512(v)
+#define VEXPR(v) vexpr_avx512(v)
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VGTSEL(x, y, a, b) sbv_gtsel_avx512((x), (y), (a), (b))
 #define VHSUM16(v) sbv_hsum16_avx512(v)
@@ -191,6 +196,7 @@
 #undef VFMA
 #undef VEXP
 #undef VEXPN
+#undef VEXPR
 #undef VSOFTPLUS
 #undef VGTSEL
 #undef VHSUM16
@@ -259,6 +265,7 @@ typedef struct bwd_kern {
                     float *dxl, float *dzl);
     void (*cv_dsum)(int64_t t0, int64_t T, int64_t m, const float *x,
                     const float *y, double *acc);
+    float (*cv_absmax)(int64_t n, const float *x);
 } bwd_kern;
 
 /* One channel's chunk buffers in the driver (two sets: channel pairs). */
@@ -281,7 +288,7 @@ typedef struct {
         (k)->cv_state = cvb_state_##sfx;                                     \
         (k)->cv_recompute = cvb_recompute_##sfx;                             \
         (k)->cv_adjoint = cvb_adjoint_##sfx; (k)->cv_post = cvb_post_##sfx;  \
-        (k)->cv_dsum = cvb_dsum_##sfx;                                       \
+        (k)->cv_dsum = cvb_dsum_##sfx; (k)->cv_absmax = cvb_absmax_##sfx;    \
     } while (0)
 
 static int bwd_get_kern(int isa, bwd_kern *k)
@@ -442,6 +449,11 @@ static bwd_unit bwd_unit_at(const bwd_ctx *c, int64_t b, int64_t d)
  * inputs and outputs, [LC][16] tiles of one chunk, [LC][N][16] states and
  * decays. */
 typedef struct cv_buf {
+    /* B and C of the unit's (batch, group) from step s0: row n at Bs + n *
+     * lds (the item's padded copy, or the arguments themselves) */
+    const float *Bs, *Cs;
+    int64_t lds, s0;
+    float *bc;   /* the copy: [2][N][lds] */
     float *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
           *dsl, *s1l, *s2l, *ysl, *Al, *hs, *bl, *Dl;
 } cv_buf;
@@ -451,17 +463,21 @@ static int64_t cv_tile_len(int64_t LC)
     return LC >= BWD_CV_TILE ? LC : BWD_CV_TILE / LC * LC;
 }
 
-static int64_t cv_per_thread(int64_t N, int64_t LC)
+static int64_t cv_per_thread(int64_t N, int64_t LC, int64_t lds)
 {
     const int64_t TT = cv_tile_len(LC);
-    return 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
+    return 2 * N * lds + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
            + 6 * pad16(LC * 16) + 2 * pad16(N * 16) + 32;
 }
 
-static cv_buf cv_carve(int64_t N, int64_t LC, float *w)
+static cv_buf cv_carve(int64_t N, int64_t LC, int64_t lds, float *w)
 {
     const int64_t TT = cv_tile_len(LC);
     cv_buf f;
+    f.bc = w; w += 2 * N * lds;
+    f.Bs = f.Cs = NULL;
+    f.lds = lds;
+    f.s0 = 0;
     f.H = w; w += pad16(LC * N * 16);
     f.Q = w; w += pad16(LC * N * 16);
     float **tl[7] = { &f.ul, &f.dyl, &f.zl, &f.xl, &f.dul, &f.dxl, &f.dzl };
@@ -482,8 +498,10 @@ static cv_buf cv_carve(int64_t N, int64_t LC, float *w)
 }
 
 /* A, delta_bias and D of a block, lane-major; 1 when no A is above 0 (the
- * decays' exp may then skip its overflow step when dt >= 0 too). */
-static int cv_params(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
+ * decays' exp may then skip its overflow step when dt >= 0 too); *amax =
+ * max |A|. */
+static int cv_params(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
+                     float *amax)
 {
     const ssm_scan_args *a = c->a;
     const int64_t N = c->N;
@@ -495,6 +513,7 @@ static int cv_params(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
     int neg = 1;
     for (int64_t i = 0; i < N * 16; i++)
         neg &= !(f->Al[i] > 0.0f);
+    *amax = c->k->cv_absmax(N * 16, f->Al);
     return neg;
 }
 
@@ -507,6 +526,17 @@ static int cv_dt_nonneg(int softplus, const float *dtl, int64_t T)
     for (int64_t i = 0; i < T * 16; i++)
         ok &= !(dtl[i] < 0.0f);
     return ok;
+}
+
+/* The exp of a chunk's decays exp(dt A) (selective_bwd_cv.h, NEG): 2 where
+ * max |dt| max |A| <= 88 (no clamp: the forward's VEXPR tiles), 1 where A
+ * <= 0 and dt >= 0 (no overflow step), 0 the full exp; the same bits. */
+static int cv_exp_kind(const bwd_ctx *c, int negA, float amax, const float *dtl,
+                       int64_t T)
+{
+    if (c->k->cv_absmax(T * 16, dtl) * amax <= EXP_HI)
+        return 2;
+    return negA && cv_dt_nonneg(c->a->delta_softplus, dtl, T);
 }
 
 /* Software prefetch of a tile's rows: the lines of the m rows (L apart,
@@ -537,11 +567,11 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
     const bwd_kern *k = c->k;
     const int64_t N = c->N, L = c->L, LC = c->LC, nch = c->nch;
     const int64_t TT = cv_tile_len(LC);
-    const int negA = cv_params(c, u, f);
+    float amax;
+    const int negA = cv_params(c, u, f, &amax);
     float *ck = c->ck + u->i * BWD_CV * nch * N;
     float *dta = c->dtall + u->cvi * L * 16;
     const int64_t row = (u->b * c->dim + u->d0) * L;
-    const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
     float *wt = f->dul;   /* dt u of the tile */
     if (a->h0)
         k->cv_gather(a->h0 + (u->b * c->dim + u->d0) * N, N, u->m, N, f->hs);
@@ -561,8 +591,8 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
             if (kc + 1 >= nch)
                 break;
             const float *dl = dta + tb * 16;
-            k->cv_state(negA && cv_dt_nonneg(a->delta_softplus, dl, Tn), Tn, N, L,
-                        f->Al, Bg + tb, dl, wt + (tb - xb) * 16, f->hs);
+            k->cv_state(cv_exp_kind(c, negA, amax, dl, Tn), Tn, N, f->lds,
+                        f->Al, f->Bs + (tb - f->s0), dl, wt + (tb - xb) * 16, f->hs);
             memcpy(ck + (kc + 1) * N * 16, f->hs, (size_t)(N * 16) * sizeof(float));
         }
     }
@@ -583,13 +613,13 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
     const int64_t N = c->N, L = c->L, LC = c->LC, nch = c->nch, m = u->m;
     const int64_t Tx = xe - xb;
     const int64_t bd0 = u->b * c->dim + u->d0, row = bd0 * L + xb;
-    const int negA = cv_params(c, u, f);
+    float amax;
+    const int negA = cv_params(c, u, f, &amax);
     k->cv_gather(c->dy + row, L, m, Tx, f->dyl);
     k->cv_gather(a->u + row, L, m, Tx, f->ul);
     if (a->z)
         k->cv_gather(a->z + row, L, m, Tx, f->zl);
-    const float *Bg = a->B + (u->b * c->G + u->g) * N * L;
-    const float *Cg = a->C + (u->b * c->G + u->g) * N * L;
+    const float *Bg = f->Bs - f->s0, *Cg = f->Cs - f->s0;
     const int64_t us = u->i * BWD_CV * N;
     /* The tile before this one (next in this walk), spread over the chunks. */
     const int64_t pb = xb - cv_tile_len(LC) > sb ? xb - cv_tile_len(LC) : sb;
@@ -615,10 +645,10 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
         float *pB = gr->dB ? pbase + (tb - sb) * N : NULL;
         float *pC = gr->dC ? pbase + TS + (tb - sb) * N : NULL;
         const float *hin = c->ck + (u->i * nch + kc) * BWD_CV * N;
-        const int neg = negA && cv_dt_nonneg(a->delta_softplus, dtl, Tn);
-        k->cv_recompute(neg, pC != NULL, Tn, N, L, f->Al, Bg + tb, Cg + tb, dtl, f->wl,
+        const int neg = cv_exp_kind(c, negA, amax, dtl, Tn);
+        k->cv_recompute(neg, pC != NULL, Tn, N, f->lds, f->Al, Bg + tb, Cg + tb, dtl, f->wl,
                         f->dy0l, hin, f->H, f->Q, f->ysl, pC, acc);
-        k->cv_adjoint(pB != NULL, tb, Tn, N, L, f->Al, Bg + tb, Cg + tb, dtl, f->wl,
+        k->cv_adjoint(pB != NULL, tb, Tn, N, f->lds, f->Al, Bg + tb, Cg + tb, dtl, f->wl,
                       f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
                       f->s1l, f->s2l, pB, acc);
         k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, f->ul + o, f->dyl + o,
@@ -646,10 +676,11 @@ typedef struct bwd_tls {
     bwd_set set[2];
 } bwd_tls;
 
-static bwd_tls bwd_carve(int64_t N, int64_t LC, int64_t TN, int64_t TP, float *w)
+static bwd_tls bwd_carve(int64_t N, int64_t LC, int64_t lds, int64_t TN, int64_t TP,
+                         float *w)
 {
     bwd_tls t;
-    t.fb = cv_carve(N, LC, w);
+    t.fb = cv_carve(N, LC, lds, w);
     t.Bt = w; t.Ct = w + TN; t.hs = t.Ct + TN;
     t.H = t.hs + pad16(8 * N);
     float *q = t.H;
@@ -685,12 +716,42 @@ static void bwd_item(const bwd_ctx *c, int64_t it, int64_t *i0, int64_t *i1)
     *i1 = bg * c->nblk + b1;
 }
 
-/* Pass 1 of unit i: its checkpoints (and dt of a vector block). */
-static void bwd_pass1_unit(const bwd_ctx *c, int64_t i, const bwd_tls *w)
+/* The B and C rows of the item of unit i0 (a partial group) over [sb,
+ * se), into the thread's copy: rows lds floats apart (not a multiple of
+ * 4 KiB: rows len apart alias in L1 when len is a power of two). */
+static void cv_copy_bc(const bwd_ctx *c, int64_t i0, int64_t sb, int64_t se, cv_buf *f)
+{
+    const bwd_unit u = bwd_unit_of(c, i0);
+    const int64_t N = c->N, L = c->L, lds = f->lds;
+    const float *Bg = c->a->B + (u.b * c->G + u.g) * N * L;
+    const float *Cg = c->a->C + (u.b * c->G + u.g) * N * L;
+    for (int64_t n = 0; n < N; n++) {
+        memcpy(f->bc + n * lds, Bg + n * L + sb, (size_t)(se - sb) * sizeof(float));
+        memcpy(f->bc + (N + n) * lds, Cg + n * L + sb, (size_t)(se - sb) * sizeof(float));
+    }
+    f->Bs = f->bc;
+    f->Cs = f->bc + N * lds;
+    f->s0 = sb;
+}
+
+/* Pass 1 of unit i: its checkpoints (and dt of a vector block).  A vector
+ * block reads B from w->fb (Bs, lds, s0): the item's copy, or with direct
+ * set the arguments themselves. */
+static void bwd_pass1_unit(const bwd_ctx *c, int64_t i, bwd_tls *w, int direct)
 {
     const bwd_unit u = bwd_unit_of(c, i);
     if (u.cvi >= 0) {
-        cv_pass1(c, &u, &w->fb);
+        if (direct) {
+            w->fb.Bs = c->a->B + (u.b * c->G + u.g) * c->N * c->L;
+            w->fb.Cs = NULL;
+            w->fb.s0 = 0;
+            const int64_t keep = w->fb.lds;
+            w->fb.lds = c->L;
+            cv_pass1(c, &u, &w->fb);
+            w->fb.lds = keep;
+        } else {
+            cv_pass1(c, &u, &w->fb);
+        }
         return;
     }
     const ssm_scan_args *a = c->a;
@@ -1123,14 +1184,6 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     c.pgb = c.ncvg / 16 < 1 ? 1 : c.ncvg / 16 > 8 ? 8 : c.ncvg / 16;
     c.npg = (c.ncvg + c.pgb - 1) / c.pgb;
     const int64_t items = batch * G * (c.npg + nblk - c.ncvg);
-    /* Per-thread [LC][N] tiles, at least [16][N]: H also takes the
-     * 16-step tiles of the dB/dC reduction. */
-    const int64_t TN = pad16((LC > 16 ? LC : 16) * N), TP = pad16(LC);
-    /* No overflow: bwd_check bounded B [batch][G][N][L] to 2^56 bytes, so
-     * max(LC, 16) N 16 <= 2^60 and per < 2^63. */
-    int64_t per = 12 * TN + 16 * TP + pad16(8 * N);
-    if (c.ncvg > 0 && cv_per_thread(N, LC) > per)
-        per = cv_per_thread(N, LC);
     /* The channels of a group meet (a barrier, then the partials of dB and
      * dC are added in item order) once per span of whole chunks.  The
      * partials take items * 2 * span * dstate floats: the span is as long
@@ -1144,6 +1197,16 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     const int64_t nsp = (L + SP - 1) / SP;
     const int64_t TS = pad16(SP * N), ppart = 2 * TS;
     const int want_part = gr->dB || gr->dC;
+    /* Per-thread [LC][N] tiles, at least [16][N]: H also takes the
+     * 16-step tiles of the dB/dC reduction.  Vector blocks: their tiles
+     * and the item's copy of B and C over a span, rows lds apart. */
+    const int64_t TN = pad16((LC > 16 ? LC : 16) * N), TP = pad16(LC);
+    const int64_t lds = pad16(SP) + 16;
+    /* No overflow: bwd_check bounded B [batch][G][N][L] to 2^56 bytes, so
+     * max(LC, 16) N 16 <= 2^60, 2 N lds <= 2^58 and per < 2^63. */
+    int64_t per = 12 * TN + 16 * TP + pad16(8 * N);
+    if (c.ncvg > 0 && cv_per_thread(N, LC, lds) > per)
+        per = cv_per_thread(N, LC, lds);
 
     int nt = ssmi_max_threads();
     if (nt < 1)
@@ -1184,7 +1247,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
 
 #pragma omp parallel num_threads(nt)
     {
-        bwd_tls w = bwd_carve(N, LC, TN, TP, thr + (int64_t)bwd_thread_num() * per);
+        bwd_tls w = bwd_carve(N, LC, lds, TN, TP, thr + (int64_t)bwd_thread_num() * per);
 
         /* Adjoint states start at dh_last (zero when NULL). */
         if (want_st) {
@@ -1208,7 +1271,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
         if (want_st && !fused) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t i = 0; i < units; i++)
-                bwd_pass1_unit(&c, i, &w);
+                bwd_pass1_unit(&c, i, &w, 1);
         }
 
         /* Pass 2: the spans, and in each the chunks, last to first. */
@@ -1218,9 +1281,11 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
             for (int64_t it = 0; it < items; it++) {
                 int64_t i0, i1;
                 bwd_item(&c, it, &i0, &i1);
+                if (want_st && i0 % nblk < c.ncvg)
+                    cv_copy_bc(&c, i0, sb, se, &w.fb);
                 for (int64_t i = i0; i < i1; i++) {
                     if (want_st && fused)
-                        bwd_pass1_unit(&c, i, &w);
+                        bwd_pass1_unit(&c, i, &w, 0);
                     bwd_pass2_unit(&c, i, sb, se, want_part ? part + it * ppart : NULL, TS,
                                    i > i0, &w);
                 }

@@ -15,6 +15,7 @@
  *   VT              16-lane vector type
  *   VLD(p) VST(p,v) VSET(x) VMUL VADD VSUB VDIV VFMA(a,b,c)=a*b+c
  *   VEXP VEXPN      exp (VEXPN: valid where x <= 88 or NaN)
+ *   VEXPR           exp valid where |x| <= 88 or NaN (no clamp either)
  *   VSOFTPLUS       softplus with Mamba's threshold 20
  *   VGTSEL(x,y,a,b) x > y ? a : b
  *   VHSUM16(v)      lane i = tree sum of the lanes of v[i], v: VT[16]
@@ -177,6 +178,27 @@ static KTGT void KN(cvb_dsum)(int64_t t0, int64_t T, int64_t m, const float *x,
             acc[c * 8 + k] = s[k][c];
 }
 
+/* max |x_i| over n floats, NaN ignored (0 for none): with max |A| it
+ * bounds |dt A| over a chunk, so its decays may skip exp's clamps. */
+static KTGT float KN(cvb_absmax)(int64_t n, const float *x)
+{
+    float mx[16] = { 0 };
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int c = 0; c < 16; c++) {
+            const float v = fabsf(x[i + c]);
+            mx[c] = v > mx[c] ? v : mx[c];
+        }
+    for (; i < n; i++) {
+        const float v = fabsf(x[i]);
+        mx[0] = v > mx[0] ? v : mx[0];
+    }
+    float r = 0.0f;
+    for (int c = 0; c < 16; c++)
+        r = mx[c] > r ? mx[c] : r;
+    return r;
+}
+
 /* The checkpoint pass: states [n0, n0 + NB) of h ([.][16], in/out) over T
  * steps.  Al, Bn: from state n0 (Bn rows ld apart); dtl, wl: dt, dt u. */
 static inline __attribute__((always_inline)) KTGT void
@@ -192,7 +214,7 @@ KN(cvb_state_pass)(const int NB, const int NEG, int64_t T, int64_t ld,
 #pragma GCC unroll 8
         for (int j = 0; j < NB; j++) {
             const VT x = VMUL(dt, VLD(Al + j * 16));
-            const VT a = NEG ? VEXPN(x) : VEXP(x);
+            const VT a = NEG == 2 ? VEXPR(x) : NEG ? VEXPN(x) : VEXP(x);
             hv[j] = VFMA(a, hv[j], VMUL(VSET(Bn[j * ld + t]), dtu));
         }
     }
@@ -213,9 +235,30 @@ KN(cvb_flush)(const int NB, VT *rb, const int64_t *ts, int kk, int64_t N,
     float o[16];
     VST(o, VHSUM16(rb));
     if (acc) {
-        for (int s = 0; s < kk; s++)
-            for (int j = 0; j < NB; j++)
-                P[ts[s] * N + n0 + j] += o[s * NB + j];
+        /* Whole runs of 8 or 4 as one vector add (GCC/clang vector
+         * extension; a scalar loop here was not vectorized). */
+        typedef float cvb_v8 __attribute__((vector_size(32)));
+        typedef float cvb_v4 __attribute__((vector_size(16)));
+        for (int s = 0; s < kk; s++) {
+            float *q = P + ts[s] * N + n0;
+            const float *os = o + s * NB;
+            if (NB == 8) {
+                cvb_v8 x, y;
+                memcpy(&x, q, sizeof x);
+                memcpy(&y, os, sizeof y);
+                x += y;
+                memcpy(q, &x, sizeof x);
+            } else if (NB == 4) {
+                cvb_v4 x, y;
+                memcpy(&x, q, sizeof x);
+                memcpy(&y, os, sizeof y);
+                x += y;
+                memcpy(q, &x, sizeof x);
+            } else {
+                for (int j = 0; j < NB; j++)
+                    q[j] += os[j];
+            }
+        }
     } else {
         for (int s = 0; s < kk; s++)
             memcpy(P + ts[s] * N + n0, o + s * NB, (size_t)NB * sizeof(float));
@@ -246,7 +289,7 @@ KN(cvb_rec_pass)(const int NB, const int NEG, const int FIRST, const int WC,
 #pragma GCC unroll 8
         for (int j = 0; j < NB; j++) {
             const VT x = VMUL(dt, VLD(Al + j * 16));
-            const VT a = NEG ? VEXPN(x) : VEXP(x);
+            const VT a = NEG == 2 ? VEXPR(x) : NEG ? VEXPN(x) : VEXP(x);
             hv[j] = VFMA(a, hv[j], VMUL(VSET(Bn[j * ld + t]), dtu));
             VST(Qt + j * 16, a);
             VST(Ht + j * 16, hv[j]);
@@ -343,7 +386,9 @@ static KTGT void KN(cvb_state)(int neg, int64_t T, int64_t N, int64_t ld,
         const float *A = Al + n0 * 16, *B = Bn + n0 * ld;
         float *hp = h + n0 * 16;
         if (nb == NBMAX) {
-            if (neg)
+            if (neg == 2)
+                KN(cvb_state_pass)(NBMAX, 2, T, ld, A, B, dtl, wl, hp);
+            else if (neg)
                 KN(cvb_state_pass)(NBMAX, 1, T, ld, A, B, dtl, wl, hp);
             else
                 KN(cvb_state_pass)(NBMAX, 0, T, ld, A, B, dtl, wl, hp);
@@ -370,7 +415,7 @@ static KTGT void KN(cvb_recompute)(int neg, int wc, int64_t T, int64_t N,
         KN(cvb_rec_pass)(nb_, ng_, f_, w_, T, N, n0, ld, A, B, C, dtl, wl,   \
                          dy0l, hi, H, Q, ysl, pC, acc)
         if (nb == NBMAX) {
-            switch ((neg ? 4 : 0) | (first ? 2 : 0) | (wc ? 1 : 0)) {
+            switch ((neg == 2 ? 8 : neg ? 4 : 0) | (first ? 2 : 0) | (wc ? 1 : 0)) {
             case 0: REC_(NBMAX, 0, 0, 0); break;
             case 1: REC_(NBMAX, 0, 0, 1); break;
             case 2: REC_(NBMAX, 0, 1, 0); break;
@@ -378,7 +423,11 @@ static KTGT void KN(cvb_recompute)(int neg, int wc, int64_t T, int64_t N,
             case 4: REC_(NBMAX, 1, 0, 0); break;
             case 5: REC_(NBMAX, 1, 0, 1); break;
             case 6: REC_(NBMAX, 1, 1, 0); break;
-            default: REC_(NBMAX, 1, 1, 1); break;
+            case 7: REC_(NBMAX, 1, 1, 1); break;
+            case 8: REC_(NBMAX, 2, 0, 0); break;
+            case 9: REC_(NBMAX, 2, 0, 1); break;
+            case 10: REC_(NBMAX, 2, 1, 0); break;
+            default: REC_(NBMAX, 2, 1, 1); break;
             }
         } else if (first) {
             REC_(nb, 0, 1, wc);

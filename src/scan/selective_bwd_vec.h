@@ -251,6 +251,11 @@ static inline SBV_TGT_AVX2 sbv_a16 a16_expn(sbv_a16 a)
     sbv_a16 r = { vexpn_avx2(a.lo), vexpn_avx2(a.hi) };
     return r;
 }
+static inline SBV_TGT_AVX2 sbv_a16 a16_expr(sbv_a16 a)
+{
+    sbv_a16 r = { vexpr_avx2(a.lo), vexpr_avx2(a.hi) };
+    return r;
+}
 static inline SBV_TGT_AVX2 sbv_a16 a16_softplus(sbv_a16 a)
 {
     sbv_a16 r = { vsoftplus_avx2(a.lo), vsoftplus_avx2(a.hi) };
