@@ -244,7 +244,7 @@ typedef struct bwd_kern {
                   int softplus, float *wl);
     void (*cv_pre)(int64_t T, const float *dtl, const float *ul, int softplus,
                    const float *dyl, const float *zl, float *wl, float *dsl,
-                   float *dy0l);
+                   float *dy0l, float *denl);
     void (*cv_state)(int neg, int64_t T, int64_t N, int64_t ld, const float *Al,
                      const float *Bn, const float *dtl, const float *wl, float *h);
     void (*cv_recompute)(int neg, int wc, int64_t T, int64_t N, int64_t ld,
@@ -260,9 +260,9 @@ typedef struct bwd_kern {
                        float *s2l, float *pB, int acc);
     void (*cv_post)(int64_t T, const float *Dl, const float *dtl,
                     const float *dsl, const float *ul, const float *dyl,
-                    const float *zl, const float *dy0l, const float *s1l,
-                    const float *s2l, const float *ysl, float *dul,
-                    float *dxl, float *dzl);
+                    const float *zl, const float *denl, const float *dy0l,
+                    const float *s1l, const float *s2l, const float *ysl,
+                    float *dul, float *dxl, float *dzl);
     void (*cv_dsum)(int64_t t0, int64_t T, int64_t m, const float *x,
                     const float *y, double *acc);
     float (*cv_absmax)(int64_t n, const float *x);
@@ -455,7 +455,7 @@ typedef struct cv_buf {
     int64_t lds, s0;
     float *bc;   /* the copy: [2][N][lds] */
     float *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
-          *dsl, *s1l, *s2l, *ysl, *Al, *hs, *bl, *Dl;
+          *dsl, *s1l, *s2l, *ysl, *denl, *Al, *hs, *bl, *Dl;
 } cv_buf;
 
 static int64_t cv_tile_len(int64_t LC)
@@ -467,7 +467,7 @@ static int64_t cv_per_thread(int64_t N, int64_t LC, int64_t lds)
 {
     const int64_t TT = cv_tile_len(LC);
     return 2 * N * lds + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
-           + 6 * pad16(LC * 16) + 2 * pad16(N * 16) + 32;
+           + 7 * pad16(LC * 16) + 2 * pad16(N * 16) + 32;
 }
 
 static cv_buf cv_carve(int64_t N, int64_t LC, int64_t lds, float *w)
@@ -485,8 +485,8 @@ static cv_buf cv_carve(int64_t N, int64_t LC, int64_t lds, float *w)
         *tl[j] = w;
         w += pad16(TT * 16);
     }
-    float **cl[6] = { &f.dy0l, &f.wl, &f.dsl, &f.s1l, &f.s2l, &f.ysl };
-    for (int j = 0; j < 6; j++) {
+    float **cl[7] = { &f.dy0l, &f.wl, &f.dsl, &f.s1l, &f.s2l, &f.ysl, &f.denl };
+    for (int j = 0; j < 7; j++) {
         *cl[j] = w;
         w += pad16(LC * 16);
     }
@@ -637,7 +637,7 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
         const float *dtl = c->want_st ? c->dtall + (u->cvi * L + tb) * 16 : NULL;
         k->cv_pre(Tn, dtl, f->ul + o, a->delta_softplus, f->dyl + o,
                   a->z ? f->zl + o : NULL, c->want_st ? f->wl : NULL,
-                  c->want_ds ? f->dsl : NULL, f->dy0l);
+                  c->want_ds ? f->dsl : NULL, f->dy0l, f->denl);
         if (gr->dD)
             k->cv_dsum(tb, Tn, m, f->dy0l, f->ul + o, c->dDd + bd0 * 8);
         if (!c->want_st)
@@ -652,7 +652,8 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
                       f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
                       f->s1l, f->s2l, pB, acc);
         k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, f->ul + o, f->dyl + o,
-                   f->zl + o, f->dy0l, f->s1l, f->s2l, f->ysl, gr->du ? f->dul + o : NULL,
+                   f->zl + o, f->denl, f->dy0l, f->s1l, f->s2l, f->ysl,
+                   gr->du ? f->dul + o : NULL,
                    c->want_ds ? f->dxl + o : NULL, gr->dz ? f->dzl + o : NULL);
         if (gr->ddelta_bias)
             k->cv_dsum(tb, Tn, m, f->dxl + o, NULL, c->dbd + bd0 * 8);

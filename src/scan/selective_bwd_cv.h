@@ -126,10 +126,11 @@ static inline __attribute__((always_inline)) KTGT VT KN(cvb_mexpm1n)(VT d)
 /* wl = dt u; dsl (or NULL) = d(dt)/d(delta): under softplus sigmoid(x) =
  * 1 - exp(-softplus(x)) = -expm1(-dt), from the stored dt (no second exp
  * of x; above the threshold 20, where dt = x, it rounds to 1 as Mamba's
- * derivative there), else 1; dy0l = dy silu(z) (dy without z). */
+ * derivative there), else 1; dy0l = dy silu(z) (dy without z), denl =
+ * 1 + exp(-z) (with z). */
 static KTGT void KN(cvb_pre)(int64_t T, const float *dtl, const float *ul,
                              int softplus, const float *dyl, const float *zl,
-                             float *wl, float *dsl, float *dy0l)
+                             float *wl, float *dsl, float *dy0l, float *denl)
 {
     const VT one = VSET(1.0f), zero = VSET(0.0f);
     for (int64_t t = 0; t < T; t++) {
@@ -139,8 +140,9 @@ static KTGT void KN(cvb_pre)(int64_t T, const float *dtl, const float *ul,
             VST(dsl + t * 16, softplus ? KN(cvb_mexpm1n)(VLD(dtl + t * 16)) : one);
         const VT dy = VLD(dyl + t * 16);
         if (zl) {
-            const VT z = VLD(zl + t * 16);
-            VST(dy0l + t * 16, VMUL(dy, VDIV(z, VADD(one, VEXP(VSUB(zero, z))))));
+            const VT z = VLD(zl + t * 16), den = VADD(one, VEXP(VSUB(zero, z)));
+            VST(dy0l + t * 16, VMUL(dy, VDIV(z, den)));
+            VST(denl + t * 16, den);   /* 1 + exp(-z), for cvb_post's sigmoid */
         } else {
             VST(dy0l + t * 16, dy);
         }
@@ -483,13 +485,15 @@ static KTGT void KN(cvb_adjoint)(int wb, int64_t t0, int64_t T, int64_t N,
 
 /* The elementwise ends: du = D dy0 + dt s1, ddelta = (u s1 + s2) dsig,
  * dz = dy y0 silu'(z) with y0 = ys + D u, silu'(z) = s (1 + z (1 - s)),
- * s = sigmoid(z).  Dl NULL: no D; an output NULL: not wanted. */
+ * s = sigmoid(z) = 1 / denl (cvb_pre's 1 + exp(-z)).  Dl NULL: no D; an
+ * output NULL: not wanted. */
 static KTGT void KN(cvb_post)(int64_t T, const float *Dl, const float *dtl,
                               const float *dsl, const float *ul,
                               const float *dyl, const float *zl,
-                              const float *dy0l, const float *s1l,
-                              const float *s2l, const float *ysl, float *dul,
-                              float *dxl, float *dzl)
+                              const float *denl, const float *dy0l,
+                              const float *s1l, const float *s2l,
+                              const float *ysl, float *dul, float *dxl,
+                              float *dzl)
 {
     const VT one = VSET(1.0f), zero = VSET(0.0f);
     const VT vD = Dl ? VLD(Dl) : zero;
@@ -505,7 +509,7 @@ static KTGT void KN(cvb_post)(int64_t T, const float *Dl, const float *dtl,
         if (dzl) {
             const VT ys = VLD(ysl + o), z = VLD(zl + o);
             const VT y0 = Dl ? VFMA(vD, u, ys) : ys;
-            const VT sg = VDIV(one, VADD(one, VEXP(VSUB(zero, z))));
+            const VT sg = VDIV(one, VLD(denl + o));
             const VT ds = VMUL(sg, VFMA(z, VSUB(one, sg), one));
             VST(dzl + o, VMUL(VMUL(VLD(dyl + o), y0), ds));
         }
