@@ -454,6 +454,8 @@ typedef struct cv_buf {
     const float *Bs, *Cs;
     int64_t lds, s0;
     float *bc;   /* the copy: [2][N][lds] */
+    float *ua;   /* one span: u of the block, lane-major [lds][16] (pass 1 to 2) */
+    int keep_u;  /* pass 1 keeps u in ua, pass 2 reads it there */
     float *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
           *dsl, *s1l, *s2l, *ysl, *denl, *Al, *hs, *bl, *Dl;
 } cv_buf;
@@ -466,7 +468,7 @@ static int64_t cv_tile_len(int64_t LC)
 static int64_t cv_per_thread(int64_t N, int64_t LC, int64_t lds)
 {
     const int64_t TT = cv_tile_len(LC);
-    return 2 * N * lds + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
+    return 2 * N * lds + 16 * lds + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
            + 7 * pad16(LC * 16) + 2 * pad16(N * 16) + 32;
 }
 
@@ -475,6 +477,8 @@ static cv_buf cv_carve(int64_t N, int64_t LC, int64_t lds, float *w)
     const int64_t TT = cv_tile_len(LC);
     cv_buf f;
     f.bc = w; w += 2 * N * lds;
+    f.ua = w; w += 16 * lds;
+    f.keep_u = 0;
     f.Bs = f.Cs = NULL;
     f.lds = lds;
     f.s0 = 0;
@@ -581,10 +585,11 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
     for (int64_t xb = 0; xb < L; xb += TT) {
         const int64_t Tx = TT < L - xb ? TT : L - xb;
         const int more = xb + Tx < L || Tx > LC;   /* a checkpoint to make */
+        float *ut = f->keep_u ? f->ua + xb * 16 : f->ul;
         k->cv_gather(a->delta + row + xb, L, u->m, Tx, dta + xb * 16);
-        if (more)
-            k->cv_gather(a->u + row + xb, L, u->m, Tx, f->ul);
-        k->cv_dt(Tx, dta + xb * 16, f->ul, a->delta_bias ? f->bl : NULL,
+        if (more || f->keep_u)
+            k->cv_gather(a->u + row + xb, L, u->m, Tx, ut);
+        k->cv_dt(Tx, dta + xb * 16, ut, a->delta_bias ? f->bl : NULL,
                  a->delta_softplus, more ? wt : NULL);
         for (int64_t tb = xb; tb < xb + Tx; tb += LC) {
             const int64_t kc = tb / LC, Tn = LC < L - tb ? LC : L - tb;
@@ -616,15 +621,24 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
     float amax;
     const int negA = cv_params(c, u, f, &amax);
     k->cv_gather(c->dy + row, L, m, Tx, f->dyl);
-    k->cv_gather(a->u + row, L, m, Tx, f->ul);
+    /* u: kept by pass 1 (one span; the span starts at 0), else gathered */
+    const float *ul = f->keep_u ? f->ua + xb * 16 : f->ul;
+    if (!f->keep_u)
+        k->cv_gather(a->u + row, L, m, Tx, f->ul);
     if (a->z)
         k->cv_gather(a->z + row, L, m, Tx, f->zl);
     const float *Bg = f->Bs - f->s0, *Cg = f->Cs - f->s0;
     const int64_t us = u->i * BWD_CV * N;
     /* The tile before this one (next in this walk), spread over the chunks. */
     const int64_t pb = xb - cv_tile_len(LC) > sb ? xb - cv_tile_len(LC) : sb;
-    const float *pfa[3] = { c->dy, a->u, a->z };
-    const int npf = xb > sb ? (a->z ? 3 : 2) : 0;
+    const float *pfa[3] = { c->dy, NULL, NULL };
+    int npf = 1;
+    if (a->z)
+        pfa[npf++] = a->z;
+    if (!f->keep_u)
+        pfa[npf++] = a->u;
+    if (xb <= sb)
+        npf = 0;
     const int64_t nkc = (xe - 1) / LC - xb / LC + 1;
     const int64_t pftot = npf * m * cv_pf_lines(xb - pb);
     for (int64_t kc = (xe - 1) / LC; kc >= xb / LC; kc--) {
@@ -635,11 +649,11 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
                         (j + 1) * pftot / nkc);
         }
         const float *dtl = c->want_st ? c->dtall + (u->cvi * L + tb) * 16 : NULL;
-        k->cv_pre(Tn, dtl, f->ul + o, a->delta_softplus, f->dyl + o,
+        k->cv_pre(Tn, dtl, ul + o, a->delta_softplus, f->dyl + o,
                   a->z ? f->zl + o : NULL, c->want_st ? f->wl : NULL,
                   c->want_ds ? f->dsl : NULL, f->dy0l, f->denl);
         if (gr->dD)
-            k->cv_dsum(tb, Tn, m, f->dy0l, f->ul + o, c->dDd + bd0 * 8);
+            k->cv_dsum(tb, Tn, m, f->dy0l, ul + o, c->dDd + bd0 * 8);
         if (!c->want_st)
             continue;
         float *pB = gr->dB ? pbase + (tb - sb) * N : NULL;
@@ -651,7 +665,7 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
         k->cv_adjoint(pB != NULL, tb, Tn, N, f->lds, f->Al, Bg + tb, Cg + tb, dtl, f->wl,
                       f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
                       f->s1l, f->s2l, pB, acc);
-        k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, f->ul + o, f->dyl + o,
+        k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, ul + o, f->dyl + o,
                    f->zl + o, f->denl, f->dy0l, f->s1l, f->s2l, f->ysl,
                    gr->du ? f->dul + o : NULL,
                    c->want_ds ? f->dxl + o : NULL, gr->dz ? f->dzl + o : NULL);
@@ -1249,6 +1263,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
 #pragma omp parallel num_threads(nt)
     {
         bwd_tls w = bwd_carve(N, LC, lds, TN, TP, thr + (int64_t)bwd_thread_num() * per);
+        w.fb.keep_u = fused && want_st;
 
         /* Adjoint states start at dh_last (zero when NULL). */
         if (want_st) {
