@@ -186,22 +186,36 @@ static KTGT float KN(cvb_absmax)(int64_t n, const float *x)
 {
     /* 16 lanes in a GCC/clang vector (the plain loop was not vectorized):
      * |v| by clearing the sign bit, max by a compare and select, so a NaN
-     * lane keeps the running maximum. */
+     * lane keeps the running maximum; four chains (the compare and select
+     * are a latency chain). */
     typedef float cvb_f16 __attribute__((vector_size(64)));
     typedef int32_t cvb_i16 __attribute__((vector_size(64)));
     const cvb_i16 nosign = (cvb_i16){ 0 } + 0x7fffffff;
-    cvb_f16 mx = { 0 };
+#define CVB_AMAX_(mx, p)                                                    \
+    do {                                                                    \
+        cvb_f16 v_;                                                         \
+        memcpy(&v_, (p), sizeof v_);                                        \
+        v_ = (cvb_f16)((cvb_i16)v_ & nosign);                               \
+        const cvb_i16 gt_ = v_ > (mx);                                      \
+        (mx) = (cvb_f16)((gt_ & (cvb_i16)v_) | (~gt_ & (cvb_i16)(mx)));      \
+    } while (0)
+    cvb_f16 m0 = { 0 }, m1 = { 0 }, m2 = { 0 }, m3 = { 0 };
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        cvb_f16 v;
-        memcpy(&v, x + i, sizeof v);
-        v = (cvb_f16)((cvb_i16)v & nosign);
-        const cvb_i16 gt = v > mx;
-        mx = (cvb_f16)((gt & (cvb_i16)v) | (~gt & (cvb_i16)mx));
+    for (; i + 64 <= n; i += 64) {
+        CVB_AMAX_(m0, x + i);
+        CVB_AMAX_(m1, x + i + 16);
+        CVB_AMAX_(m2, x + i + 32);
+        CVB_AMAX_(m3, x + i + 48);
     }
+    for (; i + 16 <= n; i += 16)
+        CVB_AMAX_(m0, x + i);
+    CVB_AMAX_(m0, &m1);
+    CVB_AMAX_(m2, &m3);
+    CVB_AMAX_(m0, &m2);
+#undef CVB_AMAX_
     float r = 0.0f;
     for (int c = 0; c < 16; c++)
-        r = mx[c] > r ? mx[c] : r;
+        r = m0[c] > r ? m0[c] : r;
     for (; i < n; i++) {
         const float v = fabsf(x[i]);
         r = v > r ? v : r;
