@@ -58,6 +58,10 @@
 /* Budget of the dB/dC block partials (floats; 4 MiB). */
 #define BWD_PART_FLOATS ((int64_t)1 << 20)
 
+/* Outputs (du, ddelta, dz together) from which they are written with
+ * streaming stores: far beyond the last-level cache. */
+#define BWD_NT_BYTES (32.0 * 1024 * 1024)
+
 /* Steps of absolute time per float partial sum of dA. */
 #define BWD_DA_BLOCK 64
 
@@ -119,6 +123,7 @@
 #undef VEXP
 #undef VEXPN
 #undef VEXPR
+#undef VSTREAM16
 #undef VSOFTPLUS
 #undef VGTSEL
 #undef VHSUM16
@@ -138,6 +143,8 @@
 #define VEXP(v) a16_exp(v)
 #define VEXPN(v) a16_expn(v)
 #define VEXPR(v) a16_expr(v)
+#define VSTREAM16(p, q) (_mm256_stream_ps((p), _mm256_load_ps(q)), \
+                         _mm256_stream_ps((p) + 8, _mm256_load_ps((q) + 8)))
 #define VSOFTPLUS(v) a16_softplus(v)
 #define VGTSEL(x, y, a, b) a16_gtsel((x), (y), (a), (b))
 #define VHSUM16(v) a16_hsum16(v)
@@ -158,6 +165,7 @@
 #undef VEXP
 #undef VEXPN
 #undef VEXPR
+#undef VSTREAM16
 #undef VSOFTPLUS
 #undef VGTSEL
 #undef VHSUM16
@@ -176,6 +184,7 @@
 #define VEXP(v) vexp_avx512(v)
 #define VEXPN(v) vexpn_avx512(v)
 #define VEXPR(v) vexpr_avx512(v)
+#define VSTREAM16(p, q) _mm512_stream_ps((p), _mm512_load_ps(q))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VGTSEL(x, y, a, b) sbv_gtsel_avx512((x), (y), (a), (b))
 #define VHSUM16(v) sbv_hsum16_avx512(v)
@@ -197,6 +206,7 @@
 #undef VEXP
 #undef VEXPN
 #undef VEXPR
+#undef VSTREAM16
 #undef VSOFTPLUS
 #undef VGTSEL
 #undef VHSUM16
@@ -240,6 +250,7 @@ typedef struct bwd_kern {
     /* channel vectors */
     void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
     void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
+    void (*cv_scatter_nt)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
     void (*cv_dt)(int64_t T, float *dl, const float *ul, const float *bl,
                   int softplus, float *wl);
     void (*cv_pre)(int64_t T, const float *dtl, const float *ul, int softplus,
@@ -284,6 +295,7 @@ typedef struct {
         (k)->add = bwd_add_##sfx; (k)->dsum = bwd_dsum_##sfx;               \
         (k)->cv_gather = cvb_gather_##sfx; (k)->tr = cvb_tr_##sfx;          \
         (k)->cv_scatter = cvb_scatter_##sfx;                                 \
+        (k)->cv_scatter_nt = cvb_scatter_nt_##sfx;                           \
         (k)->cv_dt = cvb_dt_##sfx; (k)->cv_pre = cvb_pre_##sfx;              \
         (k)->cv_state = cvb_state_##sfx;                                     \
         (k)->cv_recompute = cvb_recompute_##sfx;                             \
@@ -397,6 +409,7 @@ typedef struct bwd_ctx {
     int64_t rem, cbr;   /* channels after the vector blocks, per row block */
     int64_t pgb, npg;   /* vector blocks per partial group, groups per (b, g) */
     int want_ds, want_s1, want_st;
+    int ntst;       /* du, ddelta, dz through streaming stores */
     float *ck;      /* [units][BWD_CV][nch][N] checkpoints */
     float *gst;     /* [units][BWD_CV][N] adjoint states */
     float *dAc;     /* [units][BWD_CV][N] dA float partials */
@@ -674,12 +687,18 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
     }
     if (!c->want_st)
         return;
+    void (*sc)(const float *, int64_t, int64_t, float *, int64_t) =
+        c->ntst ? k->cv_scatter_nt : k->cv_scatter;
     if (gr->du)
-        k->cv_scatter(f->dul, m, Tx, gr->du + row, L);
+        sc(f->dul, m, Tx, gr->du + row, L);
     if (gr->ddelta)
-        k->cv_scatter(f->dxl, m, Tx, gr->ddelta + row, L);
+        sc(f->dxl, m, Tx, gr->ddelta + row, L);
     if (gr->dz)
-        k->cv_scatter(f->dzl, m, Tx, gr->dz + row, L);
+        sc(f->dzl, m, Tx, gr->dz + row, L);
+#ifdef BWD_X86
+    if (c->ntst)
+        _mm_sfence();   /* the streamed lines, before the unit ends */
+#endif
 }
 
 /* Per-thread scratch of the driver: the channel-vector tiles (fb) and the
@@ -1168,6 +1187,11 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     const int want_st = c.want_st;
     if (!want_st && !gr->dD)
         return SSM_OK;
+    /* du, ddelta and dz streamed past the caches (non-temporal stores) when
+     * together they are far larger than them (as the forward's y): a
+     * shape-only choice that changes no value. */
+    c.ntst = 3.0 * (double)a->batch * (double)a->dim * (double)a->len * sizeof(float)
+             >= BWD_NT_BYTES;
     if (want_st && ssmi_scan_bwd_split(a->batch, a->dim, a->dstate, a->len))
         return bwd_split(a, dy, dh_last, gr, chunk, &k);
 

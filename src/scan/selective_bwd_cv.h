@@ -21,6 +21,7 @@
  *   VHSUM16(v)      lane i = tree sum of the lanes of v[i], v: VT[16]
  *   NBMAX           states per pass (the vectors of state kept in registers)
  *   VTRANS8         (optional) 8 x 8 transpose
+ *   VSTREAM16(p,q)  (optional) stream 16 floats from aligned q to aligned p
  * Lane-major arrays: X[t][16] (lane c = channel d0 + c), states [N][16].
  *
  * Notation as in selective_bwd_kernel.h: dt_t, a_tn = exp(dt_t A_n),
@@ -63,6 +64,36 @@ static KTGT void KN(cvb_scatter)(const float *src, int64_t m, int64_t T,
     for (; t < T; t++)
         for (int64_t c = 0; c < m; c++)
             dst[c * ld + t] = src[t * 16 + c];
+}
+
+/* cvb_scatter with streaming stores (VSTREAM16: 16 floats to a 64-byte
+ * aligned line without reading it first) for outputs far larger than the
+ * caches; the same values.  The caller fences (VSFENCE) before its unit
+ * ends. */
+static KTGT void KN(cvb_scatter_nt)(const float *src, int64_t m, int64_t T,
+                                    float *dst, int64_t ld)
+{
+#if defined(VTRANS8) && defined(VSTREAM16)
+    if (m == 16 && ld % 16 == 0 && (uintptr_t)dst % sizeof(float) == 0) {
+        const int64_t mis = (int64_t)(((uintptr_t)dst & 63u) / sizeof(float));
+        int64_t hd = (16 - mis) % 16;
+        if (hd > T)
+            hd = T;
+        const int64_t nb = (T - hd) / 16 * 16;
+        KN(cvb_scatter)(src, m, hd, dst, ld);
+        for (int64_t c = 0; c < 16; c += 8)
+            for (int64_t t = hd; t < hd + nb; t += 16) {
+                float tb[8 * 16] __attribute__((aligned(64)));
+                VTRANS8(src + t * 16 + c, 16, tb, 16);
+                VTRANS8(src + (t + 8) * 16 + c, 16, tb + 8, 16);
+                for (int64_t i = 0; i < 8; i++)
+                    VSTREAM16(dst + (c + i) * ld + t, tb + 16 * i);
+            }
+        KN(cvb_scatter)(src + (hd + nb) * 16, m, T - hd - nb, dst + hd + nb, ld);
+        return;
+    }
+#endif
+    KN(cvb_scatter)(src, m, T, dst, ld);
 }
 
 /* dst[i*ds + j] = src[j*ss + i] for i < ni, j < nj: 8 x 8 blocks where
