@@ -182,19 +182,25 @@ END_TEST
  * channels in row blocks: groups of 2 with a last group of 1; 520 per group
  * = 32 blocks + 8 channels).  A partial overwritten instead of added, or
  * added twice, fails the dB/dC check. */
-START_TEST(grad_partial_groups)
+/* Every gradient of shape q = (batch, dim, N, L, G), all options, against
+ * finite differences (nfd samples per gradient). */
+static void grad_shape(const int64_t *q, const char *what, uint64_t seed, int nfd)
 {
-    static const int64_t shp[][5] = { { 1, 533, 16, 131, 1 }, { 1, 1040, 8, 67, 2 } };
-    const int64_t *q = shp[_i];
     bprob p;
-    bp_make(&p, q[0], q[1], q[2], q[3], q[4], BO_ALL, 7100u + (uint64_t)_i);
+    bp_make(&p, q[0], q[1], q[2], q[3], q[4], BO_ALL, seed);
     char tag[64];
-    snprintf(tag, sizeof tag, "groups (%lld,%lld,%lld,%lld) G=%lld", (long long)q[0],
+    snprintf(tag, sizeof tag, "%s (%lld,%lld,%lld,%lld) G=%lld", what, (long long)q[0],
              (long long)q[1], (long long)q[2], (long long)q[3], (long long)q[4]);
-    const double r = check_all(&p, 24, tag);
+    const double r = check_all(&p, nfd, tag);
     printf("grad %s: worst error/bound %.3f\n", tag, r);
     TU_CHECK_ERR(r, 1.0, "%s", tag);
     bp_free(&p);
+}
+
+START_TEST(grad_partial_groups)
+{
+    static const int64_t shp[][5] = { { 1, 533, 16, 131, 1 }, { 1, 1040, 8, 67, 2 } };
+    grad_shape(shp[_i], "groups", 7100u + (uint64_t)_i, 24);
 }
 END_TEST
 
@@ -206,16 +212,7 @@ START_TEST(grad_split_path)
         /* batch, dim, N, L, G */
         { 1, 1, 32, 4096, 1 }, { 1, 1, 64, 4099, 1 }, { 2, 4, 6, 4099, 2 },
     };
-    const int64_t *q = shp[_i];
-    bprob p;
-    bp_make(&p, q[0], q[1], q[2], q[3], q[4], BO_ALL, 7000u + (uint64_t)_i);
-    char tag[64];
-    snprintf(tag, sizeof tag, "split (%lld,%lld,%lld,%lld) G=%lld", (long long)q[0],
-             (long long)q[1], (long long)q[2], (long long)q[3], (long long)q[4]);
-    const double r = check_all(&p, 10, tag);
-    printf("grad %s: worst error/bound %.3f\n", tag, r);
-    TU_CHECK_ERR(r, 1.0, "%s", tag);
-    bp_free(&p);
+    grad_shape(shp[_i], "split", 7000u + (uint64_t)_i, 10);
 }
 END_TEST
 
