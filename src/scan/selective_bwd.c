@@ -414,7 +414,8 @@ typedef struct bwd_ctx {
     float *gst;     /* [units][BWD_CV][N] adjoint states */
     float *dAc;     /* [units][BWD_CV][N] dA float partials */
     double *dAd;    /* [units][BWD_CV][N] dA totals */
-    float *dtall;   /* [batch][G][ncvg][L][16] dt of the channel-vector blocks */
+    float *dtall;   /* [batch][G][ncvg][L][16] dt of the channel-vector blocks
+                       (several spans; one span keeps it per thread) */
     double *dDd, *dbd;
 } bwd_ctx;
 
@@ -468,7 +469,8 @@ typedef struct cv_buf {
     int64_t lds, s0;
     float *bc;   /* the copy: [2][N][lds] */
     float *ua;   /* one span: u of the block, lane-major [lds][16] (pass 1 to 2) */
-    int keep_u;  /* pass 1 keeps u in ua, pass 2 reads it there */
+    float *dtk;  /* one span: dt of the block, [lds][16] (instead of dtall) */
+    int keep_u;  /* one span: pass 1 keeps u in ua and dt in dtk for pass 2 */
     float *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
           *dsl, *s1l, *s2l, *ysl, *denl, *Al, *hs, *bl, *Dl;
 } cv_buf;
@@ -481,7 +483,7 @@ static int64_t cv_tile_len(int64_t LC)
 static int64_t cv_per_thread(int64_t N, int64_t LC, int64_t lds)
 {
     const int64_t TT = cv_tile_len(LC);
-    return 2 * N * lds + 16 * lds + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
+    return 2 * N * lds + 32 * lds + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
            + 7 * pad16(LC * 16) + 2 * pad16(N * 16) + 32;
 }
 
@@ -491,6 +493,7 @@ static cv_buf cv_carve(int64_t N, int64_t LC, int64_t lds, float *w)
     cv_buf f;
     f.bc = w; w += 2 * N * lds;
     f.ua = w; w += 16 * lds;
+    f.dtk = w; w += 16 * lds;
     f.keep_u = 0;
     f.Bs = f.Cs = NULL;
     f.lds = lds;
@@ -587,7 +590,7 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
     float amax;
     const int negA = cv_params(c, u, f, &amax);
     float *ck = c->ck + u->i * BWD_CV * nch * N;
-    float *dta = c->dtall + u->cvi * L * 16;
+    float *dta = f->keep_u ? f->dtk : c->dtall + u->cvi * L * 16;
     const int64_t row = (u->b * c->dim + u->d0) * L;
     float *wt = f->dul;   /* dt u of the tile */
     if (a->h0)
@@ -661,7 +664,8 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
             cv_prefetch(pfa, npf, L, bd0 * L, m, pb, xb - pb, j * pftot / nkc,
                         (j + 1) * pftot / nkc);
         }
-        const float *dtl = c->want_st ? c->dtall + (u->cvi * L + tb) * 16 : NULL;
+        const float *dtl = !c->want_st ? NULL
+                           : (f->keep_u ? f->dtk : c->dtall + u->cvi * L * 16) + tb * 16;
         k->cv_pre(Tn, dtl, ul + o, a->delta_softplus, f->dyl + o,
                   a->z ? f->zl + o : NULL, c->want_st ? f->wl : NULL,
                   c->want_ds ? f->dsl : NULL, f->dy0l, f->denl);
@@ -1259,7 +1263,11 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                           (int64_t)16)
         || !ssmi_sizes_ok(&tmp, sizeof(float), 2, LC, N))
         return SSM_FAIL(SSM_ERR_NOMEM);
-    const int want_dt = want_st && c.ncvg > 0;
+    /* One span: each unit runs pass 1 right before its pass 2, so its dt
+     * and u (kept in per-thread buffers) are still in cache; several: pass
+     * 1 for all first, dt of every vector block in dtall. */
+    const int fused = nsp == 1;
+    const int want_dt = want_st && c.ncvg > 0 && !fused;
     float *ck = want_st ? ssmi_alloc((size_t)n_ck, sizeof(float)) : NULL;
     float *gst = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
     float *dAc = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
@@ -1280,9 +1288,6 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     c.ck = ck; c.gst = gst; c.dAc = dAc; c.dAd = dAd; c.dtall = dtall;
     c.dDd = dDd; c.dbd = dbd;
     memset(sums, 0, (size_t)(16 * nbd) * sizeof(double));
-    /* One span: each unit runs pass 1 right before its pass 2, so its dt
-     * (and inputs) are still in cache; several: pass 1 for all first. */
-    const int fused = nsp == 1;
 
 #pragma omp parallel num_threads(nt)
     {
