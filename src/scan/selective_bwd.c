@@ -874,6 +874,9 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     const int want_ds = c.want_ds, want_s1 = c.want_s1, want_st = c.want_st;
     if (!want_st && !gr->dD)
         return SSM_OK;
+    /* Few long channels: time-chunked (selective_bwd_tc.c). */
+    if (chunk == 0 && ssmi_scan_bwd_tc_path(a->batch, a->dim, a->dstate, a->len))
+        return ssmi_scan_bwd_tc(a, dy, dh_last, gr, 0, isa);
     if (want_st && ssmi_scan_bwd_split(a->batch, a->dim, a->dstate, a->len))
         return bwd_split(a, dy, dh_last, gr, chunk, &k);
 

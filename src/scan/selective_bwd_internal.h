@@ -30,4 +30,22 @@ int64_t ssmi_scan_bwd_cv_chunk(int64_t len);
  * batch * dim = 1, dstate a multiple of 32, len >= 4096); shapes only. */
 int ssmi_scan_bwd_split(int64_t batch, int64_t dim, int64_t dstate, int64_t len);
 
+/* The time-chunked path (selective_bwd_tc.c; few long channels: batch *
+ * dim <= 8, at least 8 chunks, not the state-split shape); shapes only. */
+int ssmi_scan_bwd_tc_path(int64_t batch, int64_t dim, int64_t dstate, int64_t len);
+
+/* Its chunk length for these shapes (ssmi_scan_bwd_auto_chunk). */
+int64_t ssmi_scan_bwd_tc_chunk(int64_t len, int64_t dstate);
+
+/* The time-chunked backward on arguments that ssm_selective_scan_backward
+ * has validated, with the chunk length (0: the automatic one; any
+ * chunk >= 1 for the white-box tests: the chunk changes the rounding of
+ * the carries, not the result beyond it) and the ISA forced.
+ * ssmi_selective_scan_backward_ex calls it with chunk 0 where
+ * ssmi_scan_bwd_tc_path says so (a forced checkpoint interval keeps the
+ * sequential paths, whose numbers do not depend on it). */
+ssm_status ssmi_scan_bwd_tc(const ssm_scan_args *args, const float *dy,
+                            const float *dh_last, const ssm_scan_grads *grads,
+                            int64_t chunk, int isa);
+
 #endif /* SSM_SELECTIVE_BWD_INTERNAL_H */
