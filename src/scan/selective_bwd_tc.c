@@ -70,6 +70,8 @@
 #undef KSFX
 #undef KTGT
 #ifdef TC_X86
+/* Every AVX-512F CPU has AVX2: both sets transpose with sbv_transpose8. */
+#define TC_TRANS8(s, ss, d, ds) sbv_transpose8((s), (ss), (d), (ds))
 #define KSFX avx2
 #define KTGT __attribute__((target("avx2,fma")))
 #include "selective_bwd_kernel.h"
@@ -82,6 +84,7 @@
 #include "selective_bwd_tc_kernel.h"
 #undef KSFX
 #undef KTGT
+#undef TC_TRANS8
 #endif
 #pragma GCC diagnostic pop
 
@@ -116,8 +119,8 @@ typedef struct tc_kern {
                  const float *z, const float *dy0, const float *s1,
                  const float *s2, const float *ys, float *du, float *dx,
                  float *dz);
-    void (*tr_in)(int64_t T, int64_t N, const float *src, int64_t ld, float *dst);
-    void (*tr_out)(int64_t T, int64_t N, const float *src, float *dst, int64_t ld);
+    void (*tr)(int64_t ni, int64_t nj, const float *src, int64_t ss, float *dst,
+               int64_t ds);
 } tc_kern;
 
 #define TC_SET_(k, sfx)                                                      \
@@ -128,7 +131,7 @@ typedef struct tc_kern {
         (k)->adjoint = bwd_adjoint_##sfx;                                    \
         (k)->adjoint2 = bwd_adjoint2_##sfx; (k)->tree = bwd_tree_##sfx;     \
         (k)->dsum = bwd_dsum_##sfx; (k)->post = bwd_post_##sfx;              \
-        (k)->tr_in = tcb_tr_in_##sfx; (k)->tr_out = tcb_tr_out_##sfx;        \
+        (k)->tr = tcb_tr_##sfx;                                              \
     } while (0)
 
 static int tc_get_kern(int isa, tc_kern *k)
@@ -248,8 +251,8 @@ ssm_status ssmi_scan_bwd_tc(const ssm_scan_args *a, const float *dy,
             for (int64_t it = 0; it < items; it++) {
                 const int64_t bg = it / nck, kc = it % nck, b = bg / G, g = bg % G;
                 const int64_t tb = kc * CH, Tn = CH < L - tb ? CH : L - tb;
-                k.tr_in(Tn, N, a->B + bg * N * L + tb, L, Bt);
-                k.tr_in(Tn, N, a->C + bg * N * L + tb, L, Ct);
+                k.tr(Tn, N, a->B + bg * N * L + tb, L, Bt, N);
+                k.tr(Tn, N, a->C + bg * N * L + tb, L, Ct, N);
                 tc_set *S = &set[0];
                 for (int64_t d = g * cpg; d < (g + 1) * cpg; d++) {
                     const int64_t bd = b * dim + d, off = bd * L + tb, o = (bd * nck + kc) * N;
@@ -301,8 +304,8 @@ ssm_status ssmi_scan_bwd_tc(const ssm_scan_args *a, const float *dy,
             const int64_t d0 = g * cpg, d1 = d0 + cpg;
             float *wB = gr->dB ? pB : NULL, *wC = gr->dC ? pC : NULL;
             if (want_st) {
-                k.tr_in(Tn, N, a->B + bg * N * L + tb, L, Bt);
-                k.tr_in(Tn, N, a->C + bg * N * L + tb, L, Ct);
+                k.tr(Tn, N, a->B + bg * N * L + tb, L, Bt, N);
+                k.tr(Tn, N, a->C + bg * N * L + tb, L, Ct, N);
             }
             for (int64_t d = d0; d < d1;) {
                 const int np = N == 16 && d + 1 < d1 ? 2 : 1;
@@ -381,9 +384,9 @@ ssm_status ssmi_scan_bwd_tc(const ssm_scan_args *a, const float *dy,
                 d += np;
             }
             if (wB)
-                k.tr_out(Tn, N, pB, gr->dB + bg * N * L + tb, L);
+                k.tr(N, Tn, pB, N, gr->dB + bg * N * L + tb, L);
             if (wC)
-                k.tr_out(Tn, N, pC, gr->dC + bg * N * L + tb, L);
+                k.tr(N, Tn, pC, N, gr->dC + bg * N * L + tb, L);
         }
 
         /* The cross-chunk sums: per channel, chunks last to first, then

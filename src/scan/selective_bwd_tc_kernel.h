@@ -84,35 +84,28 @@ static KTGT void KN(tcb_local)(int flush, int64_t T, int64_t N, const float *A,
         KN(tcb_local_)(0, T, N, A, Bt, Ct, dt, u, dy0, h, p, G);
 }
 
-/* dst[n * ld + t] = src[t * N + n], t < T, n < N: the chunk's [T][N] tile
- * of dB or dC out to its rows (len apart).  Blocks of 16 steps so that each
- * row gets 64-byte runs. */
-static KTGT void KN(tcb_tr_out)(int64_t T, int64_t N, const float *restrict src,
-                                float *restrict dst, int64_t ld)
+/* dst[i * ds + j] = src[j * ss + i] for i < ni, j < nj: B and C rows of
+ * a chunk into [T][N] tiles (ni = T, nj = N), and the tiles of dB and dC
+ * back out to their rows (ni = N, nj = T).  8 x 8 blocks through a vector
+ * transpose where the ISA has one (TC_TRANS8), plain copies elsewhere: data
+ * movement only, the same bytes. */
+static KTGT void KN(tcb_tr)(int64_t ni, int64_t nj, const float *restrict src,
+                            int64_t ss, float *restrict dst, int64_t ds)
 {
-    for (int64_t t0 = 0; t0 < T; t0 += 16) {
-        const int64_t te = t0 + 16 < T ? t0 + 16 : T;
-        for (int64_t n = 0; n < N; n++) {
-            float *restrict d = dst + n * ld;
-            for (int64_t t = t0; t < te; t++)
-                d[t] = src[t * N + n];
-        }
+    int64_t j0 = 0;
+#ifdef TC_TRANS8
+    for (; j0 + 8 <= nj; j0 += 8) {
+        int64_t i = 0;
+        for (; i + 8 <= ni; i += 8)
+            TC_TRANS8(src + j0 * ss + i, ss, dst + i * ds + j0, ds);
+        for (; i < ni; i++)
+            for (int64_t j = j0; j < j0 + 8; j++)
+                dst[i * ds + j] = src[j * ss + i];
     }
-}
-
-/* dst[t * N + n] = src[n * ld + t]: the chunk's rows of B or C into a
- * [T][N] tile. */
-static KTGT void KN(tcb_tr_in)(int64_t T, int64_t N, const float *restrict src,
-                               int64_t ld, float *restrict dst)
-{
-    for (int64_t t0 = 0; t0 < T; t0 += 16) {
-        const int64_t te = t0 + 16 < T ? t0 + 16 : T;
-        for (int64_t n = 0; n < N; n++) {
-            const float *restrict s = src + n * ld;
-            for (int64_t t = t0; t < te; t++)
-                dst[t * N + n] = s[t];
-        }
-    }
+#endif
+    for (int64_t j = j0; j < nj; j++)
+        for (int64_t i = 0; i < ni; i++)
+            dst[i * ds + j] = src[j * ss + i];
 }
 
 #undef KN
