@@ -10,8 +10,12 @@
 
 /* ssm_selective_scan_backward with the checkpoint interval (chunk >= 1
  * steps; 0: the automatic one) and the ISA (SSM_SCAN_ISA_*) forced.  The
- * chunk changes no number: the state recomputed inside a chunk is the state
- * of the forward, whatever the interval.  Same validation otherwise. */
+ * chunk changes no number on the sequential paths: the state recomputed
+ * inside a chunk is the state of the forward, whatever the interval.  Only
+ * chunk 0 lets few long channels take the time-chunked path
+ * (ssmi_scan_bwd_tc_path), whose numbers differ from the sequential ones by
+ * rounding; a forced chunk keeps the sequential paths.  Same validation
+ * otherwise. */
 ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *args,
                                            const float *dy,
                                            const float *dh_last,
