@@ -22,8 +22,10 @@
  *   3. per item, the sequential path's own kernels from (hin_k, gin_k):
  *      recompute, adjoint, the sums over n, the elementwise ends; the
  *      adjoint leaving chunk 0 is dh0.
- * About 1.3 sequential backwards of work (pass 1 is the checkpoint pass
- * plus a product and an FMA per state and step).
+ * Pass 1 replaces the sequential path's checkpoint pass at the price of a
+ * product and an FMA per state and step, and of reading C; with the B, C
+ * tiles shared by a group's channels and vector transposes the whole is
+ * faster than the per-channel path on one thread (docs/scan-backward.md).
  *
  * Determinism: the items and chunks depend on the shapes only; each item
  * writes its own du, ddelta, dz, dB, dC steps and its own partials of dA
@@ -165,7 +167,8 @@ int64_t ssmi_scan_bwd_tc_chunk(int64_t len, int64_t dstate)
     /* The sequential path's checkpoint interval: a power of two >= sqrt(len)
      * (about as many chunks as steps per chunk: the carries and partials,
      * O(chunks), stay as small as the tiles, O(steps per chunk)) and
-     * >= max(64, 4096 / dstate), a multiple of BWD_DA_BLOCK. */
+     * >= max(64, 4096 / dstate): a multiple of BWD_DA_BLOCK wherever the
+     * path is taken (8 chunks or more). */
     return ssmi_scan_bwd_auto_chunk(len, dstate);
 }
 
