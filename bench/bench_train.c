@@ -13,9 +13,10 @@
  * and the median process CPU times (steadier on a loaded machine).
  * Mamba stack training step (4 layers, Dm 256): forward_det + backward
  * (the stack forward run twice) against forward_train + backward_saved.
- * Few long channels ((1,1,16,2^20), (1,4,16,2^18): channel blocks;
+ * Few long channels ((1,1,16,2^20), (1,4,16,2^18): the time-chunked path;
  * (1,1,32,2^19): the state-split path): medians at 1 and 2 threads and the
- * speed-up (target >= 1.6 at 2 threads).
+ * speed-up (target >= 1.6 at 2 threads), then that path against the
+ * sequential one (a forced checkpoint interval), interleaved.
  * `ssm_bench train [i]` runs only shape i (0-2 scans, 3-4 Mamba blocks,
  * 5 the stack step, 6-8 the few-long-channel scans).
  */
@@ -143,6 +144,39 @@ static void time_pair(train_data *td, int reps, double *f_med, double *f_min,
     *f_min = tf[0];
     *b_med = bu_median(tb, reps);
     *b_min = tb[0];
+}
+
+/* The few-long-channel shapes: the backward of the path the shapes choose
+ * (new) against the sequential path (old: a forced checkpoint interval,
+ * the automatic one, keeps it), interleaved, wall and CPU medians. */
+static void bwd_old_fn(void *c)
+{
+    train_data *td = c;
+    if (ssmi_selective_scan_backward_ex(&td->a, td->dy, NULL, &td->g,
+                                        ssmi_scan_bwd_auto_chunk(td->a.len, td->a.dstate),
+                                        SSM_SCAN_ISA_AUTO) != SSM_OK)
+        fprintf(stderr, "backward (sequential) failed\n");
+}
+
+static void time_old_new(train_data *td, int reps, double w[2], double c[2])
+{
+    double tw[2][64], tc[2][64];
+    void (*fn[2])(void *) = { bwd_old_fn, bwd_fn };
+    if (reps > 64)
+        reps = 64;
+    bwd_old_fn(td);
+    bwd_fn(td);
+    for (int i = 0; i < reps; i++)
+        for (int k = 0; k < 2; k++) {
+            double c0 = cpu_now(), t0 = bu_now();
+            fn[k](td);
+            tw[k][i] = bu_now() - t0;
+            tc[k][i] = cpu_now() - c0;
+        }
+    for (int k = 0; k < 2; k++) {
+        w[k] = bu_median(tw[k], reps);
+        c[k] = bu_median(tc[k], reps);
+    }
 }
 
 /* ---- Mamba block ---- */
@@ -351,7 +385,8 @@ int bench_train(int argc, char **argv)
             printf("%s: out of memory, skipped\n", name);
             continue;
         }
-        const char *path = ssmi_scan_bwd_split(Bn, dim, N, L) ? "split" : "chan";
+        const char *path = ssmi_scan_bwd_tc_path(Bn, dim, N, L) ? "tc"
+                           : ssmi_scan_bwd_split(Bn, dim, N, L) ? "split" : "chan";
         const int reps = bu_repeats(7);
         double bmed[3] = { 0, 0, 0 };
         for (int thr = 1; thr <= maxt; thr++) {
@@ -366,6 +401,21 @@ int bench_train(int argc, char **argv)
         if (shapes[si][4] >= 6 && maxt >= 2)
             printf("%-22s backward speed-up, 2 threads vs 1 (wall medians): %.2fx (target >= 1.6)\n",
                    "", bmed[1] / bmed[2]);
+        if (shapes[si][4] >= 6 && strcmp(path, "tc") == 0) {
+            /* The path against the sequential one, interleaved. */
+            double ow[3][2], oc[3][2];
+            for (int thr = 1; thr <= maxt; thr++) {
+                bu_set_threads(thr);
+                time_old_new(&td, reps, ow[thr], oc[thr]);
+                printf("%-22s %s vs sequential, %d thr: bwd ms med %.2f vs %.2f (%.2fx), "
+                       "cpu ms %.2f vs %.2f (%.2fx)\n", "", path, thr, 1e3 * ow[thr][1],
+                       1e3 * ow[thr][0], ow[thr][1] / ow[thr][0], 1e3 * oc[thr][1],
+                       1e3 * oc[thr][0], oc[thr][1] / oc[thr][0]);
+            }
+            if (maxt >= 2)
+                printf("%-22s 2 thr %s vs 1 thr sequential (wall medians): %.2fx\n", "", path,
+                       ow[1][0] / ow[2][1]);
+        }
         free(td.buf);
     }
     const int64_t mshapes[][3] = { { 768, 1, 2048 }, { 64, 4, 256 } };

@@ -1196,6 +1196,9 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
      * shape-only choice that changes no value. */
     c.ntst = 3.0 * (double)a->batch * (double)a->dim * (double)a->len * sizeof(float)
              >= BWD_NT_BYTES;
+    /* Few long channels: time-chunked (selective_bwd_tc.c). */
+    if (chunk == 0 && ssmi_scan_bwd_tc_path(a->batch, a->dim, a->dstate, a->len))
+        return ssmi_scan_bwd_tc(a, dy, dh_last, gr, 0, isa);
     if (want_st && ssmi_scan_bwd_split(a->batch, a->dim, a->dstate, a->len))
         return bwd_split(a, dy, dh_last, gr, chunk, &k);
 
