@@ -312,6 +312,30 @@ START_TEST(tc_null_gradients_neutral)
 }
 END_TEST
 
+/* Non-finite sequence data propagates through the carries (never
+ * inspected, never a crash): a NaN in u in the first chunk reaches every
+ * later state, so dA and dC of later chunks; an infinite dy in the last
+ * chunk reaches the adjoint of every earlier chunk, so dh0. */
+START_TEST(tc_nonfinite_propagates)
+{
+    bprob p;
+    bp_make(&p, 1, 1, 16, 2053, 1, BO_ALL, 800u);
+    p.u[100] = NAN;
+    p.dy[2000] = INFINITY;
+    ck_assert(ssmi_scan_bwd_tc_path(1, 1, 16, 2053));
+    tgrads G;
+    tg_make(&G, &p);
+    const ssm_scan_args a = bp_args(&p);
+    ck_assert_int_eq(ssm_selective_scan_backward(&a, p.dy, p.dhl, &G.g), SSM_OK);
+    ck_assert(isnan(G.g.ddelta[100]));
+    ck_assert(isnan(G.g.dA[0]));
+    ck_assert(isnan(G.g.dC[1500]));                  /* state n = 0, step 1500 */
+    ck_assert(!isfinite(G.g.dh0[0]));
+    tg_free(&G);
+    bp_free(&p);
+}
+END_TEST
+
 START_TEST(tc_path_is_documented)
 {
     const int64_t M = (int64_t)1 << 20;
@@ -359,6 +383,7 @@ int main(void)
     tcase_add_loop_test(tc, tc_matches_sequential, 0, 6);
     tcase_add_loop_test(tc, tc_threads_and_isas_identical, 0, 3);
     tcase_add_test(tc, tc_null_gradients_neutral);
+    tcase_add_test(tc, tc_nonfinite_propagates);
     tcase_add_test(tc, tc_path_is_documented);
     tcase_add_test(tc, tc_bad_arguments);
     suite_add_tcase(s, tc);
