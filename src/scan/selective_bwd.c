@@ -28,8 +28,9 @@
  * a group run the channel-vector kernels (selective_bwd_cv.h: 16 channels
  * in the lanes, B and C broadcast, dt stored by pass 1 so softplus runs
  * once), narrower blocks the per-channel kernels (selective_bwd_kernel.h),
- * and one long channel with dstate % 32 == 0 the state-split path
- * (bwd_split, below).
+ * few long channels (batch * dim <= 8, at least 8 chunks) the time-chunked
+ * path (selective_bwd_tc.c), and one long channel with dstate % 32 == 0 the
+ * state-split path (bwd_split, below).
  *
  * Determinism: work units are (batch, group, block of channels), fixed
  * by the shapes.  Each unit owns its channels' du, ddelta, dz and their
