@@ -44,6 +44,7 @@
  * over aligned blocks of absolute time).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <float.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -68,22 +69,26 @@
 
 /* ------------------------------------------------- kernel instantiations */
 
-/* Per-channel kernels (states in the lanes): blocks of at most 8 channels
- * and the split path. */
+/* Per-channel kernels (states in the lanes): blocks of at most 8 channels,
+ * the split path and the time-chunked path (its chunk sweep from zero in
+ * selective_bwd_tc_kernel.h). */
 #define KSFX generic
 #define KTGT
 #include "selective_bwd_kernel.h"
+#include "selective_bwd_tc_kernel.h"
 #undef KSFX
 #undef KTGT
 #ifdef BWD_X86
 #define KSFX avx2
 #define KTGT __attribute__((target("avx2,fma")))
 #include "selective_bwd_kernel.h"
+#include "selective_bwd_tc_kernel.h"
 #undef KSFX
 #undef KTGT
 #define KSFX avx512
 #define KTGT __attribute__((target("avx512f")))
 #include "selective_bwd_kernel.h"
+#include "selective_bwd_tc_kernel.h"
 #undef KSFX
 #undef KTGT
 #endif
@@ -215,70 +220,6 @@
 #undef NBMAX
 #endif
 
-typedef struct bwd_kern {
-    /* per channel */
-    void (*dt)(int64_t T, const float *delta, float bias, int softplus,
-               float *dt, float *dsig);
-    void (*state)(int64_t T, int64_t N, const float *A, const float *Bt,
-                  const float *dt, const float *u, float *h);
-    void (*recompute)(int64_t T, int64_t N, const float *A, const float *Bt,
-                      const float *Ct, const float *dt, const float *u,
-                      const float *hin, float *H, float *Q, float *P0);
-    void (*adjoint)(int wb, int wc, int first, int64_t t0, int64_t T,
-                    int64_t N, const float *A, const float *Bt,
-                    const float *Ct, const float *dt, const float *u,
-                    const float *dy0, const float *hin, const float *H,
-                    const float *Q, float *g, float *dAc, double *dAd,
-                    float *P1, float *P2, float *dBp, float *dCp);
-    void (*tree)(int64_t T, int64_t N, float *P, float *s);
-    void (*add)(int64_t n, const float *x, float *y);
-    void (*dsum)(int64_t t0, int64_t T, const float *x, const float *y, double *acc);
-    void (*pre)(int64_t T, const float *dy, const float *z, float *dy0);
-    void (*post)(int64_t T, int hasD, float Dd, const float *dt,
-                 const float *dsig, const float *u, const float *dy,
-                 const float *z, const float *dy0, const float *s1,
-                 const float *s2, const float *ys, float *du, float *dx,
-                 float *dz);
-    void (*adjoint2)(int wb, int wc, int first, int64_t t0, int64_t T,
-                     const float *const *A, const float *Bt, const float *Ct,
-                     const float *const *dt, const float *const *u,
-                     const float *const *dy0, const float *const *hin,
-                     const float *const *H, const float *const *Q,
-                     float *const *g, float *const *dAc, double *const *dAd,
-                     float *const *P1, float *const *P2, float *dBp, float *dCp);
-    void (*tr)(int64_t ni, int64_t nj, const float *src, int64_t ss, float *dst,
-               int64_t ds);
-    /* channel vectors */
-    void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
-    void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
-    void (*cv_scatter_nt)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
-    void (*cv_dt)(int64_t T, float *dl, const float *ul, const float *bl,
-                  int softplus, float *wl);
-    void (*cv_pre)(int64_t T, const float *dtl, const float *ul, int softplus,
-                   const float *dyl, const float *zl, float *wl, float *dsl,
-                   float *dy0l, float *denl);
-    void (*cv_state)(int neg, int64_t T, int64_t N, int64_t ld, const float *Al,
-                     const float *Bn, const float *dtl, const float *wl, float *h);
-    void (*cv_recompute)(int neg, int wc, int64_t T, int64_t N, int64_t ld,
-                         const float *Al, const float *Bn, const float *Cn,
-                         const float *dtl, const float *wl, const float *dy0l,
-                         const float *hin, float *H, float *Q, float *ysl,
-                         float *pC, int acc);
-    void (*cv_adjoint)(int wb, int64_t t0, int64_t T, int64_t N, int64_t ld,
-                       const float *Al, const float *Bn, const float *Cn,
-                       const float *dtl, const float *wl, const float *dy0l,
-                       const float *hin, const float *H, const float *Q,
-                       float *g, float *dAc, double *dAd, float *s1l,
-                       float *s2l, float *pB, int acc);
-    void (*cv_post)(int64_t T, const float *Dl, const float *dtl,
-                    const float *dsl, const float *ul, const float *dyl,
-                    const float *zl, const float *denl, const float *dy0l,
-                    const float *s1l, const float *s2l, const float *ysl,
-                    float *dul, float *dxl, float *dzl);
-    void (*cv_dsum)(int64_t t0, int64_t T, int64_t m, const float *x,
-                    const float *y, double *acc);
-    float (*cv_absmax)(int64_t n, const float *x);
-} bwd_kern;
 
 /* One channel's chunk buffers in the driver (two sets: channel pairs). */
 typedef struct {
@@ -289,6 +230,7 @@ typedef struct {
 #define BWD_SET_(k, sfx)                                                     \
     do {                                                                     \
         (k)->dt = bwd_dt_##sfx; (k)->state = bwd_state_##sfx;                \
+        (k)->local = tcb_local_##sfx;                                        \
         (k)->recompute = bwd_recompute_##sfx;                                \
         (k)->adjoint = bwd_adjoint_##sfx; (k)->tree = bwd_tree_##sfx;        \
         (k)->adjoint2 = bwd_adjoint2_##sfx;                                  \
@@ -317,6 +259,11 @@ static int bwd_get_kern(int isa, bwd_kern *k)
 #endif
     default: BWD_SET_(k, generic); return 0;
     }
+}
+
+int ssmi_scan_bwd_kern(int isa, bwd_kern *k)
+{
+    return bwd_get_kern(isa, k);
 }
 
 /* ------------------------------------------------------------- helpers -- */

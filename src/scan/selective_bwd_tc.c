@@ -38,118 +38,21 @@
  * and partials, per-thread [CH][N] tiles; never [B][D][L][N].
  */
 #define _POSIX_C_SOURCE 200809L
-#include <float.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "selective_bwd_internal.h"
-#include "selective_bwd_vec.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define TC_X86 1
-#endif
-
-/* Steps of absolute time per float partial sum of dA in the adjoint kernel
- * (as in selective_bwd.c; chunks are multiples of it, so no float block
- * straddles two items). */
-#define BWD_DA_BLOCK 64
+/* The adjoint kernel sums dA in float over BWD_DA_BLOCK (64) steps of
+ * absolute time (selective_bwd.c); chunks are multiples of it, so no float
+ * block straddles two items. */
 
 /* At most this many channels (batch * dim) take the path, and only with at
  * least TC_MIN_CHUNKS chunks. */
 #define TC_MAX_CHANNELS 8
 #define TC_MIN_CHUNKS 8
-
-/* The per-channel kernels of the sequential path, instantiated here for
- * this file (bwd_state and bwd_add are not used by this path). */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#define KSFX generic
-#define KTGT
-#include "selective_bwd_kernel.h"
-#include "selective_bwd_tc_kernel.h"
-#undef KSFX
-#undef KTGT
-#ifdef TC_X86
-/* Every AVX-512F CPU has AVX2: both sets transpose with sbv_transpose8. */
-#define TC_TRANS8(s, ss, d, ds) sbv_transpose8((s), (ss), (d), (ds))
-#define KSFX avx2
-#define KTGT __attribute__((target("avx2,fma")))
-#include "selective_bwd_kernel.h"
-#include "selective_bwd_tc_kernel.h"
-#undef KSFX
-#undef KTGT
-#define KSFX avx512
-#define KTGT __attribute__((target("avx512f")))
-#include "selective_bwd_kernel.h"
-#include "selective_bwd_tc_kernel.h"
-#undef KSFX
-#undef KTGT
-#undef TC_TRANS8
-#endif
-#pragma GCC diagnostic pop
-
-typedef struct tc_kern {
-    void (*dt)(int64_t T, const float *delta, float bias, int softplus,
-               float *dt, float *dsig);
-    void (*pre)(int64_t T, const float *dy, const float *z, float *dy0);
-    void (*local)(int flush, int64_t T, int64_t N, const float *A,
-                  const float *Bt, const float *Ct, const float *dt,
-                  const float *u, const float *dy0, float *h, float *p,
-                  float *G);
-    void (*recompute)(int64_t T, int64_t N, const float *A, const float *Bt,
-                      const float *Ct, const float *dt, const float *u,
-                      const float *hin, float *H, float *Q, float *P0);
-    void (*adjoint)(int wb, int wc, int first, int64_t t0, int64_t T,
-                    int64_t N, const float *A, const float *Bt,
-                    const float *Ct, const float *dt, const float *u,
-                    const float *dy0, const float *hin, const float *H,
-                    const float *Q, float *g, float *dAc, double *dAd,
-                    float *P1, float *P2, float *dBp, float *dCp);
-    void (*adjoint2)(int wb, int wc, int first, int64_t t0, int64_t T,
-                     const float *const *A, const float *Bt, const float *Ct,
-                     const float *const *dt, const float *const *u,
-                     const float *const *dy0, const float *const *hin,
-                     const float *const *H, const float *const *Q,
-                     float *const *g, float *const *dAc, double *const *dAd,
-                     float *const *P1, float *const *P2, float *dBp, float *dCp);
-    void (*tree)(int64_t T, int64_t N, float *P, float *s);
-    void (*dsum)(int64_t t0, int64_t T, const float *x, const float *y, double *acc);
-    void (*post)(int64_t T, int hasD, float Dd, const float *dt,
-                 const float *dsig, const float *u, const float *dy,
-                 const float *z, const float *dy0, const float *s1,
-                 const float *s2, const float *ys, float *du, float *dx,
-                 float *dz);
-    void (*tr)(int64_t ni, int64_t nj, const float *src, int64_t ss, float *dst,
-               int64_t ds);
-} tc_kern;
-
-#define TC_SET_(k, sfx)                                                      \
-    do {                                                                     \
-        (k)->dt = bwd_dt_##sfx; (k)->pre = bwd_pre_##sfx;                    \
-        (k)->local = tcb_local_##sfx;                                        \
-        (k)->recompute = bwd_recompute_##sfx;                                \
-        (k)->adjoint = bwd_adjoint_##sfx;                                    \
-        (k)->adjoint2 = bwd_adjoint2_##sfx; (k)->tree = bwd_tree_##sfx;     \
-        (k)->dsum = bwd_dsum_##sfx; (k)->post = bwd_post_##sfx;              \
-        (k)->tr = tcb_tr_##sfx;                                              \
-    } while (0)
-
-static int tc_get_kern(int isa, tc_kern *k)
-{
-    if (isa == SSM_SCAN_ISA_AUTO)
-        isa = ssmi_scan_best_isa();
-    if (!ssmi_scan_isa_ok(isa))
-        return -1;
-    switch (isa) {
-#ifdef TC_X86
-    case SSM_SCAN_ISA_AVX512: TC_SET_(k, avx512); return 0;
-    case SSM_SCAN_ISA_AVX2: TC_SET_(k, avx2); return 0;
-#endif
-    default: TC_SET_(k, generic); return 0;
-    }
-}
 
 static int tc_thread_num(void)
 {
@@ -190,8 +93,8 @@ ssm_status ssmi_scan_bwd_tc(const ssm_scan_args *a, const float *dy,
                             const float *dh_last, const ssm_scan_grads *gr,
                             int64_t chunk, int isa)
 {
-    tc_kern k;
-    if (chunk < 0 || tc_get_kern(isa, &k) != 0)
+    bwd_kern k;
+    if (chunk < 0 || ssmi_scan_bwd_kern(isa, &k) != 0)
         return SSM_FAIL(SSM_ERR_ARG);
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t batch = a->batch, cpg = dim / G, nbd = batch * dim, nbg = batch * G;

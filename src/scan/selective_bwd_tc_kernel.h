@@ -1,8 +1,8 @@
 /*
  * selective_bwd_tc_kernel.h -- the one new inner loop of the time-chunked
  * selective scan backward (selective_bwd_tc.c), instantiated per
- * instruction set like selective_bwd_kernel.h (KSFX name suffix, KTGT
- * function attribute).  Plain C over the state index n that the compiler
+ * instruction set in selective_bwd.c right after selective_bwd_kernel.h
+ * (KSFX name suffix, KTGT function attribute; bwd_kern.local).  Plain C over the state index n that the compiler
  * vectorizes; every operation written out (explicit fmaf, no
  * reassociation), so every vector width gives the same bytes.
  *
@@ -82,30 +82,6 @@ static KTGT void KN(tcb_local)(int flush, int64_t T, int64_t N, const float *A,
         KN(tcb_local_)(1, T, N, A, Bt, Ct, dt, u, dy0, h, p, G);
     else
         KN(tcb_local_)(0, T, N, A, Bt, Ct, dt, u, dy0, h, p, G);
-}
-
-/* dst[i * ds + j] = src[j * ss + i] for i < ni, j < nj: B and C rows of
- * a chunk into [T][N] tiles (ni = T, nj = N), and the tiles of dB and dC
- * back out to their rows (ni = N, nj = T).  8 x 8 blocks through a vector
- * transpose where the ISA has one (TC_TRANS8), plain copies elsewhere: data
- * movement only, the same bytes. */
-static KTGT void KN(tcb_tr)(int64_t ni, int64_t nj, const float *restrict src,
-                            int64_t ss, float *restrict dst, int64_t ds)
-{
-    int64_t j0 = 0;
-#ifdef TC_TRANS8
-    for (; j0 + 8 <= nj; j0 += 8) {
-        int64_t i = 0;
-        for (; i + 8 <= ni; i += 8)
-            TC_TRANS8(src + j0 * ss + i, ss, dst + i * ds + j0, ds);
-        for (; i < ni; i++)
-            for (int64_t j = j0; j < j0 + 8; j++)
-                dst[i * ds + j] = src[j * ss + i];
-    }
-#endif
-    for (int64_t j = j0; j < nj; j++)
-        for (int64_t i = 0; i < ni; i++)
-            dst[i * ds + j] = src[j * ss + i];
 }
 
 #undef KN
