@@ -279,6 +279,18 @@ static int bwd_thread_num(void)
 
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
+/* A channel's dD or ddelta_bias: its eight double sums (keyed by absolute
+ * time) added pairwise, then over the batch in index order. */
+static float bwd_sum8_batch(const double *sums, int64_t batch, int64_t dim, int64_t d)
+{
+    double s = 0.0;
+    for (int64_t b = 0; b < batch; b++) {
+        const double *q8 = sums + (b * dim + d) * 8;
+        s += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
+    }
+    return (float)s;
+}
+
 /* Xt[t][n] = Xg[n][t0 + t], t < T, n < N. */
 static void bwd_transpose(const float *Xg, int64_t L, int64_t t0, int64_t T,
                           int64_t N, float *Xt)
@@ -1090,22 +1102,10 @@ static ssm_status bwd_split(const ssm_scan_args *a, const float *dy,
                     acc += dAd[((n / Ns) * nbd + b * dim + d) * Ns + n % Ns];
                 gr->dA[d * N + n] = (float)acc;
             }
-        if (gr->dD) {
-            double acc = 0.0;
-            for (int64_t b = 0; b < batch; b++) {
-                const double *q8 = dDd + (b * dim + d) * 8;
-                acc += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
-            }
-            gr->dD[d] = (float)acc;
-        }
-        if (gr->ddelta_bias) {
-            double acc = 0.0;
-            for (int64_t b = 0; b < batch; b++) {
-                const double *q8 = dbd + (b * dim + d) * 8;
-                acc += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
-            }
-            gr->ddelta_bias[d] = (float)acc;
-        }
+        if (gr->dD)
+            gr->dD[d] = bwd_sum8_batch(dDd, batch, dim, d);
+        if (gr->ddelta_bias)
+            gr->ddelta_bias[d] = bwd_sum8_batch(dbd, batch, dim, d);
     }
     if (gr->dh0)
         for (int64_t bd = 0; bd < nbd; bd++)
@@ -1322,22 +1322,10 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                     }
                     gr->dA[d * N + n] = (float)s;
                 }
-            if (gr->dD) {
-                double s = 0.0;
-                for (int64_t b = 0; b < batch; b++) {
-                    const double *q8 = dDd + (b * dim + d) * 8;
-                    s += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
-                }
-                gr->dD[d] = (float)s;
-            }
-            if (gr->ddelta_bias) {
-                double s = 0.0;
-                for (int64_t b = 0; b < batch; b++) {
-                    const double *q8 = dbd + (b * dim + d) * 8;
-                    s += ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
-                }
-                gr->ddelta_bias[d] = (float)s;
-            }
+            if (gr->dD)
+                gr->dD[d] = bwd_sum8_batch(dDd, batch, dim, d);
+            if (gr->ddelta_bias)
+                gr->ddelta_bias[d] = bwd_sum8_batch(dbd, batch, dim, d);
         }
     }
     if (gr->dh0)
