@@ -112,7 +112,10 @@ START_TEST(paired_channels_change_no_bit)
     /* _i = 1: 533 channels, 33 vector blocks in partial groups of 2 and 5
      * channels in row blocks (no paired adjoint there: N = 16 but blocks of
      * 1); the interval also moves the spans of the partials (at 1601 steps
-     * one span, pass 1 fused with pass 2, at chunk 1601; two otherwise). */
+     * one span, pass 1 fused with pass 2, at chunk 1601; two otherwise).
+     * _i = 0: one span at every interval, so pass 1 keeps the decays of
+     * the vector block for pass 2 (BWD_CV_KEEPQ) at every interval but
+     * len, whose one chunk computes them in pass 2: the same bytes. */
     bprob p;
     if (_i == 0)
         bp_make(&p, 2, 16, 16, 97, 1, BO_ALL, 600u);

@@ -253,6 +253,67 @@ static inline TGT_AVX512 __m512 vsoftplus_avx512(__m512 x)
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(20.0f), _CMP_GT_OQ), res, x);
 }
 
+/* The transposes between channel-major rows and lane-major tiles (the
+ * forward's and the backward's gathers and scatters). */
+/* dst[i*ds + j] = src[j*ss + i], i, j < 8. */
+static inline TGT_AVX2 void vtranspose8_avx2(const float *src, int64_t ss,
+                                             float *dst, int64_t ds)
+{
+    __m256 r[8], t[8], q[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + i * ss);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        q[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        q[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        q[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        q[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(q[i], q[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(q[i], q[i + 4], 0x31));
+    }
+}
+
+/* dst[i*ds + j] = src[j*ss + i], i, j < 16: unpacks within 128-bit
+ * lanes (4 x 4 blocks), then two rounds of 128-bit lane shuffles; 64
+ * shuffles and 16 loads and stores where four AVX2 8 x 8 transposes take
+ * 96 and 32. */
+static inline TGT_AVX512 void vtranspose16_avx512(const float *src, int64_t ss,
+                                                  float *dst, int64_t ds)
+{
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + i * ss);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    /* r[4b + j], 128-bit lane k: rows 4b..4b+3 of column 4k + j */
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 16; i++)
+        _mm512_storeu_ps(dst + i * ds, r[i]);
+}
 #endif /* x86 */
 
 #endif /* SSM_SCAN_VMATH_H */

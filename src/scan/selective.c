@@ -144,29 +144,6 @@ static inline TGT_AVX2 __m256 hsum8_avx2(const __m256 *v)
                          _mm256_permute2f128_ps(g1, g2, 0x31));
 }
 
-/* dst[i*ds + j] = src[j*ss + i], i, j < 8. */
-static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
-                                            float *dst, int64_t ds)
-{
-    __m256 r[8], t[8], q[8];
-    for (int i = 0; i < 8; i++)
-        r[i] = _mm256_loadu_ps(src + i * ss);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        q[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        q[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        q[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        q[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(q[i], q[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(q[i], q[i + 4], 0x31));
-    }
-}
-
 #define KSFX avx2
 #define KTGT TGT_AVX2
 #define VL 8
@@ -185,7 +162,7 @@ static inline TGT_AVX2 void transpose8_avx2(const float *src, int64_t ss,
 #define VSOFTPLUS(v) vsoftplus_avx2(v)
 #define VSILU(v) vsilu_avx2(v)
 #define VHSUM_BLOCK(v) hsum8_avx2(v)
-#define VTRANSPOSE8(s, ss, d, ds) transpose8_avx2((s), (ss), (d), (ds))
+#define VTRANSPOSE8(s, ss, d, ds) vtranspose8_avx2((s), (ss), (d), (ds))
 #define VSTREAM16(p, q) (_mm256_stream_ps((p), _mm256_load_ps(q)), \
                          _mm256_stream_ps((p) + 8, _mm256_load_ps((q) + 8)))
 #include "selective_kernel.h"
@@ -274,7 +251,7 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #define VSILU(v) vsilu_avx512(v)
 #define VHSUM_BLOCK(v) hsum16_avx512(v)
 /* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 kernels. */
-#define VTRANSPOSE8(s, ss, d, ds) transpose8_avx2((s), (ss), (d), (ds))
+#define VTRANSPOSE8(s, ss, d, ds) vtranspose8_avx2((s), (ss), (d), (ds))
 #define VSTREAM16(p, q) _mm512_stream_ps((p), _mm512_load_ps(q))
 #include "selective_kernel.h"
 #undef KSFX

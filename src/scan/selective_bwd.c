@@ -154,7 +154,7 @@
 #define VSOFTPLUS(v) a16_softplus(v)
 #define VGTSEL(x, y, a, b) a16_gtsel((x), (y), (a), (b))
 #define VHSUM16(v) a16_hsum16(v)
-#define VTRANS8(s, ss, d, ds) sbv_transpose8((s), (ss), (d), (ds))
+#define VTRANS8(s, ss, d, ds) vtranspose8_avx2((s), (ss), (d), (ds))
 #define NBMAX 4
 #include "selective_bwd_cv.h"
 #undef KSFX
@@ -194,8 +194,10 @@
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VGTSEL(x, y, a, b) sbv_gtsel_avx512((x), (y), (a), (b))
 #define VHSUM16(v) sbv_hsum16_avx512(v)
-/* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 set. */
-#define VTRANS8(s, ss, d, ds) sbv_transpose8((s), (ss), (d), (ds))
+/* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 set for
+ * the edges. */
+#define VTRANS8(s, ss, d, ds) vtranspose8_avx2((s), (ss), (d), (ds))
+#define VTRANS16(s, ss, d, ds) vtranspose16_avx512((s), (ss), (d), (ds))
 #define NBMAX 8
 #include "selective_bwd_cv.h"
 #undef KSFX
@@ -217,6 +219,7 @@
 #undef VGTSEL
 #undef VHSUM16
 #undef VTRANS8
+#undef VTRANS16
 #undef NBMAX
 #endif
 
@@ -419,6 +422,11 @@ static bwd_unit bwd_unit_at(const bwd_ctx *c, int64_t b, int64_t d)
  * times as much per float: short streams the prefetchers do not follow). */
 #define BWD_CV_TILE 512
 
+/* Bytes of decays ([L][N][16] floats) a thread keeps from pass 1 to pass 2
+ * of a one-span block: beyond the L2 but within the L3, written once and
+ * read once more instead of a second exp per decay. */
+#define BWD_CV_KEEPQ (4.0 * 1024 * 1024)
+
 /* Per-thread buffers of the channel-vector blocks: [TT][16] tiles of the
  * inputs and outputs, [LC][16] tiles of one chunk, [LC][N][16] states and
  * decays. */
@@ -430,6 +438,8 @@ typedef struct cv_buf {
     float *bc;   /* the copy: [2][N][lds] */
     float *ua;   /* one span: u of the block, lane-major [lds][16] (pass 1 to 2) */
     float *dtk;  /* one span: dt of the block, [lds][16] (instead of dtall) */
+    float *Qk;   /* or NULL: one short span, the decays of every chunk but
+                    the last, [L][N][16], from pass 1 to pass 2 */
     int keep_u;  /* one span: pass 1 keeps u in ua and dt in dtk for pass 2 */
     float *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
           *dsl, *s1l, *s2l, *ysl, *denl, *Al, *hs, *bl, *Dl;
@@ -440,17 +450,19 @@ static int64_t cv_tile_len(int64_t LC)
     return LC >= BWD_CV_TILE ? LC : BWD_CV_TILE / LC * LC;
 }
 
-static int64_t cv_per_thread(int64_t N, int64_t LC, int64_t lds)
+/* kq: floats of the kept decays (0: none). */
+static int64_t cv_per_thread(int64_t N, int64_t LC, int64_t lds, int64_t kq)
 {
     const int64_t TT = cv_tile_len(LC);
     return 2 * N * lds + 32 * lds + 2 * pad16(LC * N * 16) + 7 * pad16(TT * 16)
-           + 7 * pad16(LC * 16) + 2 * pad16(N * 16) + 32;
+           + 7 * pad16(LC * 16) + 2 * pad16(N * 16) + 32 + pad16(kq);
 }
 
-static cv_buf cv_carve(int64_t N, int64_t LC, int64_t lds, float *w)
+static cv_buf cv_carve(int64_t N, int64_t LC, int64_t lds, int64_t kq, float *w)
 {
     const int64_t TT = cv_tile_len(LC);
     cv_buf f;
+    f.Qk = kq ? w : NULL; w += pad16(kq);
     f.bc = w; w += 2 * N * lds;
     f.ua = w; w += 16 * lds;
     f.dtk = w; w += 16 * lds;
@@ -573,7 +585,8 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
                 break;
             const float *dl = dta + tb * 16;
             k->cv_state(cv_exp_kind(c, negA, amax, dl, Tn), Tn, N, f->lds,
-                        f->Al, f->Bs + (tb - f->s0), dl, wt + (tb - xb) * 16, f->hs);
+                        f->Al, f->Bs + (tb - f->s0), dl, wt + (tb - xb) * 16, f->hs,
+                        f->Qk ? f->Qk + tb * N * 16 : NULL);
             memcpy(ck + (kc + 1) * N * 16, f->hs, (size_t)(N * 16) * sizeof(float));
         }
     }
@@ -636,11 +649,15 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
         float *pB = gr->dB ? pbase + (tb - sb) * N : NULL;
         float *pC = gr->dC ? pbase + TS + (tb - sb) * N : NULL;
         const float *hin = c->ck + (u->i * nch + kc) * BWD_CV * N;
-        const int neg = cv_exp_kind(c, negA, amax, dtl, Tn);
+        /* The decays: kept by pass 1 (all chunks but the last), else an
+         * exp here (the same bits). */
+        const int kept = f->Qk && kc + 1 < nch;
+        float *Q = kept ? f->Qk + tb * N * 16 : f->Q;
+        const int neg = kept ? 3 : cv_exp_kind(c, negA, amax, dtl, Tn);
         k->cv_recompute(neg, pC != NULL, Tn, N, f->lds, f->Al, Bg + tb, Cg + tb, dtl, f->wl,
-                        f->dy0l, hin, f->H, f->Q, f->ysl, pC, acc);
+                        f->dy0l, hin, f->H, Q, f->ysl, pC, acc);
         k->cv_adjoint(pB != NULL, tb, Tn, N, f->lds, f->Al, Bg + tb, Cg + tb, dtl, f->wl,
-                      f->dy0l, hin, f->H, f->Q, c->gst + us, c->dAc + us, c->dAd + us,
+                      f->dy0l, hin, f->H, Q, c->gst + us, c->dAc + us, c->dAd + us,
                       f->s1l, f->s2l, pB, acc);
         k->cv_post(Tn, a->D ? f->Dl : NULL, dtl, f->dsl, ul + o, f->dyl + o,
                    f->zl + o, f->denl, f->dy0l, f->s1l, f->s2l, f->ysl,
@@ -674,11 +691,11 @@ typedef struct bwd_tls {
     bwd_set set[2];
 } bwd_tls;
 
-static bwd_tls bwd_carve(int64_t N, int64_t LC, int64_t lds, int64_t TN, int64_t TP,
-                         float *w)
+static bwd_tls bwd_carve(int64_t N, int64_t LC, int64_t lds, int64_t kq, int64_t TN,
+                         int64_t TP, float *w)
 {
     bwd_tls t;
-    t.fb = cv_carve(N, LC, lds, w);
+    t.fb = cv_carve(N, LC, lds, kq, w);
     t.Bt = w; t.Ct = w + TN; t.hs = t.Ct + TN;
     t.H = t.hs + pad16(8 * N);
     float *q = t.H;
@@ -1199,8 +1216,13 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     /* No overflow: bwd_check bounded B [batch][G][N][L] to 2^56 bytes, so
      * max(LC, 16) N 16 <= 2^60, 2 N lds <= 2^58 and per < 2^63. */
     int64_t per = 12 * TN + 16 * TP + pad16(8 * N);
-    if (c.ncvg > 0 && cv_per_thread(N, LC, lds) > per)
-        per = cv_per_thread(N, LC, lds);
+    /* One span of at most BWD_CV_KEEPQ bytes of decays per block: pass 1
+     * keeps them for pass 2 (one exp per decay instead of two). */
+    const int64_t kq = want_st && c.ncvg > 0 && nsp == 1 && nch > 1
+                       && (double)L * (double)N * 16.0 * sizeof(float) <= BWD_CV_KEEPQ
+                       ? L * N * 16 : 0;
+    if (c.ncvg > 0 && cv_per_thread(N, LC, lds, kq) > per)
+        per = cv_per_thread(N, LC, lds, kq);
 
     int nt = ssmi_max_threads();
     if (nt < 1)
@@ -1219,22 +1241,36 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
      * 1 for all first, dt of every vector block in dtall. */
     const int fused = nsp == 1;
     const int want_dt = want_st && c.ncvg > 0 && !fused;
-    float *ck = want_st ? ssmi_alloc((size_t)n_ck, sizeof(float)) : NULL;
-    float *gst = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
-    float *dAc = want_st ? ssmi_alloc((size_t)n_st, sizeof(float)) : NULL;
-    double *dAd = want_st ? ssmi_alloc((size_t)n_st, sizeof(double)) : NULL;
-    float *dtall = want_dt ? ssmi_alloc((size_t)n_dt, sizeof(float)) : NULL;
-    /* dD and ddelta_bias per (batch, channel): eight running sums, step t
-     * going to sum t mod 8 (absolute time: independent of the chunks). */
-    double *sums = ssmi_alloc((size_t)(16 * nbd), sizeof(double));
-    float *thr = ssmi_alloc((size_t)n_thr, sizeof(float));
-    float *part = want_part ? ssmi_alloc((size_t)n_part, sizeof(float)) : NULL;
-    if ((want_st && (!ck || !gst || !dAc || !dAd)) || (want_dt && !dtall) || !sums
-        || !thr || (want_part && !part)) {
-        ssmi_free(ck); ssmi_free(gst); ssmi_free(dAc); ssmi_free(dAd);
-        ssmi_free(dtall); ssmi_free(sums); ssmi_free(thr); ssmi_free(part);
-        return SSM_FAIL(SSM_ERR_NOMEM);
+    /* One block for the call's scratch, carved below.  With one block per
+     * array glibc mapped the largest afresh on every call (its dynamic
+     * mmap threshold follows the largest block freed) or trimmed the heap
+     * under the others, so that each call faulted its scratch in again:
+     * 1.5 K page faults a call at (1,1536,16,2048), the 2-thread backward
+     * twice as slow in a VM.  One block comes from the heap after the
+     * first call.  Pieces: ck, gst, dAc, dAd (doubles), dtall, the dD and
+     * ddelta_bias sums (per (batch, channel) eight running sums each, step
+     * t going to sum t mod 8: absolute time, independent of the chunks),
+     * the thread slices, the partials; each padded to 64 bytes. */
+    const int64_t pc[8] = { want_st ? n_ck : 0, want_st ? n_st : 0, want_st ? n_st : 0,
+                            want_st ? 2 * n_st : 0, want_dt ? n_dt : 0, 32 * nbd, n_thr,
+                            want_part ? n_part : 0 };
+    int64_t po[8], tot = 0;
+    for (int j = 0; j < 8; j++) {
+        po[j] = tot;
+        if (__builtin_add_overflow(tot, pad16(pc[j]), &tot))
+            return SSM_FAIL(SSM_ERR_NOMEM);
     }
+    float *blk = ssmi_alloc((size_t)tot, sizeof(float));
+    if (!blk)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    float *ck = want_st ? blk + po[0] : NULL;
+    float *gst = want_st ? blk + po[1] : NULL;
+    float *dAc = want_st ? blk + po[2] : NULL;
+    double *dAd = want_st ? (double *)(void *)(blk + po[3]) : NULL;
+    float *dtall = want_dt ? blk + po[4] : NULL;
+    double *sums = (double *)(void *)(blk + po[5]);
+    float *thr = blk + po[6];
+    float *part = want_part ? blk + po[7] : NULL;
     double *dDd = sums, *dbd = sums + 8 * nbd;
     c.ck = ck; c.gst = gst; c.dAc = dAc; c.dAd = dAd; c.dtall = dtall;
     c.dDd = dDd; c.dbd = dbd;
@@ -1242,7 +1278,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
 
 #pragma omp parallel num_threads(nt)
     {
-        bwd_tls w = bwd_carve(N, LC, lds, TN, TP, thr + (int64_t)bwd_thread_num() * per);
+        bwd_tls w = bwd_carve(N, LC, lds, kq, TN, TP, thr + (int64_t)bwd_thread_num() * per);
         w.fb.keep_u = fused && want_st;
 
         /* Adjoint states start at dh_last (zero when NULL). */
@@ -1336,8 +1372,7 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                     gr->dh0[(u.b * dim + u.d0 + j) * N + n] = gst[bwd_slot(&u, N, j, n)];
         }
 
-    ssmi_free(ck); ssmi_free(gst); ssmi_free(dAc); ssmi_free(dAd);
-    ssmi_free(dtall); ssmi_free(sums); ssmi_free(thr); ssmi_free(part);
+    ssmi_free(blk);
     return SSM_OK;
 }
 

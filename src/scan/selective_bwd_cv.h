@@ -21,6 +21,8 @@
  *   VHSUM16(v)      lane i = tree sum of the lanes of v[i], v: VT[16]
  *   NBMAX           states per pass (the vectors of state kept in registers)
  *   VTRANS8         (optional) 8 x 8 transpose
+ *   VTRANS16        (optional) 16 x 16 transpose (the scatters' full blocks;
+ *                   needs VTRANS8)
  *   VSTREAM16(p,q)  (optional) stream 16 floats from aligned q to aligned p
  * Lane-major arrays: X[t][16] (lane c = channel d0 + c), states [N][16].
  *
@@ -40,6 +42,9 @@ static KTGT void KN(cvb_gather)(const float *src, int64_t ld, int64_t m,
 {
     int64_t t = 0;
 #ifdef VTRANS8
+    /* 8 x 8 blocks, eight rows at a time over the whole tile (as the
+     * forward's cv_gather: the rows, often a power of two apart, share an L1
+     * set; 16 x 16 blocks measured no faster here). */
     if (m == 16)
         for (int64_t c = 0; c < 16; c += 8)
             for (t = 0; t + 8 <= T; t += 8)
@@ -56,10 +61,16 @@ static KTGT void KN(cvb_scatter)(const float *src, int64_t m, int64_t T,
 {
     int64_t t = 0;
 #ifdef VTRANS8
-    if (m == 16)
+    if (m == 16) {
+        int64_t t16 = 0;
+#ifdef VTRANS16
+        for (; t16 + 16 <= T; t16 += 16)
+            VTRANS16(src + t16 * 16, 16, dst + t16, ld);
+#endif
         for (int64_t c = 0; c < 16; c += 8)
-            for (t = 0; t + 8 <= T; t += 8)
+            for (t = t16; t + 8 <= T; t += 8)
                 VTRANS8(src + t * 16 + c, 16, dst + c * ld + t, ld);
+    }
 #endif
     for (; t < T; t++)
         for (int64_t c = 0; c < m; c++)
@@ -81,6 +92,14 @@ static KTGT void KN(cvb_scatter_nt)(const float *src, int64_t m, int64_t T,
             hd = T;
         const int64_t nb = (T - hd) / 16 * 16;
         KN(cvb_scatter)(src, m, hd, dst, ld);
+#ifdef VTRANS16
+        for (int64_t t = hd; t < hd + nb; t += 16) {
+            float tb[16 * 16] __attribute__((aligned(64)));
+            VTRANS16(src + t * 16, 16, tb, 16);
+            for (int64_t i = 0; i < 16; i++)
+                VSTREAM16(dst + i * ld + t, tb + 16 * i);
+        }
+#else
         for (int64_t c = 0; c < 16; c += 8)
             for (int64_t t = hd; t < hd + nb; t += 16) {
                 float tb[8 * 16] __attribute__((aligned(64)));
@@ -89,6 +108,7 @@ static KTGT void KN(cvb_scatter_nt)(const float *src, int64_t m, int64_t T,
                 for (int64_t i = 0; i < 8; i++)
                     VSTREAM16(dst + (c + i) * ld + t, tb + 16 * i);
             }
+#endif
         KN(cvb_scatter)(src + (hd + nb) * 16, m, T - hd - nb, dst + hd + nb, ld);
         return;
     }
@@ -255,11 +275,14 @@ static KTGT float KN(cvb_absmax)(int64_t n, const float *x)
 }
 
 /* The checkpoint pass: states [n0, n0 + NB) of h ([.][16], in/out) over T
- * steps.  Al, Bn: from state n0 (Bn rows ld apart); dtl, wl: dt, dt u. */
+ * steps.  Al, Bn: from state n0 (Bn rows ld apart); dtl, wl: dt, dt u.
+ * SQ: the decays kept as well, Qs[t][n][16] (from state n0, N states a
+ * step), so that the recompute of the chunk loads them instead of a second
+ * exp. */
 static inline __attribute__((always_inline)) KTGT void
-KN(cvb_state_pass)(const int NB, const int NEG, int64_t T, int64_t ld,
-                   const float *Al, const float *Bn, const float *dtl,
-                   const float *wl, float *h)
+KN(cvb_state_pass)(const int NB, const int NEG, const int SQ, int64_t T,
+                   int64_t N, int64_t ld, const float *Al, const float *Bn,
+                   const float *dtl, const float *wl, float *h, float *Qs)
 {
     VT hv[8];
     for (int j = 0; j < NB; j++)
@@ -271,6 +294,8 @@ KN(cvb_state_pass)(const int NB, const int NEG, int64_t T, int64_t ld,
             const VT x = VMUL(dt, VLD(Al + j * 16));
             const VT a = NEG == 2 ? VEXPR(x) : NEG ? VEXPN(x) : VEXP(x);
             hv[j] = VFMA(a, hv[j], VMUL(VSET(Bn[j * ld + t]), dtu));
+            if (SQ)
+                VST(Qs + (t * N + j) * 16, a);
         }
     }
     for (int j = 0; j < NB; j++)
@@ -321,7 +346,8 @@ KN(cvb_flush)(const int NB, VT *rb, const int64_t *ts, int kk, int64_t N,
 }
 
 /* Recompute a chunk from its checkpoint: states [n0, n0 + NB) from hin,
- * H[t][n] = h_tn, Q[t][n] = a_tn ([T][N][16]), ys[t] += sum_n C_tn h_tn (a
+ * H[t][n] = h_tn, Q[t][n] = a_tn ([T][N][16]; NEG 3: Q holds them already,
+ * from the checkpoint pass, the same bits), ys[t] += sum_n C_tn h_tn (a
  * chain in increasing n; FIRST: n0 = 0 starts it), and with WC the dC
  * partial pC[t][n] = sum_c dy0_tc h_tnc. */
 static inline __attribute__((always_inline)) KTGT void
@@ -343,10 +369,15 @@ KN(cvb_rec_pass)(const int NB, const int NEG, const int FIRST, const int WC,
         const VT dy = WC ? VLD(dy0l + t * 16) : VSET(0.0f);
 #pragma GCC unroll 8
         for (int j = 0; j < NB; j++) {
-            const VT x = VMUL(dt, VLD(Al + j * 16));
-            const VT a = NEG == 2 ? VEXPR(x) : NEG ? VEXPN(x) : VEXP(x);
+            VT a;
+            if (NEG == 3) {
+                a = VLD(Qt + j * 16);
+            } else {
+                const VT x = VMUL(dt, VLD(Al + j * 16));
+                a = NEG == 2 ? VEXPR(x) : NEG ? VEXPN(x) : VEXP(x);
+                VST(Qt + j * 16, a);
+            }
             hv[j] = VFMA(a, hv[j], VMUL(VSET(Bn[j * ld + t]), dtu));
-            VST(Qt + j * 16, a);
             VST(Ht + j * 16, hv[j]);
             const VT c = VSET(Cn[j * ld + t]);
             s = FIRST && j == 0 ? VMUL(c, hv[0]) : VFMA(c, hv[j], s);
@@ -431,25 +462,34 @@ KN(cvb_adj_pass)(const int NB, const int FIRST, const int WB, int64_t t0,
     }
 }
 
-/* Every pass of the checkpoint recurrence over the N states. */
+/* Every pass of the checkpoint recurrence over the N states; Qs (or
+ * NULL): keep the decays, [T][N][16]. */
 static KTGT void KN(cvb_state)(int neg, int64_t T, int64_t N, int64_t ld,
                                const float *Al, const float *Bn,
-                               const float *dtl, const float *wl, float *h)
+                               const float *dtl, const float *wl, float *h,
+                               float *Qs)
 {
     for (int64_t n0 = 0; n0 < N; n0 += NBMAX) {
         const int nb = N - n0 < NBMAX ? (int)(N - n0) : NBMAX;
         const float *A = Al + n0 * 16, *B = Bn + n0 * ld;
-        float *hp = h + n0 * 16;
+        float *hp = h + n0 * 16, *q = Qs ? Qs + n0 * 16 : NULL;
+#define ST_(nb_, ng_, sq_)                                                   \
+        KN(cvb_state_pass)(nb_, ng_, sq_, T, N, ld, A, B, dtl, wl, hp, q)
         if (nb == NBMAX) {
-            if (neg == 2)
-                KN(cvb_state_pass)(NBMAX, 2, T, ld, A, B, dtl, wl, hp);
-            else if (neg)
-                KN(cvb_state_pass)(NBMAX, 1, T, ld, A, B, dtl, wl, hp);
-            else
-                KN(cvb_state_pass)(NBMAX, 0, T, ld, A, B, dtl, wl, hp);
+            switch ((neg == 2 ? 4 : neg ? 2 : 0) | (q ? 1 : 0)) {
+            case 0: ST_(NBMAX, 0, 0); break;
+            case 1: ST_(NBMAX, 0, 1); break;
+            case 2: ST_(NBMAX, 1, 0); break;
+            case 3: ST_(NBMAX, 1, 1); break;
+            case 4: ST_(NBMAX, 2, 0); break;
+            default: ST_(NBMAX, 2, 1); break;
+            }
+        } else if (q) {
+            ST_(nb, 0, 1);
         } else {
-            KN(cvb_state_pass)(nb, 0, T, ld, A, B, dtl, wl, hp);
+            ST_(nb, 0, 0);
         }
+#undef ST_
     }
 }
 
@@ -469,7 +509,20 @@ static KTGT void KN(cvb_recompute)(int neg, int wc, int64_t T, int64_t N,
 #define REC_(nb_, ng_, f_, w_)                                               \
         KN(cvb_rec_pass)(nb_, ng_, f_, w_, T, N, n0, ld, A, B, C, dtl, wl,   \
                          dy0l, hi, H, Q, ysl, pC, acc)
-        if (nb == NBMAX) {
+        if (neg == 3) {   /* the decays loaded, whatever nb */
+            if (nb == NBMAX) {
+                switch ((first ? 2 : 0) | (wc ? 1 : 0)) {
+                case 0: REC_(NBMAX, 3, 0, 0); break;
+                case 1: REC_(NBMAX, 3, 0, 1); break;
+                case 2: REC_(NBMAX, 3, 1, 0); break;
+                default: REC_(NBMAX, 3, 1, 1); break;
+                }
+            } else if (first) {
+                REC_(nb, 3, 1, wc);
+            } else {
+                REC_(nb, 3, 0, wc);
+            }
+        } else if (nb == NBMAX) {
             switch ((neg == 2 ? 8 : neg ? 4 : 0) | (first ? 2 : 0) | (wc ? 1 : 0)) {
             case 0: REC_(NBMAX, 0, 0, 0); break;
             case 1: REC_(NBMAX, 0, 0, 1); break;

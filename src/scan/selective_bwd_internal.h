@@ -103,7 +103,8 @@ typedef struct bwd_kern {
                    const float *dyl, const float *zl, float *wl, float *dsl,
                    float *dy0l, float *denl);
     void (*cv_state)(int neg, int64_t T, int64_t N, int64_t ld, const float *Al,
-                     const float *Bn, const float *dtl, const float *wl, float *h);
+                     const float *Bn, const float *dtl, const float *wl, float *h,
+                     float *Qs);
     void (*cv_recompute)(int neg, int wc, int64_t T, int64_t N, int64_t ld,
                          const float *Al, const float *Bn, const float *Cn,
                          const float *dtl, const float *wl, const float *dy0l,

@@ -276,29 +276,6 @@ static inline SBV_TGT_AVX2 sbv_a16 a16_hsum16(const sbv_a16 *v)
     return r;
 }
 
-/* dst[i*ds + j] = src[j*ss + i], i, j < 8. */
-static inline SBV_TGT_AVX2 void sbv_transpose8(const float *src, int64_t ss,
-                                               float *dst, int64_t ds)
-{
-    __m256 r[8], t[8], q[8];
-    for (int i = 0; i < 8; i++)
-        r[i] = _mm256_loadu_ps(src + i * ss);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        q[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        q[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        q[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        q[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(q[i], q[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(q[i], q[i + 4], 0x31));
-    }
-}
-
 /* ----------------------------------------------------------- AVX-512 --- */
 
 static inline SBV_TGT_AVX512 __m512 sbv_gtsel_avx512(__m512 x, __m512 y, __m512 a, __m512 b)
