@@ -261,9 +261,11 @@ END_TEST
 START_TEST(threads_give_identical_bytes)
 {
     /* channel vectors + a per-channel block; the split path; partial
-     * groups of 2 vector blocks */
+     * groups of 2 vector blocks; a scratch above 32 MiB (dt of one vector
+     * block over 17 spans: 33.5 MB), whose pieces are allocated apart
+     * (selective_bwd.c, BWD_ONE_BLOCK) */
     static const int64_t shp[][5] = { { 2, 40, 16, 257, 2 }, { 1, 1, 32, 9000, 1 },
-                                      { 1, 533, 16, 300, 1 } };
+                                      { 1, 533, 16, 300, 1 }, { 1, 16, 16, 524291, 1 } };
     const int64_t *sh = shp[_i];
     bprob p;
     bp_make(&p, sh[0], sh[1], sh[2], sh[3], sh[4], BO_ALL, 5u);
@@ -382,7 +384,7 @@ int main(void)
     tcase_add_loop_test(tc, grad_split_path, 0, 3);
     tcase_add_loop_test(tc, grad_partial_groups, 0, 2);
     tcase_add_loop_test(tc, null_gradients_are_neutral, 0, 3);
-    tcase_add_loop_test(tc, threads_give_identical_bytes, 0, 3);
+    tcase_add_loop_test(tc, threads_give_identical_bytes, 0, 4);
     tcase_add_test(tc, nonfinite_data_propagates);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);

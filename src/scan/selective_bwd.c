@@ -387,6 +387,13 @@ typedef struct bwd_unit {
     int64_t i, b, g, blk, d0, m, cvi;
 } bwd_unit;
 
+/* The checkpoints of unit i, [BWD_CV][nch][N]: the thread's (ckt, one
+ * span) or the unit's own. */
+static float *bwd_ck(const bwd_ctx *c, float *ckt, int64_t i)
+{
+    return ckt ? ckt : c->ck + i * BWD_CV * c->nch * c->N;
+}
+
 static bwd_unit bwd_unit_of(const bwd_ctx *c, int64_t i)
 {
     bwd_unit u;
@@ -427,6 +434,10 @@ static bwd_unit bwd_unit_at(const bwd_ctx *c, int64_t b, int64_t d)
  * read once more instead of a second exp per decay. */
 #define BWD_CV_KEEPQ (4.0 * 1024 * 1024)
 
+/* Scratch bytes up to which a call takes one block (glibc's cap of its
+ * dynamic mmap threshold, 32 MiB on 64-bit systems). */
+#define BWD_ONE_BLOCK (32.0 * 1024 * 1024)
+
 /* Per-thread buffers of the channel-vector blocks: [TT][16] tiles of the
  * inputs and outputs, [LC][16] tiles of one chunk, [LC][N][16] states and
  * decays. */
@@ -440,6 +451,8 @@ typedef struct cv_buf {
     float *dtk;  /* one span: dt of the block, [lds][16] (instead of dtall) */
     float *Qk;   /* or NULL: one short span, the decays of every chunk but
                     the last, [L][N][16], from pass 1 to pass 2 */
+    float *ckt;  /* or NULL: one span, the thread's checkpoints of its unit,
+                    [BWD_CV][nch][N] (else bwd_ctx's ck, per unit) */
     int keep_u;  /* one span: pass 1 keeps u in ua and dt in dtk for pass 2 */
     float *H, *Q, *ul, *dyl, *zl, *xl, *dul, *dxl, *dzl, *dy0l, *wl,
           *dsl, *s1l, *s2l, *ysl, *denl, *Al, *hs, *bl, *Dl;
@@ -463,6 +476,7 @@ static cv_buf cv_carve(int64_t N, int64_t LC, int64_t lds, int64_t kq, float *w)
     const int64_t TT = cv_tile_len(LC);
     cv_buf f;
     f.Qk = kq ? w : NULL; w += pad16(kq);
+    f.ckt = NULL;
     f.bc = w; w += 2 * N * lds;
     f.ua = w; w += 16 * lds;
     f.dtk = w; w += 16 * lds;
@@ -561,7 +575,7 @@ static void cv_pass1(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f)
     const int64_t TT = cv_tile_len(LC);
     float amax;
     const int negA = cv_params(c, u, f, &amax);
-    float *ck = c->ck + u->i * BWD_CV * nch * N;
+    float *ck = bwd_ck(c, f->ckt, u->i);
     float *dta = f->keep_u ? f->dtk : c->dtall + u->cvi * L * 16;
     const int64_t row = (u->b * c->dim + u->d0) * L;
     float *wt = f->dul;   /* dt u of the tile */
@@ -648,7 +662,7 @@ static void cv_tile2(const bwd_ctx *c, const bwd_unit *u, const cv_buf *f,
             continue;
         float *pB = gr->dB ? pbase + (tb - sb) * N : NULL;
         float *pC = gr->dC ? pbase + TS + (tb - sb) * N : NULL;
-        const float *hin = c->ck + (u->i * nch + kc) * BWD_CV * N;
+        const float *hin = bwd_ck(c, f->ckt, u->i) + kc * BWD_CV * N;
         /* The decays: kept by pass 1 (all chunks but the last), else an
          * exp here (the same bits). */
         const int kept = f->Qk && kc + 1 < nch;
@@ -774,7 +788,7 @@ static void bwd_pass1_unit(const bwd_ctx *c, int64_t i, bwd_tls *w, int direct)
     const int64_t N = c->N, L = c->L, LC = c->LC, nch = c->nch, G = c->G, dim = c->dim;
     const int64_t b = u.b, g = u.g, d0 = u.d0, d1 = u.d0 + u.m;
     const float *Bg = a->B + (b * G + g) * N * L;
-    float *cku = c->ck + i * BWD_CV * nch * N;
+    float *cku = bwd_ck(c, w->fb.ckt, i);
     float *dtb = w->set[0].dtb;
     for (int64_t d = d0; d < d1; d++) {
         float *hd = w->hs + (d - d0) * N;
@@ -849,7 +863,7 @@ static void bwd_pass2_unit(const bwd_ctx *c, int64_t i, int64_t sb, int64_t se,
                 k->dt(Tn, a->delta + off,
                       a->delta_bias ? a->delta_bias[d + j] : 0.0f,
                       a->delta_softplus, S->dtb, want_ds ? S->dsig : NULL);
-                S->hin = c->ck + i * BWD_CV * nch * N + ((d + j - d0) * nch + kc) * N;
+                S->hin = bwd_ck(c, w->fb.ckt, i) + ((d + j - d0) * nch + kc) * N;
                 k->recompute(Tn, N, a->A + (d + j) * N, w->Bt, w->Ct, S->dtb, a->u + off,
                              S->hin, S->H, S->Q, gr->dz ? S->P0 : NULL);
             }
@@ -1228,8 +1242,15 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     if (nt < 1)
         nt = 1;
     int64_t n_ck = 0, n_thr = 0, n_part = 0, n_st = 0, n_dt = 0, tmp;
-    if (!ssmi_sizes_ok(&n_ck, sizeof(float), 4, units, (int64_t)BWD_CV, nch, N)
-        || !ssmi_sizes_ok(&n_thr, sizeof(float), 2, per, (int64_t)nt)
+    if (!ssmi_sizes_ok(&n_ck, sizeof(float), 4, units, (int64_t)BWD_CV, nch, N))
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    /* One span: the checkpoints of the unit a thread runs, at the end of
+     * its slice (a unit's pass 1 runs right before its pass 2 on the same
+     * thread), instead of every unit's: fewer bytes, and no array of them
+     * that glibc may trim and fault in again each call. */
+    const int64_t ckn = want_st && nsp == 1 ? pad16(BWD_CV * nch * N) : 0;
+    per += ckn;
+    if (!ssmi_sizes_ok(&n_thr, sizeof(float), 2, per, (int64_t)nt)
         || !ssmi_sizes_ok(&n_part, sizeof(float), 2, items, ppart)
         || !ssmi_sizes_ok(&n_st, sizeof(double), 3, units, (int64_t)BWD_CV, N)
         || !ssmi_sizes_ok(&n_dt, sizeof(float), 5, batch, G, c.ncvg > 0 ? c.ncvg : 1, L,
@@ -1241,36 +1262,48 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
      * 1 for all first, dt of every vector block in dtall. */
     const int fused = nsp == 1;
     const int want_dt = want_st && c.ncvg > 0 && !fused;
-    /* One block for the call's scratch, carved below.  With one block per
-     * array glibc mapped the largest afresh on every call (its dynamic
-     * mmap threshold follows the largest block freed) or trimmed the heap
-     * under the others, so that each call faulted its scratch in again:
-     * 1.5 K page faults a call at (1,1536,16,2048), the 2-thread backward
-     * twice as slow in a VM.  One block comes from the heap after the
-     * first call.  Pieces: ck, gst, dAc, dAd (doubles), dtall, the dD and
+    /* The scratch: ck, gst, dAc, dAd (doubles), dtall, the dD and
      * ddelta_bias sums (per (batch, channel) eight running sums each, step
      * t going to sum t mod 8: absolute time, independent of the chunks),
-     * the thread slices, the partials; each padded to 64 bytes. */
-    const int64_t pc[8] = { want_st ? n_ck : 0, want_st ? n_st : 0, want_st ? n_st : 0,
-                            want_st ? 2 * n_st : 0, want_dt ? n_dt : 0, 32 * nbd, n_thr,
-                            want_part ? n_part : 0 };
-    int64_t po[8], tot = 0;
+     * the thread slices, the partials.  Up to BWD_ONE_BLOCK bytes in all
+     * they are carved from one block (each piece padded to 64 bytes):
+     * glibc serves a repeated block of that size from its heap once its
+     * dynamic mmap threshold has risen to it, while with one block per
+     * piece it mapped the largest afresh or trimmed the heap under the
+     * others after every call, and each call faulted its scratch in again
+     * (1.5 K page faults a call at (1,1536,16,2048), the 2-thread backward
+     * twice as slow in a VM).  Above glibc's cap of that threshold one
+     * block would be mapped afresh every call: the pieces apart. */
+    const int64_t pc[8] = { want_st && !ckn ? n_ck : 0, want_st ? n_st : 0,
+                            want_st ? n_st : 0, want_st ? 2 * n_st : 0,
+                            want_dt ? n_dt : 0, 32 * nbd, n_thr, want_part ? n_part : 0 };
+    float *pp[8] = { NULL };
+    float *blk = NULL;
+    int64_t tot = 0, po[8];
     for (int j = 0; j < 8; j++) {
         po[j] = tot;
         if (__builtin_add_overflow(tot, pad16(pc[j]), &tot))
             return SSM_FAIL(SSM_ERR_NOMEM);
     }
-    float *blk = ssmi_alloc((size_t)tot, sizeof(float));
-    if (!blk)
+    int ok = 1;
+    if ((double)tot * sizeof(float) <= BWD_ONE_BLOCK) {
+        blk = ssmi_alloc((size_t)tot, sizeof(float));
+        ok = blk != NULL;
+        for (int j = 0; j < 8 && ok; j++)
+            pp[j] = pc[j] ? blk + po[j] : NULL;
+    } else {
+        for (int j = 0; j < 8; j++)
+            if (pc[j] && !(pp[j] = ssmi_alloc((size_t)pc[j], sizeof(float))))
+                ok = 0;
+    }
+    if (!ok) {
+        for (int j = 0; j < 8 && !blk; j++)
+            ssmi_free(pp[j]);
         return SSM_FAIL(SSM_ERR_NOMEM);
-    float *ck = want_st ? blk + po[0] : NULL;
-    float *gst = want_st ? blk + po[1] : NULL;
-    float *dAc = want_st ? blk + po[2] : NULL;
-    double *dAd = want_st ? (double *)(void *)(blk + po[3]) : NULL;
-    float *dtall = want_dt ? blk + po[4] : NULL;
-    double *sums = (double *)(void *)(blk + po[5]);
-    float *thr = blk + po[6];
-    float *part = want_part ? blk + po[7] : NULL;
+    }
+    float *ck = pp[0], *gst = pp[1], *dAc = pp[2], *dtall = pp[4], *thr = pp[6];
+    float *part = pp[7];
+    double *dAd = (double *)(void *)pp[3], *sums = (double *)(void *)pp[5];
     double *dDd = sums, *dbd = sums + 8 * nbd;
     c.ck = ck; c.gst = gst; c.dAc = dAc; c.dAd = dAd; c.dtall = dtall;
     c.dDd = dDd; c.dbd = dbd;
@@ -1278,7 +1311,9 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
 
 #pragma omp parallel num_threads(nt)
     {
-        bwd_tls w = bwd_carve(N, LC, lds, kq, TN, TP, thr + (int64_t)bwd_thread_num() * per);
+        float *slice = thr + (int64_t)bwd_thread_num() * per;
+        bwd_tls w = bwd_carve(N, LC, lds, kq, TN, TP, slice);
+        w.fb.ckt = ckn ? slice + per - ckn : NULL;
         w.fb.keep_u = fused && want_st;
 
         /* Adjoint states start at dh_last (zero when NULL). */
@@ -1372,7 +1407,11 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
                     gr->dh0[(u.b * dim + u.d0 + j) * N + n] = gst[bwd_slot(&u, N, j, n)];
         }
 
-    ssmi_free(blk);
+    if (blk)
+        ssmi_free(blk);
+    else
+        for (int j = 0; j < 8; j++)
+            ssmi_free(pp[j]);
     return SSM_OK;
 }
 
