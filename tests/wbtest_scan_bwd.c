@@ -111,16 +111,20 @@ START_TEST(paired_channels_change_no_bit)
 {
     /* _i = 1: 533 channels, 33 vector blocks in partial groups of 2 and 5
      * channels in row blocks (no paired adjoint there: N = 16 but blocks of
-     * 1); the interval also moves the spans of the partials (at 1601 steps
-     * one span, pass 1 fused with pass 2, at chunk 1601; two otherwise).
+     * 1); one span, pass 1 fused with pass 2.
      * _i = 0: one span at every interval, so pass 1 keeps the decays of
      * the vector block for pass 2 (BWD_CV_KEEPQ) at every interval but
-     * len, whose one chunk computes them in pass 2: the same bytes. */
+     * len, whose one chunk computes them in pass 2: the same bytes.
+     * _i = 2: 3 vector blocks over 32805 steps, longer than a span
+     * (BWD_SPAN_FLOATS: 32768 steps at N = 16): two spans (pass 1 for all
+     * blocks first, dt kept per block), one at chunk len. */
     bprob p;
     if (_i == 0)
         bp_make(&p, 2, 16, 16, 97, 1, BO_ALL, 600u);
-    else
+    else if (_i == 1)
         bp_make(&p, 1, 533, 16, 1601, 1, BO_ALL, 601u);
+    else
+        bp_make(&p, 1, 48, 16, 32805, 1, BO_ALL, 602u);
     const ssm_scan_args a = bp_args(&p);
     wgrads ref;
     wg_make(&ref, &p);
@@ -253,7 +257,7 @@ int main(void)
     tcase_add_loop_test(tc, chunk_changes_no_bit, 0, 4);
     tcase_add_loop_test(tc, every_isa_matches_finite_differences, SSM_SCAN_ISA_GENERIC,
                         SSM_SCAN_ISA_AVX512 + 1);
-    tcase_add_loop_test(tc, paired_channels_change_no_bit, 0, 2);
+    tcase_add_loop_test(tc, paired_channels_change_no_bit, 0, 3);
     tcase_add_test(tc, auto_chunk_is_documented);
     tcase_add_test(tc, streamed_outputs_same_bytes);
     suite_add_tcase(s, tc);

@@ -57,8 +57,15 @@
 #define BWD_X86 1
 #endif
 
-/* Budget of the dB/dC block partials (floats; 4 MiB). */
-#define BWD_PART_FLOATS ((int64_t)1 << 20)
+/* Budget of the dB/dC block partials (floats; 16 MiB): enough for one
+ * span (pass 1 fused with pass 2, no dt of every block kept) at
+ * (8,768,16,1024), 128 items. */
+#define BWD_PART_FLOATS ((int64_t)1 << 22)
+
+/* Budget of a thread's copy of B and C over a span, 2 dstate span floats
+ * (4 MiB): few items would otherwise take spans of 2^17 steps and more,
+ * per-thread buffers of tens of MiB. */
+#define BWD_SPAN_FLOATS ((int64_t)1 << 20)
 
 /* Outputs (du, ddelta, dz together) from which they are written with
  * streaming stores: far beyond the last-level cache. */
@@ -1212,9 +1219,12 @@ ssm_status ssmi_selective_scan_backward_ex(const ssm_scan_args *a,
     /* The channels of a group meet (a barrier, then the partials of dB and
      * dC are added in item order) once per span of whole chunks.  The
      * partials take items * 2 * span * dstate floats: the span is as long
-     * as fits in BWD_PART_FLOATS (few barriers for few channels and long
-     * sequences), but at least one chunk.  Shapes only. */
-    int64_t SP = BWD_PART_FLOATS / (2 * N) / items / LC * LC;
+     * as fits in BWD_PART_FLOATS and BWD_SPAN_FLOATS (few barriers for few
+     * channels and long sequences), but at least one chunk.  Shapes only. */
+    int64_t SP = BWD_PART_FLOATS / (2 * N) / items;
+    if (SP > BWD_SPAN_FLOATS / (2 * N))
+        SP = BWD_SPAN_FLOATS / (2 * N);
+    SP = SP / LC * LC;
     if (SP < LC)
         SP = LC;
     if (SP > (L + LC - 1) / LC * LC)
