@@ -3,7 +3,9 @@
  * scan_softplus) and their AVX2 / AVX-512 twins, operation for operation, so
  * every instruction set gives the same bits.  Shared by the forward
  * (selective.c) and the backward (selective_bwd_vec.h) so the two use one
- * definition.  Private to src/scan.
+ * definition; with the transposes and the 16-vector horizontal sum, which
+ * the decoding step's kernels (src/layers/mamba_step.c, gemv.c) share too.
+ * Private to libssm.
  */
 #ifndef SSM_SCAN_VMATH_H
 #define SSM_SCAN_VMATH_H
@@ -313,6 +315,32 @@ static inline TGT_AVX512 void vtranspose16_avx512(const float *src, int64_t ss,
     }
     for (int i = 0; i < 16; i++)
         _mm512_storeu_ps(dst + i * ds, r[i]);
+}
+
+/* Lane i of the result = the lanes of v[i] summed k + k+8, then k + k+4,
+ * k + k+2, k + k+1 (the tree of a single-vector horizontal sum), bit for
+ * bit, for 16 vectors at once by pairing them with shuffles: 15 adds and
+ * 30 shuffles instead of 16 x 4 dependent shuffle-adds and the scalar
+ * stores.  After the four rounds lane 4b+j holds the sum of input 4j+b,
+ * so the inputs are taken in that transposed order. */
+static inline TGT_AVX512 __m512 vhsum16x16_avx512(const __m512 *v)
+{
+    __m512 b[8], c[4], d[2];
+    for (int p = 0; p < 8; p++) {
+        /* inputs 2p, 2p+1 of the transposed order */
+        const __m512 x = v[4 * ((2 * p) % 4) + (2 * p) / 4];
+        const __m512 y = v[4 * ((2 * p + 1) % 4) + (2 * p + 1) / 4];
+        b[p] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44),
+                             _mm512_shuffle_f32x4(x, y, 0xEE));
+    }
+    for (int r = 0; r < 4; r++)
+        c[r] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0xDD));
+    for (int m = 0; m < 2; m++)
+        d[m] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 #endif /* x86 */
 

@@ -205,33 +205,6 @@ static inline TGT_AVX512 float hsum_avx512(__m512 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Lane i of the result = hsum_avx512(v[i]), bit for bit: the same four
- * rounds of additions (lanes k + k+8, then k + k+4, k + k+2, k + k+1), done
- * for 16 vectors at once by pairing them with shuffles (15 adds and 30
- * shuffles instead of 16 x 5 dependent shuffle-adds and scalar stores; the
- * per-step reduction was the AVX-512 tile's bottleneck on Zen 5).  After the
- * four rounds lane 4b+j holds the sum of input 4j+b, so the inputs are taken
- * in that transposed order. */
-static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
-{
-    __m512 b[8], c[4], d[2];
-    for (int p = 0; p < 8; p++) {
-        /* inputs 2p, 2p+1 of the transposed order */
-        const __m512 x = v[4 * ((2 * p) % 4) + (2 * p) / 4];
-        const __m512 y = v[4 * ((2 * p + 1) % 4) + (2 * p + 1) / 4];
-        b[p] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44),
-                             _mm512_shuffle_f32x4(x, y, 0xEE));
-    }
-    for (int r = 0; r < 4; r++)
-        c[r] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0x88),
-                             _mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0xDD));
-    for (int m = 0; m < 2; m++)
-        d[m] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
 #define KSFX avx512
 #define KTGT TGT_AVX512
 #define VL 16
@@ -249,7 +222,7 @@ static inline TGT_AVX512 __m512 hsum16_avx512(const __m512 *v)
 #define VADD(a, b) _mm512_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VSILU(v) vsilu_avx512(v)
-#define VHSUM_BLOCK(v) hsum16_avx512(v)
+#define VHSUM_BLOCK(v) vhsum16x16_avx512(v)
 /* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 kernels. */
 #define VTRANSPOSE8(s, ss, d, ds) vtranspose8_avx2((s), (ss), (d), (ds))
 #define VSTREAM16(p, q) _mm512_stream_ps((p), _mm512_load_ps(q))

@@ -200,7 +200,7 @@
 #define VSTREAM16(p, q) _mm512_stream_ps((p), _mm512_load_ps(q))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VGTSEL(x, y, a, b) sbv_gtsel_avx512((x), (y), (a), (b))
-#define VHSUM16(v) sbv_hsum16_avx512(v)
+#define VHSUM16(v) vhsum16x16_avx512(v)
 /* Every AVX-512F CPU has AVX2: the 8 x 8 transpose of the AVX2 set for
  * the edges. */
 #define VTRANS8(s, ss, d, ds) vtranspose8_avx2((s), (ss), (d), (ds))

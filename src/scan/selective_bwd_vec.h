@@ -283,28 +283,6 @@ static inline SBV_TGT_AVX512 __m512 sbv_gtsel_avx512(__m512 x, __m512 y, __m512 
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, y, _CMP_GT_OQ), b, a);
 }
 
-/* Lane i of the result: the lanes of v[i] summed k + k+8, then k + k+4,
- * k + k+2, k + k+1, for 16 vectors at once (the pairing of the forward's
- * hsum16_avx512: after the four rounds lane 4b+j holds the sum of input
- * 4j+b, so the inputs are taken in that transposed order). */
-static inline SBV_TGT_AVX512 __m512 sbv_hsum16_avx512(const __m512 *v)
-{
-    __m512 b[8], c[4], d[2];
-    for (int p = 0; p < 8; p++) {
-        const __m512 x = v[4 * ((2 * p) % 4) + (2 * p) / 4];
-        const __m512 y = v[4 * ((2 * p + 1) % 4) + (2 * p + 1) / 4];
-        b[p] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44),
-                             _mm512_shuffle_f32x4(x, y, 0xEE));
-    }
-    for (int r = 0; r < 4; r++)
-        c[r] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0x88),
-                             _mm512_shuffle_f32x4(b[2 * r], b[2 * r + 1], 0xDD));
-    for (int m = 0; m < 2; m++)
-        d[m] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
 #endif /* SBV_X86 */
 
 #endif /* SSM_SELECTIVE_BWD_VEC_H */
