@@ -440,29 +440,47 @@ static T256 void scan_avx2(SCAN_ARGS)
         }
         i += cnt;
     }
-    for (int64_t i = i0; i < i1; i++) {
+    for (int64_t i = i0; i < i1;) {
         const int64_t b = i / di, d = i % di;
-        const __m256 dt = _mm256_set1_ps(dtv[i]), dtu = _mm256_set1_ps(dtv[i] * u[i]);
-        float *hh = h + i * n;
-        const float *a = A + d * n, *bb = Bm + b * ldbc, *cc = Cm + b * ldbc;
-        __m256 al = _mm256_setzero_ps(), ah = _mm256_setzero_ps();
-        for (int64_t s0 = 0; s0 < n; s0 += 16) {
-            for (int half = 0; half < 2; half++) {
-                const int64_t o = s0 + 8 * half;
-                const __m256 da = exp8(_mm256_mul_ps(dt, _mm256_loadu_ps(a + o)));
-                const __m256 hv = _mm256_add_ps(_mm256_mul_ps(da, _mm256_loadu_ps(hh + o)),
-                                                _mm256_mul_ps(dtu, _mm256_loadu_ps(bb + o)));
-                _mm256_storeu_ps(hh + o, hv);
-                const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(cc + o), hv);
-                if (half) ah = _mm256_add_ps(ah, t);
-                else al = _mm256_add_ps(al, t);
+        const float *bb = Bm + b * ldbc, *cc = Cm + b * ldbc;
+        /* 8 channels of one token per collective reduction, as AVX-512
+         * does 16 */
+        const int nc = i + 8 <= i1 && d + 8 <= di ? 8 : 1;
+        __m256 acc[8];
+        for (int c = 0; c < nc; c++) {
+            const __m256 dt = _mm256_set1_ps(dtv[i + c]);
+            const __m256 dtu = _mm256_set1_ps(dtv[i + c] * u[i + c]);
+            float *hh = h + (i + c) * n;
+            const float *a = A + (d + c) * n;
+            _mm_prefetch((const char *)(hh + SCAN_PF * n), _MM_HINT_T0);
+            __m256 al = _mm256_setzero_ps(), ah = _mm256_setzero_ps();
+            for (int64_t s0 = 0; s0 < n; s0 += 16) {
+                for (int half = 0; half < 2; half++) {
+                    const int64_t o = s0 + 8 * half;
+                    const __m256 da = exp8(_mm256_mul_ps(dt, _mm256_loadu_ps(a + o)));
+                    const __m256 hv = _mm256_add_ps(_mm256_mul_ps(da, _mm256_loadu_ps(hh + o)),
+                                                    _mm256_mul_ps(dtu, _mm256_loadu_ps(bb + o)));
+                    _mm256_storeu_ps(hh + o, hv);
+                    const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(cc + o), hv);
+                    if (half) ah = _mm256_add_ps(ah, t);
+                    else al = _mm256_add_ps(al, t);
+                }
             }
+            acc[c] = _mm256_add_ps(al, ah);                 /* k + k+8 */
         }
-        const __m256 s8 = _mm256_add_ps(al, ah);
-        const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-        const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-        const __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
-        y[i] = (_mm_cvtss_f32(s1) + (D ? D[d] * u[i] : 0.0f)) * g[i];
+        if (nc == 8) {
+            const __m256 du = D ? _mm256_mul_ps(_mm256_loadu_ps(D + d), _mm256_loadu_ps(u + i))
+                                : _mm256_setzero_ps();
+            _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_add_ps(vhsum8x8_avx2(acc), du),
+                                                  _mm256_loadu_ps(g + i)));
+        } else {
+            const __m256 s8 = acc[0];
+            const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+            const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            const __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+            y[i] = (_mm_cvtss_f32(s1) + (D ? D[d] * u[i] : 0.0f)) * g[i];
+        }
+        i += nc;
     }
 }
 #endif

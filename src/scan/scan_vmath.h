@@ -317,6 +317,25 @@ static inline TGT_AVX512 void vtranspose16_avx512(const float *src, int64_t ss,
         _mm512_storeu_ps(dst + i * ds, r[i]);
 }
 
+/* Lane i of the result = the lanes of v[i] summed k + k+4, then k + k+2,
+ * then k + k+1 (the 16-lane tree below after its lo + hi step), bit for
+ * bit, for 8 vectors at once.  After the three rounds input p lands in
+ * lane (p >> 1) + 4 (p & 1), so the inputs are taken in that order. */
+static inline TGT_AVX2 __m256 vhsum8x8_avx2(const __m256 *in)
+{
+    __m256 x[8], b[4], c[2];
+    for (int p = 0; p < 8; p++)
+        x[p] = in[(p >> 1) + 4 * (p & 1)];
+    for (int p = 0; p < 4; p++)
+        b[p] = _mm256_add_ps(_mm256_permute2f128_ps(x[2 * p], x[2 * p + 1], 0x20),
+                             _mm256_permute2f128_ps(x[2 * p], x[2 * p + 1], 0x31));
+    for (int r = 0; r < 2; r++)
+        c[r] = _mm256_add_ps(_mm256_shuffle_ps(b[2 * r], b[2 * r + 1], 0x44),
+                             _mm256_shuffle_ps(b[2 * r], b[2 * r + 1], 0xEE));
+    return _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], 0x88),
+                         _mm256_shuffle_ps(c[0], c[1], 0xDD));
+}
+
 /* Lane i of the result = the lanes of v[i] summed k + k+8, then k + k+4,
  * k + k+2, k + k+1 (the tree of a single-vector horizontal sum), bit for
  * bit, for 16 vectors at once by pairing them with shuffles: 15 adds and

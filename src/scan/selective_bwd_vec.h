@@ -189,25 +189,6 @@ static inline sbv_g16 g16_hsum16(const sbv_g16 *v)
 
 /* ------------------------------------------------------- AVX2, 2 x 8 --- */
 
-/* Lane i of the result: the lanes of x[i] summed k + k+4, then k + k+2,
- * then k + k+1 (with the lo + hi step before it, hsum16's tree).  After the
- * three rounds, pipeline input p lands in lane (p >> 1) + 4 (p & 1), so the
- * inputs are taken in that order. */
-static inline SBV_TGT_AVX2 __m256 sbv_hsum8t_avx2(const __m256 *in)
-{
-    __m256 x[8], b[4], c[2];
-    for (int p = 0; p < 8; p++)
-        x[p] = in[(p >> 1) + 4 * (p & 1)];
-    for (int p = 0; p < 4; p++)
-        b[p] = _mm256_add_ps(_mm256_permute2f128_ps(x[2 * p], x[2 * p + 1], 0x20),
-                             _mm256_permute2f128_ps(x[2 * p], x[2 * p + 1], 0x31));
-    for (int r = 0; r < 2; r++)
-        c[r] = _mm256_add_ps(_mm256_shuffle_ps(b[2 * r], b[2 * r + 1], 0x44),
-                             _mm256_shuffle_ps(b[2 * r], b[2 * r + 1], 0xEE));
-    return _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], 0x88),
-                         _mm256_shuffle_ps(c[0], c[1], 0xDD));
-}
-
 typedef struct { __m256 lo, hi; } sbv_a16;
 
 static inline SBV_TGT_AVX2 sbv_a16 a16_ld(const float *p)
@@ -272,7 +253,7 @@ static inline SBV_TGT_AVX2 sbv_a16 a16_hsum16(const sbv_a16 *v)
     __m256 x[16];
     for (int i = 0; i < 16; i++)
         x[i] = _mm256_add_ps(v[i].lo, v[i].hi);   /* k + k+8 */
-    sbv_a16 r = { sbv_hsum8t_avx2(x), sbv_hsum8t_avx2(x + 8) };
+    sbv_a16 r = { vhsum8x8_avx2(x), vhsum8x8_avx2(x + 8) };
     return r;
 }
 
