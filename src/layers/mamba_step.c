@@ -298,11 +298,11 @@ static T512 inline float hsum16(__m512 a)
     __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
     return _mm_cvtss_f32(s1);
 }
-/* Pass 2 for n a multiple of 16 (the usual 16): h of a channel in whole
- * vectors, the lane sums and tree of SCAN_BODY. */
 /* h prefetch distance, in channels: at a batch of 8 the states (96 KiB a
  * sequence and layer) stream from memory; 8-32 gave 3-5% (measured). */
 #define SCAN_PF 8
+/* Pass 2 for n a multiple of 16 (the usual 16): h of a channel in whole
+ * vectors, the lane sums and tree of SCAN_BODY. */
 static T512 void scan_avx512(SCAN_ARGS)
 {
     if (n % 16) {
