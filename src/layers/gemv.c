@@ -132,19 +132,7 @@ static T512 inline __m512 ld512_h(const uint16_t *p)
     __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
-/* The tree of gemv.h: (q, q+8), (q, q+4), (q, q+2), (q, q+1). */
-static T512 inline float hsum512(__m512 a)
-{
-    __m256 lo = _mm512_castps512_ps256(a);
-    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
-    __m256 s8 = _mm256_add_ps(lo, hi);
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
-    return _mm_cvtss_f32(s1);
-}
-
-/* out[g * ldo + r] = hsum512(acc[r][g]), the same bits: from 8
+/* out[g * ldo + r] = vhsum16_avx512(acc[r][g]), the same bits: from 8
  * accumulators on, 16 at a time through the collective reduction of
  * scan_vmath.h (46 shuffles and adds for 16 sums instead of ~9 each: at a
  * batch of 8 the 24 sums of a 3 x 8 tile cost half as much as its
@@ -166,7 +154,7 @@ static T512 inline float hsum512(__m512 a)
         } else {                                                             \
             for (int g_ = 0; g_ < (G); g_++)                                 \
                 for (int r_ = 0; r_ < (R); r_++)                             \
-                    out[g_ * (ldo) + r_] = hsum512(acc[r_][g_]);             \
+                    out[g_ * (ldo) + r_] = vhsum16_avx512(acc[r_][g_]);             \
         }                                                                    \
     } while (0)
 

@@ -288,16 +288,6 @@ static T512 void conv_avx512(CONV_ARGS)
         }
     }
 }
-static T512 inline float hsum16(__m512 a)
-{
-    __m256 lo = _mm512_castps512_ps256(a);
-    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
-    __m256 s8 = _mm256_add_ps(lo, hi);
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
-    return _mm_cvtss_f32(s1);
-}
 /* h prefetch distance, in channels: at a batch of 8 the states (96 KiB a
  * sequence and layer) stream from memory; 8-32 gave 3-5% (measured). */
 #define SCAN_PF 8
@@ -354,7 +344,7 @@ static T512 void scan_avx512(SCAN_ARGS)
             _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_add_ps(vhsum16x16_avx512(acc), du),
                                                   _mm512_loadu_ps(g + i)));
         } else {
-            y[i] = (hsum16(acc[0]) + (D ? D[d] * u[i] : 0.0f)) * g[i];
+            y[i] = (vhsum16_avx512(acc[0]) + (D ? D[d] * u[i] : 0.0f)) * g[i];
         }
         i += nc;
     }

@@ -336,6 +336,21 @@ static inline TGT_AVX2 __m256 vhsum8x8_avx2(const __m256 *in)
                          _mm256_shuffle_ps(c[0], c[1], 0xDD));
 }
 
+/* The 16 lanes of v summed (q, q+8), then (q, q+4), (q, q+2), (q, q+1):
+ * the one tree every 16-lane sum of libssm uses (gemv.h's promise, the
+ * scans' and the steps' outputs), so that vhsum16x16_avx512 below and any
+ * path that sums one vector give the same bits. */
+static inline TGT_AVX512 float vhsum16_avx512(__m512 v)
+{
+    const __m256 lo = _mm512_castps512_ps256(v);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    const __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
 /* Lane i of the result = the lanes of v[i] summed k + k+8, then k + k+4,
  * k + k+2, k + k+1 (the tree of a single-vector horizontal sum), bit for
  * bit, for 16 vectors at once by pairing them with shuffles: 15 adds and

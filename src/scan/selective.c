@@ -193,18 +193,6 @@ static inline TGT_AVX512 __m512 vsilu_avx512(__m512 z)
     return _mm512_div_ps(z, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
-/* Fixed order: halves of 256, then 128, then pairs, then one. */
-static inline TGT_AVX512 float hsum_avx512(__m512 v)
-{
-    const __m256 lo = _mm512_castps512_ps256(v);
-    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    const __m256 s8 = _mm256_add_ps(lo, hi);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-
 #define KSFX avx512
 #define KTGT TGT_AVX512
 #define VL 16
@@ -214,7 +202,7 @@ static inline TGT_AVX512 float hsum_avx512(__m512 v)
 #define VSET1(x) _mm512_set1_ps(x)
 #define VMUL(a, b) _mm512_mul_ps((a), (b))
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define VHSUM(v) hsum_avx512(v)
+#define VHSUM(v) vhsum16_avx512(v)
 #define VEXP(v) vexp_avx512(v)
 #define VEXPN(v) vexpn_avx512(v)
 #define VEXPR(v) vexpr_avx512(v)

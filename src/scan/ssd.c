@@ -47,6 +47,7 @@
 #endif
 
 #include "ssd_internal.h"
+#include "scan_vmath.h"
 
 /* --------------------------------------------------- elementwise parts -- */
 
@@ -182,8 +183,7 @@ struct ssd_kern {
 #undef VNVMAX
 
 #ifdef SSM_SSD_X86
-#define TGT_AVX2 __attribute__((target("avx2,fma")))
-#define TGT_AVX512 __attribute__((target("avx512f")))
+/* TGT_AVX2, TGT_AVX512 and the 16-lane sum vhsum16_avx512: scan_vmath.h. */
 
 /* ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)): a fixed tree. */
 static inline TGT_AVX2 float ssd_hsum_avx2(__m256 v)
@@ -194,20 +194,9 @@ static inline TGT_AVX2 float ssd_hsum_avx2(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-static inline TGT_AVX512 float ssd_hsum_avx512(__m512 v)
-{
-    const __m256 lo = _mm512_castps512_ps256(v);
-    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    const __m256 s8 = _mm256_add_ps(lo, hi);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-
 /* Rows s4_a (low 128 bits) and s4_b (high) of 4-lane partial sums, and the
  * same for c, d: out[r] = (s4_0 + s4_2) + (s4_1 + s4_3) of row r, the tail of
- * ssd_hsum_avx2/512's tree, for four rows at once. */
+ * ssd_hsum_avx2's and vhsum16_avx512's tree, for four rows at once. */
 static inline TGT_AVX2 void ssd_hsum4_tail(__m256 s4ab, __m256 s4cd, float *out)
 {
     const __m256 x = _mm256_shuffle_ps(s4ab, s4cd, _MM_SHUFFLE(1, 0, 1, 0));
@@ -229,7 +218,7 @@ static inline TGT_AVX2 void ssd_hsum4_avx2(const __m256 *v, float *out)
     ssd_hsum4_tail(s01, s23, out);
 }
 
-/* out[r] = ssd_hsum_avx512(v[r]) for r < 4, bit for bit. */
+/* out[r] = vhsum16_avx512(v[r]) for r < 4, bit for bit. */
 static inline TGT_AVX512 void ssd_hsum4_avx512(const __m512 *v, float *out)
 {
     __m256 s8[4];
@@ -274,7 +263,7 @@ static inline TGT_AVX512 void ssd_hsum4_avx512(const __m512 *v, float *out)
 #define VSET1(x) _mm512_set1_ps(x)
 #define VMUL(a, b) _mm512_mul_ps((a), (b))
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define VHSUM(v) ssd_hsum_avx512(v)
+#define VHSUM(v) vhsum16_avx512(v)
 #define VHSUM4(v, o) ssd_hsum4_avx512((v), (o))
 #define VNVMAX 4
 #include "ssd_kernel.h"
