@@ -17,6 +17,8 @@
  * must also give the bits of the per-product path (batches > 16), which
  * for keep_bf16 on an AVX512_BF16 CPU checks that the region's per-stage
  * BF16 rounding of the activations equals the per-product rounding.
+ * A caller's x off the 64-byte boundary must give the bits of an aligned
+ * one (the step copies it to aligned rows first).
  * The accuracy of the step against the double reference and the forward
  * is tested in wbtest_mamba.c (its largest block shape takes the region).
  */
@@ -162,6 +164,55 @@ START_TEST(block_step_same_bits_any_threads)
     }
     tu_set_threads(1);
     free(xs); free(ref); free(got);
+    ssm_mamba_destroy(blk);
+}
+END_TEST
+
+/* A caller's x off the 64-byte boundary goes through an aligned copy
+ * (mamba.c: step_rows_aligned, into the step's ys rows before the scan
+ * writes them): outputs and states must keep the bits of an aligned x,
+ * and x must stay untouched, at a batch run on the calling thread (1)
+ * and one in the region (8). */
+START_TEST(block_step_unaligned_input_same_bits)
+{
+    const int64_t dm = 160;
+    ssm_mamba_config c = { sizeof(ssm_mamba_config), dm, 0, 0, 0, 0 };
+    ssm_mamba *blk = NULL;
+    ck_assert_int_eq(ssm_mamba_create(&blk, &c, 6), SSM_OK);
+    ck_assert_int_eq(ssm_mamba_get_config(blk, &c), SSM_OK);
+    const int64_t di = c.expand * dm, n = NSTEP * 8 * dm;
+    const int64_t nst = 8 * di * (c.d_conv + c.d_state);
+    tu_rng g = { 17 };
+    float *base = aligned_alloc(64, (size_t)(n + 64) * sizeof(float));
+    ck_assert_ptr_nonnull(base);
+    float *ref = tu_alloc((size_t)(n + nst), sizeof *ref);
+    float *got = tu_alloc((size_t)(n + nst), sizeof *got);
+    float *keep = tu_alloc((size_t)n, sizeof *keep);
+    tu_fill_normal_f(&g, keep, n, 1.0);
+    tu_set_threads(2);
+    for (int64_t B = 1; B <= 8; B += 7) {
+        for (int off = 0; off <= 5; off += 1) {   /* 0 (the reference) .. 20 bytes */
+            float *xs = base + off, *y = off ? got : ref;
+            memcpy(xs, keep, (size_t)n * sizeof *xs);
+            ssm_mamba_state *st = NULL;
+            ck_assert_int_eq(ssm_mamba_state_create(&st, blk, B), SSM_OK);
+            for (int t = 0; t < NSTEP; t++)
+                ck_assert_int_eq(ssm_mamba_step(blk, st, B, xs + t * B * dm,
+                                                y + t * B * dm), SSM_OK);
+            float *s = y + NSTEP * B * dm;
+            ck_assert_int_eq(ssm_mamba_state_get(st, B, s, s + B * di * c.d_conv), SSM_OK);
+            ssm_mamba_state_destroy(st);
+            ck_assert_msg(memcmp(xs, keep, (size_t)n * sizeof *xs) == 0,
+                          "block step B %lld: x at +%d floats was written", (long long)B, off);
+            const int64_t cnt = NSTEP * B * dm + B * di * (c.d_conv + c.d_state);
+            if (off)
+                ck_assert_msg(memcmp(ref, got, (size_t)cnt * sizeof *ref) == 0,
+                              "block step B %lld: x at +%d floats differs from aligned x",
+                              (long long)B, off);
+        }
+    }
+    tu_set_threads(1);
+    free(base); free(ref); free(got); free(keep);
     ssm_mamba_destroy(blk);
 }
 END_TEST
@@ -343,6 +394,7 @@ int main(void)
     tcase_add_loop_test(tc, stack_step_same_bits_any_threads, 0, ns);
     tcase_add_loop_test(tc, stack_step_alone_equals_batch, 0, ns);
     tcase_add_test(tc, block_step_same_bits_any_threads);
+    tcase_add_test(tc, block_step_unaligned_input_same_bits);
     tcase_add_loop_test(tc, model_step_same_bits, 0, 4);
     suite_add_tcase(s, tc);
     return tu_run(s);
