@@ -14,6 +14,11 @@
  *            floor = parameter bytes / triad bandwidth of the same thread
  *            count.  Targets: B=8 <= 1.5x B=1 (1 and 2 threads); B=8 at 2
  *            threads >= 1.5x faster than at 1; B=1 <= 1.2x the floor.
+ *            At 1 thread also the bounds of B=8's products: the memory
+ *            floor (their weight bytes / triad) and the FMA floor (8 x
+ *            their multiply-adds at the batch-8 kernel's rate with weights
+ *            in L2); full overlap of the two would take the larger, none
+ *            their sum; the bench prints how much overlapped.
  *   bf16:    a language model (ssm/model.h, mamba-130m shape, tied
  *            embedding) written as a BF16 checkpoint, loaded three times:
  *            as float (converted at load), with keep_bf16 + bf16_exact
@@ -113,8 +118,8 @@ static void bench_kernels(int reps)
     printf("   %-24s %5s %9s %9s %9s %9s\n", "shape", "batch", "OpenBLAS", "generic", "avx2", "avx512");
     for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
         const int64_t N = sh[s].N, K = sh[s].K;
-        float *W = malloc((size_t)(N * K) * sizeof *W), *X = malloc((size_t)(8 * K) * sizeof *X),
-              *o = malloc((size_t)(8 * N) * sizeof *o);
+        float *W = bu_falloc((size_t)(N * K)), *X = bu_falloc((size_t)(8 * K)),
+              *o = bu_falloc((size_t)(8 * N));
         if (!W || !X || !o) { free(W); free(X); free(o); return; }
         fill(W, N * K, 7 + s, 0.05);
         fill(X, 8 * K, 9 + s, 1.0);
@@ -131,6 +136,32 @@ static void bench_kernels(int reps)
         }
         free(W); free(X); free(o);
     }
+}
+
+/* Multiply-adds per second of the batch-8 product kernel (dispatched
+ * path, 1 thread) with its weights in L2: in_proj's half shape cut to 192
+ * rows (576 KiB), so that memory plays no part.  Median of repeats. */
+static double fma_rate_hot(int reps)
+{
+    const int64_t N = 192, K = 768, M = 8;
+    float *W = bu_falloc((size_t)(N * K)), *X = bu_falloc((size_t)(M * K)),
+          *o = bu_falloc((size_t)(M * N));
+    double r = 0;
+    if (W && X && o) {
+        fill(W, N * K, 21, 0.05);
+        fill(X, M * K, 22, 1.0);
+        double t[64];
+        if (reps > 64) reps = 64;
+        for (int i = -1; i < reps; i++) {
+            double t0 = bu_now();
+            for (int j = 0; j < 200; j++)
+                ssmi_xwt_ex(SSMI_GEMV_AUTO, M, N, K, X, K, W, NULL, K, o, N);
+            if (i >= 0) t[i] = (bu_now() - t0) / 200;
+        }
+        r = (double)(M * N * K) / bu_median(t, reps);
+    }
+    free(W); free(X); free(o);
+    return r;
 }
 
 /* ---- stack ---- */
@@ -202,6 +233,18 @@ static int bench_stack(int64_t nl, const double bw[3], int reps)
             if (ssm_mamba_param_count(blk, (ssm_mamba_param)p, &c) == SSM_OK) params += c;
         }
     }
+    /* the four products' weights: what a step streams through the GEMVs */
+    int64_t prod = 0;
+    for (int64_t l = 0; l < nl; l++) {
+        ssm_mamba *blk;
+        ssm_mamba_stack_block(stk, l, &blk);
+        static const ssm_mamba_param pp[4] = { SSM_MAMBA_IN_PROJ, SSM_MAMBA_X_PROJ,
+                                               SSM_MAMBA_DT_PROJ_W, SSM_MAMBA_OUT_PROJ };
+        for (int p = 0; p < 4; p++) {
+            int64_t c = 0;
+            if (ssm_mamba_param_count(blk, pp[p], &c) == SSM_OK) prod += c;
+        }
+    }
     const double bytes = (double)params * sizeof(float);
     float xs[8 * 768], ys[8 * 768];
     fill(xs, maxb * dm, 2, 1.0);
@@ -227,6 +270,24 @@ static int bench_stack(int64_t nl, const double bw[3], int reps)
         }
         shares("batch 1", &tm[0]);
         shares("batch 8", &tm[1]);
+        if (th == 1) {
+            /* Why B=8 costs more than B=1 at 1 thread: its products must
+             * both stream the weights (memory floor, as B=1) and do 8x the
+             * multiply-adds (FMA floor, the 3 x 8 kernel's rate from L2);
+             * how far the two overlap decides the ratio. */
+            const double tot = tm[1].gemm + tm[1].scan + tm[1].conv + tm[1].norm;
+            const double gemm8 = tot > 0 ? t8[1] * tm[1].gemm / tot : 0;
+            const double rest8 = t8[1] - gemm8;
+            const double fr = fma_rate_hot(reps);
+            const double memf = (double)prod * sizeof(float) / (bw[1] * 1e9);
+            const double fmaf = fr > 0 ? 8.0 * (double)prod / fr : 0;
+            const double lo = (memf > fmaf ? memf : fmaf) + rest8, hi = memf + fmaf + rest8;
+            printf("       batch 8 products %7.3f ms: memory floor %6.3f ms + FMA floor %6.3f ms (%.1f GFMA/s from L2);\n"
+                   "       overlapped %.0f%% (B=8/B=1 with full overlap %4.2f, with none %4.2f; the rest %.3f ms)\n",
+                   1e3 * gemm8, 1e3 * memf, 1e3 * fmaf, 1e-9 * fr,
+                   fmaf > 0 ? 100.0 * (memf + fmaf - gemm8) / (memf < fmaf ? memf : fmaf) : 0.0,
+                   lo / t1[1], hi / t1[1], 1e3 * rest8);
+        }
     }
     printf("   B=8: 1 thread / 2 threads  %5.2f  (target >= 1.50)   B=1: %5.2f\n",
            t8[1] / t8[2], t1[1] / t1[2]);
