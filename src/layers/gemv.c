@@ -46,23 +46,26 @@
  * are contiguous, so this streams W ahead of the multiply; measured on Zen
  * 5, LM head 50280 x 768: 2 beat 1 and 4).  Several tokens: the tile's
  * rows are read as one linear stream, R pieces of 16 weights a step of k,
- * and the same number of bytes is prefetched PF_FAR bytes ahead into L2
- * and PF_NEAR ahead into L1.  Measured at batch 8 from memory (Zen 5, 1
- * thread, 288 MB of 768-wide rows): the former PFD tiles ahead streamed
- * 17-18 GB/s, the linear sweep 23-24 (one token: 31-34); the in_proj,
- * x_proj, dt_proj and out_proj of 24 Mamba layers took 19.3 ms instead of
- * 21.6.  A far distance of 12-48 KiB was as good as 18, 0.25-6 MiB (into
- * L3) worse; the tile-interleaved (pre-packed) layout no better. */
+ * and the same number of bytes is prefetched PF_FAR bytes ahead.  Measured
+ * at batch 8 from memory (Zen 5, 1 thread, 288 MB of 768-wide rows): the
+ * former PFD tiles ahead streamed 17-18 GB/s, the linear sweep 23-24 (one
+ * token: 31-34); the in_proj, x_proj, dt_proj and out_proj of 24 Mamba
+ * layers took 19.3 ms instead of 21.6.  A far distance of 12-48 KiB was
+ * as good as 18, 0.25-6 MiB (into L3) worse; the tile-interleaved
+ * (pre-packed) layout no better.  With KICK below, the far prefetch as
+ * NTA and no second one 3 KiB ahead into L1 (the former T1 + T0 pair):
+ * those products 18.7-19.1 -> 18.0-18.6 ms over six alternating runs (the
+ * same at 2 threads and for BF16 rows); the 3 x 8 tile at K = 768 1.08-1.10x.
+ * Why NTA does better is not known here (this VM has no performance
+ * counters); re-measure on other CPUs. */
 #define PFD 2
 #define PF_FAR (18 * 1024)
-#define PF_NEAR (3 * 1024)
 #define PREFETCH(W, ldw, k, r, R, G, WT)                                     \
     do {                                                                     \
         if (G > 1) {                                                         \
             const char *pl_ = (const char *)(W) +                            \
                 (size_t)((k) * (R) + 16 * (r)) * sizeof(WT);                 \
-            _mm_prefetch(pl_ + PF_FAR, _MM_HINT_T1);                         \
-            _mm_prefetch(pl_ + PF_NEAR, _MM_HINT_T0);                        \
+            _mm_prefetch(pl_ + PF_FAR, _MM_HINT_NTA);                        \
         } else {                                                             \
             _mm_prefetch((const char *)((W) + ((r) + PFD * (R)) * (ldw) + (k)), \
                          _MM_HINT_T0);                                       \
