@@ -43,7 +43,10 @@ static const int isas[] = { SSMI_GEMV_GENERIC, SSMI_GEMV_AVX2, SSMI_GEMV_AVX512 
 
 static const int64_t Ms[] = { 1, 2, 3, 4, 5, 7, 8, 9, 13, 16 };
 static const int64_t Ns[] = { 1, 3, 17, 80, 131 };
-static const int64_t Ks[] = { 1, 5, 16, 17, 48, 100, 768 };
+/* 1025, 1300, 2305: the 8-token tile in chunks of k (gemv.c: K above
+ * KSPLIT_MIN = 1024, chunks of KSPLIT = 512): a last chunk that is only
+ * the tail (K mod 16), a short last chunk with a tail, five chunks. */
+static const int64_t Ks[] = { 1, 5, 16, 17, 48, 100, 768, 1025, 1300, 2305 };
 
 #define PAD 3   /* extra columns in X, W, out: strides > sizes */
 

@@ -42,6 +42,20 @@
 #define PAR_MIN 65536
 /* Target bytes of W per row block. */
 #define BLOCK_BYTES (96 * 1024)
+/* 8 tokens with K > KSPLIT_MIN: the rows go in chunks of KSPLIT weights,
+ * so that the chunk of the 8 token rows (16 KiB) stays in L1 (48 KiB on
+ * Zen 5, shared by the two hyperthreads of a core) while the tile's
+ * weights stream past; whole rows of 8 tokens at K = 1536 (out_proj)
+ * fill L1 alone.  SPLIT_TILES tiles (24 rows, a row block) go through one
+ * chunk before the next, their 24 lane sums each kept in between (12
+ * KiB).  Measured (Zen 5, the out_proj of 24 Mamba layers, 1536 -> 768 at
+ * batch 8, alternating in one process): whole rows 5.5-6.7 ms at 1
+ * thread, 3.45 at 2; chunks of 768 4.7-4.8 and 3.0-3.5, of 512 4.7 and
+ * 2.7; 256 slower.  K = 768 (in_proj) stays whole. */
+#define KSPLIT_MIN 1024
+#define KSPLIT 512
+#define SPLIT_TILES 8
+#define SPLIT_BUF(name) _Alignas(64) float name[SPLIT_TILES][24 * 16]
 /* Software prefetch.  One token: PFD row tiles ahead at the same k (rows
  * are contiguous, so this streams W ahead of the multiply; measured on Zen
  * 5, LM head 50280 x 768: 2 beat 1 and 4).  Several tokens: the tile's
@@ -110,9 +124,17 @@ typedef void (*kern_fn)(int64_t K, const float *X, int64_t ldx, const void *W,
 /* Kernels of one path and weight type: for token groups G = 8, 4, 2, 1
  * (index 0..3), the main tile (R rows) and a one-row tile for the rows
  * left over.  main[0] NULL: no 8-token kernel (groups of 4 instead). */
+/* The 8-token tile over k in [k0, k1) only (see KSPLIT): its lane sums
+ * start from buf (or zero when first) and go back there, or, when last,
+ * through the tail and the final sums into out. */
+typedef void (*kern_split_fn)(int64_t K, int64_t k0, int64_t k1, const float *X,
+                              int64_t ldx, const void *W, int64_t ldw, float *out,
+                              int64_t ldo, void *buf, int first, int last);
+
 typedef struct kset {
     int R[4];
     kern_fn main[4], one[4];
+    kern_split_fn split;    /* NULL: never split */
 } kset;
 
 static const int GSZ[4] = { 8, 4, 2, 1 };
@@ -141,9 +163,9 @@ GEN_KERN(gen_f32, float, CVT_F)
 GEN_KERN(gen_bf16, uint16_t, CVT_H)
 
 static const kset GEN_F32 = { { 1, 1, 1, 1 }, { NULL, NULL, NULL, gen_f32 },
-                              { NULL, NULL, NULL, gen_f32 } };
+                              { NULL, NULL, NULL, gen_f32 }, NULL };
 static const kset GEN_BF16 = { { 1, 1, 1, 1 }, { NULL, NULL, NULL, gen_bf16 },
-                               { NULL, NULL, NULL, gen_bf16 } };
+                               { NULL, NULL, NULL, gen_bf16 }, NULL };
 
 #ifdef GEMV_X86
 /* ------------------------------------------------------------ AVX-512 -- */
@@ -241,6 +263,63 @@ K512(a512_h_1x4, uint16_t, ld512_h, 1, 4)
 K512(a512_h_1x2, uint16_t, ld512_h, 1, 2)
 K512(a512_h_1x1, uint16_t, ld512_h, 1, 1)
 
+/* The 3 x 8 tile over one chunk of k (KSPLIT): the same lane sums in the
+ * same order as a512_*_3x8, kept in buf between chunks, so the same bits.
+ * Prefetch: each row one tile ahead at the same k (the chunk's rows are
+ * pieces of KSPLIT weights, not one linear stream; two tiles ahead was
+ * 1.16x slower, three 1.07x), and the kick at the chunk's first k. */
+#define K512S(name, WT, LD)                                                  \
+static T512 void name(int64_t K, int64_t k0, int64_t k1, const float *X,     \
+                      int64_t ldx, const void *Wv, int64_t ldw, float *out,  \
+                      int64_t ldo, void *bufv, int first, int last)          \
+{                                                                            \
+    const WT *W = Wv;                                                        \
+    __m512 *buf = bufv;                                                      \
+    KICK(W + k0, ldw, 3, 8);                                                 \
+    __m512 acc[3][8];                                                        \
+    for (int r = 0; r < 3; r++)                                              \
+        for (int g = 0; g < 8; g++)                                          \
+            acc[r][g] = first ? _mm512_setzero_ps() : _mm512_load_ps((const float *)&buf[r * 8 + g]); \
+    const int64_t K16 = K & ~(int64_t)15, e = k1 < K16 ? k1 : K16;          \
+    for (int64_t k = k0; k < e; k += 16) {                                   \
+        __m512 w[3];                                                         \
+        for (int r = 0; r < 3; r++) {                                        \
+            w[r] = LD(W + r * ldw + k);                                      \
+            _mm_prefetch((const char *)(W + (r + 3) * ldw + k), _MM_HINT_NTA); \
+        }                                                                    \
+        for (int g = 0; g < 8; g++) {                                        \
+            __m512 x = _mm512_loadu_ps(X + g * ldx + k);                     \
+            KEEP(x);                                                         \
+            for (int r = 0; r < 3; r++)                                      \
+                acc[r][g] = _mm512_fmadd_ps(w[r], x, acc[r][g]);             \
+        }                                                                    \
+    }                                                                        \
+    if (!last) {                                                             \
+        for (int r = 0; r < 3; r++)                                          \
+            for (int g = 0; g < 8; g++)                                      \
+                _mm512_store_ps((float *)&buf[r * 8 + g], acc[r][g]);        \
+        return;                                                              \
+    }                                                                        \
+    if (K16 < K) {                                                           \
+        WT wt[3][16];                                                        \
+        float xt[8][16];                                                     \
+        memset(wt, 0, sizeof wt);                                            \
+        memset(xt, 0, sizeof xt);                                            \
+        for (int r = 0; r < 3; r++)                                          \
+            memcpy(wt[r], W + r * ldw + K16, (size_t)(K - K16) * sizeof(WT)); \
+        for (int g = 0; g < 8; g++)                                          \
+            memcpy(xt[g], X + g * ldx + K16, (size_t)(K - K16) * sizeof(float)); \
+        for (int g = 0; g < 8; g++) {                                        \
+            __m512 x = _mm512_loadu_ps(xt[g]);                               \
+            for (int r = 0; r < 3; r++)                                      \
+                acc[r][g] = _mm512_fmadd_ps(LD(wt[r]), x, acc[r][g]);        \
+        }                                                                    \
+    }                                                                        \
+    HSUMS512(acc, 3, 8, out, ldo);                                           \
+}
+K512S(a512_f_3x8s, float, ld512_f)
+K512S(a512_h_3x8s, uint16_t, ld512_h)
+
 /* 8 tokens: 3 rows x 8 tokens = 24 accumulators + 3 weight pieces + 1
  * token piece of the 32 zmm registers; 11 loads per 24 FMAs (2 x 8 was
  * 10 per 16: 3 x 8 reached ~80 GFMA/s from L2 against ~65).  1 token: 8
@@ -249,13 +328,13 @@ K512(a512_h_1x1, uint16_t, ld512_h, 1, 1)
 static const kset A512_F32 = {
     { 3, 4, 4, 8 },
     { a512_f_3x8, a512_f_4x4, a512_f_4x2, a512_f_8x1 },
-    { a512_f_1x8, a512_f_1x4, a512_f_1x2, a512_f_1x1 } };
+    { a512_f_1x8, a512_f_1x4, a512_f_1x2, a512_f_1x1 }, a512_f_3x8s };
 /* BF16 at one token: 8 rows at once, so that as many bytes are in flight
  * as for float rows (each BF16 row piece is half a line). */
 static const kset A512_BF16 = {
     { 3, 4, 4, 8 },
     { a512_h_3x8, a512_h_4x4, a512_h_4x2, a512_h_8x1 },
-    { a512_h_1x8, a512_h_1x4, a512_h_1x2, a512_h_1x1 } };
+    { a512_h_1x8, a512_h_1x4, a512_h_1x2, a512_h_1x1 }, a512_h_3x8s };
 
 /* --------------------------------------------------------------- AVX2 -- */
 
@@ -348,11 +427,11 @@ K256(a256_h_1x1, uint16_t, ld256_h, 1, 1)
 static const kset A256_F32 = {
     { 0, 1, 2, 4 },
     { NULL, a256_f_1x4, a256_f_2x2, a256_f_4x1 },
-    { NULL, a256_f_1x4, a256_f_1x2, a256_f_1x1 } };
+    { NULL, a256_f_1x4, a256_f_1x2, a256_f_1x1 }, NULL };
 static const kset A256_BF16 = {
     { 0, 1, 2, 4 },
     { NULL, a256_h_1x4, a256_h_2x2, a256_h_4x1 },
-    { NULL, a256_h_1x4, a256_h_1x2, a256_h_1x1 } };
+    { NULL, a256_h_1x4, a256_h_1x2, a256_h_1x1 }, NULL };
 #endif /* GEMV_X86 */
 
 /* ----------------------------------------------------------- dispatch -- */
@@ -419,6 +498,21 @@ static void rows_block(const kset *ks, int64_t j0, int64_t j1, int64_t M,
         const float *xb = X + b0 * ldx;
         float *ob = out + b0 * ldo;
         int64_t j = j0;
+        if (gi == 0 && ks->split && K > KSPLIT_MIN) {
+            /* 8 tokens over SPLIT_TILES tiles at a time, chunk by chunk of
+             * k, the lane sums kept in sbuf between chunks. */
+            SPLIT_BUF(sbuf);
+            for (; j + R <= j1;) {
+                const int64_t nt = (j1 - j) / R < SPLIT_TILES ? (j1 - j) / R : SPLIT_TILES;
+                for (int64_t k0 = 0; k0 < K; k0 += KSPLIT) {
+                    const int64_t k1 = K - k0 <= KSPLIT ? K : k0 + KSPLIT;
+                    for (int64_t t = 0; t < nt; t++)
+                        ks->split(K, k0, k1, xb, ldx, W + (size_t)((j + t * R) * ldw) * wsz,
+                                  ldw, ob + j + t * R, ldo, sbuf[t], k0 == 0, k1 == K);
+                }
+                j += nt * R;
+            }
+        }
         for (; j + R <= j1; j += R)
             ks->main[gi](K, xb, ldx, W + (size_t)(j * ldw) * wsz, ldw, ob + j, ldo);
         for (; j < j1; j++)
