@@ -131,6 +131,23 @@ END_TEST
 
 /* The single block step (ssm_mamba_step): the same bits at 1, 2, 3
  * threads, batch 1 and 8 (the region at d_model 160). */
+/* NSTEP steps of batch B from a fresh state (inputs xs, step t at
+ * xs + t * xstride) into y: the outputs, then the conv and SSM states;
+ * returns how many floats that is. */
+static int64_t block_steps(const ssm_mamba *blk, const ssm_mamba_config *c, int64_t B,
+                           const float *xs, int64_t xstride, float *y)
+{
+    const int64_t dm = c->d_model, di = c->expand * dm;
+    ssm_mamba_state *st = NULL;
+    ck_assert_int_eq(ssm_mamba_state_create(&st, blk, B), SSM_OK);
+    for (int t = 0; t < NSTEP; t++)
+        ck_assert_int_eq(ssm_mamba_step(blk, st, B, xs + t * xstride, y + t * B * dm), SSM_OK);
+    float *s = y + NSTEP * B * dm;
+    ck_assert_int_eq(ssm_mamba_state_get(st, B, s, s + B * di * c->d_conv), SSM_OK);
+    ssm_mamba_state_destroy(st);
+    return NSTEP * B * dm + B * di * (c->d_conv + c->d_state);
+}
+
 START_TEST(block_step_same_bits_any_threads)
 {
     const int64_t dm = 160;
@@ -147,16 +164,7 @@ START_TEST(block_step_same_bits_any_threads)
     for (int64_t B = 1; B <= 8; B += 7) {
         for (int th = 1; th <= 3; th++) {
             tu_set_threads(th);
-            float *y = th == 1 ? ref : got;
-            ssm_mamba_state *st = NULL;
-            ck_assert_int_eq(ssm_mamba_state_create(&st, blk, B), SSM_OK);
-            for (int t = 0; t < NSTEP; t++)
-                ck_assert_int_eq(ssm_mamba_step(blk, st, B, xs + t * MAXB * dm,
-                                                y + t * B * dm), SSM_OK);
-            float *s = y + NSTEP * B * dm;
-            ck_assert_int_eq(ssm_mamba_state_get(st, B, s, s + B * di * c.d_conv), SSM_OK);
-            ssm_mamba_state_destroy(st);
-            const int64_t cnt = NSTEP * B * dm + B * di * (c.d_conv + c.d_state);
+            const int64_t cnt = block_steps(blk, &c, B, xs, MAXB * dm, th == 1 ? ref : got);
             if (th > 1)
                 ck_assert_msg(memcmp(ref, got, (size_t)cnt * sizeof *ref) == 0,
                               "block step B %lld: %d threads differ from 1", (long long)B, th);
@@ -192,19 +200,11 @@ START_TEST(block_step_unaligned_input_same_bits)
     tu_set_threads(2);
     for (int64_t B = 1; B <= 8; B += 7) {
         for (int off = 0; off <= 5; off += 1) {   /* 0 (the reference) .. 20 bytes */
-            float *xs = base + off, *y = off ? got : ref;
+            float *xs = base + off;
             memcpy(xs, keep, (size_t)n * sizeof *xs);
-            ssm_mamba_state *st = NULL;
-            ck_assert_int_eq(ssm_mamba_state_create(&st, blk, B), SSM_OK);
-            for (int t = 0; t < NSTEP; t++)
-                ck_assert_int_eq(ssm_mamba_step(blk, st, B, xs + t * B * dm,
-                                                y + t * B * dm), SSM_OK);
-            float *s = y + NSTEP * B * dm;
-            ck_assert_int_eq(ssm_mamba_state_get(st, B, s, s + B * di * c.d_conv), SSM_OK);
-            ssm_mamba_state_destroy(st);
+            const int64_t cnt = block_steps(blk, &c, B, xs, B * dm, off ? got : ref);
             ck_assert_msg(memcmp(xs, keep, (size_t)n * sizeof *xs) == 0,
                           "block step B %lld: x at +%d floats was written", (long long)B, off);
-            const int64_t cnt = NSTEP * B * dm + B * di * (c.d_conv + c.d_state);
             if (off)
                 ck_assert_msg(memcmp(ref, got, (size_t)cnt * sizeof *ref) == 0,
                               "block step B %lld: x at +%d floats differs from aligned x",
