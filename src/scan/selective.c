@@ -117,6 +117,12 @@ static inline float scan_silu(float z)
 #undef VTRANSPOSE8
 #undef VSTREAM16
 
+/* A split-path half kernel for 8 states: T steps of tile_avx2 at N = 8
+ * (the same bytes), prefetching the next tile (nB, nC, nT; NULL: none). */
+typedef void (*split_half_fn)(int64_t T, const float *A, const float *Bt, const float *Ct,
+                              const float *dt, const float *u, float *h, float *ys,
+                              const float *nB, const float *nC, int64_t L, int64_t nT);
+
 #ifdef SSM_SCAN_X86
 
 static inline TGT_AVX2 __m256 vsilu_avx2(__m256 z)
@@ -235,6 +241,157 @@ static inline TGT_AVX512 __m512 vsilu_avx512(__m512 z)
 #undef VHSUM_BLOCK
 #undef VTRANSPOSE8
 #undef VSTREAM16
+
+/* One half of 8 states of the split path on AVX2 (and AVX-512) machines:
+ * tile_avx2's arithmetic at N = 8, bit for bit (one vector; blocks of 8
+ * steps summed by hsum8_avx2, the tail by hsum_avx2), plus the prefetch of
+ * split16_tile_avx512 below for this half's 8 rows of B and of C. */
+static TGT_AVX2 void
+split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
+                 const float *dt, const float *u, float *h, float *ys,
+                 const float *nB, const float *nC, int64_t L, int64_t nT)
+{
+    const __m256 av = _mm256_loadu_ps(A);
+    __m256 hv = _mm256_loadu_ps(h);
+#define SPLIT8_STEP_(t_, acc_)                                               \
+    do {                                                                     \
+        const float dtv_ = dt[t_], dtu_ = dtv_ * u[t_];                      \
+        const __m256 a_ = vexp_avx2(_mm256_mul_ps(_mm256_set1_ps(dtv_), av)); \
+        hv = _mm256_fmadd_ps(a_, hv, _mm256_mul_ps(_mm256_loadu_ps(Bt + (t_) * 8), \
+                                                   _mm256_set1_ps(dtu_)));   \
+        acc_ = _mm256_mul_ps(_mm256_loadu_ps(Ct + (t_) * 8), hv);            \
+    } while (0)
+    int64_t t = 0;
+    for (; t + 8 <= T; t += 8) {
+        __m256 acc[8];
+        for (int i = 0; i < 8; i++)
+            SPLIT8_STEP_(t + i, acc[i]);
+        _mm256_storeu_ps(ys + t, hsum8_avx2(acc));
+        const int64_t col = (t >> 4) * 16;
+        if (nB && col < nT) {
+            const char *p = (const char *)((t & 8 ? nC : nB) + col);
+            for (int r = 0; r < 8; r++, p += L * (int64_t)sizeof(float))
+                _mm_prefetch(p, _MM_HINT_T1);
+        }
+    }
+    for (; t < T; t++) {
+        __m256 acc;
+        SPLIT8_STEP_(t, acc);
+        ys[t] = hsum_avx2(acc);
+    }
+#undef SPLIT8_STEP_
+    _mm256_storeu_ps(h, hv);
+}
+
+/* The same half on AVX-512, two steps per vector where the steps are
+ * independent: lanes 0-7 step t, lanes 8-15 step t + 1 for exp(dt A) and
+ * B dt u (half the exps of split8_tile_avx2), then the two dependent state
+ * updates and C h in 8-lane vectors.  Every lane does split8_tile_avx2's
+ * operations (vexp_avx512 and vexp_avx2 agree bit for bit; the products are
+ * the same IEEE products), so the bytes are the same. */
+static __attribute__((target("avx512f,avx2,fma"))) void
+split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
+                     const float *dt, const float *u, float *h, float *ys,
+                     const float *nB, const float *nC, int64_t L, int64_t nT)
+{
+    const __m256 a8 = _mm256_loadu_ps(A);
+    const __m512 av = _mm512_castpd_ps(   /* [A | A] */
+        _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(a8)), _mm256_castps_pd(a8), 1));
+    const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m256 hv = _mm256_loadu_ps(h);
+#define SPLIT8X2_HI_(v) _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))
+    /* Steps t_ and t_ + 1: acc0_, acc1_ = C h after each. */
+#define SPLIT8X2_PAIR_(t_, acc0_, acc1_)                                      \
+    do {                                                                     \
+        const __m128 d2_ = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(dt + (t_)))); \
+        const __m128 u2_ = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(u + (t_))));  \
+        const __m512 vdt_ = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(d2_)); \
+        const __m512 vdtu_ = _mm512_permutexvar_ps(pair,                     \
+                                 _mm512_castps128_ps512(_mm_mul_ps(d2_, u2_))); \
+        const __m512 a_ = vexp_avx512(_mm512_mul_ps(vdt_, av));              \
+        const __m512 b_ = _mm512_mul_ps(_mm512_loadu_ps(Bt + (t_) * 8), vdtu_); \
+        hv = _mm256_fmadd_ps(_mm512_castps512_ps256(a_), hv, _mm512_castps512_ps256(b_)); \
+        acc0_ = _mm256_mul_ps(_mm256_loadu_ps(Ct + (t_) * 8), hv);           \
+        hv = _mm256_fmadd_ps(SPLIT8X2_HI_(a_), hv, SPLIT8X2_HI_(b_));        \
+        acc1_ = _mm256_mul_ps(_mm256_loadu_ps(Ct + (t_) * 8 + 8), hv);       \
+    } while (0)
+    int64_t t = 0;
+    for (; t + 8 <= T; t += 8) {
+        __m256 acc[8];
+        for (int i = 0; i < 8; i += 2)
+            SPLIT8X2_PAIR_(t + i, acc[i], acc[i + 1]);
+        _mm256_storeu_ps(ys + t, hsum8_avx2(acc));
+        const int64_t col = (t >> 4) * 16;
+        if (nB && col < nT) {
+            const char *p = (const char *)((t & 8 ? nC : nB) + col);
+            for (int r = 0; r < 8; r++, p += L * (int64_t)sizeof(float))
+                _mm_prefetch(p, _MM_HINT_T1);
+        }
+    }
+    for (; t < T; t++) {   /* the tail: split8_tile_avx2's single steps */
+        const float dtv = dt[t], dtu = dtv * u[t];
+        const __m256 a = vexp_avx2(_mm256_mul_ps(_mm256_set1_ps(dtv), a8));
+        hv = _mm256_fmadd_ps(a, hv, _mm256_mul_ps(_mm256_loadu_ps(Bt + t * 8),
+                                                  _mm256_set1_ps(dtu)));
+        ys[t] = hsum_avx2(_mm256_mul_ps(_mm256_loadu_ps(Ct + t * 8), hv));
+    }
+#undef SPLIT8X2_PAIR_
+#undef SPLIT8X2_HI_
+    _mm256_storeu_ps(h, hv);
+}
+
+/* The split path's two halves of 8 states in ONE AVX-512 vector, for one
+ * thread (run_split1): lanes 0-7 are half 0, lanes 8-15 half 1.  Each lane
+ * does what the AVX2 tile does for its half (tile_avx2 at N = 8: the same
+ * exp, bit for bit, and the same fma), and each step's output is the two
+ * halves' 8-lane sums in hsum_avx2's order, half 0 + half 1: the bytes the
+ * two halves give on two threads, with half the exps, steps and dt work.
+ * Bt, Ct: [T][16]; h: [16] in/out; ys: [T] out.
+ * nB, nC (row stride L, nT steps; NULL: none): the next tile's rows of B and
+ * C, prefetched into L2 here, half a line of each of the 32 rows per 8 steps,
+ * so that their transposes read L2 instead of memory. */
+static __attribute__((target("avx512f,avx2,fma"))) void
+split16_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
+                    const float *dt, const float *u, float *h, float *ys,
+                    const float *nB, const float *nC, int64_t L, int64_t nT)
+{
+    const __m512 av = _mm512_loadu_ps(A);
+    __m512 hv = _mm512_loadu_ps(h);
+#define SPLIT16_STEP_(t_, acc_)                                              \
+    do {                                                                     \
+        const float dtv_ = dt[t_], dtu_ = dtv_ * u[t_];                      \
+        const __m512 a_ = vexp_avx512(_mm512_mul_ps(_mm512_set1_ps(dtv_), av)); \
+        hv = _mm512_fmadd_ps(a_, hv, _mm512_mul_ps(_mm512_loadu_ps(Bt + (t_) * 16), \
+                                                   _mm512_set1_ps(dtu_)));   \
+        acc_ = _mm512_mul_ps(_mm512_loadu_ps(Ct + (t_) * 16), hv);           \
+    } while (0)
+#define SPLIT16_HI_(v) _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))
+    int64_t t = 0;
+    for (; t + 8 <= T; t += 8) {
+        __m256 lo[8], hi[8];
+        for (int i = 0; i < 8; i++) {
+            __m512 acc;
+            SPLIT16_STEP_(t + i, acc);
+            lo[i] = _mm512_castps512_ps256(acc);
+            hi[i] = SPLIT16_HI_(acc);
+        }
+        _mm256_storeu_ps(ys + t, _mm256_add_ps(hsum8_avx2(lo), hsum8_avx2(hi)));
+        const int64_t col = (t >> 4) * 16;   /* block t/8: rows of B, then C */
+        if (nB && col < nT) {
+            const char *p = (const char *)((t & 8 ? nC : nB) + col);
+            for (int r = 0; r < 16; r++, p += L * (int64_t)sizeof(float))
+                _mm_prefetch(p, _MM_HINT_T1);
+        }
+    }
+    for (; t < T; t++) {
+        __m512 acc;
+        SPLIT16_STEP_(t, acc);
+        ys[t] = hsum_avx2(_mm512_castps512_ps256(acc)) + hsum_avx2(SPLIT16_HI_(acc));
+    }
+#undef SPLIT16_STEP_
+#undef SPLIT16_HI_
+    _mm512_storeu_ps(h, hv);
+}
 #endif /* SSM_SCAN_X86 */
 
 /* ------------------------------------------------------------ dispatch -- */
@@ -387,7 +544,7 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
  * the threads meet once, at the end (see run_split). */
 #define SPLIT_S 2
 #define SPLIT_MULT 16
-#define SPLIT_T 8192
+#define SPLIT_T 512
 
 /* Spins on a chunk's flag before yielding the CPU: a carry is normally
  * published within the time of a few hundred loads. */
@@ -922,11 +1079,57 @@ static void split_wait_done(const ssm_scan_args *a, const scan_kern *k,
     }
 }
 
-static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
+#ifdef SSM_SCAN_X86
+/* One thread, dstate 16 on AVX-512: both halves in one vector
+ * (split16_tile_avx512), tiles of SPLIT_T1 steps (Bt and Ct, 256 KiB, stay
+ * in L2).  The tile length changes no number (see run_split). */
+#define SPLIT_T1 256
+static ssm_status run_split1(const ssm_scan_args *a, const scan_kern *k)
+{
+    const int64_t L = a->len, T = SPLIT_T1 < L ? SPLIT_T1 : L;
+    float *buf = ssmi_alloc((size_t)(2 * pad16(T * 16) + pad16(T) + 16), sizeof(float));
+    if (!buf)
+        return SSM_FAIL(SSM_ERR_NOMEM);
+    float *Bt = buf, *Ct = Bt + pad16(T * 16), *dtb = Ct + pad16(T * 16);
+    float *hs = dtb + pad16(T);
+    if (a->h0)
+        memcpy(hs, a->h0, 16 * sizeof(float));
+    else
+        memset(hs, 0, 16 * sizeof(float));
+    for (int64_t t0 = 0; t0 < L; t0 += T) {
+        const int64_t Tn = T < L - t0 ? T : L - t0;
+        k->transpose(a->B, L, t0, Tn, 16, Bt);
+        k->transpose(a->C, L, t0, Tn, 16, Ct);
+        k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
+        const int64_t nT = L - t0 - Tn < T ? L - t0 - Tn : T;
+        split16_tile_avx512(Tn, a->A, Bt, Ct, dtb, a->u + t0, hs, a->y + t0,
+                            nT > 0 ? a->B + t0 + Tn : NULL, a->C + t0 + Tn, L, nT);
+        k->finish(Tn, a->y + t0, a->u + t0, a->D, a->z ? a->z + t0 : NULL);
+    }
+    if (a->h_last)
+        memcpy(a->h_last, hs, 16 * sizeof(float));
+    ssmi_free(buf);
+    return SSM_OK;
+}
+#endif
+
+/* fused16: run_split1 may do a one-thread call (AVX-512, dstate 16);
+ * half8: the kernel of halves of 8 states, or NULL for k->tile. */
+static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k, int fused16,
+                            split_half_fn half8)
 {
     const int64_t N = a->dstate, L = a->len, Ns = N / SPLIT_S;
     const int64_t T = SPLIT_T < L ? SPLIT_T : L;
     const int64_t ntile = (L + T - 1) / T;
+    int nt = ssmi_max_threads();
+    nt = nt < 1 ? 1 : nt > SPLIT_S ? SPLIT_S : nt;
+#ifdef SSM_SCAN_X86
+    if (nt == 1 && fused16)
+        return run_split1(a, k);
+#else
+    (void)fused16;
+    (void)half8;
+#endif
     /* Per half: Bt, Ct [T][Ns], dt [T], hs [Ns]; then the ring of half 1,
      * [SPLIT_RING][T]. */
     const int64_t per = 2 * pad16(T * Ns) + pad16(T) + pad16(Ns);
@@ -953,8 +1156,6 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
         else
             memset(hs, 0, (size_t)Ns * sizeof(float));
     }
-    int nt = ssmi_max_threads();
-    nt = nt < 1 ? 1 : nt > SPLIT_S ? SPLIT_S : nt;
 #pragma omp parallel num_threads(nt)
     {
         /* One thread: half 0, then half 1. */
@@ -970,8 +1171,20 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k)
                 k->transpose(a->B + s * Ns * L, L, t0, Tn, Ns, Bt);
                 k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
                 k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
-                k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs,
-                        s == 0 ? a->y + t0 : ring + (i % SPLIT_RING) * T, NULL);
+                float *out = s == 0 ? a->y + t0 : ring + (i % SPLIT_RING) * T;
+#ifdef SSM_SCAN_X86
+                if (half8) {
+                    const int64_t nT = L - t0 - Tn < T ? L - t0 - Tn : T;
+                    half8(Tn, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, out,
+                          nT > 0 ? a->B + s * Ns * L + t0 + Tn : NULL,
+                          a->C + s * Ns * L + t0 + Tn, L, nT);
+                    goto tile_done;
+                }
+#endif
+                k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, out, NULL);
+#ifdef SSM_SCAN_X86
+            tile_done:
+#endif
                 /* The second half to get here (acq_rel: it sees the other's
                  * sums) finishes the tile, unless the other half has run
                  * all its tiles: then that one, idle, takes it. */
@@ -1071,12 +1284,24 @@ ssm_status ssmi_selective_scan_ex(const ssm_scan_args *args, int path,
         path = ssmi_scan_auto_path(args->batch, args->dim, args->dstate, args->len);
     if (path == SSM_SCAN_PATH_SPLIT) {
         /* Halves of 8 states are one AVX2 vector but half an AVX-512 one:
-         * there the AVX2 kernels run them (same machine, same bytes). */
+         * there the AVX2 kernels run them, or split8x2_tile_avx512 and
+         * split16_tile_avx512 with the same bytes. */
         const int eff = isa == SSM_SCAN_ISA_AUTO ? ssmi_scan_best_isa() : isa;
-        if (eff == SSM_SCAN_ISA_AVX512 && (args->dstate / SPLIT_S) % 16 != 0
-            && get_kern(SSM_SCAN_ISA_AVX2, &k) != 0)
-            return SSM_FAIL(SSM_ERR_ARG);
-        return run_split(args, &k);
+        if (eff == SSM_SCAN_ISA_AVX512 && (args->dstate / SPLIT_S) % 16 != 0) {
+            /* dt and the finish stay AVX-512 (they run over time). */
+            const scan_kern k512 = k;
+            if (get_kern(SSM_SCAN_ISA_AVX2, &k) != 0)
+                return SSM_FAIL(SSM_ERR_ARG);
+            k.dt = k512.dt;
+            k.finish = k512.finish;
+        }
+        split_half_fn half8 = NULL;
+#ifdef SSM_SCAN_X86
+        if (args->dstate == 16)
+            half8 = eff == SSM_SCAN_ISA_AVX512 ? split8x2_tile_avx512
+                  : eff == SSM_SCAN_ISA_AVX2 ? split8_tile_avx2 : NULL;
+#endif
+        return run_split(args, &k, eff == SSM_SCAN_ISA_AVX512 && args->dstate == 16, half8);
     }
     if (path == SSM_SCAN_PATH_CHUNKED) {
         int64_t LC = chunk_len > 0 ? chunk_len : ssmi_scan_auto_chunk(args->len);
