@@ -44,7 +44,7 @@
 #define BLOCK_BYTES (96 * 1024)
 /* 8 tokens with K > KSPLIT_MIN: the rows go in chunks of KSPLIT weights,
  * so that the chunk of the 8 token rows (16 KiB) stays in L1 (48 KiB on
- * Zen 5, shared by the two hyperthreads of a core) while the tile's
+ * Zen 5) while the tile's
  * weights stream past; whole rows of 8 tokens at K = 1536 (out_proj)
  * fill L1 alone.  SPLIT_TILES tiles (24 rows, a row block) go through one
  * chunk before the next, their 24 lane sums each kept in between (12
@@ -121,9 +121,6 @@
 typedef void (*kern_fn)(int64_t K, const float *X, int64_t ldx, const void *W,
                         int64_t ldw, float *out, int64_t ldo);
 
-/* Kernels of one path and weight type: for token groups G = 8, 4, 2, 1
- * (index 0..3), the main tile (R rows) and a one-row tile for the rows
- * left over.  main[0] NULL: no 8-token kernel (groups of 4 instead). */
 /* The 8-token tile over k in [k0, k1) only (see KSPLIT): its lane sums
  * start from buf (or zero when first) and go back there, or, when last,
  * through the tail and the final sums into out. */
@@ -131,6 +128,9 @@ typedef void (*kern_split_fn)(int64_t K, int64_t k0, int64_t k1, const float *X,
                               int64_t ldx, const void *W, int64_t ldw, float *out,
                               int64_t ldo, void *buf, int first, int last);
 
+/* Kernels of one path and weight type: for token groups G = 8, 4, 2, 1
+ * (index 0..3), the main tile (R rows) and a one-row tile for the rows
+ * left over.  main[0] NULL: no 8-token kernel (groups of 4 instead). */
 typedef struct kset {
     int R[4];
     kern_fn main[4], one[4];
@@ -200,7 +200,7 @@ static T512 inline __m512 ld512_h(const uint16_t *p)
         } else {                                                             \
             for (int g_ = 0; g_ < (G); g_++)                                 \
                 for (int r_ = 0; r_ < (R); r_++)                             \
-                    out[g_ * (ldo) + r_] = vhsum16_avx512(acc[r_][g_]);             \
+                    out[g_ * (ldo) + r_] = vhsum16_avx512(acc[r_][g_]);      \
         }                                                                    \
     } while (0)
 
@@ -279,7 +279,8 @@ static T512 void name(int64_t K, int64_t k0, int64_t k1, const float *X,     \
     __m512 acc[3][8];                                                        \
     for (int r = 0; r < 3; r++)                                              \
         for (int g = 0; g < 8; g++)                                          \
-            acc[r][g] = first ? _mm512_setzero_ps() : _mm512_load_ps((const float *)&buf[r * 8 + g]); \
+            acc[r][g] = first ? _mm512_setzero_ps()                          \
+                              : _mm512_load_ps((const float *)&buf[r * 8 + g]); \
     const int64_t K16 = K & ~(int64_t)15, e = k1 < K16 ? k1 : K16;          \
     for (int64_t k = k0; k < e; k += 16) {                                   \
         __m512 w[3];                                                         \
