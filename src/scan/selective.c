@@ -259,8 +259,8 @@ static inline void split_prefetch(int64_t t, const float *nB, const float *nC,
 
 /* One half of 8 states of the split path on AVX2 (and AVX-512) machines:
  * tile_avx2's arithmetic at N = 8, bit for bit (one vector; blocks of 8
- * steps summed by hsum8_avx2, the tail by hsum_avx2), plus the prefetch of
- * split16_tile_avx512 below for this half's 8 rows of B and of C. */
+ * steps summed by hsum8_avx2, the tail by hsum_avx2), plus split_prefetch
+ * for this half's 8 rows of B and of C. */
 static TGT_AVX2 void
 split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
                  const float *dt, const float *u, float *h, float *ys,
@@ -1077,8 +1077,9 @@ static void split_wait_done(const ssm_scan_args *a, const scan_kern *k,
 
 #ifdef SSM_SCAN_X86
 /* One thread, dstate 16 on AVX-512: both halves in one vector
- * (split16_tile_avx512), tiles of SPLIT_T1 steps (Bt and Ct, 256 KiB, stay
- * in L2).  The tile length changes no number (see run_split). */
+ * (split16_tile_avx512), tiles of SPLIT_T1 steps (Bt and Ct, 32 KiB, stay
+ * in L1; 2048 steps were 8% slower).  The tile length changes no number
+ * (see run_split). */
 #define SPLIT_T1 256
 static ssm_status run_split1(const ssm_scan_args *a, const scan_kern *k)
 {
@@ -1124,7 +1125,6 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k, int fuse
         return run_split1(a, k);
 #else
     (void)fused16;
-    (void)half8;
 #endif
     /* Per half: Bt, Ct [T][Ns], dt [T], hs [Ns]; then the ring of half 1,
      * [SPLIT_RING][T]. */
@@ -1168,19 +1168,14 @@ static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k, int fuse
                 k->transpose(a->C + s * Ns * L, L, t0, Tn, Ns, Ct);
                 k->dt(Tn, a->delta + t0, a->delta_bias, a->delta_softplus, dtb);
                 float *out = s == 0 ? a->y + t0 : ring + (i % SPLIT_RING) * T;
-#ifdef SSM_SCAN_X86
                 if (half8) {
                     const int64_t nT = L - t0 - Tn < T ? L - t0 - Tn : T;
                     half8(Tn, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, out,
                           nT > 0 ? a->B + s * Ns * L + t0 + Tn : NULL,
                           a->C + s * Ns * L + t0 + Tn, L, nT);
-                    goto tile_done;
+                } else {
+                    k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, out, NULL);
                 }
-#endif
-                k->tile(Tn, Ns, a->A + s * Ns, Bt, Ct, dtb, a->u + t0, hs, out, NULL);
-#ifdef SSM_SCAN_X86
-            tile_done:
-#endif
                 /* The second half to get here (acq_rel: it sees the other's
                  * sums) finishes the tile, unless the other half has run
                  * all its tiles: then that one, idle, takes it. */
