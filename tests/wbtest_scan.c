@@ -48,7 +48,7 @@ START_TEST(exp_accuracy_max_and_mean)
         }
         double mean = sum / (double)n;
         printf("scan exp on [%g, %g]: max %.3f ulp, mean %+.4f ulp\n", lo[k], hi[k], maxe, mean);
-        /* Degree-7 Taylor: truncation < 0.03 ulp on |r| <= ln2/2; the final
+        /* Degree-6 minimax: truncation 0.03 ulp on |r| <= ln2/2; the final
          * fma rounds once (0.5 ulp) and the Horner steps before it add at most
          * |r| (< 0.35) times their own half ulp: < 1.5 ulp.  A sound exp has
          * no bias beyond the sampling noise (0.3/sqrt(2^21) ~ 2e-4 ulp) and

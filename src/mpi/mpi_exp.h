@@ -11,7 +11,7 @@
 
 /* dt must be the scan's dt bit for bit, so that sum dt is the exponent
  * the scan's product of exp(dt A) approximates: the same operations as
- * src/scan/selective.c (scan_expf: Cody-Waite reduction, degree-7 Taylor
+ * src/scan/selective.c (scan_expf: Cody-Waite reduction, degree-6 minimax
  * polynomial with fma, 2^k in the exponent bits; scan_softplus: Mamba's
  * log1p(exp(x)) below the threshold 20, x above). */
 #define EXP_LOG2E   1.44269504088896341f
@@ -38,12 +38,13 @@ MINLINE float mexpf(float x)
     const float k = kf - EXP_SHIFT;
     float r = fmaf(-k, EXP_LN2HI, xc);
     r = fmaf(-k, EXP_LN2LO, r);
-    float p = 0.000198412698412698413f;
-    p = fmaf(p, r, 0.00138888888888888889f);
-    p = fmaf(p, r, 0.00833333333333333333f);
-    p = fmaf(p, r, 0.0416666666666666667f);
-    p = fmaf(p, r, 0.166666666666666667f);
-    p = fmaf(p, r, 0.5f);
+    /* scan_vmath.h's EXP_C6 .. EXP_C2 (not included here: private to
+     * the scan). */
+    float p = 1.381461318e-03f;
+    p = fmaf(p, r, 8.368709823e-03f);
+    p = fmaf(p, r, 4.166838736e-02f);
+    p = fmaf(p, r, 1.666652069e-01f);
+    p = fmaf(p, r, 4.999999345e-01f);
     p = fmaf(p, r, 1.0f);
     p = fmaf(p, r, 1.0f);
     /* x <= -88 gives k = -127, a zero scale: exp is exactly 0 there, which

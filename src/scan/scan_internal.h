@@ -33,7 +33,7 @@ int ssmi_scan_best_isa(void);
 int ssmi_scan_isa_ok(int isa);
 
 /* The float exp of the scan, scalar form: x = k ln2 + r (two-constant
- * Cody-Waite split, k rounded to nearest even), e^r by its degree-7 Taylor
+ * Cody-Waite split, k rounded to nearest even), e^r by a degree-6 minimax
  * polynomial in Horner form with fmaf, times 2^k built in the exponent bits.
  * x < -88 gives 0 (about 2^-127: no subnormal garbage), x > 88 gives +inf,
  * NaN gives NaN.  The vector kernels compute exactly this, lane by lane. */

@@ -13,7 +13,7 @@
  * k + k+1), so the three sets give the same bytes.
  *
  * exp is the forward's (scan_vmath.h, scan_expf and its vector twins):
- * Cody-Waite reduction, degree-7 Taylor polynomial, 2^k in the exponent
+ * Cody-Waite reduction, degree-6 minimax polynomial, 2^k in the exponent
  * bits; the vector ones are used as they are, the scalar ones are written
  * again below with selects so the portable loops vectorize (same bits).
  */
@@ -61,8 +61,7 @@ static inline float bwd_expf(float x)
     const float k = kf - shift;
     float r = fmaf(-k, EXP_LN2HI, xc);
     r = fmaf(-k, EXP_LN2LO, r);
-    float p = EXP_C7;
-    p = fmaf(p, r, EXP_C6);
+    float p = EXP_C6;
     p = fmaf(p, r, EXP_C5);
     p = fmaf(p, r, EXP_C4);
     p = fmaf(p, r, EXP_C3);
