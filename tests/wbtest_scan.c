@@ -454,6 +454,19 @@ START_TEST(split_path_vs_reference_and_threads)
             ck_assert_msg(!memcmp(y2, yp, (size_t)L * 4) && !memcmp(h2, hp, (size_t)N * 4),
                           "split path, ISA %d: %d threads differ from 1", isa, threads[k]);
         }
+        /* The tile length follows the machine's L1 (split_tile_len): every
+         * length gives the automatic one's bytes, on 1 and 2 threads (odd
+         * lengths leave the two-step kernels a tail). */
+        const int64_t tiles[] = { 256, 512, 2048, 99 };
+        for (int k = 0; k < 8; k++) {
+            tu_set_threads(1 + k % 2);
+            ssm_scan_args b = prob_args(&p, y2, h2);
+            ck_assert_int_eq(ssmi_selective_scan_ex(&b, SSM_SCAN_PATH_SPLIT, tiles[k / 2], isa),
+                             SSM_OK);
+            ck_assert_msg(!memcmp(y2, yp, (size_t)L * 4) && !memcmp(h2, hp, (size_t)N * 4),
+                          "split path, ISA %d: tiles of %d steps on %d threads differ",
+                          isa, (int)tiles[k / 2], 1 + k % 2);
+        }
     }
     /* Only one channel with dstate a multiple of 16 may take it. */
     prob q;

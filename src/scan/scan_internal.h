@@ -43,8 +43,8 @@ float ssmi_scan_expf(float x);
  * tail (white-box accuracy tests).  Returns 0, or -1 if isa cannot run. */
 int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n);
 
-/* The scan with the path, chunk length (chunked path only; 0: the automatic
- * one) and ISA forced.  Same validation and semantics as ssm_selective_scan. */
+/* The scan with the path, chunk length (chunked path; for the split path
+ * the steps per tile; 0: the automatic one) and ISA forced.  Same validation and semantics as ssm_selective_scan. */
 ssm_status ssmi_selective_scan_ex(const ssm_scan_args *args, int path,
                                  int64_t chunk_len, int isa);
 

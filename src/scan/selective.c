@@ -52,6 +52,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -541,10 +542,37 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 #define SPLIT_S 2
 #define SPLIT_MULT 16
 #define SPLIT_T 512
+/* Steps per tile when the L1 data cache is smaller than SPLIT_L1_BIG: the
+ * tile's Bt and Ct (32 KiB at the tile lengths above) no longer stay in L1
+ * there, and reading B's and C's 32 rows in runs of 1-2 KiB costs most:
+ * 32 streams L floats apart reach about half the bandwidth of one
+ * (measured on Zen 4, 32 KiB L1: (1,1,16,2^22) 1 thread 69-83 -> 64-75 ms,
+ * 2 threads 44-48 -> 38-39 ms, medians of 9 alternating runs).  Zen 5
+ * (48 KiB L1) kept the shorter tiles (stop 15: 2048 steps 8% slower). */
+#define SPLIT_T_SMALL_L1 2048
+#define SPLIT_L1_BIG (48L * 1024)
 
 /* Spins on a chunk's flag before yielding the CPU: a carry is normally
  * published within the time of a few hundred loads. */
 #define SPIN_BEFORE_YIELD 256
+
+/* Steps per tile of the split path: `req` if positive (white-box tests),
+ * else `dflt` on CPUs whose L1 data cache holds the tile, SPLIT_T_SMALL_L1
+ * on the others; at most L.  The tile length changes no number (see
+ * run_split), so it may follow the machine. */
+static int64_t split_tile_len(int64_t req, int64_t dflt, int64_t L)
+{
+    int64_t T = req;
+    if (T <= 0) {
+#ifdef _SC_LEVEL1_DCACHE_SIZE   /* glibc; 0 or -1: unknown */
+        const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+#else
+        const long l1 = 0;
+#endif
+        T = l1 > 0 && l1 < SPLIT_L1_BIG ? SPLIT_T_SMALL_L1 : dflt;
+    }
+    return T < L ? T : L;
+}
 
 /* Floats rounded up to 64 bytes, so every thread's slice stays aligned. */
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -1081,9 +1109,9 @@ static void split_wait_done(const ssm_scan_args *a, const scan_kern *k,
  * in L1; 2048 steps were 8% slower).  The tile length changes no number
  * (see run_split). */
 #define SPLIT_T1 256
-static ssm_status run_split1(const ssm_scan_args *a, const scan_kern *k)
+static ssm_status run_split1(const ssm_scan_args *a, const scan_kern *k, int64_t treq)
 {
-    const int64_t L = a->len, T = SPLIT_T1 < L ? SPLIT_T1 : L;
+    const int64_t L = a->len, T = split_tile_len(treq, SPLIT_T1, L);
     float *buf = ssmi_alloc((size_t)(2 * pad16(T * 16) + pad16(T) + 16), sizeof(float));
     if (!buf)
         return SSM_FAIL(SSM_ERR_NOMEM);
@@ -1113,16 +1141,16 @@ static ssm_status run_split1(const ssm_scan_args *a, const scan_kern *k)
 /* fused16: run_split1 may do a one-thread call (AVX-512, dstate 16);
  * half8: the kernel of halves of 8 states, or NULL for k->tile. */
 static ssm_status run_split(const ssm_scan_args *a, const scan_kern *k, int fused16,
-                            split_half_fn half8)
+                            split_half_fn half8, int64_t treq)
 {
     const int64_t N = a->dstate, L = a->len, Ns = N / SPLIT_S;
-    const int64_t T = SPLIT_T < L ? SPLIT_T : L;
+    const int64_t T = split_tile_len(treq, SPLIT_T, L);
     const int64_t ntile = (L + T - 1) / T;
     int nt = ssmi_max_threads();
     nt = nt < 1 ? 1 : nt > SPLIT_S ? SPLIT_S : nt;
 #ifdef SSM_SCAN_X86
     if (nt == 1 && fused16)
-        return run_split1(a, k);
+        return run_split1(a, k, treq);
 #else
     (void)fused16;
 #endif
@@ -1292,7 +1320,8 @@ ssm_status ssmi_selective_scan_ex(const ssm_scan_args *args, int path,
             half8 = eff == SSM_SCAN_ISA_AVX512 ? split8x2_tile_avx512
                   : eff == SSM_SCAN_ISA_AVX2 ? split8_tile_avx2 : NULL;
 #endif
-        return run_split(args, &k, eff == SSM_SCAN_ISA_AVX512 && args->dstate == 16, half8);
+        return run_split(args, &k, eff == SSM_SCAN_ISA_AVX512 && args->dstate == 16, half8,
+                         chunk_len);
     }
     if (path == SSM_SCAN_PATH_CHUNKED) {
         int64_t LC = chunk_len > 0 ? chunk_len : ssmi_scan_auto_chunk(args->len);
