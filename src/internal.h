@@ -109,6 +109,12 @@ int     ssmi_alloc_gate(void);
 void ssmi_fftw_lock(void);
 void ssmi_fftw_unlock(void);
 
+/* Nonzero when this CPU's L1 data cache is under 48 KiB (Zen 4, most
+ * Intel cores; Zen 5 has 48 KiB), 0 when larger or unknown: the streaming
+ * kernels' tile lengths and prefetch targets follow it (they change no
+ * number).  glibc caches the size at start-up: ~5 ns a call. */
+int ssmi_l1d_small(void);
+
 /* OpenMP's thread count for the next parallel region (1 without OpenMP):
  * sizes per-thread scratch; never used to choose what is computed. */
 static inline int ssmi_max_threads(void)

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -191,4 +192,14 @@ int ssmi_finite_f(const float *x, int64_t n)
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i])) return 0;
     return 1;
+}
+
+int ssmi_l1d_small(void)
+{
+#ifdef _SC_LEVEL1_DCACHE_SIZE   /* glibc; 0 or -1 when unknown */
+    const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    return l1 > 0 && l1 < 48L * 1024;
+#else
+    return 0;
+#endif
 }

@@ -74,7 +74,16 @@
  * counters); re-measure on other CPUs. */
 #define PFD 2
 #define PF_FAR (18 * 1024)
-#define PREFETCH(W, ldw, k, r, R, G, WT)                                     \
+/* The one-token prefetch goes into L1 (T0) where L1 holds 48 KiB or more
+ * and into L2 (T1) on smaller L1s (ssmi_l1d_small): PFD tiles of 8 rows
+ * of K = 768-1536 floats are 48-96 KiB ahead, which on Zen 4's 32 KiB L1
+ * evicts lines before they are used.  Measured on Zen 4 (1 thread, 288 MB
+ * of rows from memory, one token, alternating): T0 15.7-20.4 GB/s, T1
+ * 22.1-27.0 (PFD 3 or 4 with T1 alike); Zen 5 keeps T0 (measured there
+ * as above). */
+#define PF_ONE_BIG _MM_HINT_T0
+#define PF_ONE_SMALL _MM_HINT_T1
+#define PREFETCH(W, ldw, k, r, R, G, WT, HINT)                               \
     do {                                                                     \
         if (G > 1) {                                                         \
             const char *pl_ = (const char *)(W) +                            \
@@ -82,7 +91,7 @@
             _mm_prefetch(pl_ + PF_FAR, _MM_HINT_NTA);                        \
         } else {                                                             \
             _mm_prefetch((const char *)((W) + ((r) + PFD * (R)) * (ldw) + (k)), \
-                         _MM_HINT_T0);                                       \
+                         HINT);                                              \
         }                                                                    \
     } while (0)
 
@@ -206,7 +215,7 @@ static T512 inline __m512 ld512_h(const uint16_t *p)
 
 /* R rows x G tokens.  The tail (K mod 16) runs once more through the same
  * body on zero-padded copies, which is exactly the padding of gemv.h. */
-#define K512(name, WT, LD, R, G)                                             \
+#define K512(name, WT, LD, R, G, HINT)                                       \
 static T512 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
                       int64_t ldw, float *out, int64_t ldo)                  \
 {                                                                            \
@@ -220,7 +229,7 @@ static T512 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
         __m512 w[R];                                                         \
         for (int r = 0; r < R; r++) {                                        \
             w[r] = LD(W + r * ldw + k);                                      \
-            PREFETCH(W, ldw, k, r, R, G, WT);                                \
+            PREFETCH(W, ldw, k, r, R, G, WT, HINT);                          \
         }                                                                    \
         for (int g = 0; g < G; g++) {                                        \
             __m512 x = _mm512_loadu_ps(X + g * ldx + k);                     \
@@ -246,22 +255,26 @@ static T512 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
     }                                                                        \
     HSUMS512(acc, R, G, out, ldo);                                           \
 }
-K512(a512_f_3x8, float, ld512_f, 3, 8)
-K512(a512_f_4x4, float, ld512_f, 4, 4)
-K512(a512_f_4x2, float, ld512_f, 4, 2)
-K512(a512_f_8x1, float, ld512_f, 8, 1)
-K512(a512_f_1x8, float, ld512_f, 1, 8)
-K512(a512_f_1x4, float, ld512_f, 1, 4)
-K512(a512_f_1x2, float, ld512_f, 1, 2)
-K512(a512_f_1x1, float, ld512_f, 1, 1)
-K512(a512_h_3x8, uint16_t, ld512_h, 3, 8)
-K512(a512_h_4x4, uint16_t, ld512_h, 4, 4)
-K512(a512_h_4x2, uint16_t, ld512_h, 4, 2)
-K512(a512_h_8x1, uint16_t, ld512_h, 8, 1)
-K512(a512_h_1x8, uint16_t, ld512_h, 1, 8)
-K512(a512_h_1x4, uint16_t, ld512_h, 1, 4)
-K512(a512_h_1x2, uint16_t, ld512_h, 1, 2)
-K512(a512_h_1x1, uint16_t, ld512_h, 1, 1)
+K512(a512_f_3x8, float, ld512_f, 3, 8, PF_ONE_BIG)
+K512(a512_f_4x4, float, ld512_f, 4, 4, PF_ONE_BIG)
+K512(a512_f_4x2, float, ld512_f, 4, 2, PF_ONE_BIG)
+K512(a512_f_8x1, float, ld512_f, 8, 1, PF_ONE_BIG)
+K512(a512_f_8x1_l2, float, ld512_f, 8, 1, PF_ONE_SMALL)
+K512(a512_f_1x8, float, ld512_f, 1, 8, PF_ONE_BIG)
+K512(a512_f_1x4, float, ld512_f, 1, 4, PF_ONE_BIG)
+K512(a512_f_1x2, float, ld512_f, 1, 2, PF_ONE_BIG)
+K512(a512_f_1x1, float, ld512_f, 1, 1, PF_ONE_BIG)
+K512(a512_f_1x1_l2, float, ld512_f, 1, 1, PF_ONE_SMALL)
+K512(a512_h_3x8, uint16_t, ld512_h, 3, 8, PF_ONE_BIG)
+K512(a512_h_4x4, uint16_t, ld512_h, 4, 4, PF_ONE_BIG)
+K512(a512_h_4x2, uint16_t, ld512_h, 4, 2, PF_ONE_BIG)
+K512(a512_h_8x1, uint16_t, ld512_h, 8, 1, PF_ONE_BIG)
+K512(a512_h_8x1_l2, uint16_t, ld512_h, 8, 1, PF_ONE_SMALL)
+K512(a512_h_1x8, uint16_t, ld512_h, 1, 8, PF_ONE_BIG)
+K512(a512_h_1x4, uint16_t, ld512_h, 1, 4, PF_ONE_BIG)
+K512(a512_h_1x2, uint16_t, ld512_h, 1, 2, PF_ONE_BIG)
+K512(a512_h_1x1, uint16_t, ld512_h, 1, 1, PF_ONE_BIG)
+K512(a512_h_1x1_l2, uint16_t, ld512_h, 1, 1, PF_ONE_SMALL)
 
 /* The 3 x 8 tile over one chunk of k (KSPLIT): the same lane sums in the
  * same order as a512_*_3x8, kept in buf between chunks, so the same bits.
@@ -330,12 +343,20 @@ static const kset A512_F32 = {
     { 3, 4, 4, 8 },
     { a512_f_3x8, a512_f_4x4, a512_f_4x2, a512_f_8x1 },
     { a512_f_1x8, a512_f_1x4, a512_f_1x2, a512_f_1x1 }, a512_f_3x8s };
+static const kset A512_F32_L2 = {
+    { 3, 4, 4, 8 },
+    { a512_f_3x8, a512_f_4x4, a512_f_4x2, a512_f_8x1_l2 },
+    { a512_f_1x8, a512_f_1x4, a512_f_1x2, a512_f_1x1_l2 }, a512_f_3x8s };
 /* BF16 at one token: 8 rows at once, so that as many bytes are in flight
  * as for float rows (each BF16 row piece is half a line). */
 static const kset A512_BF16 = {
     { 3, 4, 4, 8 },
     { a512_h_3x8, a512_h_4x4, a512_h_4x2, a512_h_8x1 },
     { a512_h_1x8, a512_h_1x4, a512_h_1x2, a512_h_1x1 }, a512_h_3x8s };
+static const kset A512_BF16_L2 = {
+    { 3, 4, 4, 8 },
+    { a512_h_3x8, a512_h_4x4, a512_h_4x2, a512_h_8x1_l2 },
+    { a512_h_1x8, a512_h_1x4, a512_h_1x2, a512_h_1x1_l2 }, a512_h_3x8s };
 
 /* --------------------------------------------------------------- AVX2 -- */
 
@@ -364,7 +385,7 @@ static T256 inline float hsum256(__m256 lo, __m256 hi)
     return _mm_cvtss_f32(s1);
 }
 
-#define K256(name, WT, LD, R, G)                                             \
+#define K256(name, WT, LD, R, G, HINT)                                       \
 static T256 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
                       int64_t ldw, float *out, int64_t ldo)                  \
 {                                                                            \
@@ -378,7 +399,7 @@ static T256 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
         __m256 wl[R], wh[R];                                                 \
         for (int r = 0; r < R; r++) {                                        \
             LD(W + r * ldw + k, &wl[r], &wh[r]);                             \
-            PREFETCH(W, ldw, k, r, R, G, WT);                                \
+            PREFETCH(W, ldw, k, r, R, G, WT, HINT);                          \
         }                                                                    \
         for (int g = 0; g < G; g++) {                                        \
             __m256 xl = _mm256_loadu_ps(X + g * ldx + k);                    \
@@ -413,16 +434,20 @@ static T256 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
         for (int r = 0; r < R; r++)                                          \
             out[g * ldo + r] = hsum256(al[r][g], ah[r][g]);                  \
 }
-K256(a256_f_1x4, float, ld256_f, 1, 4)
-K256(a256_f_2x2, float, ld256_f, 2, 2)
-K256(a256_f_4x1, float, ld256_f, 4, 1)
-K256(a256_f_1x2, float, ld256_f, 1, 2)
-K256(a256_f_1x1, float, ld256_f, 1, 1)
-K256(a256_h_1x4, uint16_t, ld256_h, 1, 4)
-K256(a256_h_2x2, uint16_t, ld256_h, 2, 2)
-K256(a256_h_4x1, uint16_t, ld256_h, 4, 1)
-K256(a256_h_1x2, uint16_t, ld256_h, 1, 2)
-K256(a256_h_1x1, uint16_t, ld256_h, 1, 1)
+K256(a256_f_1x4, float, ld256_f, 1, 4, PF_ONE_BIG)
+K256(a256_f_2x2, float, ld256_f, 2, 2, PF_ONE_BIG)
+K256(a256_f_4x1, float, ld256_f, 4, 1, PF_ONE_BIG)
+K256(a256_f_4x1_l2, float, ld256_f, 4, 1, PF_ONE_SMALL)
+K256(a256_f_1x2, float, ld256_f, 1, 2, PF_ONE_BIG)
+K256(a256_f_1x1, float, ld256_f, 1, 1, PF_ONE_BIG)
+K256(a256_f_1x1_l2, float, ld256_f, 1, 1, PF_ONE_SMALL)
+K256(a256_h_1x4, uint16_t, ld256_h, 1, 4, PF_ONE_BIG)
+K256(a256_h_2x2, uint16_t, ld256_h, 2, 2, PF_ONE_BIG)
+K256(a256_h_4x1, uint16_t, ld256_h, 4, 1, PF_ONE_BIG)
+K256(a256_h_4x1_l2, uint16_t, ld256_h, 4, 1, PF_ONE_SMALL)
+K256(a256_h_1x2, uint16_t, ld256_h, 1, 2, PF_ONE_BIG)
+K256(a256_h_1x1, uint16_t, ld256_h, 1, 1, PF_ONE_BIG)
+K256(a256_h_1x1_l2, uint16_t, ld256_h, 1, 1, PF_ONE_SMALL)
 
 /* 16 ymm registers: at most 8 accumulator pairs, so no 8-token kernel. */
 static const kset A256_F32 = {
@@ -433,6 +458,14 @@ static const kset A256_BF16 = {
     { 0, 1, 2, 4 },
     { NULL, a256_h_1x4, a256_h_2x2, a256_h_4x1 },
     { NULL, a256_h_1x4, a256_h_1x2, a256_h_1x1 }, NULL };
+static const kset A256_F32_L2 = {
+    { 0, 1, 2, 4 },
+    { NULL, a256_f_1x4, a256_f_2x2, a256_f_4x1_l2 },
+    { NULL, a256_f_1x4, a256_f_1x2, a256_f_1x1_l2 }, NULL };
+static const kset A256_BF16_L2 = {
+    { 0, 1, 2, 4 },
+    { NULL, a256_h_1x4, a256_h_2x2, a256_h_4x1_l2 },
+    { NULL, a256_h_1x4, a256_h_1x2, a256_h_1x1_l2 }, NULL };
 #endif /* GEMV_X86 */
 
 /* ----------------------------------------------------------- dispatch -- */
@@ -476,8 +509,11 @@ static const kset *kernels(int isa, int bf16)
     if (isa == SSMI_GEMV_AUTO || !ssmi_gemv_isa_ok(isa))
         isa = isa == SSMI_GEMV_AUTO ? ssmi_gemv_isa_auto() : SSMI_GEMV_GENERIC;
 #ifdef GEMV_X86
-    if (isa == SSMI_GEMV_AVX512) return bf16 ? &A512_BF16 : &A512_F32;
-    if (isa == SSMI_GEMV_AVX2) return bf16 ? &A256_BF16 : &A256_F32;
+    const int small = ssmi_l1d_small();   /* see PF_ONE_SMALL */
+    if (isa == SSMI_GEMV_AVX512)
+        return bf16 ? (small ? &A512_BF16_L2 : &A512_BF16) : (small ? &A512_F32_L2 : &A512_F32);
+    if (isa == SSMI_GEMV_AVX2)
+        return bf16 ? (small ? &A256_BF16_L2 : &A256_BF16) : (small ? &A256_F32_L2 : &A256_F32);
 #endif
     return bf16 ? &GEN_BF16 : &GEN_F32;
 }

@@ -41,7 +41,8 @@
 #define PAR_MIN 262144
 /* Target bytes of W per row block (as gemv.c). */
 #define BLOCK_BYTES (96 * 1024)
-/* Software prefetch distance in row tiles (as gemv.c). */
+/* Software prefetch distance in row tiles (as gemv.c); at one token into
+ * L1, or into L2 where L1 is under 48 KiB (gemv.c's PF_ONE_SMALL). */
 #define PFD 2
 /* Several tokens: each tile first touches the first KICK_LINES lines of
  * the rows KICK_TILES tiles ahead (into L2), which starts the hardware's
@@ -127,7 +128,7 @@ void ssmi_bf16dp_round(int64_t n, const float *x, uint16_t *h)
 }
 
 /* R rows x G tokens; xh: the tokens' rounded rows (stride Kp). */
-#define KDP(name, R, G)                                                      \
+#define KDP(name, R, G, HINT)                                                \
 static TBF void name(int64_t K, const uint16_t *xh, int64_t Kp,              \
                      const uint16_t *W, int64_t ldw, float *out, int64_t ldo) \
 {                                                                            \
@@ -144,7 +145,7 @@ static TBF void name(int64_t K, const uint16_t *xh, int64_t Kp,              \
         __m512i w[R];                                                        \
         for (int r = 0; r < R; r++) {                                        \
             w[r] = _mm512_loadu_si512((const void *)(W + r * ldw + k));      \
-            _mm_prefetch((const char *)(W + (r + PFD * R) * ldw + k), _MM_HINT_T0); \
+            _mm_prefetch((const char *)(W + (r + PFD * R) * ldw + k), HINT);  \
         }                                                                    \
         for (int g = 0; g < G; g++) {                                        \
             __m512i x = _mm512_loadu_si512((const void *)(xh + g * Kp + k)); \
@@ -166,14 +167,16 @@ static TBF void name(int64_t K, const uint16_t *xh, int64_t Kp,              \
     for (int g = 0; g < G; g++)                                              \
         for (int r = 0; r < R; r++) out[g * ldo + r] = hsum(acc[r][g]);      \
 }
-KDP(dp_2x8, 2, 8)
-KDP(dp_4x4, 4, 4)
-KDP(dp_4x2, 4, 2)
-KDP(dp_8x1, 8, 1)
-KDP(dp_1x8, 1, 8)
-KDP(dp_1x4, 1, 4)
-KDP(dp_1x2, 1, 2)
-KDP(dp_1x1, 1, 1)
+KDP(dp_2x8, 2, 8, _MM_HINT_T0)
+KDP(dp_4x4, 4, 4, _MM_HINT_T0)
+KDP(dp_4x2, 4, 2, _MM_HINT_T0)
+KDP(dp_8x1, 8, 1, _MM_HINT_T0)
+KDP(dp_8x1_l2, 8, 1, _MM_HINT_T1)
+KDP(dp_1x8, 1, 8, _MM_HINT_T0)
+KDP(dp_1x4, 1, 4, _MM_HINT_T0)
+KDP(dp_1x2, 1, 2, _MM_HINT_T0)
+KDP(dp_1x1, 1, 1, _MM_HINT_T0)
+KDP(dp_1x1_l2, 1, 1, _MM_HINT_T1)
 
 typedef void (*dp_fn)(int64_t K, const uint16_t *xh, int64_t Kp,
                       const uint16_t *W, int64_t ldw, float *out, int64_t ldo);
@@ -188,15 +191,18 @@ static void rows_block(int64_t j0, int64_t j1, int64_t M, int64_t K,
                        const uint16_t *xh, int64_t Kp, const uint16_t *W,
                        int64_t ldw, float *out, int64_t ldo)
 {
+    const int small = ssmi_l1d_small();
     for (int64_t b0 = 0; b0 < M;) {
         const int64_t left = M - b0;
         const int gi = left >= 8 ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
         const int R = RSZ[gi];
         const uint16_t *xb = xh + b0 * Kp;
         float *ob = out + b0 * ldo;
+        const dp_fn fm = gi == 3 && small ? dp_8x1_l2 : MAIN[gi];
+        const dp_fn f1 = gi == 3 && small ? dp_1x1_l2 : ONE[gi];
         int64_t j = j0;
-        for (; j + R <= j1; j += R) MAIN[gi](K, xb, Kp, W + j * ldw, ldw, ob + j, ldo);
-        for (; j < j1; j++) ONE[gi](K, xb, Kp, W + j * ldw, ldw, ob + j, ldo);
+        for (; j + R <= j1; j += R) fm(K, xb, Kp, W + j * ldw, ldw, ob + j, ldo);
+        for (; j < j1; j++) f1(K, xb, Kp, W + j * ldw, ldw, ob + j, ldo);
         b0 += GSZ[gi];
     }
 }

@@ -52,7 +52,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -542,7 +541,7 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
 #define SPLIT_S 2
 #define SPLIT_MULT 16
 #define SPLIT_T 512
-/* Steps per tile when the L1 data cache is smaller than SPLIT_L1_BIG: the
+/* Steps per tile when the L1 data cache is under 48 KiB (ssmi_l1d_small): the
  * tile's Bt and Ct (32 KiB at the tile lengths above) no longer stay in L1
  * there, and reading B's and C's 32 rows in runs of 1-2 KiB costs most:
  * 32 streams L floats apart reach about half the bandwidth of one
@@ -550,7 +549,6 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
  * 2 threads 44-48 -> 38-39 ms, medians of 9 alternating runs).  Zen 5
  * (48 KiB L1) kept the shorter tiles (stop 15: 2048 steps 8% slower). */
 #define SPLIT_T_SMALL_L1 2048
-#define SPLIT_L1_BIG (48L * 1024)
 
 /* Spins on a chunk's flag before yielding the CPU: a carry is normally
  * published within the time of a few hundred loads. */
@@ -562,15 +560,7 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
  * run_split), so it may follow the machine. */
 static int64_t split_tile_len(int64_t req, int64_t dflt, int64_t L)
 {
-    int64_t T = req;
-    if (T <= 0) {
-#ifdef _SC_LEVEL1_DCACHE_SIZE   /* glibc; 0 or -1: unknown */
-        const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-#else
-        const long l1 = 0;
-#endif
-        T = l1 > 0 && l1 < SPLIT_L1_BIG ? SPLIT_T_SMALL_L1 : dflt;
-    }
+    const int64_t T = req > 0 ? req : ssmi_l1d_small() ? SPLIT_T_SMALL_L1 : dflt;
     return T < L ? T : L;
 }
 
