@@ -74,24 +74,26 @@
  * counters); re-measure on other CPUs. */
 #define PFD 2
 #define PF_FAR (18 * 1024)
-/* The one-token prefetch goes into L1 (T0) where L1 holds 48 KiB or more
- * and into L2 (T1) on smaller L1s (ssmi_l1d_small): PFD tiles of 8 rows
- * of K = 768-1536 floats are 48-96 KiB ahead, which on Zen 4's 32 KiB L1
- * evicts lines before they are used.  Measured on Zen 4 (1 thread, 288 MB
- * of rows from memory, one token, alternating): T0 15.7-20.4 GB/s, T1
- * 22.1-27.0 (PFD 3 or 4 with T1 alike); Zen 5 keeps T0 (measured there
- * as above). */
-#define PF_ONE_BIG _MM_HINT_T0
-#define PF_ONE_SMALL _MM_HINT_T1
-#define PREFETCH(W, ldw, k, r, R, G, WT, HINT)                               \
+/* Where L1 is under 48 KiB (ssmi_l1d_small; the kernels' SMALL = 1
+ * instances, the *_L2 sets) every prefetch above goes into L2 (T1): PFD
+ * tiles of 8 rows of K = 768-1536 floats are 48-96 KiB ahead, past Zen
+ * 4's 32 KiB L1, and NTA lines there seem to be dropped before use.
+ * Measured on Zen 4 (1 thread, 288 MB of rows from memory, alternating):
+ * one token T0 15.7-20.4 GB/s, T1 22.1-27.0 (PFD 3 or 4 alike); 8 tokens
+ * at K = 768 NTA 8.4-10.0, T1 17.4-22.0, at K = 1536 (the split 3 x 8
+ * tile) 11.9-12.0 -> 14.0-15.4.  Zen 5 (48 KiB L1) keeps T0 / NTA,
+ * measured there as above. */
+#define PF_ONE(SMALL) ((SMALL) ? _MM_HINT_T1 : _MM_HINT_T0)
+#define PF_MANY(SMALL) ((SMALL) ? _MM_HINT_T1 : _MM_HINT_NTA)
+#define PREFETCH(W, ldw, k, r, R, G, WT, SMALL)                              \
     do {                                                                     \
         if (G > 1) {                                                         \
             const char *pl_ = (const char *)(W) +                            \
                 (size_t)((k) * (R) + 16 * (r)) * sizeof(WT);                 \
-            _mm_prefetch(pl_ + PF_FAR, _MM_HINT_NTA);                        \
+            _mm_prefetch(pl_ + PF_FAR, PF_MANY(SMALL));                      \
         } else {                                                             \
             _mm_prefetch((const char *)((W) + ((r) + PFD * (R)) * (ldw) + (k)), \
-                         HINT);                                              \
+                         PF_ONE(SMALL));                                     \
         }                                                                    \
     } while (0)
 
@@ -215,7 +217,7 @@ static T512 inline __m512 ld512_h(const uint16_t *p)
 
 /* R rows x G tokens.  The tail (K mod 16) runs once more through the same
  * body on zero-padded copies, which is exactly the padding of gemv.h. */
-#define K512(name, WT, LD, R, G, HINT)                                       \
+#define K512(name, WT, LD, R, G, SMALL)                                      \
 static T512 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
                       int64_t ldw, float *out, int64_t ldo)                  \
 {                                                                            \
@@ -229,7 +231,7 @@ static T512 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
         __m512 w[R];                                                         \
         for (int r = 0; r < R; r++) {                                        \
             w[r] = LD(W + r * ldw + k);                                      \
-            PREFETCH(W, ldw, k, r, R, G, WT, HINT);                          \
+            PREFETCH(W, ldw, k, r, R, G, WT, SMALL);                         \
         }                                                                    \
         for (int g = 0; g < G; g++) {                                        \
             __m512 x = _mm512_loadu_ps(X + g * ldx + k);                     \
@@ -255,33 +257,45 @@ static T512 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
     }                                                                        \
     HSUMS512(acc, R, G, out, ldo);                                           \
 }
-K512(a512_f_3x8, float, ld512_f, 3, 8, PF_ONE_BIG)
-K512(a512_f_4x4, float, ld512_f, 4, 4, PF_ONE_BIG)
-K512(a512_f_4x2, float, ld512_f, 4, 2, PF_ONE_BIG)
-K512(a512_f_8x1, float, ld512_f, 8, 1, PF_ONE_BIG)
-K512(a512_f_8x1_l2, float, ld512_f, 8, 1, PF_ONE_SMALL)
-K512(a512_f_1x8, float, ld512_f, 1, 8, PF_ONE_BIG)
-K512(a512_f_1x4, float, ld512_f, 1, 4, PF_ONE_BIG)
-K512(a512_f_1x2, float, ld512_f, 1, 2, PF_ONE_BIG)
-K512(a512_f_1x1, float, ld512_f, 1, 1, PF_ONE_BIG)
-K512(a512_f_1x1_l2, float, ld512_f, 1, 1, PF_ONE_SMALL)
-K512(a512_h_3x8, uint16_t, ld512_h, 3, 8, PF_ONE_BIG)
-K512(a512_h_4x4, uint16_t, ld512_h, 4, 4, PF_ONE_BIG)
-K512(a512_h_4x2, uint16_t, ld512_h, 4, 2, PF_ONE_BIG)
-K512(a512_h_8x1, uint16_t, ld512_h, 8, 1, PF_ONE_BIG)
-K512(a512_h_8x1_l2, uint16_t, ld512_h, 8, 1, PF_ONE_SMALL)
-K512(a512_h_1x8, uint16_t, ld512_h, 1, 8, PF_ONE_BIG)
-K512(a512_h_1x4, uint16_t, ld512_h, 1, 4, PF_ONE_BIG)
-K512(a512_h_1x2, uint16_t, ld512_h, 1, 2, PF_ONE_BIG)
-K512(a512_h_1x1, uint16_t, ld512_h, 1, 1, PF_ONE_BIG)
-K512(a512_h_1x1_l2, uint16_t, ld512_h, 1, 1, PF_ONE_SMALL)
+K512(a512_f_3x8, float, ld512_f, 3, 8, 0)
+K512(a512_f_3x8_l2, float, ld512_f, 3, 8, 1)
+K512(a512_f_4x4, float, ld512_f, 4, 4, 0)
+K512(a512_f_4x4_l2, float, ld512_f, 4, 4, 1)
+K512(a512_f_4x2, float, ld512_f, 4, 2, 0)
+K512(a512_f_4x2_l2, float, ld512_f, 4, 2, 1)
+K512(a512_f_8x1, float, ld512_f, 8, 1, 0)
+K512(a512_f_8x1_l2, float, ld512_f, 8, 1, 1)
+K512(a512_f_1x8, float, ld512_f, 1, 8, 0)
+K512(a512_f_1x8_l2, float, ld512_f, 1, 8, 1)
+K512(a512_f_1x4, float, ld512_f, 1, 4, 0)
+K512(a512_f_1x4_l2, float, ld512_f, 1, 4, 1)
+K512(a512_f_1x2, float, ld512_f, 1, 2, 0)
+K512(a512_f_1x2_l2, float, ld512_f, 1, 2, 1)
+K512(a512_f_1x1, float, ld512_f, 1, 1, 0)
+K512(a512_f_1x1_l2, float, ld512_f, 1, 1, 1)
+K512(a512_h_3x8, uint16_t, ld512_h, 3, 8, 0)
+K512(a512_h_3x8_l2, uint16_t, ld512_h, 3, 8, 1)
+K512(a512_h_4x4, uint16_t, ld512_h, 4, 4, 0)
+K512(a512_h_4x4_l2, uint16_t, ld512_h, 4, 4, 1)
+K512(a512_h_4x2, uint16_t, ld512_h, 4, 2, 0)
+K512(a512_h_4x2_l2, uint16_t, ld512_h, 4, 2, 1)
+K512(a512_h_8x1, uint16_t, ld512_h, 8, 1, 0)
+K512(a512_h_8x1_l2, uint16_t, ld512_h, 8, 1, 1)
+K512(a512_h_1x8, uint16_t, ld512_h, 1, 8, 0)
+K512(a512_h_1x8_l2, uint16_t, ld512_h, 1, 8, 1)
+K512(a512_h_1x4, uint16_t, ld512_h, 1, 4, 0)
+K512(a512_h_1x4_l2, uint16_t, ld512_h, 1, 4, 1)
+K512(a512_h_1x2, uint16_t, ld512_h, 1, 2, 0)
+K512(a512_h_1x2_l2, uint16_t, ld512_h, 1, 2, 1)
+K512(a512_h_1x1, uint16_t, ld512_h, 1, 1, 0)
+K512(a512_h_1x1_l2, uint16_t, ld512_h, 1, 1, 1)
 
 /* The 3 x 8 tile over one chunk of k (KSPLIT): the same lane sums in the
  * same order as a512_*_3x8, kept in buf between chunks, so the same bits.
  * Prefetch: each row one tile ahead at the same k (the chunk's rows are
  * pieces of KSPLIT weights, not one linear stream; two tiles ahead was
  * 1.16x slower, three 1.07x), and the kick at the chunk's first k. */
-#define K512S(name, WT, LD)                                                  \
+#define K512S(name, WT, LD, SMALL)                                           \
 static T512 void name(int64_t K, int64_t k0, int64_t k1, const float *X,     \
                       int64_t ldx, const void *Wv, int64_t ldw, float *out,  \
                       int64_t ldo, void *bufv, int first, int last)          \
@@ -299,7 +313,7 @@ static T512 void name(int64_t K, int64_t k0, int64_t k1, const float *X,     \
         __m512 w[3];                                                         \
         for (int r = 0; r < 3; r++) {                                        \
             w[r] = LD(W + r * ldw + k);                                      \
-            _mm_prefetch((const char *)(W + (r + 3) * ldw + k), _MM_HINT_NTA); \
+            _mm_prefetch((const char *)(W + (r + 3) * ldw + k), PF_MANY(SMALL)); \
         }                                                                    \
         for (int g = 0; g < 8; g++) {                                        \
             __m512 x = _mm512_loadu_ps(X + g * ldx + k);                     \
@@ -331,8 +345,10 @@ static T512 void name(int64_t K, int64_t k0, int64_t k1, const float *X,     \
     }                                                                        \
     HSUMS512(acc, 3, 8, out, ldo);                                           \
 }
-K512S(a512_f_3x8s, float, ld512_f)
-K512S(a512_h_3x8s, uint16_t, ld512_h)
+K512S(a512_f_3x8s, float, ld512_f, 0)
+K512S(a512_f_3x8s_l2, float, ld512_f, 1)
+K512S(a512_h_3x8s, uint16_t, ld512_h, 0)
+K512S(a512_h_3x8s_l2, uint16_t, ld512_h, 1)
 
 /* 8 tokens: 3 rows x 8 tokens = 24 accumulators + 3 weight pieces + 1
  * token piece of the 32 zmm registers; 11 loads per 24 FMAs (2 x 8 was
@@ -345,8 +361,8 @@ static const kset A512_F32 = {
     { a512_f_1x8, a512_f_1x4, a512_f_1x2, a512_f_1x1 }, a512_f_3x8s };
 static const kset A512_F32_L2 = {
     { 3, 4, 4, 8 },
-    { a512_f_3x8, a512_f_4x4, a512_f_4x2, a512_f_8x1_l2 },
-    { a512_f_1x8, a512_f_1x4, a512_f_1x2, a512_f_1x1_l2 }, a512_f_3x8s };
+    { a512_f_3x8_l2, a512_f_4x4_l2, a512_f_4x2_l2, a512_f_8x1_l2 },
+    { a512_f_1x8_l2, a512_f_1x4_l2, a512_f_1x2_l2, a512_f_1x1_l2 }, a512_f_3x8s_l2 };
 /* BF16 at one token: 8 rows at once, so that as many bytes are in flight
  * as for float rows (each BF16 row piece is half a line). */
 static const kset A512_BF16 = {
@@ -355,8 +371,8 @@ static const kset A512_BF16 = {
     { a512_h_1x8, a512_h_1x4, a512_h_1x2, a512_h_1x1 }, a512_h_3x8s };
 static const kset A512_BF16_L2 = {
     { 3, 4, 4, 8 },
-    { a512_h_3x8, a512_h_4x4, a512_h_4x2, a512_h_8x1_l2 },
-    { a512_h_1x8, a512_h_1x4, a512_h_1x2, a512_h_1x1_l2 }, a512_h_3x8s };
+    { a512_h_3x8_l2, a512_h_4x4_l2, a512_h_4x2_l2, a512_h_8x1_l2 },
+    { a512_h_1x8_l2, a512_h_1x4_l2, a512_h_1x2_l2, a512_h_1x1_l2 }, a512_h_3x8s_l2 };
 
 /* --------------------------------------------------------------- AVX2 -- */
 
@@ -385,7 +401,7 @@ static T256 inline float hsum256(__m256 lo, __m256 hi)
     return _mm_cvtss_f32(s1);
 }
 
-#define K256(name, WT, LD, R, G, HINT)                                       \
+#define K256(name, WT, LD, R, G, SMALL)                                      \
 static T256 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
                       int64_t ldw, float *out, int64_t ldo)                  \
 {                                                                            \
@@ -399,7 +415,7 @@ static T256 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
         __m256 wl[R], wh[R];                                                 \
         for (int r = 0; r < R; r++) {                                        \
             LD(W + r * ldw + k, &wl[r], &wh[r]);                             \
-            PREFETCH(W, ldw, k, r, R, G, WT, HINT);                          \
+            PREFETCH(W, ldw, k, r, R, G, WT, SMALL);                         \
         }                                                                    \
         for (int g = 0; g < G; g++) {                                        \
             __m256 xl = _mm256_loadu_ps(X + g * ldx + k);                    \
@@ -434,20 +450,26 @@ static T256 void name(int64_t K, const float *X, int64_t ldx, const void *Wv, \
         for (int r = 0; r < R; r++)                                          \
             out[g * ldo + r] = hsum256(al[r][g], ah[r][g]);                  \
 }
-K256(a256_f_1x4, float, ld256_f, 1, 4, PF_ONE_BIG)
-K256(a256_f_2x2, float, ld256_f, 2, 2, PF_ONE_BIG)
-K256(a256_f_4x1, float, ld256_f, 4, 1, PF_ONE_BIG)
-K256(a256_f_4x1_l2, float, ld256_f, 4, 1, PF_ONE_SMALL)
-K256(a256_f_1x2, float, ld256_f, 1, 2, PF_ONE_BIG)
-K256(a256_f_1x1, float, ld256_f, 1, 1, PF_ONE_BIG)
-K256(a256_f_1x1_l2, float, ld256_f, 1, 1, PF_ONE_SMALL)
-K256(a256_h_1x4, uint16_t, ld256_h, 1, 4, PF_ONE_BIG)
-K256(a256_h_2x2, uint16_t, ld256_h, 2, 2, PF_ONE_BIG)
-K256(a256_h_4x1, uint16_t, ld256_h, 4, 1, PF_ONE_BIG)
-K256(a256_h_4x1_l2, uint16_t, ld256_h, 4, 1, PF_ONE_SMALL)
-K256(a256_h_1x2, uint16_t, ld256_h, 1, 2, PF_ONE_BIG)
-K256(a256_h_1x1, uint16_t, ld256_h, 1, 1, PF_ONE_BIG)
-K256(a256_h_1x1_l2, uint16_t, ld256_h, 1, 1, PF_ONE_SMALL)
+K256(a256_f_1x4, float, ld256_f, 1, 4, 0)
+K256(a256_f_1x4_l2, float, ld256_f, 1, 4, 1)
+K256(a256_f_2x2, float, ld256_f, 2, 2, 0)
+K256(a256_f_2x2_l2, float, ld256_f, 2, 2, 1)
+K256(a256_f_4x1, float, ld256_f, 4, 1, 0)
+K256(a256_f_4x1_l2, float, ld256_f, 4, 1, 1)
+K256(a256_f_1x2, float, ld256_f, 1, 2, 0)
+K256(a256_f_1x2_l2, float, ld256_f, 1, 2, 1)
+K256(a256_f_1x1, float, ld256_f, 1, 1, 0)
+K256(a256_f_1x1_l2, float, ld256_f, 1, 1, 1)
+K256(a256_h_1x4, uint16_t, ld256_h, 1, 4, 0)
+K256(a256_h_1x4_l2, uint16_t, ld256_h, 1, 4, 1)
+K256(a256_h_2x2, uint16_t, ld256_h, 2, 2, 0)
+K256(a256_h_2x2_l2, uint16_t, ld256_h, 2, 2, 1)
+K256(a256_h_4x1, uint16_t, ld256_h, 4, 1, 0)
+K256(a256_h_4x1_l2, uint16_t, ld256_h, 4, 1, 1)
+K256(a256_h_1x2, uint16_t, ld256_h, 1, 2, 0)
+K256(a256_h_1x2_l2, uint16_t, ld256_h, 1, 2, 1)
+K256(a256_h_1x1, uint16_t, ld256_h, 1, 1, 0)
+K256(a256_h_1x1_l2, uint16_t, ld256_h, 1, 1, 1)
 
 /* 16 ymm registers: at most 8 accumulator pairs, so no 8-token kernel. */
 static const kset A256_F32 = {
@@ -460,12 +482,12 @@ static const kset A256_BF16 = {
     { NULL, a256_h_1x4, a256_h_1x2, a256_h_1x1 }, NULL };
 static const kset A256_F32_L2 = {
     { 0, 1, 2, 4 },
-    { NULL, a256_f_1x4, a256_f_2x2, a256_f_4x1_l2 },
-    { NULL, a256_f_1x4, a256_f_1x2, a256_f_1x1_l2 }, NULL };
+    { NULL, a256_f_1x4_l2, a256_f_2x2_l2, a256_f_4x1_l2 },
+    { NULL, a256_f_1x4_l2, a256_f_1x2_l2, a256_f_1x1_l2 }, NULL };
 static const kset A256_BF16_L2 = {
     { 0, 1, 2, 4 },
-    { NULL, a256_h_1x4, a256_h_2x2, a256_h_4x1_l2 },
-    { NULL, a256_h_1x4, a256_h_1x2, a256_h_1x1_l2 }, NULL };
+    { NULL, a256_h_1x4_l2, a256_h_2x2_l2, a256_h_4x1_l2 },
+    { NULL, a256_h_1x4_l2, a256_h_1x2_l2, a256_h_1x1_l2 }, NULL };
 #endif /* GEMV_X86 */
 
 /* ----------------------------------------------------------- dispatch -- */
