@@ -1095,9 +1095,10 @@ static void split_wait_done(const ssm_scan_args *a, const scan_kern *k,
 
 #ifdef SSM_SCAN_X86
 /* One thread, dstate 16 on AVX-512: both halves in one vector
- * (split16_tile_avx512), tiles of SPLIT_T1 steps (Bt and Ct, 32 KiB, stay
- * in L1; 2048 steps were 8% slower).  The tile length changes no number
- * (see run_split). */
+ * (split16_tile_avx512), tiles of SPLIT_T1 steps where L1 holds 48 KiB
+ * (Bt and Ct, 32 KiB, stay in it; 2048 steps were 8% slower on Zen 5),
+ * SPLIT_T_SMALL_L1 on smaller L1s (split_tile_len).  The tile length
+ * changes no number (see run_split). */
 #define SPLIT_T1 256
 static ssm_status run_split1(const ssm_scan_args *a, const scan_kern *k, int64_t treq)
 {
