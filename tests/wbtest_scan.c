@@ -106,6 +106,106 @@ START_TEST(exp_special_values)
 }
 END_TEST
 
+/* -------------------------------------------------------------- decay --- */
+
+/* The decay exp(dt A) = scan_decayf(dt, a2), a2 = A log2(e) rounded to
+ * float.  Its own error, against 2^(dt a2) in double: the reduction's
+ * rounding of r (at most 2^-26 absolute: 0.35 ulp), the polynomial's (0.03
+ * ulp) and the float Horner steps' (scan_expf measured 0.9 ulp); bound 1.5
+ * ulp, mean within 0.05.  Against exp(dt A) the rounding of a2 adds up to
+ * |dt A| 2^-24 relative (that of dt A did so before) and log2(e) rounded
+ * to float 1.3e-8 relative more: at most 1.25 |dt A| ulp more. */
+START_TEST(decay_accuracy)
+{
+    tu_rng r = { 17 };
+    double worst = 0.0, worst2 = 0.0, mean = 0.0;
+    const int n = 1 << 20;
+    for (int i = 0; i < n; i++) {
+        const float dt = (float)exp(tu_range(&r, log(1e-4), log(10.0)));
+        const float A = (float)-exp(tu_range(&r, log(1e-3), log(8.0)));
+        const float a2 = A * 1.44269504088896341f;
+        const float y = ssmi_scan_decayf(dt, a2);
+        const double e = ulp_err(y, exp2((double)dt * (double)a2));
+        const double x = (double)dt * (double)A;
+        worst = fmax(worst, fabs(e));
+        worst2 = fmax(worst2, fabs(ulp_err(y, exp(x))) / (1.5 + 1.25 * fabs(x)));
+        mean += e;
+    }
+    TU_CHECK_ERR(worst, 1.5, "decay vs 2^(dt a2): max ulp error");
+    TU_CHECK_ERR(fabs(mean / n), 0.05, "decay vs 2^(dt a2): mean ulp error");
+    TU_CHECK_ERR(worst2, 1.0, "decay vs exp(dt A): max ulp error / (1.5 + 1.25 |dt A|)");
+}
+END_TEST
+
+/* Every input alike in every ISA: the vector forms against scan_decayf,
+ * bit for bit, mode 0 on any input (NaN, inf, 0, the range steps at -160
+ * and 130, subnormal results), mode 1 where dt a2 <= 0, mode 2 where
+ * |dt| |A| <= 87; and the range steps' values. */
+START_TEST(decay_special_and_every_isa)
+{
+    const float l2e = 1.44269504088896341f;
+    ck_assert(ssmi_scan_decayf(0.0f, -3.0f) == 1.0f);
+    ck_assert(ssmi_scan_decayf(1.0f, 0.0f) == 1.0f);
+    ck_assert(isnan(ssmi_scan_decayf(NAN, -1.0f)));
+    ck_assert(isnan(ssmi_scan_decayf(1.0f, NAN)));
+    ck_assert(isnan(ssmi_scan_decayf(INFINITY, 0.0f)));
+    ck_assert(ssmi_scan_decayf(INFINITY, -1.0f) == 0.0f);
+    ck_assert(ssmi_scan_decayf(1e30f, -1.0f) == 0.0f);
+    ck_assert(ssmi_scan_decayf(1e30f, 1.0f) == INFINITY);
+    ck_assert(ssmi_scan_decayf(1.0f, -161.0f) == 0.0f);
+    ck_assert(ssmi_scan_decayf(1.0f, 131.0f) == INFINITY);
+    /* Subnormal results: within one subnormal ulp (2^-149) plus 2 ulp of
+     * the exact value, never negative. */
+    for (float v = -104.0f; v < -86.0f; v += 0.001f) {
+        const float a2 = v * l2e;
+        const float y = ssmi_scan_decayf(1.0f, a2);
+        const double ref = exp2((double)a2);   /* rounded once: half a subnormal ulp */
+        ck_assert_msg(y >= 0.0f && fabs((double)y - ref) <= 2e-7 * ref + 0x1p-150 * 1.01,
+                      "decay(%g) = %g, exp %g", v, y, ref);
+    }
+    enum { N = 4096 };
+    float *dt = tu_alloc(N, sizeof(float)), *a2 = tu_alloc(N, sizeof(float));
+    float *ys = tu_alloc(N, sizeof(float)), *yv = tu_alloc(N, sizeof(float));
+    tu_rng r = { 23 };
+    for (int mode = 0; mode <= 2; mode++) {
+        for (int i = 0; i < N; i++) {
+            double d = exp(tu_range(&r, log(1e-3), log(4.0)));
+            double a = -exp(tu_range(&r, log(1e-2), log(mode == 2 ? 21.0 : 90.0)));
+            if (mode == 0 && i % 3 == 0)
+                a = -a;
+            if (mode == 2 && fabs(d * a) > 87.0)
+                a = -87.0 / d;
+            dt[i] = (float)d;
+            a2[i] = (float)a * l2e;
+        }
+        if (mode == 0) {   /* the edges */
+            const float sp[][2] = { { NAN, 1.0f }, { 1.0f, NAN }, { INFINITY, -1.0f },
+                                    { INFINITY, 0.0f }, { 1.0f, -160.0f }, { 1.0f, -159.99f },
+                                    { 1.0f, -160.01f }, { 1.0f, 130.0f }, { 1.0f, 129.99f },
+                                    { 1.0f, 130.01f }, { 1e30f, 1.0f }, { 1e30f, -1.0f },
+                                    { 0.0f, 5.0f }, { 1.0f, -149.6f }, { 1.0f, -126.5f },
+                                    { 1.0f, 127.9f }, { 1.0f, 128.2f } };
+            for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
+                dt[i * 5] = sp[i][0];
+                a2[i * 5] = sp[i][1];
+            }
+        }
+        for (int i = 0; i < N; i++)
+            ys[i] = ssmi_scan_decayf(dt[i], a2[i]);
+        for (int j = 0; j < 3; j++) {
+            if (!ssmi_scan_isa_ok(isas[j])) { TU_ISA_SKIPPED(isas[j]); continue; }
+            ck_assert_int_eq(ssmi_scan_vdecay(isas[j], mode, dt, a2, yv, N - 3), 0);
+            for (int i = 0; i < N - 3; i++)
+                ck_assert_msg(memcmp(&ys[i], &yv[i], sizeof(float)) == 0
+                              || (isnan(ys[i]) && isnan(yv[i])),
+                              "mode %d ISA %d: decay(%g, %g) vector %g scalar %g", mode,
+                              isas[j], dt[i], a2[i], yv[i], ys[i]);
+        }
+    }
+    free(dt); free(a2); free(ys); free(yv);
+}
+END_TEST
+
 /* ------------------------------------------------------------ problems -- */
 
 typedef struct prob {
@@ -600,6 +700,8 @@ int main(void)
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, exp_accuracy_max_and_mean);
     tcase_add_test(tc, exp_special_values);
+    tcase_add_test(tc, decay_accuracy);
+    tcase_add_test(tc, decay_special_and_every_isa);
     tcase_add_loop_test(tc, paths_isas_threads, 0, (int)(sizeof path_shapes / sizeof path_shapes[0]));
     tcase_add_loop_test(tc, seq_path_same_bytes_every_isa, 0,
                         (int)(sizeof isa_shapes / sizeof isa_shapes[0]));

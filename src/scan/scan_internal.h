@@ -43,6 +43,13 @@ float ssmi_scan_expf(float x);
  * tail (white-box accuracy tests).  Returns 0, or -1 if isa cannot run. */
 int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n);
 
+/* The scan's decay exp(dt A) from dt and a2 = A log2(e) (scan_vmath.h,
+ * scan_decayf), and its vector forms over n values (white-box tests):
+ * mode 0 any input, 1 valid where dt a2 <= 0 or NaN, 2 where moreover
+ * |dt a2| <= 125.5.  Returns 0, or -1 if isa cannot run or mode is bad. */
+float ssmi_scan_decayf(float dt, float a2);
+int ssmi_scan_vdecay(int isa, int mode, const float *dt, const float *a2, float *y, int64_t n);
+
 /* The scan with the path, chunk length (chunked path; for the split path
  * the steps per tile; 0: the automatic one) and ISA forced.  Same validation and semantics as ssm_selective_scan. */
 ssm_status ssmi_selective_scan_ex(const ssm_scan_args *args, int path,

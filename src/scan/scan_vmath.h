@@ -76,6 +76,70 @@ static inline float scan_expf(float x)
     return res;
 }
 
+/* ------------------------------------------------------------- decay --- */
+
+/* The decay exp(dt A) of the selective scan (Mamba eq. 4, ZOH of A) in
+ * base 2: with a2 = A log2(e) rounded to float once,
+ *   k = round(dt a2), r = dt a2 - k (one fma: the product is not rounded),
+ *   exp(dt A) ~ 2^r 2^k, 2^r = p(r ln2) on |r| <= 1/2,
+ * p the minimax polynomial of scan_expf with its coefficients times
+ * ln2^i.  Against scan_expf(dt * A) this saves the product's rounding and
+ * a step of the Cody-Waite reduction: two operations of the FMA pipes per
+ * state update (14 -> 12 with the update and the output), and the same
+ * error bound, |dt A| 2^-24 relative from the rounding of a2 (that of
+ * dt A before) plus the polynomial's 0.9 ulp.
+ * Defined for every dt, a2 alike in every instruction set:
+ *   xm = dt a2 rounded; xm < -160: 0; xm > 130: +inf; NaN: NaN;
+ *   else p 2^k rounded once (IEEE, subnormal results included).
+ * scan_decayf scales in two exact steps, 2^k1 then 2^k2 (k1 = k >> 1), so
+ * that p 2^k is rounded once wherever it lands, as VSCALEFPS does. */
+#define DEC_D6 1.532115421e-04f
+#define DEC_D5 1.339016133e-03f
+#define DEC_D4 9.618526325e-03f
+#define DEC_D3 5.550362542e-02f
+#define DEC_D2 2.402264774e-01f
+#define DEC_D1 6.931471825e-01f
+/* The tiles whose max |dt| max |A| is at most DEC_RNG take the decay
+ * without range steps (mode 2 below): |dt a2| <= 125.5, k >= -126. */
+#define DEC_RNG 87.0f
+#define DEC_LO -160.0f
+#define DEC_HI  130.0f
+
+static inline float scan_decay_poly(float r)
+{
+    float p = DEC_D6;
+    p = fmaf(p, r, DEC_D5);
+    p = fmaf(p, r, DEC_D4);
+    p = fmaf(p, r, DEC_D3);
+    p = fmaf(p, r, DEC_D2);
+    p = fmaf(p, r, DEC_D1);
+    return fmaf(p, r, 1.0f);
+}
+
+static inline float scan_decayf(float dt, float a2)
+{
+    const float xm = dt * a2;
+    const float kf = fmaf(dt, a2, EXP_SHIFT);
+    const float k = kf - EXP_SHIFT;
+    const float p = scan_decay_poly(fmaf(dt, a2, -k));
+    uint32_t kb, shb;
+    const float shift = EXP_SHIFT;
+    memcpy(&kb, &kf, sizeof kb);
+    memcpy(&shb, &shift, sizeof shb);
+    /* k as an integer (|k| < 2^22 wherever it is used), halved. */
+    const int32_t ki = (int32_t)(kb - shb), k1 = ki >> 1, k2 = ki - k1;
+    const uint32_t s1b = ((uint32_t)k1 + 127u) << 23, s2b = ((uint32_t)k2 + 127u) << 23;
+    float s1, s2;
+    memcpy(&s1, &s1b, sizeof s1);
+    memcpy(&s2, &s2b, sizeof s2);
+    float res = (p * s1) * s2;
+    if (xm < DEC_LO)
+        res = 0.0f;
+    if (xm > DEC_HI)
+        res = HUGE_VALF;
+    return res;
+}
+
 /* Mamba's softplus, log1p(exp(x)) for x <= 20 and x above (the threshold of
  * selective_scan_fwd_kernel), computed with our exp and log so the vector
  * forms match it bit for bit:
@@ -164,6 +228,46 @@ static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
     return _mm256_blendv_ps(res, _mm256_set1_ps(HUGE_VALF), big);
 }
 
+/* scan_decayf on 8 lanes.  vdecayc_avx2(MODE): MODE 0 everything
+ * (scan_decayf operation for operation); 1 where dt a2 <= 0 or NaN (no
+ * overflow step); 2 where moreover |dt a2| <= 125.5 (|dt| |A| <= 87), so
+ * that k >= -126, 2^k is a normal float and one scaling gives the same
+ * bits as two (no range steps either). */
+static inline __attribute__((always_inline)) TGT_AVX2 __m256
+vdecayc_avx2(const int MODE, __m256 dt, __m256 a2)
+{
+    const __m256 shift = _mm256_set1_ps(EXP_SHIFT);
+    const __m256 kf = _mm256_fmadd_ps(dt, a2, shift);
+    const __m256 k = _mm256_sub_ps(kf, shift);
+    const __m256 r = _mm256_fmsub_ps(dt, a2, k);
+    __m256 p = _mm256_set1_ps(DEC_D6);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(DEC_D5));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(DEC_D4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(DEC_D3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(DEC_D2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(DEC_D1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i ki = _mm256_sub_epi32(_mm256_castps_si256(kf), _mm256_castps_si256(shift));
+    const __m256i b127 = _mm256_set1_epi32(127);
+    if (MODE == 2)
+        return _mm256_mul_ps(p, _mm256_castsi256_ps(
+                                    _mm256_slli_epi32(_mm256_add_epi32(ki, b127), 23)));
+    const __m256i k1 = _mm256_srai_epi32(ki, 1), k2 = _mm256_sub_epi32(ki, k1);
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, b127), 23));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, b127), 23));
+    __m256 res = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    const __m256 xm = _mm256_mul_ps(dt, a2);
+    res = _mm256_blendv_ps(res, _mm256_setzero_ps(),
+                           _mm256_cmp_ps(xm, _mm256_set1_ps(DEC_LO), _CMP_LT_OQ));
+    if (MODE == 0)
+        res = _mm256_blendv_ps(res, _mm256_set1_ps(HUGE_VALF),
+                               _mm256_cmp_ps(xm, _mm256_set1_ps(DEC_HI), _CMP_GT_OQ));
+    return res;
+}
+static inline TGT_AVX2 __m256 vdecay_avx2(__m256 dt, __m256 a2) { return vdecayc_avx2(0, dt, a2); }
+static inline TGT_AVX2 __m256 vdecayn_avx2(__m256 dt, __m256 a2) { return vdecayc_avx2(1, dt, a2); }
+static inline TGT_AVX2 __m256 vdecayr_avx2(__m256 dt, __m256 a2) { return vdecayc_avx2(2, dt, a2); }
+
 /* scan_softplus on 8 lanes (the early returns become blends). */
 static inline TGT_AVX2 __m256 vsoftplus_avx2(__m256 x)
 {
@@ -228,6 +332,38 @@ static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
     const __mmask16 big = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_HI), _CMP_GT_OQ);
     return _mm512_mask_blend_ps(big, res, _mm512_set1_ps(HUGE_VALF));
 }
+
+/* scan_decayf on 16 lanes (modes as vdecayc_avx2).  VSCALEFPS rounds
+ * p 2^k once for every k, as the two scalings of scan_decayf do: one
+ * instruction instead of integer arithmetic and two products. */
+static inline __attribute__((always_inline)) TGT_AVX512 __m512
+vdecayc_avx512(const int MODE, __m512 dt, __m512 a2)
+{
+    const __m512 shift = _mm512_set1_ps(EXP_SHIFT);
+    const __m512 kf = _mm512_fmadd_ps(dt, a2, shift);
+    const __m512 k = _mm512_sub_ps(kf, shift);
+    const __m512 r = _mm512_fmsub_ps(dt, a2, k);
+    __m512 p = _mm512_set1_ps(DEC_D6);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(DEC_D5));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(DEC_D4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(DEC_D3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(DEC_D2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(DEC_D1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 res = _mm512_scalef_ps(p, k);
+    if (MODE == 2)
+        return res;
+    const __m512 xm = _mm512_mul_ps(dt, a2);
+    res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xm, _mm512_set1_ps(DEC_LO), _CMP_LT_OQ),
+                               res, _mm512_setzero_ps());
+    if (MODE == 0)
+        res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xm, _mm512_set1_ps(DEC_HI), _CMP_GT_OQ),
+                                   res, _mm512_set1_ps(HUGE_VALF));
+    return res;
+}
+static inline TGT_AVX512 __m512 vdecay_avx512(__m512 dt, __m512 a2) { return vdecayc_avx512(0, dt, a2); }
+static inline TGT_AVX512 __m512 vdecayn_avx512(__m512 dt, __m512 a2) { return vdecayc_avx512(1, dt, a2); }
+static inline TGT_AVX512 __m512 vdecayr_avx512(__m512 dt, __m512 a2) { return vdecayc_avx512(2, dt, a2); }
 
 static inline TGT_AVX512 __m512 vsoftplus_avx512(__m512 x)
 {

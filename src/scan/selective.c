@@ -20,9 +20,11 @@
  *     tile of T steps at a time into [T][N] and the state loop is
  *     vectorized (8 or 16 lanes of n), ending in horizontal sums.
  *   - exp is our own (scan_vmath.h: scan_expf and its vector twins): Cody-Waite range
- *     reduction, degree-7 Taylor polynomial, 2^k in the exponent bits; the
- *     vector body and the scalar tail compute the same operations with
- *     explicit fma, bit for bit.
+ *     reduction, degree-6 minimax polynomial, 2^k in the exponent bits; the
+ *     decays exp(dt A) take scan_decayf, in base 2 from a2 = A log2(e)
+ *     (two operations fewer per state update).  The vector body and the
+ *     scalar tail compute the same operations with explicit fma, bit for
+ *     bit.
  *   - Sequential path: OpenMP over (batch, group, channel block).  Each
  *     output has one writer and every sum has a fixed order.
  *   - Chunked path (few channels, long sequences): time is cut into chunks
@@ -91,6 +93,9 @@ static inline float scan_silu(float z)
 #define VEXP(v) scan_expf(v)
 #define VEXPN(v) scan_expf(v)
 #define VEXPR(v) scan_expf(v)
+#define VDECAY(d, a) scan_decayf((d), (a))
+#define VDECAYN(d, a) scan_decayf((d), (a))
+#define VDECAYR(d, a) scan_decayf((d), (a))
 #define VABSMAX(acc, v) fmaxf((acc), fabsf(v))
 #define VADD(a, b) ((a) + (b))
 #define VSOFTPLUS(v) scan_softplus(v)
@@ -109,6 +114,9 @@ static inline float scan_silu(float z)
 #undef VEXP
 #undef VEXPN
 #undef VEXPR
+#undef VDECAY
+#undef VDECAYN
+#undef VDECAYR
 #undef VABSMAX
 #undef VADD
 #undef VSOFTPLUS
@@ -163,6 +171,9 @@ static inline TGT_AVX2 __m256 hsum8_avx2(const __m256 *v)
 #define VEXP(v) vexp_avx2(v)
 #define VEXPN(v) vexpn_avx2(v)
 #define VEXPR(v) vexpr_avx2(v)
+#define VDECAY(d, a) vdecay_avx2((d), (a))
+#define VDECAYN(d, a) vdecayn_avx2((d), (a))
+#define VDECAYR(d, a) vdecayr_avx2((d), (a))
 #define VABSMAX(acc, v) _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), (v)), (acc))
 #define VADD(a, b) _mm256_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx2(v)
@@ -185,6 +196,9 @@ static inline TGT_AVX2 __m256 hsum8_avx2(const __m256 *v)
 #undef VEXP
 #undef VEXPN
 #undef VEXPR
+#undef VDECAY
+#undef VDECAYN
+#undef VDECAYR
 #undef VABSMAX
 #undef VADD
 #undef VSOFTPLUS
@@ -212,6 +226,9 @@ static inline TGT_AVX512 __m512 vsilu_avx512(__m512 z)
 #define VEXP(v) vexp_avx512(v)
 #define VEXPN(v) vexpn_avx512(v)
 #define VEXPR(v) vexpr_avx512(v)
+#define VDECAY(d, a) vdecay_avx512((d), (a))
+#define VDECAYN(d, a) vdecayn_avx512((d), (a))
+#define VDECAYR(d, a) vdecayr_avx512((d), (a))
 #define VABSMAX(acc, v) _mm512_max_ps(_mm512_abs_ps(v), (acc))
 #define VADD(a, b) _mm512_add_ps((a), (b))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
@@ -234,6 +251,9 @@ static inline TGT_AVX512 __m512 vsilu_avx512(__m512 z)
 #undef VEXP
 #undef VEXPN
 #undef VEXPR
+#undef VDECAY
+#undef VDECAYN
+#undef VDECAYR
 #undef VABSMAX
 #undef VADD
 #undef VSOFTPLUS
@@ -266,12 +286,13 @@ split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
                  const float *dt, const float *u, float *h, float *ys,
                  const float *nB, const float *nC, int64_t L, int64_t nT)
 {
-    const __m256 av = _mm256_loadu_ps(A);
+    /* A log2(e): see scan_decayf */
+    const __m256 av = _mm256_mul_ps(_mm256_loadu_ps(A), _mm256_set1_ps(EXP_LOG2E));
     __m256 hv = _mm256_loadu_ps(h);
 #define SPLIT8_STEP_(t_, acc_)                                               \
     do {                                                                     \
         const float dtv_ = dt[t_], dtu_ = dtv_ * u[t_];                      \
-        const __m256 a_ = vexp_avx2(_mm256_mul_ps(_mm256_set1_ps(dtv_), av)); \
+        const __m256 a_ = vdecay_avx2(_mm256_set1_ps(dtv_), av);            \
         hv = _mm256_fmadd_ps(a_, hv, _mm256_mul_ps(_mm256_loadu_ps(Bt + (t_) * 8), \
                                                    _mm256_set1_ps(dtu_)));   \
         acc_ = _mm256_mul_ps(_mm256_loadu_ps(Ct + (t_) * 8), hv);            \
@@ -297,15 +318,15 @@ split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
  * independent: lanes 0-7 step t, lanes 8-15 step t + 1 for exp(dt A) and
  * B dt u (half the exps of split8_tile_avx2), then the two dependent state
  * updates and C h in 8-lane vectors.  Every lane does split8_tile_avx2's
- * operations (vexp_avx512 and vexp_avx2 agree bit for bit; the products are
+ * operations (vdecay_avx512 and vdecay_avx2 agree bit for bit; the products are
  * the same IEEE products), so the bytes are the same. */
 static __attribute__((target("avx512f,avx2,fma"))) void
 split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
                      const float *dt, const float *u, float *h, float *ys,
                      const float *nB, const float *nC, int64_t L, int64_t nT)
 {
-    const __m256 a8 = _mm256_loadu_ps(A);
-    const __m512 av = _mm512_castpd_ps(   /* [A | A] */
+    const __m256 a8 = _mm256_mul_ps(_mm256_loadu_ps(A), _mm256_set1_ps(EXP_LOG2E));
+    const __m512 av = _mm512_castpd_ps(   /* [A | A] log2(e) */
         _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(a8)), _mm256_castps_pd(a8), 1));
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     __m256 hv = _mm256_loadu_ps(h);
@@ -318,7 +339,7 @@ split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct
         const __m512 vdt_ = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(d2_)); \
         const __m512 vdtu_ = _mm512_permutexvar_ps(pair,                     \
                                  _mm512_castps128_ps512(_mm_mul_ps(d2_, u2_))); \
-        const __m512 a_ = vexp_avx512(_mm512_mul_ps(vdt_, av));              \
+        const __m512 a_ = vdecay_avx512(vdt_, av);                           \
         const __m512 b_ = _mm512_mul_ps(_mm512_loadu_ps(Bt + (t_) * 8), vdtu_); \
         hv = _mm256_fmadd_ps(_mm512_castps512_ps256(a_), hv, _mm512_castps512_ps256(b_)); \
         acc0_ = _mm256_mul_ps(_mm256_loadu_ps(Ct + (t_) * 8), hv);           \
@@ -356,12 +377,12 @@ split16_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
                     const float *dt, const float *u, float *h, float *ys,
                     const float *nB, const float *nC, int64_t L, int64_t nT)
 {
-    const __m512 av = _mm512_loadu_ps(A);
+    const __m512 av = _mm512_mul_ps(_mm512_loadu_ps(A), _mm512_set1_ps(EXP_LOG2E));
     __m512 hv = _mm512_loadu_ps(h);
 #define SPLIT16_STEP_(t_, acc_)                                              \
     do {                                                                     \
         const float dtv_ = dt[t_], dtu_ = dtv_ * u[t_];                      \
-        const __m512 a_ = vexp_avx512(_mm512_mul_ps(_mm512_set1_ps(dtv_), av)); \
+        const __m512 a_ = vdecay_avx512(_mm512_set1_ps(dtv_), av);           \
         hv = _mm512_fmadd_ps(a_, hv, _mm512_mul_ps(_mm512_loadu_ps(Bt + (t_) * 16), \
                                                    _mm512_set1_ps(dtu_)));   \
         acc_ = _mm512_mul_ps(_mm512_loadu_ps(Ct + (t_) * 16), hv);           \
@@ -417,8 +438,10 @@ typedef struct scan_kern {
                        const float *Dl, int softplus, float *wl, float *h, float *yl,
                        const float *const *pfl, int64_t pn);
     void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
-    void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
-    void (*cv_scatter_nt)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld);
+    void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld,
+                       const float *z);
+    void (*cv_scatter_nt)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld,
+                          const float *z);
     int64_t vl;   /* lanes of cv_tile: channels per vector */
 } scan_kern;
 
@@ -492,6 +515,54 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n)
     if (get_kern(isa, &k) != 0)
         return -1;
     k.vexp(x, y, n);
+    return 0;
+}
+
+#ifdef SSM_SCAN_X86
+static TGT_AVX2 void vdecay_arr_avx2(int mode, const float *dt, const float *a2, float *y,
+                                     int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 d = _mm256_loadu_ps(dt + i), a = _mm256_loadu_ps(a2 + i);
+        _mm256_storeu_ps(y + i, mode == 2 ? vdecayr_avx2(d, a)
+                                : mode == 1 ? vdecayn_avx2(d, a) : vdecay_avx2(d, a));
+    }
+    for (; i < n; i++)
+        y[i] = scan_decayf(dt[i], a2[i]);
+}
+static TGT_AVX512 void vdecay_arr_avx512(int mode, const float *dt, const float *a2, float *y,
+                                         int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 d = _mm512_loadu_ps(dt + i), a = _mm512_loadu_ps(a2 + i);
+        _mm512_storeu_ps(y + i, mode == 2 ? vdecayr_avx512(d, a)
+                                : mode == 1 ? vdecayn_avx512(d, a) : vdecay_avx512(d, a));
+    }
+    for (; i < n; i++)
+        y[i] = scan_decayf(dt[i], a2[i]);
+}
+#endif
+
+float ssmi_scan_decayf(float dt, float a2) { return scan_decayf(dt, a2); }
+
+int ssmi_scan_vdecay(int isa, int mode, const float *dt, const float *a2, float *y, int64_t n)
+{
+    if (!ssmi_scan_isa_ok(isa) || mode < 0 || mode > 2)
+        return -1;
+#ifdef SSM_SCAN_X86
+    if (isa == SSM_SCAN_ISA_AVX512) {
+        vdecay_arr_avx512(mode, dt, a2, y, n);
+        return 0;
+    }
+    if (isa == SSM_SCAN_ISA_AVX2) {
+        vdecay_arr_avx2(mode, dt, a2, y, n);
+        return 0;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        y[i] = scan_decayf(dt[i], a2[i]);
     return 0;
 }
 
@@ -682,12 +753,12 @@ static void seq_unit_cvm(const ssm_scan_args *a, const scan_kern *k, int64_t b,
             }
             k->cv_gather(a->delta + row + t0, L, m, Tn, dl);
             k->cv_gather(a->u + row + t0, L, m, Tn, ul);
-            if (a->z)
-                k->cv_gather(a->z + row + t0, L, m, Tn, zl);
-            k->cv_tile_sp(Tn, N, Al, BC, T, dl, ul, a->z ? zl : NULL,
+            /* The z gate is applied by the scatter, on rows (no z tile). */
+            k->cv_tile_sp(Tn, N, Al, BC, T, dl, ul, NULL,
                        a->delta_bias ? bl : NULL, a->D ? Dl : NULL, a->delta_softplus,
                        wl, h, yl, pfl, pn);
-            (ntst ? k->cv_scatter_nt : k->cv_scatter)(yl, m, Tn, a->y + row + t0, L);
+            (ntst ? k->cv_scatter_nt : k->cv_scatter)(yl, m, Tn, a->y + row + t0, L,
+                                                      a->z ? a->z + row + t0 : NULL);
         }
     }
 #ifdef SSM_SCAN_X86
@@ -699,7 +770,7 @@ static void seq_unit_cvm(const ssm_scan_args *a, const scan_kern *k, int64_t b,
             const int64_t d0 = g * cpg + (blk0 + j) * VLn;
             const int64_t m = cpg - (blk0 + j) * VLn < VLn ? cpg - (blk0 + j) * VLn : VLn;
             k->cv_scatter(slot0 + j * sper + pad16(N * VLn), m, N,
-                          a->h_last + (b * dim + d0) * N, N);
+                          a->h_last + (b * dim + d0) * N, N, NULL);
         }
 }
 

@@ -117,6 +117,9 @@
 #define VEXP(v) g16_exp(v)
 #define VEXPN(v) g16_exp(v)
 #define VEXPR(v) g16_exp(v)
+#define VDECAY(d, a) g16_decay((d), (a))
+#define VDECAYN(d, a) g16_decay((d), (a))
+#define VDECAYR(d, a) g16_decay((d), (a))
 #define VSOFTPLUS(v) g16_softplus(v)
 #define VGTSEL(x, y, a, b) g16_gtsel((x), (y), (a), (b))
 #define VHSUM16(v) g16_hsum16(v)
@@ -136,6 +139,9 @@
 #undef VEXP
 #undef VEXPN
 #undef VEXPR
+#undef VDECAY
+#undef VDECAYN
+#undef VDECAYR
 #undef VSTREAM16
 #undef VSOFTPLUS
 #undef VGTSEL
@@ -156,6 +162,9 @@
 #define VEXP(v) a16_exp(v)
 #define VEXPN(v) a16_expn(v)
 #define VEXPR(v) a16_expr(v)
+#define VDECAY(d, a) a16_decay((d), (a))
+#define VDECAYN(d, a) a16_decayn((d), (a))
+#define VDECAYR(d, a) a16_decayr((d), (a))
 #define VSTREAM16(p, q) (_mm256_stream_ps((p), _mm256_load_ps(q)), \
                          _mm256_stream_ps((p) + 8, _mm256_load_ps((q) + 8)))
 #define VSOFTPLUS(v) a16_softplus(v)
@@ -178,6 +187,9 @@
 #undef VEXP
 #undef VEXPN
 #undef VEXPR
+#undef VDECAY
+#undef VDECAYN
+#undef VDECAYR
 #undef VSTREAM16
 #undef VSOFTPLUS
 #undef VGTSEL
@@ -197,6 +209,9 @@
 #define VEXP(v) vexp_avx512(v)
 #define VEXPN(v) vexpn_avx512(v)
 #define VEXPR(v) vexpr_avx512(v)
+#define VDECAY(d, a) vdecay_avx512((d), (a))
+#define VDECAYN(d, a) vdecayn_avx512((d), (a))
+#define VDECAYR(d, a) vdecayr_avx512((d), (a))
 #define VSTREAM16(p, q) _mm512_stream_ps((p), _mm512_load_ps(q))
 #define VSOFTPLUS(v) vsoftplus_avx512(v)
 #define VGTSEL(x, y, a, b) sbv_gtsel_avx512((x), (y), (a), (b))
@@ -221,6 +236,9 @@
 #undef VEXP
 #undef VEXPN
 #undef VEXPR
+#undef VDECAY
+#undef VDECAYN
+#undef VDECAYR
 #undef VSTREAM16
 #undef VSOFTPLUS
 #undef VGTSEL
@@ -542,12 +560,12 @@ static int cv_dt_nonneg(int softplus, const float *dtl, int64_t T)
 }
 
 /* The exp of a chunk's decays exp(dt A) (selective_bwd_cv.h, NEG): 2 where
- * max |dt| max |A| <= 88 (no clamp: the forward's VEXPR tiles), 1 where A
+ * max |dt| max |A| <= DEC_RNG (no range steps: the forward's VDECAYR tiles), 1 where A
  * <= 0 and dt >= 0 (no overflow step), 0 the full exp; the same bits. */
 static int cv_exp_kind(const bwd_ctx *c, int negA, float amax, const float *dtl,
                        int64_t T)
 {
-    if (c->k->cv_absmax(T * 16, dtl) * amax <= EXP_HI)
+    if (c->k->cv_absmax(T * 16, dtl) * amax <= DEC_RNG)
         return 2;
     return negA && cv_dt_nonneg(c->a->delta_softplus, dtl, T);
 }

@@ -48,6 +48,26 @@ static inline float bwd_sel(int c, float a, float b)
     return y;
 }
 
+/* scan_decayf of the forward (scan_vmath.h), with selects. */
+static inline float bwd_decayf(float dt, float a2)
+{
+    const float xm = dt * a2;
+    const float shift = EXP_SHIFT;
+    const float kf = fmaf(dt, a2, shift);
+    const float k = kf - shift;
+    const float p = scan_decay_poly(fmaf(dt, a2, -k));
+    uint32_t kb, shb;
+    memcpy(&kb, &kf, sizeof kb);
+    memcpy(&shb, &shift, sizeof shb);
+    const int32_t ki = (int32_t)(kb - shb), k1 = ki >> 1, k2 = ki - k1;
+    const uint32_t s1b = ((uint32_t)k1 + 127u) << 23, s2b = ((uint32_t)k2 + 127u) << 23;
+    float s1, s2;
+    memcpy(&s1, &s1b, sizeof s1);
+    memcpy(&s2, &s2b, sizeof s2);
+    const float res = bwd_sel(xm < DEC_LO, 0.0f, (p * s1) * s2);
+    return bwd_sel(xm > DEC_HI, HUGE_VALF, res);
+}
+
 /* scan_expf of the forward, with selects: x < -88 gives 0, x > 88 +inf,
  * NaN NaN. */
 static inline float bwd_expf(float x)
@@ -151,6 +171,13 @@ static inline sbv_g16 g16_exp(sbv_g16 a)
         r.v[i] = bwd_expf(a.v[i]);
     return r;
 }
+static inline sbv_g16 g16_decay(sbv_g16 dt, sbv_g16 a2)
+{
+    sbv_g16 r;
+    for (int i = 0; i < 16; i++)
+        r.v[i] = bwd_decayf(dt.v[i], a2.v[i]);
+    return r;
+}
 static inline sbv_g16 g16_softplus(sbv_g16 a)
 {
     sbv_g16 r;
@@ -234,6 +261,21 @@ static inline SBV_TGT_AVX2 sbv_a16 a16_expn(sbv_a16 a)
 static inline SBV_TGT_AVX2 sbv_a16 a16_expr(sbv_a16 a)
 {
     sbv_a16 r = { vexpr_avx2(a.lo), vexpr_avx2(a.hi) };
+    return r;
+}
+static inline SBV_TGT_AVX2 sbv_a16 a16_decay(sbv_a16 d, sbv_a16 a)
+{
+    sbv_a16 r = { vdecay_avx2(d.lo, a.lo), vdecay_avx2(d.hi, a.hi) };
+    return r;
+}
+static inline SBV_TGT_AVX2 sbv_a16 a16_decayn(sbv_a16 d, sbv_a16 a)
+{
+    sbv_a16 r = { vdecayn_avx2(d.lo, a.lo), vdecayn_avx2(d.hi, a.hi) };
+    return r;
+}
+static inline SBV_TGT_AVX2 sbv_a16 a16_decayr(sbv_a16 d, sbv_a16 a)
+{
+    sbv_a16 r = { vdecayr_avx2(d.lo, a.lo), vdecayr_avx2(d.hi, a.hi) };
     return r;
 }
 static inline SBV_TGT_AVX2 sbv_a16 a16_softplus(sbv_a16 a)

@@ -6,9 +6,11 @@
  *   KSFX   name suffix          KTGT   function attribute (target(...))
  *   VL     lanes                VT     vector type
  *   VLOAD(p) VSTORE(p,v) VSET1(x) VMUL(a,b) VADD(a,b) VFMA(a,b,c)=a*b+c
- *   VHSUM(v) VEXP(v) VEXPN(v) VEXPR(v) VSOFTPLUS(v) VSILU(v) VABSMAX(acc,v)
- * VEXPN is VEXP for x <= 88 or NaN (it may skip the overflow step), VEXPR
- * is VEXP for |x| <= 88 or NaN (it may skip the clamp at -88 as well);
+ *   VHSUM(v) VEXP(v) VSOFTPLUS(v) VSILU(v) VABSMAX(acc,v)
+ *   VDECAY(dt,a2) VDECAYN(dt,a2) VDECAYR(dt,a2)
+ * VDECAY computes scan_decayf lane by lane; VDECAYN the same where dt a2 <= 0
+ * or NaN (it may skip the overflow step), VDECAYR where |dt| |A| <= DEC_RNG
+ * (it may skip both range steps);
  * VABSMAX(acc, v) = max(acc, |v|) lane by lane, NaN lanes of v ignored.
  * VEXP, VSOFTPLUS and VSILU must compute scan_expf, scan_softplus and
  * scan_silu lane by lane, bit for bit, and VHSUM must sum
@@ -66,11 +68,11 @@ KN(tile_nv)(const int NV, const int CH, int64_t T, int64_t N,
     const int nt = (int)(N - n0);   /* < VL <= 16 */
     for (int j = 0; j < NV; j++) {
         hv[j] = VLOAD(h + j * VL);
-        av[j] = VLOAD(A + j * VL);
+        av[j] = VMUL(VLOAD(A + j * VL), VSET1(EXP_LOG2E));   /* a2: see scan_decayf */
     }
     for (int i = 0; i < nt; i++) {
         ht[i] = h[n0 + i];
-        at[i] = A[n0 + i];
+        at[i] = A[n0 + i] * EXP_LOG2E;
     }
     /* One step of the vector part: updates hv (and stores the decays in
      * Q), leaves the lane sums of C h in acc. */
@@ -80,7 +82,7 @@ KN(tile_nv)(const int NV, const int CH, int64_t T, int64_t N,
         const VT vdt_ = VSET1(dtv_), vdtu_ = VSET1(dtu_);                    \
         const float *bt_ = Bt + (t) * N, *ct_ = Ct + (t) * N;                \
         for (int j = 0; j < NV; j++) {                                       \
-            const VT a_ = VEXP(VMUL(vdt_, av[j]));                           \
+            const VT a_ = VDECAY(vdt_, av[j]);                               \
             const VT c_ = VLOAD(ct_ + j * VL);                               \
             hv[j] = VFMA(a_, hv[j], VMUL(VLOAD(bt_ + j * VL), vdtu_));       \
             acc = j == 0 ? VMUL(c_, hv[j]) : VFMA(c_, hv[j], acc);           \
@@ -111,7 +113,7 @@ KN(tile_nv)(const int NV, const int CH, int64_t T, int64_t N,
         TILE_STEP_(t);
         float s = NV ? VHSUM(acc) : 0.0f;
         for (int i = 0; i < nt; i++) {
-            const float a = scan_expf(dtv * at[i]);
+            const float a = scan_decayf(dtv, at[i]);
             ht[i] = fmaf(a, ht[i], bt[n0 + i] * dtu);
             s = fmaf(ct[n0 + i], ht[i], s);
             if (CH)
@@ -140,7 +142,7 @@ KN(tile_mem)(int CH, int64_t T, int64_t N, const float *A, const float *Bt,
         const float *bt = Bt + t * N, *ct = Ct + t * N;
         VT acc = VSET1(0.0f);
         for (int64_t j = 0; j < nv; j++) {
-            const VT a = VEXP(VMUL(vdt, VLOAD(A + j * VL)));
+            const VT a = VDECAY(vdt, VMUL(VLOAD(A + j * VL), VSET1(EXP_LOG2E)));
             const VT c = VLOAD(ct + j * VL);
             const VT hj = VFMA(a, VLOAD(h + j * VL), VMUL(VLOAD(bt + j * VL), vdtu));
             VSTORE(h + j * VL, hj);
@@ -150,7 +152,7 @@ KN(tile_mem)(int CH, int64_t T, int64_t N, const float *A, const float *Bt,
         }
         float s = nv ? VHSUM(acc) : 0.0f;
         for (int64_t n = n0; n < N; n++) {
-            const float a = scan_expf(dtv * A[n]);
+            const float a = scan_decayf(dtv, A[n] * EXP_LOG2E);
             h[n] = fmaf(a, h[n], bt[n] * dtu);
             s = fmaf(ct[n], h[n], s);
             if (CH)
@@ -365,11 +367,11 @@ KN(row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
         const VT vdt = VSET1(dtv), vdtu = VSET1(dtu);
         const float *bt = Bt + t * N, *ct = Ct + t * N;
         for (int64_t j = 0; j < nv; j++) {
-            const VT a = VEXP(VMUL(vdt, VLOAD(A + j * VL)));
+            const VT a = VDECAY(vdt, VMUL(VLOAD(A + j * VL), VSET1(EXP_LOG2E)));
             VSTORE(h + j * VL, VFMA(a, VLOAD(h + j * VL), VMUL(VLOAD(bt + j * VL), vdtu)));
         }
         for (int64_t n = n0; n < N; n++)
-            h[n] = fmaf(scan_expf(dtv * A[n]), h[n], bt[n] * dtu);
+            h[n] = fmaf(scan_decayf(dtv, A[n] * EXP_LOG2E), h[n], bt[n] * dtu);
         float s = ct[0] * h[0];
         for (int64_t n = 1; n < N; n++)
             s = fmaf(ct[n], h[n], s);
@@ -398,8 +400,11 @@ KN(cv_pass_pf)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t 
      * arithmetic instead of queueing behind the miss buffers. */
     const int64_t per_t = (pn + T - 1) / (T > 0 ? T : 1);
     int64_t pi = 0;
-    for (int j = 0; j < NB; j++)
+    VT a2[8];   /* A log2(e): see scan_decayf */
+    for (int j = 0; j < NB; j++) {
         hv[j] = VLOAD(h + j * VL);
+        a2[j] = VMUL(VLOAD(Al + j * VL), VSET1(EXP_LOG2E));
+    }
     for (int64_t t = 0; t < T; t++) {
         for (int64_t q = 0; q < per_t && pi < pn; q++, pi++)
             __builtin_prefetch(pf[pi], 0, 2);
@@ -407,8 +412,8 @@ KN(cv_pass_pf)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t 
         VT s = FIRST ? VSET1(0.0f) : VLOAD(yl + t * VL);
 #pragma GCC unroll 8
         for (int j = 0; j < NB; j++) {
-            const VT x = VMUL(dt, VLOAD(Al + j * VL));
-            const VT a = NEG == 2 ? VEXPR(x) : NEG ? VEXPN(x) : VEXP(x);
+            const VT a = NEG == 2 ? VDECAYR(dt, a2[j])
+                         : NEG ? VDECAYN(dt, a2[j]) : VDECAY(dt, a2[j]);
             hv[j] = VFMA(a, hv[j], VMUL(VSET1(Bn[j * ld + t]), dtu));
             const VT c = VSET1(Cn[j * ld + t]);
             s = FIRST && j == 0 ? VMUL(c, hv[0]) : VFMA(c, hv[j], s);
@@ -459,11 +464,11 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
         VSTORE(dl + t * VL, dt);
         VSTORE(wl + t * VL, VMUL(dt, VLOAD(ul + t * VL)));
     }
-    /* |dt A| <= 88 in every lane when max|dt| max|A| <= 88 (rounding is
-     * monotone); then neither of the exp's range steps (clamp at -88,
-     * +inf above 88) can apply, and VEXPR, without both, gives the same
-     * bits.  A NaN dt or A makes dt A NaN, which both forms pass through
-     * alike, so the maxima may ignore NaN. */
+    /* |dt A| <= 87 in every lane when max|dt| max|A| <= DEC_RNG = 87
+     * (rounding is monotone); then |dt a2| <= 125.5, neither of the decay's
+     * range steps (0 below -160, +inf above 130) can apply, 2^k is normal,
+     * and VDECAYR, without both, gives the same bits.  A NaN dt or A makes
+     * the decay NaN in both forms alike, so the maxima may ignore NaN. */
     int rng = 0;
     if (SPREAD) {
         VT vma = VSET1(0.0f);
@@ -480,12 +485,12 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
         (void)md;
         (void)ma;
 #else
-        rng = md * ma <= 88.0f;
+        rng = md * ma <= DEC_RNG;
 #endif
     }
     /* dt A <= 0 (or NaN) in every lane when no A is above 0 and no dt
-     * below 0 (softplus never is): then the exp's last step (x > 88 gives
-     * +inf) cannot apply, and VEXPN, without it, gives the same bits. */
+     * below 0 (softplus never is): then the decay's last step (+inf above
+     * 130) cannot apply, and VDECAYN, without it, gives the same bits. */
     int neg = 1;
     for (int64_t i = 0; i < N * VL; i++)
         neg &= !(Al[i] > 0.0f);
@@ -582,13 +587,29 @@ static KTGT void KN(cv_gather)(const float *src, int64_t ld, int64_t m,
             dst[t * VL + c] = c < m ? src[c * ld + t] : 0.0f;
 }
 
-/* dst[c][t] (row stride ld) = src[t][c] for c < m: back from lane-major. */
+/* dst[c][t] (row stride ld) = src[t][c] for c < m: back from lane-major;
+ * times silu(z[c][t]) (the same row stride) where z is not NULL.  The gate
+ * is applied here, on rows, rather than in cv_tile: z then needs no
+ * transpose of its own (one of the four a tile had), and each value is the
+ * same product y silu(z) of the same two floats. */
 static KTGT void KN(cv_scatter)(const float *src, int64_t m, int64_t T,
-                                float *dst, int64_t ld)
+                                float *dst, int64_t ld, const float *z)
 {
     int64_t t = 0;
 #ifdef VTRANSPOSE8
-    if (m == VL) {   /* row order: see cv_gather */
+    if (m == VL && z) {   /* 16 steps of 8 rows at a time, gated as rows */
+        for (int64_t c = 0; c < VL; c += 8)
+            for (t = 0; t + 16 <= T; t += 16) {
+                float tb[8 * 16] __attribute__((aligned(64)));
+                VTRANSPOSE8(src + t * VL + c, VL, tb, 16);
+                VTRANSPOSE8(src + (t + 8) * VL + c, VL, tb + 8, 16);
+                for (int64_t i = 0; i < 8; i++)
+                    for (int64_t v = 0; v < 16; v += VL)
+                        VSTORE(dst + (c + i) * ld + t + v,
+                               VMUL(VLOAD(tb + 16 * i + v),
+                                    VSILU(VLOAD(z + (c + i) * ld + t + v))));
+            }
+    } else if (m == VL) {   /* row order: see cv_gather */
         for (int64_t c = 0; c < VL; c += 8)
             for (t = 0; t + 8 <= T; t += 8)
                 VTRANSPOSE8(src + t * VL + c, VL, dst + c * ld + t, ld);
@@ -596,7 +617,8 @@ static KTGT void KN(cv_scatter)(const float *src, int64_t m, int64_t T,
 #endif
     for (; t < T; t++)
         for (int64_t c = 0; c < m; c++)
-            dst[c * ld + t] = src[t * VL + c];
+            dst[c * ld + t] = z ? src[t * VL + c] * scan_silu(z[c * ld + t])
+                                : src[t * VL + c];
 }
 
 /* cv_scatter with non-temporal stores of whole 64-byte lines (the tile's
@@ -605,7 +627,7 @@ static KTGT void KN(cv_scatter)(const float *src, int64_t m, int64_t T,
  * writing it.  Same values; the caller fences (VSFENCE) before its unit
  * ends. */
 static KTGT void KN(cv_scatter_nt)(const float *src, int64_t m, int64_t T,
-                                   float *dst, int64_t ld)
+                                   float *dst, int64_t ld, const float *z)
 {
 #if defined(VTRANSPOSE8) && defined(VSTREAM16)
     if (m == VL && ld % 16 == 0) {
@@ -614,20 +636,27 @@ static KTGT void KN(cv_scatter_nt)(const float *src, int64_t m, int64_t T,
         if ((uintptr_t)dst % sizeof(float) != 0 || hd > T)
             hd = T;
         const int64_t nb = (T - hd) / 16 * 16;
-        KN(cv_scatter)(src, m, hd, dst, ld);
+        KN(cv_scatter)(src, m, hd, dst, ld, z);
         for (int64_t c = 0; c < VL; c += 8)
             for (int64_t t = hd; t < hd + nb; t += 16) {
                 float tb[8 * 16] __attribute__((aligned(64)));
                 VTRANSPOSE8(src + t * VL + c, VL, tb, 16);
                 VTRANSPOSE8(src + (t + 8) * VL + c, VL, tb + 8, 16);
+                if (z)
+                    for (int64_t i = 0; i < 8; i++)
+                        for (int64_t v = 0; v < 16; v += VL)
+                            VSTORE(tb + 16 * i + v,
+                                   VMUL(VLOAD(tb + 16 * i + v),
+                                        VSILU(VLOAD(z + (c + i) * ld + t + v))));
                 for (int64_t i = 0; i < 8; i++)
                     VSTREAM16(dst + (c + i) * ld + t, tb + 16 * i);
             }
-        KN(cv_scatter)(src + (hd + nb) * VL, m, T - hd - nb, dst + hd + nb, ld);
+        KN(cv_scatter)(src + (hd + nb) * VL, m, T - hd - nb, dst + hd + nb, ld,
+                       z ? z + hd + nb : NULL);
         return;
     }
 #endif
-    KN(cv_scatter)(src, m, T, dst, ld);
+    KN(cv_scatter)(src, m, T, dst, ld, z);
 }
 
 #ifdef KDEFAULT_VEXPR_
