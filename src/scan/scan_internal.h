@@ -48,6 +48,7 @@ int ssmi_scan_vexpf(int isa, const float *x, float *y, int64_t n);
  * mode 0 any input, 1 valid where dt a2 <= 0 or NaN, 2 where moreover
  * |dt a2| <= 125.5.  Returns 0, or -1 if isa cannot run or mode is bad. */
 float ssmi_scan_decayf(float dt, float a2);
+float ssmi_scan_a2(float A);   /* A log2(e) rounded once (scan_a2) */
 int ssmi_scan_vdecay(int isa, int mode, const float *dt, const float *a2, float *y, int64_t n);
 
 /* The scan with the path, chunk length (chunked path; for the split path

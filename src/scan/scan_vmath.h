@@ -79,7 +79,7 @@ static inline float scan_expf(float x)
 /* ------------------------------------------------------------- decay --- */
 
 /* The decay exp(dt A) of the selective scan (Mamba eq. 4, ZOH of A) in
- * base 2: with a2 = A log2(e) rounded to float once,
+ * base 2: with a2 = A log2(e) rounded to float once (scan_a2),
  *   k = round(dt a2), r = dt a2 - k (one fma: the product is not rounded),
  *   exp(dt A) ~ 2^r 2^k, 2^r = p(r ln2) on |r| <= 1/2,
  * p the minimax polynomial of scan_expf with its coefficients times
@@ -87,7 +87,7 @@ static inline float scan_expf(float x)
  * a step of the Cody-Waite reduction: two operations of the FMA pipes per
  * state update (14 -> 12 with the update and the output), and the same
  * error bound, |dt A| 2^-24 relative from the rounding of a2 (that of
- * dt A before) plus the polynomial's 0.9 ulp.
+ * dt A before) plus 0.9 ulp of the polynomial and its Horner steps.
  * Defined for every dt, a2 alike in every instruction set:
  *   xm = dt a2 rounded; xm < -160: 0; xm > 130: +inf; NaN: NaN;
  *   else p 2^k rounded once (IEEE, subnormal results included).
@@ -103,7 +103,13 @@ static inline float scan_expf(float x)
  * without range steps (mode 2 below): |dt a2| <= 125.5, k >= -126. */
 #define DEC_RNG 87.0f
 #define DEC_LO -160.0f
+/* log2(e) = DEC_L2E_HI + DEC_L2E_LO: scan_a2(A) = A log2(e) rounded once
+ * (but for ties within 2^-48), |a2 - A log2 e| <= ulp(a2) / 2. */
+#define DEC_L2E_HI 1.44269502162933349609375f
+#define DEC_L2E_LO 1.925963034e-08f
 #define DEC_HI  130.0f
+
+static inline float scan_a2(float A) { return fmaf(A, DEC_L2E_HI, A * DEC_L2E_LO); }
 
 static inline float scan_decay_poly(float r)
 {
@@ -116,12 +122,10 @@ static inline float scan_decay_poly(float r)
     return fmaf(p, r, 1.0f);
 }
 
-static inline float scan_decayf(float dt, float a2)
+/* p 2^k, k = kf - EXP_SHIFT, in two exact steps (k1 = k >> 1 then the
+ * rest): rounded once for every k in [-252, 254]. */
+static inline float scan_decay_scale(float p, float kf)
 {
-    const float xm = dt * a2;
-    const float kf = fmaf(dt, a2, EXP_SHIFT);
-    const float k = kf - EXP_SHIFT;
-    const float p = scan_decay_poly(fmaf(dt, a2, -k));
     uint32_t kb, shb;
     const float shift = EXP_SHIFT;
     memcpy(&kb, &kf, sizeof kb);
@@ -132,7 +136,15 @@ static inline float scan_decayf(float dt, float a2)
     float s1, s2;
     memcpy(&s1, &s1b, sizeof s1);
     memcpy(&s2, &s2b, sizeof s2);
-    float res = (p * s1) * s2;
+    return (p * s1) * s2;
+}
+
+static inline float scan_decayf(float dt, float a2)
+{
+    const float xm = dt * a2;
+    const float kf = fmaf(dt, a2, EXP_SHIFT);
+    const float k = kf - EXP_SHIFT;
+    float res = scan_decay_scale(scan_decay_poly(fmaf(dt, a2, -k)), kf);
     if (xm < DEC_LO)
         res = 0.0f;
     if (xm > DEC_HI)
@@ -264,6 +276,10 @@ vdecayc_avx2(const int MODE, __m256 dt, __m256 a2)
                                _mm256_cmp_ps(xm, _mm256_set1_ps(DEC_HI), _CMP_GT_OQ));
     return res;
 }
+static inline TGT_AVX2 __m256 va2_avx2(__m256 a)   /* scan_a2 */
+{
+    return _mm256_fmadd_ps(a, _mm256_set1_ps(DEC_L2E_HI), _mm256_mul_ps(a, _mm256_set1_ps(DEC_L2E_LO)));
+}
 static inline TGT_AVX2 __m256 vdecay_avx2(__m256 dt, __m256 a2) { return vdecayc_avx2(0, dt, a2); }
 static inline TGT_AVX2 __m256 vdecayn_avx2(__m256 dt, __m256 a2) { return vdecayc_avx2(1, dt, a2); }
 static inline TGT_AVX2 __m256 vdecayr_avx2(__m256 dt, __m256 a2) { return vdecayc_avx2(2, dt, a2); }
@@ -360,6 +376,10 @@ vdecayc_avx512(const int MODE, __m512 dt, __m512 a2)
         res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xm, _mm512_set1_ps(DEC_HI), _CMP_GT_OQ),
                                    res, _mm512_set1_ps(HUGE_VALF));
     return res;
+}
+static inline TGT_AVX512 __m512 va2_avx512(__m512 a)   /* scan_a2 */
+{
+    return _mm512_fmadd_ps(a, _mm512_set1_ps(DEC_L2E_HI), _mm512_mul_ps(a, _mm512_set1_ps(DEC_L2E_LO)));
 }
 static inline TGT_AVX512 __m512 vdecay_avx512(__m512 dt, __m512 a2) { return vdecayc_avx512(0, dt, a2); }
 static inline TGT_AVX512 __m512 vdecayn_avx512(__m512 dt, __m512 a2) { return vdecayc_avx512(1, dt, a2); }

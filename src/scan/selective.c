@@ -287,7 +287,7 @@ split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
                  const float *nB, const float *nC, int64_t L, int64_t nT)
 {
     /* A log2(e): see scan_decayf */
-    const __m256 av = _mm256_mul_ps(_mm256_loadu_ps(A), _mm256_set1_ps(EXP_LOG2E));
+    const __m256 av = va2_avx2(_mm256_loadu_ps(A));
     __m256 hv = _mm256_loadu_ps(h);
 #define SPLIT8_STEP_(t_, acc_)                                               \
     do {                                                                     \
@@ -325,7 +325,7 @@ split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct
                      const float *dt, const float *u, float *h, float *ys,
                      const float *nB, const float *nC, int64_t L, int64_t nT)
 {
-    const __m256 a8 = _mm256_mul_ps(_mm256_loadu_ps(A), _mm256_set1_ps(EXP_LOG2E));
+    const __m256 a8 = va2_avx2(_mm256_loadu_ps(A));
     const __m512 av = _mm512_castpd_ps(   /* [A | A] log2(e) */
         _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(a8)), _mm256_castps_pd(a8), 1));
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -377,7 +377,7 @@ split16_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
                     const float *dt, const float *u, float *h, float *ys,
                     const float *nB, const float *nC, int64_t L, int64_t nT)
 {
-    const __m512 av = _mm512_mul_ps(_mm512_loadu_ps(A), _mm512_set1_ps(EXP_LOG2E));
+    const __m512 av = va2_avx512(_mm512_loadu_ps(A));
     __m512 hv = _mm512_loadu_ps(h);
 #define SPLIT16_STEP_(t_, acc_)                                              \
     do {                                                                     \
@@ -546,6 +546,7 @@ static TGT_AVX512 void vdecay_arr_avx512(int mode, const float *dt, const float 
 #endif
 
 float ssmi_scan_decayf(float dt, float a2) { return scan_decayf(dt, a2); }
+float ssmi_scan_a2(float A) { return scan_a2(A); }
 
 int ssmi_scan_vdecay(int isa, int mode, const float *dt, const float *a2, float *y, int64_t n)
 {

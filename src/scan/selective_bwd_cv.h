@@ -291,7 +291,7 @@ KN(cvb_state_pass)(const int NB, const int NEG, const int SQ, int64_t T,
         const VT dt = VLD(dtl + t * 16), dtu = VLD(wl + t * 16);
 #pragma GCC unroll 8
         for (int j = 0; j < NB; j++) {
-            const VT a2 = VMUL(VLD(Al + j * 16), VSET(EXP_LOG2E));
+            const VT a2 = VFMA(VLD(Al + j * 16), VSET(DEC_L2E_HI), VMUL(VLD(Al + j * 16), VSET(DEC_L2E_LO)));
             const VT a = NEG == 2 ? VDECAYR(dt, a2) : NEG ? VDECAYN(dt, a2) : VDECAY(dt, a2);
             hv[j] = VFMA(a, hv[j], VMUL(VSET(Bn[j * ld + t]), dtu));
             if (SQ)
@@ -373,7 +373,7 @@ KN(cvb_rec_pass)(const int NB, const int NEG, const int FIRST, const int WC,
             if (NEG == 3) {
                 a = VLD(Qt + j * 16);
             } else {
-                const VT a2 = VMUL(VLD(Al + j * 16), VSET(EXP_LOG2E));
+                const VT a2 = VFMA(VLD(Al + j * 16), VSET(DEC_L2E_HI), VMUL(VLD(Al + j * 16), VSET(DEC_L2E_LO)));
                 a = NEG == 2 ? VDECAYR(dt, a2) : NEG ? VDECAYN(dt, a2) : VDECAY(dt, a2);
                 VST(Qt + j * 16, a);
             }

@@ -116,7 +116,7 @@ KN(bwd_state_)(int64_t T, int64_t N, const float *restrict A,
         const float dtv = dt[t], dtu = dtv * u[t];
         const float *restrict bt = Bt + t * N;
         for (int64_t n = 0; n < N; n++)
-            h[n] = fmaf(bwd_decayf(dtv, A[n] * EXP_LOG2E), h[n], bt[n] * dtu);
+            h[n] = fmaf(bwd_decayf(dtv, scan_a2(A[n])), h[n], bt[n] * dtu);
     }
 }
 
@@ -160,7 +160,7 @@ static inline __attribute__((always_inline)) KTGT void KN(bwd_recompute_)(int64_
         const float *restrict bt = Bt + t * N;
         float *restrict ht = H + t * N, *restrict qt = Q + t * N;
         for (int64_t n = 0; n < N; n++) {
-            const float a = bwd_decayf(dtv, A[n] * EXP_LOG2E);
+            const float a = bwd_decayf(dtv, scan_a2(A[n]));
             qt[n] = a;
             ht[n] = fmaf(a, hp[n], bt[n] * dtu);
         }
@@ -186,7 +186,7 @@ static KTGT void KN(bwd_recompute)(int64_t T, int64_t N, const float *A,
             const float *restrict bt = Bt + t * 16;
             float *restrict ht = H + t * 16, *restrict qt = Q + t * 16;
             for (int n = 0; n < 16; n++) {
-                const float a = bwd_decayf(dtv, A[n] * EXP_LOG2E);
+                const float a = bwd_decayf(dtv, scan_a2(A[n]));
                 qt[n] = a;
                 h[n] = fmaf(a, h[n], bt[n] * dtu);
                 ht[n] = h[n];
@@ -203,7 +203,7 @@ static KTGT void KN(bwd_recompute)(int64_t T, int64_t N, const float *A,
             const float *restrict bt = Bt + t * 8;
             float *restrict ht = H + t * 8, *restrict qt = Q + t * 8;
             for (int n = 0; n < 8; n++) {
-                const float a = bwd_decayf(dtv, A[n] * EXP_LOG2E);
+                const float a = bwd_decayf(dtv, scan_a2(A[n]));
                 qt[n] = a;
                 h[n] = fmaf(a, h[n], bt[n] * dtu);
                 ht[n] = h[n];

@@ -40,7 +40,7 @@ KN(tcb_local_)(const int FLUSH, int64_t T, int64_t N, const float *restrict A,
         const float dtv = dt[t], dtu = dtv * u[t], dyv = dy0[t];
         const float *restrict bt = Bt + t * N, *restrict ct = Ct + t * N;
         for (int64_t n = 0; n < N; n++) {
-            const float a = bwd_decayf(dtv, A[n] * EXP_LOG2E);
+            const float a = bwd_decayf(dtv, scan_a2(A[n]));
             h[n] = fmaf(a, h[n], bt[n] * dtu);
             const float q = p[n] * a;
             p[n] = FLUSH ? bwd_sel(q < FLT_MIN, 0.0f, q) : q;

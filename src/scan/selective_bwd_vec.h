@@ -55,16 +55,8 @@ static inline float bwd_decayf(float dt, float a2)
     const float shift = EXP_SHIFT;
     const float kf = fmaf(dt, a2, shift);
     const float k = kf - shift;
-    const float p = scan_decay_poly(fmaf(dt, a2, -k));
-    uint32_t kb, shb;
-    memcpy(&kb, &kf, sizeof kb);
-    memcpy(&shb, &shift, sizeof shb);
-    const int32_t ki = (int32_t)(kb - shb), k1 = ki >> 1, k2 = ki - k1;
-    const uint32_t s1b = ((uint32_t)k1 + 127u) << 23, s2b = ((uint32_t)k2 + 127u) << 23;
-    float s1, s2;
-    memcpy(&s1, &s1b, sizeof s1);
-    memcpy(&s2, &s2b, sizeof s2);
-    const float res = bwd_sel(xm < DEC_LO, 0.0f, (p * s1) * s2);
+    const float res = bwd_sel(xm < DEC_LO, 0.0f,
+                              scan_decay_scale(scan_decay_poly(fmaf(dt, a2, -k)), kf));
     return bwd_sel(xm > DEC_HI, HUGE_VALF, res);
 }
 

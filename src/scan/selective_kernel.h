@@ -38,6 +38,9 @@
 #define KDEFAULT_VABSMAX_
 #endif
 
+/* a2 = A log2(e), as scan_a2. */
+#define KA2_(v) VFMA((v), VSET1(DEC_L2E_HI), VMUL((v), VSET1(DEC_L2E_LO)))
+
 #define KNAME2_(a, b) a##_##b
 #define KNAME1_(a, b) KNAME2_(a, b)
 #define KN(name) KNAME1_(name, KSFX)
@@ -68,11 +71,11 @@ KN(tile_nv)(const int NV, const int CH, int64_t T, int64_t N,
     const int nt = (int)(N - n0);   /* < VL <= 16 */
     for (int j = 0; j < NV; j++) {
         hv[j] = VLOAD(h + j * VL);
-        av[j] = VMUL(VLOAD(A + j * VL), VSET1(EXP_LOG2E));   /* a2: see scan_decayf */
+        av[j] = KA2_(VLOAD(A + j * VL));   /* a2: see scan_decayf */
     }
     for (int i = 0; i < nt; i++) {
         ht[i] = h[n0 + i];
-        at[i] = A[n0 + i] * EXP_LOG2E;
+        at[i] = scan_a2(A[n0 + i]);
     }
     /* One step of the vector part: updates hv (and stores the decays in
      * Q), leaves the lane sums of C h in acc. */
@@ -142,7 +145,7 @@ KN(tile_mem)(int CH, int64_t T, int64_t N, const float *A, const float *Bt,
         const float *bt = Bt + t * N, *ct = Ct + t * N;
         VT acc = VSET1(0.0f);
         for (int64_t j = 0; j < nv; j++) {
-            const VT a = VDECAY(vdt, VMUL(VLOAD(A + j * VL), VSET1(EXP_LOG2E)));
+            const VT a = VDECAY(vdt, KA2_(VLOAD(A + j * VL)));
             const VT c = VLOAD(ct + j * VL);
             const VT hj = VFMA(a, VLOAD(h + j * VL), VMUL(VLOAD(bt + j * VL), vdtu));
             VSTORE(h + j * VL, hj);
@@ -152,7 +155,7 @@ KN(tile_mem)(int CH, int64_t T, int64_t N, const float *A, const float *Bt,
         }
         float s = nv ? VHSUM(acc) : 0.0f;
         for (int64_t n = n0; n < N; n++) {
-            const float a = scan_decayf(dtv, A[n] * EXP_LOG2E);
+            const float a = scan_decayf(dtv, scan_a2(A[n]));
             h[n] = fmaf(a, h[n], bt[n] * dtu);
             s = fmaf(ct[n], h[n], s);
             if (CH)
@@ -367,11 +370,11 @@ KN(row_tile)(int64_t T, int64_t N, const float *A, const float *Bt,
         const VT vdt = VSET1(dtv), vdtu = VSET1(dtu);
         const float *bt = Bt + t * N, *ct = Ct + t * N;
         for (int64_t j = 0; j < nv; j++) {
-            const VT a = VDECAY(vdt, VMUL(VLOAD(A + j * VL), VSET1(EXP_LOG2E)));
+            const VT a = VDECAY(vdt, KA2_(VLOAD(A + j * VL)));
             VSTORE(h + j * VL, VFMA(a, VLOAD(h + j * VL), VMUL(VLOAD(bt + j * VL), vdtu)));
         }
         for (int64_t n = n0; n < N; n++)
-            h[n] = fmaf(scan_decayf(dtv, A[n] * EXP_LOG2E), h[n], bt[n] * dtu);
+            h[n] = fmaf(scan_decayf(dtv, scan_a2(A[n])), h[n], bt[n] * dtu);
         float s = ct[0] * h[0];
         for (int64_t n = 1; n < N; n++)
             s = fmaf(ct[n], h[n], s);
@@ -403,7 +406,7 @@ KN(cv_pass_pf)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t 
     VT a2[8];   /* A log2(e): see scan_decayf */
     for (int j = 0; j < NB; j++) {
         hv[j] = VLOAD(h + j * VL);
-        a2[j] = VMUL(VLOAD(Al + j * VL), VSET1(EXP_LOG2E));
+        a2[j] = KA2_(VLOAD(Al + j * VL));
     }
     for (int64_t t = 0; t < T; t++) {
         for (int64_t q = 0; q < per_t && pi < pn; q++, pi++)
@@ -668,6 +671,7 @@ static KTGT void KN(cv_scatter_nt)(const float *src, int64_t m, int64_t T,
 #undef KNO_RANGE_
 #undef KDEFAULT_VABSMAX_
 #endif
+#undef KA2_
 #undef KN
 #undef KNAME1_
 #undef KNAME2_
