@@ -284,15 +284,16 @@ KN(cvb_state_pass)(const int NB, const int NEG, const int SQ, int64_t T,
                    int64_t N, int64_t ld, const float *Al, const float *Bn,
                    const float *dtl, const float *wl, float *h, float *Qs)
 {
-    VT hv[8];
-    for (int j = 0; j < NB; j++)
+    VT hv[8], a2[8];   /* a2: A log2(e) as scan_a2, once per pass */
+    for (int j = 0; j < NB; j++) {
         hv[j] = VLD(h + j * 16);
+        a2[j] = VFMA(VLD(Al + j * 16), VSET(DEC_L2E_HI), VMUL(VLD(Al + j * 16), VSET(DEC_L2E_LO)));
+    }
     for (int64_t t = 0; t < T; t++) {
         const VT dt = VLD(dtl + t * 16), dtu = VLD(wl + t * 16);
 #pragma GCC unroll 8
         for (int j = 0; j < NB; j++) {
-            const VT a2 = VFMA(VLD(Al + j * 16), VSET(DEC_L2E_HI), VMUL(VLD(Al + j * 16), VSET(DEC_L2E_LO)));
-            const VT a = NEG == 2 ? VDECAYR(dt, a2) : NEG ? VDECAYN(dt, a2) : VDECAY(dt, a2);
+            const VT a = NEG == 2 ? VDECAYR(dt, a2[j]) : NEG ? VDECAYN(dt, a2[j]) : VDECAY(dt, a2[j]);
             hv[j] = VFMA(a, hv[j], VMUL(VSET(Bn[j * ld + t]), dtu));
             if (SQ)
                 VST(Qs + (t * N + j) * 16, a);
@@ -357,11 +358,13 @@ KN(cvb_rec_pass)(const int NB, const int NEG, const int FIRST, const int WC,
                  const float *wl, const float *dy0l, const float *hin,
                  float *H, float *Q, float *ysl, float *pC, int acc)
 {
-    VT hv[8], rb[16];
+    VT hv[8], rb[16], a2[8];   /* a2: A log2(e) as scan_a2, once per pass */
     int64_t ts[16];
     int kk = 0;
-    for (int j = 0; j < NB; j++)
+    for (int j = 0; j < NB; j++) {
         hv[j] = VLD(hin + j * 16);
+        a2[j] = NEG == 3 ? VSET(0.0f) : VFMA(VLD(Al + j * 16), VSET(DEC_L2E_HI), VMUL(VLD(Al + j * 16), VSET(DEC_L2E_LO)));
+    }
     for (int64_t t = 0; t < T; t++) {
         const VT dt = VLD(dtl + t * 16), dtu = VLD(wl + t * 16);
         float *Ht = H + (t * N + n0) * 16, *Qt = Q + (t * N + n0) * 16;
@@ -373,8 +376,7 @@ KN(cvb_rec_pass)(const int NB, const int NEG, const int FIRST, const int WC,
             if (NEG == 3) {
                 a = VLD(Qt + j * 16);
             } else {
-                const VT a2 = VFMA(VLD(Al + j * 16), VSET(DEC_L2E_HI), VMUL(VLD(Al + j * 16), VSET(DEC_L2E_LO)));
-                a = NEG == 2 ? VDECAYR(dt, a2) : NEG ? VDECAYN(dt, a2) : VDECAY(dt, a2);
+                a = NEG == 2 ? VDECAYR(dt, a2[j]) : NEG ? VDECAYN(dt, a2[j]) : VDECAY(dt, a2[j]);
                 VST(Qt + j * 16, a);
             }
             hv[j] = VFMA(a, hv[j], VMUL(VSET(Bn[j * ld + t]), dtu));
