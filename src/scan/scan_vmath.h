@@ -29,7 +29,7 @@
 #define EXP_LN2LO  -2.12194440e-4f
 #define EXP_LO     -88.0f
 #define EXP_HI      88.0f
-/* bits(EXP_SHIFT) - 127: see vexpc_avx2. */
+/* bits(EXP_SHIFT) - 127: see vexpn_avx2. */
 #define EXP_SHIFT_BITS_M127 (0x4B400000u - 127u)
 /* e^r ~ 1 + r + r^2 (C2 + C3 r + ... + C6 r^4) on |r| <= ln2/2: the
  * minimax polynomial for the relative error (Remez exchange in long double,
@@ -201,13 +201,12 @@ static inline float scan_softplus(float x)
 #define TGT_AVX512 __attribute__((target("avx512f")))
 
 /* vexp_avx2 (below) without its last step (x > 88 gives +inf): the same bits
- * wherever x <= 88 or x is NaN, as the decays exp(dt A) with A <= 0 and
- * dt >= 0 (see cv_tile). */
-static inline __attribute__((always_inline)) TGT_AVX2 __m256 vexpc_avx2(const int CLAMP, __m256 x)
+ * wherever x <= 88 or x is NaN. */
+static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x)
 {
     const __m256 shift = _mm256_set1_ps(EXP_SHIFT);
-    /* NaN -> x; no clamp where |x| <= 88 is known (same bits). */
-    const __m256 xc = CLAMP ? _mm256_max_ps(_mm256_set1_ps(EXP_LO), x) : x;
+    /* NaN -> x */
+    const __m256 xc = _mm256_max_ps(_mm256_set1_ps(EXP_LO), x);
     const __m256 kf = _mm256_fmadd_ps(xc, _mm256_set1_ps(EXP_LOG2E), shift);
     const __m256 k = _mm256_sub_ps(kf, shift);
     __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(EXP_LN2HI), xc);
@@ -225,12 +224,6 @@ static inline __attribute__((always_inline)) TGT_AVX2 __m256 vexpc_avx2(const in
         _mm256_sub_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32((int)EXP_SHIFT_BITS_M127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
 }
-
-static inline TGT_AVX2 __m256 vexpn_avx2(__m256 x) { return vexpc_avx2(1, x); }
-
-/* Without the clamp below either: the same bits where |x| <= 88 or x is
- * NaN, as the decays of a tile whose max |dt| max |A| is at most 88. */
-static inline TGT_AVX2 __m256 vexpr_avx2(__m256 x) { return vexpc_avx2(0, x); }
 
 /* scan_expf on 8 lanes, operation for operation. */
 static inline TGT_AVX2 __m256 vexp_avx2(__m256 x)
@@ -313,11 +306,11 @@ static inline TGT_AVX2 __m256 vsoftplus_avx2(__m256 x)
 }
 
 /* vexp_avx512 without its last step: see vexpn_avx2. */
-static inline __attribute__((always_inline)) TGT_AVX512 __m512 vexpc_avx512(const int CLAMP, __m512 x)
+static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x)
 {
     const __m512 shift = _mm512_set1_ps(EXP_SHIFT);
-    /* NaN -> x; no clamp where |x| <= 88 is known (same bits). */
-    const __m512 xc = CLAMP ? _mm512_max_ps(_mm512_set1_ps(EXP_LO), x) : x;
+    /* NaN -> x */
+    const __m512 xc = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x);
     const __m512 kf = _mm512_fmadd_ps(xc, _mm512_set1_ps(EXP_LOG2E), shift);
     const __m512 k = _mm512_sub_ps(kf, shift);
     __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(EXP_LN2HI), xc);
@@ -335,12 +328,6 @@ static inline __attribute__((always_inline)) TGT_AVX512 __m512 vexpc_avx512(cons
         _mm512_sub_epi32(_mm512_castps_si512(kf), _mm512_set1_epi32((int)EXP_SHIFT_BITS_M127)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(sb));
 }
-
-static inline TGT_AVX512 __m512 vexpn_avx512(__m512 x) { return vexpc_avx512(1, x); }
-
-/* Without the clamp below either: the same bits where |x| <= 88 or x is
- * NaN, as the decays of a tile whose max |dt| max |A| is at most 88. */
-static inline TGT_AVX512 __m512 vexpr_avx512(__m512 x) { return vexpc_avx512(0, x); }
 
 static inline TGT_AVX512 __m512 vexp_avx512(__m512 x)
 {

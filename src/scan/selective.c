@@ -91,8 +91,6 @@ static inline float scan_silu(float z)
 #define VFMA(a, b, c) fmaf((a), (b), (c))
 #define VHSUM(v) (v)
 #define VEXP(v) scan_expf(v)
-#define VEXPN(v) scan_expf(v)
-#define VEXPR(v) scan_expf(v)
 #define VDECAY(d, a) scan_decayf((d), (a))
 #define VDECAYN(d, a) scan_decayf((d), (a))
 #define VDECAYR(d, a) scan_decayf((d), (a))
@@ -112,8 +110,6 @@ static inline float scan_silu(float z)
 #undef VFMA
 #undef VHSUM
 #undef VEXP
-#undef VEXPN
-#undef VEXPR
 #undef VDECAY
 #undef VDECAYN
 #undef VDECAYR
@@ -169,8 +165,6 @@ static inline TGT_AVX2 __m256 hsum8_avx2(const __m256 *v)
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VHSUM(v) hsum_avx2(v)
 #define VEXP(v) vexp_avx2(v)
-#define VEXPN(v) vexpn_avx2(v)
-#define VEXPR(v) vexpr_avx2(v)
 #define VDECAY(d, a) vdecay_avx2((d), (a))
 #define VDECAYN(d, a) vdecayn_avx2((d), (a))
 #define VDECAYR(d, a) vdecayr_avx2((d), (a))
@@ -194,8 +188,6 @@ static inline TGT_AVX2 __m256 hsum8_avx2(const __m256 *v)
 #undef VFMA
 #undef VHSUM
 #undef VEXP
-#undef VEXPN
-#undef VEXPR
 #undef VDECAY
 #undef VDECAYN
 #undef VDECAYR
@@ -224,8 +216,6 @@ static inline TGT_AVX512 __m512 vsilu_avx512(__m512 z)
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VHSUM(v) vhsum16_avx512(v)
 #define VEXP(v) vexp_avx512(v)
-#define VEXPN(v) vexpn_avx512(v)
-#define VEXPR(v) vexpr_avx512(v)
 #define VDECAY(d, a) vdecay_avx512((d), (a))
 #define VDECAYN(d, a) vdecayn_avx512((d), (a))
 #define VDECAYR(d, a) vdecayr_avx512((d), (a))
@@ -249,8 +239,6 @@ static inline TGT_AVX512 __m512 vsilu_avx512(__m512 z)
 #undef VFMA
 #undef VHSUM
 #undef VEXP
-#undef VEXPN
-#undef VEXPR
 #undef VDECAY
 #undef VDECAYN
 #undef VDECAYR
@@ -430,13 +418,9 @@ typedef struct scan_kern {
                      const float *Ct, const float *dt, const float *u, float *h,
                      float *ys);
     void (*cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
-                    float *dl, const float *ul, const float *zl, const float *bl,
-                    const float *Dl, int softplus, float *wl, float *h, float *yl,
+                    float *dl, const float *ul, const float *bl, const float *Dl,
+                    int softplus, float *wl, float *h, float *yl,
                     const float *const *pfl, int64_t pn);
-    void (*cv_tile_sp)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
-                       float *dl, const float *ul, const float *zl, const float *bl,
-                       const float *Dl, int softplus, float *wl, float *h, float *yl,
-                       const float *const *pfl, int64_t pn);
     void (*cv_gather)(const float *src, int64_t ld, int64_t m, int64_t T, float *dst);
     void (*cv_scatter)(const float *src, int64_t m, int64_t T, float *dst, int64_t ld,
                        const float *z);
@@ -485,7 +469,7 @@ static int get_kern(int isa, scan_kern *k)
         k->tile = tile_avx512; k->fixup = fixup_avx512; k->vexp = vexp_arr_avx512;
         k->dt = dt_tile_avx512; k->finish = finish_tile_avx512;
         k->transpose = transpose_avx512;
-        k->row_tile = row_tile_avx512; k->cv_tile = cv_tile_avx512; k->cv_tile_sp = cv_tile_sp_avx512;
+        k->row_tile = row_tile_avx512; k->cv_tile = cv_tile_avx512;
         k->cv_gather = cv_gather_avx512; k->cv_scatter = cv_scatter_avx512;
         k->cv_scatter_nt = cv_scatter_nt_avx512; k->vl = 16;
         return 0;
@@ -493,7 +477,7 @@ static int get_kern(int isa, scan_kern *k)
         k->tile = tile_avx2; k->fixup = fixup_avx2; k->vexp = vexp_arr_avx2;
         k->dt = dt_tile_avx2; k->finish = finish_tile_avx2;
         k->transpose = transpose_avx2;
-        k->row_tile = row_tile_avx2; k->cv_tile = cv_tile_avx2; k->cv_tile_sp = cv_tile_sp_avx2;
+        k->row_tile = row_tile_avx2; k->cv_tile = cv_tile_avx2;
         k->cv_gather = cv_gather_avx2; k->cv_scatter = cv_scatter_avx2;
         k->cv_scatter_nt = cv_scatter_nt_avx2; k->vl = 8;
         return 0;
@@ -502,7 +486,7 @@ static int get_kern(int isa, scan_kern *k)
         k->tile = tile_generic; k->fixup = fixup_generic; k->vexp = vexp_arr_generic;
         k->dt = dt_tile_generic; k->finish = finish_tile_generic;
         k->transpose = transpose_generic;
-        k->row_tile = row_tile_generic; k->cv_tile = cv_tile_generic; k->cv_tile_sp = cv_tile_sp_generic;
+        k->row_tile = row_tile_generic; k->cv_tile = cv_tile_generic;
         k->cv_gather = cv_gather_generic; k->cv_scatter = cv_scatter_generic;
         k->cv_scatter_nt = cv_scatter_nt_generic; k->vl = 1;
         return 0;
@@ -708,7 +692,7 @@ static void seq_unit_cvm(const ssm_scan_args *a, const scan_kern *k, int64_t b,
     const int64_t N = a->dstate, L = a->len, dim = a->dim, G = a->ngroups;
     const int64_t VLn = k->vl, cpg = dim / G;
     float *BC = w, *dl = BC + 2 * pad16(T * N);
-    float *ul = dl + pad16(T * VLn), *zl = ul + pad16(T * VLn), *yl = zl + pad16(T * VLn);
+    float *ul = dl + pad16(T * VLn), *yl = ul + pad16(T * VLn);
     float *wl = yl + pad16(T * VLn), *slot0 = wl + pad16(T * VLn);
     const int64_t sper = 2 * pad16(N * VLn) + 2 * pad16(VLn);
     const float *Bg = a->B + (b * G + g) * N * L, *Cg = a->C + (b * G + g) * N * L;
@@ -755,9 +739,8 @@ static void seq_unit_cvm(const ssm_scan_args *a, const scan_kern *k, int64_t b,
             k->cv_gather(a->delta + row + t0, L, m, Tn, dl);
             k->cv_gather(a->u + row + t0, L, m, Tn, ul);
             /* The z gate is applied by the scatter, on rows (no z tile). */
-            k->cv_tile_sp(Tn, N, Al, BC, T, dl, ul, NULL,
-                       a->delta_bias ? bl : NULL, a->D ? Dl : NULL, a->delta_softplus,
-                       wl, h, yl, pfl, pn);
+            k->cv_tile(Tn, N, Al, BC, T, dl, ul, a->delta_bias ? bl : NULL,
+                       a->D ? Dl : NULL, a->delta_softplus, wl, h, yl, pfl, pn);
             (ntst ? k->cv_scatter_nt : k->cv_scatter)(yl, m, Tn, a->y + row + t0, L,
                                                       a->z ? a->z + row + t0 : NULL);
         }
@@ -837,7 +820,7 @@ static ssm_status run_seq(const ssm_scan_args *a, const scan_kern *k)
     T = T < CV_TILE_T ? T : CV_TILE_T;
     const int64_t per0 = 2 * pad16(T * N) + 4 * pad16(T * VLn) + 2 * pad16(N * VLn)
                         + 2 * pad16(VLn) + pad16(T * VLn);
-    const int64_t per1 = 2 * pad16(T * N) + 5 * pad16(T * VLn)
+    const int64_t per1 = 2 * pad16(T * N) + 4 * pad16(T * VLn)
                          + SB * (2 * pad16(N * VLn) + 2 * pad16(VLn));
     const int64_t per = per0 > per1 ? per0 : per1;
     ssmi_scratch sc;

@@ -115,8 +115,6 @@
 #define VDIV(a, b) g16_div((a), (b))
 #define VFMA(a, b, c) g16_fma((a), (b), (c))
 #define VEXP(v) g16_exp(v)
-#define VEXPN(v) g16_exp(v)
-#define VEXPR(v) g16_exp(v)
 #define VDECAY(d, a) g16_decay((d), (a))
 #define VDECAYN(d, a) g16_decay((d), (a))
 #define VDECAYR(d, a) g16_decay((d), (a))
@@ -137,8 +135,6 @@
 #undef VDIV
 #undef VFMA
 #undef VEXP
-#undef VEXPN
-#undef VEXPR
 #undef VDECAY
 #undef VDECAYN
 #undef VDECAYR
@@ -160,8 +156,6 @@
 #define VDIV(a, b) a16_div((a), (b))
 #define VFMA(a, b, c) a16_fma((a), (b), (c))
 #define VEXP(v) a16_exp(v)
-#define VEXPN(v) a16_expn(v)
-#define VEXPR(v) a16_expr(v)
 #define VDECAY(d, a) a16_decay((d), (a))
 #define VDECAYN(d, a) a16_decayn((d), (a))
 #define VDECAYR(d, a) a16_decayr((d), (a))
@@ -185,8 +179,6 @@
 #undef VDIV
 #undef VFMA
 #undef VEXP
-#undef VEXPN
-#undef VEXPR
 #undef VDECAY
 #undef VDECAYN
 #undef VDECAYR
@@ -207,8 +199,6 @@
 #define VDIV(a, b) _mm512_div_ps((a), (b))
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VEXP(v) vexp_avx512(v)
-#define VEXPN(v) vexpn_avx512(v)
-#define VEXPR(v) vexpr_avx512(v)
 #define VDECAY(d, a) vdecay_avx512((d), (a))
 #define VDECAYN(d, a) vdecayn_avx512((d), (a))
 #define VDECAYR(d, a) vdecayr_avx512((d), (a))
@@ -234,8 +224,6 @@
 #undef VDIV
 #undef VFMA
 #undef VEXP
-#undef VEXPN
-#undef VEXPR
 #undef VDECAY
 #undef VDECAYN
 #undef VDECAYR

@@ -14,8 +14,7 @@
  *   KSFX, KTGT      name suffix, function attribute
  *   VT              16-lane vector type
  *   VLD(p) VST(p,v) VSET(x) VMUL VADD VSUB VDIV VFMA(a,b,c)=a*b+c
- *   VEXP VEXPN      exp (VEXPN: valid where x <= 88 or NaN)
- *   VEXPR           exp valid where |x| <= 88 or NaN (no clamp either)
+ *   VEXP            exp (scan_expf)
  *   VSOFTPLUS       softplus with Mamba's threshold 20
  *   VGTSEL(x,y,a,b) x > y ? a : b
  *   VHSUM16(v)      lane i = tree sum of the lanes of v[i], v: VT[16]

@@ -245,16 +245,6 @@ static inline SBV_TGT_AVX2 sbv_a16 a16_exp(sbv_a16 a)
     sbv_a16 r = { vexp_avx2(a.lo), vexp_avx2(a.hi) };
     return r;
 }
-static inline SBV_TGT_AVX2 sbv_a16 a16_expn(sbv_a16 a)
-{
-    sbv_a16 r = { vexpn_avx2(a.lo), vexpn_avx2(a.hi) };
-    return r;
-}
-static inline SBV_TGT_AVX2 sbv_a16 a16_expr(sbv_a16 a)
-{
-    sbv_a16 r = { vexpr_avx2(a.lo), vexpr_avx2(a.hi) };
-    return r;
-}
 static inline SBV_TGT_AVX2 sbv_a16 a16_decay(sbv_a16 d, sbv_a16 a)
 {
     sbv_a16 r = { vdecay_avx2(d.lo, a.lo), vdecay_avx2(d.hi, a.hi) };

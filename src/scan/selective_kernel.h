@@ -26,12 +26,8 @@
  * same decays (h' <- Q[t] h', y_t += sum_n C_t,n h'_n) without one more exp.
  */
 
-/* Defaults for an includer that predates these macros: VEXPN is valid
- * wherever VEXPR is; without VABSMAX no tile takes the VEXPR passes. */
-#ifndef VEXPR
-#define VEXPR(v) VEXPN(v)
-#define KDEFAULT_VEXPR_
-#endif
+/* Default for an includer without VABSMAX: no tile takes the VDECAYR
+ * passes. */
 #ifndef VABSMAX
 #define VABSMAX(acc, v) (acc)
 #define KNO_RANGE_
@@ -437,33 +433,27 @@ KN(cv_pass)(const int NB, const int FIRST, const int NEG, int64_t T, int64_t ld,
 }
 
 /* One tile of a channel block.  Lane-major [.][VL] arrays of the block's
- * channels: dl [T][VL] delta in, overwritten by dt; ul, zl [T][VL] u and z
- * (zl NULL: no gate); wl [T][VL] scratch (dt u); yl [T][VL] out; Al, h
- * [N][VL] (h in/out); bl, Dl [VL] bias and D or NULL.  BC [2N][ld]:
- * the group's B rows then C rows from the tile's first step. */
-static inline __attribute__((always_inline)) KTGT void
-KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
-                 const float *BC, int64_t ld, float *dl, const float *ul,
-                 const float *zl, const float *bl, const float *Dl, int softplus,
-                 float *wl, float *h, float *yl, const float *const *pfl,
-                 int64_t pn)
+ * channels: dl [T][VL] delta in, overwritten by dt; ul [T][VL] u; wl
+ * [T][VL] scratch (dt u); yl [T][VL] out, without the z gate (the caller's
+ * scatter applies it, on rows); Al, h [N][VL] (h in/out); bl, Dl [VL] bias
+ * and D or NULL.  BC [2N][ld]: the group's B rows then C rows from the
+ * tile's first step.  pfl: pn lines to prefetch, spread over the state
+ * passes (not over the first loop: ~N/8 times longer, so fewer misses in
+ * flight at once). */
+static KTGT void
+KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
+            float *dl, const float *ul, const float *bl, const float *Dl,
+            int softplus, float *wl, float *h, float *yl,
+            const float *const *pfl, int64_t pn)
 {
     const VT vb = bl ? VLOAD(bl) : VSET1(0.0f);
-    /* pfl: pn lines to prefetch, spread over the first loop (SPREAD 0) or
-     * over the state passes (SPREAD 1: ~N/8 times longer, so fewer misses
-     * in flight at once). */
-    const int64_t per_t = SPREAD ? 0 : (pn + T - 1) / T;
-    int64_t pi = 0;
     VT vmx = VSET1(0.0f);   /* max |dt| over the tile (NaN ignored) */
     for (int64_t t = 0; t < T; t++) {
-        for (int64_t q = 0; q < per_t && pi < pn; q++, pi++)
-            __builtin_prefetch(pfl[pi], 0, 2);
         VT x = VLOAD(dl + t * VL);
         if (bl)
             x = VADD(x, vb);
         const VT dt = softplus ? VSOFTPLUS(x) : x;
-        if (SPREAD)
-            vmx = VABSMAX(vmx, dt);
+        vmx = VABSMAX(vmx, dt);
         VSTORE(dl + t * VL, dt);
         VSTORE(wl + t * VL, VMUL(dt, VLOAD(ul + t * VL)));
     }
@@ -473,7 +463,7 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
      * and VDECAYR, without both, gives the same bits.  A NaN dt or A makes
      * the decay NaN in both forms alike, so the maxima may ignore NaN. */
     int rng = 0;
-    if (SPREAD) {
+    {
         VT vma = VSET1(0.0f);
         for (int64_t i = 0; i < N; i++)
             vma = VABSMAX(vma, VLOAD(Al + i * VL));
@@ -508,10 +498,10 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
         const int64_t nb = N - n0 < NBMAX ? N - n0 : NBMAX;
         const float *Ap = Al + n0 * VL, *Bp = BC + n0 * ld, *Cp = Cc + n0 * ld;
         float *hp = h + n0 * VL;
-        /* This pass's share of the prefetches (SPREAD). */
-        const int64_t p0 = SPREAD ? pn * (n0 / NBMAX) / npass : 0;
-        const int64_t p1 = SPREAD ? pn * (n0 / NBMAX + 1) / npass : 0;
-        const float *const *pp = SPREAD ? pfl + p0 : NULL;
+        /* This pass's share of the prefetches. */
+        const int64_t p0 = pn * (n0 / NBMAX) / npass;
+        const int64_t p1 = pn * (n0 / NBMAX + 1) / npass;
+        const float *const *pp = pfl + p0;
 #define CV_PASS_(nb_)                                                         \
     case nb_:                                                                \
         if (nb_ == NBMAX && n0 == 0 && rng)                                  \
@@ -533,40 +523,11 @@ KN(cv_tile_impl)(const int SPREAD, int64_t T, int64_t N, const float *Al,
         }
 #undef CV_PASS_
     }
-    if (Dl || zl) {
-        const VT vD = Dl ? VLOAD(Dl) : VSET1(0.0f);
-        for (int64_t t = 0; t < T; t++) {
-            VT y = VLOAD(yl + t * VL);
-            if (Dl)
-                y = VFMA(vD, VLOAD(ul + t * VL), y);
-            if (zl)
-                y = VMUL(y, VSILU(VLOAD(zl + t * VL)));
-            VSTORE(yl + t * VL, y);
-        }
+    if (Dl) {
+        const VT vD = VLOAD(Dl);
+        for (int64_t t = 0; t < T; t++)
+            VSTORE(yl + t * VL, VFMA(vD, VLOAD(ul + t * VL), VLOAD(yl + t * VL)));
     }
-}
-
-/* One tile of a channel block (see cv_tile_impl); pfl's lines are
- * prefetched during the first loop. */
-static KTGT void
-KN(cv_tile)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
-            float *dl, const float *ul, const float *zl, const float *bl,
-            const float *Dl, int softplus, float *wl, float *h, float *yl,
-            const float *const *pfl, int64_t pn)
-{
-    KN(cv_tile_impl)(0, T, N, Al, BC, ld, dl, ul, zl, bl, Dl, softplus, wl, h, yl,
-                     pfl, pn);
-}
-
-/* The same, pfl's lines prefetched during the state passes. */
-static KTGT void
-KN(cv_tile_sp)(int64_t T, int64_t N, const float *Al, const float *BC, int64_t ld,
-               float *dl, const float *ul, const float *zl, const float *bl,
-               const float *Dl, int softplus, float *wl, float *h, float *yl,
-               const float *const *pfl, int64_t pn)
-{
-    KN(cv_tile_impl)(1, T, N, Al, BC, ld, dl, ul, zl, bl, Dl, softplus, wl, h, yl,
-                     pfl, pn);
 }
 
 /* dst[t][c] = src[c][t] (row stride ld) for c < m, 0 for m <= c < VL: the
@@ -662,10 +623,6 @@ static KTGT void KN(cv_scatter_nt)(const float *src, int64_t m, int64_t T,
     KN(cv_scatter)(src, m, T, dst, ld, z);
 }
 
-#ifdef KDEFAULT_VEXPR_
-#undef VEXPR
-#undef KDEFAULT_VEXPR_
-#endif
 #ifdef KDEFAULT_VABSMAX_
 #undef VABSMAX
 #undef KNO_RANGE_
