@@ -646,7 +646,7 @@ static int64_t tile_len(int64_t N, int64_t L)
 /* The lines of the next tile (m channels of delta, u, z, y and the group's
  * B and C rows): 3 to 4 x m + 2N short streams L apart are more than the
  * hardware prefetchers follow.  cv_tile spreads the prefetches over its
- * first loop (a burst of hundreds would queue behind the miss buffers). */
+ * state passes (a burst of hundreds would queue behind the miss buffers). */
 #define CV_PF_MAX 4096
 /* Channel blocks per unit of the sequential path, at most (seq_unit_cvm). */
 #define SEQ_SB_MAX 8
