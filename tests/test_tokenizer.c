@@ -413,7 +413,7 @@ START_TEST(bad_files)
 
     char model_unk[8192], model_res[8192], model_wp[512], model_uni[512], model_drop[8192],
          model_pfx[8192], model_dupk[512], model_dupid[512], model_badid[512], model_sp3[512],
-         model_nomerges[512];
+         model_nomerges[512], model_farid[512];
     snprintf(model_unk, sizeof model_unk, "{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[\"h e\",\"q u\"]}", VOCAB);
     /* both sides known, the result "hl" is not */
     snprintf(model_res, sizeof model_res, "{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[\"h l\"]}", VOCAB);
@@ -426,6 +426,9 @@ START_TEST(bad_files)
     snprintf(model_badid, sizeof model_badid, "{\"type\":\"BPE\",\"vocab\":{\"a\":0.5},\"merges\":[]}");
     snprintf(model_sp3, sizeof model_sp3, "{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"aa\":1},\"merges\":[\"a a a\"]}");
     snprintf(model_nomerges, sizeof model_nomerges, "{\"type\":\"BPE\",\"vocab\":{\"a\":0}}");
+    /* 2 entries: ids up to 2 * 2 + 65535 are taken, this one would ask for
+     * ~25 GB of tables (the input fuzz_tokenizer_load found) */
+    snprintf(model_farid, sizeof model_farid, "{\"type\":\"BPE\",\"vocab\":{\"a\":922222222,\"b\":1},\"merges\":[]}");
     struct { const char *what; char *json; ssm_status want; } cases[] = {
         { "not JSON", NULL, SSM_ERR_FORMAT },
         { "truncated", NULL, SSM_ERR_FORMAT },
@@ -441,6 +444,7 @@ START_TEST(bad_files)
         { "duplicate vocab key", toy_json(NULL, NULL, NULL, NULL, model_dupk), SSM_ERR_FORMAT },
         { "two tokens one id", toy_json(NULL, NULL, NULL, NULL, model_dupid), SSM_ERR_FORMAT },
         { "fractional id", toy_json(NULL, NULL, NULL, NULL, model_badid), SSM_ERR_FORMAT },
+        { "vocab id far past the vocabulary", toy_json(NULL, NULL, NULL, NULL, model_farid), SSM_ERR_FORMAT },
         { "merge with two spaces", toy_json(NULL, NULL, NULL, NULL, model_sp3), SSM_ERR_FORMAT },
         { "merge with an empty side", toy_json(NULL, NULL, NULL, NULL, "{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"\":1},\"merges\":[[\"a\",\"\"]]}"), SSM_ERR_FORMAT },
         { "no merges", toy_json(NULL, NULL, NULL, NULL, model_nomerges), SSM_ERR_FORMAT },

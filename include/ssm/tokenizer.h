@@ -36,8 +36,9 @@ typedef struct ssm_tokenizer ssm_tokenizer;
  * GPT-2 and GPT-NeoX, the tokenizer of the Mamba language models).
  * Errors: SSM_ERR_ARG (NULL), SSM_ERR_IO (cannot open or read),
  * SSM_ERR_FORMAT (not JSON, or anything unsupported or inconsistent: other
- * models such as WordPiece or Unigram, merges naming unknown tokens, ...),
- * SSM_ERR_NOMEM.  *tok is NULL on error. */
+ * models such as WordPiece or Unigram, merges naming unknown tokens, a
+ * vocabulary id at or past 2 n + 65536 for n entries, ...), SSM_ERR_NOMEM.
+ * *tok is NULL on error. */
 SSM_API ssm_status ssm_tokenizer_load(ssm_tokenizer **tok, const char *path);
 SSM_API void       ssm_tokenizer_destroy(ssm_tokenizer *tok);         /* NULL: no-op */
 

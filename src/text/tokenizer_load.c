@@ -269,6 +269,12 @@ static ssm_status parse_model(ssm_tokenizer *t, const cJSON *m)
         SSM_TRY(ssmi_strmap_put(&t->vocab, s, (int32_t)len, (int32_t)d));
         if (d > (double)maxid) maxid = (int64_t)d;
     }
+    /* Vocabulary ids are dense in real files (0 .. n-1, maybe a few
+     * holes).  The tables by id are as long as the largest id, so a sparse
+     * one would let a few bytes of JSON ask for gigabytes (fuzz_tokenizer_load
+     * found {"a": 922222222}): ids past twice the entries plus 65536 are
+     * refused. */
+    if (maxid >= 2 * nv + 65536) return SSM_FAIL(SSM_ERR_FORMAT);
     t->nvocab = t->vocab.n;
     t->nids = maxid + 1;
 
