@@ -9,11 +9,11 @@
  * One step from the zero state with A = -1, B = C = u = 1, no D, no z makes
  * y = dt exactly (h = fma(a, 0, dt B u), y = C h: no rounding), so every
  * channel reads out softplus(delta + bias) itself.  Expected error against
- * the double reference: the float sum x = delta + bias (u), the exp (<= 1
- * ulp = 2u) and log1p (2u) of the library, amplified by at most 1 (the
- * condition number of log1p(v) at v = e^x is v / ((1 + v) log1p v) <= 1):
- * 5u relative, bound 6u; below x ~ -87 the exp flushes to 0 (scan.h), an
- * absolute error below FLT_MIN.  Above 20 the result must be x exactly.
+ * the double reference, taken at the float sum x = delta + bias: the
+ * library's softplus of x (<= 2.5 ulp = 5u relative: wbtest_scan derives
+ * and measures it), bound 6u; below x ~
+ * -87 the exp flushes to 0 (scan.h), an absolute error below FLT_MIN.
+ * Above 20 the result must be x exactly.
  */
 #include <ssm.h>
 #include "scan/scan_internal.h"

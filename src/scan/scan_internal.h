@@ -51,6 +51,12 @@ float ssmi_scan_decayf(float dt, float a2);
 float ssmi_scan_a2(float A);   /* A log2(e) rounded once (scan_a2) */
 int ssmi_scan_vdecay(int isa, int mode, const float *dt, const float *a2, float *y, int64_t n);
 
+/* The scan's softplus (scan_vmath.h, scan_softplus: max(x, 0) +
+ * log1p(exp(-|x|)), Mamba's threshold 20 included) and its vector forms
+ * over n values (white-box tests).  Returns 0, or -1 if isa cannot run. */
+float ssmi_scan_softplusf(float x);
+int ssmi_scan_vsoftplus(int isa, const float *x, float *y, int64_t n);
+
 /* The scan with the path, chunk length (chunked path; for the split path
  * the steps per tile; 0: the automatic one) and ISA forced.  Same validation and semantics as ssm_selective_scan. */
 ssm_status ssmi_selective_scan_ex(const ssm_scan_args *args, int path,

@@ -527,7 +527,44 @@ static TGT_AVX512 void vdecay_arr_avx512(int mode, const float *dt, const float 
     for (; i < n; i++)
         y[i] = scan_decayf(dt[i], a2[i]);
 }
+static TGT_AVX2 void vsoftplus_arr_avx2(const float *x, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, vsoftplus_avx2(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++)
+        y[i] = scan_softplus(x[i]);
+}
+static TGT_AVX512 void vsoftplus_arr_avx512(const float *x, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, vsoftplus_avx512(_mm512_loadu_ps(x + i)));
+    for (; i < n; i++)
+        y[i] = scan_softplus(x[i]);
+}
 #endif
+
+float ssmi_scan_softplusf(float x) { return scan_softplus(x); }
+
+int ssmi_scan_vsoftplus(int isa, const float *x, float *y, int64_t n)
+{
+    if (!ssmi_scan_isa_ok(isa))
+        return -1;
+#ifdef SSM_SCAN_X86
+    if (isa == SSM_SCAN_ISA_AVX512) {
+        vsoftplus_arr_avx512(x, y, n);
+        return 0;
+    }
+    if (isa == SSM_SCAN_ISA_AVX2) {
+        vsoftplus_arr_avx2(x, y, n);
+        return 0;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        y[i] = scan_softplus(x[i]);
+    return 0;
+}
 
 float ssmi_scan_decayf(float dt, float a2) { return scan_decayf(dt, a2); }
 float ssmi_scan_a2(float A) { return scan_a2(A); }

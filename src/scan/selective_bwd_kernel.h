@@ -39,13 +39,13 @@ static KTGT void KN(bwd_dt)(int64_t T, const float *restrict delta, float bias,
         for (int64_t t = 0; t < T; t++) {
             const float x = delta[t] + bias, e = bwd_expf(x);
             const float sg = e / (1.0f + e);
-            dt[t] = bwd_softplus_e(x, e);
+            dt[t] = bwd_softplus(x);
             dsig[t] = bwd_sel(x > 20.0f, 1.0f, sg);
         }
     } else if (softplus) {
         for (int64_t t = 0; t < T; t++) {
             const float x = delta[t] + bias;
-            dt[t] = bwd_softplus_e(x, bwd_expf(x));
+            dt[t] = bwd_softplus(x);
         }
     } else {
         for (int64_t t = 0; t < T; t++)

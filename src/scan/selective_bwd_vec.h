@@ -87,35 +87,28 @@ static inline float bwd_expf(float x)
     return bwd_sel(x > EXP_HI, HUGE_VALF, res);
 }
 
-/* The forward's softplus given e = exp(x), with selects: log1p(exp(x)) for
- * x <= 20, x above; log1p(e) = log(1+e) e / ((1+e) - 1). */
-static inline float bwd_softplus_e(float x, float e)
+/* The forward's softplus (scan_softplus, operation for operation):
+ * max(x, 0) + log1p(t), t = exp(-|x|), log1p(t) = t + t^2 q(t); no branch
+ * (the threshold 20 needs none: see scan_softplus). */
+static inline float bwd_softplus(float x)
 {
-    const float u = 1.0f + e;
-    uint32_t ub, mb;
-    memcpy(&ub, &u, sizeof ub);
-    const uint32_t ix = ub - LOG_SQRTHALF_BITS;
-    const float kf = (float)(int32_t)(ix >> 23);
-    mb = (ix & 0x007fffffu) + LOG_SQRTHALF_BITS;
-    float m;
-    memcpy(&m, &mb, sizeof m);
-    const float f = m - 1.0f;
-    const float s = f / (2.0f + f);
-    const float R = s * s;
-    float q = LOG_C9;
-    q = fmaf(q, R, LOG_C7);
-    q = fmaf(q, R, LOG_C5);
-    q = fmaf(q, R, LOG_C3);
-    const float t2 = s + s;
-    float lg = fmaf(t2 * R, q, t2);
-    lg = fmaf(kf, EXP_LN2LO, lg);
-    lg = fmaf(kf, EXP_LN2HI, lg);
-    /* Every operation unconditional (no trapping op under a condition,
-     * so the loops if-convert), the choices made by selects last. */
-    const int one = u == 1.0f;
-    const float den = bwd_sel(one, 1.0f, u - 1.0f);
-    const float res = bwd_sel(one, e, lg * (e / den));
-    return bwd_sel(x > 20.0f, x, res);
+    uint32_t xb;
+    memcpy(&xb, &x, sizeof xb);
+    xb |= 0x80000000u;
+    float nax;
+    memcpy(&nax, &xb, sizeof nax);
+    const float t = bwd_expf(nax);
+    float q = SP_Q8;
+    q = fmaf(q, t, SP_Q7);
+    q = fmaf(q, t, SP_Q6);
+    q = fmaf(q, t, SP_Q5);
+    q = fmaf(q, t, SP_Q4);
+    q = fmaf(q, t, SP_Q3);
+    q = fmaf(q, t, SP_Q2);
+    q = fmaf(q, t, SP_Q1);
+    q = fmaf(q, t, SP_Q0);
+    const float lp = fmaf(t * t, q, t);
+    return bwd_sel(x > 0.0f, x, 0.0f) + lp;
 }
 
 /* ------------------------------------------------ portable C, 16 lanes -- */
@@ -174,7 +167,7 @@ static inline sbv_g16 g16_softplus(sbv_g16 a)
 {
     sbv_g16 r;
     for (int i = 0; i < 16; i++)
-        r.v[i] = bwd_softplus_e(a.v[i], bwd_expf(a.v[i]));
+        r.v[i] = bwd_softplus(a.v[i]);
     return r;
 }
 /* x > y ? a : b, lane by lane. */
