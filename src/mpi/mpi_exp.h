@@ -13,7 +13,8 @@
  * the scan's product of exp(dt A) approximates: the same operations as
  * src/scan/selective.c (scan_expf: Cody-Waite reduction, degree-6 minimax
  * polynomial with fma, 2^k in the exponent bits; scan_softplus: Mamba's
- * log1p(exp(x)) below the threshold 20, x above). */
+ * log1p(exp(x)) below the threshold 20, x above, as max(x, 0) +
+ * log1p(exp(-|x|)): mpi_scan.c's msoftplus). */
 #define EXP_LOG2E   1.44269504088896341f
 #define EXP_SHIFT   12582912.0f
 #define EXP_LN2HI   0.693359375f

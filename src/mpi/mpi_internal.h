@@ -36,6 +36,10 @@ typedef struct ssmi_mpi_ctx {
     int rank, size;
 } ssmi_mpi_ctx;
 
+/* The fix-up's dt: softplus as the scan computes it (mpi_scan.c;
+ * white-box tests compare it with ssmi_scan_softplusf bit for bit). */
+float ssmi_mpi_softplus(float x);
+
 /* Local checks of comm (not MPI_COMM_NULL, an intracommunicator), then
  * the error handler swap.  SSM_ERR_ARG / SSM_ERR_MPI on this rank only. */
 ssm_status ssmi_mpi_enter(ssmi_mpi_ctx *c, MPI_Comm comm);

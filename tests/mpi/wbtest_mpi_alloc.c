@@ -16,10 +16,15 @@
  *     ssmi_agree_run orders them).  ssm_mpi_mamba_stack_forward_state used
  *     to return SSM_ERR_NOMEM on the failing rank and SSM_ERR_ARG on the
  *     others.
+ *  3. (Not about allocation; here because this is the white-box MPI
+ *     program.)  The fix-up's dt (mpi_scan.c's softplus) is the scan's dt
+ *     bit for bit (ssmi_scan_softplusf), as the carries' exponent sum dt A
+ *     requires: the two are separate copies of the same operations.
  */
 #include "internal.h"
 #include "mpi_internal.h"
 #include "mpi_testutil.h"
+#include "scan/scan_internal.h"
 
 #ifndef SSM_SOURCE_DIR
 #define SSM_SOURCE_DIR "."
@@ -298,6 +303,26 @@ START_TEST(test_nomem_meets_arg)
 }
 END_TEST
 
+START_TEST(test_fixup_dt_bits)
+{
+    tu_rng r = { 41 };
+    int off = 0, n = 0;
+    const float sp[] = { NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 20.0f, 19.999998f, 20.000002f,
+                         -87.5f, -88.0f, -104.0f, 1e30f, -1e30f, 0x1p-149f, FLT_MIN };
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++, n++) {
+        const float a = ssmi_mpi_softplus(sp[i]), b = ssmi_scan_softplusf(sp[i]);
+        off += memcmp(&a, &b, sizeof a) != 0 && !(isnan(a) && isnan(b));
+    }
+    for (int i = 0; i < 1 << 18; i++, n++) {
+        const float x = (float)tu_range(&r, -100.0, 30.0) * (i % 4 == 0 ? 0.01f : 1.0f);
+        const float a = ssmi_mpi_softplus(x), b = ssmi_scan_softplusf(x);
+        off += memcmp(&a, &b, sizeof a) != 0;
+    }
+    ck_assert_msg(off == 0, "the fix-up's softplus differs from the scan's on %d of %d inputs",
+                  off, n);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -306,6 +331,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_nomem_meets_arg);
     tcase_add_test(tc, test_sweep);
+    tcase_add_test(tc, test_fixup_dt_bits);
     suite_add_tcase(s, tc);
     return mt_run(s);
 }
