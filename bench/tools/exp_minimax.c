@@ -17,8 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "remez.h"
+
 enum { NC = 5, NP = NC + 1 };   /* c2..c6; reference points */
-typedef long double ld;
 
 static ld poly(const ld *c, ld r)
 {
@@ -30,30 +31,6 @@ static ld poly(const ld *c, ld r)
 
 static ld rel_err(const ld *c, ld r) { return poly(c, r) / expl(r) - 1; }
 
-/* M x = rhs by Gauss-Jordan with partial pivoting; M is NP x (NP + 1), the
- * last column the right-hand side, overwritten by the solution. */
-static void solve(ld M[NP][NP + 1])
-{
-    for (int i = 0; i < NP; i++) {
-        int p = i;
-        for (int k = i + 1; k < NP; k++)
-            if (fabsl(M[k][i]) > fabsl(M[p][i]))
-                p = k;
-        for (int j = 0; j <= NP; j++) {
-            const ld t = M[i][j];
-            M[i][j] = M[p][j];
-            M[p][j] = t;
-        }
-        for (int k = 0; k < NP; k++)
-            if (k != i) {
-                const ld f = M[k][i] / M[i][i];
-                for (int j = i; j <= NP; j++)
-                    M[k][j] -= f * M[i][j];
-            }
-    }
-    for (int i = 0; i < NP; i++)
-        M[i][NP] /= M[i][i];
-}
 
 /* The float exp as scan_expf computes it, with coefficients c[2..deg]. */
 static float fexp(const float *c, int deg, float x)
@@ -117,29 +94,13 @@ int main(void)
             M[i][NC] = ((i & 1) ? -1 : 1) * expl(x[i]);
             M[i][NP] = expl(x[i]) - 1 - x[i];
         }
-        solve(M);
+        remez_solve(NP, &M[0][0]);
         for (int k = 0; k < NC; k++)
             c[k] = M[k][NP];
         E = M[NC][NP];
         /* New reference: the largest |error| of each sign-alternating run. */
-        enum { G = 200000 };
-        ld xs[NP], best = a, bestv = rel_err(c, a);
-        int n = 0, sgn = bestv > 0;
-        for (int g = 1; g <= G; g++) {
-            const ld r = a + (b - a) * g / G, e = rel_err(c, r);
-            if ((e > 0) != sgn) {
-                if (n < NP)
-                    xs[n++] = best;
-                sgn = e > 0;
-                best = r;
-                bestv = e;
-            } else if (fabsl(e) > fabsl(bestv)) {
-                best = r;
-                bestv = e;
-            }
-        }
-        if (n < NP)
-            xs[n++] = best;
+        ld xs[NP];
+        const int n = remez_exchange(rel_err, c, a, b, 200000, 0, xs, NP);
         if (n != NP) {
             fprintf(stderr, "Remez: %d alternation points, %d expected\n", n, NP);
             return 1;

@@ -20,8 +20,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "remez.h"
+#include "scan/scan_vmath.h"   /* the library's exp, scan_expf */
+
 enum { NQ = 9, NP = NQ + 1 };   /* q's coefficients; reference points */
-typedef long double ld;
 
 static ld lq(const ld *c, ld t)
 {
@@ -33,60 +35,11 @@ static ld lq(const ld *c, ld t)
 
 static ld rel_err(const ld *c, ld t) { return lq(c, t) / log1pl(t) - 1; }
 
-/* M x = rhs by Gauss-Jordan with partial pivoting; M is NP x (NP + 1), the
- * last column the right-hand side, overwritten by the solution. */
-static void solve(ld M[NP][NP + 1])
-{
-    for (int i = 0; i < NP; i++) {
-        int p = i;
-        for (int k = i + 1; k < NP; k++)
-            if (fabsl(M[k][i]) > fabsl(M[p][i]))
-                p = k;
-        for (int j = 0; j <= NP; j++) {
-            const ld tmp = M[i][j];
-            M[i][j] = M[p][j];
-            M[p][j] = tmp;
-        }
-        for (int k = 0; k < NP; k++)
-            if (k != i) {
-                const ld f = M[k][i] / M[i][i];
-                for (int j = i; j <= NP; j++)
-                    M[k][j] -= f * M[i][j];
-            }
-    }
-    for (int i = 0; i < NP; i++)
-        M[i][NP] /= M[i][i];
-}
-
-/* scan_expf's operations (the library's exp, scan_vmath.h). */
-static float fexp(float x)
-{
-    const float xc = -88.0f > x ? -88.0f : x;
-    const float shift = 12582912.0f;
-    const float kf = fmaf(xc, 1.44269504088896341f, shift);
-    uint32_t kb, shb;
-    memcpy(&kb, &kf, sizeof kb);
-    memcpy(&shb, &shift, sizeof shb);
-    const float k = kf - shift;
-    float r = fmaf(-k, 0.693359375f, xc);
-    r = fmaf(-k, -2.12194440e-4f, r);
-    float p = 1.381461318e-03f;
-    p = fmaf(p, r, 8.368709823e-03f);
-    p = fmaf(p, r, 4.166838736e-02f);
-    p = fmaf(p, r, 1.666652069e-01f);
-    p = fmaf(p, r, 4.999999345e-01f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    const uint32_t sb = ((kb - shb) + 127u) << 23;
-    float scale;
-    memcpy(&scale, &sb, sizeof scale);
-    return x > 88.0f ? HUGE_VALF : p * scale;
-}
 
 /* The new form with float coefficients cf[0..NQ-1]. */
 static float fsoftplus_new(const float *cf, float x)
 {
-    const float t = fexp(-fabsf(x));
+    const float t = scan_expf(scan_nabs(x));
     float q = cf[NQ - 1];
     for (int k = NQ - 2; k >= 0; k--)
         q = fmaf(q, t, cf[k]);
@@ -99,7 +52,7 @@ static float fsoftplus_old(float x)
 {
     if (x > 20.0f)
         return x;
-    const float e = fexp(x);
+    const float e = scan_expf(x);
     const float u = 1.0f + e;
     if (u == 1.0f)
         return e;
@@ -168,30 +121,14 @@ int main(void)
             M[i][NQ] = -((i & 1) ? -1 : 1) * log1pl(x[i]);
             M[i][NP] = log1pl(x[i]) - x[i];
         }
-        solve(M);
+        remez_solve(NP, &M[0][0]);
         for (int k = 0; k < NQ; k++)
             c[k] = M[k][NP];
         E = M[NQ][NP];
         /* New reference: the largest |error| of each sign-alternating run
          * (t = 0 itself excluded: the error is 0 there). */
-        enum { G = 400000 };
-        ld xs[NP], best = b / G, bestv = rel_err(c, b / G);
-        int n = 0, sgn = bestv > 0;
-        for (int g = 2; g <= G; g++) {
-            const ld t = a + (b - a) * g / G, e = rel_err(c, t);
-            if ((e > 0) != sgn) {
-                if (n < NP)
-                    xs[n++] = best;
-                sgn = e > 0;
-                best = t;
-                bestv = e;
-            } else if (fabsl(e) > fabsl(bestv)) {
-                best = t;
-                bestv = e;
-            }
-        }
-        if (n < NP)
-            xs[n++] = best;
+        ld xs[NP];
+        const int n = remez_exchange(rel_err, c, a, b, 400000, 1, xs, NP);
         if (n != NP) {
             fprintf(stderr, "Remez: %d alternation points, %d expected\n", n, NP);
             return 1;

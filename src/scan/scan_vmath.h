@@ -177,14 +177,21 @@ static inline float scan_decayf(float dt, float a2)
 #define SP_Q7 2.020459415e-02f
 #define SP_Q8 -3.318474585e-03f
 
-static inline float scan_softplus(float x)
+/* -|x|: x with the sign bit set (the vector forms OR it in). */
+static inline float scan_nabs(float x)
 {
     uint32_t xb;
     memcpy(&xb, &x, sizeof xb);
     xb |= 0x80000000u;
-    float nax;
-    memcpy(&nax, &xb, sizeof nax);
-    const float t = scan_expf(nax);
+    float y;
+    memcpy(&y, &xb, sizeof y);
+    return y;
+}
+
+/* max(x, 0) + log1p(t) given t = exp(-|x|) (the backward's bwd_softplus
+ * passes its own exp's t). */
+static inline float scan_softplus_t(float x, float t)
+{
     float q = SP_Q8;
     q = fmaf(q, t, SP_Q7);
     q = fmaf(q, t, SP_Q6);
@@ -197,6 +204,8 @@ static inline float scan_softplus(float x)
     const float lp = fmaf(t * t, q, t);
     return (x > 0.0f ? x : 0.0f) + lp;
 }
+
+static inline float scan_softplus(float x) { return scan_softplus_t(x, scan_expf(scan_nabs(x))); }
 
 
 #if defined(__x86_64__) || defined(__i386__)

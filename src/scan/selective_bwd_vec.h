@@ -87,29 +87,9 @@ static inline float bwd_expf(float x)
     return bwd_sel(x > EXP_HI, HUGE_VALF, res);
 }
 
-/* The forward's softplus (scan_softplus, operation for operation):
- * max(x, 0) + log1p(t), t = exp(-|x|), log1p(t) = t + t^2 q(t); no branch
- * (the threshold 20 needs none: see scan_softplus). */
-static inline float bwd_softplus(float x)
-{
-    uint32_t xb;
-    memcpy(&xb, &x, sizeof xb);
-    xb |= 0x80000000u;
-    float nax;
-    memcpy(&nax, &xb, sizeof nax);
-    const float t = bwd_expf(nax);
-    float q = SP_Q8;
-    q = fmaf(q, t, SP_Q7);
-    q = fmaf(q, t, SP_Q6);
-    q = fmaf(q, t, SP_Q5);
-    q = fmaf(q, t, SP_Q4);
-    q = fmaf(q, t, SP_Q3);
-    q = fmaf(q, t, SP_Q2);
-    q = fmaf(q, t, SP_Q1);
-    q = fmaf(q, t, SP_Q0);
-    const float lp = fmaf(t * t, q, t);
-    return bwd_sel(x > 0.0f, x, 0.0f) + lp;
-}
+/* The forward's softplus (scan_softplus) with the backward's exp: the
+ * same operations, the same bits. */
+static inline float bwd_softplus(float x) { return scan_softplus_t(x, bwd_expf(scan_nabs(x))); }
 
 /* ------------------------------------------------ portable C, 16 lanes -- */
 
