@@ -18,12 +18,14 @@
  * relative), and the update and the C sum are fused multiply-adds: 20
  * vector operations a channel of 16 states instead of 32 with the Cephes
  * exp below (batch 8, 24 layers, 1 thread on Zen 4: the scan's share of
- * the step 13.7% -> 11.2-11.7%).  softplus and silu keep exp_p: Cephes'
- * expf (range reduction by ln 2 in two parts, degree-6 polynomial),
- * relative error <= 2 ulp on [-87.3, 88.3], inputs clamped there (below:
- * ~1e-38 instead of 0, harmless in silu).  log1p: Cephes' logf polynomial
- * on 1 + e, corrected by ((1 + e) - 1 - e) / (1 + e) (Goldberg 1991,
- * theorem 4): <= 2 ulp.  Written as plain loops over fixed-length lane
+ * the step 13.7% -> 11.2-11.7%).  softplus is the scan's too
+ * (scan_softplus and its vector forms: max(x, 0) + log1p(exp(-|x|)), no
+ * division, <= 1.8 ulp), so the step's dt is the sequence scan's dt bit for
+ * bit (it was Cephes' logf on 1 + e with Goldberg's correction, a
+ * division, <= 2 ulp).  silu keeps exp_p: Cephes' expf (range reduction
+ * by ln 2 in two parts, degree-6 polynomial), relative error <= 2 ulp on
+ * [-87.3, 88.3], inputs clamped there (below: ~1e-38 instead of 0,
+ * harmless in silu).  Written as plain loops over fixed-length lane
  * arrays and compiled three times (generic, AVX2+FMA, AVX-512F): without
  * contraction (ISO C mode, FP_CONTRACT OFF) and with every fma explicit
  * (fmaf, the scan's vector decay forms), every clone performs the same
@@ -48,7 +50,6 @@
 #define PAR_MIN_ROWS 4096
 
 static inline float as_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint32_t as_u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
 static inline float exp_p(float x)
 {
@@ -68,41 +69,6 @@ static inline float exp_p(float x)
      * (the vector lanes give INT_MIN), so take 0 there: the result is NaN. */
     const int32_t ni = n == n ? (int32_t)n : 0;
     return p * as_f((uint32_t)(ni + 127) << 23);
-}
-
-/* log(v) for v >= 1 finite (Cephes logf). */
-static inline float log_p(float v)
-{
-    const uint32_t b = as_u(v);
-    float e = (float)((int32_t)(b >> 23) - 126);
-    float m = as_f((b & 0x007fffffu) | 0x3f000000u);       /* [0.5, 1) */
-    const int lo = m < 0.707106781186547524f;
-    e = lo ? e - 1.0f : e;
-    m = lo ? m + m - 1.0f : m - 1.0f;
-    const float z = m * m;
-    float y = 7.0376836292e-2f;
-    y = y * m - 1.1514610310e-1f;
-    y = y * m + 1.1676998740e-1f;
-    y = y * m - 1.2420140846e-1f;
-    y = y * m + 1.4249322787e-1f;
-    y = y * m - 1.6668057665e-1f;
-    y = y * m + 2.0000714765e-1f;
-    y = y * m - 2.4999993993e-1f;
-    y = y * m + 3.3333331174e-1f;
-    y = y * m * z;
-    y = y + e * -2.12194440e-4f;
-    y = y - 0.5f * z;
-    return m + y + e * 0.693359375f;
-}
-
-/* softplus(x) = log1p(exp(x)) for x <= 20, x above (the kernels' rule). */
-static inline float softplus_p(float x)
-{
-    const float e = exp_p(x < 20.0f ? x : 20.0f);
-    const float v = 1.0f + e;
-    const float c = ((v - 1.0f) - e) / v;        /* Goldberg's correction */
-    const float l = log_p(v) - c;
-    return x <= 20.0f ? l : x;
 }
 
 static inline float silu_p(float x)
@@ -136,9 +102,9 @@ static inline float silu_p(float x)
         const float *dl = delta + i, *bs = bias ? bias + d0 : NULL;          \
         float *dv = dtv + i, *gv = g + i;                                    \
         if (bs)                                                              \
-            for (int64_t c = 0; c < cnt; c++) dv[c] = softplus_p(dl[c] + bs[c]); \
+            for (int64_t c = 0; c < cnt; c++) dv[c] = scan_softplus(dl[c] + bs[c]); \
         else                                                                 \
-            for (int64_t c = 0; c < cnt; c++) dv[c] = softplus_p(dl[c]);     \
+            for (int64_t c = 0; c < cnt; c++) dv[c] = scan_softplus(dl[c]);     \
         if (z) {                                                             \
             const float *zz = z + i;                                         \
             for (int64_t c = 0; c < cnt; c++) gv[c] = silu_p(zz[c]);         \
@@ -186,7 +152,7 @@ __attribute__((target("avx2,fma"))) static void conv_avx2(CONV_ARGS) { CONV_BODY
 #include <immintrin.h>
 #define T512 __attribute__((target("avx512f,fma")))
 /* exp_p on 16 lanes: the same operations in the same order (no FMA), so
- * the same bits as the scalar code (softplus and silu). */
+ * the same bits as the scalar code (silu). */
 static T512 inline __m512 exp16(__m512 x)
 {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
@@ -205,41 +171,7 @@ static T512 inline __m512 exp16(__m512 x)
     const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
-/* log_p, softplus_p and silu_p on 16 lanes, operation for operation. */
-static T512 inline __m512 log16(__m512 v)
-{
-    const __m512i b = _mm512_castps_si512(v);
-    __m512 e = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(b, 23), _mm512_set1_epi32(126)));
-    __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(b, _mm512_set1_epi32(0x007fffff)),
-                                                   _mm512_set1_epi32(0x3f000000)));
-    const __mmask16 lo = _mm512_cmp_ps_mask(m, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    e = _mm512_mask_sub_ps(e, lo, e, one);
-    m = _mm512_mask_blend_ps(lo, _mm512_sub_ps(m, one), _mm512_sub_ps(_mm512_add_ps(m, m), one));
-    const __m512 z = _mm512_mul_ps(m, m);
-    __m512 y = _mm512_set1_ps(7.0376836292e-2f);
-    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.1514610310e-1f));
-    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.1676998740e-1f));
-    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.2420140846e-1f));
-    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.4249322787e-1f));
-    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(1.6668057665e-1f));
-    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(2.0000714765e-1f));
-    y = _mm512_sub_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(2.4999993993e-1f));
-    y = _mm512_add_ps(_mm512_mul_ps(y, m), _mm512_set1_ps(3.3333331174e-1f));
-    y = _mm512_mul_ps(_mm512_mul_ps(y, m), z);
-    y = _mm512_add_ps(y, _mm512_mul_ps(e, _mm512_set1_ps(-2.12194440e-4f)));
-    y = _mm512_sub_ps(y, _mm512_mul_ps(_mm512_set1_ps(0.5f), z));
-    return _mm512_add_ps(_mm512_add_ps(m, y), _mm512_mul_ps(e, _mm512_set1_ps(0.693359375f)));
-}
-static T512 inline __m512 softplus16(__m512 x)
-{
-    const __m512 twenty = _mm512_set1_ps(20.0f), one = _mm512_set1_ps(1.0f);
-    const __m512 e = exp16(_mm512_min_ps(x, twenty));
-    const __m512 v = _mm512_add_ps(one, e);
-    const __m512 c = _mm512_div_ps(_mm512_sub_ps(_mm512_sub_ps(v, one), e), v);
-    const __m512 l = _mm512_sub_ps(log16(v), c);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, twenty, _CMP_LE_OQ), x, l);
-}
+/* silu_p on 16 lanes, operation for operation. */
 static T512 inline __m512 silu16(__m512 x)
 {
     const __m512 nx = _mm512_sub_ps(_mm512_setzero_ps(), x);
@@ -314,11 +246,11 @@ static T512 void scan_avx512(SCAN_ARGS)
         for (; c + 16 <= cnt; c += 16) {
             __m512 x = _mm512_loadu_ps(delta + i + c);
             if (bias) x = _mm512_add_ps(x, _mm512_loadu_ps(bias + d0 + c));
-            _mm512_storeu_ps(dtv + i + c, softplus16(x));
+            _mm512_storeu_ps(dtv + i + c, vsoftplus_avx512(x));
             _mm512_storeu_ps(g + i + c, z ? silu16(_mm512_loadu_ps(z + i + c)) : _mm512_set1_ps(1.0f));
         }
         for (; c < cnt; c++) {
-            dtv[i + c] = softplus_p(delta[i + c] + (bias ? bias[d0 + c] : 0.0f));
+            dtv[i + c] = scan_softplus(delta[i + c] + (bias ? bias[d0 + c] : 0.0f));
             g[i + c] = z ? silu_p(z[i + c]) : 1.0f;
         }
         i += cnt;
@@ -378,40 +310,6 @@ static T256 inline __m256 exp8(__m256 x)
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
-static T256 inline __m256 log8(__m256 v)
-{
-    const __m256i b = _mm256_castps_si256(v);
-    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 23), _mm256_set1_epi32(126)));
-    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi32(0x007fffff)),
-                                                   _mm256_set1_epi32(0x3f000000)));
-    const __m256 lo = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
-    const __m256 one = _mm256_set1_ps(1.0f);
-    e = _mm256_blendv_ps(e, _mm256_sub_ps(e, one), lo);
-    m = _mm256_blendv_ps(_mm256_sub_ps(m, one), _mm256_sub_ps(_mm256_add_ps(m, m), one), lo);
-    const __m256 z = _mm256_mul_ps(m, m);
-    __m256 y = _mm256_set1_ps(7.0376836292e-2f);
-    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.1514610310e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.1676998740e-1f));
-    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.2420140846e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.4249322787e-1f));
-    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.6668057665e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(2.0000714765e-1f));
-    y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(2.4999993993e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(3.3333331174e-1f));
-    y = _mm256_mul_ps(_mm256_mul_ps(y, m), z);
-    y = _mm256_add_ps(y, _mm256_mul_ps(e, _mm256_set1_ps(-2.12194440e-4f)));
-    y = _mm256_sub_ps(y, _mm256_mul_ps(_mm256_set1_ps(0.5f), z));
-    return _mm256_add_ps(_mm256_add_ps(m, y), _mm256_mul_ps(e, _mm256_set1_ps(0.693359375f)));
-}
-static T256 inline __m256 softplus8(__m256 x)
-{
-    const __m256 twenty = _mm256_set1_ps(20.0f), one = _mm256_set1_ps(1.0f);
-    const __m256 e = exp8(_mm256_min_ps(x, twenty));
-    const __m256 v = _mm256_add_ps(one, e);
-    const __m256 c = _mm256_div_ps(_mm256_sub_ps(_mm256_sub_ps(v, one), e), v);
-    const __m256 l = _mm256_sub_ps(log8(v), c);
-    return _mm256_blendv_ps(x, l, _mm256_cmp_ps(x, twenty, _CMP_LE_OQ));
-}
 static T256 inline __m256 silu8(__m256 x)
 {
     const __m256 nx = _mm256_sub_ps(_mm256_setzero_ps(), x);
@@ -429,11 +327,11 @@ static T256 void scan_avx2(SCAN_ARGS)
         for (; c + 8 <= cnt; c += 8) {
             __m256 x = _mm256_loadu_ps(delta + i + c);
             if (bias) x = _mm256_add_ps(x, _mm256_loadu_ps(bias + d0 + c));
-            _mm256_storeu_ps(dtv + i + c, softplus8(x));
+            _mm256_storeu_ps(dtv + i + c, vsoftplus_avx2(x));
             _mm256_storeu_ps(g + i + c, z ? silu8(_mm256_loadu_ps(z + i + c)) : _mm256_set1_ps(1.0f));
         }
         for (; c < cnt; c++) {
-            dtv[i + c] = softplus_p(delta[i + c] + (bias ? bias[d0 + c] : 0.0f));
+            dtv[i + c] = scan_softplus(delta[i + c] + (bias ? bias[d0 + c] : 0.0f));
             g[i + c] = z ? silu_p(z[i + c]) : 1.0f;
         }
         i += cnt;
@@ -589,5 +487,5 @@ void ssmi_mamba_step_scan_rows(int isa, int64_t i0, int64_t i1, int64_t di, int6
 }
 
 float ssmi_step_exp(float x) { return exp_p(x); }
-float ssmi_step_softplus(float x) { return softplus_p(x); }
+float ssmi_step_softplus(float x) { return scan_softplus(x); }
 float ssmi_step_silu(float x) { return silu_p(x); }
