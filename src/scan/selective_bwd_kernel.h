@@ -37,9 +37,12 @@ static KTGT void KN(bwd_dt)(int64_t T, const float *restrict delta, float bias,
 {
     if (softplus && dsig) {
         for (int64_t t = 0; t < T; t++) {
-            const float x = delta[t] + bias, e = bwd_expf(x);
-            const float sg = e / (1.0f + e);
-            dt[t] = bwd_softplus(x);
+            /* one exp for both: e = exp(-|x|) is softplus's own; the
+             * sigmoid is e / (1 + e) for x <= 0 (where e = exp(x): the
+             * bits of e^x / (1 + e^x)) and 1 / (1 + e) above. */
+            const float x = delta[t] + bias, e = bwd_expf(scan_nabs(x));
+            const float sg = bwd_sel(x > 0.0f, 1.0f, e) / (1.0f + e);
+            dt[t] = scan_softplus_t(x, e);
             dsig[t] = bwd_sel(x > 20.0f, 1.0f, sg);
         }
     } else if (softplus) {
