@@ -425,8 +425,10 @@ static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
                                   h_nrm + i * ((dm + 31) & ~(int64_t)31)););
         const int64_t rb1 = ssmi_xwt_block_rows(dm, Lw->in_w.h != NULL);
         const int64_t nb1 = (di + rb1 - 1) / rb1;
+        /* x and z blocks alternate: every thread gets its share of the
+         * conv (block_step_team in src/layers/mamba.c says why) */
         TEAM_FOR(team, bk, 2 * nb1,
-            const int64_t half = bk / nb1, j0 = (bk % nb1) * rb1;
+            const int64_t half = bk % 2, j0 = (bk / 2) * rb1;
             const int64_t j1 = j0 + rb1 < di ? j0 + rb1 : di;
             float *dst = half ? s->z : s->x;
             prows(nb, j0, j1, dm, s->nrm, dm, h_nrm, ssmi_wmat_rows(Lw->in_w, half * di, dm),
