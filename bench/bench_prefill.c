@@ -9,9 +9,13 @@
  *                       (same shapes, transposes, leading dimensions,
  *                       alpha/beta, on copies of the same weights), and
  *                       nothing else;
- *   sgemm + scan alone: the same, plus one ssm_selective_scan per layer at
- *                       the layer's shape (the scan is part of the model:
- *                       this is the attainable floor for the rest).
+ *   sgemm + scan alone: the same, plus the ssm_selective_scan calls at the
+ *                       layer's shape, one per chunk of the prompt (the
+ *                       scan is part of the model: this is the attainable
+ *                       floor for the rest).
+ * The library feeds a block ssmi_mamba_prompt_chunk(L) tokens at a time
+ * (2048: one chunk at the lengths timed here); the floors make the calls
+ * chunk by chunk as it does, on buffers of one chunk.
  *
  * The forward and the floors are timed interleaved (forward, floor, forward,
  * floor, ...) so that a busy shared machine slows them alike; medians of
@@ -52,46 +56,55 @@ static void pf_fill(float *x, int64_t n, uint64_t seed, double lo, double hi)
 /* Weights (copies of the stack's) and activations of the floors. */
 typedef struct floor_ctx {
     int64_t dm, di, n, r, k, xr, nl, L;
+    int64_t lc;                  /* tokens per chunk, as the library's */
     float **win, **wx, **wdt, **wout, **alog, **dtb, **dd;   /* [nl] */
     float *A;                    /* [Di][N] of one layer (scan speed only) */
     float *x;                    /* [L][Dm] GEMM input (normed) */
-    float *xz, *u, *xdbl, *delta, *ys, *y;   /* xz [2Di][L] */
+    float *xz, *u, *xdbl, *delta, *ys;  /* one chunk: xz [2Di][lc], ... */
+    float *y;                    /* [L][Dm] */
+    float *h;                    /* [Di][N] a chunk's final scan state */
 } floor_ctx;
 
-/* The sgemm calls of one layer of the library's prompt path, in order,
- * with its arguments: the library's own description of them
- * (ssmi_mamba_prompt_gemm, layers_internal.h) on the floor's copies. */
-static void floor_gemms(const floor_ctx *c, int64_t l)
-{
-    const ssmi_mamba_prompt_bufs p = {
-        c->dm, c->di, c->r, c->xr, c->L, c->win[l], c->wx[l], c->wdt[l], c->wout[l],
-        c->x, c->u, c->ys, c->xz, c->xdbl, c->delta, c->y, 1.0f
-    };
-    for (int stage = 0; stage < SSMI_PG_STAGES; stage++)
-        ssmi_mamba_prompt_gemm(&p, stage);
-}
-
-static int floor_scan(const floor_ctx *c, int64_t l)
+/* The scan of one chunk of len tokens, its final state written as the
+ * forward's is.  Each chunk starts from the zero state: the floor replays
+ * the same synthetic inputs chunk after chunk, and a state carried through
+ * them made its scans slower than the forward's own (measured with chunks
+ * of 512 at L 2048, 1 thread: 12.8% of the sgemm time against the
+ * forward's 9.2%; from zero 9.8%). */
+static int floor_scan(const floor_ctx *c, int64_t l, int64_t len)
 {
     ssm_scan_args a;
     memset(&a, 0, sizeof a);
-    a.batch = 1; a.dim = c->di; a.dstate = c->n; a.len = c->L; a.ngroups = 1;
+    a.batch = 1; a.dim = c->di; a.dstate = c->n; a.len = len; a.ngroups = 1;
     a.u = c->u; a.delta = c->delta; a.A = c->A;
-    a.B = c->xdbl + c->r * c->L; a.C = c->xdbl + (c->r + c->n) * c->L;
-    a.D = c->dd[l]; a.z = c->xz + c->di * c->L; a.delta_bias = c->dtb[l]; a.delta_softplus = 1;
+    a.B = c->xdbl + c->r * len; a.C = c->xdbl + (c->r + c->n) * len;
+    a.D = c->dd[l]; a.z = c->xz + c->di * len; a.delta_bias = c->dtb[l]; a.delta_softplus = 1;
+    a.h_last = c->h;
     a.y = c->ys;
     return ssm_selective_scan(&a) == SSM_OK;
 }
 
-/* One pass over all layers: GEMMs only, or GEMMs + scans. */
+/* One pass over all layers: the sgemm calls of the library's prompt path,
+ * in order, with its arguments (its own description of them,
+ * ssmi_mamba_prompt_gemm, chunk by chunk as ssmi_mamba_prompt_chunk says)
+ * on the floor's copies; with_scan: the scan of each chunk between them. */
 static int floor_run(const floor_ctx *c, int with_scan)
 {
     int ok = 1;
-    for (int64_t l = 0; l < c->nl; l++) {
-        floor_gemms(c, l);
-        if (with_scan)
-            ok &= floor_scan(c, l);
-    }
+    for (int64_t l = 0; l < c->nl; l++)
+        for (int64_t c0 = 0; c0 < c->L; c0 += c->lc) {
+            const int64_t len = c->L - c0 < c->lc ? c->L - c0 : c->lc;
+            const ssmi_mamba_prompt_bufs p = {
+                c->dm, c->di, c->r, c->xr, len, c->win[l], c->wx[l], c->wdt[l],
+                c->wout[l], c->x + c0 * c->dm, c->u, c->ys, c->xz, c->xdbl, c->delta,
+                c->y + c0 * c->dm, 1.0f
+            };
+            ssmi_mamba_prompt_gemm(&p, SSMI_PG_IN);
+            ssmi_mamba_prompt_gemm(&p, SSMI_PG_X);
+            if (with_scan)
+                ok &= floor_scan(c, l, len);
+            ssmi_mamba_prompt_gemm(&p, SSMI_PG_OUT);
+        }
     return ok;
 }
 
@@ -104,7 +117,7 @@ static void floor_free(floor_ctx *c)
         free(arr[i]);
     }
     free(c->A); free(c->x); free(c->xz); free(c->u);
-    free(c->xdbl); free(c->delta); free(c->ys); free(c->y);
+    free(c->xdbl); free(c->delta); free(c->ys); free(c->y); free(c->h);
 }
 
 static float *get_param(ssm_mamba *b, ssm_mamba_param p)
@@ -130,7 +143,7 @@ static int floor_init(floor_ctx *c, ssm_mamba_stack *stk, int64_t nl, int64_t L)
         return 0;
     c->dm = cfg.d_model; c->di = cfg.expand * cfg.d_model; c->n = cfg.d_state;
     c->r = cfg.dt_rank; c->k = cfg.d_conv; c->xr = c->r + 2 * c->n;
-    c->nl = nl; c->L = L;
+    c->nl = nl; c->L = L; c->lc = ssmi_mamba_prompt_chunk(L);
     int ok = 1;
     float ***arr[] = { &c->win, &c->wx, &c->wdt, &c->wout, &c->alog, &c->dtb, &c->dd };
     const ssm_mamba_param pid[] = { SSM_MAMBA_IN_PROJ, SSM_MAMBA_X_PROJ,
@@ -145,17 +158,18 @@ static int floor_init(floor_ctx *c, ssm_mamba_stack *stk, int64_t nl, int64_t L)
                  ((*arr[i])[l] = get_param(b, pid[i])) != NULL;
         }
     }
-    const int64_t dl = c->di * L;
+    const int64_t dl = c->di * c->lc;
     c->A = malloc((size_t)(c->di * c->n) * sizeof(float));
     c->x = malloc((size_t)(L * c->dm) * sizeof(float));
     c->xz = malloc((size_t)(2 * dl) * sizeof(float));
     c->u = malloc((size_t)dl * sizeof(float));
-    c->xdbl = malloc((size_t)(c->xr * L) * sizeof(float));
+    c->xdbl = malloc((size_t)(c->xr * c->lc) * sizeof(float));
     c->delta = malloc((size_t)dl * sizeof(float));
     c->ys = malloc((size_t)dl * sizeof(float));
     c->y = malloc((size_t)(L * c->dm) * sizeof(float));
+    c->h = malloc((size_t)(c->di * c->n) * sizeof(float));
     ok = ok && c->A && c->x && c->xz && c->u && c->xdbl && c->delta &&
-         c->ys && c->y;
+         c->ys && c->y && c->h;
     if (!ok)
         return 0;
     for (int64_t i = 0; i < c->di * c->n; i++)
@@ -164,7 +178,7 @@ static int floor_init(floor_ctx *c, ssm_mamba_stack *stk, int64_t nl, int64_t L)
     pf_fill(c->x, L * c->dm, 11, -1.5, 1.5);
     pf_fill(c->xz, 2 * dl, 13, -2, 2);
     pf_fill(c->u, dl, 14, -0.3, 1.5);
-    pf_fill(c->xdbl, c->xr * L, 15, -1, 1);
+    pf_fill(c->xdbl, c->xr * c->lc, 15, -1, 1);
     pf_fill(c->delta, dl, 16, -0.5, 0.5);
     pf_fill(c->ys, dl, 17, -1, 1);
     pf_fill(c->y, L * c->dm, 18, -1, 1);

@@ -209,8 +209,9 @@ SSM_API ssm_status ssm_mamba_state_check(const ssm_mamba_state *st,
  * kept.  st non-NULL: starts from st's first `batch` entries (zero after
  * create/reset: a prompt) and leaves there the state after the last token,
  * so ssm_mamba_step continues the sequences.  Allocates a workspace of
- * about L*(4*Di + R + 2N) + batch*Di*(N + K) floats for the call (the
- * sequences run one after the other).  On any error st is unchanged.
+ * about Lc*(4*Di + R + 2N) + batch*Di*(N + K) floats for the call, Lc =
+ * min(L, 2048) (the sequences run one after the other, each in chunks of
+ * up to 2048 tokens).  On any error st is unchanged.
  * Errors: SSM_ERR_ARG (NULL, batch or L < 1, L + K - 1 > INT_MAX,
  * overflow, st made for another shape, batch > st's max batch),
  * SSM_ERR_NOMEM.  Reentrant (const block). */

@@ -64,5 +64,9 @@ typedef struct ssmi_mamba_prompt_bufs {
 } ssmi_mamba_prompt_bufs;
 enum { SSMI_PG_IN, SSMI_PG_X, SSMI_PG_OUT, SSMI_PG_STAGES };
 void ssmi_mamba_prompt_gemm(const ssmi_mamba_prompt_bufs *p, int stage);
+/* Tokens per chunk the prompt path feeds a block at a time for a prompt of
+ * L tokens (min(L, 2048)): its GEMMs are these calls with L = the chunk's
+ * length, x and y advanced by the chunk's first token. */
+int64_t ssmi_mamba_prompt_chunk(int64_t L);
 
 #endif /* SSM_LAYERS_INTERNAL_H */

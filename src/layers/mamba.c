@@ -502,10 +502,30 @@ static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
 /* ------------------------------------------------------------------ */
 /* block forward                                                      */
 
-/* Workspace floats of a block forward, one batch element at a time (the
- * arrays are reused across b): xz [2Di][L], u, delta [Di][L], xdbl
- * [R+2N][L]; with a state, the new SSM and conv states of every b, staged
- * until all succeeded: hn [B][Di][N], cn [B][Di][K].  -1 on overflow. */
+/* Tokens per chunk of the prompt path.  A sequence goes through a block
+ * PROMPT_CHUNK tokens at a time, the conv window and the SSM state carried
+ * from chunk to chunk (the conv's left context and the scan's h0, as a
+ * state given by the caller), so that the workspace stops growing with L:
+ * at most ~2048 (4 Di + R + 2N) floats, 51 MB at the mamba-130m shape,
+ * where a prompt of 2^20 tokens needed 26 GB.  Not smaller: chunks of 512
+ * (whose activations stay in a 32 MB L3) made the elementwise stages ~25%
+ * faster at L 2048 but the narrower sgemm calls slower, 2-7% at 1 thread
+ * and ~12% at 2 (OpenBLAS), so the forward was no faster at 1 thread and
+ * 15% slower at 2 (Zen 4, medians of 3, alternating with the unchunked
+ * build).  The GEMMs run as fast on 2048 columns as on more. */
+#define PROMPT_CHUNK 2048
+
+int64_t ssmi_mamba_prompt_chunk(int64_t L)
+{
+    return L < PROMPT_CHUNK ? L : PROMPT_CHUNK;
+}
+
+/* Workspace floats of a block forward, one batch element and one chunk of
+ * Lc = ssmi_mamba_prompt_chunk(L) tokens at a time (the arrays are reused
+ * across b and chunks): xz [2Di][Lc], u, delta [Di][Lc], xdbl [R+2N][Lc];
+ * the SSM and conv states of every b, carried between chunks and, with a
+ * state, staged until all succeeded: hn [B][Di][N], cn [B][Di][K].  -1 on
+ * overflow. */
 static int64_t block_ws_count(const ssm_mamba *m, int64_t B, int64_t L)
 {
     /* 4 Di + R + 2N < 3 INT_MAX: config_resolve bounds 2 Di and R + 2N. */
@@ -513,7 +533,8 @@ static int64_t block_ws_count(const ssm_mamba *m, int64_t B, int64_t L)
     int64_t per, hs, tot;
     /* L + K - 1 <= INT_MAX: the published bound of the prompt path
      * (ssm/mamba.h), kept although the conv no longer pads its rows. */
-    if (L > (int64_t)INT_MAX - (m->k - 1) || !ssmi_mul_ok(rows, L, &per) ||
+    if (L > (int64_t)INT_MAX - (m->k - 1) ||
+        !ssmi_mul_ok(rows, ssmi_mamba_prompt_chunk(L), &per) ||
         !ssmi_sizes_ok(&hs, sizeof(float), 3, B, m->di, m->n + m->k) ||
         __builtin_add_overflow(per, hs, &tot) ||
         !ssmi_sizes_ok(&tot, sizeof(float), 1, tot))
@@ -522,7 +543,8 @@ static int64_t block_ws_count(const ssm_mamba *m, int64_t B, int64_t L)
 }
 
 /* The workspace of one block forward, carved into its arrays (all
- * channel-major, the scan's layout). */
+ * channel-major, the scan's layout) for chunks of up to L tokens; w.L is
+ * then set to each chunk's length (the arrays' row stride). */
 typedef struct block_ws {
     int64_t B, L;
     float *xz;              /* [2Di][L] in_proj output: x half, then z half */
@@ -602,18 +624,18 @@ static void fwd_in_proj(const ssm_mamba *m, const block_ws *w, const float *xb)
     ssmi_mamba_prompt_gemm(&p, SSMI_PG_IN);
 }
 
-/* Stage 2: causal depthwise conv + bias + silu in one pass (left context:
- * the state's last K-1 inputs, or zeros), and the new conv window staged
- * in cn (written to the state only after every scan succeeded). */
-static void fwd_conv(const ssm_mamba *m, const block_ws *w,
-                     const ssm_mamba_state *st, int64_t b)
+/* Stage 2: causal depthwise conv + bias + silu in one pass (left context
+ * ctx: the last K-1 inputs of the previous chunk or of the state, or
+ * zeros), and the new window in keep (when not NULL; ctx == keep allowed):
+ * the next chunk's context, or the one staged for the state. */
+static void fwd_conv(const ssm_mamba *m, const block_ws *w, const float *ctx,
+                     float *keep)
 {
     const int64_t di = m->di, k = m->k;
-    const float *ctx = st ? st->conv + b * di * k : NULL;
     ssmi_conv_silu_rows(di, di, w->L, k, w->xz, ctx, m->p[SSM_MAMBA_CONV_W],
                         m->p[SSM_MAMBA_CONV_B], w->u);
-    if (st)
-        ssmi_conv_state_keep(di, w->L, k, w->xz, ctx, w->cn + b * di * k);
+    if (keep)
+        ssmi_conv_state_keep(di, w->L, k, w->xz, ctx, keep);
 }
 
 /* Stage 3: x_proj (dt | B | C rows, one sgemm) and dt_proj, channel-major
@@ -624,11 +646,12 @@ static void fwd_x_proj(const ssm_mamba *m, const block_ws *w)
     ssmi_mamba_prompt_gemm(&p, SSMI_PG_X);
 }
 
-/* Stage 4: the selective scan of sequence b (Mamba, algorithm 2): dt =
- * softplus(delta + dt bias), y = (C h + D u) * silu(z); h read from st,
- * the new h staged in hn. */
+/* Stage 4: the selective scan of one chunk (Mamba, algorithm 2): dt =
+ * softplus(delta + dt bias), y = (C h + D u) * silu(z); the initial state
+ * from h0 (NULL: zeros), the final one into h_last (when not NULL; h0 ==
+ * h_last allowed). */
 static ssm_status fwd_scan(const ssm_mamba *m, const block_ws *w,
-                           const ssm_mamba_state *st, int64_t b)
+                           const float *h0, float *h_last)
 {
     const int64_t di = m->di, L = w->L;
     ssm_scan_args a;
@@ -639,8 +662,8 @@ static ssm_status fwd_scan(const ssm_mamba *m, const block_ws *w,
     a.D = m->p[SSM_MAMBA_D]; a.z = w->xz + di * L;
     a.delta_bias = m->p[SSM_MAMBA_DT_PROJ_B];
     a.delta_softplus = 1;
-    a.h0 = st ? st->h + b * di * m->n : NULL;
-    a.h_last = st ? w->hn + b * di * m->n : NULL;
+    a.h0 = h0;
+    a.h_last = h_last;
     a.y = w->ys;
     /* Arguments were validated by the caller: only SSM_ERR_NOMEM can come
      * back, and the state is untouched (the new one is staged). */
@@ -657,30 +680,42 @@ static void fwd_out_proj(const ssm_mamba *m, const block_ws *w, float *yb,
 }
 
 /* Block forward (Mamba, section 3.4, figure 3) on a caller's workspace of
- * block_ws_count floats, one sequence at a time (its activations stay
- * [.][L], a few MB at L = 2048), stage by stage; y = block(x) + beta y.
- * x may equal y with beta = 0 (x_b is consumed before y_b is written).
- * The state is written only once every sequence succeeded. */
+ * block_ws_count floats, one sequence at a time and within it one chunk
+ * of ssmi_mamba_prompt_chunk(L) tokens at a time (activations [.][Lc]),
+ * stage by stage; y = block(x) + beta y.  x may equal y with beta = 0 (a
+ * chunk's rows of x are consumed before its rows of y are written, and
+ * later chunks read later rows).  The state is written only once every
+ * sequence succeeded. */
 static ssm_status block_forward_ws(const ssm_mamba *m, int64_t B, int64_t L,
                                    const float *x, float *y, float beta,
                                    ssm_mamba_state *st, float *ws,
                                    ssmi_mamba_timing *tm)
 {
-    const block_ws w = block_ws_carve(m, B, L, ws);
-    const int64_t dm = m->dm;
+    const int64_t lc = ssmi_mamba_prompt_chunk(L);
+    block_ws w = block_ws_carve(m, B, lc, ws);
+    const int64_t dm = m->dm, di = m->di, n = m->n, k = m->k;
     double t0 = 0.0;
     TM_START(tm, t0);
     for (int64_t b = 0; b < B; b++) {
-        fwd_in_proj(m, &w, x + b * L * dm);
-        TM_LAP(tm, t0, gemm);
-        fwd_conv(m, &w, st, b);
-        TM_LAP(tm, t0, conv);
-        fwd_x_proj(m, &w);
-        TM_LAP(tm, t0, gemm);
-        SSM_TRY(fwd_scan(m, &w, st, b));
-        TM_LAP(tm, t0, scan);
-        fwd_out_proj(m, &w, y + b * L * dm, beta);
-        TM_LAP(tm, t0, gemm);
+        float *hb = w.hn + b * di * n, *cb = w.cn + b * di * k;
+        for (int64_t c0 = 0; c0 < L; c0 += lc) {
+            w.L = L - c0 < lc ? L - c0 : lc;
+            /* the states a chunk starts from and leaves for the next one
+             * (or for st); the last chunk without st keeps nothing */
+            const int first = c0 == 0, keep = st || c0 + w.L < L;
+            fwd_in_proj(m, &w, x + (b * L + c0) * dm);
+            TM_LAP(tm, t0, gemm);
+            fwd_conv(m, &w, first ? (st ? st->conv + b * di * k : NULL) : cb,
+                     keep ? cb : NULL);
+            TM_LAP(tm, t0, conv);
+            fwd_x_proj(m, &w);
+            TM_LAP(tm, t0, gemm);
+            SSM_TRY(fwd_scan(m, &w, first ? (st ? st->h + b * di * n : NULL) : hb,
+                             keep ? hb : NULL));
+            TM_LAP(tm, t0, scan);
+            fwd_out_proj(m, &w, y + (b * L + c0) * dm, beta);
+            TM_LAP(tm, t0, gemm);
+        }
     }
     if (st) {
         memcpy(st->h, w.hn, (size_t)(B * m->di * m->n) * sizeof(float));
