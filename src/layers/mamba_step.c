@@ -230,9 +230,7 @@ static T512 void conv_avx512(CONV_ARGS)
 }
 /* h prefetch distance, in channels: at a batch of 8 the states (96 KiB a
  * sequence and layer) stream from memory; 8-32 gave 3-5% (measured). */
-#ifndef SCAN_PF
 #define SCAN_PF 8
-#endif
 /* Pass 2 for n a multiple of 16 (the usual 16): h of a channel in whole
  * vectors, the lane sums and tree of SCAN_BODY. */
 static T512 void scan_avx512(SCAN_ARGS)
