@@ -198,34 +198,33 @@ static T512 void conv_avx512(CONV_ARGS)
                                           28, 24, 20, 16, 12, 8, 4, 0);
     for (int64_t i = i0; i < i1;) {
         const int64_t d = i % di;
-        if (i + 16 <= i1 && d + 16 <= di) {
-            float *win = conv + i * 4;
-            const float *w = cw + d * 4;
-            __m512 p[4];
-            for (int m = 0; m < 4; m++) {
-                const __m512 xb = _mm512_castps128_ps512(_mm_loadu_ps(x + i + 4 * m));
-                const __m512 v = _mm512_permutex2var_ps(_mm512_loadu_ps(win + 16 * m), ish, xb);
-                _mm512_storeu_ps(win + 16 * m, v);
-                p[m] = _mm512_mul_ps(v, _mm512_loadu_ps(w + 16 * m));
-            }
-            __m512 acc = cb ? _mm512_loadu_ps(cb + d) : _mm512_setzero_ps();
-            for (int t = 0; t < 4; t++) {
-                const __m512i it = _mm512_add_epi32(itap, _mm512_set1_epi32(t));
-                const __m512 lo = _mm512_permutex2var_ps(p[0], it, p[1]);
-                const __m512 hi = _mm512_permutex2var_ps(p[2], it, p[3]);
-                acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(lo, hi, 0x44));
-            }
-            _mm512_storeu_ps(u + i, silu16(acc));
-            i += 16;
-        } else {
-            float *win = conv + i * 4;
-            for (int64_t j = 0; j < 3; j++) win[j] = win[j + 1];
-            win[3] = x[i];
-            float acc = cb ? cb[d] : 0.0f;
-            for (int64_t j = 0; j < 4; j++) acc += cw[d * 4 + j] * win[j];
-            u[i] = silu_p(acc);
-            i++;
+        /* rows i .. i+nr-1 (same token): 16, or fewer at the end of the
+         * rows or of the token, then in masked lanes (the stage's row
+         * blocks are multiples of 24: a third of the rows were scalar) */
+        const int64_t nr = i1 - i < 16 ? (di - d < i1 - i ? di - d : i1 - i)
+                         : (di - d < 16 ? di - d : 16);
+        const __mmask16 mr = (__mmask16)((1u << nr) - 1u);
+        float *win = conv + i * 4;
+        const float *w = cw + d * 4;
+        __m512 p[4];
+        for (int m = 0; m < 4; m++) {
+            /* rows 4m .. 4m+3 of the 16: lanes of their windows */
+            const int64_t rm = nr - 4 * m < 0 ? 0 : nr - 4 * m > 4 ? 4 : nr - 4 * m;
+            const __mmask16 mw = (__mmask16)((1u << (4 * rm)) - 1u);
+            const __m512 xb = _mm512_maskz_loadu_ps((__mmask16)((1u << rm) - 1u), x + i + 4 * m);
+            const __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mw, win + 16 * m), ish, xb);
+            _mm512_mask_storeu_ps(win + 16 * m, mw, v);
+            p[m] = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(mw, w + 16 * m));
         }
+        __m512 acc = cb ? _mm512_maskz_loadu_ps(mr, cb + d) : _mm512_setzero_ps();
+        for (int t = 0; t < 4; t++) {
+            const __m512i it = _mm512_add_epi32(itap, _mm512_set1_epi32(t));
+            const __m512 lo = _mm512_permutex2var_ps(p[0], it, p[1]);
+            const __m512 hi = _mm512_permutex2var_ps(p[2], it, p[3]);
+            acc = _mm512_add_ps(acc, _mm512_shuffle_f32x4(lo, hi, 0x44));
+        }
+        _mm512_mask_storeu_ps(u + i, mr, silu16(acc));
+        i += nr;
     }
 }
 /* h prefetch distance, in channels: at a batch of 8 the states (96 KiB a
