@@ -247,7 +247,8 @@ int ssmi_conv_silu_rows_isa(int isa, int64_t rows, int64_t di, int64_t L,
     #pragma omp parallel for schedule(static) if (rows * L > PF_PAR_MIN_CONV)
     for (int64_t i = 0; i < rows; i++) {
         const int64_t d = i % di;
-        fn(x + i * L, ctx ? ctx + i * K : NULL, w + d * K, bias[d], L, K, u + i * L);
+        fn(x + i * L, ctx ? ctx + i * K : NULL, w + d * K, bias ? bias[d] : 0.0f, L, K,
+           u + i * L);
     }
     return 0;
 }

@@ -14,7 +14,8 @@
  *   d = i mod di, in(i, s) = x[i][s] for s >= 0, and for s < 0 the left
  * context ctx[i][K + s] (ctx: the state's window of the K last inputs,
  * oldest first, [rows][K]) or 0 when ctx is NULL.
- * x: [rows][L] (row stride L); u: [rows][L].  The taps are summed in the
+ * x: [rows][L] (row stride L); u: [rows][L]; bias NULL: zeros (the
+ * language models' conv_bias = false).  The taps are summed in the
  * step path's order (bias, tap 0, tap 1, ...), with FMA on the vector
  * paths.  silu(v) = v / (1 + exp(-v)) with a polynomial exp of about
  * 1 ulp (Cephes' expf minimax on [-ln2/2, ln2/2]).  OpenMP over rows, one

@@ -87,7 +87,10 @@ typedef struct ssmi_state_dims {
 struct ssm_model_state {
     ssmi_state_dims dims;
     int64_t max_batch;
-    float *conv;      /* [n_layer][maxB][Di][K-1] last K-1 conv inputs, oldest first */
+    float *conv;      /* [n_layer][maxB][Di][K] conv windows, oldest first: the
+                       * last K-1 inputs in [1..K-1]; [0] is never read (the
+                       * block's layout, so that the step and prompt kernels of
+                       * src/layers serve the model too).  Saved as [Di][K-1]. */
     float *h;         /* [n_layer][maxB][Di][N] */
     int64_t *ntok;    /* [maxB] tokens consumed */
     /* step workspace, [maxB] rows each */
@@ -110,13 +113,16 @@ int64_t ssmi_state_bytes(const ssmi_state_dims *d);
 /* The dims of a model's states. */
 void ssmi_model_state_dims(const ssm_model *m, ssmi_state_dims *d);
 
+/* Conv inputs a slot's state keeps per channel (K-1: the saved form), and
+ * the floats of a channel's window in memory (K). */
 static inline int64_t ssmi_kc(const ssmi_state_dims *d) { return d->d_conv - 1; }
+static inline int64_t ssmi_kw(const ssmi_state_dims *d) { return d->d_conv; }
 
-/* Slot's conv state [Di][K-1] and SSM state [Di][N] of layer. */
+/* Slot's conv windows [Di][K] and SSM state [Di][N] of layer. */
 static inline float *ssmi_conv_at(const ssm_model_state *s, int64_t layer, int64_t slot)
 {
     const ssmi_state_dims *d = &s->dims;
-    return s->conv + ((layer * s->max_batch + slot) * d->d_inner) * ssmi_kc(d);
+    return s->conv + ((layer * s->max_batch + slot) * d->d_inner) * ssmi_kw(d);
 }
 static inline float *ssmi_h_at(const ssm_model_state *s, int64_t layer, int64_t slot)
 {

@@ -25,10 +25,11 @@
 #include "layers/gemv_bf16dp.h"
 #include "layers/bf16_gemm.h"
 #include "layers/mamba_step.h"
+#include "layers/prefill_internal.h"
 #include "ssm/scan.h"
 
-/* No multiply-add fusion: the prompt and step paths (conv, norms, scan
- * step) must round alike whatever the compiler.  GCC in ISO C mode
+/* No multiply-add fusion: the prompt and step paths (norms, bias and
+ * residual adds) must round alike whatever the compiler.  GCC in ISO C mode
  * (-std=c11) does not contract; clang does within a statement unless
  * told. */
 #ifdef __clang__
@@ -53,8 +54,6 @@
             for (int64_t var = 0; var < (n); var++) { __VA_ARGS__ }          \
         }                                                                    \
     } while (0)
-
-static inline float silu(float v) { return v / (1.0f + expf(-v)); }
 
 /* rows of in [rows][dm] -> out: RMSNorm or LayerNorm with weight w, bias
  * b (LayerNorm only).  Sums in double, one row per thread: deterministic. */
@@ -223,32 +222,16 @@ static ssm_status ws_alloc(const ssm_model *m, int64_t lc, chunk_ws *w)
     return SSM_OK;
 }
 
-/* Causal depthwise conv of one chunk, channel-major x [Di][L] -> u =
- * silu(conv), reading the K-1 previous inputs from cs [Di][K-1] and leaving
- * there the last K-1 inputs. */
+/* Causal depthwise conv + silu of one chunk, channel-major x [Di][L] -> u,
+ * the left context from the slot's windows cs [Di][K], which then keep
+ * the chunk's last inputs: the Mamba block's prompt kernels
+ * (src/layers/prefill.c: one vector pass per row, polynomial exp; the
+ * scalar loop with libm's expf here was 7% of a 2048-token prompt). */
 static void conv_chunk(const ssmi_layer *Lw, int64_t di, int64_t k, int64_t L,
                        const float *x, float *u, float *cs)
 {
-    const int64_t kc = k - 1;
-    PFOR(di * L * k > PAR_MIN, d, di,
-        const float *xi = x + d * L, *w = Lw->conv_w + d * k;
-        float *c = cs + d * kc, *ud = u + d * L;
-        const float b = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
-        for (int64_t t = 0; t < L; t++) {
-            float acc = b;
-            for (int64_t j = 0; j < k; j++) {
-                int64_t idx = t - kc + j;
-                acc += w[j] * (idx >= 0 ? xi[idx] : c[idx + kc]);
-            }
-            ud[t] = silu(acc);
-        }
-        /* New window: position L-kc+j; reads c at index L+j > j, not yet
-         * overwritten in increasing j. */
-        for (int64_t j = 0; j < kc; j++) {
-            int64_t pos = L - kc + j;
-            c[j] = pos >= 0 ? xi[pos] : c[pos + kc];
-        }
-    );
+    ssmi_conv_silu_rows(di, di, L, k, x, cs, Lw->conv_w, Lw->conv_b, u);
+    ssmi_conv_state_keep(di, L, k, x, cs, cs);
 }
 
 /* One chunk of L tokens of one slot through every layer; logits of the
@@ -403,7 +386,7 @@ static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
 {
     const ssmi_model_cfg *c = &m->cfg;
     const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
-                  k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
+                  k = c->d_conv, r = c->dt_rank, V = c->vocab;
     const int64_t xr = r + 2 * n;
     /* bf16_dp: each BF16 product's input rounded where it is produced,
      * into xh or xh2 (NULL: that product reads the floats).  The stages
@@ -436,23 +419,13 @@ static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
             if (Lw->in_b)
                 for (int64_t i = 0; i < nb; i++)
                     for (int64_t d = j0; d < j1; d++) dst[i * di + d] += Lw->in_b[half * di + d];
-            /* conv: the same accumulation order as conv_chunk */
+            /* conv + silu: the Mamba block's step kernel (mamba_step.c) */
             if (!half)
-                for (int64_t i = 0; i < nb; i++) {
-                    float *cs = ssmi_conv_at(s, l, slots ? slots[i] : i);
-                    const float *x = s->x + i * di;
-                    float *u = s->u + i * di;
-                    for (int64_t d = j0; d < j1; d++) {
-                        const float *w = Lw->conv_w + d * k;
-                        float *cd = cs + d * kc;
-                        float acc = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
-                        for (int64_t j = 0; j < kc; j++) acc += w[j] * cd[j];
-                        acc += w[kc] * x[d];
-                        u[d] = silu(acc);
-                        for (int64_t j = 0; j + 1 < kc; j++) cd[j] = cd[j + 1];
-                        if (kc > 0) cd[kc - 1] = x[d];
-                    }
-                }
+                for (int64_t i = 0; i < nb; i++)
+                    ssmi_mamba_step_conv_rows(0, j0, j1, di, k,
+                                              ssmi_conv_at(s, l, slots ? slots[i] : i),
+                                              s->x + i * di, Lw->conv_w, Lw->conv_b,
+                                              s->u + i * di);
             if (!half && h_u) round_cols(nb, s->u, di, di, j0, j1, h_u););
         const int64_t rb2 = ssmi_xwt_block_rows(di, Lw->x_w.h != NULL);
         const int64_t nb2 = (xr + rb2 - 1) / rb2;
@@ -512,7 +485,7 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
 {
     const ssmi_model_cfg *c = &m->cfg;
     const int64_t dm = c->d_model, di = c->d_inner, n = c->d_state,
-                  k = c->d_conv, r = c->dt_rank, V = c->vocab, kc = k - 1;
+                  k = c->d_conv, r = c->dt_rank, V = c->vocab;
     /* BF16 activations for the vdpbf16ps products (NULL: exact path). */
     uint16_t *xh = m->bf16_dp ? s->xh : NULL;
     for (int64_t i = 0; i < nb; i++)
@@ -547,22 +520,10 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
             add_rows(nb, di, s->x, Lw->in_b);
             add_rows(nb, di, s->z, Lw->in_b + di);
         }
-        /* conv: the same accumulation order as conv_chunk */
-        for (int64_t i = 0; i < nb; i++) {
-            float *cs = ssmi_conv_at(s, l, slots ? slots[i] : i);
-            const float *x = s->x + i * di;
-            float *u = s->u + i * di;
-            PFOR(di * k > PAR_MIN, d, di,
-                const float *w = Lw->conv_w + d * k;
-                float *cd = cs + d * kc;
-                float acc = Lw->conv_b ? Lw->conv_b[d] : 0.0f;
-                for (int64_t j = 0; j < kc; j++) acc += w[j] * cd[j];
-                acc += w[kc] * x[d];
-                u[d] = silu(acc);
-                for (int64_t j = 0; j + 1 < kc; j++) cd[j] = cd[j + 1];
-                if (kc > 0) cd[kc - 1] = x[d];
-            );
-        }
+        /* conv + silu as run_step_team's */
+        for (int64_t i = 0; i < nb; i++)
+            ssmi_mamba_step_conv_rows(0, 0, di, di, k, ssmi_conv_at(s, l, slots ? slots[i] : i),
+                                      s->x + i * di, Lw->conv_w, Lw->conv_b, s->u + i * di);
         step_xwt(nb, r, di, s->u, di, Lw->x_w, s->dtl, r, xh);
         step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r, di), s->bm, n, xh);
         step_xwt(nb, n, di, s->u, di, ssmi_wmat_rows(Lw->x_w, r + n, di), s->cm, n, xh);

@@ -16,7 +16,8 @@
 #define STATE_KIND_MAMBA2 2u
 #define STATE_HEADER (8 + 4 + 4 + 6 * 8)
 
-/* Floats of one slot: per layer conv [Di][K-1] and h [Di][N]. */
+/* Floats of one slot as saved: per layer conv [Di][K-1] (the last K-1
+ * inputs; memory has a K-float window, model_internal.h) and h [Di][N]. */
 static int64_t slot_floats(const ssmi_state_dims *d, int64_t *conv, int64_t *h)
 {
     int64_t c, hh, per, tot;
@@ -113,9 +114,8 @@ ssm_status ssm_model_state_create(ssm_model_state **state,
     ssmi_model_state_dims(model, &d);
     if (d.kind == 2) return create_m2(state, model, max_batch, &d);
     int64_t nconv, nh, rows_dm, rows_di, rows_r, rows_n, rows_h;
-    /* Padded by one float so that K = 1 (no conv state) still allocates. */
     if (!ssmi_sizes_ok(&nconv, sizeof(float), 4, d.n_layer, max_batch, d.d_inner,
-                       ssmi_kc(&d) + 1) ||
+                       ssmi_kw(&d)) ||
         !ssmi_sizes_ok(&nh, sizeof(float), 4, d.n_layer, max_batch, d.d_inner, d.d_state) ||
         !ssmi_sizes_ok(&rows_dm, sizeof(float), 2, max_batch, d.d_model) ||
         !ssmi_sizes_ok(&rows_di, sizeof(float), 2, max_batch, d.d_inner) ||
@@ -184,7 +184,7 @@ static void reset_slot(ssm_model_state *s, int64_t slot)
         return;
     }
     for (int64_t l = 0; l < d->n_layer; l++) {
-        memset(conv_at(s, l, slot), 0, (size_t)(d->d_inner * ssmi_kc(d)) * sizeof(float));
+        memset(conv_at(s, l, slot), 0, (size_t)(d->d_inner * ssmi_kw(d)) * sizeof(float));
         memset(h_at(s, l, slot), 0, (size_t)(d->d_inner * d->d_state) * sizeof(float));
     }
     s->ntok[slot] = 0;
@@ -271,7 +271,7 @@ ssm_status ssm_model_state_copy(ssm_model_state *dst, int64_t dst_slot,
     }
     for (int64_t l = 0; l < d->n_layer; l++) {
         memcpy(conv_at(dst, l, dst_slot), conv_at(src, l, src_slot),
-               (size_t)(d->d_inner * ssmi_kc(d)) * sizeof(float));
+               (size_t)(d->d_inner * ssmi_kw(d)) * sizeof(float));
         memcpy(h_at(dst, l, dst_slot), h_at(src, l, src_slot),
                (size_t)(d->d_inner * d->d_state) * sizeof(float));
     }
@@ -380,10 +380,14 @@ ssm_status ssm_model_state_save(const ssm_model_state *s, int64_t slot,
         ssmi_free(tmp);
         return st;
     }
-    int64_t nc = d->d_inner * ssmi_kc(d), nh = d->d_inner * d->d_state;
+    const int64_t kc = ssmi_kc(d), kw = ssmi_kw(d), nh = d->d_inner * d->d_state;
     for (int64_t l = 0; l < d->n_layer; l++) {
-        put_floats(q, conv_at(s, l, slot), nc);
-        q += 4 * nc;
+        /* each window's last K-1 inputs: the saved form */
+        const float *cw = conv_at(s, l, slot);
+        for (int64_t c = 0; c < d->d_inner; c++) {
+            put_floats(q, cw + c * kw + 1, kc);
+            q += 4 * kc;
+        }
         put_floats(q, h_at(s, l, slot), nh);
         q += 4 * nh;
     }
@@ -409,7 +413,7 @@ ssm_status ssm_model_state_restore(ssm_model_state *s, int64_t slot,
         get_u64(p + size - 8) != fnv1a(FNV_OFFSET, p, size - 8))
         return SSM_FAIL(SSM_ERR_FORMAT);
     /* Decode into scratch first: the slot changes only if all is well. */
-    int64_t nc = d->d_inner * ssmi_kc(d), nh = d->d_inner * d->d_state;
+    const int64_t kc = ssmi_kc(d), kw = ssmi_kw(d), nh = d->d_inner * d->d_state;
     int64_t tot = slot_floats(d, NULL, NULL);
     float *tmp = ssmi_alloc((size_t)(tot > 0 ? tot : 1), sizeof(float));
     if (!tmp) return SSM_FAIL(SSM_ERR_NOMEM);
@@ -425,8 +429,12 @@ ssm_status ssm_model_state_restore(ssm_model_state *s, int64_t slot,
     }
     const float *t = tmp;
     for (int64_t l = 0; l < d->n_layer; l++) {
-        memcpy(conv_at(s, l, slot), t, (size_t)nc * sizeof(float));
-        t += nc;
+        float *cw = conv_at(s, l, slot);
+        for (int64_t c = 0; c < d->d_inner; c++) {
+            cw[c * kw] = 0.0f;
+            memcpy(cw + c * kw + 1, t, (size_t)kc * sizeof(float));
+            t += kc;
+        }
         memcpy(h_at(s, l, slot), t, (size_t)nh * sizeof(float));
         t += nh;
     }
