@@ -128,13 +128,13 @@ START_TEST(test_forward_reference)
 }
 END_TEST
 
-/* A prompt longer than the forward's 256-token chunks. */
+/* A prompt of three of the forward's 2048-token chunks, the last short. */
 START_TEST(test_long_prompt)
 {
     tiny_model m;
     char dir[64];
     ssm_model *model = load_variant(&variants[0], &m, dir, sizeof dir);
-    enum { L = 600 };
+    enum { L = 4500 };
     int32_t *tok = tu_alloc(L, sizeof *tok);
     tiny_fill_tokens(tok, L, m.V, 5);
     double *ref = tu_alloc((size_t)L * m.V, sizeof *ref);

@@ -357,7 +357,7 @@ static void check_default_step(void)
     ssm_model_info_init(&in);
     ck_assert_int_eq(ssm_model_get_info(m32, &in), SSM_OK);
     const int64_t V = in.vocab, nl = in.n_layer;
-    enum { B = 3, P = 257, S = 5 };   /* P: two chunks, the last of one token */
+    enum { B = 3, P = 2049, S = 5 };  /* P: two chunks, the last of one token */
     ssm_model_state *s32, *sx, *sd, *st;
     ck_assert_int_eq(ssm_model_state_create(&s32, m32, B), SSM_OK);
     ck_assert_int_eq(ssm_model_state_create(&sx, mx, B), SSM_OK);

@@ -238,15 +238,15 @@ START_TEST(test_slots_and_state)
 }
 END_TEST
 
-/* Long prompt: more than one 256-token chunk of run.c and the step after
- * it, against the reference. */
+/* Long prompt: three 2048-token chunks of run.c (the last short) and the
+ * step after it, against the reference. */
 START_TEST(test_long_prompt)
 {
     const variant *v = &variants[1];
     tiny2_model m;
     char dir[64];
     ssm_model *model = load_variant(v, &m, dir, sizeof dir);
-    const int L = 600;
+    const int L = 4500;
     int32_t *tok = tu_alloc((size_t)L, sizeof *tok);
     tiny_fill_tokens(tok, L, m.V, 9);
     double *ref = tu_alloc((size_t)L * m.V, sizeof *ref);

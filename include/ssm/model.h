@@ -268,7 +268,7 @@ SSM_API ssm_status ssm_model_state_restore_file(ssm_model_state *state,
  * next-token logits after each sequence's last token, or NULL.  A token id
  * outside [0, vocab) is SSM_ERR_ARG (checked before anything changes).
  * len == 1 is the decoding step: no allocation.  len > 1 runs each
- * sequence in chunks of at most 256 tokens through the whole network, so
+ * sequence in chunks of at most 2048 tokens through the whole network, so
  * the workspace (allocated for the call) does not grow with len.
  * Errors: SSM_ERR_ARG (NULL, sizes < 1, batch > max_batch, a state of
  * another model size, bad token), SSM_ERR_NOMEM. */
