@@ -272,16 +272,23 @@ END_TEST
 static double silu_d(double x) { return x / (1.0 + exp(-x)); }
 static double softplus_d(double x) { return x <= 20.0 ? log1p(exp(x)) : x; }
 
+/* _i = 0: dt up to ~26 (the decay's range steps matter: |dt A| up to
+ * ~500); 1: dt up to ~1.7 with one |A| of 51 in every fifth channel, so
+ * that most 16-channel (8 for AVX2) groups have dt max|A| <= DEC_RNG (87)
+ * and take the decay without range steps, some right under that bound
+ * (|dt a2| up to ~125), and every 23rd row is large, so that some groups
+ * do not. */
 START_TEST(step_kernels)
 {
     const double u = 0x1.0p-24;
+    const int small = _i;
     static const int64_t Bs[] = { 1, 3 }, dis[] = { 5, 37, 300 }, ns[] = { 16, 4, 21, 32 };
     double worst_y = 0, worst_h = 0, worst_c = 0;
     for (size_t ib = 0; ib < 2; ib++)
         for (size_t id = 0; id < 3; id++)
             for (size_t in = 0; in < 4; in++) {
                 const int64_t B = Bs[ib], di = dis[id], n = ns[in], rows = B * di, k = 4;
-                tu_rng r = { 900 + ib * 17 + id * 5 + in };
+                tu_rng r = { 900 + ib * 17 + id * 5 + in + 1000 * (uint64_t)small };
                 float *h0 = tu_alloc((size_t)(rows * n), 4), *uu = tu_alloc((size_t)rows, 4),
                       *dl = tu_alloc((size_t)rows, 4), *A = tu_alloc((size_t)(di * n), 4),
                       *Bm = tu_alloc((size_t)(B * n), 4), *Cm = tu_alloc((size_t)(B * n), 4),
@@ -293,11 +300,26 @@ START_TEST(step_kernels)
                 for (int64_t i = 0; i < rows; i++) {
                     uu[i] = (float)tu_normal(&r);
                     /* delta + bias spans both softplus branches */
-                    dl[i] = (float)tu_range(&r, -12, 26);
+                    dl[i] = (float)(small && i % 23 != 5 ? tu_range(&r, -12, 1.7)
+                                                         : tu_range(&r, -12, 26));
                     z[i] = (float)(3 * tu_normal(&r));
                     x[i] = (float)tu_normal(&r);
                 }
                 for (int64_t i = 0; i < di * n; i++) A[i] = (float)-exp(tu_range(&r, -1, 3));
+                if (small)
+                    for (int64_t d = 2; d < di; d += 5) A[d * n + d % n] = -51.0f;
+                float *A2 = tu_alloc((size_t)(di * n), 4), *amax = tu_alloc((size_t)di, 4);
+                ssmi_mamba_step_a2(di, n, A, A2, amax);
+                for (int64_t d = 0; d < di; d++) {
+                    float m = 0;
+                    for (int64_t s2 = 0; s2 < n; s2++) {
+                        /* scan_a2: A log2(e) rounded once */
+                        const float want = (float)((long double)A[d * n + s2] * 1.4426950408889634074L);
+                        ck_assert_msg(A2[d * n + s2] == want, "a2 %.9g, want %.9g", A2[d * n + s2], want);
+                        m = fabsf(A[d * n + s2]) > m ? fabsf(A[d * n + s2]) : m;
+                    }
+                    ck_assert(amax[d] == m);
+                }
                 for (int64_t i = 0; i < B * n; i++) { Bm[i] = (float)tu_normal(&r); Cm[i] = (float)tu_normal(&r); }
                 for (int64_t i = 0; i < di; i++) {
                     D[i] = (float)tu_normal(&r); bias[i] = (float)tu_range(&r, -4, 0);
@@ -314,7 +336,19 @@ START_TEST(step_kernels)
                               *win = tu_alloc((size_t)(rows * k), 4), *uo = tu_alloc((size_t)rows, 4);
                         memcpy(h, h0, (size_t)(rows * n) * 4);
                         memcpy(win, win0, (size_t)(rows * k) * 4);
-                        ssmi_mamba_step_scan(isa, rows, di, n, h, uu, dl, A, Bm, Cm, n, D, z, bias, dtv, g, y);
+                        ssmi_mamba_step_scan(isa, rows, di, n, h, uu, dl, A2, amax, Bm, Cm, n, D, z,
+                                             bias, dtv, g, y);
+                        if (th == 1) {
+                            /* without amax every group takes the range steps: the same bits */
+                            float *h2 = tu_alloc((size_t)(rows * n), 4), *y2 = tu_alloc((size_t)rows, 4);
+                            memcpy(h2, h0, (size_t)(rows * n) * 4);
+                            ssmi_mamba_step_scan(isa, rows, di, n, h2, uu, dl, A2, NULL, Bm, Cm, n, D, z,
+                                                 bias, dtv, g, y2);
+                            ck_assert_msg(!memcmp(y, y2, (size_t)rows * 4) &&
+                                          !memcmp(h, h2, (size_t)(rows * n) * 4),
+                                          "step scan: path %d differs without amax", isa);
+                            free(h2); free(y2);
+                        }
                         ssmi_mamba_step_conv(isa, rows, di, k, win, x, cw, cb, uo);
                         if (!ref_y) {
                             /* dt as the sequence scan computes it, bit for bit */
@@ -375,7 +409,8 @@ START_TEST(step_kernels)
                     ck_assert_msg(ec <= bc, "conv error %.3g > %.3g", ec, bc);
                 }
                 free(ref_y); free(ref_h); free(ref_u); free(ref_w);
-                free(h0); free(uu); free(dl); free(A); free(Bm); free(Cm); free(D); free(z);
+                free(h0); free(uu); free(dl); free(A); free(A2); free(amax); free(Bm); free(Cm);
+                free(D); free(z);
                 free(bias); free(cw); free(cb); free(x); free(win0);
             }
     TU_CHECK_ERR(worst_h, 1.0, "step scan: new state h vs double (worst error/bound)");
@@ -398,7 +433,7 @@ int main(void)
     tcase_add_loop_test(tc, against_double_every_path, 0, 2);
     tcase_add_test(tc, bit_identities);
     tcase_add_test(tc, bf16_rounding);
-    tcase_add_test(tc, step_kernels);
+    tcase_add_loop_test(tc, step_kernels, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -128,6 +128,7 @@ struct ssm_mamba {
     int64_t cnt[SSM_MAMBA_NPARAMS];
     float *p[SSM_MAMBA_NPARAMS];
     float *A;                        /* [Di][N] = -exp(A_log) */
+    float *A2, *amax;                /* its step table (mamba_step.h), in A's block */
 };
 
 struct ssm_mamba_state {
@@ -236,6 +237,7 @@ static void update_A(ssm_mamba *m)
     const float *al = m->p[SSM_MAMBA_A_LOG];
     for (int64_t i = 0; i < m->di * m->n; i++)
         m->A[i] = -expf(al[i]);
+    ssmi_mamba_step_a2(m->di, m->n, m->A, m->A2, m->amax);
 }
 
 ssm_status ssm_mamba_create(ssm_mamba **blk, const ssm_mamba_config *cfg,
@@ -267,11 +269,13 @@ ssm_status ssm_mamba_create(ssm_mamba **blk, const ssm_mamba_config *cfg,
             return SSM_FAIL(SSM_ERR_NOMEM);
         }
     }
-    m->A = ssmi_alloc((size_t)(m->di * m->n), sizeof(float));
+    m->A = ssmi_alloc((size_t)((2 * m->n + 1) * m->di), sizeof(float));
     if (!m->A) {
         ssm_mamba_destroy(m);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
+    m->A2 = m->A + m->di * m->n;
+    m->amax = m->A2 + m->di * m->n;
 
     /* Default initialisation of Mamba's reference implementation (fixed
      * draw order: the tensors in enum order). */
@@ -828,6 +832,12 @@ static void block_step_team(const ssm_mamba *m, ssm_mamba_state *st, int64_t B,
     TEAM_FOR(team, bk, 2 * nb1,
         const int64_t half = bk % 2, j0 = (bk / 2) * rb1;
         const int64_t j1 = j0 + rb1 < di ? j0 + rb1 : di;
+        /* the block's conv windows (evicted since the last step) fetched
+         * while its product runs: the conv of 24 layers at batch 8, 1
+         * thread, Zen 4, 0.95-1.09 -> 0.73-0.76 ms a step */
+        if (!half)
+            for (int64_t b = 0; b < B; b++)
+                ssmi_mamba_step_conv_prefetch(b * di + j0, b * di + j1, k, st->conv);
         ssmi_xwt_rows(B, j0, j1, dm, x, dm, win + half * di * dm, NULL, dm,
                       half ? st->z : st->xi, di);
         if (!half) {
@@ -868,7 +878,7 @@ static void block_step_team(const ssm_mamba *m, ssm_mamba_state *st, int64_t B,
         TM_START(t, s0);
         for (int64_t b = 0; b < B; b++)
             ssmi_mamba_step_scan_rows(0, b * di + j0, b * di + j1, di, n, st->h, st->u,
-                                      st->delta, m->A, st->bt, st->ct, n, dd, st->z, dtb,
+                                      st->delta, m->A2, m->amax, st->bt, st->ct, n, dd, st->z, dtb,
                                       st->xi, st->z, st->ys);
         if (t) { double e = now_s() - s0; t->scan += e; sub += e; });
     TM_LAP(t, t0, gemm);
@@ -914,7 +924,7 @@ static ssm_status block_step_ws(const ssm_mamba *m, ssm_mamba_state *st, int64_t
 
     /* The scan step (mamba_step.c); xi (consumed by the conv) holds dt and
      * z is replaced by silu(z): both are step workspace. */
-    ssmi_mamba_step_scan(0, B * di, di, n, st->h, st->u, st->delta, m->A, st->bt,
+    ssmi_mamba_step_scan(0, B * di, di, n, st->h, st->u, st->delta, m->A2, m->amax, st->bt,
                          st->ct, n, m->p[SSM_MAMBA_D], st->z,
                          m->p[SSM_MAMBA_DT_PROJ_B], st->xi, st->z, st->ys);
     TM_LAP(tm, t0, scan);

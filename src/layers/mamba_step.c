@@ -18,7 +18,14 @@
  * relative), and the update and the C sum are fused multiply-adds: 20
  * vector operations a channel of 16 states instead of 32 with the Cephes
  * exp below (batch 8, 24 layers, 1 thread on Zen 4: the scan's share of
- * the step 13.7% -> 11.2-11.7%).  softplus is the scan's too
+ * the step 13.7% -> 11.2-11.7%).  a2 comes from a table made when A is
+ * (ssmi_mamba_step_a2), and a token's 16 channels whose dt max|A| are
+ * all <= 87 (the usual case: dt ~ 1e-3..1e-1, |A| ~ 1..16) skip the
+ * decay's range steps, which cannot change a bit there: 13 operations
+ * a channel.  In the step (24 layers, batch 8, 1 thread, Zen 4) the scan
+ * went 2.95-3.13 -> 2.71-2.94 ms only: at that batch its 786 KiB of
+ * states a layer stream from memory, so it is bound by their reads and
+ * write-backs as much as by its arithmetic.  softplus is the scan's too
  * (scan_softplus and its vector forms: max(x, 0) + log1p(exp(-|x|)), no
  * division, <= 1.8 ulp), so the step's dt is the sequence scan's dt bit for
  * bit (it was Cephes' logf on 1 + e with Goldberg's correction, a
@@ -32,6 +39,7 @@
  * operations, so all three give the same bits.  One writer per output,
  * fixed order: the same bits for any thread count.  No allocation.
  */
+#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -119,18 +127,18 @@ static inline float silu_p(float x)
         const int64_t b = i / di, d = i % di;                                \
         const float dt = dtv[i], dtu = dt * u[i];                            \
         float *hh = h + i * n;                                               \
-        const float *a = A + d * n, *bb = Bm + b * ldbc, *cc = Cm + b * ldbc; \
+        const float *a = A2 + d * n, *bb = Bm + b * ldbc, *cc = Cm + b * ldbc; \
         float acc[16] = { 0 };                                               \
         int64_t s0 = 0;                                                      \
         for (; s0 + 16 <= n; s0 += 16)                                       \
             for (int q = 0; q < 16; q++) {                                   \
-                const float hv = fmaf(scan_decayf(dt, scan_a2(a[s0 + q])), hh[s0 + q], \
+                const float hv = fmaf(scan_decayf(dt, a[s0 + q]), hh[s0 + q], \
                                       dtu * bb[s0 + q]);                     \
                 hh[s0 + q] = hv;                                             \
                 acc[q] = fmaf(cc[s0 + q], hv, acc[q]);                       \
             }                                                                \
         for (int q = 0; s0 + q < n; q++) {                                   \
-            const float hv = fmaf(scan_decayf(dt, scan_a2(a[s0 + q])), hh[s0 + q], \
+            const float hv = fmaf(scan_decayf(dt, a[s0 + q]), hh[s0 + q],   \
                                   dtu * bb[s0 + q]);                         \
             hh[s0 + q] = hv;                                                 \
             acc[q] = fmaf(cc[s0 + q], hv, acc[q]);                           \
@@ -141,12 +149,13 @@ static inline float silu_p(float x)
     }
 
 #define SCAN_ARGS int64_t i0, int64_t i1, int64_t di, int64_t n, float *h,   \
-    const float *u, const float *delta, const float *A, const float *Bm,     \
+    const float *u, const float *delta, const float *A2, const float *amax,  \
+    const float *Bm,                                                         \
     const float *Cm, int64_t ldbc, const float *D, const float *z,           \
     const float *bias, float *dtv, float *g, float *y
 
 static void conv_gen(CONV_ARGS) { CONV_BODY }
-static void scan_gen(SCAN_ARGS) { SCAN_BODY }
+static void scan_gen(SCAN_ARGS) { (void)amax; SCAN_BODY }
 #ifdef STEP_X86
 #include <immintrin.h>
 #define T512 __attribute__((target("avx512f,fma")))
@@ -246,8 +255,38 @@ static T512 void conv_avx512(CONV_ARGS)
 /* h prefetch distance, in channels: at a batch of 8 the states (96 KiB a
  * sequence and layer) stream from memory; 8-32 gave 3-5% (measured). */
 #define SCAN_PF 8
+/* One channel's n states (n a multiple of 16) in whole vectors: h updated,
+ * the C lane sums returned (SCAN_BODY's acc).  MODE as vdecayc_avx512: 0
+ * the full decay, 2 without its range steps (|dt| max |A| <= DEC_RNG). */
+static T512 inline __attribute__((always_inline)) __m512
+scan_chan16(const int MODE, float dtc, float uc, float *hh, const float *a2,
+            const float *bb, const float *cc, int64_t n)
+{
+    const __m512 dt = _mm512_set1_ps(dtc), dtu = _mm512_set1_ps(dtc * uc);
+    _mm_prefetch((const char *)(hh + SCAN_PF * n), _MM_HINT_T0);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t s0 = 0; s0 < n; s0 += 16) {
+        const __m512 da = vdecayc_avx512(MODE, dt, _mm512_loadu_ps(a2 + s0));
+        const __m512 hv = _mm512_fmadd_ps(da, _mm512_loadu_ps(hh + s0),
+                                          _mm512_mul_ps(dtu, _mm512_loadu_ps(bb + s0)));
+        _mm512_storeu_ps(hh + s0, hv);
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(cc + s0), hv, acc);
+    }
+    return acc;
+}
+/* Whether 16 channels may take the decay without range steps: dt amax <=
+ * DEC_RNG in every lane (false for NaN or inf; amax NULL: never). */
+static T512 inline int step_fast16(const float *dtv, const float *amax)
+{
+    if (!amax) return 0;
+    const __m512 r = _mm512_mul_ps(_mm512_loadu_ps(dtv), _mm512_loadu_ps(amax));
+    return _mm512_cmp_ps_mask(r, _mm512_set1_ps(DEC_RNG), _CMP_LE_OQ) == 0xFFFF;
+}
 /* Pass 2 for n a multiple of 16 (the usual 16): h of a channel in whole
- * vectors, the lane sums and tree of SCAN_BODY. */
+ * vectors, the lane sums and tree of SCAN_BODY; 16 channels of a token
+ * whose dt max |A| are all small take the decay without its range steps
+ * (the same bits: vdecayc_avx512), 15 vector operations a channel instead
+ * of 22 with the a2 = A log2(e) it used to compute. */
 static T512 void scan_avx512(SCAN_ARGS)
 {
     if (n % 16) {
@@ -278,20 +317,14 @@ static T512 void scan_avx512(SCAN_ARGS)
          * tail were a third of the step's scan at a batch of 8). */
         const int nc = i + 16 <= i1 && d + 16 <= di ? 16 : 1;
         __m512 acc[16];
-        for (int c = 0; c < nc; c++) {
-            const __m512 dt = _mm512_set1_ps(dtv[i + c]);
-            const __m512 dtu = _mm512_set1_ps(dtv[i + c] * u[i + c]);
-            float *hh = h + (i + c) * n;
-            const float *a = A + (d + c) * n;
-            _mm_prefetch((const char *)(hh + SCAN_PF * n), _MM_HINT_T0);
-            acc[c] = _mm512_setzero_ps();
-            for (int64_t s0 = 0; s0 < n; s0 += 16) {
-                const __m512 da = vdecay_avx512(dt, va2_avx512(_mm512_loadu_ps(a + s0)));
-                const __m512 hv = _mm512_fmadd_ps(da, _mm512_loadu_ps(hh + s0),
-                                                  _mm512_mul_ps(dtu, _mm512_loadu_ps(bb + s0)));
-                _mm512_storeu_ps(hh + s0, hv);
-                acc[c] = _mm512_fmadd_ps(_mm512_loadu_ps(cc + s0), hv, acc[c]);
-            }
+        if (nc == 16 && step_fast16(dtv + i, amax ? amax + d : NULL)) {
+            for (int c = 0; c < 16; c++)
+                acc[c] = scan_chan16(2, dtv[i + c], u[i + c], h + (i + c) * n,
+                                     A2 + (d + c) * n, bb, cc, n);
+        } else {
+            for (int c = 0; c < nc; c++)
+                acc[c] = scan_chan16(0, dtv[i + c], u[i + c], h + (i + c) * n,
+                                     A2 + (d + c) * n, bb, cc, n);
         }
         if (nc == 16) {
             const __m512 du = D ? _mm512_mul_ps(_mm512_loadu_ps(D + d), _mm512_loadu_ps(u + i))
@@ -383,6 +416,36 @@ static T256 void conv_avx2(CONV_ARGS)
         i += 8;
     }
 }
+/* scan_chan16 and step_fast16 on 8 lanes: a channel's 16 states as two
+ * halves, lanes 0-7 and 8-15, as SCAN_BODY's acc; the lane sums k + k+8
+ * returned. */
+static T256 inline __attribute__((always_inline)) __m256
+scan_chan8(const int MODE, float dtc, float uc, float *hh, const float *a2,
+           const float *bb, const float *cc, int64_t n)
+{
+    const __m256 dt = _mm256_set1_ps(dtc), dtu = _mm256_set1_ps(dtc * uc);
+    _mm_prefetch((const char *)(hh + SCAN_PF * n), _MM_HINT_T0);
+    __m256 al = _mm256_setzero_ps(), ah = _mm256_setzero_ps();
+    for (int64_t s0 = 0; s0 < n; s0 += 16) {
+        for (int half = 0; half < 2; half++) {
+            const int64_t o = s0 + 8 * half;
+            const __m256 da = vdecayc_avx2(MODE, dt, _mm256_loadu_ps(a2 + o));
+            const __m256 hv = _mm256_fmadd_ps(da, _mm256_loadu_ps(hh + o),
+                                              _mm256_mul_ps(dtu, _mm256_loadu_ps(bb + o)));
+            _mm256_storeu_ps(hh + o, hv);
+            const __m256 co = _mm256_loadu_ps(cc + o);
+            if (half) ah = _mm256_fmadd_ps(co, hv, ah);
+            else al = _mm256_fmadd_ps(co, hv, al);
+        }
+    }
+    return _mm256_add_ps(al, ah);
+}
+static T256 inline int step_fast8(const float *dtv, const float *amax)
+{
+    if (!amax) return 0;
+    const __m256 r = _mm256_mul_ps(_mm256_loadu_ps(dtv), _mm256_loadu_ps(amax));
+    return _mm256_movemask_ps(_mm256_cmp_ps(r, _mm256_set1_ps(DEC_RNG), _CMP_LE_OQ)) == 0xFF;
+}
 static T256 void scan_avx2(SCAN_ARGS)
 {
     if (n % 16) {
@@ -411,26 +474,14 @@ static T256 void scan_avx2(SCAN_ARGS)
          * does 16 */
         const int nc = i + 8 <= i1 && d + 8 <= di ? 8 : 1;
         __m256 acc[8];
-        for (int c = 0; c < nc; c++) {
-            const __m256 dt = _mm256_set1_ps(dtv[i + c]);
-            const __m256 dtu = _mm256_set1_ps(dtv[i + c] * u[i + c]);
-            float *hh = h + (i + c) * n;
-            const float *a = A + (d + c) * n;
-            _mm_prefetch((const char *)(hh + SCAN_PF * n), _MM_HINT_T0);
-            __m256 al = _mm256_setzero_ps(), ah = _mm256_setzero_ps();
-            for (int64_t s0 = 0; s0 < n; s0 += 16) {
-                for (int half = 0; half < 2; half++) {
-                    const int64_t o = s0 + 8 * half;
-                    const __m256 da = vdecay_avx2(dt, va2_avx2(_mm256_loadu_ps(a + o)));
-                    const __m256 hv = _mm256_fmadd_ps(da, _mm256_loadu_ps(hh + o),
-                                                      _mm256_mul_ps(dtu, _mm256_loadu_ps(bb + o)));
-                    _mm256_storeu_ps(hh + o, hv);
-                    const __m256 co = _mm256_loadu_ps(cc + o);
-                    if (half) ah = _mm256_fmadd_ps(co, hv, ah);
-                    else al = _mm256_fmadd_ps(co, hv, al);
-                }
-            }
-            acc[c] = _mm256_add_ps(al, ah);                 /* k + k+8 */
+        if (nc == 8 && step_fast8(dtv + i, amax ? amax + d : NULL)) {
+            for (int c = 0; c < 8; c++)
+                acc[c] = scan_chan8(2, dtv[i + c], u[i + c], h + (i + c) * n,
+                                    A2 + (d + c) * n, bb, cc, n);
+        } else {
+            for (int c = 0; c < nc; c++)
+                acc[c] = scan_chan8(0, dtv[i + c], u[i + c], h + (i + c) * n,
+                                    A2 + (d + c) * n, bb, cc, n);
         }
         if (nc == 8) {
             const __m256 du = D ? _mm256_mul_ps(_mm256_loadu_ps(D + d), _mm256_loadu_ps(u + i))
@@ -491,8 +542,8 @@ void ssmi_mamba_step_conv(int isa, int64_t rows, int64_t di, int64_t k, float *c
 }
 
 void ssmi_mamba_step_scan(int isa, int64_t rows, int64_t di, int64_t n, float *h,
-                          const float *u, const float *delta, const float *A,
-                          const float *Bm, const float *Cm, int64_t ldbc,
+                          const float *u, const float *delta, const float *A2,
+                          const float *amax, const float *Bm, const float *Cm, int64_t ldbc,
                           const float *D, const float *z, const float *bias,
                           float *dtv, float *g, float *y)
 {
@@ -508,9 +559,9 @@ void ssmi_mamba_step_scan(int isa, int64_t rows, int64_t di, int64_t n, float *h
         #pragma omp parallel for schedule(static)
         for (int64_t bk = 0; bk < nb; bk++)
             f(bk * RBLK, bk * RBLK + RBLK < rows ? bk * RBLK + RBLK : rows, di, n, h, u,
-              delta, A, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
+              delta, A2, amax, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
     } else {
-        f(0, rows, di, n, h, u, delta, A, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
+        f(0, rows, di, n, h, u, delta, A2, amax, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
     }
 }
 
@@ -546,12 +597,37 @@ void ssmi_mamba_step_conv_rows(int isa, int64_t i0, int64_t i1, int64_t di, int6
 
 void ssmi_mamba_step_scan_rows(int isa, int64_t i0, int64_t i1, int64_t di, int64_t n,
                                float *h, const float *u, const float *delta,
-                               const float *A, const float *Bm, const float *Cm,
+                               const float *A2, const float *amax, const float *Bm,
+                               const float *Cm,
                                int64_t ldbc, const float *D, const float *z,
                                const float *bias, float *dtv, float *g, float *y)
 {
     if (i1 > i0)
-        scan_pick(isa)(i0, i1, di, n, h, u, delta, A, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
+        scan_pick(isa)(i0, i1, di, n, h, u, delta, A2, amax, Bm, Cm, ldbc, D, z, bias, dtv, g, y);
+}
+
+void ssmi_mamba_step_conv_prefetch(int64_t i0, int64_t i1, int64_t k, const float *conv)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    const char *p = (const char *)(conv + i0 * k), *e = (const char *)(conv + i1 * k);
+    for (; p < e; p += 64)
+        __builtin_prefetch(p, 1, 2);
+#else
+    (void)i0; (void)i1; (void)k; (void)conv;
+#endif
+}
+
+void ssmi_mamba_step_a2(int64_t di, int64_t n, const float *A, float *a2, float *amax)
+{
+    for (int64_t d = 0; d < di; d++) {
+        float m = 0.0f;
+        for (int64_t s = 0; s < n; s++) {
+            const float v = fabsf(A[d * n + s]);
+            a2[d * n + s] = scan_a2(A[d * n + s]);
+            if (v > m || v != v) m = v;
+        }
+        amax[d] = m;
+    }
 }
 
 float ssmi_step_exp(float x) { return exp_p(x); }

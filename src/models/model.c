@@ -14,6 +14,7 @@
 
 #include "models/model_internal.h"
 #include "layers/gemv_bf16dp.h"
+#include "layers/mamba_step.h"
 
 /* ---- small helpers ---- */
 
@@ -241,14 +242,17 @@ static ssm_status load_layer(ssm_model *m, int64_t l, ssmi_layer *L)
 #undef T
 #undef TW
     /* A = -exp(A_log) (mamba_simple.py), in float as PyTorch computes it. */
-    float *A = ssmi_alloc((size_t)(di * n), sizeof(float));
+    float *A = ssmi_alloc((size_t)((2 * n + 1) * di), sizeof(float));
     if (!A) return SSM_FAIL(SSM_ERR_NOMEM);
     ssm_status st = own(m, A);
     if (st != SSM_OK) { ssmi_free(A); return st; }
     for (int64_t i = 0; i < di * n; i++) A[i] = -expf(alog[i]);
     if (!finite_f(A, di * n)) return SSM_FAIL(SSM_ERR_FORMAT);
-    m->bytes_owned += di * n * (int64_t)sizeof(float);
+    ssmi_mamba_step_a2(di, n, A, A + di * n, A + 2 * di * n);
+    m->bytes_owned += (2 * n + 1) * di * (int64_t)sizeof(float);
     L->A = A;
+    L->A2 = A + di * n;
+    L->amax = A + 2 * di * n;
     return SSM_OK;
 }
 

@@ -57,6 +57,7 @@ typedef struct ssmi_layer {
     ssmi_wmat dt_w;                    /* [Di][R] */
     const float *dt_b;                 /* [Di] */
     const float *A;                    /* [Di][N] = -exp(A_log), owned */
+    const float *A2, *amax;            /* its step table (layers/mamba_step.h), in A's block */
     const float *D;                    /* [Di] */
     ssmi_wmat out_w;                   /* [Dm][Di] */
     const float *out_b;                /* [Dm] */

@@ -319,7 +319,7 @@ static void scan_step(const ssmi_layer *Lw, ssm_model_state *s, int64_t l,
             const int64_t i = id / nbk, d0 = (id % nbk) * SCAN_BLK;
             const int64_t d1 = d0 + SCAN_BLK < di ? d0 + SCAN_BLK : di;
             ssmi_mamba_step_scan_rows(0, d0, d1, di, n, ssmi_h_at(s, l, slots ? slots[i] : i),
-                                      s->u + i * di, s->delta + i * di, Lw->A,
+                                      s->u + i * di, s->delta + i * di, Lw->A2, Lw->amax,
                                       s->bm + i * n, s->cm + i * n, n, Lw->D,
                                       s->z + i * di, Lw->dt_b, s->x + i * di,
                                       s->z + i * di, s->y + i * di);
@@ -418,6 +418,9 @@ static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
             const int64_t half = bk % 2, j0 = (bk / 2) * rb1;
             const int64_t j1 = j0 + rb1 < di ? j0 + rb1 : di;
             float *dst = half ? s->z : s->x;
+            if (!half)
+                for (int64_t i = 0; i < nb; i++)
+                    ssmi_mamba_step_conv_prefetch(j0, j1, k, ssmi_conv_at(s, l, slots ? slots[i] : i));
             prows(nb, j0, j1, dm, s->nrm, dm, h_nrm, ssmi_wmat_rows(Lw->in_w, half * di, dm),
                   dst, di);
             if (Lw->in_b)
@@ -453,7 +456,7 @@ static void run_step_team(const ssm_model *m, ssm_model_state *s, int64_t nb,
             prows(nb, d0, d1, r, s->dtl, r, h_dtl, Lw->dt_w, s->delta, di);
             for (int64_t i = 0; i < nb; i++)
                 ssmi_mamba_step_scan_rows(0, d0, d1, di, n, ssmi_h_at(s, l, slots ? slots[i] : i),
-                                          s->u + i * di, s->delta + i * di, Lw->A,
+                                          s->u + i * di, s->delta + i * di, Lw->A2, Lw->amax,
                                           s->bm + i * n, s->cm + i * n, n, Lw->D,
                                           s->z + i * di, Lw->dt_b, s->x + i * di,
                                           s->z + i * di, s->y + i * di);
