@@ -69,4 +69,17 @@ void ssmi_mamba_prompt_gemm(const ssmi_mamba_prompt_bufs *p, int stage);
  * length, x and y advanced by the chunk's first token. */
 int64_t ssmi_mamba_prompt_chunk(int64_t L);
 
+/* A Mamba-2 stack step for nb tokens whose states are separate stack
+ * states (slots[b], row 0 of each; the language model keeps one per
+ * slot): as ssm_mamba2_stack_step on each alone, the same bits, but the
+ * products run over all nb tokens at once (each weight read once, not nb
+ * times).  ws: ssmi_mamba2_stack_slots_ws(stk, nb) floats; no allocation.
+ * x == y allowed. */
+struct ssm_mamba2_stack;
+struct ssm_mamba2_stack_state;
+int64_t ssmi_mamba2_stack_slots_ws(const struct ssm_mamba2_stack *stk, int64_t max_batch);
+ssm_status ssmi_mamba2_stack_step_slots(const struct ssm_mamba2_stack *stk,
+                                        struct ssm_mamba2_stack_state *const *slots,
+                                        int64_t nb, float *ws, const float *x, float *y);
+
 #endif /* SSM_LAYERS_INTERNAL_H */

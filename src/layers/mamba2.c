@@ -24,6 +24,8 @@
 
 #include "internal.h"
 #include "scan/scan_internal.h"
+#include "layers/gemv.h"
+#include "layers/layers_internal.h"
 #include "layers/stack_common.h"
 
 struct ssm_mamba2 {
@@ -448,12 +450,18 @@ static void gated_norm_row(const ssm_mamba2 *m, float *y, const float *z,
     }
 }
 
+/* out[M][N] = X[M][K] W[N][K]^T for the step: up to STEP_GEMV_MAX tokens
+ * through the weight-row-once kernels of gemv.h, as the Mamba-1 step
+ * (sgemm packed all of W on every call, sgemv streamed it slower).  The
+ * stack step at the mamba2-130m shape (24 layers), 1 thread, Zen 4
+ * (`ssm_bench ssd stack`): batch 1 28.0-31.4 -> 19.5-21.5 ms, batch 8
+ * 80.5-85.1 -> 41.0-47.0 ms.  sgemm above. */
+#define STEP_GEMV_MAX 16
 static void mm_xwt(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
                    const float *W, int64_t ldw, float *out, int64_t ldo)
 {
-    if (M == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W,
-                    (int)ldw, X, 1, 0.0f, out, 1);
+    if (M <= STEP_GEMV_MAX)
+        ssmi_xwt(M, N, K, X, ldx, W, ldw, out, ldo);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
                     (int)K, 1.0f, X, (int)ldx, W, (int)ldw, 0.0f, out, (int)ldo);
@@ -673,16 +681,29 @@ ssm_status ssm_mamba2_forward(const ssm_mamba2 *blk, ssm_mamba2_state *st,
 /* ------------------------------------------------------------------ */
 /* block step                                                         */
 
+/* A step's per-token buffers ([B] rows each; pre: [Dc]). */
+typedef struct step_bufs {
+    float *zx, *xs, *bs, *cs, *dts, *zc, *ys, *pre;
+} step_bufs;
+
+/* One layer's step for B tokens.  The states: token b's are row b of st
+ * (slots NULL), or row 0 of slots[b]->st[layer] (the language model's
+ * slots, each its own stack state): the products run over all B tokens
+ * either way, so the weights are read once; the rest is per token, so
+ * a token's bits are the same in either form. */
 static ssm_status block_step_ws(const ssm_mamba2 *m, ssm_mamba2_state *st,
-                                int64_t B, const float *x, float *y)
+                                ssm_mamba2_stack_state *const *slots, int64_t layer,
+                                const step_bufs *w, int64_t B, const float *x, float *y)
 {
     const int64_t dp = m->dp, dc = m->dc, di = m->di, k = m->k;
     const int64_t gn = m->g * m->n, h = m->h;
-    mm_xwt(B, dp, m->dm, x, m->dm, m->par[SSM_MAMBA2_IN_PROJ], m->dm, st->zx, dp);
+    mm_xwt(B, dp, m->dm, x, m->dm, m->par[SSM_MAMBA2_IN_PROJ], m->dm, w->zx, dp);
     const float *cb = m->par[SSM_MAMBA2_CONV_B];
     for (int64_t b = 0; b < B; b++) {
-        const float *zx = st->zx + b * dp;
-        float *sb = st->conv + b * dc * k, *o = st->pre + 0;
+        const float *zx = w->zx + b * dp;
+        float *sb = slots ? ((ssm_mamba2_state *)slots[b]->st[layer])->conv
+                          : st->conv + b * dc * k;
+        float *o = w->pre;
         /* shift the window, append the new input, then the same sum as the
          * prompt path: bias + tap 0 + tap 1 + ... */
         for (int64_t c = 0; c < dc; c++) {
@@ -701,20 +722,36 @@ static ssm_status block_step_ws(const ssm_mamba2 *m, ssm_mamba2_state *st,
             }
         }
         silu_vec(o, o, dc);
-        split_xbc(m, o, st->xs + b * di, st->bs + b * gn, st->cs + b * gn);
+        split_xbc(m, o, w->xs + b * di, w->bs + b * gn, w->cs + b * gn);
         for (int64_t i = 0; i < h; i++)
-            st->dts[b * h + i] = zx[dc + di + i];
+            w->dts[b * h + i] = zx[dc + di + i];
         if (m->norm == SSM_MAMBA2_NORM_NONE)
-            memcpy(st->zc + b * di, zx, (size_t)di * sizeof(float));
+            memcpy(w->zc + b * di, zx, (size_t)di * sizeof(float));
     }
-    ssm_ssd_args a = scan_args(m, B, 1, st->xs, st->dts, st->bs, st->cs,
-                               st->zc, st->ys, st->ssm);
-    SSM_TRY(ssm_ssd_step(&a));
+    if (slots) {
+        for (int64_t b = 0; b < B; b++) {
+            ssm_ssd_args a = scan_args(m, 1, 1, w->xs + b * di, w->dts + b * h,
+                                       w->bs + b * gn, w->cs + b * gn, w->zc + b * di,
+                                       w->ys + b * di,
+                                       ((ssm_mamba2_state *)slots[b]->st[layer])->ssm);
+            SSM_TRY(ssm_ssd_step(&a));
+        }
+    } else {
+        ssm_ssd_args a = scan_args(m, B, 1, w->xs, w->dts, w->bs, w->cs, w->zc, w->ys,
+                                   st->ssm);
+        SSM_TRY(ssm_ssd_step(&a));
+    }
     if (m->norm != SSM_MAMBA2_NORM_NONE)
         for (int64_t b = 0; b < B; b++)
-            gated_norm_row(m, st->ys + b * di, st->zx + b * dp, st->zc + b * di);
-    mm_xwt(B, m->dm, di, st->ys, di, m->par[SSM_MAMBA2_OUT_PROJ], di, y, m->dm);
+            gated_norm_row(m, w->ys + b * di, w->zx + b * dp, w->zc + b * di);
+    mm_xwt(B, m->dm, di, w->ys, di, m->par[SSM_MAMBA2_OUT_PROJ], di, y, m->dm);
     return SSM_OK;
+}
+
+static step_bufs state_bufs(const ssm_mamba2_state *st)
+{
+    step_bufs w = { st->zx, st->xs, st->bs, st->cs, st->dts, st->zc, st->ys, st->pre };
+    return w;
 }
 
 ssm_status ssm_mamba2_step(const ssm_mamba2 *blk, ssm_mamba2_state *st,
@@ -723,7 +760,8 @@ ssm_status ssm_mamba2_step(const ssm_mamba2 *blk, ssm_mamba2_state *st,
     if (!blk || !st || !x || !y || batch < 1 || batch > st->maxb ||
         !state_matches(st, blk))
         return SSM_FAIL(SSM_ERR_ARG);
-    return block_step_ws(blk, st, batch, x, y);
+    const step_bufs w = state_bufs(st);
+    return block_step_ws(blk, st, NULL, 0, &w, batch, x, y);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1004,9 +1042,58 @@ ssm_status ssm_mamba2_stack_step(const ssm_mamba2_stack *stk,
         memmove(y, x, (size_t)nact * sizeof(float));
     for (int64_t l = 0; l < stk->nl; l++) {
         rmsnorm_rows(batch, stk->dm, y, st->normed, stk->norm + l * stk->dm);
-        SSM_TRY(block_step_ws(stk->blk[l], st->st[l], batch, st->normed, st->out));
+        const step_bufs w = state_bufs(st->st[l]);
+        SSM_TRY(block_step_ws(stk->blk[l], st->st[l], NULL, 0, &w, batch, st->normed, st->out));
         add_inplace(nact, y, st->out);
     }
     rmsnorm_rows(batch, stk->dm, y, y, stk->norm + stk->nl * stk->dm);
+    return SSM_OK;
+}
+
+/* Per token: zx (Dp), xs, zc, ys (Di), bs, cs (G N), dts (H); then normed
+ * and out (Dm); then pre (Dc). */
+int64_t ssmi_mamba2_stack_slots_ws(const ssm_mamba2_stack *stk, int64_t max_batch)
+{
+    if (!stk || max_batch < 1)
+        return -1;
+    const ssm_mamba2 *m = stk->blk[0];
+    const int64_t per = m->dp + 3 * m->di + 2 * m->g * m->n + m->h + 2 * m->dm;
+    int64_t n = 0;
+    if (!ssmi_sizes_ok(&n, sizeof(float), 2, max_batch, per) ||
+        !ssmi_sizes_ok(&n, sizeof(float), 1, n + m->dc))
+        return -1;
+    return n;
+}
+
+ssm_status ssmi_mamba2_stack_step_slots(const ssm_mamba2_stack *stk,
+                                        ssm_mamba2_stack_state *const *slots,
+                                        int64_t nb, float *ws, const float *x, float *y)
+{
+    if (!stk || !slots || !ws || !x || !y || nb < 1)
+        return SSM_FAIL(SSM_ERR_ARG);
+    for (int64_t b = 0; b < nb; b++)
+        if (!slots[b] || !stack_state_matches(slots[b], stk))
+            return SSM_FAIL(SSM_ERR_ARG);
+    const ssm_mamba2 *m = stk->blk[0];
+    const int64_t gn = m->g * m->n, dm = stk->dm, nact = nb * dm;
+    step_bufs w;
+    float *p = ws;
+    w.zx = p; p += nb * m->dp;
+    w.xs = p; p += nb * m->di;
+    w.zc = p; p += nb * m->di;
+    w.ys = p; p += nb * m->di;
+    w.bs = p; p += nb * gn;
+    w.cs = p; p += nb * gn;
+    w.dts = p; p += nb * m->h;
+    float *normed = p, *out = p + nact;
+    w.pre = out + nact;
+    if (y != x)
+        memmove(y, x, (size_t)nact * sizeof(float));
+    for (int64_t l = 0; l < stk->nl; l++) {
+        rmsnorm_rows(nb, dm, y, normed, stk->norm + l * dm);
+        SSM_TRY(block_step_ws(stk->blk[l], NULL, slots, l, &w, nb, normed, out));
+        add_inplace(nact, y, out);
+    }
+    rmsnorm_rows(nb, dm, y, y, stk->norm + stk->nl * dm);
     return SSM_OK;
 }

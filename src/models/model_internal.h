@@ -107,6 +107,10 @@ struct ssm_model_state {
     /* Mamba-2: one stack state per slot (max batch 1 each), so that any
      * set of slots runs without moving states. */
     struct ssm_mamba2_stack_state **m2;
+    /* Mamba-2 batch step: the chosen slots' states in row order and the
+     * step's workspace (ssmi_mamba2_stack_slots_ws floats for maxB). */
+    struct ssm_mamba2_stack_state **m2_sel;
+    float *m2_ws;
 };
 
 /* ssm_model_state_save size of one slot; -1 on overflow. */

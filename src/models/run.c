@@ -22,6 +22,7 @@
 #include "models/model_internal.h"
 #include "models/norm_row.h"
 #include "layers/gemv.h"
+#include "layers/layers_internal.h"
 #include "layers/gemv_bf16dp.h"
 #include "layers/bf16_gemm.h"
 #include "layers/mamba_step.h"
@@ -498,11 +499,12 @@ static ssm_status run_step(const ssm_model *m, ssm_model_state *s, int64_t nb,
     for (int64_t i = 0; i < nb; i++)
         emb_row(m, tok[i], s->res + i * dm);
     if (c->kind == 2) {
-        /* Mamba-2: one slot at a time through the stack's step (no
-         * allocation), the head over all rows at once. */
+        /* Mamba-2: every slot in one stack step over its own state (each
+         * weight read once for all rows; no allocation), the head over all
+         * rows at once. */
         for (int64_t i = 0; i < nb; i++)
-            SSM_TRY(ssm_mamba2_stack_step(m->m2, s->m2[slots ? slots[i] : i], 1,
-                                          s->res + i * dm, s->nrm + i * dm));
+            s->m2_sel[i] = s->m2[slots ? slots[i] : i];
+        SSM_TRY(ssmi_mamba2_stack_step_slots(m->m2, s->m2_sel, nb, s->m2_ws, s->res, s->nrm));
         if (lg) step_xwt(nb, V, dm, s->nrm, dm, m->head, lg, V, xh);
         return SSM_OK;
     }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "models/model_internal.h"
+#include "layers/layers_internal.h"
 
 #define STATE_MAGIC "SSMSTATE"
 #define STATE_VERSION 1u
@@ -74,7 +75,8 @@ static ssm_status create_m2(ssm_model_state **state, const ssm_model *model,
                             int64_t max_batch, const ssmi_state_dims *d)
 {
     int64_t rows_dm, nptr, rows_h;
-    if (!ssmi_sizes_ok(&rows_dm, sizeof(float), 2, max_batch, d->d_model) ||
+    const int64_t nws = ssmi_mamba2_stack_slots_ws(model->m2, max_batch);
+    if (nws < 0 || !ssmi_sizes_ok(&rows_dm, sizeof(float), 2, max_batch, d->d_model) ||
         !ssmi_sizes_ok(&nptr, sizeof(void *), 1, max_batch) ||
         !ssmi_sizes_ok(&rows_h, sizeof(uint16_t), 2, max_batch, xh_cols(d)) ||
         max_batch > INT32_MAX || slot_floats(d, NULL, NULL) < 0)
@@ -86,10 +88,13 @@ static ssm_status create_m2(ssm_model_state **state, const ssm_model *model,
     s->ntok = calloc((size_t)max_batch, sizeof *s->ntok);
     s->slot_tmp = calloc((size_t)max_batch, sizeof *s->slot_tmp);
     s->m2 = calloc((size_t)max_batch, sizeof *s->m2);
+    s->m2_sel = calloc((size_t)max_batch, sizeof *s->m2_sel);
     s->res = ssmi_alloc((size_t)rows_dm, sizeof(float));
     s->nrm = ssmi_alloc((size_t)rows_dm, sizeof(float));
     s->xh = ssmi_alloc((size_t)rows_h, sizeof(uint16_t));
-    if (!s->ntok || !s->slot_tmp || !s->m2 || !s->res || !s->nrm || !s->xh) {
+    s->m2_ws = ssmi_alloc((size_t)nws, sizeof(float));
+    if (!s->ntok || !s->slot_tmp || !s->m2 || !s->m2_sel || !s->res || !s->nrm || !s->xh ||
+        !s->m2_ws) {
         ssm_model_state_destroy(s);
         return SSM_FAIL(SSM_ERR_NOMEM);
     }
@@ -166,6 +171,8 @@ void ssm_model_state_destroy(ssm_model_state *s)
         for (int64_t b = 0; b < s->max_batch; b++) ssm_mamba2_stack_state_destroy(s->m2[b]);
         free(s->m2);
     }
+    free(s->m2_sel);
+    ssmi_free(s->m2_ws);
     ssmi_free(s->conv); ssmi_free(s->h);
     free(s->ntok); free(s->slot_tmp);
     ssmi_free(s->res); ssmi_free(s->nrm); ssmi_free(s->out);
