@@ -3,8 +3,9 @@
  * SSMs", section 7 and figure 6: the parallel projection of x, z, B, C, dt,
  * the SSD scan, the gated RMSNorm) and a residual stack of blocks with
  * RMSNorm (the backbone of mamba2-130m ... 2.7b without embeddings and LM
- * head).  Matrix products through CBLAS sgemm/sgemv; the recurrence is
- * ssm_ssd_scan / ssm_ssd_step.
+ * head).  Matrix products through CBLAS sgemm (prompts; steps of more
+ * than 16 tokens) and libssm's small-batch kernels (steps); the recurrence
+ * is ssm_ssd_scan / ssm_ssd_step.
  *
  * Sizes (ssm_mamba2_config, resolved): Dm = d_model, Di = d_inner =
  * expand*Dm, N = d_state, K = d_conv, P = headdim, H = nheads = Di/P,
