@@ -285,8 +285,8 @@ static T512 inline int step_fast16(const float *dtv, const float *amax)
 /* Pass 2 for n a multiple of 16 (the usual 16): h of a channel in whole
  * vectors, the lane sums and tree of SCAN_BODY; 16 channels of a token
  * whose dt max |A| are all small take the decay without its range steps
- * (the same bits: vdecayc_avx512), 15 vector operations a channel instead
- * of 22 with the a2 = A log2(e) it used to compute. */
+ * (the same bits: vdecayc_avx512), 13 vector operations a channel instead
+ * of 20 with the range steps and the a2 = A log2(e) it used to compute. */
 static T512 void scan_avx512(SCAN_ARGS)
 {
     if (n % 16) {
