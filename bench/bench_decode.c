@@ -29,6 +29,11 @@
  *            time batch 1 and 8 at 1 and 2 threads (target default / fp32
  *            <= 0.6 at batch 1), prefill L 512 and 2048 at 1 and 2 threads
  *            (docs/bf16.md).
+ *   mamba2:  a Mamba-2 language model (mamba2-130m shape, F32) stepping
+ *            1 and 8 slots: the batch in one call against the same slots
+ *            one call each (as before stop 30), and each against its
+ *            floor (weights plus the states read and written once, at the
+ *            triad's rate).
  * Medians of repeats (SSM_BENCH_REPEATS, default 7) of 16 steps after 4
  * warm-up steps.  The load average is printed: this machine is shared.
  */
@@ -459,6 +464,90 @@ out:
     return rc;
 }
 
+/* ---- Mamba-2 language model ---- */
+
+/* One step of every slot in one call (bi 1), of slot 0 alone (bi 0), or
+ * of the 8 slots one call each (bi 2: how the model stepped them before
+ * stop 30), timed in turn: medians of reps x 8 steps. */
+static void m2_step_times(ssm_model *m, ssm_model_state *s, const int32_t *tok, float *lg,
+                          int reps, int *rc, double t[3])
+{
+    static const int64_t slots[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+    const int nstep = 8;
+    double tw[3][64];
+    if (reps > 64) reps = 64;
+    for (int i = 0; i < reps; i++)
+        for (int w = 0; w < 3; w++) {
+            double t0 = bu_now();
+            for (int k = 0; k < nstep; k++) {
+                if (w < 2) {
+                    if (ssm_model_forward_slots(m, s, w ? 8 : 1, slots, 1, tok, lg) != SSM_OK) *rc = 1;
+                } else {
+                    for (int b = 0; b < 8; b++)
+                        if (ssm_model_forward_slots(m, s, 1, slots + b, 1, tok + b, lg) != SSM_OK) *rc = 1;
+                }
+            }
+            tw[w][i] = (bu_now() - t0) / nstep;
+        }
+    for (int w = 0; w < 3; w++) t[w] = bu_median(tw[w], reps);
+}
+
+/* A Mamba-2 language model (mamba2-130m shape) stepping 1 and 8 slots:
+ * the batch of 8 in one call (every weight read once) against the same 8
+ * slots stepped one call each, and each against its floor: the weight
+ * bytes plus the states read and written once, at the triad's rate. */
+static int bench_mamba2(int nl, double bw[3], int reps)
+{
+    char dir[] = "/tmp/ssm_bench_m2_XXXXXX";
+    if (!mkdtemp(dir)) { printf("   mamba2: no temporary directory\n"); return 1; }
+    printf("\n   Mamba-2 language model, mamba2-130m shape with %d layers (d_state 128, headdim 64), F32\n", nl);
+    ssm_model *m = NULL;
+    ssm_model_state *s = NULL;
+    float *lg = malloc((size_t)8 * BU_VOC * sizeof *lg);
+    int rc = bu_write_mamba2_130m(dir, nl, 0x2eed);
+    if (rc != 0 || !lg || ssm_model_load(&m, dir) != SSM_OK ||
+        ssm_model_state_create(&s, m, 8) != SSM_OK) {
+        printf("   mamba2: cannot write or load the model\n");
+        rc = 1;
+        goto out;
+    }
+    ssm_model_info in;
+    ssm_model_info_init(&in);
+    ssm_model_get_info(m, &in);
+    const double wbytes = (double)(in.bytes_mapped + in.bytes_owned);
+    const double sbytes = (double)nl * ((double)(BU_DI / BU2_P) * BU2_P * BU2_N +
+                                        (double)(BU_DI + 2 * BU2_N) * BU_KC) * sizeof(float);
+    printf("   weights %.1f MB, state %.1f MB a slot\n", wbytes * 1e-6, sbytes * 1e-6);
+    for (int th = 1; th <= 2; th++)
+        if (bw[th] <= 0) bw[th] = triad_gbs(th);
+    int32_t tok[8], pr[16];
+    for (int i = 0; i < 8; i++) tok[i] = 17 + 1000 * i;
+    for (int b = 0; b < 8; b++) {
+        const int64_t sl = b;
+        for (int i = 0; i < 16; i++) pr[i] = (int32_t)((i * 2741 + 97 * b) % BU_VOC);
+        if (ssm_model_forward_slots(m, s, 1, &sl, 16, pr, lg) != SSM_OK) rc = 1;
+    }
+    for (int th = 1; th <= 2; th++) {
+        bu_set_threads_blas(th);
+        double t[3];
+        m2_step_times(m, s, tok, lg, reps, &rc, t);
+        const double f1 = (wbytes + 2 * sbytes) / (bw[th] * 1e9), f8 = (wbytes + 16 * sbytes) / (bw[th] * 1e9);
+        printf("   %d thread%s  batch 1 %7.3f ms (floor %6.3f, x%4.2f)  batch 8 %7.3f ms (floor %6.3f, x%4.2f)"
+               "  8 slots one call each %7.3f ms: %4.2fx the batch\n",
+               th, th > 1 ? "s" : " ", 1e3 * t[0], 1e3 * f1, t[0] / f1, 1e3 * t[1], 1e3 * f8, t[1] / f8,
+               1e3 * t[2], t[2] / t[1]);
+    }
+out:
+    free(lg);
+    ssm_model_state_destroy(s);
+    ssm_model_destroy(m);
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", dir); unlink(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir); unlink(p);
+    rmdir(dir);
+    return rc;
+}
+
 int bench_decode(int argc, char **argv)
 {
     const int64_t nl = argc > 1 ? atoi(argv[1]) : 24;
@@ -479,6 +568,8 @@ int bench_decode(int argc, char **argv)
         bench_kernels(reps);
     if (!strcmp(only, "all") || !strcmp(only, "bf16"))
         rc |= bench_bf16((int)nl, reps);
+    if (!strcmp(only, "all") || !strcmp(only, "mamba2"))
+        rc |= bench_mamba2((int)nl, bw, reps);
     bu_set_threads_blas(bu_max_threads());
     printf("   load average after the runs: %.2f\n", bu_loadavg());
     return rc;

@@ -100,3 +100,49 @@ int bu_write_mamba130m(const char *dir, int nl, ssm_dtype dt, uint64_t seed,
     free(f.d); free(f.bufs); free(f.shapes); free(f.names);
     return rc;
 }
+
+int bu_write_mamba2_130m(const char *dir, int nl, uint64_t seed)
+{
+    enum { H = BU_DI / BU2_P, DC = BU_DI + 2 * BU2_N, DP = 2 * BU_DI + 2 * BU2_N + H };
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *cf = fopen(p, "w");
+    if (!cf) return -1;
+    fprintf(cf, "{\"d_model\": %d, \"d_intermediate\": 0, \"n_layer\": %d, \"vocab_size\": %d,\n"
+                " \"ssm_cfg\": {\"layer\": \"Mamba2\", \"d_state\": %d, \"d_conv\": %d,\n"
+                "             \"expand\": 2, \"headdim\": %d, \"ngroups\": 1},\n"
+                " \"attn_layer_idx\": [], \"attn_cfg\": {}, \"rms_norm\": true,\n"
+                " \"residual_in_fp32\": true, \"fused_add_norm\": true,\n"
+                " \"pad_vocab_size_multiple\": 8, \"tie_embeddings\": true}\n",
+            BU_DM, nl, BU_VOC, BU2_N, BU_KC, BU2_P);
+    fclose(cf);
+    const int nt = 2 + 9 * nl;
+    lm_file f = { SSM_DTYPE_F32, seed, 0, 0, calloc((size_t)nt, sizeof *f.d),
+                  calloc((size_t)nt, sizeof *f.bufs), calloc((size_t)nt, sizeof *f.shapes),
+                  calloc((size_t)nt, sizeof *f.names) };
+    f.bad = !f.d || !f.bufs || !f.shapes || !f.names;
+    add(&f, "backbone.embedding.weight", 2, BU_VOCP, BU_DM, 1, -0.1, 0.1);
+    for (int l = 0; l < nl; l++) {
+        char nm[96];
+#define L(s) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", l, s), nm)
+        add(&f, L("norm.weight"), 1, BU_DM, 1, 1, 0.9, 1.1);
+        add(&f, L("mixer.in_proj.weight"), 2, DP, BU_DM, 1, -0.036, 0.036);
+        add(&f, L("mixer.conv1d.weight"), 3, DC, 1, BU_KC, -0.5, 0.5);
+        add(&f, L("mixer.conv1d.bias"), 1, DC, 1, 1, -0.1, 0.1);
+        add(&f, L("mixer.dt_bias"), 1, H, 1, 1, -4.0, -2.0);
+        add(&f, L("mixer.A_log"), 1, H, 1, 1, 0.0, 2.77);
+        add(&f, L("mixer.D"), 1, H, 1, 1, 0.5, 1.5);
+        add(&f, L("mixer.norm.weight"), 1, BU_DI, 1, 1, 0.9, 1.1);
+        add(&f, L("mixer.out_proj.weight"), 2, BU_DM, BU_DI, 1, -0.005, 0.005);
+#undef L
+    }
+    add(&f, "backbone.norm_f.weight", 1, BU_DM, 1, 1, 0.9, 1.1);
+    int rc = -1;
+    if (!f.bad) {
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        rc = ssm_safetensors_write(p, f.k, f.d, 0, NULL, NULL) == SSM_OK ? 0 : -1;
+    }
+    for (int i = 0; i < f.k; i++) free(f.bufs[i]);
+    free(f.d); free(f.bufs); free(f.shapes); free(f.names);
+    return rc;
+}

@@ -122,6 +122,11 @@ enum { BU_DM = 768, BU_DI = 1536, BU_NS = 16, BU_KC = 4, BU_RK = 48,
        BU_VOC = 50277, BU_VOCP = 50280 };
 int bu_write_mamba130m(const char *dir, int nl, ssm_dtype dt, uint64_t seed,
                        const bu_lm_ranges *r);
+/* The same for Mamba-2, shaped like mamba2-130m (d_model 768, d_inner
+ * 1536, d_state 128, headdim 64: 24 heads, ngroups 1, d_conv 4, the same
+ * vocab, tied head), F32. */
+enum { BU2_N = 128, BU2_P = 64 };
+int bu_write_mamba2_130m(const char *dir, int nl, uint64_t seed);
 
 /* Repeats: SSM_BENCH_REPEATS overrides the default. */
 static inline int bu_repeats(int dflt)

@@ -11,7 +11,7 @@
  *   ssm_bench train   backward passes vs their forwards
  *   ssm_bench train-lm  LM head + cross-entropy, SSD scan backward vs forward
  *   ssm_bench prefill [n_layers]  Mamba-1 stack prompt vs its sgemm calls alone
- *   ssm_bench decode [n_layer [stack|kernels|bf16]]  decoding steps vs the weight-read floor, bf16 weights
+ *   ssm_bench decode [n_layer [stack|kernels|bf16|mamba2]]  decoding steps vs the weight-read floor, bf16 weights
  *   ssm_bench bf16 [L]  BF16-weight prompt products: widened tiles + sgemm vs oneDNN bf16 matmul
  *   ssm_bench all     everything
  * Every figure is a median of repeats; ratios are measured in one process.
