@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "testutil.h"
+#include "tu_rmtree.h"
 
 /* tests/fixtures/<name>, found from this header's path (it lives in tests/,
  * as the fixtures do, whichever test includes it). */
@@ -32,26 +33,6 @@ static inline void tu_make_tmpdir(char *dir, size_t cap, const char *tag)
     if (w < 0 || (size_t)w >= cap)
         snprintf(dir, cap, "/tmp/%s_XXXXXX", tag);
     ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-/* Removes dir and everything below it; 0 when dir is gone. */
-static inline int tu_rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[1024];
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            int w = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (w < 0 || (size_t)w >= sizeof p)
-                continue;           /* too long: rmdir below fails */
-            if (remove(p) != 0)     /* a non-empty directory */
-                tu_rm_tree(p);
-        }
-        closedir(d);
-    }
-    return rmdir(dir);
 }
 
 static inline void tu_write_bytes(const char *path, const void *p, size_t n)

@@ -242,8 +242,8 @@ static T512 void conv_avx512(CONV_ARGS)
          * rows or of the token, then in masked lanes (the language
          * model's step hands blocks of 24 rows: scalar, a third of them
          * ran ~8x slower) */
-        const int64_t nr = i1 - i < 16 ? (di - d < i1 - i ? di - d : i1 - i)
-                         : (di - d < 16 ? di - d : 16);
+        int64_t nr = i1 - i < 16 ? i1 - i : 16;
+        if (di - d < nr) nr = di - d;
         const float *bias = cb ? cb + d : NULL;
         if (nr == 16)
             conv16_avx512(1, 16, ish, itap, conv + i * 4, x + i, cw + d * 4, bias, u + i);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../model_tiny.h"
+#include "../tu_rmtree.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -31,19 +32,7 @@ static void fail(const char *what)
     abort();
 }
 
-static void cleanup(void)
-{
-    static const char *const names[] = {
-        "config.json", "model.safetensors.index.json",
-        "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
-    };
-    char p[600];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", g_dir, names[i]);
-        unlink(p);
-    }
-    rmdir(g_dir);
-}
+static void cleanup(void) { tu_rm_tree(g_dir); }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../model2_tiny.h"
+#include "../tu_rmtree.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,17 +36,6 @@ static void fail(const char *what)
 {
     fprintf(stderr, "fuzz_state: %s\n", what);
     abort();
-}
-
-static void remove_dir(const char *dir)
-{
-    static const char *const names[] = { "config.json", "model.safetensors" };
-    char p[512];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-        unlink(p);
-    }
-    rmdir(dir);
 }
 
 /* Loads one tiny model from a temporary directory (removed after the
@@ -68,7 +58,7 @@ static ssm_model *make_model(int kind)
     }
     ssm_model *model = NULL;
     if (rc != 0 || ssm_model_load(&model, dir) != SSM_OK) fail("cannot make the tiny model");
-    remove_dir(dir);
+    tu_rm_tree(dir);
     return model;
 }
 
