@@ -331,6 +331,15 @@ static void model_step_times(int nm, ssm_model *const *m, ssm_model_state *const
     }
 }
 
+/* Removes a model directory written by bench_lm_model.c. */
+static void rm_model_dir(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", dir); unlink(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir); unlink(p);
+    rmdir(dir);
+}
+
 static int bench_bf16(int nl, int reps)
 {
     char dir[] = "/tmp/ssm_bench_bf16_XXXXXX";
@@ -457,10 +466,7 @@ out:
     ssm_model_destroy(m32);
     ssm_model_destroy(m16);
     ssm_model_destroy(mdp);
-    char p[600];
-    snprintf(p, sizeof p, "%s/config.json", dir); unlink(p);
-    snprintf(p, sizeof p, "%s/model.safetensors", dir); unlink(p);
-    rmdir(dir);
+    rm_model_dir(dir);
     return rc;
 }
 
@@ -541,10 +547,7 @@ out:
     free(lg);
     ssm_model_state_destroy(s);
     ssm_model_destroy(m);
-    char p[600];
-    snprintf(p, sizeof p, "%s/config.json", dir); unlink(p);
-    snprintf(p, sizeof p, "%s/model.safetensors", dir); unlink(p);
-    rmdir(dir);
+    rm_model_dir(dir);
     return rc;
 }
 

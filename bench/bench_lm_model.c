@@ -54,6 +54,20 @@ static void add(lm_file *f, const char *nm, int nd, int64_t a, int64_t b, int64_
     f->k++;
 }
 
+/* Writes dir/model.safetensors from f's tensors and frees them. */
+static int finish(lm_file *f, const char *dir)
+{
+    char p[512];
+    int rc = -1;
+    if (!f->bad) {
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        rc = ssm_safetensors_write(p, f->k, f->d, 0, NULL, NULL) == SSM_OK ? 0 : -1;
+    }
+    for (int i = 0; i < f->k; i++) free(f->bufs[i]);
+    free(f->d); free(f->bufs); free(f->shapes); free(f->names);
+    return rc;
+}
+
 int bu_write_mamba130m(const char *dir, int nl, ssm_dtype dt, uint64_t seed,
                        const bu_lm_ranges *r)
 {
@@ -91,14 +105,7 @@ int bu_write_mamba130m(const char *dir, int nl, ssm_dtype dt, uint64_t seed,
     }
     if (!r->norm_f_first)
         add(&f, "backbone.norm_f.weight", 1, BU_DM, 1, 1, 0.9, 1.1);
-    int rc = -1;
-    if (!f.bad) {
-        snprintf(p, sizeof p, "%s/model.safetensors", dir);
-        rc = ssm_safetensors_write(p, f.k, f.d, 0, NULL, NULL) == SSM_OK ? 0 : -1;
-    }
-    for (int i = 0; i < f.k; i++) free(f.bufs[i]);
-    free(f.d); free(f.bufs); free(f.shapes); free(f.names);
-    return rc;
+    return finish(&f, dir);
 }
 
 int bu_write_mamba2_130m(const char *dir, int nl, uint64_t seed)
@@ -137,12 +144,5 @@ int bu_write_mamba2_130m(const char *dir, int nl, uint64_t seed)
 #undef L
     }
     add(&f, "backbone.norm_f.weight", 1, BU_DM, 1, 1, 0.9, 1.1);
-    int rc = -1;
-    if (!f.bad) {
-        snprintf(p, sizeof p, "%s/model.safetensors", dir);
-        rc = ssm_safetensors_write(p, f.k, f.d, 0, NULL, NULL) == SSM_OK ? 0 : -1;
-    }
-    for (int i = 0; i < f.k; i++) free(f.bufs[i]);
-    free(f.d); free(f.bufs); free(f.shapes); free(f.names);
-    return rc;
+    return finish(&f, dir);
 }
