@@ -73,8 +73,10 @@ int64_t ssmi_mamba_prompt_chunk(int64_t L);
  * states (slots[b], row 0 of each; the language model keeps one per
  * slot): as ssm_mamba2_stack_step on each alone, the same bits, but the
  * products run over all nb tokens at once (each weight read once, not nb
- * times).  ws: ssmi_mamba2_stack_slots_ws(stk, nb) floats; no allocation.
- * x == y allowed. */
+ * times).  The slots must be distinct (the caller checks: a state
+ * stepped twice in one call would shift its window twice).  ws:
+ * ssmi_mamba2_stack_slots_ws(stk, nb) floats; no allocation.  x == y
+ * allowed. */
 struct ssm_mamba2_stack;
 struct ssm_mamba2_stack_state;
 int64_t ssmi_mamba2_stack_slots_ws(const struct ssm_mamba2_stack *stk, int64_t max_batch);
