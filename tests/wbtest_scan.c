@@ -585,18 +585,34 @@ END_TEST
 
 /* ----------------- split path: one channel, state halves on two threads --- */
 
-static const int64_t split_shapes[][3] = {
-    /* dstate len seed */
-    { 16, 5, 1 }, { 16, 8192, 2 }, { 16, 2 * 8192 + 77, 3 }, { 32, 9001, 4 },
-    { 48, 3000, 5 },
-    { 16, 20 * 8192 + 5, 6 },   /* more tiles than the ring holds (16) */
+static const int64_t split_shapes[][4] = {
+    /* dstate len seed spikes */
+    { 16, 5, 1, 0 }, { 16, 8192, 2, 0 }, { 16, 2 * 8192 + 77, 3, 0 }, { 32, 9001, 4, 0 },
+    { 48, 3000, 5, 0 },
+    { 16, 20 * 8192 + 5, 6, 0 },   /* more tiles than the ring holds (16) */
+    /* Runs of dt ~ 30 (dt |A| up to ~480): the tiles holding them must
+     * take the decay's range steps (split_rng_avx2), the others may skip
+     * them; a kernel skipping them where they apply gives wrong decays
+     * (AVX2: a wrapped exponent) and fails the comparison with the
+     * reference. */
+    { 16, 3 * 8192 + 11, 7, 1 }, { 32, 5000, 8, 1 },
 };
+
+/* delta ~ 30 (dt ~ 30 after softplus) on runs of 37 steps every 700. */
+static void split_spikes(prob *p)
+{
+    for (int64_t t = 0; t < p->len; t++)
+        if (t % 700 < 37)
+            p->delta[t] = 30.0f;
+}
 
 START_TEST(split_path_vs_reference_and_threads)
 {
     const int64_t N = split_shapes[_i][0], L = split_shapes[_i][1];
     prob p;
     prob_make(&p, 1, 1, N, L, 1, 40 + (uint64_t)split_shapes[_i][2]);
+    if (split_shapes[_i][3])
+        split_spikes(&p);
     double *yr = tu_alloc((size_t)L, sizeof(double));
     ref_scan(&p, yr);
     float *ys = tu_alloc((size_t)L, sizeof(float)), *hs = tu_alloc((size_t)N, sizeof(float));

@@ -253,9 +253,11 @@ static inline TGT_AVX512 __m512 vsilu_avx512(__m512 z)
 /* The split kernels' prefetch, after the 8-step block at t of a tile: one
  * line (16 steps) of each of the next tile's `rows` rows of B (t / 8 even)
  * or of C (odd), so that the whole next tile is in L2 when its turn comes.
- * Moves no data. */
-static inline void split_prefetch(int64_t t, const float *nB, const float *nC,
-                                  int64_t L, int64_t nT, int rows)
+ * Moves no data.  always_inline: inside the kernels' always_inline bodies
+ * GCC 12 -O3 otherwise emitted neither a call nor a prefetch (seen in the
+ * assembly; the one-thread scan was 20% slower). */
+static inline __attribute__((always_inline)) void
+split_prefetch(int64_t t, const float *nB, const float *nC, int64_t L, int64_t nT, int rows)
 {
     const int64_t col = (t >> 4) * 16;
     if (!nB || col >= nT)
@@ -265,13 +267,37 @@ static inline void split_prefetch(int64_t t, const float *nB, const float *nC,
         _mm_prefetch(p, _MM_HINT_T1);
 }
 
+/* 1 if every decay exp(dt A) of a split tile may skip its range steps:
+ * max |dt| over the tile's T steps times max |A| over its n states at most
+ * DEC_RNG, the test of cv_tile (the same bits in VDECAYR's form; NaN dt or A
+ * are ignored, they make the decay NaN in both forms alike). */
+static TGT_AVX2 int split_rng_avx2(int64_t T, const float *dt, const float *A, int n)
+{
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    __m256 vm = _mm256_setzero_ps();
+    int64_t t = 0;
+    for (; t + 8 <= T; t += 8)   /* MAXPS returns its second operand on NaN */
+        vm = _mm256_max_ps(_mm256_andnot_ps(sgn, _mm256_loadu_ps(dt + t)), vm);
+    float f[8], md = 0.0f, ma = 0.0f;
+    _mm256_storeu_ps(f, vm);
+    for (int i = 0; i < 8; i++)
+        md = f[i] > md ? f[i] : md;
+    for (; t < T; t++)
+        md = fabsf(dt[t]) > md ? fabsf(dt[t]) : md;
+    for (int i = 0; i < n; i++)
+        ma = fabsf(A[i]) > ma ? fabsf(A[i]) : ma;
+    return md * ma <= DEC_RNG;
+}
+
 /* One half of 8 states of the split path on AVX2 (and AVX-512) machines:
  * tile_avx2's arithmetic at N = 8, bit for bit (one vector; blocks of 8
  * steps summed by hsum8_avx2, the tail by hsum_avx2), plus split_prefetch
- * for this half's 8 rows of B and of C. */
-static TGT_AVX2 void
-split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
-                 const float *dt, const float *u, float *h, float *ys,
+ * for this half's 8 rows of B and of C.  MODE: vdecayc_avx2's, 2 where
+ * split_rng_avx2 allows it (the same bits, 5 of the decay's 15 operations
+ * fewer). */
+static inline __attribute__((always_inline)) TGT_AVX2 void
+split8_body_avx2(const int MODE, int64_t T, const float *A, const float *Bt,
+                 const float *Ct, const float *dt, const float *u, float *h, float *ys,
                  const float *nB, const float *nC, int64_t L, int64_t nT)
 {
     /* A log2(e): see scan_decayf */
@@ -280,7 +306,7 @@ split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
 #define SPLIT8_STEP_(t_, acc_)                                               \
     do {                                                                     \
         const float dtv_ = dt[t_], dtu_ = dtv_ * u[t_];                      \
-        const __m256 a_ = vdecay_avx2(_mm256_set1_ps(dtv_), av);            \
+        const __m256 a_ = vdecayc_avx2(MODE, _mm256_set1_ps(dtv_), av);      \
         hv = _mm256_fmadd_ps(a_, hv, _mm256_mul_ps(_mm256_loadu_ps(Bt + (t_) * 8), \
                                                    _mm256_set1_ps(dtu_)));   \
         acc_ = _mm256_mul_ps(_mm256_loadu_ps(Ct + (t_) * 8), hv);            \
@@ -302,15 +328,27 @@ split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
     _mm256_storeu_ps(h, hv);
 }
 
+static TGT_AVX2 void
+split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
+                 const float *dt, const float *u, float *h, float *ys,
+                 const float *nB, const float *nC, int64_t L, int64_t nT)
+{
+    if (split_rng_avx2(T, dt, A, 8))
+        split8_body_avx2(2, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
+    else
+        split8_body_avx2(0, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
+}
+
 /* The same half on AVX-512, two steps per vector where the steps are
  * independent: lanes 0-7 step t, lanes 8-15 step t + 1 for exp(dt A) and
  * B dt u (half the exps of split8_tile_avx2), then the two dependent state
  * updates and C h in 8-lane vectors.  Every lane does split8_tile_avx2's
- * operations (vdecay_avx512 and vdecay_avx2 agree bit for bit; the products are
- * the same IEEE products), so the bytes are the same. */
-static __attribute__((target("avx512f,avx2,fma"))) void
-split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
-                     const float *dt, const float *u, float *h, float *ys,
+ * operations (vdecayc_avx512 and vdecayc_avx2 agree bit for bit in every
+ * mode; the products are the same IEEE products), so the bytes are the
+ * same.  MODE as split8_body_avx2; the odd tail step runs there. */
+static inline __attribute__((always_inline)) __attribute__((target("avx512f,avx2,fma"))) void
+split8x2_body_avx512(const int MODE, int64_t T, const float *A, const float *Bt,
+                     const float *Ct, const float *dt, const float *u, float *h, float *ys,
                      const float *nB, const float *nC, int64_t L, int64_t nT)
 {
     const __m256 a8 = va2_avx2(_mm256_loadu_ps(A));
@@ -327,7 +365,7 @@ split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct
         const __m512 vdt_ = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(d2_)); \
         const __m512 vdtu_ = _mm512_permutexvar_ps(pair,                     \
                                  _mm512_castps128_ps512(_mm_mul_ps(d2_, u2_))); \
-        const __m512 a_ = vdecay_avx512(vdt_, av);                           \
+        const __m512 a_ = vdecayc_avx512(MODE, vdt_, av);                    \
         const __m512 b_ = _mm512_mul_ps(_mm512_loadu_ps(Bt + (t_) * 8), vdtu_); \
         hv = _mm256_fmadd_ps(_mm512_castps512_ps256(a_), hv, _mm512_castps512_ps256(b_)); \
         acc0_ = _mm256_mul_ps(_mm256_loadu_ps(Ct + (t_) * 8), hv);           \
@@ -345,9 +383,20 @@ split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct
 #undef SPLIT8X2_PAIR_
 #undef SPLIT8X2_HI_
     _mm256_storeu_ps(h, hv);
-    if (t < T)   /* the tail: split8_tile_avx2's single steps */
-        split8_tile_avx2(T - t, A, Bt + t * 8, Ct + t * 8, dt + t, u + t, h, ys + t,
+    if (t < T)   /* the tail: split8_body_avx2's single steps */
+        split8_body_avx2(MODE, T - t, A, Bt + t * 8, Ct + t * 8, dt + t, u + t, h, ys + t,
                          NULL, NULL, L, 0);
+}
+
+static __attribute__((target("avx512f,avx2,fma"))) void
+split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
+                     const float *dt, const float *u, float *h, float *ys,
+                     const float *nB, const float *nC, int64_t L, int64_t nT)
+{
+    if (split_rng_avx2(T, dt, A, 8))
+        split8x2_body_avx512(2, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
+    else
+        split8x2_body_avx512(0, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
 }
 
 /* The split path's two halves of 8 states in ONE AVX-512 vector, for one
@@ -359,10 +408,12 @@ split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct
  * Bt, Ct: [T][16]; h: [16] in/out; ys: [T] out.
  * nB, nC (row stride L, nT steps; NULL: none): the next tile's rows of B and
  * C, prefetched into L2 here, half a line of each of the 32 rows per 8 steps,
- * so that their transposes read L2 instead of memory. */
-static __attribute__((target("avx512f,avx2,fma"))) void
-split16_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
-                    const float *dt, const float *u, float *h, float *ys,
+ * so that their transposes read L2 instead of memory.  MODE as
+ * split8_body_avx2 (a decay's bits do not depend on it where it is 2, so
+ * the halves may choose theirs apart). */
+static inline __attribute__((always_inline)) __attribute__((target("avx512f,avx2,fma"))) void
+split16_body_avx512(const int MODE, int64_t T, const float *A, const float *Bt,
+                    const float *Ct, const float *dt, const float *u, float *h, float *ys,
                     const float *nB, const float *nC, int64_t L, int64_t nT)
 {
     const __m512 av = va2_avx512(_mm512_loadu_ps(A));
@@ -370,7 +421,7 @@ split16_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
 #define SPLIT16_STEP_(t_, acc_)                                              \
     do {                                                                     \
         const float dtv_ = dt[t_], dtu_ = dtv_ * u[t_];                      \
-        const __m512 a_ = vdecay_avx512(_mm512_set1_ps(dtv_), av);           \
+        const __m512 a_ = vdecayc_avx512(MODE, _mm512_set1_ps(dtv_), av);    \
         hv = _mm512_fmadd_ps(a_, hv, _mm512_mul_ps(_mm512_loadu_ps(Bt + (t_) * 16), \
                                                    _mm512_set1_ps(dtu_)));   \
         acc_ = _mm512_mul_ps(_mm512_loadu_ps(Ct + (t_) * 16), hv);           \
@@ -396,6 +447,17 @@ split16_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
 #undef SPLIT16_STEP_
 #undef SPLIT16_HI_
     _mm512_storeu_ps(h, hv);
+}
+
+static __attribute__((target("avx512f,avx2,fma"))) void
+split16_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
+                    const float *dt, const float *u, float *h, float *ys,
+                    const float *nB, const float *nC, int64_t L, int64_t nT)
+{
+    if (split_rng_avx2(T, dt, A, 16))
+        split16_body_avx512(2, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
+    else
+        split16_body_avx512(0, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
 }
 #endif /* SSM_SCAN_X86 */
 
