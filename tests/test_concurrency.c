@@ -9,7 +9,12 @@
  *     that the cached kernel spectra are rebuilt while others use them,
  *     forward_state, step, kernel);
  *   - one Mamba stack with a separate state per thread (mamba.h: prompt
- *     forward, then steps).
+ *     forward, then steps);
+ *   - one selective scan's own two threads on a single long channel (the
+ *     split path: a ring of partial sums, tiles claimed by compare and
+ *     swap) and on four (the chunked path: published carries), which
+ *     synchronise through atomics and spin-waits of their own rather than
+ *     OpenMP's.
  * Every thread's result must equal, bit for bit, the same computation run
  * serially before the threads start.  Under ThreadSanitizer (the TSan
  * stage of tests/run-all.sh) these tests also prove the absence of data
@@ -232,6 +237,54 @@ START_TEST(test_mamba_stack_shared)
 }
 END_TEST
 
+/* One scan, its own threads: (1, 1, 16, SL) takes the split path and
+ * (1, 4, 16, SL) the chunked one (wbtest_scan's path_choice test pins
+ * both); SL is long enough for more tiles than the split path's ring of 16
+ * at any tile length (512 or 2048 steps).  Two threads must give the
+ * one-thread bytes every time. */
+#define SL 40000
+START_TEST(test_scan_own_threads)
+{
+    tu_rng rng = { 17 };
+    const int64_t N = 16;
+    for (int64_t dim = 1; dim <= 4; dim += 3) {
+        const int64_t nx = dim * SL;
+        float *u = tu_alloc((size_t)nx, sizeof(float)), *dl = tu_alloc((size_t)nx, sizeof(float));
+        float *z = tu_alloc((size_t)nx, sizeof(float)), *A = tu_alloc((size_t)(dim * N), sizeof(float));
+        float *B = tu_alloc((size_t)(N * SL), sizeof(float)), *C = tu_alloc((size_t)(N * SL), sizeof(float));
+        float *D = tu_alloc((size_t)dim, sizeof(float)), *bias = tu_alloc((size_t)dim, sizeof(float));
+        float *y1 = tu_alloc((size_t)nx, sizeof(float)), *y2 = tu_alloc((size_t)nx, sizeof(float));
+        float *h1 = tu_alloc((size_t)(dim * N), sizeof(float)), *h2 = tu_alloc((size_t)(dim * N), sizeof(float));
+        tu_fill_normal_f(&rng, u, nx, 1.0);
+        tu_fill_normal_f(&rng, z, nx, 1.0);
+        tu_fill_normal_f(&rng, dl, nx, 0.5);
+        tu_fill_normal_f(&rng, B, N * SL, 1.0);
+        tu_fill_normal_f(&rng, C, N * SL, 1.0);
+        tu_fill_normal_f(&rng, D, dim, 1.0);
+        tu_fill_normal_f(&rng, bias, dim, 0.1);
+        for (int64_t i = 0; i < dim * N; i++)
+            A[i] = -(float)(1 + i % N);
+        ssm_scan_args a = { .batch = 1, .dim = dim, .dstate = N, .len = SL, .ngroups = 1,
+                            .u = u, .delta = dl, .A = A, .B = B, .C = C, .D = D, .z = z,
+                            .delta_bias = bias, .delta_softplus = 1, .y = y1, .h_last = h1 };
+        tu_set_threads(1);
+        ck_assert_int_eq(ssm_selective_scan(&a), SSM_OK);
+        a.y = y2;
+        a.h_last = h2;
+        tu_set_threads(2);
+        for (int r = 0; r < REPEATS; r++) {
+            memset(y2, 0, (size_t)nx * sizeof(float));
+            ck_assert_int_eq(ssm_selective_scan(&a), SSM_OK);
+            ck_assert_msg(same_bytes(y1, y2, (size_t)nx * sizeof(float))
+                          && same_bytes(h1, h2, (size_t)(dim * N) * sizeof(float)),
+                          "scan of %d channel(s): 2 threads differ from 1", (int)dim);
+        }
+        free(u); free(dl); free(z); free(A); free(B); free(C); free(D); free(bias);
+        free(y1); free(y2); free(h1); free(h2);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("concurrency");
@@ -240,6 +293,7 @@ int main(void)
     tcase_add_test(tc, test_conv_plan_shared);
     tcase_add_test(tc, test_s4d_layer_shared);
     tcase_add_test(tc, test_mamba_stack_shared);
+    tcase_add_test(tc, test_scan_own_threads);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -656,6 +656,26 @@ START_TEST(split_path_vs_reference_and_threads)
                           "split path, ISA %d: tiles of %d steps on %d threads differ",
                           isa, (int)tiles[k / 2], 1 + k % 2);
         }
+        /* Called from inside a parallel region, where its own region gets
+         * one thread (nesting off) though two are asked for: the same
+         * bytes, and no wait for a second thread that never comes. */
+        tu_set_threads(2);
+#ifdef _OPENMP
+        const int levels = omp_get_max_active_levels();
+        omp_set_max_active_levels(1);
+#pragma omp parallel num_threads(2)
+#endif
+        {
+            if (ssmi_thread_num() == 0) {
+                ssm_scan_args b = prob_args(&p, y2, h2);
+                ck_assert_int_eq(ssmi_selective_scan_ex(&b, SSM_SCAN_PATH_SPLIT, 0, isa), SSM_OK);
+            }
+        }
+#ifdef _OPENMP
+        omp_set_max_active_levels(levels);
+#endif
+        ck_assert_msg(!memcmp(y2, yp, (size_t)L * 4) && !memcmp(h2, hp, (size_t)N * 4),
+                      "split path, ISA %d: nested call differs", isa);
     }
     /* Only one channel with dstate a multiple of 16 may take it. */
     prob q;
@@ -674,6 +694,9 @@ END_TEST
 START_TEST(path_choice_depends_on_shapes_only)
 {
     ck_assert_int_eq(ssmi_scan_auto_path(1, 1, 16, 1 << 22), SSM_SCAN_PATH_SPLIT);
+    /* test_concurrency's shapes for the split and chunked paths */
+    ck_assert_int_eq(ssmi_scan_auto_path(1, 1, 16, 40000), SSM_SCAN_PATH_SPLIT);
+    ck_assert_int_eq(ssmi_scan_auto_path(1, 4, 16, 40000), SSM_SCAN_PATH_CHUNKED);
     ck_assert_int_eq(ssmi_scan_auto_path(1, 4, 16, 1 << 22), SSM_SCAN_PATH_CHUNKED);
     ck_assert_int_eq(ssmi_scan_auto_path(1, 1536, 16, 2048), SSM_SCAN_PATH_SEQ);
     ck_assert_int_eq(ssmi_scan_auto_path(1, 1, 16, 1), SSM_SCAN_PATH_SEQ);

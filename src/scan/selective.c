@@ -48,7 +48,7 @@
  * Memory: per-thread tiles and chunk buffers; carries of at most 2048
  * chunks (the chunked path runs only for batch*dim <= 8, so this is
  * O(batch*dim*dstate)); the split path's ring of partial sums, 16 tiles
- * of 8192 steps; never a [B][D][L][N] tensor.  All sizes and offsets are int64_t.
+ * of at most 2048 steps; never a [B][D][L][N] tensor.  All sizes and offsets are int64_t.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <sched.h>
