@@ -328,16 +328,20 @@ split8_body_avx2(const int MODE, int64_t T, const float *A, const float *Bt,
     _mm256_storeu_ps(h, hv);
 }
 
-static TGT_AVX2 void
-split8_tile_avx2(int64_t T, const float *A, const float *Bt, const float *Ct,
-                 const float *dt, const float *u, float *h, float *ys,
-                 const float *nB, const float *nC, int64_t L, int64_t nT)
-{
-    if (split_rng_avx2(T, dt, A, 8))
-        split8_body_avx2(2, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
-    else
-        split8_body_avx2(0, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
+/* The split tile kernel `name` over n states: `body` in mode 2 on tiles
+ * where split_rng_avx2 allows it, else in mode 0. */
+#define SPLIT_TILE_FN(name, body, TGT, n)                                      \
+static TGT void name(int64_t T, const float *A, const float *Bt, const float *Ct, \
+                     const float *dt, const float *u, float *h, float *ys,    \
+                     const float *nB, const float *nC, int64_t L, int64_t nT) \
+{                                                                            \
+    if (split_rng_avx2(T, dt, A, n))                                         \
+        body(2, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);                  \
+    else                                                                     \
+        body(0, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);                  \
 }
+
+SPLIT_TILE_FN(split8_tile_avx2, split8_body_avx2, TGT_AVX2, 8)
 
 /* The same half on AVX-512, two steps per vector where the steps are
  * independent: lanes 0-7 step t, lanes 8-15 step t + 1 for exp(dt A) and
@@ -388,16 +392,8 @@ split8x2_body_avx512(const int MODE, int64_t T, const float *A, const float *Bt,
                          NULL, NULL, L, 0);
 }
 
-static __attribute__((target("avx512f,avx2,fma"))) void
-split8x2_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
-                     const float *dt, const float *u, float *h, float *ys,
-                     const float *nB, const float *nC, int64_t L, int64_t nT)
-{
-    if (split_rng_avx2(T, dt, A, 8))
-        split8x2_body_avx512(2, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
-    else
-        split8x2_body_avx512(0, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
-}
+SPLIT_TILE_FN(split8x2_tile_avx512, split8x2_body_avx512,
+              __attribute__((target("avx512f,avx2,fma"))), 8)
 
 /* The split path's two halves of 8 states in ONE AVX-512 vector, for one
  * thread (run_split1): lanes 0-7 are half 0, lanes 8-15 half 1.  Each lane
@@ -449,16 +445,9 @@ split16_body_avx512(const int MODE, int64_t T, const float *A, const float *Bt,
     _mm512_storeu_ps(h, hv);
 }
 
-static __attribute__((target("avx512f,avx2,fma"))) void
-split16_tile_avx512(int64_t T, const float *A, const float *Bt, const float *Ct,
-                    const float *dt, const float *u, float *h, float *ys,
-                    const float *nB, const float *nC, int64_t L, int64_t nT)
-{
-    if (split_rng_avx2(T, dt, A, 16))
-        split16_body_avx512(2, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
-    else
-        split16_body_avx512(0, T, A, Bt, Ct, dt, u, h, ys, nB, nC, L, nT);
-}
+SPLIT_TILE_FN(split16_tile_avx512, split16_body_avx512,
+              __attribute__((target("avx512f,avx2,fma"))), 16)
+#undef SPLIT_TILE_FN
 #endif /* SSM_SCAN_X86 */
 
 /* ------------------------------------------------------------ dispatch -- */
